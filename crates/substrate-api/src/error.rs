@@ -1,0 +1,108 @@
+//! The one place where domain errors become HTTP statuses and `{error, detail}` bodies.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use substrate_core::event::{ContentError, EventError};
+use substrate_core::state::Rejection;
+use substrate_store::{ReadError, SubmitError};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// A stable machine-readable code.
+    pub error: &'static str,
+    /// What was wrong and what to do, for people.
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError { status, error, detail: detail.into() }
+    }
+
+    pub fn bad_request(error: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, error, detail)
+    }
+
+    /// A failure of ours: logged with its cause, reported without internals.
+    pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(%cause, "internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the node failed to answer; its log says why")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(serde_json::json!({"error": self.error, "detail": self.detail}))).into_response()
+    }
+}
+
+impl From<EventError> for ApiError {
+    fn from(e: EventError) -> Self {
+        let code = match e {
+            EventError::Envelope(_) => "bad_signature",
+            EventError::EnvelopeTooLarge(_) => "too_large",
+            EventError::UnknownPredicate(_) => "unknown_event",
+            EventError::SubjectDigest { .. } => "digest_mismatch",
+            _ => "invalid_event",
+        };
+        if matches!(e, EventError::EnvelopeTooLarge(_)) {
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, e.to_string());
+        }
+        ApiError::bad_request(code, e.to_string())
+    }
+}
+
+impl From<ContentError> for ApiError {
+    fn from(e: ContentError) -> Self {
+        let code = match e {
+            ContentError::Empty => "empty_content",
+            ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. } => "digest_mismatch",
+            ContentError::NotUtf8(_) => "not_text",
+        };
+        ApiError::bad_request(code, e.to_string())
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        let (status, code) = match r {
+            Rejection::UnknownRegister { .. } => (StatusCode::BAD_REQUEST, "unknown_register"),
+            Rejection::AlreadyDeposited { .. } => (StatusCode::CONFLICT, "already_deposited"),
+            Rejection::UnknownDeposit(_) => (StatusCode::NOT_FOUND, "unknown_deposit"),
+            Rejection::NotDepositor { .. } => (StatusCode::FORBIDDEN, "not_depositor"),
+            Rejection::Withdrawn(_) => (StatusCode::GONE, "withdrawn"),
+            Rejection::ConsentWidening { .. } => (StatusCode::CONFLICT, "consent_widening"),
+            Rejection::ConsentUnchanged { .. } => (StatusCode::CONFLICT, "consent_unchanged"),
+            _ => (StatusCode::BAD_REQUEST, "refused"),
+        };
+        ApiError::new(status, code, r.to_string())
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Refused(r) => r.into(),
+            SubmitError::Storage(_) | SubmitError::Stopped => {
+                tracing::error!(error = %e, "submission not stored");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the node could not store the event durably; nothing was recorded, try again later",
+                )
+            }
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::NotFound(detail) => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
+            ReadError::BadRequest(detail) => ApiError::bad_request("bad_request", detail),
+            other => ApiError::internal(&other),
+        }
+    }
+}

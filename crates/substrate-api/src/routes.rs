@@ -1,0 +1,304 @@
+//! Routes and handlers.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+use substrate_core::event::Event;
+use substrate_core::state::DepositStatus;
+use substrate_core::{ConsentTier, Envelope, SignedEvent};
+use substrate_store::{Reader, SequencerHandle, Submission};
+
+use crate::ApiError;
+
+/// What every handler shares: the reader and the sequencer's handle.
+#[derive(Clone)]
+pub struct AppState {
+    pub reader: Reader,
+    pub sequencer: SequencerHandle,
+    /// Largest deposit text accepted, in bytes.
+    pub max_deposit_bytes: usize,
+}
+
+/// Entries returned by one `GET /v1/log/entries` at most.
+const MAX_ENTRIES_PAGE: u64 = 1000;
+
+pub fn router(state: AppState) -> Router {
+    // Base64 inflates the text by 4/3; the envelope and JSON add at most the envelope limit.
+    let body_limit = state.max_deposit_bytes / 3 * 4 + 8 + substrate_core::event::MAX_ENVELOPE_BYTES + 4096;
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/commons", get(commons))
+        .route("/v1/deposits", post(deposit))
+        .route("/v1/events", post(event))
+        .route("/v1/deposits/{id}", get(show))
+        .route("/v1/deposits/{id}/receipt", get(deposit_receipt))
+        .route("/v1/deposits/{id}/content", get(content))
+        .route("/v1/deposits/{id}/datacite", get(datacite))
+        .route("/v1/receipts/{index}", get(receipt))
+        .route("/v1/log/checkpoint", get(checkpoint))
+        .route("/v1/log/checkpoints/{size}", get(checkpoint_at))
+        .route("/v1/log/entries", get(entries))
+        .route("/v1/log/proofs/inclusion/{index}", get(inclusion))
+        .route("/v1/log/proofs/consistency", get(consistency))
+        .route("/checkpoint", get(checkpoint))
+        .route("/tile/{*path}", get(crate::tiles::tile))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Runs blocking reads off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    reader: &Reader,
+    f: impl FnOnce(&Reader) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let reader = reader.clone();
+    tokio::task::spawn_blocking(move || f(&reader)).await.map_err(|e| ApiError::internal(&e))?
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; GET /v1/openapi.json lists them")
+}
+
+async fn health(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let (size, _) = blocking(&app.reader, |r| Ok(r.checkpoint()?)).await?;
+    Ok(Json(json!({"status": "ok", "log_size": size})))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI)
+}
+
+async fn commons(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let commons = blocking(&app.reader, |r| Ok(r.commons()?)).await?;
+    Ok(Json(json!({
+        "name": commons.name,
+        "origin": commons.origin,
+        "log_key": commons.log_key,
+        "log_did": commons.log_did,
+        "registers": commons.registers,
+        "consent_tiers": ConsentTier::ALL,
+        "handle_prefix": commons.handle_prefix,
+        "max_deposit_bytes": app.max_deposit_bytes,
+    })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DepositRequest {
+    envelope: Envelope,
+    /// Standard base64 of the text.
+    content: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventRequest {
+    envelope: Envelope,
+}
+
+fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the request is larger than this node accepts (texts up to {limit} bytes)"),
+            )
+        } else {
+            ApiError::bad_request("bad_body", rejection.body_text())
+        }
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not {shape}: {e}")))
+}
+
+async fn deposit(
+    State(app): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let raw = body(raw, app.max_deposit_bytes)?;
+    let request: DepositRequest = parse_json(&raw, "JSON {envelope, content}")?;
+    let content = STANDARD
+        .decode(request.content.as_bytes())
+        .map_err(|e| ApiError::bad_request("malformed_content", format!("content is not standard base64: {e}")))?;
+    if content.len() > app.max_deposit_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the text is {} bytes; this node accepts at most {}", content.len(), app.max_deposit_bytes),
+        ));
+    }
+    let event = SignedEvent::open(request.envelope)?;
+    let Event::Deposit(deposit) = &event.event else {
+        return Err(ApiError::bad_request(
+            "wrong_endpoint",
+            format!("this is a {} event; POST it to /v1/events", event.event.kind()),
+        ));
+    };
+    deposit.check_content(&content)?;
+    let submitted = app.sequencer.submit(Submission { event, content: Some(content) }).await?;
+    let status = if submitted.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(submitted.receipt)).into_response())
+}
+
+async fn event(State(app): State<AppState>, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let raw = body(raw, app.max_deposit_bytes)?;
+    let request: EventRequest = parse_json(&raw, "JSON {envelope}")?;
+    let event = SignedEvent::open(request.envelope)?;
+    match event.event {
+        Event::Deposit(_) => {
+            return Err(ApiError::bad_request("wrong_endpoint", "a deposit carries its text: POST it to /v1/deposits"));
+        }
+        Event::Genesis(_) => return Err(ApiError::bad_request("refused", "a commons has exactly one genesis")),
+        Event::Withdrawal(_) | Event::ConsentChange(_) => {}
+    }
+    let submitted = app.sequencer.submit(Submission { event, content: None }).await?;
+    let status = if submitted.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(submitted.receipt)).into_response())
+}
+
+async fn show(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(&app.reader, move |r| {
+        let deposit = r.deposit(&id)?;
+        let receipt = r.receipt(deposit.log_index)?;
+        Ok(Json(json!({"deposit": deposit, "receipt": receipt})))
+    })
+    .await
+}
+
+async fn deposit_receipt(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    blocking(&app.reader, move |r| {
+        let deposit = r.deposit(&id)?;
+        Ok(Json(r.receipt(deposit.log_index)?).into_response())
+    })
+    .await
+}
+
+async fn receipt(State(app): State<AppState>, Path(index): Path<u64>) -> Result<Response, ApiError> {
+    blocking(&app.reader, move |r| Ok(Json(r.receipt(index)?).into_response())).await
+}
+
+async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    blocking(&app.reader, move |r| {
+        let deposit = r.deposit(&id)?;
+        if let DepositStatus::Withdrawn { log_index, .. } = deposit.status {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "withdrawn",
+                format!("{} was withdrawn at log index {log_index}; only its tombstone remains", deposit.cid),
+            ));
+        }
+        if deposit.consent != ConsentTier::Public {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "consent",
+                format!(
+                    "{} is '{}': only public texts are served verbatim over this API",
+                    deposit.cid, deposit.consent
+                ),
+            ));
+        }
+        let text = r.content(&deposit.cid)?.ok_or_else(|| {
+            ApiError::internal(&format!("blob {} missing for an active deposit", deposit.cid))
+        })?;
+        Ok(([(header::CONTENT_TYPE, deposit.media_type)], text).into_response())
+    })
+    .await
+}
+
+async fn datacite(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(&app.reader, move |r| {
+        let deposit = r.deposit(&id)?;
+        let commons = r.commons()?;
+        Ok(Json(substrate_core::datacite::document(&deposit, &commons, None)))
+    })
+    .await
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+async fn checkpoint(State(app): State<AppState>) -> Result<Response, ApiError> {
+    blocking(&app.reader, |r| Ok(text(r.checkpoint()?.1))).await
+}
+
+async fn checkpoint_at(State(app): State<AppState>, Path(size): Path<u64>) -> Result<Response, ApiError> {
+    blocking(&app.reader, move |r| Ok(text(r.checkpoint_at(size)?))).await
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+    #[serde(default)]
+    start: u64,
+    limit: Option<u64>,
+}
+
+async fn entries(State(app): State<AppState>, Query(page): Query<Page>) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = page.limit.unwrap_or(100).min(MAX_ENTRIES_PAGE);
+    blocking(&app.reader, move |r| {
+        let entries = r.entries(page.start, limit)?;
+        let items: Vec<_> = entries
+            .iter()
+            .map(|entry| {
+                let envelope: serde_json::Value = serde_json::from_slice(&entry.envelope).unwrap_or_default();
+                let kind = SignedEvent::open_bytes(&entry.envelope).map(|e| e.event.kind()).unwrap_or("unreadable");
+                json!({
+                    "index": entry.index,
+                    "integrated_time": substrate_core::timestamp::rfc3339(entry.integrated_time),
+                    "kind": kind,
+                    "envelope": envelope,
+                })
+            })
+            .collect();
+        Ok(Json(json!({"entries": items})))
+    })
+    .await
+}
+
+async fn inclusion(State(app): State<AppState>, Path(index): Path<u64>) -> Result<Response, ApiError> {
+    blocking(&app.reader, move |r| Ok(text(r.prove(index)?.to_text()))).await
+}
+
+#[derive(serde::Deserialize)]
+struct Sizes {
+    old: u64,
+    new: u64,
+}
+
+async fn consistency(State(app): State<AppState>, Query(sizes): Query<Sizes>) -> Result<Response, ApiError> {
+    blocking(&app.reader, move |r| Ok(Json(r.consistency(sizes.old, sizes.new)?).into_response())).await
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every route the router serves is described in the OpenAPI document, and nothing else is.
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(crate::OPENAPI).expect("valid JSON");
+        let mut documented: Vec<String> =
+            doc["paths"].as_object().expect("paths").keys().map(|p| p.replace("{path}", "{*path}")).collect();
+        documented.sort();
+        let source = include_str!("routes.rs");
+        let mut served: Vec<String> = source
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix(".route(\""))
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_owned)
+            .collect();
+        served.sort();
+        assert_eq!(served, documented);
+    }
+}

@@ -1,0 +1,414 @@
+//! The signed events a commons log holds. Each event kind is one in-toto predicate type, and every
+//! event travels as a DSSE envelope around its statement.
+
+use ed25519_dalek::SigningKey;
+
+use crate::cid::{Cid, CidError};
+use crate::envelope::{Envelope, EnvelopeError};
+use crate::register::{ConsentTier, Register};
+use crate::statement::{STATEMENT_TYPE, Statement, Subject};
+use crate::PREDICATE_BASE;
+
+/// Longest title, license and language tag a deposit may carry (characters).
+pub const MAX_TITLE: usize = 300;
+pub const MAX_LICENSE: usize = 100;
+pub const MAX_LANGUAGE: usize = 35;
+pub const MAX_SECONDARY_REGISTERS: usize = 8;
+pub const MAX_REASON: usize = 1000;
+/// The largest envelope the log accepts: an entry must fit a tlog-tiles entry bundle (u16 length).
+pub const MAX_ENVELOPE_BYTES: usize = 60 * 1024;
+
+/// The commons' founding event, signed by its log key; always entry 0.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Genesis {
+    pub name: String,
+    /// The checkpoint origin line, also the log key's name.
+    pub origin: String,
+    /// The log's signed-note verifier key.
+    pub log_key: String,
+    pub registers: Vec<Register>,
+    /// Prefix of every deposit handle; the log index follows it.
+    pub handle_prefix: String,
+    pub created: String,
+}
+
+/// A text entering the commons. The subject is the text's CID and sha256.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Deposit {
+    #[serde(skip)]
+    pub cid: Option<Cid>,
+    pub register: Register,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondary_registers: Vec<Register>,
+    pub consent: ConsentTier,
+    pub title: String,
+    pub language: String,
+    pub license: String,
+    pub media_type: String,
+    pub size: u64,
+    pub created: String,
+}
+
+/// The depositor takes a text back: the blob is deleted, a tombstone stays.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Withdrawal {
+    #[serde(skip)]
+    pub cid: Option<Cid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub requested: String,
+}
+
+/// The depositor narrows consent on a text.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsentChange {
+    #[serde(skip)]
+    pub cid: Option<Cid>,
+    pub consent: ConsentTier,
+    pub requested: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Genesis(Genesis),
+    Deposit(Deposit),
+    Withdrawal(Withdrawal),
+    ConsentChange(ConsentChange),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("the envelope is not JSON of a DSSE envelope: {0}")]
+    EnvelopeJson(String),
+    #[error("the envelope is {0} bytes; at most {MAX_ENVELOPE_BYTES} are accepted")]
+    EnvelopeTooLarge(usize),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("the payload is not an in-toto Statement v1: {0}")]
+    Statement(String),
+    #[error("unknown predicate type '{0}'; known kinds are genesis, deposit, withdrawal, consent-change under {PREDICATE_BASE}")]
+    UnknownPredicate(String),
+    #[error("the {kind} predicate is malformed: {detail}")]
+    Predicate { kind: &'static str, detail: String },
+    #[error("the statement must have exactly one subject with a sha256 digest named by its CID")]
+    Subject,
+    #[error(transparent)]
+    Cid(#[from] CidError),
+    #[error("the subject's sha256 {digest} does not match its CID {cid}")]
+    SubjectDigest { cid: String, digest: String },
+    #[error("{field} is invalid: {detail}")]
+    Field { field: &'static str, detail: String },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ContentError {
+    #[error("the content is empty; deposit a non-empty text")]
+    Empty,
+    #[error("the content's sha256 is {actual}, but the signed statement's subject says {stated}")]
+    DigestMismatch { stated: String, actual: String },
+    #[error("the content is {actual} bytes, but the signed statement says {stated}")]
+    SizeMismatch { stated: u64, actual: u64 },
+    #[error("the content is not UTF-8 text (offset {0}); only text/plain UTF-8 deposits are accepted")]
+    NotUtf8(usize),
+}
+
+impl Event {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Genesis(_) => "genesis",
+            Event::Deposit(_) => "deposit",
+            Event::Withdrawal(_) => "withdrawal",
+            Event::ConsentChange(_) => "consent-change",
+        }
+    }
+
+    pub fn predicate_type(kind: &str) -> String {
+        format!("{PREDICATE_BASE}{kind}/v1")
+    }
+
+    /// The deposit this event concerns, if any.
+    pub fn cid(&self) -> Option<&Cid> {
+        match self {
+            Event::Genesis(_) => None,
+            Event::Deposit(d) => d.cid.as_ref(),
+            Event::Withdrawal(w) => w.cid.as_ref(),
+            Event::ConsentChange(c) => c.cid.as_ref(),
+        }
+    }
+
+    pub fn to_statement(&self) -> Statement {
+        let (subject, predicate) = match self {
+            Event::Genesis(g) => (
+                vec![Subject::sha256(g.origin.clone(), hex::encode(crate::sha256(g.log_key.as_bytes())))],
+                serde_json::to_value(g),
+            ),
+            Event::Deposit(d) => (subjects(d.cid.as_ref()), serde_json::to_value(d)),
+            Event::Withdrawal(w) => (subjects(w.cid.as_ref()), serde_json::to_value(w)),
+            Event::ConsentChange(c) => (subjects(c.cid.as_ref()), serde_json::to_value(c)),
+        };
+        Statement {
+            statement_type: STATEMENT_TYPE.to_owned(),
+            subject,
+            predicate_type: Event::predicate_type(self.kind()),
+            predicate: predicate.unwrap_or_default(),
+        }
+    }
+
+    pub fn from_statement(statement: Statement) -> Result<Event, EventError> {
+        if statement.statement_type != STATEMENT_TYPE {
+            return Err(EventError::Statement(format!(
+                "_type is '{}', expected '{STATEMENT_TYPE}'",
+                statement.statement_type
+            )));
+        }
+        let kind = statement
+            .predicate_type
+            .strip_prefix(PREDICATE_BASE)
+            .and_then(|rest| rest.strip_suffix("/v1"))
+            .unwrap_or_default();
+        fn predicate<T: serde::de::DeserializeOwned>(
+            kind: &'static str,
+            value: serde_json::Value,
+        ) -> Result<T, EventError> {
+            serde_json::from_value(value).map_err(|e| EventError::Predicate { kind, detail: e.to_string() })
+        }
+        let event = match kind {
+            "genesis" => Event::Genesis(predicate("genesis", statement.predicate)?),
+            "deposit" => {
+                let mut d: Deposit = predicate("deposit", statement.predicate)?;
+                d.cid = Some(subject_cid(&statement.subject)?);
+                Event::Deposit(d)
+            }
+            "withdrawal" => {
+                let mut w: Withdrawal = predicate("withdrawal", statement.predicate)?;
+                w.cid = Some(subject_cid(&statement.subject)?);
+                Event::Withdrawal(w)
+            }
+            "consent-change" => {
+                let mut c: ConsentChange = predicate("consent-change", statement.predicate)?;
+                c.cid = Some(subject_cid(&statement.subject)?);
+                Event::ConsentChange(c)
+            }
+            _ => return Err(EventError::UnknownPredicate(statement.predicate_type)),
+        };
+        event.validate()?;
+        Ok(event)
+    }
+
+    /// Stateless checks of field values; what depends on the commons' state is checked by the fold.
+    fn validate(&self) -> Result<(), EventError> {
+        fn field(ok: bool, field: &'static str, detail: impl Into<String>) -> Result<(), EventError> {
+            if ok { Ok(()) } else { Err(EventError::Field { field, detail: detail.into() }) }
+        }
+        match self {
+            Event::Genesis(g) => {
+                field(!g.name.trim().is_empty(), "name", "the commons needs a name")?;
+                field(!g.registers.is_empty(), "registers", "the vocabulary needs at least one register")
+            }
+            Event::Deposit(d) => {
+                let title = d.title.trim();
+                field(!title.is_empty(), "title", "a deposit needs a title")?;
+                field(
+                    d.title.chars().count() <= MAX_TITLE,
+                    "title",
+                    format!("at most {MAX_TITLE} characters"),
+                )?;
+                field(
+                    language_tag(&d.language),
+                    "language",
+                    format!("'{}' is not a BCP 47 language tag such as 'en' or 'pt-BR'", d.language),
+                )?;
+                field(
+                    !d.license.is_empty()
+                        && d.license.len() <= MAX_LICENSE
+                        && !d.license.chars().any(char::is_whitespace),
+                    "license",
+                    format!("'{}' is not an SPDX identifier such as 'CC-BY-4.0'", d.license),
+                )?;
+                field(
+                    d.media_type.starts_with("text/plain"),
+                    "mediaType",
+                    format!("'{}' is not accepted; deposits are text/plain", d.media_type),
+                )?;
+                field(d.size > 0, "size", "the content is empty; deposit a non-empty text")?;
+                field(
+                    d.secondary_registers.len() <= MAX_SECONDARY_REGISTERS,
+                    "secondaryRegisters",
+                    format!("at most {MAX_SECONDARY_REGISTERS}"),
+                )?;
+                field(
+                    !d.secondary_registers.contains(&d.register),
+                    "secondaryRegisters",
+                    "the primary register is repeated among the secondary ones",
+                )
+            }
+            Event::Withdrawal(w) => field(
+                w.reason.as_ref().is_none_or(|r| r.chars().count() <= MAX_REASON),
+                "reason",
+                format!("at most {MAX_REASON} characters"),
+            ),
+            Event::ConsentChange(_) => Ok(()),
+        }
+    }
+}
+
+impl Deposit {
+    /// Checks that `content` is what this deposit's statement signed.
+    pub fn check_content(&self, content: &[u8]) -> Result<(), ContentError> {
+        if content.is_empty() {
+            return Err(ContentError::Empty);
+        }
+        let actual = Cid::of(content);
+        if Some(&actual) != self.cid.as_ref() {
+            return Err(ContentError::DigestMismatch {
+                stated: self.cid.as_ref().map(Cid::digest_hex).unwrap_or_default(),
+                actual: actual.digest_hex(),
+            });
+        }
+        if self.size != content.len() as u64 {
+            return Err(ContentError::SizeMismatch { stated: self.size, actual: content.len() as u64 });
+        }
+        std::str::from_utf8(content).map_err(|e| ContentError::NotUtf8(e.valid_up_to()))?;
+        Ok(())
+    }
+}
+
+fn subjects(cid: Option<&Cid>) -> Vec<Subject> {
+    cid.map(|cid| vec![Subject::sha256(cid.to_string(), cid.digest_hex())]).unwrap_or_default()
+}
+
+fn subject_cid(subjects: &[Subject]) -> Result<Cid, EventError> {
+    let [subject] = subjects else { return Err(EventError::Subject) };
+    let digest = subject.digest.get("sha256").ok_or(EventError::Subject)?;
+    let cid = Cid::parse(&subject.name)?;
+    if cid.digest_hex() != digest.to_ascii_lowercase() {
+        return Err(EventError::SubjectDigest { cid: cid.to_string(), digest: digest.clone() });
+    }
+    Ok(cid)
+}
+
+/// A loose BCP 47 check: alphanumeric subtags of 1 to 8 characters separated by '-', the first
+/// alphabetic of 2 to 3 letters (or 'und').
+fn language_tag(tag: &str) -> bool {
+    let mut subtags = tag.split('-');
+    let primary = subtags.next().unwrap_or_default();
+    tag.len() <= MAX_LANGUAGE
+        && (2..=3).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_alphabetic())
+        && subtags.all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// An event together with the envelope it arrived in, its signer and its statement digest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignedEvent {
+    pub event: Event,
+    /// The signer's did:key.
+    pub signer: String,
+    pub envelope: Envelope,
+    /// SHA-256 of the statement payload: the same statement submitted twice is one event.
+    pub statement_digest: [u8; 32],
+}
+
+impl SignedEvent {
+    /// Signs `event` with `key`.
+    pub fn sign(event: Event, key: &SigningKey) -> SignedEvent {
+        let payload = serde_json::to_vec(&event.to_statement()).unwrap_or_default();
+        let statement_digest = crate::sha256(&payload);
+        let envelope = Envelope::sign(payload, key);
+        let signer = envelope.signatures[0].keyid.clone();
+        SignedEvent { event, signer, envelope, statement_digest }
+    }
+
+    /// Verifies the signature and parses the statement and its predicate.
+    pub fn open(envelope: Envelope) -> Result<SignedEvent, EventError> {
+        let size = envelope.to_bytes().len();
+        if size > MAX_ENVELOPE_BYTES {
+            return Err(EventError::EnvelopeTooLarge(size));
+        }
+        let (signer, _) = envelope.verify()?;
+        let statement: Statement =
+            serde_json::from_slice(&envelope.payload).map_err(|e| EventError::Statement(e.to_string()))?;
+        let event = Event::from_statement(statement)?;
+        let statement_digest = crate::sha256(&envelope.payload);
+        Ok(SignedEvent { event, signer, envelope, statement_digest })
+    }
+
+    /// Parses envelope JSON bytes, then [`SignedEvent::open`]s it.
+    pub fn open_bytes(bytes: &[u8]) -> Result<SignedEvent, EventError> {
+        let envelope: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| EventError::EnvelopeJson(e.to_string()))?;
+        SignedEvent::open(envelope)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn deposit(content: &[u8], register: &str, consent: ConsentTier) -> Event {
+        Event::Deposit(Deposit {
+            cid: Some(Cid::of(content)),
+            register: Register::new(register).expect("register"),
+            secondary_registers: vec![],
+            consent,
+            title: "A kitchen-table story".into(),
+            language: "en".into(),
+            license: "CC-BY-4.0".into(),
+            media_type: "text/plain; charset=utf-8".into(),
+            size: content.len() as u64,
+            created: "2026-11-22T00:00:00.000Z".into(),
+        })
+    }
+
+    #[test]
+    fn signed_events_round_trip_through_envelopes() {
+        let key = SigningKey::from_bytes(&[1u8; 32]);
+        let signed = SignedEvent::sign(deposit(b"story", "narrative", ConsentTier::Public), &key);
+        let opened = SignedEvent::open_bytes(&signed.envelope.to_bytes()).expect("opens");
+        assert_eq!(opened, signed);
+        let statement: serde_json::Value = serde_json::from_slice(&signed.envelope.payload).expect("json");
+        assert_eq!(statement["predicateType"], "https://substrate.commons/predicate/deposit/v1");
+        assert_eq!(statement["subject"][0]["digest"]["sha256"], Cid::of(b"story").digest_hex());
+    }
+
+    #[test]
+    fn malformed_events_are_refused_with_the_reason() {
+        let key = SigningKey::from_bytes(&[1u8; 32]);
+        let sign = |statement: serde_json::Value| {
+            Envelope::sign(serde_json::to_vec(&statement).expect("json"), &key)
+        };
+        let good = deposit(b"story", "narrative", ConsentTier::Public).to_statement();
+        let good = serde_json::to_value(good).expect("json");
+
+        let mut unknown = good.clone();
+        unknown["predicateType"] = "https://substrate.commons/predicate/transfer/v1".into();
+        assert!(matches!(SignedEvent::open(sign(unknown)), Err(EventError::UnknownPredicate(_))));
+
+        let mut tier = good.clone();
+        tier["predicate"]["consent"] = "private".into();
+        let err = SignedEvent::open(sign(tier)).expect_err("unknown tier");
+        assert!(err.to_string().contains("private"), "{err}");
+
+        let mut digest = good.clone();
+        digest["subject"][0]["digest"]["sha256"] = hex::encode([0u8; 32]).into();
+        assert!(matches!(SignedEvent::open(sign(digest)), Err(EventError::SubjectDigest { .. })));
+
+        let mut language = good.clone();
+        language["predicate"]["language"] = "english language".into();
+        assert!(matches!(SignedEvent::open(sign(language)), Err(EventError::Field { field: "language", .. })));
+
+        assert!(matches!(SignedEvent::open_bytes(b"{not json"), Err(EventError::EnvelopeJson(_))));
+    }
+
+    #[test]
+    fn content_must_match_the_statement() {
+        let Event::Deposit(d) = deposit(b"story", "narrative", ConsentTier::Public) else { unreachable!() };
+        assert_eq!(d.check_content(b"story"), Ok(()));
+        assert_eq!(d.check_content(b""), Err(ContentError::Empty));
+        assert!(matches!(d.check_content(b"other"), Err(ContentError::DigestMismatch { .. })));
+    }
+}

@@ -1,0 +1,410 @@
+//! The commons' state as a pure fold over its log. Applying the same entries in the same order
+//! gives the same state and the same state root on every machine.
+
+use std::collections::HashMap;
+
+use sha2::Digest;
+
+use crate::cid::Cid;
+use crate::event::{Event, SignedEvent};
+use crate::register::{ConsentTier, Register};
+
+/// The commons as its genesis declared it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Commons {
+    pub name: String,
+    pub origin: String,
+    pub log_key: String,
+    pub log_did: String,
+    pub registers: Vec<Register>,
+    pub handle_prefix: String,
+    pub founded_at: u64,
+}
+
+/// A deposit's state: its metadata, current consent and whether it was withdrawn.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DepositRecord {
+    pub cid: Cid,
+    pub handle: String,
+    pub log_index: u64,
+    pub depositor: String,
+    pub register: Register,
+    pub secondary_registers: Vec<Register>,
+    pub consent: ConsentTier,
+    pub title: String,
+    pub language: String,
+    pub license: String,
+    pub media_type: String,
+    pub size: u64,
+    /// Integrated time of the deposit entry, ms since the epoch.
+    pub deposited_at: u64,
+    pub status: DepositStatus,
+    /// Log indices of every entry that changed this deposit after it was made.
+    pub history: Vec<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum DepositStatus {
+    Active,
+    /// A tombstone: the text is gone, its hash and receipt remain.
+    Withdrawn { log_index: u64, at: u64 },
+}
+
+/// What one entry changed: the records after the change.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    Commons(Commons),
+    Deposit(DepositRecord),
+}
+
+/// Why an event cannot enter the log now.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Rejection {
+    #[error("the commons has no genesis yet; the first entry must be its genesis")]
+    NoGenesis,
+    #[error("the commons already has a genesis")]
+    SecondGenesis,
+    #[error("the genesis is signed by {signer}, not by the log key it declares ({expected})")]
+    GenesisSigner { signer: String, expected: String },
+    #[error("the genesis log key is not a signed-note verifier key: {0}")]
+    GenesisLogKey(String),
+    #[error("unknown register '{register}'; this commons' registers are: {}", vocabulary.join(", "))]
+    UnknownRegister { register: String, vocabulary: Vec<String> },
+    #[error("{cid} is already deposited as {handle}")]
+    AlreadyDeposited { cid: String, handle: String },
+    #[error("no deposit has the CID {0}")]
+    UnknownDeposit(String),
+    #[error("only the depositor ({depositor}) may change {cid}; this event is signed by {signer}")]
+    NotDepositor { cid: String, depositor: String, signer: String },
+    #[error("{0} was withdrawn; a withdrawn deposit cannot change")]
+    Withdrawn(String),
+    #[error("consent can only be narrowed (public → commons → training-only → local); {from} → {to} widens it")]
+    ConsentWidening { from: ConsentTier, to: ConsentTier },
+    #[error("consent on {cid} is already {tier}")]
+    ConsentUnchanged { cid: String, tier: ConsentTier },
+    #[error("this exact statement is already in the log at index {0}")]
+    Duplicate(u64),
+    #[error("entry {got} applied out of order; the state expects entry {expected}")]
+    OutOfOrder { expected: u64, got: u64 },
+}
+
+/// What applying an entry did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub index: u64,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    commons: Option<Commons>,
+    deposits: HashMap<Cid, DepositRecord>,
+    statements: HashMap<[u8; 32], u64>,
+    size: u64,
+    root: [u8; 32],
+}
+
+impl State {
+    pub fn new() -> State {
+        State::default()
+    }
+
+    /// Rebuilds a state from materialised records, without replaying: `size` and `root` come from
+    /// the checkpoint the records were stored with.
+    pub fn restore(
+        commons: Option<Commons>,
+        deposits: impl IntoIterator<Item = DepositRecord>,
+        statements: impl IntoIterator<Item = ([u8; 32], u64)>,
+        size: u64,
+        root: [u8; 32],
+    ) -> State {
+        State {
+            commons,
+            deposits: deposits.into_iter().map(|d| (d.cid.clone(), d)).collect(),
+            statements: statements.into_iter().collect(),
+            size,
+            root,
+        }
+    }
+
+    pub fn commons(&self) -> Option<&Commons> {
+        self.commons.as_ref()
+    }
+
+    pub fn deposit(&self, cid: &Cid) -> Option<&DepositRecord> {
+        self.deposits.get(cid)
+    }
+
+    pub fn deposits(&self) -> impl Iterator<Item = &DepositRecord> {
+        self.deposits.values()
+    }
+
+    /// The log index holding a statement with this digest, if any.
+    pub fn statement_index(&self, digest: &[u8; 32]) -> Option<u64> {
+        self.statements.get(digest).copied()
+    }
+
+    /// Number of entries folded in.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The state root after the entries folded in: a hash chain over every entry's canonical
+    /// changes, so two nodes agree on it exactly when their folds agreed on every step.
+    pub fn root(&self) -> [u8; 32] {
+        self.root
+    }
+
+    /// Checks `event` against the state without changing it.
+    pub fn check(&self, event: &SignedEvent) -> Result<(), Rejection> {
+        self.next(self.size, 0, event).map(|_| ())
+    }
+
+    /// Applies the entry at `index`, integrated at `time` (ms since the epoch). On error the
+    /// state is unchanged.
+    pub fn apply(&mut self, index: u64, time: u64, event: &SignedEvent) -> Result<Applied, Rejection> {
+        if index != self.size {
+            return Err(Rejection::OutOfOrder { expected: self.size, got: index });
+        }
+        let changes = self.next(index, time, event)?;
+        for change in &changes {
+            match change {
+                Change::Commons(commons) => self.commons = Some(commons.clone()),
+                Change::Deposit(record) => {
+                    self.deposits.insert(record.cid.clone(), record.clone());
+                }
+            }
+        }
+        self.statements.insert(event.statement_digest, index);
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(b"substrate/state/v1\n");
+        hasher.update(self.root);
+        hasher.update(index.to_be_bytes());
+        hasher.update(serde_json::to_vec(&changes).unwrap_or_default());
+        self.root = hasher.finalize().into();
+        self.size += 1;
+        Ok(Applied { index, changes })
+    }
+
+    /// The changes `event` would make as entry `index`.
+    fn next(&self, index: u64, time: u64, signed: &SignedEvent) -> Result<Vec<Change>, Rejection> {
+        if let Some(existing) = self.statement_index(&signed.statement_digest) {
+            return Err(Rejection::Duplicate(existing));
+        }
+        let Some(commons) = &self.commons else {
+            let Event::Genesis(genesis) = &signed.event else { return Err(Rejection::NoGenesis) };
+            let verifier = substrate_tlog::NoteVerifier::from_vkey(&genesis.log_key)
+                .map_err(|e| Rejection::GenesisLogKey(e.to_string()))?;
+            let log_did = crate::identity::did_of(verifier.verifying_key());
+            if signed.signer != log_did {
+                return Err(Rejection::GenesisSigner { signer: signed.signer.clone(), expected: log_did });
+            }
+            return Ok(vec![Change::Commons(Commons {
+                name: genesis.name.clone(),
+                origin: genesis.origin.clone(),
+                log_key: genesis.log_key.clone(),
+                log_did,
+                registers: genesis.registers.clone(),
+                handle_prefix: genesis.handle_prefix.clone(),
+                founded_at: time,
+            })]);
+        };
+        match &signed.event {
+            Event::Genesis(_) => Err(Rejection::SecondGenesis),
+            Event::Deposit(deposit) => {
+                let cid = deposit.cid.clone().ok_or(Rejection::NoGenesis)?;
+                for register in std::iter::once(&deposit.register).chain(&deposit.secondary_registers) {
+                    if !commons.registers.contains(register) {
+                        return Err(Rejection::UnknownRegister {
+                            register: register.to_string(),
+                            vocabulary: commons.registers.iter().map(ToString::to_string).collect(),
+                        });
+                    }
+                }
+                if let Some(existing) = self.deposits.get(&cid) {
+                    return Err(Rejection::AlreadyDeposited {
+                        cid: cid.to_string(),
+                        handle: existing.handle.clone(),
+                    });
+                }
+                Ok(vec![Change::Deposit(DepositRecord {
+                    handle: format!("{}{index}", commons.handle_prefix),
+                    cid,
+                    log_index: index,
+                    depositor: signed.signer.clone(),
+                    register: deposit.register.clone(),
+                    secondary_registers: deposit.secondary_registers.clone(),
+                    consent: deposit.consent,
+                    title: deposit.title.clone(),
+                    language: deposit.language.clone(),
+                    license: deposit.license.clone(),
+                    media_type: deposit.media_type.clone(),
+                    size: deposit.size,
+                    deposited_at: time,
+                    status: DepositStatus::Active,
+                    history: Vec::new(),
+                })])
+            }
+            Event::Withdrawal(withdrawal) => {
+                let mut record = self.changeable(withdrawal.cid.as_ref(), &signed.signer)?;
+                record.status = DepositStatus::Withdrawn { log_index: index, at: time };
+                record.history.push(index);
+                Ok(vec![Change::Deposit(record)])
+            }
+            Event::ConsentChange(change) => {
+                let mut record = self.changeable(change.cid.as_ref(), &signed.signer)?;
+                if record.consent == change.consent {
+                    return Err(Rejection::ConsentUnchanged { cid: record.cid.to_string(), tier: change.consent });
+                }
+                if !record.consent.narrows_to(change.consent) {
+                    return Err(Rejection::ConsentWidening { from: record.consent, to: change.consent });
+                }
+                record.consent = change.consent;
+                record.history.push(index);
+                Ok(vec![Change::Deposit(record)])
+            }
+        }
+    }
+
+    /// The active deposit `cid`, if `signer` deposited it.
+    fn changeable(&self, cid: Option<&Cid>, signer: &str) -> Result<DepositRecord, Rejection> {
+        let cid = cid.ok_or(Rejection::NoGenesis)?;
+        let record = self.deposits.get(cid).ok_or_else(|| Rejection::UnknownDeposit(cid.to_string()))?;
+        if record.depositor != signer {
+            return Err(Rejection::NotDepositor {
+                cid: cid.to_string(),
+                depositor: record.depositor.clone(),
+                signer: signer.to_owned(),
+            });
+        }
+        if matches!(record.status, DepositStatus::Withdrawn { .. }) {
+            return Err(Rejection::Withdrawn(cid.to_string()));
+        }
+        Ok(record.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::deposit;
+    use crate::event::{ConsentChange, Genesis, Withdrawal};
+    use ed25519_dalek::SigningKey;
+    use proptest::prelude::*;
+
+    fn genesis(log: &SigningKey) -> SignedEvent {
+        let signer = substrate_tlog::NoteSigner::new("test.example/commons", log.clone()).expect("signer");
+        SignedEvent::sign(
+            Event::Genesis(Genesis {
+                name: "test".into(),
+                origin: "test.example/commons".into(),
+                log_key: signer.verifier().to_vkey(),
+                registers: Register::defaults(),
+                handle_prefix: "tag:test.example,2026:d/".into(),
+                created: "2026-11-22T00:00:00.000Z".into(),
+            }),
+            log,
+        )
+    }
+
+    fn consent(cid: &Cid, tier: ConsentTier, nonce: u32) -> Event {
+        Event::ConsentChange(ConsentChange { cid: Some(cid.clone()), consent: tier, requested: nonce.to_string() })
+    }
+
+    fn founded() -> (State, SigningKey) {
+        let log = SigningKey::from_bytes(&[42u8; 32]);
+        let mut state = State::new();
+        state.apply(0, 1, &genesis(&log)).expect("genesis");
+        (state, log)
+    }
+
+    #[test]
+    fn deposit_then_withdraw_by_depositor_only() {
+        let (mut state, _) = founded();
+        let alice = SigningKey::from_bytes(&[1u8; 32]);
+        let bob = SigningKey::from_bytes(&[2u8; 32]);
+        let cid = Cid::of(b"story");
+        let applied = state
+            .apply(1, 10, &SignedEvent::sign(deposit(b"story", "narrative", ConsentTier::Public), &alice))
+            .expect("deposit");
+        assert_eq!(applied.changes.len(), 1);
+        assert_eq!(state.deposit(&cid).map(|d| d.handle.as_str()), Some("tag:test.example,2026:d/1"));
+
+        let withdraw = |key: &SigningKey| {
+            SignedEvent::sign(
+                Event::Withdrawal(Withdrawal { cid: Some(cid.clone()), reason: None, requested: "t".into() }),
+                key,
+            )
+        };
+        assert!(matches!(state.apply(2, 11, &withdraw(&bob)), Err(Rejection::NotDepositor { .. })));
+        state.apply(2, 11, &withdraw(&alice)).expect("withdraw");
+        assert_eq!(
+            state.deposit(&cid).map(|d| d.status.clone()),
+            Some(DepositStatus::Withdrawn { log_index: 2, at: 11 })
+        );
+        let again = SignedEvent::sign(consent(&cid, ConsentTier::Local, 1), &alice);
+        assert!(matches!(state.apply(3, 12, &again), Err(Rejection::Withdrawn(_))));
+    }
+
+    #[test]
+    fn refusals_leave_the_state_unchanged() {
+        let (mut state, _) = founded();
+        let alice = SigningKey::from_bytes(&[1u8; 32]);
+        let root = state.root();
+        let unknown = SignedEvent::sign(deposit(b"x", "poetry", ConsentTier::Public), &alice);
+        let err = state.apply(1, 5, &unknown).expect_err("unknown register");
+        assert!(err.to_string().contains("narrative, conversational"), "{err}");
+        assert_eq!((state.size(), state.root()), (1, root));
+
+        let signed = SignedEvent::sign(deposit(b"x", "oral", ConsentTier::Commons), &alice);
+        state.apply(1, 5, &signed).expect("deposit");
+        assert_eq!(state.apply(2, 6, &signed), Err(Rejection::Duplicate(1)));
+        let widen = SignedEvent::sign(consent(&Cid::of(b"x"), ConsentTier::Public, 0), &alice);
+        assert!(matches!(state.apply(2, 6, &widen), Err(Rejection::ConsentWidening { .. })));
+    }
+
+    #[test]
+    fn genesis_must_be_signed_by_its_log_key() {
+        let log = SigningKey::from_bytes(&[42u8; 32]);
+        let mut forged = genesis(&log);
+        forged = SignedEvent::sign(forged.event, &SigningKey::from_bytes(&[43u8; 32]));
+        assert!(matches!(State::new().apply(0, 0, &forged), Err(Rejection::GenesisSigner { .. })));
+        let alice = SigningKey::from_bytes(&[1u8; 32]);
+        let early = SignedEvent::sign(deposit(b"x", "oral", ConsentTier::Public), &alice);
+        assert_eq!(State::new().apply(0, 0, &early), Err(Rejection::NoGenesis));
+    }
+
+    proptest! {
+        /// Whatever sequence of consent changes is attempted, consent only ever narrows, and
+        /// folding the accepted events again gives the same root.
+        #[test]
+        fn consent_never_widens_and_replay_is_deterministic(tiers in proptest::collection::vec(0usize..4, 1..12)) {
+            let (mut state, log) = founded();
+            let alice = SigningKey::from_bytes(&[1u8; 32]);
+            let cid = Cid::of(b"t");
+            let mut accepted = vec![genesis(&log)];
+            let first = SignedEvent::sign(deposit(b"t", "lyric", ConsentTier::Public), &alice);
+            state.apply(1, 1, &first).expect("deposit");
+            accepted.push(first);
+            let mut current = ConsentTier::Public;
+            for (nonce, tier) in tiers.into_iter().enumerate() {
+                let tier = ConsentTier::ALL[tier];
+                let event = SignedEvent::sign(consent(&cid, tier, nonce as u32), &alice);
+                let index = state.size();
+                match state.apply(index, index, &event) {
+                    Ok(_) => { prop_assert!(current.narrows_to(tier)); current = tier; accepted.push(event); }
+                    Err(_) => prop_assert!(!current.narrows_to(tier)),
+                }
+                prop_assert_eq!(state.deposit(&cid).map(|d| d.consent), Some(current));
+            }
+            let mut again = State::new();
+            for (index, event) in accepted.iter().enumerate() {
+                let time = if index == 0 { 1 } else { index as u64 };
+                again.apply(index as u64, time, event).expect("replays");
+            }
+            prop_assert_eq!(again.root(), state.root());
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! The writer side of a commons' log: creates it, reopens it after a crash, and appends batches
+//! of signed events durably (blobs synced, then one SQLite commit with the batch's checkpoint).
+
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::SigningKey;
+use rusqlite::{Connection, OptionalExtension, params};
+use substrate_core::event::{Event, Genesis};
+use substrate_core::receipt::Receipt;
+use substrate_core::register::Register;
+use substrate_core::state::{Change, Commons, DepositRecord, DepositStatus, Rejection, State};
+use substrate_core::{LogEntry, SignedEvent};
+use substrate_tlog::{Checkpoint, NoteSigner, Tree};
+
+use crate::DataDir;
+use crate::blobs::{BlobError, BlobStore};
+use crate::schema;
+
+/// The checkpoint extension line that carries the state root.
+pub const STATE_EXTENSION: &str = "substrate-state";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("database {path}: {source}")]
+    Database { path: String, source: rusqlite::Error },
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Column(#[from] rusqlite::types::FromSqlError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0} already holds a commons; choose another directory or remove it")]
+    AlreadyInitialised(String),
+    #[error("{0} holds no commons; run `substrate init` first")]
+    NotInitialised(String),
+    #[error("the log key in {path} is unusable: {detail}")]
+    LogKey { path: String, detail: String },
+    #[error("the stored log is inconsistent: {0}; run `substrate ledger replay --check` for details")]
+    Inconsistent(String),
+    #[error("the genesis was refused: {0}")]
+    Genesis(Rejection),
+}
+
+/// How a new commons is founded.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub name: String,
+    /// Checkpoint origin and log key name, e.g. `substrate.local/my-commons`.
+    pub origin: String,
+    pub handle_prefix: String,
+    pub registers: Vec<Register>,
+    /// ms since the epoch.
+    pub now: u64,
+}
+
+/// One event offered to the log, already signature-checked; deposits carry their checked content.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub event: SignedEvent,
+    pub content: Option<Vec<u8>>,
+}
+
+/// The outcome of one submission in a batch.
+#[derive(Debug)]
+pub enum Outcome {
+    Appended(Receipt),
+    /// The same statement was already in the log: its receipt again.
+    Duplicate(Receipt),
+    Refused(Rejection),
+}
+
+pub struct Ledger {
+    dir: DataDir,
+    conn: Connection,
+    blobs: BlobStore,
+    tree: Arc<RwLock<Tree>>,
+    state: State,
+    signer: NoteSigner,
+    last_time: u64,
+}
+
+impl Ledger {
+    /// Founds a commons in `dir`: log key, database, blob directory and the genesis entry.
+    pub fn init(dir: &DataDir, log_key: SigningKey, options: InitOptions) -> Result<Ledger, LedgerError> {
+        let io = |path: &std::path::Path| {
+            let path = path.display().to_string();
+            move |source| LedgerError::Io { path, source }
+        };
+        if dir.database().exists() || dir.log_key().exists() {
+            return Err(LedgerError::AlreadyInitialised(dir.root().display().to_string()));
+        }
+        std::fs::create_dir_all(dir.root()).map_err(io(dir.root()))?;
+        let signer = NoteSigner::new(&options.origin, log_key.clone()).map_err(|e| LedgerError::LogKey {
+            path: dir.log_key().display().to_string(),
+            detail: e.to_string(),
+        })?;
+        write_secret(&dir.log_key(), &signer.to_skey()).map_err(io(&dir.log_key()))?;
+        let genesis = SignedEvent::sign(
+            Event::Genesis(Genesis {
+                name: options.name,
+                origin: options.origin,
+                log_key: signer.verifier().to_vkey(),
+                registers: options.registers,
+                handle_prefix: options.handle_prefix,
+                created: substrate_core::timestamp::rfc3339(options.now),
+            }),
+            &log_key,
+        );
+        let mut ledger = Ledger::open(dir)?;
+        let outcome = ledger.append_batch(vec![Submission { event: genesis, content: None }], options.now)?;
+        match outcome.into_iter().next() {
+            Some(Outcome::Appended(_)) => Ok(ledger),
+            Some(Outcome::Refused(rejection)) => Err(LedgerError::Genesis(rejection)),
+            _ => Err(LedgerError::Inconsistent("the genesis was not appended".into())),
+        }
+    }
+
+    /// Reopens the commons in `dir`: the tree from stored leaf hashes, the state from the
+    /// materialised tables, checked against the latest checkpoint.
+    pub fn open(dir: &DataDir) -> Result<Ledger, LedgerError> {
+        let key_path = dir.log_key();
+        let skey = std::fs::read_to_string(&key_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                LedgerError::NotInitialised(dir.root().display().to_string())
+            } else {
+                LedgerError::Io { path: key_path.display().to_string(), source: e }
+            }
+        })?;
+        let signer = NoteSigner::from_skey(skey.trim()).map_err(|e| LedgerError::LogKey {
+            path: key_path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        let conn = schema::open(&dir.database())
+            .map_err(|source| LedgerError::Database { path: dir.database().display().to_string(), source })?;
+        let blobs = BlobStore::open(&dir.blobs()).map_err(io_error(&dir.blobs()))?;
+        let mut ledger = Ledger {
+            dir: dir.clone(),
+            conn,
+            blobs,
+            tree: Arc::new(RwLock::new(Tree::new())),
+            state: State::new(),
+            signer,
+            last_time: 0,
+        };
+        ledger.reload()?;
+        Ok(ledger)
+    }
+
+    /// Rebuilds the in-memory tree and state from disk. Used at open and after a failed batch.
+    fn reload(&mut self) -> Result<(), LedgerError> {
+        let mut tree = Tree::new();
+        {
+            let mut stmt = self.conn.prepare("SELECT idx, leaf_hash FROM entries ORDER BY idx")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let idx: u64 = row.get(0)?;
+                if idx != tree.size() {
+                    return Err(LedgerError::Inconsistent(format!("entry {} is missing", tree.size())));
+                }
+                tree.push(hash_column(row.get_ref(1)?.as_blob()?)?);
+            }
+        }
+        let latest = latest_checkpoint(&self.conn)?;
+        let (size, state_root) = match &latest {
+            None => (0, [0u8; 32]),
+            Some((_, note)) => {
+                let checkpoint = Checkpoint::open(note, &self.signer.verifier())
+                    .map_err(|e| LedgerError::Inconsistent(format!("latest checkpoint: {e}")))?;
+                if checkpoint.size != tree.size() || checkpoint.root != tree.root() {
+                    return Err(LedgerError::Inconsistent(format!(
+                        "the latest checkpoint is for size {} but the log holds {} entries",
+                        checkpoint.size,
+                        tree.size()
+                    )));
+                }
+                (checkpoint.size, state_root_of(&checkpoint)?)
+            }
+        };
+        let commons: Option<Commons> = self
+            .conn
+            .query_row("SELECT record FROM commons WHERE id = 0", [], |row| row.get::<_, String>(0))
+            .optional()?
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| LedgerError::Inconsistent(format!("commons record: {e}")))?;
+        let mut deposits = Vec::new();
+        {
+            let mut stmt = self.conn.prepare("SELECT record FROM deposits")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let record: DepositRecord = serde_json::from_str(row.get_ref(0)?.as_str()?)
+                    .map_err(|e| LedgerError::Inconsistent(format!("deposit record: {e}")))?;
+                deposits.push(record);
+            }
+        }
+        let mut statements = Vec::new();
+        {
+            let mut stmt = self.conn.prepare("SELECT statement, idx FROM entries")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                statements.push((hash_column(row.get_ref(0)?.as_blob()?)?, row.get(1)?));
+            }
+        }
+        self.last_time = match self.conn.query_row(
+            "SELECT leaf FROM entries ORDER BY idx DESC LIMIT 1",
+            [],
+            |row| row.get::<_, Vec<u8>>(0),
+        ).optional()? {
+            Some(leaf) => LogEntry::from_leaf(0, &leaf).map(|e| e.integrated_time).unwrap_or(0),
+            None => 0,
+        };
+        // Withdrawals whose blob deletion was interrupted by a crash are finished now.
+        for record in &deposits {
+            if matches!(record.status, DepositStatus::Withdrawn { .. }) {
+                self.blobs.delete(&record.cid)?;
+            }
+        }
+        self.state = State::restore(commons, deposits, statements, size, state_root);
+        *self.tree.write().unwrap_or_else(|e| e.into_inner()) = tree;
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &DataDir {
+        &self.dir
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The tree, shared read-only with readers; only the ledger appends to it.
+    pub fn tree(&self) -> Arc<RwLock<Tree>> {
+        Arc::clone(&self.tree)
+    }
+
+    pub fn verifier(&self) -> substrate_tlog::NoteVerifier {
+        self.signer.verifier()
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Appends what the state accepts of `batch` with integrated time `now` (raised to the last
+    /// entry's time if the clock went back), durably, and returns one outcome per submission.
+    /// On a storage error nothing of the batch is acknowledged and the ledger reloads from disk.
+    pub fn append_batch(&mut self, batch: Vec<Submission>, now: u64) -> Result<Vec<Outcome>, LedgerError> {
+        let result = self.try_append(batch, now);
+        if result.is_err() {
+            self.reload()?;
+        }
+        result
+    }
+
+    fn try_append(&mut self, batch: Vec<Submission>, now: u64) -> Result<Vec<Outcome>, LedgerError> {
+        let time = now.max(self.last_time);
+        let start = self.state.size();
+        let mut staged: Vec<(LogEntry, usize)> = Vec::new();
+        let mut changes: Vec<Change> = Vec::new();
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+        let mut duplicates: Vec<(usize, u64)> = Vec::new();
+        for (position, submission) in batch.iter().enumerate() {
+            let index = self.state.size();
+            match self.state.apply(index, time, &submission.event) {
+                Ok(applied) => {
+                    if let Some(content) = &submission.content {
+                        if let Some(cid) = submission.event.event.cid() {
+                            self.blobs.put_unsynced(cid, content)?;
+                        }
+                    }
+                    changes.extend(applied.changes);
+                    let entry =
+                        LogEntry { index, integrated_time: time, envelope: submission.event.envelope.to_bytes() };
+                    staged.push((entry, position));
+                    outcomes.push(None);
+                }
+                Err(Rejection::Duplicate(existing)) => {
+                    duplicates.push((position, existing));
+                    outcomes.push(None);
+                }
+                Err(rejection) => outcomes.push(Some(Outcome::Refused(rejection))),
+            }
+        }
+        if staged.is_empty() {
+            return self.finish(batch, outcomes, duplicates, &[]);
+        }
+        if staged.iter().any(|(_, position)| batch[*position].content.is_some()) {
+            self.blobs.sync()?;
+        }
+
+        let mut tree = self.tree.write().unwrap_or_else(|e| e.into_inner());
+        for (entry, _) in &staged {
+            tree.push(entry.leaf_hash());
+        }
+        let checkpoint = Checkpoint {
+            origin: self.signer.name().to_owned(),
+            size: tree.size(),
+            root: tree.root(),
+            extensions: vec![format!("{STATE_EXTENSION} {}", STANDARD.encode(self.state.root()))],
+        };
+        drop(tree);
+        let note = checkpoint
+            .sign(&self.signer)
+            .map_err(|e| LedgerError::Inconsistent(format!("signing the checkpoint: {e}")))?;
+
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO entries (idx, leaf, leaf_hash, statement) VALUES (?1, ?2, ?3, ?4)")?;
+            for (entry, position) in &staged {
+                insert.execute(params![
+                    entry.index,
+                    entry.leaf(),
+                    entry.leaf_hash().as_slice(),
+                    batch[*position].event.statement_digest.as_slice()
+                ])?;
+            }
+            materialise(&tx, &changes)?;
+            tx.execute("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)", params![checkpoint.size, note])?;
+        }
+        tx.commit()?;
+        self.last_time = time;
+        debug_assert_eq!(self.state.size(), start + staged.len() as u64);
+
+        // The withdrawal is durable; now the text goes. A crash here is finished at the next open.
+        for change in &changes {
+            if let Change::Deposit(record) = change {
+                if matches!(record.status, DepositStatus::Withdrawn { .. }) {
+                    self.blobs.delete(&record.cid)?;
+                }
+            }
+        }
+        self.finish(batch, outcomes, duplicates, &staged)
+    }
+
+    fn finish(
+        &self,
+        batch: Vec<Submission>,
+        mut outcomes: Vec<Option<Outcome>>,
+        duplicates: Vec<(usize, u64)>,
+        staged: &[(LogEntry, usize)],
+    ) -> Result<Vec<Outcome>, LedgerError> {
+        let reader = ReceiptSource { conn: &self.conn, tree: &self.tree };
+        for (entry, position) in staged {
+            outcomes[*position] = Some(Outcome::Appended(reader.receipt(&batch[*position].event, entry)?));
+        }
+        for (position, index) in duplicates {
+            let entry = reader.entry(index)?;
+            outcomes[position] = Some(Outcome::Duplicate(reader.receipt(&batch[position].event, &entry)?));
+        }
+        Ok(outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Refused(Rejection::NoGenesis))).collect())
+    }
+}
+
+/// Builds receipts from the database and the tree; shared by the writer and the readers.
+pub(crate) struct ReceiptSource<'a> {
+    pub conn: &'a Connection,
+    pub tree: &'a RwLock<Tree>,
+}
+
+impl ReceiptSource<'_> {
+    pub fn entry(&self, index: u64) -> Result<LogEntry, LedgerError> {
+        let leaf: Vec<u8> = self.conn.query_row("SELECT leaf FROM entries WHERE idx = ?1", [index], |r| r.get(0))?;
+        LogEntry::from_leaf(index, &leaf).map_err(|e| LedgerError::Inconsistent(e.to_string()))
+    }
+
+    /// The receipt of the entry at `entry.index`: its proof leads to the first checkpoint that
+    /// covers it, so asking again gives the same receipt byte for byte.
+    pub fn receipt(&self, event: &SignedEvent, entry: &LogEntry) -> Result<Receipt, LedgerError> {
+        let (size, note): (u64, String) = self.conn.query_row(
+            "SELECT size, note FROM checkpoints WHERE size > ?1 ORDER BY size LIMIT 1",
+            [entry.index],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let hashes = self
+            .tree
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .inclusion_proof(entry.index, size)
+            .map_err(|e| LedgerError::Inconsistent(format!("inclusion proof: {e}")))?;
+        let proof = substrate_tlog::TlogProof { index: entry.index, hashes, extra: None, checkpoint: note };
+        let handle = match event.event.cid() {
+            Some(cid) => self
+                .conn
+                .query_row("SELECT handle FROM deposits WHERE cid = ?1", [cid.to_string()], |r| r.get(0))
+                .optional()?,
+            None => None,
+        };
+        Ok(Receipt::new(event, entry, handle, proof.to_text()))
+    }
+}
+
+/// Writes the records `changes` leave behind into the materialised tables.
+pub(crate) fn materialise(tx: &Connection, changes: &[Change]) -> Result<(), LedgerError> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO deposits (cid, log_index, handle, depositor, status, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (cid) DO UPDATE SET status = excluded.status, record = excluded.record",
+    )?;
+    for change in changes {
+        match change {
+            Change::Commons(commons) => {
+                let json = serde_json::to_string(commons).unwrap_or_default();
+                tx.execute("INSERT OR REPLACE INTO commons (id, record) VALUES (0, ?1)", [json])?;
+            }
+            Change::Deposit(record) => {
+                let status = match record.status {
+                    DepositStatus::Active => "active",
+                    DepositStatus::Withdrawn { .. } => "withdrawn",
+                };
+                upsert.execute(params![
+                    record.cid.to_string(),
+                    record.log_index,
+                    record.handle,
+                    record.depositor,
+                    status,
+                    serde_json::to_string(record).unwrap_or_default()
+                ])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn latest_checkpoint(conn: &Connection) -> rusqlite::Result<Option<(u64, String)>> {
+    conn.query_row("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1", [], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()
+}
+
+pub(crate) fn state_root_of(checkpoint: &Checkpoint) -> Result<[u8; 32], LedgerError> {
+    checkpoint
+        .extension(STATE_EXTENSION)
+        .and_then(|b64| STANDARD.decode(b64).ok())
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| {
+            LedgerError::Inconsistent(format!("checkpoint {} carries no '{STATE_EXTENSION}' line", checkpoint.size))
+        })
+}
+
+pub(crate) fn hash_column(bytes: &[u8]) -> Result<[u8; 32], LedgerError> {
+    bytes.try_into().map_err(|_| LedgerError::Inconsistent(format!("a stored hash is {} bytes", bytes.len())))
+}
+
+fn io_error(path: &std::path::Path) -> impl Fn(std::io::Error) -> LedgerError {
+    let path = path.display().to_string();
+    move |source| LedgerError::Io { path: path.clone(), source }
+}
+
+/// Writes a secret file readable by its owner only, durably.
+pub fn write_secret(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+

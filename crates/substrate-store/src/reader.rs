@@ -1,0 +1,201 @@
+//! The read side: deposits, receipts, checkpoints, entries, proofs and tiles, served from SQLite
+//! connections of its own and the tree the ledger shares read-only.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use rusqlite::{Connection, OptionalExtension};
+use substrate_core::receipt::Receipt;
+use substrate_core::state::{Commons, DepositRecord};
+use substrate_core::{Cid, LogEntry, SignedEvent};
+use substrate_tlog::{Hash, NoteVerifier, TlogProof, Tree};
+
+use crate::DataDir;
+use crate::blobs::{BlobError, BlobStore};
+use crate::ledger::{LedgerError, ReceiptSource, latest_checkpoint};
+use crate::schema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+/// A cloneable reader over one commons.
+#[derive(Clone)]
+pub struct Reader {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: DataDir,
+    pool: Mutex<Vec<Connection>>,
+    tree: Arc<RwLock<Tree>>,
+    verifier: NoteVerifier,
+    blobs: BlobStore,
+}
+
+/// A consistency proof between two signed checkpoints.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ConsistencyProof {
+    pub old_checkpoint: String,
+    pub new_checkpoint: String,
+    /// Standard base64 of each hash.
+    pub proof: Vec<String>,
+}
+
+impl Reader {
+    pub fn new(dir: &DataDir, tree: Arc<RwLock<Tree>>, verifier: NoteVerifier, blobs: BlobStore) -> Reader {
+        Reader {
+            inner: Arc::new(Inner { dir: dir.clone(), pool: Mutex::new(Vec::new()), tree, verifier, blobs }),
+        }
+    }
+
+    pub fn verifier(&self) -> &NoteVerifier {
+        &self.inner.verifier
+    }
+
+    /// Runs `f` with a pooled connection.
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, ReadError>) -> Result<T, ReadError> {
+        let pooled = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => schema::open(&self.inner.dir.database())?,
+        };
+        let result = f(&conn);
+        self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        result
+    }
+
+    pub fn commons(&self) -> Result<Commons, ReadError> {
+        self.with(|conn| {
+            let json: String = conn.query_row("SELECT record FROM commons WHERE id = 0", [], |r| r.get(0))?;
+            serde_json::from_str(&json).map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(e.to_string())))
+        })
+    }
+
+    /// The deposit named by a CID or by its handle.
+    pub fn deposit(&self, id: &str) -> Result<DepositRecord, ReadError> {
+        let not_found = || ReadError::NotFound(format!("no deposit has the CID or handle '{id}'"));
+        self.with(|conn| {
+            let json: Option<String> = match Cid::parse(id) {
+                Ok(cid) => conn
+                    .query_row("SELECT record FROM deposits WHERE cid = ?1", [cid.to_string()], |r| r.get(0))
+                    .optional()?,
+                Err(_) => conn.query_row("SELECT record FROM deposits WHERE handle = ?1", [id], |r| r.get(0)).optional()?,
+            };
+            let json = json.ok_or_else(not_found)?;
+            serde_json::from_str(&json).map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(e.to_string())))
+        })
+    }
+
+    /// The receipt of the entry at `index`.
+    pub fn receipt(&self, index: u64) -> Result<Receipt, ReadError> {
+        self.with(|conn| {
+            let source = ReceiptSource { conn, tree: &self.inner.tree };
+            let entry = source.entry(index).map_err(|_| ReadError::NotFound(format!("no entry {index}")))?;
+            let event = SignedEvent::open_bytes(&entry.envelope)
+                .map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(format!("entry {index}: {e}"))))?;
+            Ok(source.receipt(&event, &entry)?)
+        })
+    }
+
+    /// The deposit's text, if it is still held (withdrawn texts are gone).
+    pub fn content(&self, cid: &Cid) -> Result<Option<Vec<u8>>, ReadError> {
+        Ok(self.inner.blobs.get(cid)?)
+    }
+
+    /// The latest signed checkpoint: (size, note).
+    pub fn checkpoint(&self) -> Result<(u64, String), ReadError> {
+        self.with(|conn| latest_checkpoint(conn)?.ok_or_else(|| ReadError::NotFound("the log is empty".into())))
+    }
+
+    /// The signed checkpoint at exactly `size`.
+    pub fn checkpoint_at(&self, size: u64) -> Result<String, ReadError> {
+        self.with(|conn| {
+            conn.query_row("SELECT note FROM checkpoints WHERE size = ?1", [size], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| {
+                    let near: Vec<u64> = conn
+                        .prepare("SELECT size FROM checkpoints WHERE size BETWEEN ?1 - 1000 AND ?1 + 1000 ORDER BY abs(size - ?1) LIMIT 5")
+                        .and_then(|mut s| s.query_map([size], |r| r.get(0))?.collect())
+                        .unwrap_or_default();
+                    ReadError::NotFound(format!("no checkpoint was signed at size {size}; nearby checkpoint sizes: {near:?}"))
+                })
+        })
+    }
+
+    pub fn entries(&self, start: u64, limit: u64) -> Result<Vec<LogEntry>, ReadError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT idx, leaf FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
+            let rows = stmt.query_map([start, limit], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+            let mut entries = Vec::new();
+            for row in rows {
+                let (index, leaf) = row?;
+                entries.push(
+                    LogEntry::from_leaf(index, &leaf)
+                        .map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(e.to_string())))?,
+                );
+            }
+            Ok(entries)
+        })
+    }
+
+    /// An inclusion proof of entry `index` in the latest checkpoint.
+    pub fn prove(&self, index: u64) -> Result<TlogProof, ReadError> {
+        let (size, note) = self.checkpoint()?;
+        if index >= size {
+            return Err(ReadError::NotFound(format!("entry {index} is not in the log (size {size})")));
+        }
+        let hashes = self.tree().inclusion_proof(index, size).map_err(|e| ReadError::BadRequest(e.to_string()))?;
+        Ok(TlogProof { index, hashes, extra: None, checkpoint: note })
+    }
+
+    /// A consistency proof between the checkpoints at `old` and `new`.
+    pub fn consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, ReadError> {
+        use base64::Engine;
+        if old > new {
+            return Err(ReadError::BadRequest(format!("the old size {old} is larger than the new size {new}")));
+        }
+        let old_checkpoint = self.checkpoint_at(old)?;
+        let new_checkpoint = self.checkpoint_at(new)?;
+        let hashes: Vec<Hash> =
+            self.tree().consistency_proof(old, new).map_err(|e| ReadError::BadRequest(e.to_string()))?;
+        let proof = hashes.iter().map(|h| base64::engine::general_purpose::STANDARD.encode(h)).collect();
+        Ok(ConsistencyProof { old_checkpoint, new_checkpoint, proof })
+    }
+
+    /// A tlog-tiles hash tile, bounded by the latest checkpoint.
+    pub fn tile(&self, level: u32, index: u64, width: Option<u64>) -> Result<Vec<u8>, ReadError> {
+        let (size, _) = self.checkpoint()?;
+        let nodes_at_level = size >> (level * substrate_tlog::TILE_HEIGHT);
+        let end = index * substrate_tlog::TILE_WIDTH + width.unwrap_or(substrate_tlog::TILE_WIDTH);
+        if end > nodes_at_level {
+            return Err(ReadError::NotFound(format!("tile {level}/{index} is beyond the log (size {size})")));
+        }
+        substrate_tlog::tile_hashes(&self.tree(), level, index, width).map_err(|e| ReadError::NotFound(e.to_string()))
+    }
+
+    /// A tlog-tiles entry bundle, bounded by the latest checkpoint.
+    pub fn entry_bundle(&self, index: u64, width: Option<u64>) -> Result<Vec<u8>, ReadError> {
+        let (size, _) = self.checkpoint()?;
+        let start = index * substrate_tlog::TILE_WIDTH;
+        let count = width.unwrap_or(substrate_tlog::TILE_WIDTH);
+        if start + count > size {
+            return Err(ReadError::NotFound(format!("entry bundle {index} is beyond the log (size {size})")));
+        }
+        let leaves: Vec<Vec<u8>> = self.entries(start, count)?.iter().map(LogEntry::leaf).collect();
+        substrate_tlog::entry_bundle(leaves.iter().map(Vec::as_slice)).map_err(|e| ReadError::BadRequest(e.to_string()))
+    }
+
+    fn tree(&self) -> std::sync::RwLockReadGuard<'_, Tree> {
+        self.inner.tree.read().unwrap_or_else(|e| e.into_inner())
+    }
+}

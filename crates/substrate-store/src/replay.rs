@@ -1,0 +1,243 @@
+//! Replay: recompute the whole state from the log alone, checking every signature, every stored
+//! leaf hash, every checkpoint's tree root and state root, and finally the materialised tables.
+//! `Check` reports the first divergence; `Rebuild` rewrites the materialised tables from the fold.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rusqlite::Connection;
+use substrate_core::state::{Change, DepositRecord, State};
+use substrate_core::{Cid, LogEntry, SignedEvent};
+use substrate_tlog::{Checkpoint, NoteSigner, NoteVerifier, Tree};
+
+use crate::DataDir;
+use crate::ledger::{STATE_EXTENSION, materialise};
+use crate::schema;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayMode {
+    Check,
+    Rebuild,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReplayReport {
+    pub entries: u64,
+    pub checkpoints: u64,
+    pub deposits: u64,
+    pub withdrawn: u64,
+    pub tree_root: [u8; 32],
+    pub state_root: [u8; 32],
+    pub seconds: f64,
+    /// Materialised rows rewritten (rebuild) or found to differ (check; then the replay fails).
+    pub rows_rebuilt: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("entry {index}: {detail}")]
+    Entry { index: u64, detail: String },
+    #[error("checkpoint at size {size}: {detail}")]
+    Checkpoint { size: u64, detail: String },
+    #[error("materialised state differs from the fold: {0}; `substrate ledger replay --rebuild` rewrites it from the log")]
+    Materialised(String),
+    #[error("the log key: {0}")]
+    LogKey(String),
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Entries are read, parsed and signature-checked in chunks of this many, in parallel.
+const CHUNK: u64 = 8192;
+
+/// Replays the log in `dir`. Checkpoints are checked against `verifier`, or the node's own log
+/// key when none is given.
+pub fn replay(dir: &DataDir, mode: ReplayMode, verifier: Option<NoteVerifier>) -> Result<ReplayReport, ReplayError> {
+    let started = Instant::now();
+    let verifier = match verifier {
+        Some(v) => v,
+        None => {
+            let skey = std::fs::read_to_string(dir.log_key())
+                .map_err(|e| ReplayError::LogKey(format!("{}: {e}", dir.log_key().display())))?;
+            NoteSigner::from_skey(skey.trim()).map_err(|e| ReplayError::LogKey(e.to_string()))?.verifier()
+        }
+    };
+    let mut conn = schema::open(&dir.database())?;
+    let checkpoints = load_checkpoints(&conn, &verifier)?;
+
+    let mut tree = Tree::new();
+    let mut state = State::new();
+    let mut last_time = 0u64;
+    let mut checked = 0u64;
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    loop {
+        let start = tree.size();
+        let rows = read_chunk(&conn, start)?;
+        if rows.is_empty() {
+            break;
+        }
+        let opened = open_parallel(&rows, workers);
+        for ((index, leaf, stored_hash), event) in rows.into_iter().zip(opened) {
+            let fail = |detail: String| ReplayError::Entry { index, detail };
+            if index != tree.size() {
+                return Err(fail(format!("expected entry {} next; the log has a gap", tree.size())));
+            }
+            let entry = LogEntry::from_leaf(index, &leaf).map_err(|e| fail(e.to_string()))?;
+            let hash = entry.leaf_hash();
+            if stored_hash != hash {
+                return Err(fail("its bytes no longer match the stored leaf hash (tampered entry)".into()));
+            }
+            if entry.integrated_time < last_time {
+                return Err(fail(format!("integrated time {} goes back from {last_time}", entry.integrated_time)));
+            }
+            last_time = entry.integrated_time;
+            let event = event.map_err(fail)?;
+            state.apply(index, entry.integrated_time, &event).map_err(|e| fail(format!("the fold refuses it: {e}")))?;
+            tree.push(hash);
+            if let Some(checkpoint) = checkpoints.get(&tree.size()) {
+                check_checkpoint(checkpoint, &tree, &state)?;
+                checked += 1;
+            }
+        }
+    }
+    if let Some(size) = checkpoints.keys().copied().find(|size| *size > tree.size()) {
+        return Err(ReplayError::Checkpoint {
+            size,
+            detail: format!("signed for a size beyond the log's {} entries (entries were lost)", tree.size()),
+        });
+    }
+    if checked != checkpoints.len() as u64 {
+        return Err(ReplayError::Checkpoint { size: 0, detail: "a checkpoint of size 0 is not allowed".into() });
+    }
+    if let Some(commons) = state.commons() {
+        if commons.log_key != verifier.to_vkey() {
+            return Err(ReplayError::LogKey(format!(
+                "the genesis declares log key {} but checkpoints were checked with {}",
+                commons.log_key,
+                verifier.to_vkey()
+            )));
+        }
+    }
+
+    let rows_rebuilt = match mode {
+        ReplayMode::Check => {
+            compare_materialised(&conn, &state)?;
+            0
+        }
+        ReplayMode::Rebuild => rebuild(&mut conn, &state)?,
+    };
+    let withdrawn = state
+        .deposits()
+        .filter(|d| matches!(d.status, substrate_core::state::DepositStatus::Withdrawn { .. }))
+        .count() as u64;
+    Ok(ReplayReport {
+        entries: tree.size(),
+        checkpoints: checked,
+        deposits: state.deposits().count() as u64,
+        withdrawn,
+        tree_root: tree.root(),
+        state_root: state.root(),
+        seconds: started.elapsed().as_secs_f64(),
+        rows_rebuilt,
+    })
+}
+
+fn load_checkpoints(conn: &Connection, verifier: &NoteVerifier) -> Result<HashMap<u64, Checkpoint>, ReplayError> {
+    let mut stmt = conn.prepare("SELECT size, note FROM checkpoints")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))?;
+    let mut checkpoints = HashMap::new();
+    for row in rows {
+        let (size, note) = row?;
+        let checkpoint = Checkpoint::open(&note, verifier)
+            .map_err(|e| ReplayError::Checkpoint { size, detail: e.to_string() })?;
+        if checkpoint.size != size {
+            return Err(ReplayError::Checkpoint { size, detail: format!("the note says size {}", checkpoint.size) });
+        }
+        checkpoints.insert(size, checkpoint);
+    }
+    Ok(checkpoints)
+}
+
+type Row = (u64, Vec<u8>, [u8; 32]);
+
+fn read_chunk(conn: &Connection, start: u64) -> Result<Vec<Row>, ReplayError> {
+    let mut stmt = conn.prepare_cached("SELECT idx, leaf, leaf_hash FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
+    let rows = stmt.query_map([start, CHUNK], |r| {
+        let hash: Vec<u8> = r.get(2)?;
+        Ok((r.get::<_, u64>(0)?, r.get::<_, Vec<u8>>(1)?, hash.try_into().unwrap_or([0u8; 32])))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Parses and signature-checks a chunk of entries on `workers` threads, keeping their order.
+fn open_parallel(rows: &[Row], workers: usize) -> Vec<Result<SignedEvent, String>> {
+    let open = |(_, leaf, _): &Row| {
+        let envelope = leaf.get(8..).ok_or("the entry is shorter than its 8-byte time")?;
+        SignedEvent::open_bytes(envelope).map_err(|e| format!("its signed event does not verify: {e}"))
+    };
+    let per = rows.len().div_ceil(workers.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            rows.chunks(per).map(|part| scope.spawn(move || part.iter().map(open).collect::<Vec<_>>())).collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| vec![Err("a verifier thread panicked".to_owned())]))
+            .collect()
+    })
+}
+
+fn check_checkpoint(checkpoint: &Checkpoint, tree: &Tree, state: &State) -> Result<(), ReplayError> {
+    let fail = |detail: String| ReplayError::Checkpoint { size: checkpoint.size, detail };
+    if checkpoint.root != tree.root() {
+        return Err(fail(format!(
+            "its tree root {} differs from the replayed {}",
+            STANDARD.encode(checkpoint.root),
+            STANDARD.encode(tree.root())
+        )));
+    }
+    let stated = checkpoint.extension(STATE_EXTENSION).ok_or_else(|| fail(format!("no '{STATE_EXTENSION}' line")))?;
+    let replayed = STANDARD.encode(state.root());
+    if stated != replayed {
+        return Err(fail(format!("its state root {stated} differs from the replayed {replayed}")));
+    }
+    Ok(())
+}
+
+fn compare_materialised(conn: &Connection, state: &State) -> Result<(), ReplayError> {
+    let stored: Option<String> =
+        rusqlite::OptionalExtension::optional(conn.query_row("SELECT record FROM commons WHERE id = 0", [], |r| r.get(0)))?;
+    let folded = state.commons().map(|c| serde_json::to_string(c).unwrap_or_default());
+    if stored != folded {
+        return Err(ReplayError::Materialised("the commons record".into()));
+    }
+    let mut stmt = conn.prepare("SELECT cid, record FROM deposits")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut seen = 0usize;
+    for row in rows {
+        let (cid, json) = row?;
+        let record: Option<DepositRecord> = serde_json::from_str(&json).ok();
+        let folded = Cid::parse(&cid).ok().and_then(|cid| state.deposit(&cid));
+        if record.as_ref() != folded {
+            return Err(ReplayError::Materialised(format!("deposit {cid}")));
+        }
+        seen += 1;
+    }
+    let expected = state.deposits().count();
+    if seen != expected {
+        return Err(ReplayError::Materialised(format!("{seen} deposit rows, the fold has {expected}")));
+    }
+    Ok(())
+}
+
+fn rebuild(conn: &mut Connection, state: &State) -> Result<u64, ReplayError> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM commons", [])?;
+    tx.execute("DELETE FROM deposits", [])?;
+    let mut changes: Vec<Change> = state.commons().cloned().map(Change::Commons).into_iter().collect();
+    changes.extend(state.deposits().cloned().map(Change::Deposit));
+    materialise(&tx, &changes).map_err(|e| ReplayError::Materialised(e.to_string()))?;
+    tx.commit()?;
+    Ok(changes.len() as u64)
+}

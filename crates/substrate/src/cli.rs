@@ -1,0 +1,237 @@
+//! The command line: every subcommand and flag, with the environment variables that stand in
+//! for flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "substrate", version, about = "A collectively owned commons for AI texts: deposit, verify, govern.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// The node's HTTP address.
+    #[arg(long, env = "SUBSTRATE_NODE", default_value = "http://127.0.0.1:7878")]
+    pub node: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// The node's data directory (ledger, blobs, log key, config).
+    #[arg(long, env = "SUBSTRATE_DATA", default_value = "substrate-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KeyArgs {
+    /// Your key file (made by `substrate id new`). Default: $XDG_CONFIG_HOME/substrate/identity.json.
+    #[arg(long, env = "SUBSTRATE_KEY")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Found a new commons in a data directory: its log key, ledger and genesis.
+    Init {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The commons' name.
+        #[arg(long)]
+        name: String,
+        /// Checkpoint origin (also the log key's name). Default: substrate.local/<name>.
+        #[arg(long)]
+        origin: Option<String>,
+        /// Handle prefix; the log index follows it. Default: tag:substrate.local,<year>:<name>/.
+        #[arg(long)]
+        handle_prefix: Option<String>,
+        /// Register vocabulary, comma-separated. Default: the eight standard registers.
+        #[arg(long, value_delimiter = ',')]
+        registers: Vec<String>,
+    },
+    /// Serve the commons on HTTP until interrupted.
+    Serve {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Listen address (port 0 picks one). Overrides the config file.
+        #[arg(long, env = "SUBSTRATE_LISTEN")]
+        listen: Option<String>,
+        /// Config file. Default: <data-dir>/substrate.toml.
+        #[arg(long, env = "SUBSTRATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Manage your identity key.
+    #[command(subcommand)]
+    Id(IdCommand),
+    /// Deposit a text (a file, or stdin when FILE is omitted or '-').
+    Deposit(DepositArgs),
+    /// Show a deposit by CID or handle.
+    Show {
+        id: String,
+        /// Print the DataCite 4.x JSON for registration instead.
+        #[arg(long)]
+        datacite: bool,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Verify a receipt offline: signature, inclusion proof, checkpoint signature.
+    Verify {
+        receipt: PathBuf,
+        /// The commons' log key (signed-note verifier key, printed by `init` and `GET /v1/commons`).
+        #[arg(long, env = "SUBSTRATE_COMMONS_KEY")]
+        commons_key: String,
+        /// Also check that this file is the deposited text.
+        #[arg(long)]
+        content: Option<PathBuf>,
+    },
+    /// Withdraw your deposit: its text is deleted, a tombstone keeps its hash and receipt.
+    Withdraw {
+        cid: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Narrow consent on your deposit (widening is refused).
+    Consent {
+        cid: String,
+        /// The new, narrower tier: commons, training-only or local.
+        #[arg(long)]
+        narrow: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Read and check the commons' log.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Run the whole flow against a fresh temporary commons and print each step.
+    Demo {
+        /// Also write the artifacts external verifiers check (receipt, key, proofs, OpenAPI) here.
+        #[arg(long)]
+        artifacts: Option<PathBuf>,
+    },
+    /// Measure throughput and replay speed.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IdCommand {
+    /// Make a new Ed25519 key and show its did:key.
+    New {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// person or agent.
+        #[arg(long, default_value = "person")]
+        kind: String,
+        /// Replace an existing key file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the did:key of your key file.
+    Show {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct DepositArgs {
+    /// The text file; omit or '-' for stdin.
+    pub file: Option<PathBuf>,
+    /// Primary register, e.g. narrative, conversational, oral.
+    #[arg(long)]
+    pub register: String,
+    /// Secondary registers, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub also: Vec<String>,
+    /// Consent tier: public, commons, training-only or local.
+    #[arg(long)]
+    pub consent: String,
+    #[arg(long)]
+    pub title: String,
+    /// BCP 47 language tag.
+    #[arg(long)]
+    pub lang: String,
+    /// SPDX license identifier.
+    #[arg(long)]
+    pub license: String,
+    /// Where to save the receipt. Default: <cid>.receipt.json in the current directory.
+    #[arg(long)]
+    pub receipt: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// The latest signed checkpoint.
+    Checkpoint {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// List entries.
+    Entries {
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Fetch and check an inclusion proof (tlog-proof@v1) of an entry in the latest checkpoint.
+    Prove {
+        index: u64,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Fetch and check a consistency proof between two checkpoint sizes.
+    Consistency {
+        old: u64,
+        new: u64,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Recompute the whole state from the log and compare it with every checkpoint.
+    Replay {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Check only (the default).
+        #[arg(long, conflicts_with = "rebuild")]
+        check: bool,
+        /// Rewrite the materialised tables from the fold.
+        #[arg(long)]
+        rebuild: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Concurrent signed deposits over HTTP against a freshly started daemon.
+    Deposits {
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 20_000)]
+        deposits: usize,
+        /// Text size in bytes.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+    },
+    /// Build a log of N entries, then time `replay --check` over it.
+    Replay {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+    },
+}

@@ -1,0 +1,84 @@
+//! A small blocking HTTP client for the node's API that turns `{error, detail}` answers into
+//! readable errors.
+
+use anyhow::{Context, anyhow};
+use serde_json::Value;
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// A successful answer: its status and body.
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
+        serde_json::from_str(&self.body).context("the node's answer is not the JSON expected")
+    }
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(60))
+            .build();
+        Client { base: base.trim_end_matches('/').to_owned(), agent }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn get(&self, path: &str) -> anyhow::Result<Answer> {
+        self.answer(self.agent.get(&self.url(path)).call())
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Answer> {
+        self.answer(self.agent.post(&self.url(path)).send_json(body))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn answer(&self, result: Result<ureq::Response, ureq::Error>) -> anyhow::Result<Answer> {
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                let body = response.into_string().context("reading the node's answer")?;
+                Ok(Answer { status, body })
+            }
+            Err(ureq::Error::Status(status, response)) => {
+                let body = response.into_string().unwrap_or_default();
+                let parsed: Option<Value> = serde_json::from_str(&body).ok();
+                match parsed.as_ref().and_then(|v| Some((v.get("error")?.as_str()?, v.get("detail")?.as_str()?))) {
+                    Some((code, detail)) => Err(anyhow!("the node refused ({status} {code}): {detail}")),
+                    None => Err(anyhow!("the node answered {status}: {body}")),
+                }
+            }
+            Err(ureq::Error::Transport(transport)) => Err(anyhow!(
+                "cannot reach the node at {}: {transport} (is `substrate serve` running? set --node or SUBSTRATE_NODE)",
+                self.base
+            )),
+        }
+    }
+}
+
+/// Percent-encodes one path segment (handles carry ':' and '/').
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

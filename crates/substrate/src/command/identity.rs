@@ -1,0 +1,28 @@
+//! `id new` and `id show`.
+
+use substrate_core::identity::ActorKind;
+
+use crate::cli::IdCommand;
+
+pub fn run(command: IdCommand) -> anyhow::Result<()> {
+    match command {
+        IdCommand::New { key, kind, force } => {
+            let kind = match kind.as_str() {
+                "person" => ActorKind::Person,
+                "agent" => ActorKind::Agent,
+                other => anyhow::bail!("unknown key kind '{other}'; use person or agent"),
+            };
+            let path = crate::keys::path(key.key.as_deref())?;
+            let file = crate::keys::create(&path, kind, force)?;
+            println!("{}", file.did);
+            eprintln!("new {:?} key saved to {} (keep it private: it signs your deposits)", kind, path.display());
+            Ok(())
+        }
+        IdCommand::Show { key } => {
+            let path = crate::keys::path(key.key.as_deref())?;
+            let (file, _) = crate::keys::load(&path)?;
+            println!("{}", file.did);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! `ledger checkpoint | entries | prove | consistency | replay`.
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use substrate_store::reader::ConsistencyProof;
+use substrate_store::{DataDir, ReplayMode};
+use substrate_tlog::{Checkpoint, NoteVerifier, TlogProof};
+
+use crate::cli::LedgerCommand;
+use crate::client::Client;
+
+pub fn run(command: LedgerCommand) -> anyhow::Result<()> {
+    match command {
+        LedgerCommand::Checkpoint { node } => {
+            print!("{}", Client::new(&node.node).get("/v1/log/checkpoint")?.body);
+            Ok(())
+        }
+        LedgerCommand::Entries { start, limit, node } => {
+            let page: serde_json::Value =
+                Client::new(&node.node).get(&format!("/v1/log/entries?start={start}&limit={limit}"))?.json()?;
+            for entry in page["entries"].as_array().into_iter().flatten() {
+                let signer = entry["envelope"]["signatures"][0]["keyid"].as_str().unwrap_or("?");
+                println!(
+                    "{:>8}  {}  {:<15} {}",
+                    entry["index"],
+                    entry["integrated_time"].as_str().unwrap_or(""),
+                    entry["kind"].as_str().unwrap_or(""),
+                    signer
+                );
+            }
+            Ok(())
+        }
+        LedgerCommand::Prove { index, node } => {
+            let client = Client::new(&node.node);
+            let log = commons_key(&client)?;
+            let text = client.get(&format!("/v1/log/proofs/inclusion/{index}"))?.body;
+            let proof = TlogProof::parse(&text).context("the node's proof is malformed")?;
+            let receipt: substrate_core::receipt::Receipt =
+                client.get(&format!("/v1/receipts/{index}"))?.json()?;
+            let leaf = STANDARD.decode(&receipt.entry).context("the entry is not base64")?;
+            let hash = substrate_tlog::leaf_hash(&leaf);
+            let checkpoint = proof.verify(&hash, &log).context("the inclusion proof does NOT verify")?;
+            print!("{text}");
+            eprintln!(
+                "ok: entry {index} ({}, logged {}) is in the checkpoint of size {}",
+                receipt.kind, receipt.integrated_time, checkpoint.size
+            );
+            Ok(())
+        }
+        LedgerCommand::Consistency { old, new, node } => {
+            let client = Client::new(&node.node);
+            let log = commons_key(&client)?;
+            let proof: ConsistencyProof =
+                client.get(&format!("/v1/log/proofs/consistency?old={old}&new={new}"))?.json()?;
+            let verified = check_consistency(&proof, &log)?;
+            println!("{}", serde_json::to_string_pretty(&proof)?);
+            eprintln!(
+                "ok: the tree of size {} is a prefix of the tree of size {}, both signed by {}",
+                verified.0.size,
+                verified.1.size,
+                log.name()
+            );
+            Ok(())
+        }
+        LedgerCommand::Replay { data, check: _, rebuild } => {
+            let mode = if rebuild { ReplayMode::Rebuild } else { ReplayMode::Check };
+            let dir = DataDir::new(&data.data_dir);
+            let report = substrate_store::replay::replay(&dir, mode, None)
+                .with_context(|| format!("replay of {} FAILED", dir.root().display()))?;
+            println!(
+                "replay ok: {} entries, {} checkpoints matched (tree and state roots), {} deposits ({} withdrawn)",
+                report.entries, report.checkpoints, report.deposits, report.withdrawn
+            );
+            println!("  tree root:  {}", STANDARD.encode(report.tree_root));
+            println!("  state root: {}", STANDARD.encode(report.state_root));
+            if rebuild {
+                println!("  rebuilt {} materialised rows from the fold", report.rows_rebuilt);
+            } else {
+                println!("  materialised tables match the fold");
+            }
+            println!("  took {:.2}s", report.seconds);
+            Ok(())
+        }
+    }
+}
+
+/// The commons' log key as the node states it.
+pub fn commons_key(client: &Client) -> anyhow::Result<NoteVerifier> {
+    let commons: serde_json::Value = client.get("/v1/commons")?.json()?;
+    let vkey = commons["log_key"].as_str().context("the node did not state its log key")?;
+    NoteVerifier::from_vkey(vkey).context("the node's log key is malformed")
+}
+
+/// Opens both checkpoints with `log` and checks the proof between them.
+pub fn check_consistency(proof: &ConsistencyProof, log: &NoteVerifier) -> anyhow::Result<(Checkpoint, Checkpoint)> {
+    let old = Checkpoint::open(&proof.old_checkpoint, log).context("the old checkpoint does not verify")?;
+    let new = Checkpoint::open(&proof.new_checkpoint, log).context("the new checkpoint does not verify")?;
+    let hashes = proof
+        .proof
+        .iter()
+        .map(|h| STANDARD.decode(h).ok().and_then(|b| b.try_into().ok()))
+        .collect::<Option<Vec<[u8; 32]>>>()
+        .context("a proof hash is not base64 of 32 bytes")?;
+    substrate_tlog::verify_consistency(old.size, new.size, &old.root, &new.root, &hashes)
+        .context("the consistency proof does NOT verify: the log was rewritten")?;
+    Ok((old, new))
+}
