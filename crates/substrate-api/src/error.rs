@@ -28,7 +28,11 @@ impl ApiError {
     /// A failure of ours: logged with its cause, reported without internals.
     pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
         tracing::error!(%cause, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the node failed to answer; its log says why")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the node failed to answer; its log says why",
+        )
     }
 }
 

@@ -130,14 +130,18 @@ async fn deposit(
 ) -> Result<Response, ApiError> {
     let raw = body(raw, app.max_deposit_bytes)?;
     let request: DepositRequest = parse_json(&raw, "JSON {envelope, content}")?;
-    let content = STANDARD
-        .decode(request.content.as_bytes())
-        .map_err(|e| ApiError::bad_request("malformed_content", format!("content is not standard base64: {e}")))?;
+    let content = STANDARD.decode(request.content.as_bytes()).map_err(|e| {
+        ApiError::bad_request("malformed_content", format!("content is not standard base64: {e}"))
+    })?;
     if content.len() > app.max_deposit_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("the text is {} bytes; this node accepts at most {}", content.len(), app.max_deposit_bytes),
+            format!(
+                "the text is {} bytes; this node accepts at most {}",
+                content.len(),
+                app.max_deposit_bytes
+            ),
         ));
     }
     let event = SignedEvent::open(request.envelope)?;
@@ -153,15 +157,23 @@ async fn deposit(
     Ok((status, Json(submitted.receipt)).into_response())
 }
 
-async fn event(State(app): State<AppState>, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn event(
+    State(app): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let raw = body(raw, app.max_deposit_bytes)?;
     let request: EventRequest = parse_json(&raw, "JSON {envelope}")?;
     let event = SignedEvent::open(request.envelope)?;
     match event.event {
         Event::Deposit(_) => {
-            return Err(ApiError::bad_request("wrong_endpoint", "a deposit carries its text: POST it to /v1/deposits"));
+            return Err(ApiError::bad_request(
+                "wrong_endpoint",
+                "a deposit carries its text: POST it to /v1/deposits",
+            ));
         }
-        Event::Genesis(_) => return Err(ApiError::bad_request("refused", "a commons has exactly one genesis")),
+        Event::Genesis(_) => {
+            return Err(ApiError::bad_request("refused", "a commons has exactly one genesis"));
+        }
         Event::Withdrawal(_) | Event::ConsentChange(_) => {}
     }
     let submitted = app.sequencer.submit(Submission { event, content: None }).await?;
@@ -169,7 +181,10 @@ async fn event(State(app): State<AppState>, raw: Result<Bytes, BytesRejection>) 
     Ok((status, Json(submitted.receipt)).into_response())
 }
 
-async fn show(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn show(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     blocking(&app.reader, move |r| {
         let deposit = r.deposit(&id)?;
         let receipt = r.receipt(deposit.log_index)?;
@@ -218,7 +233,10 @@ async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Result<
     .await
 }
 
-async fn datacite(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn datacite(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     blocking(&app.reader, move |r| {
         let deposit = r.deposit(&id)?;
         let commons = r.commons()?;
@@ -246,7 +264,10 @@ struct Page {
     limit: Option<u64>,
 }
 
-async fn entries(State(app): State<AppState>, Query(page): Query<Page>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn entries(
+    State(app): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = page.limit.unwrap_or(100).min(MAX_ENTRIES_PAGE);
     blocking(&app.reader, move |r| {
         let entries = r.entries(page.start, limit)?;
@@ -254,7 +275,8 @@ async fn entries(State(app): State<AppState>, Query(page): Query<Page>) -> Resul
             .iter()
             .map(|entry| {
                 let envelope: serde_json::Value = serde_json::from_slice(&entry.envelope).unwrap_or_default();
-                let kind = SignedEvent::open_bytes(&entry.envelope).map(|e| e.event.kind()).unwrap_or("unreadable");
+                let kind =
+                    SignedEvent::open_bytes(&entry.envelope).map(|e| e.event.kind()).unwrap_or("unreadable");
                 json!({
                     "index": entry.index,
                     "integrated_time": substrate_core::timestamp::rfc3339(entry.integrated_time),

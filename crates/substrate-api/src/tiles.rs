@@ -23,5 +23,6 @@ pub async fn tile(State(app): State<AppState>, Path(path): Path<String>) -> Resu
     .await?;
     // Full tiles never change; partial ones are replaced as the log grows.
     let cache = if full { "public, max-age=31536000, immutable" } else { "no-cache" };
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes)
+        .into_response())
 }

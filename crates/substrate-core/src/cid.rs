@@ -43,9 +43,7 @@ impl Cid {
     }
 
     pub fn parse(text: &str) -> Result<Cid, CidError> {
-        let body = text
-            .strip_prefix('b')
-            .ok_or_else(|| CidError::NotBase32(text.to_owned()))?;
+        let body = text.strip_prefix('b').ok_or_else(|| CidError::NotBase32(text.to_owned()))?;
         let bytes = base32_decode(body).ok_or_else(|| CidError::NotBase32(text.to_owned()))?;
         if bytes.len() != 36 || bytes[..4] != PREFIX {
             return Err(CidError::WrongCodec(text.to_owned()));
@@ -124,10 +122,7 @@ mod tests {
     #[test]
     fn known_cids() {
         // `ipfs add --cid-version 1 --raw-leaves` of an empty file and of "hello world\n".
-        assert_eq!(
-            Cid::of(b"").to_string(),
-            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-        );
+        assert_eq!(Cid::of(b"").to_string(), "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku");
         assert_eq!(
             Cid::of(b"hello world\n").to_string(),
             "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
@@ -138,7 +133,10 @@ mod tests {
     fn parse_round_trips_and_rejects_others() {
         let cid = Cid::of(b"a kitchen-table story");
         assert_eq!(Cid::parse(&cid.to_string()), Ok(cid.clone()));
-        assert!(matches!(Cid::parse("QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"), Err(CidError::NotBase32(_))));
+        assert!(matches!(
+            Cid::parse("QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"),
+            Err(CidError::NotBase32(_))
+        ));
         // dag-pb CIDv1 (codec 0x70) is refused.
         assert!(matches!(
             Cid::parse("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"),

@@ -11,7 +11,9 @@ pub fn document(record: &DepositRecord, commons: &Commons, url: Option<&str>) ->
         .chain(&record.secondary_registers)
         .map(|r| json!({"subject": r.as_str(), "subjectScheme": "Substrate register"}))
         .collect();
-    subjects.push(json!({"subject": format!("consent:{}", record.consent), "subjectScheme": "Substrate consent tier"}));
+    subjects.push(
+        json!({"subject": format!("consent:{}", record.consent), "subjectScheme": "Substrate consent tier"}),
+    );
     let mut attributes = json!({
         "types": {"resourceTypeGeneral": "Text", "resourceType": record.register.as_str()},
         "creators": [{"name": record.depositor, "nameIdentifiers": [
@@ -37,10 +39,10 @@ pub fn document(record: &DepositRecord, commons: &Commons, url: Option<&str>) ->
     if let Some(url) = url {
         attributes["url"] = json!(url);
     }
-    if let DepositStatus::Withdrawn { at, .. } = record.status {
-        attributes["dates"]
-            .as_array_mut()
-            .map(|dates| dates.push(json!({"date": crate::timestamp::rfc3339(at), "dateType": "Withdrawn"})));
+    if let (DepositStatus::Withdrawn { at, .. }, Some(dates)) =
+        (&record.status, attributes["dates"].as_array_mut())
+    {
+        dates.push(json!({"date": crate::timestamp::rfc3339(*at), "dateType": "Withdrawn"}));
     }
     json!({"data": {"type": "dois", "attributes": attributes}})
 }

@@ -3,11 +3,11 @@
 
 use ed25519_dalek::SigningKey;
 
+use crate::PREDICATE_BASE;
 use crate::cid::{Cid, CidError};
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::register::{ConsentTier, Register};
 use crate::statement::{STATEMENT_TYPE, Statement, Subject};
-use crate::PREDICATE_BASE;
 
 /// Longest title, license and language tag a deposit may carry (characters).
 pub const MAX_TITLE: usize = 300;
@@ -90,7 +90,9 @@ pub enum EventError {
     Envelope(#[from] EnvelopeError),
     #[error("the payload is not an in-toto Statement v1: {0}")]
     Statement(String),
-    #[error("unknown predicate type '{0}'; known kinds are genesis, deposit, withdrawal, consent-change under {PREDICATE_BASE}")]
+    #[error(
+        "unknown predicate type '{0}'; known kinds are genesis, deposit, withdrawal, consent-change under {PREDICATE_BASE}"
+    )]
     UnknownPredicate(String),
     #[error("the {kind} predicate is malformed: {detail}")]
     Predicate { kind: &'static str, detail: String },
@@ -399,7 +401,10 @@ pub(crate) mod tests {
 
         let mut language = good.clone();
         language["predicate"]["language"] = "english language".into();
-        assert!(matches!(SignedEvent::open(sign(language)), Err(EventError::Field { field: "language", .. })));
+        assert!(matches!(
+            SignedEvent::open(sign(language)),
+            Err(EventError::Field { field: "language", .. })
+        ));
 
         assert!(matches!(SignedEvent::open_bytes(b"{not json"), Err(EventError::EnvelopeJson(_))));
     }

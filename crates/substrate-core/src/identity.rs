@@ -26,12 +26,8 @@ pub fn did_of(key: &VerifyingKey) -> String {
 
 /// The Ed25519 public key a `did:key` names.
 pub fn key_of(did: &str) -> Result<VerifyingKey, DidError> {
-    let encoded = did
-        .strip_prefix(DID_KEY_PREFIX)
-        .ok_or_else(|| DidError::NotDidKey(did.to_owned()))?;
-    let bytes = bs58::decode(encoded)
-        .into_vec()
-        .map_err(|_| DidError::Base58(did.to_owned()))?;
+    let encoded = did.strip_prefix(DID_KEY_PREFIX).ok_or_else(|| DidError::NotDidKey(did.to_owned()))?;
+    let bytes = bs58::decode(encoded).into_vec().map_err(|_| DidError::Base58(did.to_owned()))?;
     if bytes.len() != 34 || bytes[..2] != ED25519_PUB {
         return Err(DidError::NotEd25519(did.to_owned()));
     }

@@ -78,8 +78,10 @@ impl Receipt {
     /// Verifies the receipt offline against the commons' log key, and the content when given.
     pub fn verify(&self, log: &NoteVerifier, content: Option<&[u8]>) -> Result<VerifiedReceipt, VerifyError> {
         let leaf = STANDARD.decode(&self.entry).map_err(|e| VerifyError::Entry(e.to_string()))?;
-        let entry = LogEntry::from_leaf(self.log_index, &leaf).map_err(|e| VerifyError::Entry(e.to_string()))?;
-        let inner: Envelope = serde_json::from_slice(&entry.envelope).map_err(|e| VerifyError::Entry(e.to_string()))?;
+        let entry =
+            LogEntry::from_leaf(self.log_index, &leaf).map_err(|e| VerifyError::Entry(e.to_string()))?;
+        let inner: Envelope =
+            serde_json::from_slice(&entry.envelope).map_err(|e| VerifyError::Entry(e.to_string()))?;
         if inner != self.envelope {
             return Err(VerifyError::EnvelopeMismatch);
         }
@@ -108,9 +110,16 @@ impl Receipt {
                 proof.index, self.log_index
             )));
         }
-        let checkpoint = Checkpoint::open(&proof.checkpoint, log).map_err(|e| VerifyError::Checkpoint(e.to_string()))?;
-        substrate_tlog::verify_inclusion(&entry.leaf_hash(), proof.index, checkpoint.size, &proof.hashes, &checkpoint.root)
-            .map_err(|e| VerifyError::Inclusion(e.to_string()))?;
+        let checkpoint =
+            Checkpoint::open(&proof.checkpoint, log).map_err(|e| VerifyError::Checkpoint(e.to_string()))?;
+        substrate_tlog::verify_inclusion(
+            &entry.leaf_hash(),
+            proof.index,
+            checkpoint.size,
+            &proof.hashes,
+            &checkpoint.root,
+        )
+        .map_err(|e| VerifyError::Inclusion(e.to_string()))?;
         if let (Some(content), Event::Deposit(deposit)) = (content, &event.event) {
             deposit.check_content(content)?;
         }

@@ -48,7 +48,10 @@ pub struct DepositRecord {
 pub enum DepositStatus {
     Active,
     /// A tombstone: the text is gone, its hash and receipt remain.
-    Withdrawn { log_index: u64, at: u64 },
+    Withdrawn {
+        log_index: u64,
+        at: u64,
+    },
 }
 
 /// What one entry changed: the records after the change.
@@ -80,7 +83,9 @@ pub enum Rejection {
     NotDepositor { cid: String, depositor: String, signer: String },
     #[error("{0} was withdrawn; a withdrawn deposit cannot change")]
     Withdrawn(String),
-    #[error("consent can only be narrowed (public → commons → training-only → local); {from} → {to} widens it")]
+    #[error(
+        "consent can only be narrowed (public → commons → training-only → local); {from} → {to} widens it"
+    )]
     ConsentWidening { from: ConsentTier, to: ConsentTier },
     #[error("consent on {cid} is already {tier}")]
     ConsentUnchanged { cid: String, tier: ConsentTier },
@@ -256,7 +261,10 @@ impl State {
             Event::ConsentChange(change) => {
                 let mut record = self.changeable(change.cid.as_ref(), &signed.signer)?;
                 if record.consent == change.consent {
-                    return Err(Rejection::ConsentUnchanged { cid: record.cid.to_string(), tier: change.consent });
+                    return Err(Rejection::ConsentUnchanged {
+                        cid: record.cid.to_string(),
+                        tier: change.consent,
+                    });
                 }
                 if !record.consent.narrows_to(change.consent) {
                     return Err(Rejection::ConsentWidening { from: record.consent, to: change.consent });
@@ -310,7 +318,11 @@ mod tests {
     }
 
     fn consent(cid: &Cid, tier: ConsentTier, nonce: u32) -> Event {
-        Event::ConsentChange(ConsentChange { cid: Some(cid.clone()), consent: tier, requested: nonce.to_string() })
+        Event::ConsentChange(ConsentChange {
+            cid: Some(cid.clone()),
+            consent: tier,
+            requested: nonce.to_string(),
+        })
     }
 
     fn founded() -> (State, SigningKey) {

@@ -205,11 +205,13 @@ impl Ledger {
                 statements.push((hash_column(row.get_ref(0)?.as_blob()?)?, row.get(1)?));
             }
         }
-        self.last_time = match self.conn.query_row(
-            "SELECT leaf FROM entries ORDER BY idx DESC LIMIT 1",
-            [],
-            |row| row.get::<_, Vec<u8>>(0),
-        ).optional()? {
+        self.last_time = match self
+            .conn
+            .query_row("SELECT leaf FROM entries ORDER BY idx DESC LIMIT 1", [], |row| {
+                row.get::<_, Vec<u8>>(0)
+            })
+            .optional()?
+        {
             Some(leaf) => LogEntry::from_leaf(0, &leaf).map(|e| e.integrated_time).unwrap_or(0),
             None => 0,
         };
@@ -267,14 +269,17 @@ impl Ledger {
             let index = self.state.size();
             match self.state.apply(index, time, &submission.event) {
                 Ok(applied) => {
-                    if let Some(content) = &submission.content {
-                        if let Some(cid) = submission.event.event.cid() {
-                            self.blobs.put_unsynced(cid, content)?;
-                        }
+                    if let Some(content) = &submission.content
+                        && let Some(cid) = submission.event.event.cid()
+                    {
+                        self.blobs.put_unsynced(cid, content)?;
                     }
                     changes.extend(applied.changes);
-                    let entry =
-                        LogEntry { index, integrated_time: time, envelope: submission.event.envelope.to_bytes() };
+                    let entry = LogEntry {
+                        index,
+                        integrated_time: time,
+                        envelope: submission.event.envelope.to_bytes(),
+                    };
                     staged.push((entry, position));
                     outcomes.push(None);
                 }
@@ -309,8 +314,9 @@ impl Ledger {
 
         let tx = self.conn.transaction()?;
         {
-            let mut insert =
-                tx.prepare_cached("INSERT INTO entries (idx, leaf, leaf_hash, statement) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO entries (idx, leaf, leaf_hash, statement) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for (entry, position) in &staged {
                 insert.execute(params![
                     entry.index,
@@ -320,7 +326,10 @@ impl Ledger {
                 ])?;
             }
             materialise(&tx, &changes)?;
-            tx.execute("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)", params![checkpoint.size, note])?;
+            tx.execute(
+                "INSERT INTO checkpoints (size, note) VALUES (?1, ?2)",
+                params![checkpoint.size, note],
+            )?;
         }
         tx.commit()?;
         self.last_time = time;
@@ -328,10 +337,10 @@ impl Ledger {
 
         // The withdrawal is durable; now the text goes. A crash here is finished at the next open.
         for change in &changes {
-            if let Change::Deposit(record) = change {
-                if matches!(record.status, DepositStatus::Withdrawn { .. }) {
-                    self.blobs.delete(&record.cid)?;
-                }
+            if let Change::Deposit(record) = change
+                && matches!(record.status, DepositStatus::Withdrawn { .. })
+            {
+                self.blobs.delete(&record.cid)?;
             }
         }
         self.finish(batch, outcomes, duplicates, &staged)
@@ -364,7 +373,8 @@ pub(crate) struct ReceiptSource<'a> {
 
 impl ReceiptSource<'_> {
     pub fn entry(&self, index: u64) -> Result<LogEntry, LedgerError> {
-        let leaf: Vec<u8> = self.conn.query_row("SELECT leaf FROM entries WHERE idx = ?1", [index], |r| r.get(0))?;
+        let leaf: Vec<u8> =
+            self.conn.query_row("SELECT leaf FROM entries WHERE idx = ?1", [index], |r| r.get(0))?;
         LogEntry::from_leaf(index, &leaf).map_err(|e| LedgerError::Inconsistent(e.to_string()))
     }
 
@@ -438,7 +448,10 @@ pub(crate) fn state_root_of(checkpoint: &Checkpoint) -> Result<[u8; 32], LedgerE
         .and_then(|b64| STANDARD.decode(b64).ok())
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or_else(|| {
-            LedgerError::Inconsistent(format!("checkpoint {} carries no '{STATE_EXTENSION}' line", checkpoint.size))
+            LedgerError::Inconsistent(format!(
+                "checkpoint {} carries no '{STATE_EXTENSION}' line",
+                checkpoint.size
+            ))
         })
 }
 
@@ -465,4 +478,3 @@ pub fn write_secret(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     file.write_all(b"\n")?;
     file.sync_all()
 }
-

@@ -77,7 +77,8 @@ impl Reader {
     pub fn commons(&self) -> Result<Commons, ReadError> {
         self.with(|conn| {
             let json: String = conn.query_row("SELECT record FROM commons WHERE id = 0", [], |r| r.get(0))?;
-            serde_json::from_str(&json).map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(e.to_string())))
+            serde_json::from_str(&json)
+                .map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(e.to_string())))
         })
     }
 
@@ -89,10 +90,13 @@ impl Reader {
                 Ok(cid) => conn
                     .query_row("SELECT record FROM deposits WHERE cid = ?1", [cid.to_string()], |r| r.get(0))
                     .optional()?,
-                Err(_) => conn.query_row("SELECT record FROM deposits WHERE handle = ?1", [id], |r| r.get(0)).optional()?,
+                Err(_) => conn
+                    .query_row("SELECT record FROM deposits WHERE handle = ?1", [id], |r| r.get(0))
+                    .optional()?,
             };
             let json = json.ok_or_else(not_found)?;
-            serde_json::from_str(&json).map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(e.to_string())))
+            serde_json::from_str(&json)
+                .map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(e.to_string())))
         })
     }
 
@@ -114,7 +118,9 @@ impl Reader {
 
     /// The latest signed checkpoint: (size, note).
     pub fn checkpoint(&self) -> Result<(u64, String), ReadError> {
-        self.with(|conn| latest_checkpoint(conn)?.ok_or_else(|| ReadError::NotFound("the log is empty".into())))
+        self.with(|conn| {
+            latest_checkpoint(conn)?.ok_or_else(|| ReadError::NotFound("the log is empty".into()))
+        })
     }
 
     /// The signed checkpoint at exactly `size`.
@@ -134,8 +140,10 @@ impl Reader {
 
     pub fn entries(&self, start: u64, limit: u64) -> Result<Vec<LogEntry>, ReadError> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT idx, leaf FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
-            let rows = stmt.query_map([start, limit], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+            let mut stmt =
+                conn.prepare_cached("SELECT idx, leaf FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
+            let rows =
+                stmt.query_map([start, limit], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
             let mut entries = Vec::new();
             for row in rows {
                 let (index, leaf) = row?;
@@ -154,7 +162,8 @@ impl Reader {
         if index >= size {
             return Err(ReadError::NotFound(format!("entry {index} is not in the log (size {size})")));
         }
-        let hashes = self.tree().inclusion_proof(index, size).map_err(|e| ReadError::BadRequest(e.to_string()))?;
+        let hashes =
+            self.tree().inclusion_proof(index, size).map_err(|e| ReadError::BadRequest(e.to_string()))?;
         Ok(TlogProof { index, hashes, extra: None, checkpoint: note })
     }
 
@@ -162,7 +171,9 @@ impl Reader {
     pub fn consistency(&self, old: u64, new: u64) -> Result<ConsistencyProof, ReadError> {
         use base64::Engine;
         if old > new {
-            return Err(ReadError::BadRequest(format!("the old size {old} is larger than the new size {new}")));
+            return Err(ReadError::BadRequest(format!(
+                "the old size {old} is larger than the new size {new}"
+            )));
         }
         let old_checkpoint = self.checkpoint_at(old)?;
         let new_checkpoint = self.checkpoint_at(new)?;
@@ -180,7 +191,8 @@ impl Reader {
         if end > nodes_at_level {
             return Err(ReadError::NotFound(format!("tile {level}/{index} is beyond the log (size {size})")));
         }
-        substrate_tlog::tile_hashes(&self.tree(), level, index, width).map_err(|e| ReadError::NotFound(e.to_string()))
+        substrate_tlog::tile_hashes(&self.tree(), level, index, width)
+            .map_err(|e| ReadError::NotFound(e.to_string()))
     }
 
     /// A tlog-tiles entry bundle, bounded by the latest checkpoint.
@@ -192,7 +204,8 @@ impl Reader {
             return Err(ReadError::NotFound(format!("entry bundle {index} is beyond the log (size {size})")));
         }
         let leaves: Vec<Vec<u8>> = self.entries(start, count)?.iter().map(LogEntry::leaf).collect();
-        substrate_tlog::entry_bundle(leaves.iter().map(Vec::as_slice)).map_err(|e| ReadError::BadRequest(e.to_string()))
+        substrate_tlog::entry_bundle(leaves.iter().map(Vec::as_slice))
+            .map_err(|e| ReadError::BadRequest(e.to_string()))
     }
 
     fn tree(&self) -> std::sync::RwLockReadGuard<'_, Tree> {

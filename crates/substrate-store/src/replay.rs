@@ -41,7 +41,9 @@ pub enum ReplayError {
     Entry { index: u64, detail: String },
     #[error("checkpoint at size {size}: {detail}")]
     Checkpoint { size: u64, detail: String },
-    #[error("materialised state differs from the fold: {0}; `substrate ledger replay --rebuild` rewrites it from the log")]
+    #[error(
+        "materialised state differs from the fold: {0}; `substrate ledger replay --rebuild` rewrites it from the log"
+    )]
     Materialised(String),
     #[error("the log key: {0}")]
     LogKey(String),
@@ -54,7 +56,11 @@ const CHUNK: u64 = 8192;
 
 /// Replays the log in `dir`. Checkpoints are checked against `verifier`, or the node's own log
 /// key when none is given.
-pub fn replay(dir: &DataDir, mode: ReplayMode, verifier: Option<NoteVerifier>) -> Result<ReplayReport, ReplayError> {
+pub fn replay(
+    dir: &DataDir,
+    mode: ReplayMode,
+    verifier: Option<NoteVerifier>,
+) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let verifier = match verifier {
         Some(v) => v,
@@ -90,11 +96,16 @@ pub fn replay(dir: &DataDir, mode: ReplayMode, verifier: Option<NoteVerifier>) -
                 return Err(fail("its bytes no longer match the stored leaf hash (tampered entry)".into()));
             }
             if entry.integrated_time < last_time {
-                return Err(fail(format!("integrated time {} goes back from {last_time}", entry.integrated_time)));
+                return Err(fail(format!(
+                    "integrated time {} goes back from {last_time}",
+                    entry.integrated_time
+                )));
             }
             last_time = entry.integrated_time;
             let event = event.map_err(fail)?;
-            state.apply(index, entry.integrated_time, &event).map_err(|e| fail(format!("the fold refuses it: {e}")))?;
+            state
+                .apply(index, entry.integrated_time, &event)
+                .map_err(|e| fail(format!("the fold refuses it: {e}")))?;
             tree.push(hash);
             if let Some(checkpoint) = checkpoints.get(&tree.size()) {
                 check_checkpoint(checkpoint, &tree, &state)?;
@@ -109,16 +120,19 @@ pub fn replay(dir: &DataDir, mode: ReplayMode, verifier: Option<NoteVerifier>) -
         });
     }
     if checked != checkpoints.len() as u64 {
-        return Err(ReplayError::Checkpoint { size: 0, detail: "a checkpoint of size 0 is not allowed".into() });
+        return Err(ReplayError::Checkpoint {
+            size: 0,
+            detail: "a checkpoint of size 0 is not allowed".into(),
+        });
     }
-    if let Some(commons) = state.commons() {
-        if commons.log_key != verifier.to_vkey() {
-            return Err(ReplayError::LogKey(format!(
-                "the genesis declares log key {} but checkpoints were checked with {}",
-                commons.log_key,
-                verifier.to_vkey()
-            )));
-        }
+    if let Some(commons) = state.commons()
+        && commons.log_key != verifier.to_vkey()
+    {
+        return Err(ReplayError::LogKey(format!(
+            "the genesis declares log key {} but checkpoints were checked with {}",
+            commons.log_key,
+            verifier.to_vkey()
+        )));
     }
 
     let rows_rebuilt = match mode {
@@ -144,7 +158,10 @@ pub fn replay(dir: &DataDir, mode: ReplayMode, verifier: Option<NoteVerifier>) -
     })
 }
 
-fn load_checkpoints(conn: &Connection, verifier: &NoteVerifier) -> Result<HashMap<u64, Checkpoint>, ReplayError> {
+fn load_checkpoints(
+    conn: &Connection,
+    verifier: &NoteVerifier,
+) -> Result<HashMap<u64, Checkpoint>, ReplayError> {
     let mut stmt = conn.prepare("SELECT size, note FROM checkpoints")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))?;
     let mut checkpoints = HashMap::new();
@@ -153,7 +170,10 @@ fn load_checkpoints(conn: &Connection, verifier: &NoteVerifier) -> Result<HashMa
         let checkpoint = Checkpoint::open(&note, verifier)
             .map_err(|e| ReplayError::Checkpoint { size, detail: e.to_string() })?;
         if checkpoint.size != size {
-            return Err(ReplayError::Checkpoint { size, detail: format!("the note says size {}", checkpoint.size) });
+            return Err(ReplayError::Checkpoint {
+                size,
+                detail: format!("the note says size {}", checkpoint.size),
+            });
         }
         checkpoints.insert(size, checkpoint);
     }
@@ -163,7 +183,8 @@ fn load_checkpoints(conn: &Connection, verifier: &NoteVerifier) -> Result<HashMa
 type Row = (u64, Vec<u8>, [u8; 32]);
 
 fn read_chunk(conn: &Connection, start: u64) -> Result<Vec<Row>, ReplayError> {
-    let mut stmt = conn.prepare_cached("SELECT idx, leaf, leaf_hash FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT idx, leaf, leaf_hash FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
     let rows = stmt.query_map([start, CHUNK], |r| {
         let hash: Vec<u8> = r.get(2)?;
         Ok((r.get::<_, u64>(0)?, r.get::<_, Vec<u8>>(1)?, hash.try_into().unwrap_or([0u8; 32])))
@@ -179,8 +200,10 @@ fn open_parallel(rows: &[Row], workers: usize) -> Vec<Result<SignedEvent, String
     };
     let per = rows.len().div_ceil(workers.max(1)).max(1);
     std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            rows.chunks(per).map(|part| scope.spawn(move || part.iter().map(open).collect::<Vec<_>>())).collect();
+        let handles: Vec<_> = rows
+            .chunks(per)
+            .map(|part| scope.spawn(move || part.iter().map(open).collect::<Vec<_>>()))
+            .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_else(|_| vec![Err("a verifier thread panicked".to_owned())]))
@@ -197,7 +220,8 @@ fn check_checkpoint(checkpoint: &Checkpoint, tree: &Tree, state: &State) -> Resu
             STANDARD.encode(tree.root())
         )));
     }
-    let stated = checkpoint.extension(STATE_EXTENSION).ok_or_else(|| fail(format!("no '{STATE_EXTENSION}' line")))?;
+    let stated =
+        checkpoint.extension(STATE_EXTENSION).ok_or_else(|| fail(format!("no '{STATE_EXTENSION}' line")))?;
     let replayed = STANDARD.encode(state.root());
     if stated != replayed {
         return Err(fail(format!("its state root {stated} differs from the replayed {replayed}")));
@@ -206,8 +230,11 @@ fn check_checkpoint(checkpoint: &Checkpoint, tree: &Tree, state: &State) -> Resu
 }
 
 fn compare_materialised(conn: &Connection, state: &State) -> Result<(), ReplayError> {
-    let stored: Option<String> =
-        rusqlite::OptionalExtension::optional(conn.query_row("SELECT record FROM commons WHERE id = 0", [], |r| r.get(0)))?;
+    let stored: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
+        "SELECT record FROM commons WHERE id = 0",
+        [],
+        |r| r.get(0),
+    ))?;
     let folded = state.commons().map(|c| serde_json::to_string(c).unwrap_or_default());
     if stored != folded {
         return Err(ReplayError::Materialised("the commons record".into()));

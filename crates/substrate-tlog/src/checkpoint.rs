@@ -18,9 +18,7 @@ pub enum CheckpointError {
     TooFewLines { lines: usize },
     #[error("checkpoint origin line is empty")]
     EmptyOrigin,
-    #[error(
-        "invalid checkpoint tree size {line:?}: expected a decimal number without leading zeros"
-    )]
+    #[error("invalid checkpoint tree size {line:?}: expected a decimal number without leading zeros")]
     InvalidSize { line: String },
     #[error("checkpoint root hash is not valid base64: {reason}")]
     InvalidRootBase64 { reason: String },
@@ -60,12 +58,7 @@ pub(crate) fn parse_canonical_u64(s: &str) -> Option<u64> {
 
 impl Checkpoint {
     pub fn to_text(&self) -> String {
-        let mut text = format!(
-            "{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            BASE64.encode(self.root)
-        );
+        let mut text = format!("{}\n{}\n{}\n", self.origin, self.size, BASE64.encode(self.root));
         for ext in &self.extensions {
             text.push_str(ext);
             text.push('\n');
@@ -81,9 +74,7 @@ impl Checkpoint {
         if text.chars().any(|c| c < ' ' && c != '\n') {
             return Err(CheckpointError::ControlCharacter);
         }
-        let body = text
-            .strip_suffix('\n')
-            .ok_or(CheckpointError::MissingNewline)?;
+        let body = text.strip_suffix('\n').ok_or(CheckpointError::MissingNewline)?;
         let lines: Vec<&str> = body.split('\n').collect();
         let [origin, size, root, extensions @ ..] = lines.as_slice() else {
             return Err(CheckpointError::TooFewLines { lines: lines.len() });
@@ -91,21 +82,14 @@ impl Checkpoint {
         if origin.is_empty() {
             return Err(CheckpointError::EmptyOrigin);
         }
-        let size = parse_canonical_u64(size).ok_or_else(|| CheckpointError::InvalidSize {
-            line: (*size).to_owned(),
-        })?;
-        let root_bytes = BASE64
-            .decode(root)
-            .map_err(|e| CheckpointError::InvalidRootBase64 {
-                reason: e.to_string(),
-            })?;
-        let root: Hash =
-            root_bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| CheckpointError::InvalidRootLength {
-                    len: root_bytes.len(),
-                })?;
+        let size = parse_canonical_u64(size)
+            .ok_or_else(|| CheckpointError::InvalidSize { line: (*size).to_owned() })?;
+        let root_bytes =
+            BASE64.decode(root).map_err(|e| CheckpointError::InvalidRootBase64 { reason: e.to_string() })?;
+        let root: Hash = root_bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| CheckpointError::InvalidRootLength { len: root_bytes.len() })?;
         if let Some(i) = extensions.iter().position(|e| e.is_empty()) {
             return Err(CheckpointError::EmptyExtension { line: i + 4 });
         }
@@ -119,9 +103,7 @@ impl Checkpoint {
 
     /// The value of the first extension line of the form `<prefix> <value>`.
     pub fn extension(&self, prefix: &str) -> Option<&str> {
-        self.extensions
-            .iter()
-            .find_map(|e| e.strip_prefix(prefix)?.strip_prefix(' '))
+        self.extensions.iter().find_map(|e| e.strip_prefix(prefix)?.strip_prefix(' '))
     }
 
     /// Signs the checkpoint body and returns the signed note. The fields are
@@ -152,8 +134,7 @@ impl Checkpoint {
     /// and an origin equal to the verifier's key name, since a log's key
     /// must not vouch for another log's tree.
     pub fn open(note: &str, verifier: &NoteVerifier) -> Result<Self, CheckpointError> {
-        let opened =
-            open_note(note, std::slice::from_ref(verifier)).map_err(CheckpointError::Signature)?;
+        let opened = open_note(note, std::slice::from_ref(verifier)).map_err(CheckpointError::Signature)?;
         let checkpoint = Self::parse(&opened.text)?;
         if checkpoint.origin != verifier.name() {
             return Err(CheckpointError::OriginMismatch {
@@ -199,11 +180,7 @@ mod tests {
         assert_eq!(cp.extension("time"), None);
         assert_eq!(cp.extension("missing"), None);
 
-        let bare = Checkpoint {
-            size: 0,
-            extensions: vec![],
-            ..cp
-        };
+        let bare = Checkpoint { size: 0, extensions: vec![], ..cp };
         assert_eq!(Checkpoint::parse(&bare.to_text()), Ok(bare));
     }
 
@@ -213,32 +190,17 @@ mod tests {
         let bad_size = |s: &str| CheckpointError::InvalidSize { line: s.to_owned() };
         let cases = [
             (format!("o\n1\n{root}"), CheckpointError::MissingNewline),
-            (
-                "o\n1\n".to_owned(),
-                CheckpointError::TooFewLines { lines: 2 },
-            ),
+            ("o\n1\n".to_owned(), CheckpointError::TooFewLines { lines: 2 }),
             (format!("\n1\n{root}\n"), CheckpointError::EmptyOrigin),
             (format!("o\n01\n{root}\n"), bad_size("01")),
             (format!("o\n+1\n{root}\n"), bad_size("+1")),
             (format!("o\n-1\n{root}\n"), bad_size("-1")),
             (format!("o\n\n{root}\n"), bad_size("")),
             (format!("o\n1 \n{root}\n"), bad_size("1 ")),
-            (
-                format!("o\n18446744073709551616\n{root}\n"),
-                bad_size("18446744073709551616"),
-            ),
-            (
-                "o\n1\nAAAA\n".to_owned(),
-                CheckpointError::InvalidRootLength { len: 3 },
-            ),
-            (
-                format!("o\n1\n{root}\n\n"),
-                CheckpointError::EmptyExtension { line: 4 },
-            ),
-            (
-                format!("o\n1\n{root}\r\n"),
-                CheckpointError::ControlCharacter,
-            ),
+            (format!("o\n18446744073709551616\n{root}\n"), bad_size("18446744073709551616")),
+            ("o\n1\nAAAA\n".to_owned(), CheckpointError::InvalidRootLength { len: 3 }),
+            (format!("o\n1\n{root}\n\n"), CheckpointError::EmptyExtension { line: 4 }),
+            (format!("o\n1\n{root}\r\n"), CheckpointError::ControlCharacter),
         ];
         for (text, want) in cases {
             assert_eq!(Checkpoint::parse(&text), Err(want), "{text:?}");
@@ -256,10 +218,7 @@ mod tests {
                 "{root}"
             );
         }
-        assert_eq!(
-            Checkpoint::parse(&format!("o\n0\n{root}\n")).map(|c| c.size),
-            Ok(0)
-        );
+        assert_eq!(Checkpoint::parse(&format!("o\n0\n{root}\n")).map(|c| c.size), Ok(0));
         assert_eq!(
             Checkpoint::parse(&format!("o\n18446744073709551615\n{root}\n")).map(|c| c.size),
             Ok(u64::MAX)
@@ -277,16 +236,11 @@ mod tests {
         let other = signer("example.com/log", 2);
         assert!(matches!(
             Checkpoint::open(&note, &other.verifier()),
-            Err(CheckpointError::Signature(
-                NoteError::NoKnownSignature { .. }
-            ))
+            Err(CheckpointError::Signature(NoteError::NoKnownSignature { .. }))
         ));
         let tampered = note.replacen("1234", "1235", 1);
         let err = Checkpoint::open(&tampered, &log.verifier()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "checkpoint signature: signature by example.com/log does not verify"
-        );
+        assert_eq!(err.to_string(), "checkpoint signature: signature by example.com/log does not verify");
 
         // A key named after another log cannot vouch for this one.
         let wrong_origin = signer("other.example/log", 1);
@@ -305,16 +259,10 @@ mod tests {
         let log = signer("example.com/log", 1);
         let mut cp = sample();
         cp.extensions.push(String::new());
-        assert_eq!(
-            cp.sign(&log),
-            Err(CheckpointError::EmptyExtension { line: 6 })
-        );
+        assert_eq!(cp.sign(&log), Err(CheckpointError::EmptyExtension { line: 6 }));
         let mut cp = sample();
         cp.origin.push('\n');
-        assert_eq!(
-            cp.sign(&log),
-            Err(CheckpointError::NewlineInField { field: "origin" })
-        );
+        assert_eq!(cp.sign(&log), Err(CheckpointError::NewlineInField { field: "origin" }));
         let mut cp = sample();
         cp.origin.clear();
         assert_eq!(cp.sign(&log), Err(CheckpointError::EmptyOrigin));

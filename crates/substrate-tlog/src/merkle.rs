@@ -101,10 +101,7 @@ impl Tree {
 
     /// Number of complete subtree hashes stored at `level`.
     pub(crate) fn level_len(&self, level: u32) -> u64 {
-        usize::try_from(level)
-            .ok()
-            .and_then(|l| self.levels.get(l))
-            .map_or(0, |l| l.len() as u64)
+        usize::try_from(level).ok().and_then(|l| self.levels.get(l)).map_or(0, |l| l.len() as u64)
     }
 
     /// The Merkle tree hash of all leaves.
@@ -139,8 +136,7 @@ impl Tree {
             return Err(ProofError::IndexOutOfRange { index, size });
         }
         let mut proof = Vec::new();
-        self.path(index, 0, size, &mut proof)
-            .ok_or(self.size_error(size))?;
+        self.path(index, 0, size, &mut proof).ok_or(self.size_error(size))?;
         Ok(proof)
     }
 
@@ -154,8 +150,7 @@ impl Tree {
         self.check_size(new_size)?;
         let mut proof = Vec::new();
         if old_size > 0 && old_size < new_size {
-            self.subproof(old_size, 0, new_size, true, &mut proof)
-                .ok_or(self.size_error(new_size))?;
+            self.subproof(old_size, 0, new_size, true, &mut proof).ok_or(self.size_error(new_size))?;
         }
         Ok(proof)
     }
@@ -168,10 +163,7 @@ impl Tree {
     }
 
     fn size_error(&self, size: u64) -> ProofError {
-        ProofError::SizeOutOfRange {
-            size,
-            tree: self.size(),
-        }
+        ProofError::SizeOutOfRange { size, tree: self.size() }
     }
 
     /// MTH of leaves `start .. start + len`, where `start` is a multiple of
@@ -215,14 +207,7 @@ impl Tree {
     }
 
     /// RFC 6962 SUBPROOF(m, D[start .. start + n], complete).
-    fn subproof(
-        &self,
-        m: u64,
-        start: u64,
-        n: u64,
-        complete: bool,
-        out: &mut Vec<Hash>,
-    ) -> Option<()> {
+    fn subproof(&self, m: u64, start: u64, n: u64, complete: bool, out: &mut Vec<Hash>) -> Option<()> {
         if m == n {
             if !complete {
                 out.push(self.range_hash(start, n)?);
@@ -291,19 +276,13 @@ pub fn verify_inclusion(
     }
     let expected = inclusion_proof_len(index, size);
     if proof.len() != expected {
-        return Err(ProofError::WrongLength {
-            expected,
-            got: proof.len(),
-        });
+        return Err(ProofError::WrongLength { expected, got: proof.len() });
     }
     let (mut fn_, mut sn) = (index, size - 1);
     let mut r = *leaf;
     for p in proof {
         if sn == 0 {
-            return Err(ProofError::WrongLength {
-                expected,
-                got: proof.len(),
-            });
+            return Err(ProofError::WrongLength { expected, got: proof.len() });
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = node_hash(p, &r);
@@ -341,10 +320,7 @@ pub fn verify_consistency(
     }
     if old_size == 0 || old_size == new_size {
         if !proof.is_empty() {
-            return Err(ProofError::WrongLength {
-                expected: 0,
-                got: proof.len(),
-            });
+            return Err(ProofError::WrongLength { expected: 0, got: proof.len() });
         }
         if old_size == 0 {
             if *old_root != empty_root() {
@@ -357,10 +333,7 @@ pub fn verify_consistency(
     }
     let expected = consistency_proof_len(old_size, new_size);
     if proof.len() != expected {
-        return Err(ProofError::WrongLength {
-            expected,
-            got: proof.len(),
-        });
+        return Err(ProofError::WrongLength { expected, got: proof.len() });
     }
     // When the old tree is a complete subtree its root is the first node of
     // the path and the proof omits it.
@@ -376,18 +349,12 @@ pub fn verify_consistency(
         sn >>= 1;
     }
     let Some((first, rest)) = path.split_first() else {
-        return Err(ProofError::WrongLength {
-            expected,
-            got: proof.len(),
-        });
+        return Err(ProofError::WrongLength { expected, got: proof.len() });
     };
     let (mut fr, mut sr) = (*first, *first);
     for c in rest {
         if sn == 0 {
-            return Err(ProofError::WrongLength {
-                expected,
-                got: proof.len(),
-            });
+            return Err(ProofError::WrongLength { expected, got: proof.len() });
         }
         if fn_ & 1 == 1 || fn_ == sn {
             fr = node_hash(c, &fr);
@@ -418,10 +385,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn hex(s: &str) -> Hash {
-        let bytes: Vec<u8> = (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect();
+        let bytes: Vec<u8> =
+            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect();
         bytes.try_into().unwrap()
     }
 
@@ -459,15 +424,9 @@ mod tests {
     fn empty_tree() {
         let t = Tree::new();
         assert_eq!(t.size(), 0);
-        assert_eq!(
-            t.root(),
-            hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        );
+        assert_eq!(t.root(), hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
         assert_eq!(t.root_at(0), Ok(empty_root()));
-        assert_eq!(
-            t.root_at(1),
-            Err(ProofError::SizeOutOfRange { size: 1, tree: 0 })
-        );
+        assert_eq!(t.root_at(1), Err(ProofError::SizeOutOfRange { size: 1, tree: 0 }));
         assert_eq!(t.leaf(0), None);
     }
 
@@ -514,11 +473,7 @@ mod tests {
                     "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
                 ],
             ),
-            (
-                2,
-                3,
-                &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
-            ),
+            (2, 3, &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
             (
                 1,
                 5,
@@ -580,19 +535,10 @@ mod tests {
     #[test]
     fn proof_argument_errors() {
         let t = ct_tree();
-        assert_eq!(
-            t.inclusion_proof(8, 8),
-            Err(ProofError::IndexOutOfRange { index: 8, size: 8 })
-        );
-        assert_eq!(
-            t.inclusion_proof(0, 9),
-            Err(ProofError::SizeOutOfRange { size: 9, tree: 8 })
-        );
+        assert_eq!(t.inclusion_proof(8, 8), Err(ProofError::IndexOutOfRange { index: 8, size: 8 }));
+        assert_eq!(t.inclusion_proof(0, 9), Err(ProofError::SizeOutOfRange { size: 9, tree: 8 }));
         assert_eq!(t.consistency_proof(5, 4), Err(ProofError::OldAfterNew));
-        assert_eq!(
-            t.consistency_proof(5, 9),
-            Err(ProofError::SizeOutOfRange { size: 9, tree: 8 })
-        );
+        assert_eq!(t.consistency_proof(5, 9), Err(ProofError::SizeOutOfRange { size: 9, tree: 8 }));
         assert_eq!(t.consistency_proof(0, 8), Ok(vec![]));
         assert_eq!(t.consistency_proof(8, 8), Ok(vec![]));
 
@@ -604,32 +550,17 @@ mod tests {
         );
         assert_eq!(
             verify_inclusion(&leaf, 0, 8, &[], &root),
-            Err(ProofError::WrongLength {
-                expected: 3,
-                got: 0
-            })
+            Err(ProofError::WrongLength { expected: 3, got: 0 })
         );
         let old = t.root_at(3).unwrap();
-        assert_eq!(
-            verify_consistency(4, 3, &old, &root, &[]),
-            Err(ProofError::OldAfterNew)
-        );
+        assert_eq!(verify_consistency(4, 3, &old, &root, &[]), Err(ProofError::OldAfterNew));
         assert_eq!(verify_consistency(0, 8, &empty_root(), &root, &[]), Ok(()));
-        assert_eq!(
-            verify_consistency(0, 8, &old, &root, &[]),
-            Err(ProofError::OldRootMismatch)
-        );
+        assert_eq!(verify_consistency(0, 8, &old, &root, &[]), Err(ProofError::OldRootMismatch));
         assert_eq!(verify_consistency(8, 8, &root, &root, &[]), Ok(()));
-        assert_eq!(
-            verify_consistency(8, 8, &old, &root, &[]),
-            Err(ProofError::RootMismatch)
-        );
+        assert_eq!(verify_consistency(8, 8, &old, &root, &[]), Err(ProofError::RootMismatch));
         assert_eq!(
             verify_consistency(8, 8, &root, &root, &[root]),
-            Err(ProofError::WrongLength {
-                expected: 0,
-                got: 1
-            })
+            Err(ProofError::WrongLength { expected: 0, got: 1 })
         );
     }
 
@@ -649,9 +580,7 @@ mod tests {
 
     fn leaves_strategy() -> impl Strategy<Value = Vec<Hash>> {
         (1usize..600, any::<u64>()).prop_map(|(n, seed)| {
-            (0..n as u64)
-                .map(|i| leaf_hash(&[seed.to_le_bytes(), i.to_le_bytes()].concat()))
-                .collect()
+            (0..n as u64).map(|i| leaf_hash(&[seed.to_le_bytes(), i.to_le_bytes()].concat())).collect()
         })
     }
 
@@ -694,33 +623,23 @@ mod tests {
             for old in 0..=size {
                 let (old_root, new_root) = (roots[old as usize], root);
                 let proof = tree.consistency_proof(old, size).unwrap();
-                prop_assert_eq!(
-                    verify_consistency(old, size, &old_root, &new_root, &proof),
-                    Ok(())
-                );
-                prop_assert!(
-                    verify_consistency(old, size, &flip(&old_root), &new_root, &proof).is_err()
-                );
+                prop_assert_eq!(verify_consistency(old, size, &old_root, &new_root, &proof), Ok(()));
+                prop_assert!(verify_consistency(old, size, &flip(&old_root), &new_root, &proof).is_err());
                 if old > 0 {
-                    prop_assert!(
-                        verify_consistency(old, size, &old_root, &flip(&new_root), &proof).is_err()
-                    );
+                    prop_assert!(verify_consistency(old, size, &old_root, &flip(&new_root), &proof).is_err());
                 }
                 // Claiming a different old size with the same proof fails.
                 for other_old in [old.wrapping_sub(1), old + 1] {
                     if old > 0 && other_old > 0 && other_old < size && other_old != old {
                         prop_assert!(
-                            verify_consistency(other_old, size, &old_root, &new_root, &proof)
-                                .is_err()
+                            verify_consistency(other_old, size, &old_root, &new_root, &proof).is_err()
                         );
                     }
                 }
                 for i in 0..proof.len() {
                     let mut bad = proof.clone();
                     bad[i] = flip(&bad[i]);
-                    prop_assert!(
-                        verify_consistency(old, size, &old_root, &new_root, &bad).is_err()
-                    );
+                    prop_assert!(verify_consistency(old, size, &old_root, &new_root, &bad).is_err());
                 }
             }
         }

@@ -29,11 +29,7 @@ pub enum NoteError {
     #[error("unsupported key algorithm 0x{0:02x}: only ed25519 (0x01) is supported")]
     UnsupportedAlgorithm(u8),
     #[error("key hash {got} for {name} does not match the key, which hashes to {expected}")]
-    KeyHashMismatch {
-        name: String,
-        expected: String,
-        got: String,
-    },
+    KeyHashMismatch { name: String, expected: String, got: String },
     #[error("invalid note text: {0}")]
     InvalidText(String),
     #[error("malformed note: {0}")]
@@ -47,20 +43,14 @@ pub enum NoteError {
 }
 
 fn signers_list(signers: &[String]) -> String {
-    if signers.is_empty() {
-        "nobody".to_owned()
-    } else {
-        signers.join(", ")
-    }
+    if signers.is_empty() { "nobody".to_owned() } else { signers.join(", ") }
 }
 
 /// Key names appear in key strings split on '+' and in signature lines
 /// split on spaces, so neither may occur in them.
 fn check_name(name: &str) -> Result<(), NoteError> {
     if name.is_empty() || name.contains('+') || name.chars().any(char::is_whitespace) {
-        return Err(NoteError::InvalidName {
-            name: name.to_owned(),
-        });
+        return Err(NoteError::InvalidName { name: name.to_owned() });
     }
     Ok(())
 }
@@ -93,18 +83,16 @@ fn parse_hex4(s: &str) -> Result<[u8; 4], NoteError> {
 
 /// Decodes `0x01 || 32 bytes`, the key material of both key string kinds.
 fn parse_key_material(b64: &str) -> Result<[u8; 32], NoteError> {
-    let bytes = BASE64
-        .decode(b64)
-        .map_err(|e| NoteError::MalformedKey(format!("key is not valid base64: {e}")))?;
+    let bytes =
+        BASE64.decode(b64).map_err(|e| NoteError::MalformedKey(format!("key is not valid base64: {e}")))?;
     let Some((&alg, key)) = bytes.split_first() else {
         return Err(NoteError::MalformedKey("key material is empty".to_owned()));
     };
     if alg != ALG_ED25519 {
         return Err(NoteError::UnsupportedAlgorithm(alg));
     }
-    key.try_into().map_err(|_| {
-        NoteError::MalformedKey(format!("ed25519 key is {} bytes, expected 32", key.len()))
-    })
+    key.try_into()
+        .map_err(|_| NoteError::MalformedKey(format!("ed25519 key is {} bytes, expected 32", key.len())))
 }
 
 fn check_key_hash(name: &str, key: &VerifyingKey, claimed: [u8; 4]) -> Result<[u8; 4], NoteError> {
@@ -146,11 +134,7 @@ impl std::fmt::Debug for NoteSigner {
 impl NoteSigner {
     pub fn new(name: &str, key: SigningKey) -> Result<Self, NoteError> {
         check_name(name)?;
-        Ok(Self {
-            name: name.to_owned(),
-            hash: key_hash(name, &key.verifying_key()),
-            key,
-        })
+        Ok(Self { name: name.to_owned(), hash: key_hash(name, &key.verifying_key()), key })
     }
 
     /// Parses `PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>`.
@@ -162,22 +146,13 @@ impl NoteSigner {
         let seed = parse_key_material(material)?;
         let key = SigningKey::from_bytes(&seed);
         let hash = check_key_hash(name, &key.verifying_key(), hash)?;
-        Ok(Self {
-            name: name.to_owned(),
-            hash,
-            key,
-        })
+        Ok(Self { name: name.to_owned(), hash, key })
     }
 
     pub fn to_skey(&self) -> String {
         let mut material = vec![ALG_ED25519];
         material.extend_from_slice(&self.key.to_bytes());
-        format!(
-            "{SKEY_PREFIX}{}+{}+{}",
-            self.name,
-            hex4(&self.hash),
-            BASE64.encode(material)
-        )
+        format!("{SKEY_PREFIX}{}+{}+{}", self.name, hex4(&self.hash), BASE64.encode(material))
     }
 
     pub fn name(&self) -> &str {
@@ -185,11 +160,7 @@ impl NoteSigner {
     }
 
     pub fn verifier(&self) -> NoteVerifier {
-        NoteVerifier {
-            name: self.name.clone(),
-            hash: self.hash,
-            key: self.key.verifying_key(),
-        }
+        NoteVerifier { name: self.name.clone(), hash: self.hash, key: self.key.verifying_key() }
     }
 
     /// Signs `text` and returns the complete signed note: the text, a blank
@@ -199,9 +170,7 @@ impl NoteSigner {
             return Err(NoteError::InvalidText("text is empty".to_owned()));
         }
         if !text.ends_with('\n') {
-            return Err(NoteError::InvalidText(
-                "text does not end with a newline".to_owned(),
-            ));
+            return Err(NoteError::InvalidText("text does not end with a newline".to_owned()));
         }
         if has_control_char(text) {
             return Err(NoteError::InvalidText(
@@ -212,11 +181,7 @@ impl NoteSigner {
         let mut blob = Vec::with_capacity(4 + Signature::BYTE_SIZE);
         blob.extend_from_slice(&self.hash);
         blob.extend_from_slice(&signature.to_bytes());
-        Ok(format!(
-            "{text}\n{SIG_PREFIX}{} {}\n",
-            self.name,
-            BASE64.encode(blob)
-        ))
+        Ok(format!("{text}\n{SIG_PREFIX}{} {}\n", self.name, BASE64.encode(blob)))
     }
 }
 
@@ -246,22 +211,13 @@ impl NoteVerifier {
         let key = VerifyingKey::from_bytes(&bytes)
             .map_err(|e| NoteError::MalformedKey(format!("invalid ed25519 public key: {e}")))?;
         let hash = check_key_hash(name, &key, hash)?;
-        Ok(Self {
-            name: name.to_owned(),
-            hash,
-            key,
-        })
+        Ok(Self { name: name.to_owned(), hash, key })
     }
 
     pub fn to_vkey(&self) -> String {
         let mut material = vec![ALG_ED25519];
         material.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex4(&self.hash),
-            BASE64.encode(material)
-        )
+        format!("{}+{}+{}", self.name, hex4(&self.hash), BASE64.encode(material))
     }
 
     pub fn name(&self) -> &str {
@@ -306,9 +262,7 @@ pub fn open_note(note: &str, verifiers: &[NoteVerifier]) -> Result<OpenedNote, N
     }
     // The text may itself contain blank lines; the last one separates it
     // from the signatures, which are never empty lines.
-    let split = note
-        .rfind("\n\n")
-        .ok_or_else(|| malformed("no blank line before the signatures"))?;
+    let split = note.rfind("\n\n").ok_or_else(|| malformed("no blank line before the signatures"))?;
     let text = &note[..split + 1];
     let sigs = &note[split + 2..];
     if sigs.is_empty() {
@@ -316,9 +270,7 @@ pub fn open_note(note: &str, verifiers: &[NoteVerifier]) -> Result<OpenedNote, N
     }
     let lines: Vec<&str> = sigs[..sigs.len() - 1].split('\n').collect();
     if lines.len() > MAX_SIGNATURES {
-        return Err(NoteError::Malformed(format!(
-            "more than {MAX_SIGNATURES} signature lines"
-        )));
+        return Err(NoteError::Malformed(format!("more than {MAX_SIGNATURES} signature lines")));
     }
 
     let mut verified_by = Vec::new();
@@ -337,48 +289,31 @@ pub fn open_note(note: &str, verifiers: &[NoteVerifier]) -> Result<OpenedNote, N
             continue;
         };
         if !seen_known.insert((name, hash)) {
-            return Err(NoteError::DuplicateSignature {
-                name: name.to_owned(),
-            });
+            return Err(NoteError::DuplicateSignature { name: name.to_owned() });
         }
-        let invalid = || NoteError::InvalidSignature {
-            name: name.to_owned(),
-        };
+        let invalid = || NoteError::InvalidSignature { name: name.to_owned() };
         let sig = Signature::from_slice(&sig).map_err(|_| invalid())?;
-        verifier
-            .key
-            .verify_strict(text.as_bytes(), &sig)
-            .map_err(|_| invalid())?;
+        verifier.key.verify_strict(text.as_bytes(), &sig).map_err(|_| invalid())?;
         verified_by.push(name.to_owned());
     }
     if verified_by.is_empty() {
-        return Err(NoteError::NoKnownSignature {
-            signers: unknown_signers,
-        });
+        return Err(NoteError::NoKnownSignature { signers: unknown_signers });
     }
-    Ok(OpenedNote {
-        text: text.to_owned(),
-        verified_by,
-        other_signatures: unknown_signers.len(),
-    })
+    Ok(OpenedNote { text: text.to_owned(), verified_by, other_signatures: unknown_signers.len() })
 }
 
 /// Splits `— <name> <base64(key hash || signature)>`.
 fn parse_signature_line(line: &str) -> Result<(&str, [u8; 4], Vec<u8>), NoteError> {
-    let malformed =
-        |reason: &str| NoteError::Malformed(format!("signature line {line:?} {reason}"));
+    let malformed = |reason: &str| NoteError::Malformed(format!("signature line {line:?} {reason}"));
     let rest = line
         .strip_prefix(SIG_PREFIX)
         .ok_or_else(|| malformed("does not start with an em dash and a space"))?;
-    let (name, b64) = rest
-        .rsplit_once(' ')
-        .ok_or_else(|| malformed("has no space between name and signature"))?;
+    let (name, b64) =
+        rest.rsplit_once(' ').ok_or_else(|| malformed("has no space between name and signature"))?;
     if check_name(name).is_err() {
         return Err(malformed("has an invalid key name"));
     }
-    let blob = BASE64
-        .decode(b64)
-        .map_err(|_| malformed("has invalid base64"))?;
+    let blob = BASE64.decode(b64).map_err(|_| malformed("has invalid base64"))?;
     if blob.len() < 5 {
         return Err(malformed("has a signature shorter than 5 bytes"));
     }
@@ -477,9 +412,7 @@ mod tests {
         let twice = format!("{note}{}", &note["body\n\n".len()..]);
         assert_eq!(
             open_note(&twice, &[log.verifier()]),
-            Err(NoteError::DuplicateSignature {
-                name: "example.com/log".to_owned()
-            })
+            Err(NoteError::DuplicateSignature { name: "example.com/log".to_owned() })
         );
     }
 
@@ -488,10 +421,7 @@ mod tests {
         let s = signer("example.com/log", 1);
         let note = s.sign("hello\n").unwrap().replacen("hello", "jello", 1);
         let err = open_note(&note, &[s.verifier()]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "signature by example.com/log does not verify"
-        );
+        assert_eq!(err.to_string(), "signature by example.com/log does not verify");
     }
 
     #[test]
@@ -501,14 +431,8 @@ mod tests {
         let note = s.sign("hello\n").unwrap();
         let err = open_note(&note, &[other.verifier()]).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.starts_with("no signature from a known key; signed by: example.com/log+"),
-            "{msg}"
-        );
-        assert!(matches!(
-            open_note(&note, &[]),
-            Err(NoteError::NoKnownSignature { .. })
-        ));
+        assert!(msg.starts_with("no signature from a known key; signed by: example.com/log+"), "{msg}");
+        assert!(matches!(open_note(&note, &[]), Err(NoteError::NoKnownSignature { .. })));
     }
 
     #[test]
@@ -517,21 +441,13 @@ mod tests {
         let impostor = signer("example.com/log", 2);
         let note = impostor.sign("hello\n").unwrap();
         // Different key hash: treated as an unknown key.
-        assert!(matches!(
-            open_note(&note, &[real.verifier()]),
-            Err(NoteError::NoKnownSignature { .. })
-        ));
+        assert!(matches!(open_note(&note, &[real.verifier()]), Err(NoteError::NoKnownSignature { .. })));
         // Same name and key hash but a different key: a forged signature.
-        let forged = NoteSigner {
-            hash: real.hash,
-            ..impostor
-        };
+        let forged = NoteSigner { hash: real.hash, ..impostor };
         let note = forged.sign("hello\n").unwrap();
         assert_eq!(
             open_note(&note, &[real.verifier()]),
-            Err(NoteError::InvalidSignature {
-                name: "example.com/log".to_owned()
-            })
+            Err(NoteError::InvalidSignature { name: "example.com/log".to_owned() })
         );
     }
 
@@ -546,21 +462,12 @@ mod tests {
     fn invalid_inputs() {
         let key = SigningKey::from_bytes(&[1; 32]);
         for name in ["", "a b", "a+b", "tab\there"] {
-            assert!(matches!(
-                NoteSigner::new(name, key.clone()),
-                Err(NoteError::InvalidName { .. })
-            ));
+            assert!(matches!(NoteSigner::new(name, key.clone()), Err(NoteError::InvalidName { .. })));
         }
         let s = signer("n", 1);
         assert!(matches!(s.sign(""), Err(NoteError::InvalidText(_))));
-        assert!(matches!(
-            s.sign("no newline"),
-            Err(NoteError::InvalidText(_))
-        ));
-        assert!(matches!(
-            s.sign("bell\x07\n"),
-            Err(NoteError::InvalidText(_))
-        ));
+        assert!(matches!(s.sign("no newline"), Err(NoteError::InvalidText(_))));
+        assert!(matches!(s.sign("bell\x07\n"), Err(NoteError::InvalidText(_))));
 
         let vkey = s.verifier().to_vkey();
         let (name_hash, material) = vkey.rsplit_once('+').unwrap();
@@ -569,10 +476,7 @@ mod tests {
             Err(NoteError::MalformedKey(_))
         ));
         let renamed = vkey.replacen("n+", "m+", 1);
-        assert!(matches!(
-            NoteVerifier::from_vkey(&renamed),
-            Err(NoteError::KeyHashMismatch { .. })
-        ));
+        assert!(matches!(NoteVerifier::from_vkey(&renamed), Err(NoteError::KeyHashMismatch { .. })));
         let mut bytes = BASE64.decode(material).unwrap();
         bytes[0] = 0x04;
         assert_eq!(
@@ -588,14 +492,8 @@ mod tests {
             NoteVerifier::from_vkey(&format!("{name_hash}+AQID")),
             Err(NoteError::MalformedKey(_))
         ));
-        assert!(matches!(
-            NoteVerifier::from_vkey("n+zzzzzzzz+AQID"),
-            Err(NoteError::MalformedKey(_))
-        ));
-        assert!(matches!(
-            NoteSigner::from_skey(&vkey),
-            Err(NoteError::MalformedKey(_))
-        ));
+        assert!(matches!(NoteVerifier::from_vkey("n+zzzzzzzz+AQID"), Err(NoteError::MalformedKey(_))));
+        assert!(matches!(NoteSigner::from_skey(&vkey), Err(NoteError::MalformedKey(_))));
     }
 
     #[test]

@@ -60,45 +60,32 @@ impl TlogProof {
         let malformed = |reason: String| TlogProofError::Malformed(reason);
         let next_line = |rest: &'static str| malformed(format!("ends before the {rest}"));
 
-        let (header, mut rest) = text
-            .split_once('\n')
-            .ok_or_else(|| next_line("end of the header line"))?;
+        let (header, mut rest) = text.split_once('\n').ok_or_else(|| next_line("end of the header line"))?;
         if header != HEADER {
-            return Err(malformed(format!(
-                "first line is {header:?}, expected {HEADER:?}"
-            )));
+            return Err(malformed(format!("first line is {header:?}, expected {HEADER:?}")));
         }
 
-        let (mut line, after) = rest
-            .split_once('\n')
-            .ok_or_else(|| next_line("index line"))?;
+        let (mut line, after) = rest.split_once('\n').ok_or_else(|| next_line("index line"))?;
         rest = after;
         let mut extra = None;
         if let Some(b64) = line.strip_prefix("extra ") {
             extra = Some(
-                BASE64
-                    .decode(b64)
-                    .map_err(|e| malformed(format!("extra data is not valid base64: {e}")))?,
+                BASE64.decode(b64).map_err(|e| malformed(format!("extra data is not valid base64: {e}")))?,
             );
-            (line, rest) = rest
-                .split_once('\n')
-                .ok_or_else(|| next_line("index line"))?;
+            (line, rest) = rest.split_once('\n').ok_or_else(|| next_line("index line"))?;
         }
 
         let index = line
             .strip_prefix("index ")
             .ok_or_else(|| malformed(format!("expected an index line, found {line:?}")))?;
         let index = parse_canonical_u64(index).ok_or_else(|| {
-            malformed(format!(
-                "invalid index {index:?}: expected a decimal number without leading zeros"
-            ))
+            malformed(format!("invalid index {index:?}: expected a decimal number without leading zeros"))
         })?;
 
         let mut hashes = Vec::new();
         loop {
-            let (line, after) = rest
-                .split_once('\n')
-                .ok_or_else(|| next_line("blank line before the checkpoint"))?;
+            let (line, after) =
+                rest.split_once('\n').ok_or_else(|| next_line("blank line before the checkpoint"))?;
             rest = after;
             if line.is_empty() {
                 break;
@@ -107,38 +94,24 @@ impl TlogProof {
             let bytes = BASE64
                 .decode(line)
                 .map_err(|e| malformed(format!("proof hash {n} is not valid base64: {e}")))?;
-            let hash: Hash = bytes.as_slice().try_into().map_err(|_| {
-                malformed(format!(
-                    "proof hash {n} is {} bytes, expected 32",
-                    bytes.len()
-                ))
-            })?;
+            let hash: Hash = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| malformed(format!("proof hash {n} is {} bytes, expected 32", bytes.len())))?;
             hashes.push(hash);
         }
         if rest.is_empty() {
             return Err(malformed("checkpoint is missing".to_owned()));
         }
-        Ok(Self {
-            index,
-            hashes,
-            extra,
-            checkpoint: rest.to_owned(),
-        })
+        Ok(Self { index, hashes, extra, checkpoint: rest.to_owned() })
     }
 
     /// Verify the checkpoint signature and origin with `log`, then the
     /// inclusion of `leaf` at `index`. Errors say which part failed.
     pub fn verify(&self, leaf: &Hash, log: &NoteVerifier) -> Result<Checkpoint, TlogProofError> {
-        let checkpoint =
-            Checkpoint::open(&self.checkpoint, log).map_err(TlogProofError::Checkpoint)?;
-        verify_inclusion(
-            leaf,
-            self.index,
-            checkpoint.size,
-            &self.hashes,
-            &checkpoint.root,
-        )
-        .map_err(TlogProofError::Inclusion)?;
+        let checkpoint = Checkpoint::open(&self.checkpoint, log).map_err(TlogProofError::Checkpoint)?;
+        verify_inclusion(leaf, self.index, checkpoint.size, &self.hashes, &checkpoint.root)
+            .map_err(TlogProofError::Inclusion)?;
         Ok(checkpoint)
     }
 }
@@ -181,11 +154,7 @@ mod tests {
         assert!(text.contains("=\n\nexample.com/log\n13\n"));
         assert_eq!(TlogProof::parse(&text), Ok(proof.clone()));
 
-        let plain = TlogProof {
-            extra: None,
-            hashes: vec![],
-            ..proof
-        };
+        let plain = TlogProof { extra: None, hashes: vec![], ..proof };
         let text = plain.to_text();
         assert!(text.starts_with("c2sp.org/tlog-proof@v1\nindex 5\n\nexample.com/log\n"));
         assert_eq!(TlogProof::parse(&text), Ok(plain));
@@ -207,47 +176,28 @@ mod tests {
         assert_eq!(err, TlogProofError::Inclusion(ProofError::RootMismatch));
         assert!(err.to_string().starts_with("inclusion proof: "), "{err}");
 
-        let moved = TlogProof {
-            index: 13,
-            ..proof.clone()
-        };
+        let moved = TlogProof { index: 13, ..proof.clone() };
         assert_eq!(
             moved.verify(&leaf, &log.verifier()),
-            Err(TlogProofError::Inclusion(ProofError::IndexOutOfRange {
-                index: 13,
-                size: 13
-            }))
+            Err(TlogProofError::Inclusion(ProofError::IndexOutOfRange { index: 13, size: 13 }))
         );
 
         let mut tampered = proof.clone();
         tampered.hashes[1][0] ^= 1;
-        assert!(matches!(
-            tampered.verify(&leaf, &log.verifier()),
-            Err(TlogProofError::Inclusion(_))
-        ));
+        assert!(matches!(tampered.verify(&leaf, &log.verifier()), Err(TlogProofError::Inclusion(_))));
 
         let other = signer("example.com/log", 2);
         let err = proof.verify(&leaf, &other.verifier()).unwrap_err();
         assert!(matches!(
             err,
-            TlogProofError::Checkpoint(CheckpointError::Signature(
-                NoteError::NoKnownSignature { .. }
-            ))
+            TlogProofError::Checkpoint(CheckpointError::Signature(NoteError::NoKnownSignature { .. }))
         ));
-        assert!(
-            err.to_string().starts_with("checkpoint signature: "),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("checkpoint signature: "), "{err}");
 
-        let forged = TlogProof {
-            checkpoint: proof.checkpoint.replacen("\n13\n", "\n14\n", 1),
-            ..proof
-        };
+        let forged = TlogProof { checkpoint: proof.checkpoint.replacen("\n13\n", "\n14\n", 1), ..proof };
         assert!(matches!(
             forged.verify(&leaf, &log.verifier()),
-            Err(TlogProofError::Checkpoint(CheckpointError::Signature(
-                NoteError::InvalidSignature { .. }
-            )))
+            Err(TlogProofError::Checkpoint(CheckpointError::Signature(NoteError::InvalidSignature { .. })))
         ));
     }
 
@@ -263,8 +213,7 @@ mod tests {
             good.replacen("index 5", "index -5", 1),
             good.replacen("index 5", "idx 5", 1),
             good.replacen("extra aGVsbG8=", "extra aGVsbG8", 1),
-            good.replacen("extra aGVsbG8=\n", "", 1)
-                .replacen("index 5\n", "", 1),
+            good.replacen("extra aGVsbG8=\n", "", 1).replacen("index 5\n", "", 1),
             format!("{HEADER}\nindex 1\n{h}\nAAAA\n\ncheckpoint\n"),
             format!("{HEADER}\nindex 1\n{h}!\n\ncheckpoint\n"),
             format!("{HEADER}\nindex 1\n{h}\n"),
@@ -272,10 +221,7 @@ mod tests {
             format!("{HEADER}\nextra aGVsbG8=\n"),
         ];
         for text in cases {
-            assert!(
-                matches!(TlogProof::parse(&text), Err(TlogProofError::Malformed(_))),
-                "{text:?}"
-            );
+            assert!(matches!(TlogProof::parse(&text), Err(TlogProofError::Malformed(_))), "{text:?}");
         }
     }
 }

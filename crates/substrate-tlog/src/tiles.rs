@@ -20,15 +20,8 @@ pub enum TileError {
     MalformedPath { path: String, reason: String },
     #[error("partial tile width {width} is not between 1 and 255")]
     InvalidWidth { width: u64 },
-    #[error(
-        "tile {level}/{index} of width {width} is not available: the tree has {available} of its hashes"
-    )]
-    NotAvailable {
-        level: u32,
-        index: u64,
-        width: u64,
-        available: u64,
-    },
+    #[error("tile {level}/{index} of width {width} is not available: the tree has {available} of its hashes")]
+    NotAvailable { level: u32, index: u64, width: u64, available: u64 },
     #[error("entry {index} is {len} bytes, more than the 65535 an entry bundle can hold")]
     EntryTooLarge { index: usize, len: usize },
 }
@@ -37,11 +30,7 @@ pub enum TileError {
 #[derive(Debug, PartialEq, Eq)]
 pub enum TilePath {
     /// `<level>/<index>[.p/<width>]`: Merkle tree hashes.
-    Hashes {
-        level: u32,
-        index: u64,
-        width: Option<u64>,
-    },
+    Hashes { level: u32, index: u64, width: Option<u64> },
     /// `entries/<index>[.p/<width>]`: an entry bundle.
     Entries { index: u64, width: Option<u64> },
 }
@@ -50,11 +39,7 @@ impl fmt::Display for TilePath {
     /// Formats the canonical path, the inverse of [`parse_tile_path`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (index, width) = match self {
-            Self::Hashes {
-                level,
-                index,
-                width,
-            } => {
+            Self::Hashes { level, index, width } => {
                 write!(f, "{level}/")?;
                 (index, width)
             }
@@ -88,13 +73,10 @@ pub fn tile_index_path(index: u64) -> String {
 /// `1/000.p/17` or `entries/x002/045.p/3`. Only the canonical spelling of
 /// each path is accepted, so every tile has a single URL.
 pub fn parse_tile_path(path: &str) -> Result<TilePath, TileError> {
-    let malformed = |reason: &str| TileError::MalformedPath {
-        path: path.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let (kind, rest) = path
-        .split_once('/')
-        .ok_or_else(|| malformed("expected <level>/<index> or entries/<index>"))?;
+    let malformed =
+        |reason: &str| TileError::MalformedPath { path: path.to_owned(), reason: reason.to_owned() };
+    let (kind, rest) =
+        path.split_once('/').ok_or_else(|| malformed("expected <level>/<index> or entries/<index>"))?;
     let (index_part, width) = match rest.split_once(".p/") {
         Some((index_part, w)) => {
             let w = parse_small_decimal(w)
@@ -104,9 +86,8 @@ pub fn parse_tile_path(path: &str) -> Result<TilePath, TileError> {
         }
         None => (rest, None),
     };
-    let index = parse_index(index_part).ok_or_else(|| {
-        malformed("index must be 3-digit groups, all but the last prefixed with 'x'")
-    })?;
+    let index = parse_index(index_part)
+        .ok_or_else(|| malformed("index must be 3-digit groups, all but the last prefixed with 'x'"))?;
     if kind == "entries" {
         return Ok(TilePath::Entries { index, width });
     }
@@ -114,11 +95,7 @@ pub fn parse_tile_path(path: &str) -> Result<TilePath, TileError> {
         .and_then(|l| u32::try_from(l).ok())
         .filter(|l| *l <= MAX_TILE_LEVEL)
         .ok_or_else(|| malformed("level must be 'entries' or a decimal from 0 to 63"))?;
-    Ok(TilePath::Hashes {
-        level,
-        index,
-        width,
-    })
+    Ok(TilePath::Hashes { level, index, width })
 }
 
 /// A short decimal without leading zeros; the length cap keeps the
@@ -137,11 +114,7 @@ fn parse_index(s: &str) -> Option<u64> {
     let mut groups = s.split('/').peekable();
     let mut index: u64 = 0;
     while let Some(group) = groups.next() {
-        let digits = if groups.peek().is_some() {
-            group.strip_prefix('x')?
-        } else {
-            group
-        };
+        let digits = if groups.peek().is_some() { group.strip_prefix('x')? } else { group };
         if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
@@ -161,12 +134,7 @@ fn parse_index(s: &str) -> Option<u64> {
 /// hashes of the tile, because the spec requires logs to keep serving the
 /// partial tiles of sizes they published checkpoints for, even after the
 /// tile has grown.
-pub fn tile_hashes(
-    tree: &Tree,
-    level: u32,
-    index: u64,
-    width: Option<u64>,
-) -> Result<Vec<u8>, TileError> {
+pub fn tile_hashes(tree: &Tree, level: u32, index: u64, width: Option<u64>) -> Result<Vec<u8>, TileError> {
     let width = match width {
         None => TILE_WIDTH,
         Some(w) if (1..TILE_WIDTH).contains(&w) => w,
@@ -176,12 +144,7 @@ pub fn tile_hashes(
     let stored = tree_level.map_or(0, |l| tree.level_len(l));
     let start = index.checked_mul(TILE_WIDTH);
     let available = start.map_or(0, |s| stored.saturating_sub(s).min(TILE_WIDTH));
-    let not_available = || TileError::NotAvailable {
-        level,
-        index,
-        width,
-        available,
-    };
+    let not_available = || TileError::NotAvailable { level, index, width, available };
     let (Some(tree_level), Some(start)) = (tree_level, start) else {
         return Err(not_available());
     };
@@ -202,10 +165,8 @@ pub fn tile_hashes(
 pub fn entry_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, TileError> {
     let mut out = Vec::new();
     for (index, entry) in entries.into_iter().enumerate() {
-        let len = u16::try_from(entry.len()).map_err(|_| TileError::EntryTooLarge {
-            index,
-            len: entry.len(),
-        })?;
+        let len =
+            u16::try_from(entry.len()).map_err(|_| TileError::EntryTooLarge { index, len: entry.len() })?;
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(entry);
     }
@@ -225,43 +186,21 @@ mod tests {
         assert_eq!(tile_index_path(999), "999");
         assert_eq!(tile_index_path(1000), "x001/000");
         assert_eq!(tile_index_path(1234067), "x001/x234/067");
-        assert_eq!(
-            tile_index_path(u64::MAX),
-            "x018/x446/x744/x073/x709/x551/615"
-        );
+        assert_eq!(tile_index_path(u64::MAX), "x018/x446/x744/x073/x709/x551/615");
     }
 
     #[test]
     fn parse_valid_paths() {
-        let hashes = |level, index, width| TilePath::Hashes {
-            level,
-            index,
-            width,
-        };
+        let hashes = |level, index, width| TilePath::Hashes { level, index, width };
         let cases = [
             ("0/000", hashes(0, 0, None)),
             ("0/x001/234", hashes(0, 1234, None)),
             ("1/000.p/17", hashes(1, 0, Some(17))),
             ("63/999.p/255", hashes(63, 999, Some(255))),
             ("2/x001/x234/067.p/1", hashes(2, 1234067, Some(1))),
-            (
-                "entries/x002/045.p/3",
-                TilePath::Entries {
-                    index: 2045,
-                    width: Some(3),
-                },
-            ),
-            (
-                "entries/123",
-                TilePath::Entries {
-                    index: 123,
-                    width: None,
-                },
-            ),
-            (
-                "0/x018/x446/x744/x073/x709/x551/615",
-                hashes(0, u64::MAX, None),
-            ),
+            ("entries/x002/045.p/3", TilePath::Entries { index: 2045, width: Some(3) }),
+            ("entries/123", TilePath::Entries { index: 123, width: None }),
+            ("0/x018/x446/x744/x073/x709/x551/615", hashes(0, u64::MAX, None)),
         ];
         for (path, want) in cases {
             let got = parse_tile_path(path).unwrap();
@@ -320,23 +259,12 @@ mod tests {
 
         let full = tile_hashes(&tree, 0, 0, None).unwrap();
         assert_eq!(full, leaves[..256].concat());
-        assert_eq!(
-            tile_hashes(&tree, 0, 3, Some(232)).unwrap(),
-            leaves[768..].concat()
-        );
+        assert_eq!(tile_hashes(&tree, 0, 3, Some(232)).unwrap(), leaves[768..].concat());
         // A narrower partial tile from an earlier checkpoint is still served.
-        assert_eq!(
-            tile_hashes(&tree, 0, 3, Some(10)).unwrap(),
-            leaves[768..778].concat()
-        );
+        assert_eq!(tile_hashes(&tree, 0, 3, Some(10)).unwrap(), leaves[768..778].concat());
         assert_eq!(
             tile_hashes(&tree, 0, 3, None),
-            Err(TileError::NotAvailable {
-                level: 0,
-                index: 3,
-                width: 256,
-                available: 232
-            })
+            Err(TileError::NotAvailable { level: 0, index: 3, width: 256, available: 232 })
         );
         assert!(tile_hashes(&tree, 0, 3, Some(233)).is_err());
         assert!(tile_hashes(&tree, 0, 4, Some(1)).is_err());
@@ -354,14 +282,8 @@ mod tests {
         assert!(tile_hashes(&tree, 2, 0, Some(1)).is_err());
         assert!(tile_hashes(&tree, 8, 0, Some(1)).is_err());
         assert!(tile_hashes(&tree, u32::MAX, u64::MAX, None).is_err());
-        assert_eq!(
-            tile_hashes(&tree, 0, 0, Some(0)),
-            Err(TileError::InvalidWidth { width: 0 })
-        );
-        assert_eq!(
-            tile_hashes(&tree, 0, 0, Some(256)),
-            Err(TileError::InvalidWidth { width: 256 })
-        );
+        assert_eq!(tile_hashes(&tree, 0, 0, Some(0)), Err(TileError::InvalidWidth { width: 0 }));
+        assert_eq!(tile_hashes(&tree, 0, 0, Some(256)), Err(TileError::InvalidWidth { width: 256 }));
 
         // Level 0 hashes of a tile rebuild its level 1 entry.
         let mut level: Vec<_> = leaves[..256].to_vec();
@@ -384,10 +306,7 @@ mod tests {
         let big = vec![0u8; 65536];
         assert_eq!(
             entry_bundle([b"x".as_slice(), big.as_slice()]),
-            Err(TileError::EntryTooLarge {
-                index: 1,
-                len: 65536
-            })
+            Err(TileError::EntryTooLarge { index: 1, len: 65536 })
         );
     }
 }

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "substrate", version, about = "A collectively owned commons for AI texts: deposit, verify, govern.")]
+#[command(
+    name = "substrate",
+    version,
+    about = "A collectively owned commons for AI texts: deposit, verify, govern."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

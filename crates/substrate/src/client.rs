@@ -57,7 +57,10 @@ impl Client {
             Err(ureq::Error::Status(status, response)) => {
                 let body = response.into_string().unwrap_or_default();
                 let parsed: Option<Value> = serde_json::from_str(&body).ok();
-                match parsed.as_ref().and_then(|v| Some((v.get("error")?.as_str()?, v.get("detail")?.as_str()?))) {
+                match parsed
+                    .as_ref()
+                    .and_then(|v| Some((v.get("error")?.as_str()?, v.get("detail")?.as_str()?)))
+                {
                     Some((code, detail)) => Err(anyhow!("the node refused ({status} {code}): {detail}")),
                     None => Err(anyhow!("the node answered {status}: {body}")),
                 }

@@ -21,8 +21,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify { receipt, commons_key, content } => {
             deposit::verify(&receipt, &commons_key, content.as_deref())
         }
-        Command::Withdraw { cid, reason, key, node } => deposit::withdraw(&node.node, key.key.as_deref(), &cid, reason),
-        Command::Consent { cid, narrow, key, node } => deposit::consent(&node.node, key.key.as_deref(), &cid, &narrow),
+        Command::Withdraw { cid, reason, key, node } => {
+            deposit::withdraw(&node.node, key.key.as_deref(), &cid, reason)
+        }
+        Command::Consent { cid, narrow, key, node } => {
+            deposit::consent(&node.node, key.key.as_deref(), &cid, &narrow)
+        }
         Command::Ledger(command) => ledger::run(command),
         Command::Demo { artifacts } => demo::run(artifacts.as_deref()),
         Command::Bench(command) => bench::run(command),

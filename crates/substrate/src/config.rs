@@ -30,7 +30,10 @@ impl NodeConfig {
     pub fn load(path: &Path) -> anyhow::Result<NodeConfig> {
         match std::fs::read_to_string(path) {
             Ok(text) => toml::from_str(&text).with_context(|| {
-                format!("{} is not a valid node config (see substrate.example.toml for the fields)", path.display())
+                format!(
+                    "{} is not a valid node config (see substrate.example.toml for the fields)",
+                    path.display()
+                )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeConfig::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),

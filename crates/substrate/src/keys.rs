@@ -35,12 +35,14 @@ pub fn create(path: &Path, kind: ActorKind, force: bool) -> anyhow::Result<KeyFi
     }
     let file = KeyFile::new(kind, &generate());
     let json = serde_json::to_string_pretty(&file)?;
-    substrate_store::ledger::write_secret(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    substrate_store::ledger::write_secret(path, &json)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(file)
 }
 
 pub fn load(path: &Path) -> anyhow::Result<(KeyFile, SigningKey)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the key file {} (make one with `substrate id new`)", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("reading the key file {} (make one with `substrate id new`)", path.display())
+    })?;
     KeyFile::parse(&text).with_context(|| format!("{} is not a usable key file", path.display()))
 }

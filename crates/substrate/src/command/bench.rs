@@ -43,7 +43,8 @@ impl Daemon {
         let stdout = child.stdout.take().context("no stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
-        let url = line.trim().strip_prefix("listening on ").context("the daemon did not report its address")?;
+        let url =
+            line.trim().strip_prefix("listening on ").context("the daemon did not report its address")?;
         Ok(Daemon { url: url.to_owned(), child })
     }
 }
@@ -142,7 +143,8 @@ fn bench_deposits(clients: usize, count: usize, size: usize) -> anyhow::Result<(
     let elapsed = started.elapsed().as_secs_f64();
     let mut sorted = latencies;
     sorted.sort();
-    let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1000.0;
+    let pct =
+        |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1000.0;
     drop(daemon);
 
     let verifies = ed25519_verifies_per_second();
@@ -203,9 +205,13 @@ fn bench_replay(entries: u64) -> anyhow::Result<()> {
         let events: Vec<SignedEvent> = std::thread::scope(|scope| {
             let half = n as usize / 2;
             let keys = &keys;
-            let a = scope.spawn(move || (first..first + half).map(|i| sample_deposit(&keys[i % 64], i, 1024).0).collect::<Vec<_>>());
+            let a = scope.spawn(move || {
+                (first..first + half).map(|i| sample_deposit(&keys[i % 64], i, 1024).0).collect::<Vec<_>>()
+            });
             let b = scope.spawn(move || {
-                (first + half..first + n as usize).map(|i| sample_deposit(&keys[i % 64], i, 1024).0).collect::<Vec<_>>()
+                (first + half..first + n as usize)
+                    .map(|i| sample_deposit(&keys[i % 64], i, 1024).0)
+                    .collect::<Vec<_>>()
             });
             let mut all = a.join().unwrap_or_default();
             all.extend(b.join().unwrap_or_default());
@@ -217,11 +223,20 @@ fn bench_replay(entries: u64) -> anyhow::Result<()> {
         made += n;
     }
     drop(ledger);
-    println!("built a log of {entries} entries (1 KiB deposits, no blobs) in {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "built a log of {entries} entries (1 KiB deposits, no blobs) in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     let report = substrate_store::replay::replay(&DataDir::new(tmp.path()), ReplayMode::Check, None)?;
     let db = std::fs::metadata(DataDir::new(tmp.path()).database()).map(|m| m.len()).unwrap_or(0);
-    println!("replay --check of {} entries ({} checkpoints, {:.0} MiB database): {:.1}s ({:.0} entries/s)",
-        report.entries, report.checkpoints, db as f64 / 1048576.0, report.seconds, report.entries as f64 / report.seconds);
+    println!(
+        "replay --check of {} entries ({} checkpoints, {:.0} MiB database): {:.1}s ({:.0} entries/s)",
+        report.entries,
+        report.checkpoints,
+        db as f64 / 1048576.0,
+        report.seconds,
+        report.entries as f64 / report.seconds
+    );
     println!("machine bound: ed25519 verify {:.0} /s on one core", ed25519_verifies_per_second());
     Ok(())
 }

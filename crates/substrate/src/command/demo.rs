@@ -142,7 +142,10 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
         std::fs::write(out.join("commons.vkey"), log.to_vkey() + "\n")?;
         std::fs::write(out.join("consistency.json"), serde_json::to_string_pretty(&proof)?)?;
         std::fs::write(out.join("openapi.json"), client.get("/v1/openapi.json")?.body)?;
-        std::fs::write(out.join("datacite.json"), client.get(&format!("/v1/deposits/{dialogue_cid}/datacite"))?.body)?;
+        std::fs::write(
+            out.join("datacite.json"),
+            client.get(&format!("/v1/deposits/{dialogue_cid}/datacite"))?.body,
+        )?;
         println!("  artifacts for external verifiers written to {}", out.display());
     }
 

@@ -51,7 +51,8 @@ pub fn sign_deposit(key: &SigningKey, text: &[u8], meta: &Metadata<'_>) -> anyho
 
 /// Submits a signed deposit with its text; returns the receipt and whether it was new.
 pub fn submit_deposit(client: &Client, event: &SignedEvent, text: &[u8]) -> anyhow::Result<(Receipt, bool)> {
-    let answer = client.post("/v1/deposits", &json!({"envelope": event.envelope, "content": STANDARD.encode(text)}))?;
+    let answer = client
+        .post("/v1/deposits", &json!({"envelope": event.envelope, "content": STANDARD.encode(text)}))?;
     Ok((answer.json()?, answer.status == 201))
 }
 
@@ -80,7 +81,10 @@ pub fn deposit(args: DepositArgs) -> anyhow::Result<()> {
     let (receipt, new) = submit_deposit(&client, &event, &text)?;
     let path = args.receipt.unwrap_or_else(|| format!("{}.receipt.json", Cid::of(&text)).into());
     save_receipt(&path, &receipt)?;
-    println!("{}", if new { "deposited" } else { "already deposited (the same statement); here is its receipt again" });
+    println!(
+        "{}",
+        if new { "deposited" } else { "already deposited (the same statement); here is its receipt again" }
+    );
     print_receipt(&receipt);
     println!("  receipt:   {}", path.display());
     Ok(())
@@ -104,7 +108,13 @@ pub fn print_receipt(receipt: &Receipt) {
     if let Some(handle) = &receipt.handle {
         println!("  handle:    {handle}");
     }
-    println!("  doi:       {}", receipt.doi.as_deref().unwrap_or("null (none registered; export DataCite JSON with `show --datacite`)"));
+    println!(
+        "  doi:       {}",
+        receipt
+            .doi
+            .as_deref()
+            .unwrap_or("null (none registered; export DataCite JSON with `show --datacite`)")
+    );
     println!("  kind:      {}", receipt.kind);
     println!("  log index: {}", receipt.log_index);
     println!("  logged at: {}", receipt.integrated_time);
@@ -119,7 +129,8 @@ pub fn show(node: &str, id: &str, datacite: bool, raw: bool) -> anyhow::Result<(
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    let value: serde_json::Value = client.get(&format!("/v1/deposits/{}", crate::client::segment(id)))?.json()?;
+    let value: serde_json::Value =
+        client.get(&format!("/v1/deposits/{}", crate::client::segment(id)))?.json()?;
     if raw {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -131,32 +142,57 @@ pub fn show(node: &str, id: &str, datacite: bool, raw: bool) -> anyhow::Result<(
     println!("  handle:    {}", s(&d["handle"]));
     println!("  register:  {}", s(&d["register"]));
     println!("  consent:   {}", s(&d["consent"]));
-    println!("  language:  {}   license: {}   size: {} bytes", s(&d["language"]), s(&d["license"]), d["size"]);
+    println!(
+        "  language:  {}   license: {}   size: {} bytes",
+        s(&d["language"]),
+        s(&d["license"]),
+        d["size"]
+    );
     println!("  depositor: {}", s(&d["depositor"]));
-    println!("  logged at: {} (entry {})", substrate_core::timestamp::rfc3339(d["deposited_at"].as_u64().unwrap_or(0)), d["log_index"]);
+    println!(
+        "  logged at: {} (entry {})",
+        substrate_core::timestamp::rfc3339(d["deposited_at"].as_u64().unwrap_or(0)),
+        d["log_index"]
+    );
     match s(&d["status"]["state"]).as_str() {
-        "withdrawn" => println!("  status:    withdrawn at entry {} (tombstone: hash and receipt kept, text deleted)", d["status"]["log_index"]),
+        "withdrawn" => println!(
+            "  status:    withdrawn at entry {} (tombstone: hash and receipt kept, text deleted)",
+            d["status"]["log_index"]
+        ),
         other => println!("  status:    {other}"),
     }
     Ok(())
 }
 
 pub fn verify(receipt_path: &Path, commons_key: &str, content: Option<&Path>) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(receipt_path).with_context(|| format!("reading {}", receipt_path.display()))?;
-    let receipt: Receipt = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a receipt (JSON from `substrate deposit`)", receipt_path.display()))?;
-    let log = NoteVerifier::from_vkey(commons_key.trim())
-        .context("--commons-key is not a signed-note verifier key (name+hash+base64, printed by `substrate init`)")?;
+    let text = std::fs::read_to_string(receipt_path)
+        .with_context(|| format!("reading {}", receipt_path.display()))?;
+    let receipt: Receipt = serde_json::from_str(&text).with_context(|| {
+        format!("{} is not a receipt (JSON from `substrate deposit`)", receipt_path.display())
+    })?;
+    let log = NoteVerifier::from_vkey(commons_key.trim()).context(
+        "--commons-key is not a signed-note verifier key (name+hash+base64, printed by `substrate init`)",
+    )?;
     let content = content
         .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
         .transpose()?;
     let verified = receipt.verify(&log, content.as_deref()).context("the receipt does NOT verify")?;
     println!("receipt verifies");
     println!("  signature:  ok, {} signed this {}", verified.event.signer, verified.event.event.kind());
-    println!("  inclusion:  ok, entry {} is in the tree of size {}", verified.entry.index, verified.checkpoint.size);
+    println!(
+        "  inclusion:  ok, entry {} is in the tree of size {}",
+        verified.entry.index, verified.checkpoint.size
+    );
     println!("  checkpoint: ok, signed by {}", log.name());
     if let Some(cid) = &receipt.cid {
-        println!("  content:    {}", if content.is_some() { format!("ok, the file is {cid}") } else { "not checked (pass --content FILE)".into() });
+        println!(
+            "  content:    {}",
+            if content.is_some() {
+                format!("ok, the file is {cid}")
+            } else {
+                "not checked (pass --content FILE)".into()
+            }
+        );
     }
     Ok(())
 }

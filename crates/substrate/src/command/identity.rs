@@ -15,7 +15,11 @@ pub fn run(command: IdCommand) -> anyhow::Result<()> {
             let path = crate::keys::path(key.key.as_deref())?;
             let file = crate::keys::create(&path, kind, force)?;
             println!("{}", file.did);
-            eprintln!("new {:?} key saved to {} (keep it private: it signs your deposits)", kind, path.display());
+            eprintln!(
+                "new {:?} key saved to {} (keep it private: it signs your deposits)",
+                kind,
+                path.display()
+            );
             Ok(())
         }
         IdCommand::Show { key } => {

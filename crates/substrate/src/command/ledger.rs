@@ -17,8 +17,9 @@ pub fn run(command: LedgerCommand) -> anyhow::Result<()> {
             Ok(())
         }
         LedgerCommand::Entries { start, limit, node } => {
-            let page: serde_json::Value =
-                Client::new(&node.node).get(&format!("/v1/log/entries?start={start}&limit={limit}"))?.json()?;
+            let page: serde_json::Value = Client::new(&node.node)
+                .get(&format!("/v1/log/entries?start={start}&limit={limit}"))?
+                .json()?;
             for entry in page["entries"].as_array().into_iter().flatten() {
                 let signer = entry["envelope"]["signatures"][0]["keyid"].as_str().unwrap_or("?");
                 println!(
@@ -93,7 +94,10 @@ pub fn commons_key(client: &Client) -> anyhow::Result<NoteVerifier> {
 }
 
 /// Opens both checkpoints with `log` and checks the proof between them.
-pub fn check_consistency(proof: &ConsistencyProof, log: &NoteVerifier) -> anyhow::Result<(Checkpoint, Checkpoint)> {
+pub fn check_consistency(
+    proof: &ConsistencyProof,
+    log: &NoteVerifier,
+) -> anyhow::Result<(Checkpoint, Checkpoint)> {
     let old = Checkpoint::open(&proof.old_checkpoint, log).context("the old checkpoint does not verify")?;
     let new = Checkpoint::open(&proof.new_checkpoint, log).context("the new checkpoint does not verify")?;
     let hashes = proof

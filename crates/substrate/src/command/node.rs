@@ -28,8 +28,9 @@ pub fn init(
     let options = InitOptions {
         name: name.to_owned(),
         origin: origin.unwrap_or_else(|| format!("substrate.local/{slug}")),
-        handle_prefix: handle_prefix
-            .unwrap_or_else(|| format!("tag:substrate.local,{}:{slug}/", substrate_core::timestamp::year(now))),
+        handle_prefix: handle_prefix.unwrap_or_else(|| {
+            format!("tag:substrate.local,{}:{slug}/", substrate_core::timestamp::year(now))
+        }),
         registers,
         now,
     };
@@ -44,7 +45,10 @@ pub fn init(
     println!("  origin:      {}", commons.origin);
     println!("  log key:     {}", commons.log_key);
     println!("  log did:     {}", commons.log_did);
-    println!("  registers:   {}", commons.registers.iter().map(Register::as_str).collect::<Vec<_>>().join(", "));
+    println!(
+        "  registers:   {}",
+        commons.registers.iter().map(Register::as_str).collect::<Vec<_>>().join(", ")
+    );
     println!("  config:      {}", dir.config().display());
     println!("verify receipts with: substrate verify <receipt> --commons-key '{}'", commons.log_key);
     Ok(())
@@ -89,7 +93,8 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let data = DataDir::new(dir);
     let ledger = Ledger::open(&data).with_context(|| format!("opening the commons in {}", dir.display()))?;
     let reader = Reader::new(&data, ledger.tree(), ledger.verifier(), ledger.blobs().clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(&config.listen))
         .with_context(|| format!("cannot listen on {} (choose another with --listen)", config.listen))?;

@@ -1,0 +1,205 @@
+//! Integration tests of the store: reopening, batching, replay and the sequencer.
+
+use ed25519_dalek::SigningKey;
+use proptest::prelude::*;
+use substrate_core::event::{ConsentChange, Deposit, Event, Withdrawal};
+use substrate_core::{Cid, ConsentTier, Register, SignedEvent};
+use substrate_store::ledger::Outcome;
+use substrate_store::{DataDir, InitOptions, Ledger, ReplayMode, SequencerHandle, Submission};
+
+fn found(dir: &std::path::Path) -> Ledger {
+    Ledger::init(
+        &DataDir::new(dir),
+        SigningKey::from_bytes(&[42u8; 32]),
+        InitOptions {
+            name: "test".into(),
+            origin: "test.example/commons".into(),
+            handle_prefix: "tag:test.example,2026:t/".into(),
+            registers: Register::defaults(),
+            now: 1_000,
+        },
+    )
+    .expect("init")
+}
+
+fn deposit(key: &SigningKey, n: u32, consent: ConsentTier) -> Submission {
+    let text = format!("text number {n}").into_bytes();
+    let event = Event::Deposit(Deposit {
+        cid: Some(Cid::of(&text)),
+        register: Register::defaults()[n as usize % 8].clone(),
+        secondary_registers: vec![],
+        consent,
+        title: format!("text {n}"),
+        language: "en".into(),
+        license: "CC0-1.0".into(),
+        media_type: "text/plain; charset=utf-8".into(),
+        size: text.len() as u64,
+        created: "2026-01-01T00:00:00.000Z".into(),
+    });
+    Submission { event: SignedEvent::sign(event, key), content: Some(text) }
+}
+
+fn cid_of(n: u32) -> Cid {
+    Cid::of(format!("text number {n}").as_bytes())
+}
+
+/// One step of a random history.
+#[derive(Clone, Debug)]
+enum Step {
+    Deposit(u32, usize),
+    Withdraw(u32, bool),
+    Narrow(u32, usize),
+}
+
+fn submission(step: &Step, alice: &SigningKey, bob: &SigningKey, nonce: usize) -> Submission {
+    match step {
+        Step::Deposit(n, tier) => deposit(alice, *n, ConsentTier::ALL[*tier]),
+        Step::Withdraw(n, by_alice) => {
+            let event = Event::Withdrawal(Withdrawal {
+                cid: Some(cid_of(*n)),
+                reason: None,
+                requested: nonce.to_string(),
+            });
+            Submission { event: SignedEvent::sign(event, if *by_alice { alice } else { bob }), content: None }
+        }
+        Step::Narrow(n, tier) => {
+            let event = Event::ConsentChange(ConsentChange {
+                cid: Some(cid_of(*n)),
+                consent: ConsentTier::ALL[*tier],
+                requested: nonce.to_string(),
+            });
+            Submission { event: SignedEvent::sign(event, alice), content: None }
+        }
+    }
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0u32..6, 0usize..4).prop_map(|(n, t)| Step::Deposit(n, t)),
+        (0u32..6, any::<bool>()).prop_map(|(n, a)| Step::Withdraw(n, a)),
+        (0u32..6, 0usize..4).prop_map(|(n, t)| Step::Narrow(n, t)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// However a history is cut into batches, the log and the state come out the same, replay
+    /// reproduces them, and reopening restores them.
+    #[test]
+    fn batching_does_not_change_the_outcome(steps in proptest::collection::vec(step(), 1..24), cut in 1usize..6) {
+        let alice = SigningKey::from_bytes(&[1u8; 32]);
+        let bob = SigningKey::from_bytes(&[2u8; 32]);
+        let submissions: Vec<Submission> =
+            steps.iter().enumerate().map(|(i, s)| submission(s, &alice, &bob, i)).collect();
+
+        let one = tempfile::tempdir().expect("tempdir");
+        let mut whole = found(one.path());
+        let outcomes = whole.append_batch(submissions.clone(), 5_000).expect("append");
+        prop_assert_eq!(outcomes.len(), submissions.len());
+
+        let many = tempfile::tempdir().expect("tempdir");
+        let mut pieces = found(many.path());
+        for chunk in submissions.chunks(cut) {
+            pieces.append_batch(chunk.to_vec(), 5_000).expect("append");
+        }
+        prop_assert_eq!(whole.state().root(), pieces.state().root());
+        prop_assert_eq!(whole.state().size(), pieces.state().size());
+        let root = whole.tree().read().expect("tree").root();
+        prop_assert_eq!(root, pieces.tree().read().expect("tree").root());
+
+        let state_root = pieces.state().root();
+        drop(pieces);
+        let report = substrate_store::replay::replay(&DataDir::new(many.path()), ReplayMode::Check, None)
+            .expect("replay");
+        prop_assert_eq!(report.state_root, state_root);
+        prop_assert_eq!(report.tree_root, root);
+        let reopened = Ledger::open(&DataDir::new(many.path())).expect("reopen");
+        prop_assert_eq!(reopened.state().root(), state_root);
+
+        // Withdrawn texts are gone from the blob store; active ones are there.
+        for record in reopened.state().deposits() {
+            let withdrawn = matches!(record.status, substrate_core::state::DepositStatus::Withdrawn { .. });
+            prop_assert_eq!(reopened.blobs().contains(&record.cid), !withdrawn);
+        }
+    }
+}
+
+#[test]
+fn duplicates_in_one_batch_get_one_entry_and_the_same_receipt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ledger = found(dir.path());
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    let one = deposit(&alice, 1, ConsentTier::Public);
+    let outcomes = ledger.append_batch(vec![one.clone(), one.clone()], 2_000).expect("append");
+    let (Outcome::Appended(first), Outcome::Duplicate(second)) = (&outcomes[0], &outcomes[1]) else {
+        panic!("expected appended then duplicate, got {outcomes:?}");
+    };
+    assert_eq!(first, second);
+    let later = ledger.append_batch(vec![one], 3_000).expect("append");
+    assert!(matches!(&later[0], Outcome::Duplicate(r) if r == first));
+    assert_eq!(ledger.state().size(), 2);
+}
+
+#[test]
+fn integrated_time_never_goes_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ledger = found(dir.path());
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    ledger.append_batch(vec![deposit(&alice, 1, ConsentTier::Public)], 9_000).expect("append");
+    let outcomes = ledger.append_batch(vec![deposit(&alice, 2, ConsentTier::Public)], 4_000).expect("append");
+    let Outcome::Appended(receipt) = &outcomes[0] else { panic!("{outcomes:?}") };
+    assert_eq!(receipt.integrated_time, substrate_core::timestamp::rfc3339(9_000));
+}
+
+#[test]
+fn init_refuses_an_existing_commons_and_open_an_empty_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(found(dir.path()));
+    let again = Ledger::init(
+        &DataDir::new(dir.path()),
+        SigningKey::from_bytes(&[1u8; 32]),
+        InitOptions {
+            name: "x".into(),
+            origin: "x".into(),
+            handle_prefix: "x/".into(),
+            registers: Register::defaults(),
+            now: 0,
+        },
+    );
+    assert!(again.err().is_some_and(|e| e.to_string().contains("already holds a commons")));
+    let empty = tempfile::tempdir().expect("tempdir");
+    let opened = Ledger::open(&DataDir::new(empty.path()));
+    assert!(opened.err().is_some_and(|e| e.to_string().contains("run `substrate init` first")));
+}
+
+#[test]
+fn the_sequencer_answers_concurrent_submissions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = found(dir.path());
+    let (sequencer, thread) = SequencerHandle::spawn(ledger);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    let results = runtime.block_on(async {
+        let tasks: Vec<_> = (0..200)
+            .map(|n| {
+                let sequencer = sequencer.clone();
+                let submission = deposit(&alice, n, ConsentTier::Commons);
+                tokio::spawn(async move { sequencer.submit(submission).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("task"));
+        }
+        results
+    });
+    let mut indices: Vec<u64> = results.into_iter().map(|r| r.expect("accepted").receipt.log_index).collect();
+    indices.sort();
+    assert_eq!(indices, (1..=200).collect::<Vec<u64>>());
+    drop(sequencer);
+    thread.join().expect("sequencer stops when its handles are gone");
+    let report =
+        substrate_store::replay::replay(&DataDir::new(dir.path()), ReplayMode::Check, None).expect("replay");
+    assert_eq!(report.entries, 201);
+}
