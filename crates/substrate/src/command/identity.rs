@@ -7,6 +7,7 @@ use crate::cli::IdCommand;
 pub fn run(command: IdCommand) -> anyhow::Result<()> {
     match command {
         IdCommand::New { key, kind, force } => {
+            let kind_name = kind.clone();
             let kind = match kind.as_str() {
                 "person" => ActorKind::Person,
                 "agent" => ActorKind::Agent,
