@@ -49,6 +49,7 @@ impl From<EventError> for ApiError {
             EventError::EnvelopeTooLarge(_) => "too_large",
             EventError::UnknownPredicate(_) => "unknown_event",
             EventError::SubjectDigest { .. } => "digest_mismatch",
+            EventError::Field { field: "size", .. } => "empty_content",
             _ => "invalid_event",
         };
         if matches!(e, EventError::EnvelopeTooLarge(_)) {

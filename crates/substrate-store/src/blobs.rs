@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use substrate_core::Cid;
 
+/// The base32 alphabet of CIDs: the fan-out directories are every pair of its letters.
+const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     dir: PathBuf,
@@ -23,10 +26,54 @@ pub enum BlobError {
     Sync(std::io::Error),
 }
 
+/// A text written to the staging directory, not yet under its CID: the sequencer moves it into
+/// place if the log accepts the deposit and discards it otherwise, so a refused deposit never
+/// brings back a withdrawn text.
+#[derive(Debug)]
+pub struct StagedBlob {
+    path: PathBuf,
+}
+
 impl BlobStore {
+    /// Opens (creating) the blob directory, its fan-out directories and an empty staging area.
     pub fn open(dir: &Path) -> std::io::Result<BlobStore> {
-        fs::create_dir_all(dir)?;
-        Ok(BlobStore { dir: dir.to_owned() })
+        let store = BlobStore { dir: dir.to_owned() };
+        fs::create_dir_all(store.staging())?;
+        // Leftovers of a crash between staging and commit are never referenced by the log.
+        for leftover in fs::read_dir(store.staging())? {
+            let _ = fs::remove_file(leftover?.path());
+        }
+        for a in ALPHABET {
+            for b in ALPHABET {
+                let fan = store.dir.join(format!("{}{}", *a as char, *b as char));
+                if !fan.is_dir() {
+                    fs::create_dir(&fan)?;
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn staging(&self) -> PathBuf {
+        self.dir.join(".staging")
+    }
+
+    /// Writes `content` to the staging area without syncing; cheap to call from many threads.
+    pub fn stage(&self, content: &[u8]) -> std::io::Result<StagedBlob> {
+        let (path, mut file) = tempfile_in(&self.staging(), "staged")?;
+        file.write_all(content)?;
+        Ok(StagedBlob { path })
+    }
+
+    /// Moves a staged text under its CID (not yet durable: see [`BlobStore::sync`]).
+    pub fn commit_staged(&self, staged: StagedBlob, cid: &Cid) -> Result<(), BlobError> {
+        fs::rename(&staged.path, self.path(cid))
+            .map_err(|source| BlobError::Io { cid: cid.to_string(), source })
+    }
+
+    /// Drops a staged text the log refused.
+    pub fn discard(&self, staged: StagedBlob) {
+        let _ = fs::remove_file(staged.path);
     }
 
     fn path(&self, cid: &Cid) -> PathBuf {
@@ -38,14 +85,8 @@ impl BlobStore {
     /// Writes `content` under its CID without syncing; call [`BlobStore::sync`] before relying on it.
     pub fn put_unsynced(&self, cid: &Cid, content: &[u8]) -> Result<(), BlobError> {
         let io = |source| BlobError::Io { cid: cid.to_string(), source };
-        let path = self.path(cid);
-        let parent = path.parent().unwrap_or(&self.dir);
-        fs::create_dir_all(parent).map_err(io)?;
-        let mut tmp = tempfile_in(parent, cid).map_err(io)?;
-        tmp.1.write_all(content).map_err(io)?;
-        drop(tmp.1);
-        fs::rename(&tmp.0, &path).map_err(io)?;
-        Ok(())
+        let staged = self.stage(content).map_err(io)?;
+        self.commit_staged(staged, cid)
     }
 
     /// Makes every blob written so far durable: one `syncfs(2)` for the whole batch instead of an
@@ -78,11 +119,11 @@ impl BlobStore {
     }
 }
 
-fn tempfile_in(dir: &Path, cid: &Cid) -> std::io::Result<(PathBuf, fs::File)> {
+fn tempfile_in(dir: &Path, what: &str) -> std::io::Result<(PathBuf, fs::File)> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let path = dir.join(format!(".{cid}.{}.{n}.tmp", std::process::id()));
+    let path = dir.join(format!("{what}.{}.{n}.tmp", std::process::id()));
     let file = fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
     Ok((path, file))
 }

@@ -71,7 +71,15 @@ pub fn replay(
         }
     };
     let mut conn = schema::open(&dir.database())?;
-    let checkpoints = load_checkpoints(&conn, &verifier)?;
+    // One snapshot for the whole replay, so a node appending meanwhile cannot make the log and
+    // the materialised tables look inconsistent; a rebuild also holds off writers until done.
+    let behavior = match mode {
+        ReplayMode::Check => rusqlite::TransactionBehavior::Deferred,
+        ReplayMode::Rebuild => rusqlite::TransactionBehavior::Immediate,
+    };
+    let tx = conn.transaction_with_behavior(behavior)?;
+    let conn: &Connection = &tx;
+    let checkpoints = load_checkpoints(conn, &verifier)?;
 
     let mut tree = Tree::new();
     let mut state = State::new();
@@ -80,7 +88,7 @@ pub fn replay(
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     loop {
         let start = tree.size();
-        let rows = read_chunk(&conn, start)?;
+        let rows = read_chunk(conn, start)?;
         if rows.is_empty() {
             break;
         }
@@ -137,11 +145,12 @@ pub fn replay(
 
     let rows_rebuilt = match mode {
         ReplayMode::Check => {
-            compare_materialised(&conn, &state)?;
+            compare_materialised(conn, &state)?;
             0
         }
-        ReplayMode::Rebuild => rebuild(&mut conn, &state)?,
+        ReplayMode::Rebuild => rebuild(conn, &state)?,
     };
+    tx.commit()?;
     let withdrawn = state
         .deposits()
         .filter(|d| matches!(d.status, substrate_core::state::DepositStatus::Withdrawn { .. }))
@@ -239,15 +248,28 @@ fn compare_materialised(conn: &Connection, state: &State) -> Result<(), ReplayEr
     if stored != folded {
         return Err(ReplayError::Materialised("the commons record".into()));
     }
-    let mut stmt = conn.prepare("SELECT cid, record FROM deposits")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut stmt = conn.prepare("SELECT cid, log_index, handle, depositor, status, record FROM deposits")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(StoredDeposit {
+            cid: r.get(0)?,
+            log_index: r.get(1)?,
+            handle: r.get(2)?,
+            depositor: r.get(3)?,
+            status: r.get(4)?,
+            record: r.get(5)?,
+        })
+    })?;
     let mut seen = 0usize;
     for row in rows {
-        let (cid, json) = row?;
-        let record: Option<DepositRecord> = serde_json::from_str(&json).ok();
-        let folded = Cid::parse(&cid).ok().and_then(|cid| state.deposit(&cid));
-        if record.as_ref() != folded {
-            return Err(ReplayError::Materialised(format!("deposit {cid}")));
+        let stored = row?;
+        let folded = Cid::parse(&stored.cid).ok().and_then(|cid| state.deposit(&cid));
+        let Some(folded) = folded else {
+            return Err(ReplayError::Materialised(format!("deposit {} is not in the log", stored.cid)));
+        };
+        let record: Option<DepositRecord> = serde_json::from_str(&stored.record).ok();
+        let expected = crate::ledger::deposit_columns(folded);
+        if record.as_ref() != Some(folded) || stored.columns() != expected {
+            return Err(ReplayError::Materialised(format!("deposit {}", stored.cid)));
         }
         seen += 1;
     }
@@ -258,13 +280,27 @@ fn compare_materialised(conn: &Connection, state: &State) -> Result<(), ReplayEr
     Ok(())
 }
 
-fn rebuild(conn: &mut Connection, state: &State) -> Result<u64, ReplayError> {
-    let tx = conn.transaction()?;
+fn rebuild(tx: &Connection, state: &State) -> Result<u64, ReplayError> {
     tx.execute("DELETE FROM commons", [])?;
     tx.execute("DELETE FROM deposits", [])?;
     let mut changes: Vec<Change> = state.commons().cloned().map(Change::Commons).into_iter().collect();
     changes.extend(state.deposits().cloned().map(Change::Deposit));
-    materialise(&tx, &changes).map_err(|e| ReplayError::Materialised(e.to_string()))?;
-    tx.commit()?;
+    materialise(tx, &changes).map_err(|e| ReplayError::Materialised(e.to_string()))?;
     Ok(changes.len() as u64)
+}
+
+/// A `deposits` row as stored.
+struct StoredDeposit {
+    cid: String,
+    log_index: u64,
+    handle: String,
+    depositor: String,
+    status: String,
+    record: String,
+}
+
+impl StoredDeposit {
+    fn columns(&self) -> (u64, &str, &str, &str) {
+        (self.log_index, &self.handle, &self.depositor, &self.status)
+    }
 }

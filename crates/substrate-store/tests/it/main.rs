@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use substrate_core::event::{ConsentChange, Deposit, Event, Withdrawal};
 use substrate_core::{Cid, ConsentTier, Register, SignedEvent};
 use substrate_store::ledger::Outcome;
-use substrate_store::{DataDir, InitOptions, Ledger, ReplayMode, SequencerHandle, Submission};
+use substrate_store::{Content, DataDir, InitOptions, Ledger, ReplayMode, SequencerHandle, Submission};
 
 fn found(dir: &std::path::Path) -> Ledger {
     Ledger::init(
@@ -36,7 +36,7 @@ fn deposit(key: &SigningKey, n: u32, consent: ConsentTier) -> Submission {
         size: text.len() as u64,
         created: "2026-01-01T00:00:00.000Z".into(),
     });
-    Submission { event: SignedEvent::sign(event, key), content: Some(text) }
+    Submission { event: SignedEvent::sign(event, key), content: Some(Content::Inline(text)) }
 }
 
 fn cid_of(n: u32) -> Cid {
@@ -90,18 +90,22 @@ proptest! {
     fn batching_does_not_change_the_outcome(steps in proptest::collection::vec(step(), 1..24), cut in 1usize..6) {
         let alice = SigningKey::from_bytes(&[1u8; 32]);
         let bob = SigningKey::from_bytes(&[2u8; 32]);
-        let submissions: Vec<Submission> =
-            steps.iter().enumerate().map(|(i, s)| submission(s, &alice, &bob, i)).collect();
+        let submissions = || -> Vec<Submission> {
+            steps.iter().enumerate().map(|(i, s)| submission(s, &alice, &bob, i)).collect()
+        };
 
         let one = tempfile::tempdir().expect("tempdir");
         let mut whole = found(one.path());
-        let outcomes = whole.append_batch(submissions.clone(), 5_000).expect("append");
-        prop_assert_eq!(outcomes.len(), submissions.len());
+        let outcomes = whole.append_batch(submissions(), 5_000).expect("append");
+        prop_assert_eq!(outcomes.len(), steps.len());
 
         let many = tempfile::tempdir().expect("tempdir");
         let mut pieces = found(many.path());
-        for chunk in submissions.chunks(cut) {
-            pieces.append_batch(chunk.to_vec(), 5_000).expect("append");
+        let mut all = submissions();
+        while !all.is_empty() {
+            let rest = all.split_off(cut.min(all.len()));
+            pieces.append_batch(all, 5_000).expect("append");
+            all = rest;
         }
         prop_assert_eq!(whole.state().root(), pieces.state().root());
         prop_assert_eq!(whole.state().size(), pieces.state().size());
@@ -130,13 +134,13 @@ fn duplicates_in_one_batch_get_one_entry_and_the_same_receipt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ledger = found(dir.path());
     let alice = SigningKey::from_bytes(&[1u8; 32]);
-    let one = deposit(&alice, 1, ConsentTier::Public);
-    let outcomes = ledger.append_batch(vec![one.clone(), one.clone()], 2_000).expect("append");
+    let one = || deposit(&alice, 1, ConsentTier::Public);
+    let outcomes = ledger.append_batch(vec![one(), one()], 2_000).expect("append");
     let (Outcome::Appended(first), Outcome::Duplicate(second)) = (&outcomes[0], &outcomes[1]) else {
         panic!("expected appended then duplicate, got {outcomes:?}");
     };
     assert_eq!(first, second);
-    let later = ledger.append_batch(vec![one], 3_000).expect("append");
+    let later = ledger.append_batch(vec![one()], 3_000).expect("append");
     assert!(matches!(&later[0], Outcome::Duplicate(r) if r == first));
     assert_eq!(ledger.state().size(), 2);
 }

@@ -17,8 +17,7 @@ pub fn run(command: IdCommand) -> anyhow::Result<()> {
             let file = crate::keys::create(&path, kind, force)?;
             println!("{}", file.did);
             eprintln!(
-                "new {:?} key saved to {} (keep it private: it signs your deposits)",
-                kind,
+                "new {kind_name} key saved to {} (keep it private: it signs your deposits)",
                 path.display()
             );
             Ok(())
