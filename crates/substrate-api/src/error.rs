@@ -45,6 +45,9 @@ impl IntoResponse for ApiError {
 impl From<EventError> for ApiError {
     fn from(e: EventError) -> Self {
         let code = match e {
+            EventError::Envelope(substrate_core::envelope::EnvelopeError::PayloadType(_)) => {
+                "invalid_envelope"
+            }
             EventError::Envelope(_) => "bad_signature",
             EventError::EnvelopeTooLarge(_) => "too_large",
             EventError::UnknownPredicate(_) => "unknown_event",
@@ -110,4 +113,29 @@ impl From<ReadError> for ApiError {
             other => ApiError::internal(&other),
         }
     }
+}
+
+/// Turns the framework's own plain-text refusals (a path or query that does not parse, a wrong
+/// method) into the same `{error, detail}` JSON as every other error.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&body).trim().to_owned();
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let detail =
+        if detail.is_empty() { status.canonical_reason().unwrap_or("refused").to_owned() } else { detail };
+    ApiError::new(status, code, detail).into_response()
 }

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(crate::tiles::tile))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

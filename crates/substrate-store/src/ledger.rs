@@ -404,7 +404,12 @@ impl Ledger {
             let entry = reader.entry(index)?;
             outcomes[position] = Some(Outcome::Duplicate(reader.receipt(&batch[position].event, &entry)?));
         }
-        Ok(outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Refused(Rejection::NoGenesis))).collect())
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.ok_or_else(|| LedgerError::Inconsistent("a submission was left without an outcome".into()))
+            })
+            .collect()
     }
 }
 

@@ -125,6 +125,7 @@ impl Reader {
 
     /// The signed checkpoint at exactly `size`.
     pub fn checkpoint_at(&self, size: u64) -> Result<String, ReadError> {
+        beyond_sql(size, "checkpoint size")?;
         self.with(|conn| {
             conn.query_row("SELECT note FROM checkpoints WHERE size = ?1", [size], |r| r.get(0))
                 .optional()?
@@ -139,6 +140,8 @@ impl Reader {
     }
 
     pub fn entries(&self, start: u64, limit: u64) -> Result<Vec<LogEntry>, ReadError> {
+        beyond_sql(start, "start")?;
+        let limit = limit.min(i64::MAX as u64);
         self.with(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT idx, leaf FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
@@ -186,10 +189,17 @@ impl Reader {
     /// A tlog-tiles hash tile, bounded by the latest checkpoint.
     pub fn tile(&self, level: u32, index: u64, width: Option<u64>) -> Result<Vec<u8>, ReadError> {
         let (size, _) = self.checkpoint()?;
-        let nodes_at_level = size >> (level * substrate_tlog::TILE_HEIGHT);
-        let end = index * substrate_tlog::TILE_WIDTH + width.unwrap_or(substrate_tlog::TILE_WIDTH);
+        let beyond = || ReadError::NotFound(format!("tile {level}/{index} is beyond the log (size {size})"));
+        let nodes_at_level = level
+            .checked_mul(substrate_tlog::TILE_HEIGHT)
+            .and_then(|shift| size.checked_shr(shift))
+            .unwrap_or(0);
+        let end = index
+            .checked_mul(substrate_tlog::TILE_WIDTH)
+            .and_then(|start| start.checked_add(width.unwrap_or(substrate_tlog::TILE_WIDTH)))
+            .ok_or_else(beyond)?;
         if end > nodes_at_level {
-            return Err(ReadError::NotFound(format!("tile {level}/{index} is beyond the log (size {size})")));
+            return Err(beyond());
         }
         substrate_tlog::tile_hashes(&self.tree(), level, index, width)
             .map_err(|e| ReadError::NotFound(e.to_string()))
@@ -198,11 +208,12 @@ impl Reader {
     /// A tlog-tiles entry bundle, bounded by the latest checkpoint.
     pub fn entry_bundle(&self, index: u64, width: Option<u64>) -> Result<Vec<u8>, ReadError> {
         let (size, _) = self.checkpoint()?;
-        let start = index * substrate_tlog::TILE_WIDTH;
         let count = width.unwrap_or(substrate_tlog::TILE_WIDTH);
-        if start + count > size {
+        let start = index.checked_mul(substrate_tlog::TILE_WIDTH);
+        let Some(start) = start.filter(|start| start.checked_add(count).is_some_and(|end| end <= size))
+        else {
             return Err(ReadError::NotFound(format!("entry bundle {index} is beyond the log (size {size})")));
-        }
+        };
         let leaves: Vec<Vec<u8>> = self.entries(start, count)?.iter().map(LogEntry::leaf).collect();
         substrate_tlog::entry_bundle(leaves.iter().map(Vec::as_slice))
             .map_err(|e| ReadError::BadRequest(e.to_string()))
@@ -211,4 +222,12 @@ impl Reader {
     fn tree(&self) -> std::sync::RwLockReadGuard<'_, Tree> {
         self.inner.tree.read().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// SQLite integers are signed: an index past `i64::MAX` cannot be in any log.
+fn beyond_sql(n: u64, what: &str) -> Result<(), ReadError> {
+    if n > i64::MAX as u64 {
+        return Err(ReadError::NotFound(format!("{what} {n} is beyond any log")));
+    }
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! End-to-end tests of the `substrate` binary: the CLI flow, bad input over HTTP, crash safety
-//! under SIGKILL, and tamper detection by replay.
+//! under SIGKILL, tamper detection by replay, the tlog-tiles reads, and the project's conventions.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,4 +7,6 @@ mod bad_input;
 mod cli_flow;
 mod crash;
 mod tamper;
+mod tidy;
+mod tiles;
 mod util;
