@@ -13,7 +13,7 @@ use serde_json::json;
 use substrate_core::event::Event;
 use substrate_core::state::DepositStatus;
 use substrate_core::{ConsentTier, Envelope, SignedEvent};
-use substrate_store::{BlobStore, Content, Reader, SequencerHandle, Submission};
+use substrate_store::{Reader, SequencerHandle, Submission};
 
 use crate::ApiError;
 
@@ -22,8 +22,6 @@ use crate::ApiError;
 pub struct AppState {
     pub reader: Reader,
     pub sequencer: SequencerHandle,
-    /// Where handlers stage deposit texts before the sequencer commits them.
-    pub blobs: BlobStore,
     /// Largest deposit text accepted, in bytes.
     pub max_deposit_bytes: usize,
 }
@@ -155,14 +153,7 @@ async fn deposit(
         ));
     };
     deposit.check_content(&content)?;
-    // Writing the file here, on many threads, keeps the sequencer's own work per deposit small.
-    let blobs = app.blobs.clone();
-    let staged = tokio::task::spawn_blocking(move || blobs.stage(&content))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| ApiError::internal(&format!("staging a deposit text: {e}")))?;
-    let submitted =
-        app.sequencer.submit(Submission { event, content: Some(Content::Staged(staged)) }).await?;
+    let submitted = app.sequencer.submit(Submission { event, content: Some(content) }).await?;
     let status = if submitted.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(submitted.receipt)).into_response())
 }

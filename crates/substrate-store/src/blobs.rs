@@ -1,6 +1,6 @@
 //! The content-addressed blob directory: `blobs/<2 chars>/<cid>`, each written to a temporary file
-//! and renamed into place. Durability is per batch: one `syncfs` covers every blob of a batch
-//! before its log entries commit.
+//! and renamed into place. Durability is per batch: one `syncfs` covers every file of a batch
+//! before the texts' pending copies in SQLite are let go.
 
 use std::fs;
 use std::io::Write;
@@ -26,21 +26,13 @@ pub enum BlobError {
     Sync(std::io::Error),
 }
 
-/// A text written to the staging directory, not yet under its CID: the sequencer moves it into
-/// place if the log accepts the deposit and discards it otherwise, so a refused deposit never
-/// brings back a withdrawn text.
-#[derive(Debug)]
-pub struct StagedBlob {
-    path: PathBuf,
-}
-
 impl BlobStore {
-    /// Opens (creating) the blob directory, its fan-out directories and an empty staging area.
+    /// Opens (creating) the blob directory and its fan-out directories, and clears temporary
+    /// files a crash left behind.
     pub fn open(dir: &Path) -> std::io::Result<BlobStore> {
         let store = BlobStore { dir: dir.to_owned() };
-        fs::create_dir_all(store.staging())?;
-        // Leftovers of a crash between staging and commit are never referenced by the log.
-        for leftover in fs::read_dir(store.staging())? {
+        fs::create_dir_all(store.temporary())?;
+        for leftover in fs::read_dir(store.temporary())? {
             let _ = fs::remove_file(leftover?.path());
         }
         for a in ALPHABET {
@@ -54,39 +46,24 @@ impl BlobStore {
         Ok(store)
     }
 
-    fn staging(&self) -> PathBuf {
-        self.dir.join(".staging")
+    fn temporary(&self) -> PathBuf {
+        self.dir.join(".tmp")
     }
 
-    /// Writes `content` to the staging area without syncing; cheap to call from many threads.
-    pub fn stage(&self, content: &[u8]) -> std::io::Result<StagedBlob> {
-        let (path, mut file) = tempfile_in(&self.staging(), "staged")?;
-        file.write_all(content)?;
-        Ok(StagedBlob { path })
-    }
-
-    /// Moves a staged text under its CID (not yet durable: see [`BlobStore::sync`]).
-    pub fn commit_staged(&self, staged: StagedBlob, cid: &Cid) -> Result<(), BlobError> {
-        fs::rename(&staged.path, self.path(cid))
-            .map_err(|source| BlobError::Io { cid: cid.to_string(), source })
-    }
-
-    /// Drops a staged text the log refused.
-    pub fn discard(&self, staged: StagedBlob) {
-        let _ = fs::remove_file(staged.path);
-    }
-
+    /// The file of a CID: fanned out on two characters of its digest (the first seven are the
+    /// constant `bafkrei` prefix).
     fn path(&self, cid: &Cid) -> PathBuf {
         let name = cid.to_string();
-        // The first characters are the constant "bafkrei" prefix; fan out on the digest.
         self.dir.join(&name[7..9]).join(name)
     }
 
     /// Writes `content` under its CID without syncing; call [`BlobStore::sync`] before relying on it.
     pub fn put_unsynced(&self, cid: &Cid, content: &[u8]) -> Result<(), BlobError> {
         let io = |source| BlobError::Io { cid: cid.to_string(), source };
-        let staged = self.stage(content).map_err(io)?;
-        self.commit_staged(staged, cid)
+        let (tmp, mut file) = tempfile_in(&self.temporary()).map_err(io)?;
+        file.write_all(content).map_err(io)?;
+        drop(file);
+        fs::rename(&tmp, self.path(cid)).map_err(io)
     }
 
     /// Makes every blob written so far durable: one `syncfs(2)` for the whole batch instead of an
@@ -119,11 +96,11 @@ impl BlobStore {
     }
 }
 
-fn tempfile_in(dir: &Path, what: &str) -> std::io::Result<(PathBuf, fs::File)> {
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, fs::File)> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let path = dir.join(format!("{what}.{}.{n}.tmp", std::process::id()));
+    let path = dir.join(format!("{}.{n}.tmp", std::process::id()));
     let file = fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
     Ok((path, file))
 }

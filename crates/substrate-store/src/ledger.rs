@@ -11,7 +11,7 @@ use substrate_core::event::{Event, Genesis};
 use substrate_core::receipt::Receipt;
 use substrate_core::register::Register;
 use substrate_core::state::{Change, Commons, DepositRecord, DepositStatus, Rejection, State};
-use substrate_core::{LogEntry, SignedEvent};
+use substrate_core::{Cid, LogEntry, SignedEvent};
 use substrate_tlog::{Checkpoint, NoteSigner, Tree};
 
 use crate::DataDir;
@@ -58,18 +58,10 @@ pub struct InitOptions {
 }
 
 /// One event offered to the log, already signature-checked; deposits carry their checked text.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Submission {
     pub event: SignedEvent,
-    pub content: Option<Content>,
-}
-
-/// A deposit's text, either in memory or already written to the blob store's staging area by the
-/// caller (which keeps file writes off the sequencer's thread).
-#[derive(Debug)]
-pub enum Content {
-    Inline(Vec<u8>),
-    Staged(crate::blobs::StagedBlob),
+    pub content: Option<Vec<u8>>,
 }
 
 /// The outcome of one submission in a batch.
@@ -234,6 +226,13 @@ impl Ledger {
         Ok(())
     }
 
+    /// Stops SQLite from checkpointing the WAL inside this connection's commits; whoever calls
+    /// this runs checkpoints from another connection (the sequencer does).
+    pub fn leave_checkpoints_to_others(&self) -> Result<(), LedgerError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
     pub fn dir(&self) -> &DataDir {
         &self.dir
     }
@@ -255,6 +254,17 @@ impl Ledger {
         &self.blobs
     }
 
+    /// Moves every pending text into the blob directory now.
+    pub fn flush_texts(&mut self) -> Result<usize, LedgerError> {
+        let mut moved = 0;
+        loop {
+            match flush_texts(&mut self.conn, &self.blobs, 1024)? {
+                0 => return Ok(moved),
+                n => moved += n,
+            }
+        }
+    }
+
     /// Appends what the state accepts of `batch` with integrated time `now` (raised to the last
     /// entry's time if the clock went back), durably, and returns one outcome per submission.
     /// On a storage error nothing of the batch is acknowledged and the ledger reloads from disk.
@@ -274,19 +284,15 @@ impl Ledger {
         let mut changes: Vec<Change> = Vec::new();
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
         let mut duplicates: Vec<(usize, u64)> = Vec::new();
-        let mut blobs_written = false;
+        let mut texts: Vec<(String, Vec<u8>)> = Vec::new();
         let mut batch = batch;
         for (position, submission) in batch.iter_mut().enumerate() {
             let index = self.state.size();
             let result = self.state.apply(index, time, &submission.event);
-            if let (Some(content), Some(cid)) = (submission.content.take(), submission.event.event.cid()) {
-                match (content, result.is_ok()) {
-                    (Content::Inline(bytes), true) => self.blobs.put_unsynced(cid, &bytes)?,
-                    (Content::Staged(staged), true) => self.blobs.commit_staged(staged, cid)?,
-                    (Content::Staged(staged), false) => self.blobs.discard(staged),
-                    (Content::Inline(_), false) => {}
-                }
-                blobs_written |= result.is_ok();
+            if let (Ok(_), Some(content), Some(cid)) =
+                (&result, submission.content.take(), submission.event.event.cid())
+            {
+                texts.push((cid.to_string(), content));
             }
             match result {
                 Ok(applied) => {
@@ -310,10 +316,6 @@ impl Ledger {
             return self.finish(batch, outcomes, duplicates, &[], None);
         }
         let applied_at = clock.elapsed();
-        if blobs_written {
-            self.blobs.sync()?;
-        }
-        let synced_at = clock.elapsed();
 
         let mut tree = self.tree.write().unwrap_or_else(|e| e.into_inner());
         for (entry, _) in &staged {
@@ -343,6 +345,13 @@ impl Ledger {
                     batch[*position].event.statement_digest.as_slice()
                 ])?;
             }
+            // The texts become durable with their entries, in this one commit; the blob directory
+            // gets them later (see `flush_texts`), off the path every deposit waits on.
+            let mut pending =
+                tx.prepare_cached("INSERT OR REPLACE INTO pending_texts (cid, content) VALUES (?1, ?2)")?;
+            for (cid, content) in &texts {
+                pending.execute(params![cid, content])?;
+            }
             materialise(&tx, &changes)?;
             tx.execute(
                 "INSERT INTO checkpoints (size, note) VALUES (?1, ?2)",
@@ -352,9 +361,8 @@ impl Ledger {
         tx.commit()?;
         tracing::debug!(
             entries = staged.len(),
-            apply_and_write_us = applied_at.as_micros() as u64,
-            blob_sync_us = (synced_at - applied_at).as_micros() as u64,
-            insert_and_commit_us = (clock.elapsed() - synced_at).as_micros() as u64,
+            apply_us = applied_at.as_micros() as u64,
+            insert_and_commit_us = (clock.elapsed() - applied_at).as_micros() as u64,
             "batch durable"
         );
         self.last_time = time;
@@ -413,6 +421,41 @@ impl Ledger {
     }
 }
 
+/// Moves up to `limit` accepted texts from `pending_texts` into the blob directory: files written,
+/// one `syncfs`, then the pending rows deleted. A text whose deposit was withdrawn meanwhile (its
+/// row already gone) has its file removed again. Returns how many texts moved.
+pub fn flush_texts(conn: &mut Connection, blobs: &BlobStore, limit: usize) -> Result<usize, LedgerError> {
+    let texts: Vec<(String, Vec<u8>)> = {
+        let mut stmt = conn.prepare_cached("SELECT cid, content FROM pending_texts LIMIT ?1")?;
+        stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+    };
+    if texts.is_empty() {
+        return Ok(0);
+    }
+    let mut cids = Vec::with_capacity(texts.len());
+    for (cid, content) in &texts {
+        let cid = Cid::parse(cid).map_err(|e| LedgerError::Inconsistent(format!("pending text: {e}")))?;
+        blobs.put_unsynced(&cid, content)?;
+        cids.push(cid);
+    }
+    blobs.sync()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut withdrawn = Vec::new();
+    {
+        let mut delete = tx.prepare_cached("DELETE FROM pending_texts WHERE cid = ?1")?;
+        for cid in &cids {
+            if delete.execute([cid.to_string()])? == 0 {
+                withdrawn.push(cid);
+            }
+        }
+    }
+    tx.commit()?;
+    for cid in withdrawn {
+        blobs.delete(cid)?;
+    }
+    Ok(cids.len())
+}
+
 /// Builds receipts from the database and the tree; shared by the writer and the readers.
 pub(crate) struct ReceiptSource<'a> {
     pub conn: &'a Connection,
@@ -465,6 +508,9 @@ pub(crate) fn materialise(tx: &Connection, changes: &[Change]) -> Result<(), Led
                 tx.execute("INSERT OR REPLACE INTO commons (id, record) VALUES (0, ?1)", [json])?;
             }
             Change::Deposit(record) => {
+                if matches!(record.status, DepositStatus::Withdrawn { .. }) {
+                    tx.execute("DELETE FROM pending_texts WHERE cid = ?1", [record.cid.to_string()])?;
+                }
                 let (log_index, handle, depositor, status) = deposit_columns(record);
                 upsert.execute(params![
                     record.cid.to_string(),

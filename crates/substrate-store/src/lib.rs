@@ -8,8 +8,8 @@ pub mod replay;
 pub mod schema;
 pub mod sequencer;
 
-pub use blobs::{BlobStore, StagedBlob};
-pub use ledger::{Content, InitOptions, Ledger, LedgerError, Submission};
+pub use blobs::BlobStore;
+pub use ledger::{InitOptions, Ledger, LedgerError, Submission};
 pub use reader::{ReadError, Reader};
 pub use replay::{ReplayError, ReplayMode, ReplayReport};
 pub use sequencer::{SequencerHandle, SubmitError, Submitted};

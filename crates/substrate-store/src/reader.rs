@@ -111,9 +111,24 @@ impl Reader {
         })
     }
 
-    /// The deposit's text, if it is still held (withdrawn texts are gone).
+    /// The deposit's text, if it is still held (withdrawn texts are gone): from the blob
+    /// directory, or from SQLite while it waits to be moved there.
     pub fn content(&self, cid: &Cid) -> Result<Option<Vec<u8>>, ReadError> {
-        Ok(self.inner.blobs.get(cid)?)
+        if let Some(text) = self.inner.blobs.get(cid)? {
+            return Ok(Some(text));
+        }
+        let pending = self.with(|conn| {
+            Ok(conn
+                .query_row("SELECT content FROM pending_texts WHERE cid = ?1", [cid.to_string()], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        })?;
+        // The text may have moved to the blob directory between the two reads.
+        match pending {
+            Some(text) => Ok(Some(text)),
+            None => Ok(self.inner.blobs.get(cid)?),
+        }
     }
 
     /// The latest signed checkpoint: (size, note).

@@ -1,5 +1,6 @@
 //! The SQLite schema. `entries` and `checkpoints` are the log; `commons` and `deposits` are
-//! materialised state that `replay --rebuild` can drop and recompute.
+//! materialised state that `replay --rebuild` can drop and recompute; `pending_texts` holds
+//! accepted texts until they are moved into the blob directory.
 
 use rusqlite::Connection;
 
@@ -13,6 +14,10 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
     note TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_texts (
+    cid TEXT PRIMARY KEY,
+    content BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS commons (
     id INTEGER PRIMARY KEY CHECK (id = 0),

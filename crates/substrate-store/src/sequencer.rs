@@ -59,7 +59,67 @@ impl SequencerHandle {
     }
 }
 
+/// How often the maintenance thread moves pending texts to the blob directory and folds the
+/// SQLite WAL back into the database file.
+const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Background upkeep beside the sequencer, from a connection of its own: moves accepted texts
+/// from SQLite into the blob directory, and checkpoints the WAL so the sequencer's commits never
+/// pay for it (SQLite's automatic checkpoint would run inside a commit every ~1000 pages).
+/// PASSIVE checkpoints never block the writer. Stops, after a last round, when `stop` is dropped.
+fn maintenance(
+    path: std::path::PathBuf,
+    blobs: crate::blobs::BlobStore,
+    stop: std::sync::mpsc::Receiver<()>,
+) {
+    let mut conn = match crate::schema::open(&path) {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::error!(%error, "the maintenance thread cannot open the database; texts stay in SQLite");
+            return;
+        }
+    };
+    loop {
+        let stopping =
+            !matches!(stop.recv_timeout(MAINTENANCE_EVERY), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
+        loop {
+            match crate::ledger::flush_texts(&mut conn, &blobs, 1024) {
+                Ok(1024) => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "moving texts to the blob directory failed; they stay in SQLite for now");
+                    break;
+                }
+            }
+        }
+        let mode = if stopping { "TRUNCATE" } else { "PASSIVE" };
+        if let Err(error) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+            tracing::warn!(%error, "WAL checkpoint failed; retrying");
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
 fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<(Submission, Reply)>) {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let database = ledger.dir().database();
+    let blobs = ledger.blobs().clone();
+    let upkeep = std::thread::Builder::new()
+        .name("maintenance".into())
+        .spawn(move || maintenance(database, blobs, stopped));
+    if let Err(error) = ledger.leave_checkpoints_to_others() {
+        tracing::warn!(%error, "could not turn off SQLite's automatic checkpoints");
+    }
+    serve(&mut ledger, &mut receiver);
+    drop(stop);
+    if let Ok(upkeep) = upkeep {
+        let _ = upkeep.join();
+    }
+}
+
+fn serve(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<(Submission, Reply)>) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     while receiver.blocking_recv_many(&mut pending, MAX_BATCH) > 0 {
         let (batch, replies): (Vec<Submission>, Vec<Reply>) = pending.drain(..).unzip();

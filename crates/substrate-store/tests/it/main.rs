@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use substrate_core::event::{ConsentChange, Deposit, Event, Withdrawal};
 use substrate_core::{Cid, ConsentTier, Register, SignedEvent};
 use substrate_store::ledger::Outcome;
-use substrate_store::{Content, DataDir, InitOptions, Ledger, ReplayMode, SequencerHandle, Submission};
+use substrate_store::{DataDir, InitOptions, Ledger, ReplayMode, SequencerHandle, Submission};
 
 fn found(dir: &std::path::Path) -> Ledger {
     Ledger::init(
@@ -36,7 +36,7 @@ fn deposit(key: &SigningKey, n: u32, consent: ConsentTier) -> Submission {
         size: text.len() as u64,
         created: "2026-01-01T00:00:00.000Z".into(),
     });
-    Submission { event: SignedEvent::sign(event, key), content: Some(Content::Inline(text)) }
+    Submission { event: SignedEvent::sign(event, key), content: Some(text) }
 }
 
 fn cid_of(n: u32) -> Cid {
@@ -118,8 +118,9 @@ proptest! {
             .expect("replay");
         prop_assert_eq!(report.state_root, state_root);
         prop_assert_eq!(report.tree_root, root);
-        let reopened = Ledger::open(&DataDir::new(many.path())).expect("reopen");
+        let mut reopened = Ledger::open(&DataDir::new(many.path())).expect("reopen");
         prop_assert_eq!(reopened.state().root(), state_root);
+        reopened.flush_texts().expect("flush texts");
 
         // Withdrawn texts are gone from the blob store; active ones are there.
         for record in reopened.state().deposits() {

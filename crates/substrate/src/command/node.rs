@@ -101,10 +101,9 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let addr = listener.local_addr()?;
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let max_deposit_bytes = config.max_deposit_bytes;
-    let blobs = ledger.blobs().clone();
     let thread = std::thread::Builder::new().name("node".into()).spawn(move || {
         let (sequencer, sequencer_thread) = SequencerHandle::spawn(ledger);
-        let state = substrate_api::AppState { reader, sequencer, blobs, max_deposit_bytes };
+        let state = substrate_api::AppState { reader, sequencer, max_deposit_bytes };
         let served = runtime.block_on(substrate_api::serve(listener, state, async {
             let _ = stopped.await;
         }));
