@@ -70,8 +70,8 @@ async fn not_found() -> ApiError {
 }
 
 async fn health(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let (size, _) = blocking(&app.reader, |r| Ok(r.checkpoint()?)).await?;
-    Ok(Json(json!({"status": "ok", "log_size": size})))
+    let (size, pending) = blocking(&app.reader, |r| Ok((r.checkpoint()?.0, r.pending_texts()?))).await?;
+    Ok(Json(json!({"status": "ok", "log_size": size, "texts_pending": pending})))
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -105,6 +105,21 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, fs::File)> {
     Ok((path, file))
 }
 
+/// Gives the calling thread the lowest CPU priority (nice 19); best effort.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn lower_this_threads_priority() {
+    // SAFETY: gettid and setpriority take plain integers and touch no memory of ours; on Linux a
+    // thread id names one thread for PRIO_PROCESS.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn lower_this_threads_priority() {}
+
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn syncfs(file: &fs::File) -> std::io::Result<()> {

@@ -131,6 +131,11 @@ impl Reader {
         }
     }
 
+    /// How many accepted texts wait in SQLite to be moved into the blob directory.
+    pub fn pending_texts(&self) -> Result<u64, ReadError> {
+        self.with(|conn| Ok(conn.query_row("SELECT count(*) FROM pending_texts", [], |r| r.get(0))?))
+    }
+
     /// The latest signed checkpoint: (size, note).
     pub fn checkpoint(&self) -> Result<(u64, String), ReadError> {
         self.with(|conn| {

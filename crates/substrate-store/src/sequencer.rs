@@ -61,7 +61,7 @@ impl SequencerHandle {
 
 /// How often the maintenance thread moves pending texts to the blob directory and folds the
 /// SQLite WAL back into the database file.
-const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Background upkeep beside the sequencer, from a connection of its own: moves accepted texts
 /// from SQLite into the blob directory, and checkpoints the WAL so the sequencer's commits never
@@ -72,6 +72,8 @@ fn maintenance(
     blobs: crate::blobs::BlobStore,
     stop: std::sync::mpsc::Receiver<()>,
 ) {
+    // Upkeep can wait: under load, deposits come first and texts simply stay in SQLite longer.
+    crate::blobs::lower_this_threads_priority();
     let mut conn = match crate::schema::open(&path) {
         Ok(conn) => conn,
         Err(error) => {
