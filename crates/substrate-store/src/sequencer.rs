@@ -42,13 +42,11 @@ pub struct SequencerHandle {
 impl SequencerHandle {
     /// Starts the sequencer thread; it stops when every handle is dropped, after finishing the
     /// batch in hand.
-    pub fn spawn(ledger: Ledger) -> (SequencerHandle, std::thread::JoinHandle<()>) {
+    pub fn spawn(ledger: Ledger) -> std::io::Result<(SequencerHandle, std::thread::JoinHandle<()>)> {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let thread = std::thread::Builder::new()
-            .name("sequencer".into())
-            .spawn(move || run(ledger, receiver))
-            .unwrap_or_else(|e| panic!("cannot start the sequencer thread: {e}"));
-        (SequencerHandle { queue }, thread)
+        let thread =
+            std::thread::Builder::new().name("sequencer".into()).spawn(move || run(ledger, receiver))?;
+        Ok((SequencerHandle { queue }, thread))
     }
 
     /// Offers one event to the log; resolves once it is durable (or refused).
@@ -114,14 +112,14 @@ fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<(Submission, Reply)>) {
     if let Err(error) = ledger.leave_checkpoints_to_others() {
         tracing::warn!(%error, "could not turn off SQLite's automatic checkpoints");
     }
-    serve(&mut ledger, &mut receiver);
+    sequence(&mut ledger, &mut receiver);
     drop(stop);
     if let Ok(upkeep) = upkeep {
         let _ = upkeep.join();
     }
 }
 
-fn serve(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<(Submission, Reply)>) {
+fn sequence(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<(Submission, Reply)>) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     while receiver.blocking_recv_many(&mut pending, MAX_BATCH) > 0 {
         let (batch, replies): (Vec<Submission>, Vec<Reply>) = pending.drain(..).unzip();

@@ -46,10 +46,10 @@ pub enum Command {
         /// The commons' name.
         #[arg(long)]
         name: String,
-        /// Checkpoint origin (also the log key's name). Default: substrate.local/<name>.
+        /// Checkpoint origin (also the log key's name). Default: substrate.local/NAME.
         #[arg(long)]
         origin: Option<String>,
-        /// Handle prefix; the log index follows it. Default: tag:substrate.local,<year>:<name>/.
+        /// Handle prefix; the log index follows it. Default: tag:substrate.local,YEAR:NAME/.
         #[arg(long)]
         handle_prefix: Option<String>,
         /// Register vocabulary, comma-separated. Default: the eight standard registers.
@@ -63,7 +63,7 @@ pub enum Command {
         /// Listen address (port 0 picks one). Overrides the config file.
         #[arg(long, env = "SUBSTRATE_LISTEN")]
         listen: Option<String>,
-        /// Config file. Default: <data-dir>/substrate.toml.
+        /// Config file. Default: DATA_DIR/substrate.toml.
         #[arg(long, env = "SUBSTRATE_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -170,7 +170,7 @@ pub struct DepositArgs {
     /// SPDX license identifier.
     #[arg(long)]
     pub license: String,
-    /// Where to save the receipt. Default: <cid>.receipt.json in the current directory.
+    /// Where to save the receipt. Default: CID.receipt.json in the current directory.
     #[arg(long)]
     pub receipt: Option<PathBuf>,
     #[command(flatten)]

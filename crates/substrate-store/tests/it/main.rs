@@ -182,7 +182,7 @@ fn init_refuses_an_existing_commons_and_open_an_empty_directory() {
 fn the_sequencer_answers_concurrent_submissions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = found(dir.path());
-    let (sequencer, thread) = SequencerHandle::spawn(ledger);
+    let (sequencer, thread) = SequencerHandle::spawn(ledger).expect("spawn the sequencer");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let alice = SigningKey::from_bytes(&[1u8; 32]);
     let results = runtime.block_on(async {

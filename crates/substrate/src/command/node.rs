@@ -102,7 +102,8 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let max_deposit_bytes = config.max_deposit_bytes;
     let thread = std::thread::Builder::new().name("node".into()).spawn(move || {
-        let (sequencer, sequencer_thread) = SequencerHandle::spawn(ledger);
+        let (sequencer, sequencer_thread) =
+            SequencerHandle::spawn(ledger).context("starting the sequencer")?;
         let state = substrate_api::AppState { reader, sequencer, max_deposit_bytes };
         let served = runtime.block_on(substrate_api::serve(listener, state, async {
             let _ = stopped.await;
