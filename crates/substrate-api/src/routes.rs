@@ -269,7 +269,13 @@ async fn entries(
     State(app): State<AppState>,
     Query(page): Query<Page>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let limit = page.limit.unwrap_or(100).min(MAX_ENTRIES_PAGE);
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=MAX_ENTRIES_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            format!("limit is {limit}; ask for 1 to {MAX_ENTRIES_PAGE} entries per page and page with start"),
+        ));
+    }
     blocking(&app.reader, move |r| {
         let entries = r.entries(page.start, limit)?;
         let items: Vec<_> = entries
