@@ -8,6 +8,7 @@ pub mod datacite;
 pub mod entry;
 pub mod envelope;
 pub mod event;
+pub mod governance;
 pub mod identity;
 pub mod receipt;
 pub mod register;

@@ -233,6 +233,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1024)]
         size: usize,
     },
+    /// Tally many open proposals at once: two chambers plus an Independent Markets mixture each.
+    Governance {
+        #[arg(long, default_value_t = 10_000)]
+        voters: usize,
+        #[arg(long, default_value_t = 100)]
+        proposals: usize,
+    },
     /// Build a log of N entries, then time `replay --check` over it.
     Replay {
         #[arg(long, default_value_t = 1_000_000)]

@@ -21,6 +21,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Deposits { clients, deposits, size } => bench_deposits(clients, deposits, size),
         BenchCommand::Replay { entries } => bench_replay(entries),
+        BenchCommand::Governance { voters, proposals } => bench_governance(voters, proposals),
     }
 }
 
@@ -254,5 +255,64 @@ fn bench_replay(entries: u64) -> anyhow::Result<()> {
         report.entries as f64 / report.seconds
     );
     println!("machine bound: ed25519 verify {:.0} /s on one core", ed25519_verifies_per_second());
+    Ok(())
+}
+
+fn bench_governance(voters: usize, proposals: usize) -> anyhow::Result<()> {
+    use std::collections::BTreeMap;
+    use substrate_core::governance::mixture::{MixtureBallot, MixtureRules, aggregate};
+    use substrate_core::governance::tally::{
+        Chamber, ChamberTally, ComputeRecord, ProposalClass, Vote, decide, technical_weights,
+    };
+
+    let registers = Register::defaults();
+    // A deterministic spread of ballots, votes and compute: no randomness needed to time a tally.
+    let ballot = |voter: usize, proposal: usize| {
+        let raw: Vec<f64> =
+            (0..registers.len()).map(|j| ((voter * 31 + proposal * 17 + j * 7) % 13) as f64).collect();
+        let total: f64 = raw.iter().sum::<f64>().max(1.0);
+        MixtureBallot { weights: registers.iter().cloned().zip(raw.iter().map(|r| r / total)).collect() }
+    };
+    let vote = |voter: usize, proposal: usize| match (voter * 7 + proposal * 3) % 5 {
+        0..=2 => Vote::Yes,
+        3 => Vote::No,
+        _ => Vote::Abstain,
+    };
+    let people: Vec<String> = (0..voters).map(|v| format!("did:key:person-{v}")).collect();
+    let operators = (voters / 20).max(1);
+    let compute: Vec<ComputeRecord> = (0..operators * 3)
+        .map(|i| ComputeRecord {
+            operator: people[i % operators].clone(),
+            units: (1 + i % 97) as f64,
+            at: (i as u64) * 3_600_000,
+        })
+        .collect();
+    let ballots: Vec<Vec<MixtureBallot>> =
+        (0..proposals).map(|p| (0..voters).map(|v| ballot(v, p)).collect()).collect();
+    let votes: Vec<BTreeMap<String, Vote>> = (0..proposals)
+        .map(|p| people.iter().enumerate().map(|(v, who)| (who.clone(), vote(v, p))).collect())
+        .collect();
+
+    let started = Instant::now();
+    let contributors: BTreeMap<String, f64> = people.iter().map(|p| (p.clone(), 1.0)).collect();
+    let technical = technical_weights(&compute, 400 * 24 * 3_600_000);
+    let mut passed = 0;
+    for p in 0..proposals {
+        let mixture = aggregate(&registers, &ballots[p], &MixtureRules::default())?;
+        std::hint::black_box(&mixture);
+        let contributor_tally = ChamberTally::count(&contributors, &votes[p]);
+        let technical_tally = ChamberTally::count(&technical, &votes[p]);
+        if decide(ProposalClass::Ordinary, Chamber::Contributor, &contributor_tally, &technical_tally)
+            == substrate_core::governance::tally::Outcome::Passed
+        {
+            passed += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "tallied {proposals} proposals x {voters} voters (two chambers, {operators} operators, and an {}-register mixture each) in {:.3} s; {passed} passed",
+        registers.len(),
+        seconds
+    );
     Ok(())
 }
