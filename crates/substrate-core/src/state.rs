@@ -162,11 +162,6 @@ impl State {
         self.root
     }
 
-    /// Checks `event` against the state without changing it.
-    pub fn check(&self, event: &SignedEvent) -> Result<(), Rejection> {
-        self.next(self.size, 0, event).map(|_| ())
-    }
-
     /// Applies the entry at `index`, integrated at `time` (ms since the epoch). On error the
     /// state is unchanged.
     pub fn apply(&mut self, index: u64, time: u64, event: &SignedEvent) -> Result<Applied, Rejection> {

@@ -317,9 +317,18 @@ impl Ledger {
         }
         let applied_at = clock.elapsed();
 
+        // Each leaf is built and hashed once, for the tree and the row alike.
+        let leaves: Vec<(Vec<u8>, substrate_tlog::Hash)> = staged
+            .iter()
+            .map(|(entry, _)| {
+                let leaf = entry.leaf();
+                let hash = substrate_tlog::leaf_hash(&leaf);
+                (leaf, hash)
+            })
+            .collect();
         let mut tree = self.tree.write().unwrap_or_else(|e| e.into_inner());
-        for (entry, _) in &staged {
-            tree.push(entry.leaf_hash());
+        for (_, hash) in &leaves {
+            tree.push(*hash);
         }
         let checkpoint = Checkpoint {
             origin: self.signer.name().to_owned(),
@@ -337,11 +346,11 @@ impl Ledger {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO entries (idx, leaf, leaf_hash, statement) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for (entry, position) in &staged {
+            for ((entry, position), (leaf, hash)) in staged.iter().zip(&leaves) {
                 insert.execute(params![
                     entry.index,
-                    entry.leaf(),
-                    entry.leaf_hash().as_slice(),
+                    leaf,
+                    hash.as_slice(),
                     batch[*position].event.statement_digest.as_slice()
                 ])?;
             }
@@ -392,15 +401,7 @@ impl Ledger {
             let tree = self.tree.read().unwrap_or_else(|e| e.into_inner());
             for (entry, position) in staged {
                 let event = &batch[*position].event;
-                let hashes = tree
-                    .inclusion_proof(entry.index, size)
-                    .map_err(|e| LedgerError::Inconsistent(format!("inclusion proof: {e}")))?;
-                let proof = substrate_tlog::TlogProof {
-                    index: entry.index,
-                    hashes,
-                    extra: None,
-                    checkpoint: note.clone(),
-                };
+                let proof = tlog_proof(&tree, entry.index, size, note.clone())?;
                 let handle =
                     event.event.cid().and_then(|cid| self.state.deposit(cid)).map(|d| d.handle.clone());
                 outcomes[*position] =
@@ -477,13 +478,8 @@ impl ReceiptSource<'_> {
             [entry.index],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let hashes = self
-            .tree
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .inclusion_proof(entry.index, size)
-            .map_err(|e| LedgerError::Inconsistent(format!("inclusion proof: {e}")))?;
-        let proof = substrate_tlog::TlogProof { index: entry.index, hashes, extra: None, checkpoint: note };
+        let proof =
+            tlog_proof(&self.tree.read().unwrap_or_else(|e| e.into_inner()), entry.index, size, note)?;
         let handle = match event.event.cid() {
             Some(cid) => self
                 .conn
@@ -493,6 +489,20 @@ impl ReceiptSource<'_> {
         };
         Ok(Receipt::new(event, entry, handle, proof.to_text()))
     }
+}
+
+/// The tlog-proof of entry `index` in the tree of `size`, leading to `note`, the checkpoint signed
+/// at that size.
+pub(crate) fn tlog_proof(
+    tree: &Tree,
+    index: u64,
+    size: u64,
+    note: String,
+) -> Result<substrate_tlog::TlogProof, LedgerError> {
+    let hashes = tree.inclusion_proof(index, size).map_err(|e| {
+        LedgerError::Inconsistent(format!("inclusion proof of entry {index} in size {size}: {e}"))
+    })?;
+    Ok(substrate_tlog::TlogProof { index, hashes, extra: None, checkpoint: note })
 }
 
 /// Writes the records `changes` leave behind into the materialised tables.

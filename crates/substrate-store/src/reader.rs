@@ -185,9 +185,7 @@ impl Reader {
         if index >= size {
             return Err(ReadError::NotFound(format!("entry {index} is not in the log (size {size})")));
         }
-        let hashes =
-            self.tree().inclusion_proof(index, size).map_err(|e| ReadError::BadRequest(e.to_string()))?;
-        Ok(TlogProof { index, hashes, extra: None, checkpoint: note })
+        Ok(crate::ledger::tlog_proof(&self.tree(), index, size, note)?)
     }
 
     /// A consistency proof between the checkpoints at `old` and `new`.
