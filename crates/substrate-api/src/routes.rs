@@ -175,7 +175,13 @@ async fn event(
         Event::Genesis(_) => {
             return Err(ApiError::bad_request("refused", "a commons has exactly one genesis"));
         }
-        Event::Withdrawal(_) | Event::ConsentChange(_) => {}
+        Event::Decision(_) => {
+            return Err(ApiError::bad_request(
+                "refused",
+                "decisions are the sequencer's own: it appends one when a proposal's window closes",
+            ));
+        }
+        _ => {}
     }
     let submitted = app.sequencer.submit(Submission { event, content: None }).await?;
     let status = if submitted.duplicate { StatusCode::OK } else { StatusCode::CREATED };
@@ -209,12 +215,25 @@ async fn receipt(State(app): State<AppState>, Path(index): Path<u64>) -> Result<
 async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     blocking(&app.reader, move |r| {
         let deposit = r.deposit(&id)?;
-        if let DepositStatus::Withdrawn { log_index, .. } = deposit.status {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "withdrawn",
-                format!("{} was withdrawn at log index {log_index}; only its tombstone remains", deposit.cid),
-            ));
+        match deposit.status {
+            DepositStatus::Withdrawn { log_index, .. } => {
+                return Err(ApiError::new(
+                    StatusCode::GONE,
+                    "withdrawn",
+                    format!("{} was withdrawn at log index {log_index}; only its tombstone remains", deposit.cid),
+                ));
+            }
+            DepositStatus::Removed { log_index, .. } => {
+                return Err(ApiError::new(
+                    StatusCode::GONE,
+                    "removed",
+                    format!(
+                        "{} was removed by the commons at log index {log_index}; only its tombstone remains",
+                        deposit.cid
+                    ),
+                ));
+            }
+            DepositStatus::Active => {}
         }
         if deposit.consent != ConsentTier::Public {
             return Err(ApiError::new(

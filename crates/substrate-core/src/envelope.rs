@@ -42,6 +42,8 @@ pub enum EnvelopeError {
     SignatureLength,
     #[error("the signature does not verify against {0} (signed by another key, or the payload was altered)")]
     BadSignature(String),
+    #[error("{0} signs the envelope twice")]
+    RepeatedSigner(String),
 }
 
 /// DSSE pre-authentication encoding: `DSSEv1 SP len(type) SP type SP len(body) SP body`.
@@ -80,12 +82,46 @@ impl Envelope {
         let [signature] = self.signatures.as_slice() else {
             return Err(EnvelopeError::SignatureCount(self.signatures.len()));
         };
+        let key = self.check(signature)?;
+        Ok((signature.keyid.clone(), key))
+    }
+
+    /// Checks every signature of a co-signed envelope (at least one, each key once) and returns
+    /// the signers' dids in order.
+    pub fn verify_all(&self) -> Result<Vec<String>, EnvelopeError> {
+        if self.payload_type != PAYLOAD_TYPE {
+            return Err(EnvelopeError::PayloadType(self.payload_type.clone()));
+        }
+        if self.signatures.is_empty() {
+            return Err(EnvelopeError::SignatureCount(0));
+        }
+        let mut signers: Vec<String> = Vec::with_capacity(self.signatures.len());
+        for signature in &self.signatures {
+            if signers.contains(&signature.keyid) {
+                return Err(EnvelopeError::RepeatedSigner(signature.keyid.clone()));
+            }
+            self.check(signature)?;
+            signers.push(signature.keyid.clone());
+        }
+        Ok(signers)
+    }
+
+    /// Adds `key`'s signature to the envelope (DSSE allows several over the same payload).
+    pub fn cosign(&mut self, key: &SigningKey) {
+        let sig = key.sign(&pae(&self.payload_type, &self.payload));
+        self.signatures.push(EnvelopeSignature {
+            keyid: identity::did_of(&key.verifying_key()),
+            sig: sig.to_bytes().to_vec(),
+        });
+    }
+
+    fn check(&self, signature: &EnvelopeSignature) -> Result<VerifyingKey, EnvelopeError> {
         let key = identity::key_of(&signature.keyid)?;
         let sig = ed25519_dalek::Signature::from_slice(&signature.sig)
             .map_err(|_| EnvelopeError::SignatureLength)?;
         key.verify(&pae(&self.payload_type, &self.payload), &sig)
             .map_err(|_| EnvelopeError::BadSignature(signature.keyid.clone()))?;
-        Ok((signature.keyid.clone(), key))
+        Ok(key)
     }
 
     /// The canonical bytes of this envelope (compact JSON, fixed field order).

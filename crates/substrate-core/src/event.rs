@@ -6,6 +6,11 @@ use ed25519_dalek::SigningKey;
 use crate::PREDICATE_BASE;
 use crate::cid::{Cid, CidError};
 use crate::envelope::{Envelope, EnvelopeError};
+use crate::governance::acts::{
+    Attestation, Decision, Dispute, DisputeRuling, JobReceipt, MAX_ACTIONS, MAX_PROPOSAL_SUMMARY,
+    MAX_PROPOSAL_TITLE, NodeRegistration, Proposal, Revocation, VoteCast,
+};
+use crate::governance::params::Windows;
 use crate::register::{ConsentTier, Register};
 use crate::statement::{STATEMENT_TYPE, Statement, Subject};
 
@@ -31,6 +36,12 @@ pub struct Genesis {
     /// Prefix of every deposit handle; the log index follows it.
     pub handle_prefix: String,
     pub created: String,
+    /// The founding stewards (did:key): the first board, who attest the first members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stewards: Vec<String>,
+    /// Voting windows other than the defaults (7, 7 and 14 days), e.g. seconds for a test commons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Windows>,
 }
 
 /// A text entering the commons. The subject is the text's CID and sha256.
@@ -72,13 +83,39 @@ pub struct ConsentChange {
     pub requested: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     Genesis(Genesis),
     Deposit(Deposit),
     Withdrawal(Withdrawal),
     ConsentChange(ConsentChange),
+    Attestation(Attestation),
+    Revocation(Revocation),
+    NodeRegistration(NodeRegistration),
+    Proposal(Proposal),
+    Vote(VoteCast),
+    Decision(Decision),
+    Dispute(Dispute),
+    DisputeRuling(DisputeRuling),
+    JobReceipt(JobReceipt),
 }
+
+/// Every event kind, as named in predicate types.
+pub const KINDS: [&str; 13] = [
+    "genesis",
+    "deposit",
+    "withdrawal",
+    "consent-change",
+    "attestation",
+    "revocation",
+    "node-registration",
+    "proposal",
+    "vote",
+    "decision",
+    "dispute",
+    "dispute-ruling",
+    "job-receipt",
+];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EventError {
@@ -91,7 +128,7 @@ pub enum EventError {
     #[error("the payload is not an in-toto Statement v1: {0}")]
     Statement(String),
     #[error(
-        "unknown predicate type '{0}'; known kinds are genesis, deposit, withdrawal, consent-change under {PREDICATE_BASE}"
+        "unknown predicate type '{0}'; the known kinds are {kinds} under {PREDICATE_BASE}", kinds = KINDS.join(", ")
     )]
     UnknownPredicate(String),
     #[error("the {kind} predicate is malformed: {detail}")]
@@ -125,7 +162,22 @@ impl Event {
             Event::Deposit(_) => "deposit",
             Event::Withdrawal(_) => "withdrawal",
             Event::ConsentChange(_) => "consent-change",
+            Event::Attestation(_) => "attestation",
+            Event::Revocation(_) => "revocation",
+            Event::NodeRegistration(_) => "node-registration",
+            Event::Proposal(_) => "proposal",
+            Event::Vote(_) => "vote",
+            Event::Decision(_) => "decision",
+            Event::Dispute(_) => "dispute",
+            Event::DisputeRuling(_) => "dispute-ruling",
+            Event::JobReceipt(_) => "job-receipt",
         }
+    }
+
+    /// Whether envelopes of this kind may carry several signatures (k board members on a ruling,
+    /// a worker and its verifiers on a job receipt); every other kind has exactly one.
+    pub fn cosignable(&self) -> bool {
+        matches!(self, Event::DisputeRuling(_) | Event::JobReceipt(_))
     }
 
     pub fn predicate_type(kind: &str) -> String {
@@ -139,6 +191,8 @@ impl Event {
             Event::Deposit(d) => d.cid.as_ref(),
             Event::Withdrawal(w) => w.cid.as_ref(),
             Event::ConsentChange(c) => c.cid.as_ref(),
+            Event::Dispute(d) => d.cid.as_ref(),
+            _ => None,
         }
     }
 
@@ -151,6 +205,15 @@ impl Event {
             Event::Deposit(d) => (subjects(d.cid.as_ref()), serde_json::to_value(d)),
             Event::Withdrawal(w) => (subjects(w.cid.as_ref()), serde_json::to_value(w)),
             Event::ConsentChange(c) => (subjects(c.cid.as_ref()), serde_json::to_value(c)),
+            Event::Attestation(a) => (named(&a.person), serde_json::to_value(a)),
+            Event::Revocation(r) => (named(&r.person), serde_json::to_value(r)),
+            Event::NodeRegistration(n) => (named(&n.node), serde_json::to_value(n)),
+            Event::Proposal(p) => (named(&p.title), serde_json::to_value(p)),
+            Event::Vote(v) => (named(&format!("proposal/{}", v.proposal)), serde_json::to_value(v)),
+            Event::Decision(d) => (named(&format!("proposal/{}", d.proposal)), serde_json::to_value(d)),
+            Event::Dispute(d) => (subjects(d.cid.as_ref()), serde_json::to_value(d)),
+            Event::DisputeRuling(r) => (named(&format!("dispute/{}", r.dispute)), serde_json::to_value(r)),
+            Event::JobReceipt(j) => (named(&j.workload), serde_json::to_value(j)),
         };
         Statement {
             statement_type: STATEMENT_TYPE.to_owned(),
@@ -195,6 +258,19 @@ impl Event {
                 c.cid = Some(subject_cid(&statement.subject)?);
                 Event::ConsentChange(c)
             }
+            "attestation" => Event::Attestation(predicate("attestation", statement.predicate)?),
+            "revocation" => Event::Revocation(predicate("revocation", statement.predicate)?),
+            "node-registration" => Event::NodeRegistration(predicate("node-registration", statement.predicate)?),
+            "proposal" => Event::Proposal(predicate("proposal", statement.predicate)?),
+            "vote" => Event::Vote(predicate("vote", statement.predicate)?),
+            "decision" => Event::Decision(predicate("decision", statement.predicate)?),
+            "dispute" => {
+                let mut d: Dispute = predicate("dispute", statement.predicate)?;
+                d.cid = Some(subject_cid(&statement.subject)?);
+                Event::Dispute(d)
+            }
+            "dispute-ruling" => Event::DisputeRuling(predicate("dispute-ruling", statement.predicate)?),
+            "job-receipt" => Event::JobReceipt(predicate("job-receipt", statement.predicate)?),
             _ => return Err(EventError::UnknownPredicate(statement.predicate_type)),
         };
         event.validate()?;
@@ -205,6 +281,11 @@ impl Event {
     fn validate(&self) -> Result<(), EventError> {
         fn field(ok: bool, field: &'static str, detail: impl Into<String>) -> Result<(), EventError> {
             if ok { Ok(()) } else { Err(EventError::Field { field, detail: detail.into() }) }
+        }
+        fn did(value: &str, name: &'static str) -> Result<(), EventError> {
+            crate::identity::key_of(value)
+                .map(|_| ())
+                .map_err(|e| EventError::Field { field: name, detail: e.to_string() })
         }
         match self {
             Event::Genesis(g) => {
@@ -253,7 +334,53 @@ impl Event {
                 "reason",
                 format!("at most {MAX_REASON} characters"),
             ),
-            Event::ConsentChange(_) => Ok(()),
+            Event::ConsentChange(_) | Event::Vote(_) | Event::Decision(_) => Ok(()),
+            Event::Attestation(a) => did(&a.person, "person"),
+            Event::Revocation(r) => {
+                did(&r.person, "person")?;
+                field(
+                    !r.reason.trim().is_empty() && r.reason.chars().count() <= MAX_REASON,
+                    "reason",
+                    format!("say why, in at most {MAX_REASON} characters"),
+                )
+            }
+            Event::NodeRegistration(n) => did(&n.node, "node"),
+            Event::Proposal(p) => {
+                field(
+                    !p.title.trim().is_empty() && p.title.chars().count() <= MAX_PROPOSAL_TITLE,
+                    "title",
+                    format!("a proposal needs a title of at most {MAX_PROPOSAL_TITLE} characters"),
+                )?;
+                field(
+                    p.summary.as_ref().is_none_or(|s| s.chars().count() <= MAX_PROPOSAL_SUMMARY),
+                    "summary",
+                    format!("at most {MAX_PROPOSAL_SUMMARY} characters"),
+                )?;
+                field(
+                    (1..=MAX_ACTIONS).contains(&p.actions.len()),
+                    "actions",
+                    format!("a proposal carries 1 to {MAX_ACTIONS} actions"),
+                )
+            }
+            Event::Dispute(d) => field(
+                !d.detail.trim().is_empty() && d.detail.chars().count() <= MAX_REASON,
+                "detail",
+                format!("say what is wrong, in at most {MAX_REASON} characters"),
+            ),
+            Event::DisputeRuling(r) => field(
+                r.reason.chars().count() <= MAX_REASON,
+                "reason",
+                format!("at most {MAX_REASON} characters"),
+            ),
+            Event::JobReceipt(j) => {
+                did(&j.node, "node")?;
+                field(!j.workload.trim().is_empty(), "workload", "name the workload")?;
+                field(
+                    j.inputs.iter().chain(&j.outputs).all(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit())),
+                    "inputs",
+                    "inputs and outputs are sha256 digests in hex",
+                )
+            }
         }
     }
 }
@@ -283,6 +410,11 @@ fn subjects(cid: Option<&Cid>) -> Vec<Subject> {
     cid.map(|cid| vec![Subject::sha256(cid.to_string(), cid.digest_hex())]).unwrap_or_default()
 }
 
+/// A subject named by `name`, with the sha256 of the name as its digest.
+fn named(name: &str) -> Vec<Subject> {
+    vec![Subject::sha256(name.to_owned(), hex::encode(crate::sha256(name.as_bytes())))]
+}
+
 fn subject_cid(subjects: &[Subject]) -> Result<Cid, EventError> {
     let [subject] = subjects else { return Err(EventError::Subject) };
     let digest = subject.digest.get("sha256").ok_or(EventError::Subject)?;
@@ -308,8 +440,10 @@ fn language_tag(tag: &str) -> bool {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignedEvent {
     pub event: Event,
-    /// The signer's did:key.
+    /// The (first) signer's did:key.
     pub signer: String,
+    /// Every signer, the first included; more than one only on co-signable kinds.
+    pub signers: Vec<String>,
     pub envelope: Envelope,
     /// SHA-256 of the statement payload: the same statement submitted twice is one event.
     pub statement_digest: [u8; 32],
@@ -322,7 +456,13 @@ impl SignedEvent {
         let statement_digest = crate::sha256(&payload);
         let envelope = Envelope::sign(payload, key);
         let signer = envelope.signatures[0].keyid.clone();
-        SignedEvent { event, signer, envelope, statement_digest }
+        SignedEvent { event, signers: vec![signer.clone()], signer, envelope, statement_digest }
+    }
+
+    /// Adds `key`'s signature (a board member on a ruling, a verifier on a job receipt).
+    pub fn cosign(&mut self, key: &SigningKey) {
+        self.envelope.cosign(key);
+        self.signers.push(self.envelope.signatures.last().map(|s| s.keyid.clone()).unwrap_or_default());
     }
 
     /// Verifies the signature and parses the statement and its predicate.
@@ -331,12 +471,15 @@ impl SignedEvent {
         if size > MAX_ENVELOPE_BYTES {
             return Err(EventError::EnvelopeTooLarge(size));
         }
-        let (signer, _) = envelope.verify()?;
+        let signers = envelope.verify_all()?;
         let statement: Statement =
             serde_json::from_slice(&envelope.payload).map_err(|e| EventError::Statement(e.to_string()))?;
         let event = Event::from_statement(statement)?;
+        if signers.len() > 1 && !event.cosignable() {
+            return Err(EventError::Envelope(EnvelopeError::SignatureCount(signers.len())));
+        }
         let statement_digest = crate::sha256(&envelope.payload);
-        Ok(SignedEvent { event, signer, envelope, statement_digest })
+        Ok(SignedEvent { event, signer: signers[0].clone(), signers, envelope, statement_digest })
     }
 
     /// Parses envelope JSON bytes, then [`SignedEvent::open`]s it.

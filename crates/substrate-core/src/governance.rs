@@ -1,5 +1,10 @@
-//! Governance rules: pure functions over ballots, computed the same on every node.
+//! Governance: the acts members sign, the records the fold keeps, and the rules (tallies,
+//! mixtures, elections) computed the same on every node.
 
+pub mod acts;
+pub mod book;
+pub mod fold;
 pub mod mixture;
+pub mod params;
 pub mod stv;
 pub mod tally;

@@ -7,6 +7,8 @@ use sha2::Digest;
 
 use crate::cid::Cid;
 use crate::event::{Event, SignedEvent};
+use crate::governance::book::{Board, Governance, Member, MemberStatus, Record};
+use crate::governance::params::{DAY_MS, Parameters};
 use crate::register::{ConsentTier, Register};
 
 /// The commons as its genesis declared it.
@@ -52,14 +54,28 @@ pub enum DepositStatus {
         log_index: u64,
         at: u64,
     },
+    /// Removed by the commons (a ruling or a decision at `log_index`): also a tombstone.
+    Removed {
+        log_index: u64,
+        at: u64,
+    },
+}
+
+impl DepositStatus {
+    /// Whether the text is gone (withdrawn or removed).
+    pub fn is_gone(&self) -> bool {
+        !matches!(self, DepositStatus::Active)
+    }
 }
 
 /// What one entry changed: the records after the change.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Change {
     Commons(Commons),
     Deposit(DepositRecord),
+    /// A governance record (member, proposal, vote, credits…).
+    Record(Record),
 }
 
 /// Why an event cannot enter the log now.
@@ -81,7 +97,7 @@ pub enum Rejection {
     UnknownDeposit(String),
     #[error("only the depositor ({depositor}) may change {cid}; this event is signed by {signer}")]
     NotDepositor { cid: String, depositor: String, signer: String },
-    #[error("{0} was withdrawn; a withdrawn deposit cannot change")]
+    #[error("{0} was withdrawn or removed; its tombstone cannot change")]
     Withdrawn(String),
     #[error(
         "consent can only be narrowed (public → commons → training-only → local); {from} → {to} widens it"
@@ -93,10 +109,38 @@ pub enum Rejection {
     Duplicate(u64),
     #[error("entry {got} applied out of order; the state expects entry {expected}")]
     OutOfOrder { expected: u64, got: u64 },
+    #[error("the text is {size} bytes; this commons accepts at most {max} (parameter deposit.max-bytes)")]
+    TooLarge { size: u64, max: u64 },
+    #[error(
+        "{0} is not a verified member of this commons; a steward attests members (`substrate member attest`)"
+    )]
+    NotMember(String),
+    #[error("{who}'s membership expired at {expired}; a steward renews it with a new attestation")]
+    MembershipExpired { who: String, expired: String },
+    #[error("{0} is not a steward (a board member) of this commons; only stewards may do this")]
+    NotSteward(String),
+    #[error("{0} is not the log key; only the sequencer signs decisions")]
+    NotLogKey(String),
+    #[error("no proposal has the id {0}; `substrate proposals` lists them")]
+    UnknownProposal(u64),
+    #[error("voting on proposal {proposal} closed at {closed}")]
+    VotingClosed { proposal: u64, closed: String },
+    #[error("the ballot on proposal {proposal} is malformed: {detail}")]
+    Ballot { proposal: u64, detail: String },
+    #[error("the proposal is refused: {0}")]
+    Proposal(String),
+    #[error("the decision on proposal {proposal} differs from the tally of the log: stated {stated}, recomputed {recomputed}")]
+    DecisionMismatch { proposal: u64, stated: String, recomputed: String },
+    #[error("no dispute has the id {0}; `substrate disputes` lists them")]
+    UnknownDispute(u64),
+    #[error("the job receipt is not verified compute: {0}")]
+    Compute(String),
+    #[error("{0}")]
+    Governance(String),
 }
 
 /// What applying an entry did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Applied {
     pub index: u64,
     pub changes: Vec<Change>,
@@ -104,8 +148,9 @@ pub struct Applied {
 
 #[derive(Clone, Debug, Default)]
 pub struct State {
-    commons: Option<Commons>,
-    deposits: HashMap<Cid, DepositRecord>,
+    pub(crate) commons: Option<Commons>,
+    pub(crate) deposits: HashMap<Cid, DepositRecord>,
+    pub(crate) governance: Governance,
     statements: HashMap<[u8; 32], u64>,
     size: u64,
     root: [u8; 32],
@@ -121,6 +166,7 @@ impl State {
     pub fn restore(
         commons: Option<Commons>,
         deposits: impl IntoIterator<Item = DepositRecord>,
+        records: impl IntoIterator<Item = Record>,
         statements: impl IntoIterator<Item = ([u8; 32], u64)>,
         size: u64,
         root: [u8; 32],
@@ -128,6 +174,7 @@ impl State {
         State {
             commons,
             deposits: deposits.into_iter().map(|d| (d.cid.clone(), d)).collect(),
+            governance: Governance::restore(records),
             statements: statements.into_iter().collect(),
             size,
             root,
@@ -144,6 +191,10 @@ impl State {
 
     pub fn deposits(&self) -> impl Iterator<Item = &DepositRecord> {
         self.deposits.values()
+    }
+
+    pub fn governance(&self) -> &Governance {
+        &self.governance
     }
 
     /// The log index holding a statement with this digest, if any.
@@ -175,6 +226,7 @@ impl State {
                 Change::Deposit(record) => {
                     self.deposits.insert(record.cid.clone(), record.clone());
                 }
+                Change::Record(record) => self.governance.put(record.clone()),
             }
         }
         self.statements.insert(event.statement_digest, index);
@@ -201,15 +253,37 @@ impl State {
             if signed.signer != log_did {
                 return Err(Rejection::GenesisSigner { signer: signed.signer.clone(), expected: log_did });
             }
-            return Ok(vec![Change::Commons(Commons {
-                name: genesis.name.clone(),
-                origin: genesis.origin.clone(),
-                log_key: genesis.log_key.clone(),
-                log_did,
-                registers: genesis.registers.clone(),
-                handle_prefix: genesis.handle_prefix.clone(),
-                founded_at: time,
-            })]);
+            let mut params = Parameters::new(genesis.registers.clone());
+            if let Some(windows) = genesis.windows {
+                params.windows = windows;
+            }
+            let mut changes = vec![
+                Change::Commons(Commons {
+                    name: genesis.name.clone(),
+                    origin: genesis.origin.clone(),
+                    log_key: genesis.log_key.clone(),
+                    log_did,
+                    registers: genesis.registers.clone(),
+                    handle_prefix: genesis.handle_prefix.clone(),
+                    founded_at: time,
+                }),
+                Change::Record(Record::Board(Board { members: genesis.stewards.clone(), elected_by: None })),
+            ];
+            // The founding stewards are the first verified members.
+            for steward in &genesis.stewards {
+                crate::identity::key_of(steward).map_err(|e| Rejection::Governance(format!("steward: {e}")))?;
+                changes.push(Change::Record(Record::Member(Member {
+                    person: steward.clone(),
+                    status: MemberStatus::Verified,
+                    expires_at: time.saturating_add(u64::from(params.attestation_days) * DAY_MS),
+                    attested_by: vec![signed.signer.clone()],
+                    vouches: Vec::new(),
+                    may_vouch: true,
+                    history: vec![index],
+                })));
+            }
+            changes.insert(1, Change::Record(Record::Parameters(params)));
+            return Ok(changes);
         };
         match &signed.event {
             Event::Genesis(_) => Err(Rejection::SecondGenesis),
@@ -229,7 +303,11 @@ impl State {
                         handle: existing.handle.clone(),
                     });
                 }
-                Ok(vec![Change::Deposit(DepositRecord {
+                let max = self.governance.parameters().map_or(u64::MAX, |p| p.deposit_max_bytes);
+                if deposit.size > max {
+                    return Err(Rejection::TooLarge { size: deposit.size, max });
+                }
+                let mut changes = vec![Change::Deposit(DepositRecord {
                     handle: format!("{}{index}", commons.handle_prefix),
                     cid,
                     log_index: index,
@@ -245,7 +323,9 @@ impl State {
                     deposited_at: time,
                     status: DepositStatus::Active,
                     history: Vec::new(),
-                })])
+                })];
+                changes.extend(self.deposit_credits(&signed.signer, time));
+                Ok(changes)
             }
             Event::Withdrawal(withdrawal) => {
                 let mut record = self.changeable(withdrawal.cid.as_ref(), &signed.signer)?;
@@ -268,6 +348,7 @@ impl State {
                 record.history.push(index);
                 Ok(vec![Change::Deposit(record)])
             }
+            _ => self.next_governance(index, time, signed, commons),
         }
     }
 
@@ -282,7 +363,7 @@ impl State {
                 signer: signer.to_owned(),
             });
         }
-        if matches!(record.status, DepositStatus::Withdrawn { .. }) {
+        if record.status.is_gone() {
             return Err(Rejection::Withdrawn(cid.to_string()));
         }
         Ok(record.clone())
@@ -307,6 +388,8 @@ mod tests {
                 registers: Register::defaults(),
                 handle_prefix: "tag:test.example,2026:d/".into(),
                 created: "2026-11-22T00:00:00.000Z".into(),
+                stewards: Vec::new(),
+                windows: None,
             }),
             log,
         )
@@ -336,7 +419,7 @@ mod tests {
         let applied = state
             .apply(1, 10, &SignedEvent::sign(deposit(b"story", "narrative", ConsentTier::Public), &alice))
             .expect("deposit");
-        assert_eq!(applied.changes.len(), 1);
+        assert!(matches!(applied.changes[0], Change::Deposit(_)), "{:?}", applied.changes);
         assert_eq!(state.deposit(&cid).map(|d| d.handle.as_str()), Some("tag:test.example,2026:d/1"));
 
         let withdraw = |key: &SigningKey| {

@@ -8,6 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::SigningKey;
 use rusqlite::{Connection, OptionalExtension, params};
 use substrate_core::event::{Event, Genesis};
+use substrate_core::governance::book::Record;
+use substrate_core::governance::params::Windows;
 use substrate_core::receipt::Receipt;
 use substrate_core::register::Register;
 use substrate_core::state::{Change, Commons, DepositRecord, DepositStatus, Rejection, State};
@@ -53,6 +55,10 @@ pub struct InitOptions {
     pub origin: String,
     pub handle_prefix: String,
     pub registers: Vec<Register>,
+    /// The founding stewards' did:keys.
+    pub stewards: Vec<String>,
+    /// Voting windows other than the defaults.
+    pub windows: Option<Windows>,
     /// ms since the epoch.
     pub now: u64,
 }
@@ -107,6 +113,8 @@ impl Ledger {
                 registers: options.registers,
                 handle_prefix: options.handle_prefix,
                 created: substrate_core::timestamp::rfc3339(options.now),
+                stewards: options.stewards,
+                windows: options.windows,
             }),
             &log_key,
         );
@@ -197,6 +205,16 @@ impl Ledger {
                 deposits.push(record);
             }
         }
+        let mut records = Vec::new();
+        {
+            let mut stmt = self.conn.prepare("SELECT record FROM records")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let record: Record = serde_json::from_str(row.get_ref(0)?.as_str()?)
+                    .map_err(|e| LedgerError::Inconsistent(format!("governance record: {e}")))?;
+                records.push(record);
+            }
+        }
         let mut statements = Vec::new();
         {
             let mut stmt = self.conn.prepare("SELECT statement, idx FROM entries")?;
@@ -215,13 +233,13 @@ impl Ledger {
             Some(leaf) => LogEntry::from_leaf(0, &leaf).map(|e| e.integrated_time).unwrap_or(0),
             None => 0,
         };
-        // Withdrawals whose blob deletion was interrupted by a crash are finished now.
+        // Withdrawals and removals whose blob deletion was interrupted by a crash are finished now.
         for record in &deposits {
-            if matches!(record.status, DepositStatus::Withdrawn { .. }) {
+            if record.status.is_gone() {
                 self.blobs.delete(&record.cid)?;
             }
         }
-        self.state = State::restore(commons, deposits, statements, size, state_root);
+        self.state = State::restore(commons, deposits, records, statements, size, state_root);
         *self.tree.write().unwrap_or_else(|e| e.into_inner()) = tree;
         Ok(())
     }
@@ -380,7 +398,7 @@ impl Ledger {
         // The withdrawal is durable; now the text goes. A crash here is finished at the next open.
         for change in &changes {
             if let Change::Deposit(record) = change
-                && matches!(record.status, DepositStatus::Withdrawn { .. })
+                && record.status.is_gone()
             {
                 self.blobs.delete(&record.cid)?;
             }
@@ -511,14 +529,21 @@ pub(crate) fn materialise(tx: &Connection, changes: &[Change]) -> Result<(), Led
         "INSERT INTO deposits (cid, log_index, handle, depositor, status, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (cid) DO UPDATE SET status = excluded.status, record = excluded.record",
     )?;
+    // A record changed several times in one batch (the stability pool's credits, say) is written
+    // once, as it ended.
+    let mut records: std::collections::BTreeMap<(&'static str, String), &Record> =
+        std::collections::BTreeMap::new();
     for change in changes {
         match change {
+            Change::Record(record) => {
+                records.insert(record.key(), record);
+            }
             Change::Commons(commons) => {
                 let json = serde_json::to_string(commons).unwrap_or_default();
                 tx.execute("INSERT OR REPLACE INTO commons (id, record) VALUES (0, ?1)", [json])?;
             }
             Change::Deposit(record) => {
-                if matches!(record.status, DepositStatus::Withdrawn { .. }) {
+                if record.status.is_gone() {
                     tx.execute("DELETE FROM pending_texts WHERE cid = ?1", [record.cid.to_string()])?;
                 }
                 let (log_index, handle, depositor, status) = deposit_columns(record);
@@ -533,6 +558,10 @@ pub(crate) fn materialise(tx: &Connection, changes: &[Change]) -> Result<(), Led
             }
         }
     }
+    let mut put = tx.prepare_cached("INSERT OR REPLACE INTO records (kind, key, record) VALUES (?1, ?2, ?3)")?;
+    for ((kind, key), record) in records {
+        put.execute(params![kind, key, serde_json::to_string(record).unwrap_or_default()])?;
+    }
     Ok(())
 }
 
@@ -542,6 +571,7 @@ pub(crate) fn deposit_columns(record: &DepositRecord) -> (u64, &str, &str, &'sta
     let status = match record.status {
         DepositStatus::Active => "active",
         DepositStatus::Withdrawn { .. } => "withdrawn",
+        DepositStatus::Removed { .. } => "removed",
     };
     (record.log_index, &record.handle, &record.depositor, status)
 }

@@ -1,5 +1,5 @@
-//! The SQLite schema. `entries` and `checkpoints` are the log; `commons` and `deposits` are
-//! materialised state that `replay --rebuild` can drop and recompute; `pending_texts` holds
+//! The SQLite schema. `entries` and `checkpoints` are the log; `commons`, `deposits` and the
+//! governance `records` are materialised state that `replay --rebuild` can drop and recompute; `pending_texts` holds
 //! accepted texts until they are moved into the blob directory.
 
 use rusqlite::Connection;
@@ -31,6 +31,12 @@ CREATE TABLE IF NOT EXISTS deposits (
     status TEXT NOT NULL,
     record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
 ";
 
 /// Opens the database with the durability the log promises: WAL, and a full fsync of the WAL at

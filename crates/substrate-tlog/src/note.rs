@@ -159,6 +159,11 @@ impl NoteSigner {
         &self.name
     }
 
+    /// The Ed25519 key behind this signer (the log key also signs the sequencer's own events).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     pub fn verifier(&self) -> NoteVerifier {
         NoteVerifier { name: self.name.clone(), hash: self.hash, key: self.key.verifying_key() }
     }

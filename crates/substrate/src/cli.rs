@@ -55,6 +55,13 @@ pub enum Command {
         /// Register vocabulary, comma-separated. Default: the eight standard registers.
         #[arg(long, value_delimiter = ',')]
         registers: Vec<String>,
+        /// A founding steward's did:key (repeat for several): the first board, who attest members.
+        #[arg(long = "steward")]
+        stewards: Vec<String>,
+        /// Voting window for ordinary and resource proposals (constitutional ones get twice it),
+        /// e.g. 7d, 36h, 30s. Default: 7 days (14 constitutional).
+        #[arg(long)]
+        voting_window: Option<String>,
     },
     /// Serve the commons on HTTP until interrupted.
     Serve {

@@ -11,8 +11,8 @@ use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { data, name, origin, handle_prefix, registers } => {
-            node::init(&data.data_dir, &name, origin, handle_prefix, registers)
+        Command::Init { data, name, origin, handle_prefix, registers, stewards, voting_window } => {
+            node::init(&data.data_dir, &name, origin, handle_prefix, registers, stewards, voting_window)
         }
         Command::Serve { data, listen, config } => node::serve(&data.data_dir, listen, config),
         Command::Id(command) => identity::run(command),

@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod command;
 mod config;
+mod duration;
 mod keys;
 
 use clap::Parser;

@@ -90,7 +90,9 @@ pub fn aggregate(
     Ok(Mixture { weights: vocabulary.iter().cloned().zip(weights).collect(), t_star })
 }
 
-fn check_rules(vocabulary: &[Register], rules: &MixtureRules) -> Result<(), MixtureError> {
+/// Checks that `rules` fit `vocabulary`: known registers, shares in [0, 1], caps that leave room
+/// for a distribution, floors that sum to at most 1 and sit under their caps.
+pub fn check_rules(vocabulary: &[Register], rules: &MixtureRules) -> Result<(), MixtureError> {
     for (kind, map) in [("cap", &rules.caps), ("floor", &rules.floors)] {
         for (register, value) in map {
             if !vocabulary.contains(register) {
@@ -121,6 +123,11 @@ fn check_rules(vocabulary: &[Register], rules: &MixtureRules) -> Result<(), Mixt
         }
     }
     Ok(())
+}
+
+/// Checks that `ballot` is a distribution over `vocabulary`.
+pub fn check_ballot(vocabulary: &[Register], ballot: &MixtureBallot) -> Result<(), MixtureError> {
+    dense_ballot(vocabulary, 0, ballot).map(|_| ())
 }
 
 /// The ballot as one weight per vocabulary register, validated.

@@ -66,6 +66,8 @@ fn init_commons(dir: &std::path::Path) -> anyhow::Result<Ledger> {
             origin: "substrate.local/bench".into(),
             handle_prefix: "tag:substrate.local,2026:bench/".into(),
             registers: Register::defaults(),
+            stewards: Vec::new(),
+            windows: None,
             now: super::now_ms(),
         },
     )?)

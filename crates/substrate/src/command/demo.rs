@@ -22,7 +22,7 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().context("making a temporary directory")?;
     let dir = tmp.path().join("commons");
     step(1, "found a commons in a temporary directory");
-    super::node::init(&dir, "demo commons", None, None, Vec::new())?;
+    super::node::init(&dir, "demo commons", None, None, Vec::new(), Vec::new(), None)?;
 
     step(2, "serve it on 127.0.0.1 (port chosen by the system)");
     let config = NodeConfig { listen: "127.0.0.1:0".into(), ..NodeConfig::default() };

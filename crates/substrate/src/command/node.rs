@@ -15,8 +15,24 @@ pub fn init(
     origin: Option<String>,
     handle_prefix: Option<String>,
     registers: Vec<String>,
+    stewards: Vec<String>,
+    window: Option<String>,
 ) -> anyhow::Result<()> {
     let dir = DataDir::new(dir);
+    for steward in &stewards {
+        substrate_core::identity::key_of(steward)
+            .with_context(|| format!("--steward {steward}: give the did:key that `substrate id show` prints"))?;
+    }
+    let windows = window
+        .map(|w| {
+            let ms = crate::duration::parse_ms(&w).with_context(|| format!("--voting-window {w}"))?;
+            Ok::<_, anyhow::Error>(substrate_core::governance::params::Windows {
+                ordinary: ms,
+                resource: ms,
+                constitutional: ms.saturating_mul(2),
+            })
+        })
+        .transpose()?;
     let now = super::now_ms();
     let slug: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
@@ -32,6 +48,8 @@ pub fn init(
             format!("tag:substrate.local,{}:{slug}/", substrate_core::timestamp::year(now))
         }),
         registers,
+        stewards,
+        windows,
         now,
     };
     let ledger = Ledger::init(&dir, crate::keys::generate(), options)
@@ -49,6 +67,12 @@ pub fn init(
         "  registers:   {}",
         commons.registers.iter().map(Register::as_str).collect::<Vec<_>>().join(", ")
     );
+    let stewards = ledger.state().governance().board().members.clone();
+    if stewards.is_empty() {
+        println!("  stewards:    none (nobody can attest members; found with --steward DID to govern)");
+    } else {
+        println!("  stewards:    {}", stewards.join(", "));
+    }
     println!("  config:      {}", dir.config().display());
     println!("verify receipts with: substrate verify <receipt> --commons-key '{}'", commons.log_key);
     Ok(())

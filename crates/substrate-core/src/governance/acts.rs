@@ -1,0 +1,202 @@
+//! The predicates of governance events: membership, proposals and votes, the sequencer's
+//! decisions, disputes and rulings, and verified compute. Each is one in-toto predicate type.
+
+use std::collections::BTreeMap;
+
+use crate::cid::Cid;
+use crate::governance::tally::{ChamberTally, Outcome, ProposalClass, Vote};
+use crate::register::{ConsentTier, Register};
+
+/// Longest proposal title and summary (characters).
+pub const MAX_PROPOSAL_TITLE: usize = 200;
+pub const MAX_PROPOSAL_SUMMARY: usize = 4000;
+pub const MAX_ACTIONS: usize = 16;
+
+/// A steward, or a vouching verified member, attests that `person` is a verified human.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Attestation {
+    pub person: String,
+    /// How long the attestation holds; the commons' `attestation.days` when absent (and at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub requested: String,
+}
+
+/// A steward revokes a person's verification; `duplicate` says the person was found to be
+/// someone already verified, which costs everyone who vouched for them their right to vouch.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Revocation {
+    pub person: String,
+    pub reason: String,
+    #[serde(default)]
+    pub duplicate: bool,
+    pub requested: String,
+}
+
+/// A verified person registers a node key as theirs. `binding` is the node key's Ed25519
+/// signature over [`node_binding_message`], so the node agreed to it too.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeRegistration {
+    pub node: String,
+    /// Standard base64 of the node key's signature.
+    pub binding: String,
+    pub requested: String,
+}
+
+/// What a node key signs to be bound to `operator` in the commons whose log is `origin`.
+pub fn node_binding_message(origin: &str, operator: &str) -> Vec<u8> {
+    format!("substrate/node-binding/v1\n{origin}\n{operator}\n").into_bytes()
+}
+
+/// A typed list of actions put to the chambers.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Proposal {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    pub class: ProposalClass,
+    pub actions: Vec<Action>,
+    pub requested: String,
+}
+
+/// One thing a passed proposal does.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", rename_all_fields = "camelCase", deny_unknown_fields)]
+pub enum Action {
+    /// Sets the training mixture from the voters' ballots; `ballot` is the proposer's own.
+    SetMixture { ballot: BTreeMap<Register, f64> },
+    /// Changes one governable parameter (see `Parameters::set`).
+    SetParameter { key: String, value: serde_json::Value },
+    /// Removes a deposit from the commons: its text is deleted, a tombstone stays.
+    RemoveDeposit { cid: Cid, reason: String },
+    /// Rules on a dispute; an appeal of the board's ruling comes to the chambers this way.
+    ResolveDispute { dispute: u64, ruling: Ruling },
+    /// Approves a built-in workload kind at a version for the mesh to run.
+    ApproveWorkload { kind: String, version: String },
+    /// Elects the stewardship board by Meek STV from the voters' rankings.
+    ElectBoard { seats: u32, candidates: Vec<String> },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::SetMixture { .. } => "set-mixture",
+            Action::SetParameter { .. } => "set-parameter",
+            Action::RemoveDeposit { .. } => "remove-deposit",
+            Action::ResolveDispute { .. } => "resolve-dispute",
+            Action::ApproveWorkload { .. } => "approve-workload",
+            Action::ElectBoard { .. } => "elect-board",
+        }
+    }
+}
+
+/// A member's vote. A second vote on the same proposal replaces the first.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VoteCast {
+    pub proposal: u64,
+    pub choice: Vote,
+    /// A distribution over registers, on a proposal that sets the mixture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixture: Option<BTreeMap<Register, f64>>,
+    /// Candidates (did:key) most preferred first, on a proposal that elects the board.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranking: Option<Vec<String>>,
+    pub requested: String,
+}
+
+/// The sequencer's tally of a proposal at its close, signed by the log key. Replay computes it
+/// again from the log and refuses the entry unless it is exactly this.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Decision {
+    pub proposal: u64,
+    /// The proposal's close, ms since the epoch: eligibility and compute are taken at this time.
+    pub closed_at: u64,
+    pub contributor: ChamberTally,
+    pub technical: ChamberTally,
+    pub outcome: Outcome,
+    /// What the passed actions did, in order; empty unless the proposal passed.
+    pub effects: Vec<Effect>,
+}
+
+/// What one action of a passed proposal did.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "effect", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+pub enum Effect {
+    Mixture { weights: BTreeMap<Register, f64>, ballots: u64 },
+    Parameter { key: String, value: serde_json::Value },
+    Removed { cid: Cid },
+    Ruling { dispute: u64, ruling: Ruling },
+    Workload { kind: String, version: String },
+    Board { members: Vec<String>, ballots: u64 },
+    /// The action could not take effect any more (say, the deposit was withdrawn meanwhile).
+    Skipped { action: String, reason: String },
+}
+
+/// Why a deposit is disputed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ground {
+    WrongRegister,
+    DoubtfulConsent,
+    Spam,
+    Harm,
+}
+
+/// A member disputes a deposit; until it is ruled on, the deposit stays out of training snapshots.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dispute {
+    #[serde(skip)]
+    pub cid: Option<Cid>,
+    pub ground: Ground,
+    pub detail: String,
+    /// The register the deposit should carry, for a wrong-register dispute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register: Option<Register>,
+    pub requested: String,
+}
+
+/// What a ruling does to the disputed deposit.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "ruling", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Ruling {
+    Relabel { register: Register },
+    NarrowConsent { consent: ConsentTier },
+    Remove,
+    Dismiss,
+}
+
+/// A board member's signature on a ruling; it takes effect when k of the n board members have
+/// signed the same ruling (in one envelope or several).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DisputeRuling {
+    pub dispute: u64,
+    pub ruling: Ruling,
+    pub reason: String,
+    pub requested: String,
+}
+
+/// A worker node's account of a job, co-signed in the same envelope by a node of another operator
+/// that re-executed it: only such receipts count as verified compute.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobReceipt {
+    pub workload: String,
+    /// The worker's node key.
+    pub node: String,
+    /// Compute units (CPU-seconds) the job took.
+    pub units: u64,
+    /// sha256 (hex) of the inputs and outputs.
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub requested: String,
+}

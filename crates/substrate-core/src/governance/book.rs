@@ -1,0 +1,515 @@
+//! The governance part of the commons' state: members, node bindings, proposals and votes,
+//! disputes, verified compute, credits, the board, the parameters and the current mixture. Every
+//! record here is derived from log events; `crate::governance::fold` says how.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::cid::Cid;
+use crate::governance::acts::{Action, Ground, Ruling};
+use crate::governance::params::{DAY_MS, Parameters};
+use crate::governance::tally::{self, Chamber, ComputeRecord, Outcome, ProposalClass, Vote};
+use crate::register::Register;
+
+/// The holder name of the stability pool's credits.
+pub const STABILITY_POOL: &str = "stability-pool";
+
+/// A person the commons knows of, verified or not.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub person: String,
+    pub status: MemberStatus,
+    /// When the current verification ends (ms since the epoch); 0 while pending.
+    pub expires_at: u64,
+    /// Stewards and vouchers whose attestations verified this person, oldest first.
+    pub attested_by: Vec<String>,
+    /// Vouches gathered while pending: (voucher, log index).
+    pub vouches: Vec<(String, u64)>,
+    /// Whether this member may vouch for others; lost by vouching for a duplicate.
+    pub may_vouch: bool,
+    /// Log indices of the entries that changed this membership.
+    pub history: Vec<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+pub enum MemberStatus {
+    /// Vouched for by fewer members than the commons requires.
+    Pending,
+    Verified,
+    Revoked { log_index: u64, duplicate: bool, reason: String },
+}
+
+impl Member {
+    /// Whether this person counts as a verified human at `at`.
+    pub fn verified_at(&self, at: u64) -> bool {
+        self.status == MemberStatus::Verified && at < self.expires_at
+    }
+}
+
+/// A node key bound to the verified person who operates it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRecord {
+    pub node: String,
+    pub operator: String,
+    pub log_index: u64,
+    pub registered_at: u64,
+}
+
+/// A proposal and where it stands.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProposalRecord {
+    /// The proposal's log index.
+    pub id: u64,
+    pub proposer: String,
+    pub title: String,
+    pub summary: Option<String>,
+    pub class: ProposalClass,
+    pub lead: Chamber,
+    pub actions: Vec<Action>,
+    pub opened_at: u64,
+    pub closes_at: u64,
+    pub status: ProposalStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+pub enum ProposalStatus {
+    Open,
+    Closed { decision: u64, outcome: Outcome },
+}
+
+/// A member's current vote on a proposal.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoteRecord {
+    pub proposal: u64,
+    pub voter: String,
+    pub choice: Vote,
+    pub mixture: Option<BTreeMap<Register, f64>>,
+    pub ranking: Option<Vec<String>>,
+    pub log_index: u64,
+    pub at: u64,
+}
+
+/// A dispute against a deposit.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisputeRecord {
+    /// The dispute's log index.
+    pub id: u64,
+    pub cid: Cid,
+    pub ground: Ground,
+    pub detail: String,
+    pub register: Option<Register>,
+    pub opened_by: String,
+    pub opened_at: u64,
+    pub status: DisputeStatus,
+    /// Board signatures gathered so far, per proposed ruling.
+    pub endorsements: Vec<Endorsement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Endorsement {
+    pub ruling: Ruling,
+    pub signers: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+pub enum DisputeStatus {
+    Open,
+    /// The board ruled (k of n signatures); an appeal is a `ResolveDispute` proposal.
+    Ruled { ruling: Ruling, log_index: u64, signers: Vec<String> },
+    /// The chambers ruled.
+    Resolved { ruling: Ruling, decision: u64 },
+}
+
+/// Verified compute: a job receipt signed by its worker node and co-signed by a node of another
+/// operator.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeGrant {
+    /// The receipt's log index.
+    pub receipt: u64,
+    pub workload: String,
+    pub node: String,
+    pub operator: String,
+    pub verifiers: Vec<String>,
+    pub units: u64,
+    pub at: u64,
+}
+
+/// A holder's credits, in thousandths. Credits decay: each day a balance loses ln 2 / half-life
+/// of itself (rounded down), so it halves in about one half-life. They are earned only, by rule;
+/// nothing moves them from one holder to another.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Credits {
+    pub holder: String,
+    /// The balance at the start of day `as_of_day` (days since the epoch), after decay.
+    pub balance: u64,
+    pub as_of_day: u64,
+    /// Everything ever earned, before decay.
+    pub earned: u64,
+    pub grants: u64,
+}
+
+impl Credits {
+    pub fn new(holder: &str) -> Credits {
+        Credits { holder: holder.to_owned(), balance: 0, as_of_day: 0, earned: 0, grants: 0 }
+    }
+
+    /// The balance on day `day`, decayed with `half_life_days`.
+    pub fn balance_on(&self, day: u64, half_life_days: u32) -> u64 {
+        decay(self.balance, day.saturating_sub(self.as_of_day), half_life_days)
+    }
+}
+
+/// `balance` after `days` of daily decay at ln 2 / `half_life_days` per day, in integers so every
+/// machine computes the same.
+pub fn decay(balance: u64, days: u64, half_life_days: u32) -> u64 {
+    // ln 2 in millionths.
+    const LN2_MICRO: u128 = 693_147;
+    let per_day = LN2_MICRO / u128::from(half_life_days.max(1));
+    let mut value = u128::from(balance);
+    for _ in 0..days.min(100_000) {
+        if value == 0 {
+            break;
+        }
+        value -= value * per_day / 1_000_000;
+    }
+    value as u64
+}
+
+/// A workload kind the chambers approved.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRecord {
+    pub kind: String,
+    pub version: String,
+    pub decision: u64,
+}
+
+/// The mixture the next training run must use, and the decision that set it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MixtureRecord {
+    pub weights: BTreeMap<Register, f64>,
+    pub decision: u64,
+    pub proposal: u64,
+    pub ballots: u64,
+    pub at: u64,
+}
+
+/// The stewardship board: founding stewards until the first election.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Board {
+    pub members: Vec<String>,
+    /// The decision that elected it; none for the founding stewards.
+    pub elected_by: Option<u64>,
+}
+
+/// One materialised governance record: what a log entry changed, stored under (kind, key).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "record", rename_all = "kebab-case")]
+pub enum Record {
+    Parameters(Parameters),
+    Board(Board),
+    Member(Member),
+    Node(NodeRecord),
+    Proposal(ProposalRecord),
+    Vote(VoteRecord),
+    Dispute(DisputeRecord),
+    Compute(ComputeGrant),
+    Credits(Credits),
+    Workload(WorkloadRecord),
+    Mixture(MixtureRecord),
+}
+
+impl Record {
+    /// The (kind, key) this record is stored under; a later record with the same pair replaces it.
+    pub fn key(&self) -> (&'static str, String) {
+        match self {
+            Record::Parameters(_) => ("parameters", String::new()),
+            Record::Board(_) => ("board", String::new()),
+            Record::Member(m) => ("member", m.person.clone()),
+            Record::Node(n) => ("node", n.node.clone()),
+            Record::Proposal(p) => ("proposal", format!("{:020}", p.id)),
+            Record::Vote(v) => ("vote", format!("{:020}/{}", v.proposal, v.voter)),
+            Record::Dispute(d) => ("dispute", format!("{:020}", d.id)),
+            Record::Compute(c) => ("compute", format!("{:020}", c.receipt)),
+            Record::Credits(c) => ("credits", c.holder.clone()),
+            Record::Workload(w) => ("workload", format!("{}@{}", w.kind, w.version)),
+            Record::Mixture(_) => ("mixture", String::new()),
+        }
+    }
+}
+
+/// Governance state, folded from the log.
+#[derive(Clone, Debug, Default)]
+pub struct Governance {
+    pub(crate) params: Option<Parameters>,
+    pub(crate) board: Board,
+    pub(crate) members: BTreeMap<String, Member>,
+    pub(crate) nodes: BTreeMap<String, NodeRecord>,
+    pub(crate) proposals: BTreeMap<u64, ProposalRecord>,
+    pub(crate) votes: BTreeMap<(u64, String), VoteRecord>,
+    pub(crate) disputes: BTreeMap<u64, DisputeRecord>,
+    pub(crate) compute: BTreeMap<u64, ComputeGrant>,
+    pub(crate) credits: BTreeMap<String, Credits>,
+    pub(crate) workloads: BTreeMap<String, WorkloadRecord>,
+    pub(crate) mixture: Option<MixtureRecord>,
+    /// Derived: open proposals by close time, and deposits under an open dispute.
+    closing: BTreeSet<(u64, u64)>,
+    disputed: BTreeMap<Cid, BTreeSet<u64>>,
+}
+
+impl Default for Board {
+    fn default() -> Board {
+        Board { members: Vec::new(), elected_by: None }
+    }
+}
+
+/// Who counts in each chamber at one moment, and with what weight.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Electorate {
+    pub contributor: BTreeMap<String, f64>,
+    pub technical: BTreeMap<String, f64>,
+}
+
+impl Governance {
+    /// Rebuilds governance from its materialised records.
+    pub fn restore(records: impl IntoIterator<Item = Record>) -> Governance {
+        let mut governance = Governance::default();
+        for record in records {
+            governance.put(record);
+        }
+        governance
+    }
+
+    /// Stores `record`, replacing the one under the same key.
+    pub fn put(&mut self, record: Record) {
+        match record {
+            Record::Parameters(p) => self.params = Some(p),
+            Record::Board(b) => self.board = b,
+            Record::Member(m) => {
+                self.members.insert(m.person.clone(), m);
+            }
+            Record::Node(n) => {
+                self.nodes.insert(n.node.clone(), n);
+            }
+            Record::Proposal(p) => {
+                self.closing.retain(|(_, id)| *id != p.id);
+                if p.status == ProposalStatus::Open {
+                    self.closing.insert((p.closes_at, p.id));
+                }
+                self.proposals.insert(p.id, p);
+            }
+            Record::Vote(v) => {
+                self.votes.insert((v.proposal, v.voter.clone()), v);
+            }
+            Record::Dispute(d) => {
+                let open = self.disputed.entry(d.cid.clone()).or_default();
+                if d.status == DisputeStatus::Open {
+                    open.insert(d.id);
+                } else {
+                    open.remove(&d.id);
+                }
+                if open.is_empty() {
+                    self.disputed.remove(&d.cid);
+                }
+                self.disputes.insert(d.id, d);
+            }
+            Record::Compute(c) => {
+                self.compute.insert(c.receipt, c);
+            }
+            Record::Credits(c) => {
+                self.credits.insert(c.holder.clone(), c);
+            }
+            Record::Workload(w) => {
+                self.workloads.insert(format!("{}@{}", w.kind, w.version), w);
+            }
+            Record::Mixture(m) => self.mixture = Some(m),
+        }
+    }
+
+    /// Every record, for rebuilding and comparing the materialised tables.
+    pub fn records(&self) -> Vec<Record> {
+        let mut records: Vec<Record> = self.params.clone().map(Record::Parameters).into_iter().collect();
+        records.push(Record::Board(self.board.clone()));
+        records.extend(self.members.values().cloned().map(Record::Member));
+        records.extend(self.nodes.values().cloned().map(Record::Node));
+        records.extend(self.proposals.values().cloned().map(Record::Proposal));
+        records.extend(self.votes.values().cloned().map(Record::Vote));
+        records.extend(self.disputes.values().cloned().map(Record::Dispute));
+        records.extend(self.compute.values().cloned().map(Record::Compute));
+        records.extend(self.credits.values().cloned().map(Record::Credits));
+        records.extend(self.workloads.values().cloned().map(Record::Workload));
+        records.extend(self.mixture.clone().map(Record::Mixture));
+        records
+    }
+
+    pub fn parameters(&self) -> Option<&Parameters> {
+        self.params.as_ref()
+    }
+
+    pub fn board(&self) -> &Board {
+        &self.board
+    }
+
+    pub fn is_steward(&self, who: &str) -> bool {
+        self.board.members.iter().any(|m| m == who)
+    }
+
+    pub fn member(&self, person: &str) -> Option<&Member> {
+        self.members.get(person)
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeRecord> {
+        self.nodes.values()
+    }
+
+    pub fn proposal(&self, id: u64) -> Option<&ProposalRecord> {
+        self.proposals.get(&id)
+    }
+
+    pub fn proposals(&self) -> impl Iterator<Item = &ProposalRecord> {
+        self.proposals.values()
+    }
+
+    /// The current votes on proposal `id`, by voter.
+    pub fn votes_on(&self, id: u64) -> impl Iterator<Item = &VoteRecord> {
+        self.votes.range((id, String::new())..(id + 1, String::new())).map(|(_, v)| v)
+    }
+
+    pub fn dispute(&self, id: u64) -> Option<&DisputeRecord> {
+        self.disputes.get(&id)
+    }
+
+    pub fn disputes(&self) -> impl Iterator<Item = &DisputeRecord> {
+        self.disputes.values()
+    }
+
+    /// Whether `cid` is under an open dispute (and so out of training snapshots).
+    pub fn under_dispute(&self, cid: &Cid) -> bool {
+        self.disputed.contains_key(cid)
+    }
+
+    pub fn compute(&self) -> impl Iterator<Item = &ComputeGrant> {
+        self.compute.values()
+    }
+
+    pub fn credits(&self, holder: &str) -> Option<&Credits> {
+        self.credits.get(holder)
+    }
+
+    pub fn all_credits(&self) -> impl Iterator<Item = &Credits> {
+        self.credits.values()
+    }
+
+    pub fn workloads(&self) -> impl Iterator<Item = &WorkloadRecord> {
+        self.workloads.values()
+    }
+
+    pub fn mixture(&self) -> Option<&MixtureRecord> {
+        self.mixture.as_ref()
+    }
+
+    /// Open proposals whose window has closed by `now`, earliest first: the sequencer decides
+    /// them.
+    pub fn due(&self, now: u64) -> Vec<u64> {
+        self.closing.iter().take_while(|(closes, _)| *closes <= now).map(|(_, id)| *id).collect()
+    }
+
+    /// When the next open proposal closes.
+    pub fn next_close(&self) -> Option<u64> {
+        self.closing.first().map(|(closes, _)| *closes)
+    }
+
+    pub fn is_verified(&self, who: &str, at: u64) -> bool {
+        self.members.get(who).is_some_and(|m| m.verified_at(at))
+    }
+
+    /// Both chambers at `at`. Contributor: every verified person, weight 1. Technical: every
+    /// verified person operating a registered node, weighted by sqrt of their nodes' verified
+    /// compute (90-day half-life) and capped at max(5%, 2/N); until any compute is verified, each
+    /// operator weighs the same.
+    pub fn electorate(&self, at: u64) -> Electorate {
+        let contributor: BTreeMap<String, f64> =
+            self.members.values().filter(|m| m.verified_at(at)).map(|m| (m.person.clone(), 1.0)).collect();
+        let operators: BTreeSet<&str> = self
+            .nodes
+            .values()
+            .map(|n| n.operator.as_str())
+            .filter(|operator| contributor.contains_key(*operator))
+            .collect();
+        let records: Vec<ComputeRecord> = self
+            .compute
+            .values()
+            .filter(|c| c.at <= at && operators.contains(c.operator.as_str()))
+            .map(|c| ComputeRecord { operator: c.operator.clone(), units: c.units as f64, at: c.at })
+            .collect();
+        let mut technical = tally::technical_weights(&records, at);
+        if technical.is_empty() && !operators.is_empty() {
+            let each = 1.0 / operators.len() as f64;
+            technical = operators.iter().map(|o| ((*o).to_owned(), each)).collect();
+        }
+        Electorate { contributor, technical }
+    }
+}
+
+/// The lead chamber of an action: workloads are the technical chamber's question, everything
+/// else is about data and people.
+pub fn lead_of(action: &Action) -> Chamber {
+    match action {
+        Action::ApproveWorkload { .. } => Chamber::Technical,
+        _ => Chamber::Contributor,
+    }
+}
+
+/// The lowest class of proposal an action may ride in.
+pub fn min_class(action: &Action) -> Result<ProposalClass, String> {
+    match action {
+        Action::SetParameter { key, .. } => Parameters::class_of(key),
+        Action::ApproveWorkload { .. } => Ok(ProposalClass::Resource),
+        _ => Ok(ProposalClass::Ordinary),
+    }
+}
+
+pub fn class_rank(class: ProposalClass) -> u8 {
+    match class {
+        ProposalClass::Ordinary => 0,
+        ProposalClass::Resource => 1,
+        ProposalClass::Constitutional => 2,
+    }
+}
+
+/// The built-in workload kinds a proposal may approve.
+pub const WORKLOAD_KINDS: [&str; 6] = ["embed", "index", "generate", "train-lora", "evaluate", "amputation-audit"];
+
+/// The day (since the epoch) of `ms`.
+pub fn day_of(ms: u64) -> u64 {
+    ms / DAY_MS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credits_decay_to_about_half_in_one_half_life() {
+        let after = decay(1_000_000, 180, 180);
+        assert!((495_000..=505_000).contains(&after), "{after}");
+        assert_eq!(decay(1_000_000, 0, 180), 1_000_000);
+        assert_eq!(decay(0, 10_000, 1), 0);
+    }
+}

@@ -1,0 +1,891 @@
+//! How governance events change the state: who may do what, and what it leads to. Every function
+//! here is pure; a refusal leaves the state as it was.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::Verifier;
+
+use crate::cid::Cid;
+use crate::event::{Event, SignedEvent};
+use crate::governance::acts::{
+    Action, Attestation, Decision, Dispute, DisputeRuling, Effect, Ground, JobReceipt, NodeRegistration,
+    Proposal, Revocation, Ruling, VoteCast, node_binding_message,
+};
+use crate::governance::book::*;
+use crate::governance::mixture::{self, MixtureBallot};
+use crate::governance::params::{DAY_MS, Parameters};
+use crate::governance::stv::{self, RankedBallot};
+use crate::governance::tally::{self, ChamberTally, Outcome};
+use crate::state::{Change, Commons, DepositRecord, DepositStatus, Rejection, State};
+
+/// Most seats a board election may fill.
+pub const MAX_SEATS: u32 = 25;
+
+impl State {
+    /// The changes governance event `signed` makes as entry `index` at `time`.
+    pub(crate) fn next_governance(
+        &self,
+        index: u64,
+        time: u64,
+        signed: &SignedEvent,
+        commons: &Commons,
+    ) -> Result<Vec<Change>, Rejection> {
+        let g = &self.governance;
+        let params = g.params.as_ref().ok_or(Rejection::NoGenesis)?;
+        let signer = signed.signer.as_str();
+        match &signed.event {
+            Event::Attestation(a) => self.attest(index, time, signer, a, params),
+            Event::Revocation(r) => self.revoke(index, signer, r),
+            Event::NodeRegistration(n) => self.register_node(index, time, signer, n, commons),
+            Event::Proposal(p) => self.propose(index, time, signer, p, params),
+            Event::Vote(v) => self.vote(index, time, signer, v, params),
+            Event::Decision(d) => self.close(index, signer, time, d, commons),
+            Event::Dispute(d) => self.open_dispute(index, time, signer, d, params),
+            Event::DisputeRuling(r) => self.endorse_ruling(index, time, &signed.signers, r, params),
+            Event::JobReceipt(j) => self.verify_compute(index, time, &signed.signers, j, params),
+            Event::Genesis(_) | Event::Deposit(_) | Event::Withdrawal(_) | Event::ConsentChange(_) => {
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn require_member(&self, who: &str, time: u64) -> Result<(), Rejection> {
+        match self.governance.members.get(who) {
+            Some(m) if m.verified_at(time) => Ok(()),
+            Some(m) if m.status == MemberStatus::Verified => Err(Rejection::MembershipExpired {
+                who: who.to_owned(),
+                expired: crate::timestamp::rfc3339(m.expires_at),
+            }),
+            _ => Err(Rejection::NotMember(who.to_owned())),
+        }
+    }
+
+    fn attest(
+        &self,
+        index: u64,
+        time: u64,
+        signer: &str,
+        a: &Attestation,
+        params: &Parameters,
+    ) -> Result<Vec<Change>, Rejection> {
+        let g = &self.governance;
+        let days = a.days.unwrap_or(params.attestation_days);
+        if days == 0 || days > params.attestation_days {
+            return Err(Rejection::Governance(format!(
+                "an attestation holds 1 to {} days (the commons' attestation.days), not {days}",
+                params.attestation_days
+            )));
+        }
+        let mut member = g.members.get(&a.person).cloned().unwrap_or_else(|| Member {
+            person: a.person.clone(),
+            status: MemberStatus::Pending,
+            expires_at: 0,
+            attested_by: Vec::new(),
+            vouches: Vec::new(),
+            may_vouch: true,
+            history: Vec::new(),
+        });
+        if let MemberStatus::Revoked { duplicate: true, .. } = member.status {
+            return Err(Rejection::Governance(format!(
+                "{} was revoked as a duplicate of someone already verified and cannot be attested again",
+                a.person
+            )));
+        }
+        member.history.push(index);
+        let expires_at = time.saturating_add(u64::from(days) * DAY_MS);
+        if g.is_steward(signer) {
+            member.status = MemberStatus::Verified;
+            member.expires_at = expires_at;
+            member.vouches.clear();
+            member.attested_by.push(signer.to_owned());
+            return Ok(vec![Change::Record(Record::Member(member))]);
+        }
+        if params.vouches_required == 0 {
+            return Err(Rejection::NotSteward(signer.to_owned()));
+        }
+        self.require_member(signer, time)?;
+        if signer == a.person {
+            return Err(Rejection::Governance("nobody can vouch for themselves".into()));
+        }
+        if !g.members.get(signer).is_some_and(|m| m.may_vouch) {
+            return Err(Rejection::Governance(format!(
+                "{signer} lost the right to vouch by vouching for a duplicate"
+            )));
+        }
+        if member.verified_at(time) {
+            return Err(Rejection::Governance(format!(
+                "{} is already verified; a steward renews attestations",
+                a.person
+            )));
+        }
+        member.vouches.retain(|(voucher, _)| voucher != signer);
+        member.vouches.push((signer.to_owned(), index));
+        // Vouches count while their vouchers are still verified members.
+        let live: Vec<String> = member
+            .vouches
+            .iter()
+            .filter(|(voucher, _)| g.is_verified(voucher, time))
+            .map(|(voucher, _)| voucher.clone())
+            .collect();
+        if live.len() >= params.vouches_required as usize {
+            member.status = MemberStatus::Verified;
+            member.expires_at = expires_at;
+            member.attested_by.extend(live);
+            member.vouches.clear();
+        } else {
+            member.status = MemberStatus::Pending;
+        }
+        Ok(vec![Change::Record(Record::Member(member))])
+    }
+
+    fn revoke(&self, index: u64, signer: &str, r: &Revocation) -> Result<Vec<Change>, Rejection> {
+        let g = &self.governance;
+        if !g.is_steward(signer) {
+            return Err(Rejection::NotSteward(signer.to_owned()));
+        }
+        let mut member = g.members.get(&r.person).cloned().ok_or_else(|| Rejection::NotMember(r.person.clone()))?;
+        if matches!(member.status, MemberStatus::Revoked { .. }) {
+            return Err(Rejection::Governance(format!("{} is already revoked", r.person)));
+        }
+        member.status =
+            MemberStatus::Revoked { log_index: index, duplicate: r.duplicate, reason: r.reason.clone() };
+        member.history.push(index);
+        let mut changes = Vec::new();
+        if r.duplicate {
+            // Everyone who vouched for a duplicate loses the right to vouch.
+            let vouchers: Vec<&String> = member
+                .attested_by
+                .iter()
+                .chain(member.vouches.iter().map(|(v, _)| v))
+                .filter(|v| !g.is_steward(v))
+                .collect();
+            for voucher in vouchers {
+                if let Some(mut m) = g.members.get(voucher).cloned().filter(|m| m.may_vouch) {
+                    m.may_vouch = false;
+                    m.history.push(index);
+                    changes.push(Change::Record(Record::Member(m)));
+                }
+            }
+        }
+        changes.insert(0, Change::Record(Record::Member(member)));
+        Ok(changes)
+    }
+
+    fn register_node(
+        &self,
+        index: u64,
+        time: u64,
+        signer: &str,
+        n: &NodeRegistration,
+        commons: &Commons,
+    ) -> Result<Vec<Change>, Rejection> {
+        self.require_member(signer, time)?;
+        let g = &self.governance;
+        if let Some(existing) = g.nodes.get(&n.node) {
+            return Err(Rejection::Governance(format!(
+                "node {} is already registered to {}",
+                n.node, existing.operator
+            )));
+        }
+        if g.members.contains_key(&n.node) {
+            return Err(Rejection::Governance(format!("{} is a person's key, not a node key", n.node)));
+        }
+        let key = crate::identity::key_of(&n.node).map_err(|e| Rejection::Governance(e.to_string()))?;
+        let sig = STANDARD
+            .decode(&n.binding)
+            .ok()
+            .and_then(|bytes| ed25519_dalek::Signature::from_slice(&bytes).ok())
+            .ok_or_else(|| Rejection::Governance("the node binding is not a base64 Ed25519 signature".into()))?;
+        key.verify(&node_binding_message(&commons.origin, signer), &sig).map_err(|_| {
+            Rejection::Governance(format!(
+                "the node binding is not {}'s signature binding it to {signer} in {}",
+                n.node, commons.origin
+            ))
+        })?;
+        Ok(vec![Change::Record(Record::Node(NodeRecord {
+            node: n.node.clone(),
+            operator: signer.to_owned(),
+            log_index: index,
+            registered_at: time,
+        }))])
+    }
+
+    fn propose(
+        &self,
+        index: u64,
+        time: u64,
+        signer: &str,
+        p: &Proposal,
+        params: &Parameters,
+    ) -> Result<Vec<Change>, Rejection> {
+        self.require_member(signer, time)?;
+        let invalid = |detail: String| Rejection::Proposal(detail);
+        let lead = lead_of(&p.actions[0]);
+        let mut mixtures = 0;
+        let mut elections = 0;
+        for (position, action) in p.actions.iter().enumerate() {
+            let at = |detail: String| invalid(format!("action {} ({}): {detail}", position + 1, action.name()));
+            if lead_of(action) != lead {
+                return Err(invalid(
+                    "data actions (led by the contributor chamber) and workload actions (led by the technical chamber) cannot share a proposal; split it in two".into(),
+                ));
+            }
+            let needed = min_class(action).map_err(&at)?;
+            if class_rank(needed) > class_rank(p.class) {
+                return Err(at(format!(
+                    "needs a {} proposal, this one is {}",
+                    serde_json::to_value(needed).unwrap_or_default().as_str().unwrap_or_default(),
+                    serde_json::to_value(p.class).unwrap_or_default().as_str().unwrap_or_default()
+                )));
+            }
+            match action {
+                Action::SetMixture { ballot } => {
+                    mixtures += 1;
+                    mixture::check_ballot(&params.registers, &MixtureBallot { weights: ballot.clone() })
+                        .map_err(|e| at(e.to_string()))?;
+                }
+                Action::SetParameter { key, value } => {
+                    params.clone().set(key, value).map_err(at)?;
+                }
+                Action::RemoveDeposit { cid, .. } => {
+                    self.active_deposit(cid).map_err(|e| at(e.to_string()))?;
+                }
+                Action::ResolveDispute { dispute, ruling } => {
+                    let d = self.governance.disputes.get(dispute).ok_or_else(|| at(format!("no dispute {dispute}")))?;
+                    if let DisputeStatus::Resolved { decision, .. } = d.status {
+                        return Err(at(format!("dispute {dispute} was resolved by decision {decision}")));
+                    }
+                    self.check_ruling(&d.cid, ruling, params).map_err(|e| at(e.to_string()))?;
+                }
+                Action::ApproveWorkload { kind, version } => {
+                    if !WORKLOAD_KINDS.contains(&kind.as_str()) {
+                        return Err(at(format!(
+                            "unknown workload kind '{kind}'; the kinds are {}",
+                            WORKLOAD_KINDS.join(", ")
+                        )));
+                    }
+                    if version.trim().is_empty() {
+                        return Err(at("a workload needs a version".into()));
+                    }
+                }
+                Action::ElectBoard { seats, candidates } => {
+                    elections += 1;
+                    if *seats == 0 || *seats > MAX_SEATS || *seats as usize > candidates.len() {
+                        return Err(at(format!(
+                            "{seats} seats for {} candidates; seats run from 1 to {MAX_SEATS} and no more than the candidates",
+                            candidates.len()
+                        )));
+                    }
+                    let mut seen = std::collections::BTreeSet::new();
+                    for candidate in candidates {
+                        if !seen.insert(candidate) {
+                            return Err(at(format!("{candidate} is a candidate twice")));
+                        }
+                        if !self.governance.is_verified(candidate, time) {
+                            return Err(at(format!("candidate {candidate} is not a verified member")));
+                        }
+                    }
+                }
+            }
+        }
+        if mixtures > 1 || elections > 1 {
+            return Err(invalid("a proposal sets the mixture or elects the board at most once".into()));
+        }
+        Ok(vec![Change::Record(Record::Proposal(ProposalRecord {
+            id: index,
+            proposer: signer.to_owned(),
+            title: p.title.clone(),
+            summary: p.summary.clone(),
+            class: p.class,
+            lead,
+            actions: p.actions.clone(),
+            opened_at: time,
+            closes_at: time.saturating_add(params.window(p.class)),
+            status: ProposalStatus::Open,
+        }))])
+    }
+
+    fn vote(
+        &self,
+        index: u64,
+        time: u64,
+        signer: &str,
+        v: &VoteCast,
+        params: &Parameters,
+    ) -> Result<Vec<Change>, Rejection> {
+        let proposal =
+            self.governance.proposals.get(&v.proposal).ok_or(Rejection::UnknownProposal(v.proposal))?;
+        if proposal.status != ProposalStatus::Open || time >= proposal.closes_at {
+            return Err(Rejection::VotingClosed {
+                proposal: v.proposal,
+                closed: crate::timestamp::rfc3339(proposal.closes_at),
+            });
+        }
+        self.require_member(signer, time)?;
+        let ballot = |detail: String| Rejection::Ballot { proposal: v.proposal, detail };
+        if let Some(weights) = &v.mixture {
+            if !proposal.actions.iter().any(|a| matches!(a, Action::SetMixture { .. })) {
+                return Err(ballot("this proposal does not set the mixture; vote without one".into()));
+            }
+            mixture::check_ballot(&params.registers, &MixtureBallot { weights: weights.clone() })
+                .map_err(|e| ballot(e.to_string().replace("ballot 0", "the ballot")))?;
+        }
+        if let Some(ranking) = &v.ranking {
+            let Some(Action::ElectBoard { candidates, .. }) =
+                proposal.actions.iter().find(|a| matches!(a, Action::ElectBoard { .. }))
+            else {
+                return Err(ballot("this proposal elects no board; vote without a ranking".into()));
+            };
+            let mut seen = std::collections::BTreeSet::new();
+            for name in ranking {
+                if !candidates.contains(name) {
+                    return Err(ballot(format!("{name} is not a candidate")));
+                }
+                if !seen.insert(name) {
+                    return Err(ballot(format!("{name} is ranked twice")));
+                }
+            }
+        }
+        Ok(vec![Change::Record(Record::Vote(VoteRecord {
+            proposal: v.proposal,
+            voter: signer.to_owned(),
+            choice: v.choice,
+            mixture: v.mixture.clone(),
+            ranking: v.ranking.clone(),
+            log_index: index,
+            at: time,
+        }))])
+    }
+
+    /// The decision on proposal `id`, tallied as of its close. The sequencer signs exactly this;
+    /// the fold accepts a decision only if it is exactly this.
+    pub fn decision(&self, id: u64) -> Result<Decision, Rejection> {
+        let g = &self.governance;
+        let params = g.params.as_ref().ok_or(Rejection::NoGenesis)?;
+        let proposal = g.proposals.get(&id).ok_or(Rejection::UnknownProposal(id))?;
+        let at = proposal.closes_at;
+        let (contributor, technical, electorate) = g.tally(id, at);
+        let outcome = tally::decide(proposal.class, proposal.lead, &contributor, &technical);
+        let effects = if outcome == Outcome::Passed {
+            proposal.actions.iter().map(|a| self.effect(proposal, a, &electorate, params)).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Decision { proposal: id, closed_at: at, contributor, technical, outcome, effects })
+    }
+
+    /// What `action` of the passed `proposal` does now.
+    fn effect(
+        &self,
+        proposal: &ProposalRecord,
+        action: &Action,
+        electorate: &Electorate,
+        params: &Parameters,
+    ) -> Effect {
+        let skipped = |reason: String| Effect::Skipped { action: action.name().to_owned(), reason };
+        let eligible = |v: &&VoteRecord| electorate.contributor.contains_key(&v.voter);
+        match action {
+            Action::SetMixture { ballot } => {
+                // Every eligible voter's ballot counts, yes or no; the proposer's action is their
+                // ballot unless they cast another.
+                let mut ballots: BTreeMap<&str, &BTreeMap<_, f64>> = BTreeMap::new();
+                if electorate.contributor.contains_key(&proposal.proposer) {
+                    ballots.insert(&proposal.proposer, ballot);
+                }
+                for vote in self.governance.votes_on(proposal.id).filter(eligible) {
+                    if let Some(weights) = &vote.mixture {
+                        ballots.insert(&vote.voter, weights);
+                    }
+                }
+                let ballots: Vec<MixtureBallot> =
+                    ballots.values().map(|w| MixtureBallot { weights: (*w).clone() }).collect();
+                match mixture::aggregate(&params.registers, &ballots, &params.mixture_rules()) {
+                    Ok(m) => Effect::Mixture { weights: m.weights, ballots: ballots.len() as u64 },
+                    Err(e) => skipped(e.to_string()),
+                }
+            }
+            Action::SetParameter { key, value } => match params.clone().set(key, value) {
+                Ok(()) => Effect::Parameter { key: key.clone(), value: value.clone() },
+                Err(e) => skipped(e),
+            },
+            Action::RemoveDeposit { cid, .. } => match self.active_deposit(cid) {
+                Ok(_) => Effect::Removed { cid: cid.clone() },
+                Err(e) => skipped(e.to_string()),
+            },
+            Action::ResolveDispute { dispute, ruling } => {
+                let check = self.governance.disputes.get(dispute).map(|d| {
+                    match d.status {
+                        DisputeStatus::Resolved { decision, .. } => {
+                            Err(Rejection::Governance(format!("resolved by decision {decision}")))
+                        }
+                        _ => self.check_ruling(&d.cid, ruling, params),
+                    }
+                });
+                match check {
+                    Some(Ok(())) => Effect::Ruling { dispute: *dispute, ruling: ruling.clone() },
+                    Some(Err(e)) => skipped(e.to_string()),
+                    None => skipped(format!("no dispute {dispute}")),
+                }
+            }
+            Action::ApproveWorkload { kind, version } => {
+                Effect::Workload { kind: kind.clone(), version: version.clone() }
+            }
+            Action::ElectBoard { seats, candidates } => {
+                let ballots: Vec<RankedBallot> = self
+                    .governance
+                    .votes_on(proposal.id)
+                    .filter(eligible)
+                    .filter_map(|v| v.ranking.as_ref())
+                    .map(|ranking| RankedBallot {
+                        ranking: ranking
+                            .iter()
+                            .filter_map(|name| candidates.iter().position(|c| c == name))
+                            .collect(),
+                        count: 1,
+                    })
+                    .collect();
+                if ballots.is_empty() {
+                    return skipped("nobody ranked the candidates".into());
+                }
+                match stv::elect(candidates, &ballots, *seats as usize) {
+                    Ok(outcome) => Effect::Board {
+                        members: outcome.elected.iter().map(|&i| candidates[i].clone()).collect(),
+                        ballots: ballots.len() as u64,
+                    },
+                    Err(e) => skipped(e.to_string()),
+                }
+            }
+        }
+    }
+
+    fn close(
+        &self,
+        index: u64,
+        signer: &str,
+        time: u64,
+        d: &Decision,
+        commons: &Commons,
+    ) -> Result<Vec<Change>, Rejection> {
+        if signer != commons.log_did {
+            return Err(Rejection::NotLogKey(signer.to_owned()));
+        }
+        let proposal =
+            self.governance.proposals.get(&d.proposal).ok_or(Rejection::UnknownProposal(d.proposal))?;
+        if proposal.status != ProposalStatus::Open {
+            return Err(Rejection::Governance(format!("proposal {} is already decided", d.proposal)));
+        }
+        if time < proposal.closes_at {
+            return Err(Rejection::Governance(format!(
+                "proposal {} closes at {}; it cannot be decided before",
+                d.proposal,
+                crate::timestamp::rfc3339(proposal.closes_at)
+            )));
+        }
+        let recomputed = self.decision(d.proposal)?;
+        if &recomputed != d {
+            return Err(Rejection::DecisionMismatch {
+                proposal: d.proposal,
+                stated: serde_json::to_string(d).unwrap_or_default(),
+                recomputed: serde_json::to_string(&recomputed).unwrap_or_default(),
+            });
+        }
+        let mut closed = proposal.clone();
+        closed.status = ProposalStatus::Closed { decision: index, outcome: d.outcome.clone() };
+        let mut changes = vec![Change::Record(Record::Proposal(closed))];
+        let mut params = self.governance.params.clone().ok_or(Rejection::NoGenesis)?;
+        let mut params_changed = false;
+        let mut credits = CreditBook::new(&self.governance, &params);
+        for effect in &d.effects {
+            match effect {
+                Effect::Mixture { weights, ballots } => {
+                    changes.push(Change::Record(Record::Mixture(MixtureRecord {
+                        weights: weights.clone(),
+                        decision: index,
+                        proposal: d.proposal,
+                        ballots: *ballots,
+                        at: time,
+                    })));
+                }
+                Effect::Parameter { key, value } => {
+                    if params.set(key, value).is_ok() {
+                        params_changed = true;
+                        if key == "registers" {
+                            let mut updated = commons.clone();
+                            updated.registers = params.registers.clone();
+                            changes.push(Change::Commons(updated));
+                        }
+                    }
+                }
+                Effect::Removed { cid } => {
+                    changes.extend(self.remove(cid, index, time, &mut credits)?);
+                }
+                Effect::Ruling { dispute, ruling } => {
+                    let mut record = self.governance.disputes[dispute].clone();
+                    changes.extend(self.apply_ruling(&record.cid, ruling, index, time, &mut credits)?);
+                    record.status = DisputeStatus::Resolved { ruling: ruling.clone(), decision: index };
+                    changes.push(Change::Record(Record::Dispute(record)));
+                }
+                Effect::Workload { kind, version } => {
+                    changes.push(Change::Record(Record::Workload(WorkloadRecord {
+                        kind: kind.clone(),
+                        version: version.clone(),
+                        decision: index,
+                    })));
+                }
+                Effect::Board { members, .. } => {
+                    changes.push(Change::Record(Record::Board(Board {
+                        members: members.clone(),
+                        elected_by: Some(index),
+                    })));
+                }
+                Effect::Skipped { .. } => {}
+            }
+        }
+        if params_changed {
+            changes.push(Change::Record(Record::Parameters(params)));
+        }
+        changes.extend(credits.into_changes());
+        Ok(changes)
+    }
+
+    fn open_dispute(
+        &self,
+        index: u64,
+        time: u64,
+        signer: &str,
+        d: &Dispute,
+        params: &Parameters,
+    ) -> Result<Vec<Change>, Rejection> {
+        self.require_member(signer, time)?;
+        let cid = d.cid.clone().ok_or(Rejection::NoGenesis)?;
+        let record = self.active_deposit(&cid)?;
+        if d.ground == Ground::WrongRegister {
+            let Some(register) = &d.register else {
+                return Err(Rejection::Governance(
+                    "a wrong-register dispute names the register the deposit should carry".into(),
+                ));
+            };
+            self.check_ruling(&cid, &Ruling::Relabel { register: register.clone() }, params)?;
+            let _ = record;
+        }
+        Ok(vec![Change::Record(Record::Dispute(DisputeRecord {
+            id: index,
+            cid,
+            ground: d.ground,
+            detail: d.detail.clone(),
+            register: d.register.clone(),
+            opened_by: signer.to_owned(),
+            opened_at: time,
+            status: DisputeStatus::Open,
+            endorsements: Vec::new(),
+        }))])
+    }
+
+    fn endorse_ruling(
+        &self,
+        index: u64,
+        time: u64,
+        signers: &[String],
+        r: &DisputeRuling,
+        params: &Parameters,
+    ) -> Result<Vec<Change>, Rejection> {
+        let g = &self.governance;
+        for signer in signers {
+            if !g.is_steward(signer) {
+                return Err(Rejection::NotSteward(signer.clone()));
+            }
+        }
+        let mut dispute = g.disputes.get(&r.dispute).cloned().ok_or(Rejection::UnknownDispute(r.dispute))?;
+        if dispute.status != DisputeStatus::Open {
+            return Err(Rejection::Governance(format!(
+                "dispute {} is already ruled on; an appeal goes to the contributor chamber as a resolve-dispute proposal",
+                r.dispute
+            )));
+        }
+        self.check_ruling(&dispute.cid, &r.ruling, params)?;
+        let position = match dispute.endorsements.iter().position(|e| e.ruling == r.ruling) {
+            Some(position) => position,
+            None => {
+                dispute.endorsements.push(Endorsement { ruling: r.ruling.clone(), signers: Vec::new() });
+                dispute.endorsements.len() - 1
+            }
+        };
+        let endorsement = &mut dispute.endorsements[position];
+        for signer in signers {
+            if !endorsement.signers.contains(signer) {
+                endorsement.signers.push(signer.clone());
+            }
+        }
+        let signed_by = endorsement.signers.clone();
+        let mut changes = Vec::new();
+        if signed_by.len() >= params.ruling_quorum(g.board.members.len()) {
+            let mut credits = CreditBook::new(g, params);
+            changes.extend(self.apply_ruling(&dispute.cid, &r.ruling, index, time, &mut credits)?);
+            for signer in &signed_by {
+                credits.grant(signer, params.credits.dispute, time);
+            }
+            if r.ruling != Ruling::Dismiss {
+                credits.grant(&dispute.opened_by, params.credits.review, time);
+            }
+            dispute.status = DisputeStatus::Ruled { ruling: r.ruling.clone(), log_index: index, signers: signed_by };
+            changes.push(Change::Record(Record::Dispute(dispute)));
+            changes.extend(credits.into_changes());
+        } else {
+            changes.push(Change::Record(Record::Dispute(dispute)));
+        }
+        Ok(changes)
+    }
+
+    fn verify_compute(
+        &self,
+        index: u64,
+        time: u64,
+        signers: &[String],
+        j: &JobReceipt,
+        params: &Parameters,
+    ) -> Result<Vec<Change>, Rejection> {
+        let g = &self.governance;
+        let refuse = |detail: String| Rejection::Compute(detail);
+        let worker = g.nodes.get(&j.node).ok_or_else(|| refuse(format!("{} is not a registered node", j.node)))?;
+        if !signers.contains(&j.node) {
+            return Err(refuse(format!("the worker node {} did not sign its receipt", j.node)));
+        }
+        if !g.is_verified(&worker.operator, time) {
+            return Err(refuse(format!("the worker's operator {} is not a verified member", worker.operator)));
+        }
+        let verifiers: Vec<String> = signers
+            .iter()
+            .filter(|s| *s != &j.node)
+            .filter(|s| g.nodes.get(*s).is_some_and(|n| n.operator != worker.operator))
+            .cloned()
+            .collect();
+        if verifiers.len() != signers.len() - 1 || verifiers.is_empty() {
+            return Err(refuse(
+                "a job receipt counts as verified compute only when co-signed by nodes of other operators (and nobody else)"
+                    .into(),
+            ));
+        }
+        if j.units == 0 {
+            return Err(refuse("a job receipt reports at least one unit of compute".into()));
+        }
+        let mut credits = CreditBook::new(g, params);
+        credits.grant(&worker.operator, params.credits.compute.saturating_mul(j.units), time);
+        let mut changes = vec![Change::Record(Record::Compute(ComputeGrant {
+            receipt: index,
+            workload: j.workload.clone(),
+            node: j.node.clone(),
+            operator: worker.operator.clone(),
+            verifiers,
+            units: j.units,
+            at: time,
+        }))];
+        changes.extend(credits.into_changes());
+        Ok(changes)
+    }
+
+    /// Credits for an accepted deposit.
+    pub(crate) fn deposit_credits(&self, depositor: &str, time: u64) -> Vec<Change> {
+        let Some(params) = &self.governance.params else { return Vec::new() };
+        let mut credits = CreditBook::new(&self.governance, params);
+        credits.grant(depositor, params.credits.deposit, time);
+        credits.into_changes()
+    }
+
+    fn active_deposit(&self, cid: &Cid) -> Result<&DepositRecord, Rejection> {
+        let record = self.deposits.get(cid).ok_or_else(|| Rejection::UnknownDeposit(cid.to_string()))?;
+        if record.status.is_gone() {
+            return Err(Rejection::Withdrawn(cid.to_string()));
+        }
+        Ok(record)
+    }
+
+    /// Whether `ruling` can apply to the deposit `cid` as it stands.
+    fn check_ruling(&self, cid: &Cid, ruling: &Ruling, params: &Parameters) -> Result<(), Rejection> {
+        let record = self.active_deposit(cid)?;
+        match ruling {
+            Ruling::Relabel { register } => {
+                if !params.registers.contains(register) {
+                    return Err(Rejection::UnknownRegister {
+                        register: register.to_string(),
+                        vocabulary: params.registers.iter().map(ToString::to_string).collect(),
+                    });
+                }
+                if &record.register == register {
+                    return Err(Rejection::Governance(format!("{cid} already carries the register {register}")));
+                }
+            }
+            Ruling::NarrowConsent { consent } => {
+                if !record.consent.narrows_to(*consent) || record.consent == *consent {
+                    return Err(Rejection::ConsentWidening { from: record.consent, to: *consent });
+                }
+            }
+            Ruling::Remove | Ruling::Dismiss => {}
+        }
+        Ok(())
+    }
+
+    fn apply_ruling(
+        &self,
+        cid: &Cid,
+        ruling: &Ruling,
+        index: u64,
+        time: u64,
+        credits: &mut CreditBook,
+    ) -> Result<Vec<Change>, Rejection> {
+        let Ok(current) = self.active_deposit(cid) else { return Ok(Vec::new()) };
+        let mut record = current.clone();
+        match ruling {
+            Ruling::Relabel { register } => {
+                record.secondary_registers.retain(|r| r != register);
+                record.register = register.clone();
+            }
+            Ruling::NarrowConsent { consent } => {
+                if !record.consent.narrows_to(*consent) {
+                    return Ok(Vec::new());
+                }
+                record.consent = *consent;
+            }
+            Ruling::Remove => return self.remove(cid, index, time, credits),
+            Ruling::Dismiss => return Ok(Vec::new()),
+        }
+        record.history.push(index);
+        Ok(vec![Change::Deposit(record)])
+    }
+
+    /// Removes a deposit by the commons' decision; the depositor's credit for it is taken back.
+    fn remove(&self, cid: &Cid, index: u64, time: u64, credits: &mut CreditBook) -> Result<Vec<Change>, Rejection> {
+        let Ok(current) = self.active_deposit(cid) else { return Ok(Vec::new()) };
+        let mut record = current.clone();
+        record.status = DepositStatus::Removed { log_index: index, at: time };
+        record.history.push(index);
+        credits.take_back(&record.depositor, credits.rates_deposit(), time);
+        Ok(vec![Change::Deposit(record)])
+    }
+
+    /// The deposits a training run may sample now: not withdrawn or removed, and not under an
+    /// open dispute. Every consent tier allows training; `local` texts only by jobs on their
+    /// origin node.
+    pub fn training_snapshot(&self) -> impl Iterator<Item = &DepositRecord> {
+        self.deposits
+            .values()
+            .filter(|d| !d.status.is_gone() && !self.governance.under_dispute(&d.cid))
+    }
+}
+
+/// Credit grants within one entry, applied on top of the balances before it.
+pub(crate) struct CreditBook<'a> {
+    base: &'a Governance,
+    rates: crate::governance::params::CreditRates,
+    touched: BTreeMap<String, Credits>,
+}
+
+impl<'a> CreditBook<'a> {
+    fn new(base: &'a Governance, params: &Parameters) -> CreditBook<'a> {
+        CreditBook { base, rates: params.credits, touched: BTreeMap::new() }
+    }
+
+    fn account(&mut self, holder: &str, time: u64) -> &mut Credits {
+        let half_life = self.rates.half_life_days;
+        let base = self.base;
+        let account = self
+            .touched
+            .entry(holder.to_owned())
+            .or_insert_with(|| base.credits.get(holder).cloned().unwrap_or_else(|| Credits::new(holder)));
+        let today = day_of(time);
+        if account.as_of_day < today {
+            account.balance = account.balance_on(today, half_life);
+            account.as_of_day = today;
+        }
+        account
+    }
+
+    fn rates_deposit(&self) -> u64 {
+        self.rates.deposit
+    }
+
+    /// Grants `credits` (whole) to `holder`; the stability pool's share goes to the pool.
+    fn grant(&mut self, holder: &str, credits: u64, time: u64) {
+        if credits == 0 {
+            return;
+        }
+        let milli = credits.saturating_mul(1000);
+        let pool = (u128::from(milli) * u128::from(self.rates.stability_share_ppm) / 1_000_000) as u64;
+        let account = self.account(holder, time);
+        account.balance = account.balance.saturating_add(milli - pool);
+        account.earned = account.earned.saturating_add(milli - pool);
+        account.grants += 1;
+        if pool > 0 {
+            let account = self.account(STABILITY_POOL, time);
+            account.balance = account.balance.saturating_add(pool);
+            account.earned = account.earned.saturating_add(pool);
+            account.grants += 1;
+        }
+    }
+
+    /// Takes back what a grant of `credits` gave `holder` (never below zero).
+    fn take_back(&mut self, holder: &str, credits: u64, time: u64) {
+        let milli = credits.saturating_mul(1000);
+        let pool = (u128::from(milli) * u128::from(self.rates.stability_share_ppm) / 1_000_000) as u64;
+        let account = self.account(holder, time);
+        account.balance = account.balance.saturating_sub(milli - pool);
+    }
+
+    fn into_changes(self) -> Vec<Change> {
+        self.touched.into_values().map(|c| Change::Record(Record::Credits(c))).collect()
+    }
+}
+
+/// A person's credits as of `now`, with the commons floor they may draw on today.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditStatement {
+    pub holder: String,
+    /// Credits (not thousandths) after decay.
+    pub balance: f64,
+    pub earned: f64,
+    pub grants: u64,
+    pub verified: bool,
+    /// Today's inference allowance: the commons floor, as far as the stability pool funds it.
+    pub floor_today: f64,
+    pub stability_pool: f64,
+    pub half_life_days: u32,
+}
+
+impl Governance {
+    /// Both chambers' tallies of proposal `id` with the electorate of `at`.
+    pub fn tally(&self, id: u64, at: u64) -> (ChamberTally, ChamberTally, Electorate) {
+        let electorate = self.electorate(at);
+        let votes: Vec<(&String, &crate::governance::tally::Vote)> =
+            self.votes_on(id).map(|v| (&v.voter, &v.choice)).collect();
+        let contributor = ChamberTally::count(&electorate.contributor, votes.iter().copied());
+        let technical = ChamberTally::count(&electorate.technical, votes.iter().copied());
+        (contributor, technical, electorate)
+    }
+
+    /// What `holder` has at `now`.
+    pub fn credit_statement(&self, holder: &str, now: u64) -> CreditStatement {
+        let rates = self.params.as_ref().map(|p| p.credits).unwrap_or(Parameters::new(Vec::new()).credits);
+        let today = day_of(now);
+        let account = self.credits.get(holder).cloned().unwrap_or_else(|| Credits::new(holder));
+        let pool = self.credits.get(STABILITY_POOL).map(|c| c.balance_on(today, rates.half_life_days)).unwrap_or(0);
+        let verified_count = self.members.values().filter(|m| m.verified_at(now)).count() as u64;
+        let verified = self.is_verified(holder, now);
+        let floor = if verified && verified_count > 0 {
+            (rates.floor * 1000).min(pool / verified_count)
+        } else {
+            0
+        };
+        CreditStatement {
+            holder: holder.to_owned(),
+            balance: account.balance_on(today, rates.half_life_days) as f64 / 1000.0,
+            earned: account.earned as f64 / 1000.0,
+            grants: account.grants,
+            verified,
+            floor_today: floor as f64 / 1000.0,
+            stability_pool: pool as f64 / 1000.0,
+            half_life_days: rates.half_life_days,
+        }
+    }
+}
