@@ -83,6 +83,16 @@ impl From<Rejection> for ApiError {
             Rejection::Withdrawn(_) => (StatusCode::GONE, "withdrawn"),
             Rejection::ConsentWidening { .. } => (StatusCode::CONFLICT, "consent_widening"),
             Rejection::ConsentUnchanged { .. } => (StatusCode::CONFLICT, "consent_unchanged"),
+            Rejection::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Rejection::NotMember(_) => (StatusCode::FORBIDDEN, "not_member"),
+            Rejection::MembershipExpired { .. } => (StatusCode::FORBIDDEN, "membership_expired"),
+            Rejection::NotSteward(_) => (StatusCode::FORBIDDEN, "not_steward"),
+            Rejection::NotLogKey(_) => (StatusCode::FORBIDDEN, "not_log_key"),
+            Rejection::UnknownProposal(_) => (StatusCode::NOT_FOUND, "unknown_proposal"),
+            Rejection::UnknownDispute(_) => (StatusCode::NOT_FOUND, "unknown_dispute"),
+            Rejection::VotingClosed { .. } => (StatusCode::CONFLICT, "voting_closed"),
+            Rejection::Ballot { .. } => (StatusCode::BAD_REQUEST, "malformed_ballot"),
+            Rejection::Proposal(_) => (StatusCode::BAD_REQUEST, "proposal_refused"),
             _ => (StatusCode::BAD_REQUEST, "refused"),
         };
         ApiError::new(status, code, r.to_string())

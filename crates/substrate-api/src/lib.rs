@@ -2,6 +2,7 @@
 //! `/health`. The only crate that knows HTTP.
 
 mod error;
+mod governance;
 mod routes;
 mod tiles;
 

@@ -294,6 +294,29 @@ impl Ledger {
         result
     }
 
+    /// Decides every open proposal whose window closed by `now`: one `Decision` entry each, signed
+    /// by the log key, appended one after another so each is tallied on the state the previous
+    /// one left. Returns the decided proposals.
+    pub fn decide_due(&mut self, now: u64) -> Result<Vec<u64>, LedgerError> {
+        let mut decided = Vec::new();
+        while let Some(&id) = self.state.governance().due(now.max(self.last_time)).first() {
+            let decision = self.state.decision(id).map_err(|e| {
+                LedgerError::Inconsistent(format!("tallying proposal {id}: {e}"))
+            })?;
+            let event = SignedEvent::sign(Event::Decision(decision), self.signer.signing_key());
+            match self.append_batch(vec![Submission { event, content: None }], now)?.pop() {
+                Some(Outcome::Appended(_) | Outcome::Duplicate(_)) => decided.push(id),
+                Some(Outcome::Refused(rejection)) => {
+                    return Err(LedgerError::Inconsistent(format!(
+                        "the fold refused the sequencer's own decision on proposal {id}: {rejection}"
+                    )));
+                }
+                None => return Err(LedgerError::Inconsistent("a decision left no outcome".into())),
+            }
+        }
+        Ok(decided)
+    }
+
     fn try_append(&mut self, batch: Vec<Submission>, now: u64) -> Result<Vec<Outcome>, LedgerError> {
         let time = now.max(self.last_time);
         let start = self.state.size();

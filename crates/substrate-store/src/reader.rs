@@ -100,6 +100,40 @@ impl Reader {
         })
     }
 
+    /// The governance state as of the last commit, from its materialised records.
+    pub fn governance(&self) -> Result<substrate_core::governance::book::Governance, ReadError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT record FROM records")?;
+            let mut rows = stmt.query([])?;
+            let mut records = Vec::new();
+            while let Some(row) = rows.next()? {
+                records.push(serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?).map_err(
+                    |e| ReadError::Ledger(LedgerError::Inconsistent(format!("governance record: {e}"))),
+                )?);
+            }
+            Ok(substrate_core::governance::book::Governance::restore(records))
+        })
+    }
+
+    /// Active deposits per register (primary), as (register, count).
+    pub fn active_by_register(&self) -> Result<Vec<(String, Vec<String>)>, ReadError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT json_extract(record, '$.register'), cid FROM deposits WHERE status = 'active' ORDER BY 1",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+            for row in rows {
+                let (register, cid) = row?;
+                match grouped.last_mut() {
+                    Some((last, cids)) if *last == register => cids.push(cid),
+                    _ => grouped.push((register, vec![cid])),
+                }
+            }
+            Ok(grouped)
+        })
+    }
+
     /// The receipt of the entry at `index`.
     pub fn receipt(&self, index: u64) -> Result<Receipt, ReadError> {
         self.with(|conn| {

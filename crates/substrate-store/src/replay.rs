@@ -28,6 +28,11 @@ pub struct ReplayReport {
     pub checkpoints: u64,
     pub deposits: u64,
     pub withdrawn: u64,
+    /// Deposits removed by a ruling or a decision.
+    pub removed: u64,
+    /// Decisions recomputed from the log and found identical to the sequencer's.
+    pub decisions: u64,
+    pub members: u64,
     pub tree_root: [u8; 32],
     pub state_root: [u8; 32],
     pub seconds: f64,
@@ -155,11 +160,18 @@ pub fn replay(
         .deposits()
         .filter(|d| matches!(d.status, substrate_core::state::DepositStatus::Withdrawn { .. }))
         .count() as u64;
+    let governance = state.governance();
     Ok(ReplayReport {
         entries: tree.size(),
         checkpoints: checked,
         deposits: state.deposits().count() as u64,
         withdrawn,
+        removed: state.deposits().filter(|d| d.status.is_gone()).count() as u64 - withdrawn,
+        decisions: governance
+            .proposals()
+            .filter(|p| matches!(p.status, substrate_core::governance::book::ProposalStatus::Closed { .. }))
+            .count() as u64,
+        members: governance.members().count() as u64,
         tree_root: tree.root(),
         state_root: state.root(),
         seconds: started.elapsed().as_secs_f64(),
@@ -277,14 +289,38 @@ fn compare_materialised(conn: &Connection, state: &State) -> Result<(), ReplayEr
     if seen != expected {
         return Err(ReplayError::Materialised(format!("{seen} deposit rows, the fold has {expected}")));
     }
+    let mut folded: std::collections::BTreeMap<(String, String), String> = state
+        .governance()
+        .records()
+        .iter()
+        .map(|r| {
+            let (kind, key) = r.key();
+            ((kind.to_owned(), key), serde_json::to_string(r).unwrap_or_default())
+        })
+        .collect();
+    let mut stmt = conn.prepare("SELECT kind, key, record FROM records")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    for row in rows {
+        let (kind, key, record) = row?;
+        match folded.remove(&(kind.clone(), key.clone())) {
+            Some(expected) if expected == record => {}
+            Some(_) => return Err(ReplayError::Materialised(format!("the {kind} record '{key}'"))),
+            None => return Err(ReplayError::Materialised(format!("the {kind} record '{key}' is not in the log"))),
+        }
+    }
+    if let Some(((kind, key), _)) = folded.into_iter().next() {
+        return Err(ReplayError::Materialised(format!("the {kind} record '{key}' is missing")));
+    }
     Ok(())
 }
 
 fn rebuild(tx: &Connection, state: &State) -> Result<u64, ReplayError> {
     tx.execute("DELETE FROM commons", [])?;
     tx.execute("DELETE FROM deposits", [])?;
+    tx.execute("DELETE FROM records", [])?;
     let mut changes: Vec<Change> = state.commons().cloned().map(Change::Commons).into_iter().collect();
     changes.extend(state.deposits().cloned().map(Change::Deposit));
+    changes.extend(state.governance().records().into_iter().map(Change::Record));
     materialise(tx, &changes).map_err(|e| ReplayError::Materialised(e.to_string()))?;
     Ok(changes.len() as u64)
 }

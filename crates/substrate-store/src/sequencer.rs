@@ -17,6 +17,16 @@ const QUEUE: usize = 16 * 1024;
 
 type Reply = oneshot::Sender<Result<Submitted, SubmitError>>;
 
+/// What reaches the sequencer: a submission, or the clock's tick that lets it close proposals
+/// whose window has ended.
+enum Job {
+    Submit(Submission, Reply),
+    Tick,
+}
+
+/// How often the sequencer looks for proposals to decide; windows are at least a second.
+const TICK: std::time::Duration = std::time::Duration::from_millis(200);
+
 #[derive(Debug)]
 pub struct Submitted {
     pub receipt: Receipt,
@@ -36,7 +46,7 @@ pub enum SubmitError {
 
 #[derive(Clone)]
 pub struct SequencerHandle {
-    queue: mpsc::Sender<(Submission, Reply)>,
+    queue: mpsc::Sender<Job>,
 }
 
 impl SequencerHandle {
@@ -46,13 +56,24 @@ impl SequencerHandle {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let thread =
             std::thread::Builder::new().name("sequencer".into()).spawn(move || run(ledger, receiver))?;
+        // The clock holds only a weak sender, so the sequencer still stops when the last handle goes.
+        let clock = queue.downgrade();
+        std::thread::Builder::new().name("sequencer-clock".into()).spawn(move || {
+            loop {
+                std::thread::sleep(TICK);
+                let Some(queue) = clock.upgrade() else { return };
+                if let Err(mpsc::error::TrySendError::Closed(_)) = queue.try_send(Job::Tick) {
+                    return;
+                }
+            }
+        })?;
         Ok((SequencerHandle { queue }, thread))
     }
 
     /// Offers one event to the log; resolves once it is durable (or refused).
     pub async fn submit(&self, submission: Submission) -> Result<Submitted, SubmitError> {
         let (reply, response) = oneshot::channel();
-        self.queue.send((submission, reply)).await.map_err(|_| SubmitError::Stopped)?;
+        self.queue.send(Job::Submit(submission, reply)).await.map_err(|_| SubmitError::Stopped)?;
         response.await.map_err(|_| SubmitError::Stopped)?
     }
 }
@@ -102,7 +123,7 @@ fn maintenance(
     }
 }
 
-fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<(Submission, Reply)>) {
+fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<Job>) {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let database = ledger.dir().database();
     let blobs = ledger.blobs().clone();
@@ -119,30 +140,48 @@ fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<(Submission, Reply)>) {
     }
 }
 
-fn sequence(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<(Submission, Reply)>) {
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn sequence(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<Job>) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     while receiver.blocking_recv_many(&mut pending, MAX_BATCH) > 0 {
-        let (batch, replies): (Vec<Submission>, Vec<Reply>) = pending.drain(..).unzip();
-        let size = batch.len();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        match ledger.append_batch(batch, now) {
-            Ok(outcomes) => {
-                tracing::debug!(batch = size, log_size = ledger.state().size(), "batch committed");
-                for (outcome, reply) in outcomes.into_iter().zip(replies) {
-                    let result = match outcome {
-                        Outcome::Appended(receipt) => Ok(Submitted { receipt, duplicate: false }),
-                        Outcome::Duplicate(receipt) => Ok(Submitted { receipt, duplicate: true }),
-                        Outcome::Refused(rejection) => Err(SubmitError::Refused(rejection)),
-                    };
-                    // A caller that went away no longer needs its answer; the entry stays.
-                    let _ = reply.send(result);
-                }
+        let (batch, replies): (Vec<Submission>, Vec<Reply>) = pending
+            .drain(..)
+            .filter_map(|job| match job {
+                Job::Submit(submission, reply) => Some((submission, reply)),
+                Job::Tick => None,
+            })
+            .unzip();
+        if !batch.is_empty() {
+            commit(ledger, batch, replies);
+        }
+        if let Err(error) = ledger.decide_due(now_ms()) {
+            tracing::error!(%error, "deciding closed proposals failed; retrying at the next tick");
+        }
+    }
+}
+
+fn commit(ledger: &mut Ledger, batch: Vec<Submission>, replies: Vec<Reply>) {
+    let size = batch.len();
+    match ledger.append_batch(batch, now_ms()) {
+        Ok(outcomes) => {
+            tracing::debug!(batch = size, log_size = ledger.state().size(), "batch committed");
+            for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                let result = match outcome {
+                    Outcome::Appended(receipt) => Ok(Submitted { receipt, duplicate: false }),
+                    Outcome::Duplicate(receipt) => Ok(Submitted { receipt, duplicate: true }),
+                    Outcome::Refused(rejection) => Err(SubmitError::Refused(rejection)),
+                };
+                // A caller that went away no longer needs its answer; the entry stays.
+                let _ = reply.send(result);
             }
-            Err(error) => {
-                tracing::error!(%error, batch = size, "batch failed; nothing of it was acknowledged");
-                for reply in replies {
-                    let _ = reply.send(Err(SubmitError::Storage(error.to_string())));
-                }
+        }
+        Err(error) => {
+            tracing::error!(%error, batch = size, "batch failed; nothing of it was acknowledged");
+            for reply in replies {
+                let _ = reply.send(Err(SubmitError::Storage(error.to_string())));
             }
         }
     }

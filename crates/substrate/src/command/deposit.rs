@@ -159,6 +159,10 @@ pub fn show(node: &str, id: &str, datacite: bool, raw: bool) -> anyhow::Result<(
             "  status:    withdrawn at entry {} (tombstone: hash and receipt kept, text deleted)",
             d["status"]["log_index"]
         ),
+        "removed" => println!(
+            "  status:    removed by the commons at entry {} (tombstone: hash and receipt kept, text deleted)",
+            d["status"]["log_index"]
+        ),
         other => println!("  status:    {other}"),
     }
     Ok(())

@@ -70,8 +70,12 @@ pub fn run(command: LedgerCommand) -> anyhow::Result<()> {
             let report = substrate_store::replay::replay(&dir, mode, None)
                 .with_context(|| format!("replay of {} FAILED", dir.root().display()))?;
             println!(
-                "replay ok: {} entries, {} checkpoints matched (tree and state roots), {} deposits ({} withdrawn)",
-                report.entries, report.checkpoints, report.deposits, report.withdrawn
+                "replay ok: {} entries, {} checkpoints matched (tree and state roots), {} deposits ({} withdrawn, {} removed)",
+                report.entries, report.checkpoints, report.deposits, report.withdrawn, report.removed
+            );
+            println!(
+                "  {} members; {} decisions recomputed from the log, each identical to the sequencer's",
+                report.members, report.decisions
             );
             println!("  tree root:  {}", STANDARD.encode(report.tree_root));
             println!("  state root: {}", STANDARD.encode(report.state_root));

@@ -1,0 +1,175 @@
+//! Governance reads: members, proposals with live tallies, the mixture, disputes and credits.
+//! Every governance act is written through `POST /v1/events` as a signed event.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::json;
+use substrate_core::governance::book::{Governance, ProposalRecord, ProposalStatus};
+use substrate_core::governance::tally;
+
+use crate::ApiError;
+use crate::routes::{AppState, blocking};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn not_found(what: String) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
+}
+
+/// Parameters, board, approved workloads, the current mixture and membership counts.
+pub async fn overview(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    let now = now_ms();
+    let verified = g.members().filter(|m| m.verified_at(now)).count();
+    Ok(Json(json!({
+        "parameters": g.parameters(),
+        "board": g.board(),
+        "workloads": g.workloads().collect::<Vec<_>>(),
+        "mixture": g.mixture(),
+        "members": {"verified": verified, "known": g.members().count()},
+        "nodes": g.nodes().count(),
+        "openProposals": g.proposals().filter(|p| p.status == ProposalStatus::Open).count(),
+        "now": now,
+    })))
+}
+
+fn member_view(g: &Governance, person: &str, now: u64) -> Option<serde_json::Value> {
+    let member = g.member(person)?;
+    let nodes: Vec<&str> = g.nodes().filter(|n| n.operator == person).map(|n| n.node.as_str()).collect();
+    let mut view = serde_json::to_value(member).unwrap_or_default();
+    view["verified"] = json!(member.verified_at(now));
+    view["steward"] = json!(g.is_steward(person));
+    view["nodes"] = json!(nodes);
+    Some(view)
+}
+
+pub async fn members(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    let now = now_ms();
+    let members: Vec<_> = g.members().filter_map(|m| member_view(&g, &m.person, now)).collect();
+    Ok(Json(json!({"members": members})))
+}
+
+pub async fn member(
+    State(app): State<AppState>,
+    Path(person): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    member_view(&g, &person, now_ms())
+        .map(Json)
+        .ok_or_else(|| not_found(format!("{person} is not known to this commons; a steward attests members")))
+}
+
+/// A proposal with both chambers' tallies: live while open (as of now), final once decided.
+fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64) -> serde_json::Value {
+    let at = now.min(proposal.closes_at);
+    let (contributor, technical, _) = g.tally(proposal.id, at);
+    let standing = tally::decide(proposal.class, proposal.lead, &contributor, &technical);
+    let votes: Vec<_> = g.votes_on(proposal.id).collect();
+    json!({
+        "proposal": proposal,
+        "tally": {
+            "asOf": at,
+            "final": proposal.status != ProposalStatus::Open,
+            "contributor": contributor,
+            "technical": technical,
+            "outcome": standing,
+            "votes": votes.len(),
+        },
+        "votes": votes,
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub struct ProposalFilter {
+    #[serde(default)]
+    open: Option<bool>,
+}
+
+pub async fn proposals(
+    State(app): State<AppState>,
+    Query(filter): Query<ProposalFilter>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    let now = now_ms();
+    let list: Vec<_> = g
+        .proposals()
+        .filter(|p| filter.open.is_none_or(|open| open == (p.status == ProposalStatus::Open)))
+        .map(|p| {
+            let mut view = proposal_view(&g, p, now);
+            view.as_object_mut().map(|o| o.remove("votes"));
+            view
+        })
+        .collect();
+    Ok(Json(json!({"proposals": list})))
+}
+
+pub async fn proposal(
+    State(app): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    let proposal = g
+        .proposal(id)
+        .ok_or_else(|| not_found(format!("no proposal has the id {id}; GET /v1/proposals lists them")))?;
+    Ok(Json(proposal_view(&g, proposal, now_ms())))
+}
+
+/// The mixture the next training run must use, the rules around it, and what it would sample:
+/// active deposits per register, less those under dispute.
+pub async fn mixture(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let (g, by_register) = blocking(&app.reader, |r| Ok((r.governance()?, r.active_by_register()?))).await?;
+    let mut eligible = serde_json::Map::new();
+    for (register, cids) in by_register {
+        let count = cids
+            .iter()
+            .filter(|cid| substrate_core::Cid::parse(cid).is_ok_and(|cid| !g.under_dispute(&cid)))
+            .count();
+        eligible.insert(register, json!(count));
+    }
+    let params = g.parameters();
+    Ok(Json(json!({
+        "current": g.mixture(),
+        "registers": params.map(|p| &p.registers),
+        "caps": params.map(|p| &p.mixture_caps),
+        "floors": params.map(|p| &p.mixture_floors),
+        "eligible": eligible,
+    })))
+}
+
+pub async fn disputes(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    Ok(Json(json!({"disputes": g.disputes().collect::<Vec<_>>()})))
+}
+
+pub async fn dispute(
+    State(app): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    let dispute =
+        g.dispute(id).ok_or_else(|| not_found(format!("no dispute has the id {id}; GET /v1/disputes lists them")))?;
+    Ok(Json(json!(dispute)))
+}
+
+/// Everyone's credits (read-only: credits are earned by rule and never move between holders).
+pub async fn all_credits(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    let now = now_ms();
+    let list: Vec<_> = g.all_credits().map(|c| g.credit_statement(&c.holder, now)).collect();
+    Ok(Json(json!({"credits": list})))
+}
+
+pub async fn credits(
+    State(app): State<AppState>,
+    Path(holder): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    Ok(Json(json!(g.credit_statement(&holder, now_ms()))))
+}
