@@ -153,8 +153,9 @@ pub async fn dispute(
     Path(id): Path<u64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
-    let dispute =
-        g.dispute(id).ok_or_else(|| not_found(format!("no dispute has the id {id}; GET /v1/disputes lists them")))?;
+    let dispute = g
+        .dispute(id)
+        .ok_or_else(|| not_found(format!("no dispute has the id {id}; GET /v1/disputes lists them")))?;
     Ok(Json(json!(dispute)))
 }
 

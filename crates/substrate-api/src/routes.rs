@@ -230,7 +230,10 @@ async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Result<
                 return Err(ApiError::new(
                     StatusCode::GONE,
                     "withdrawn",
-                    format!("{} was withdrawn at log index {log_index}; only its tombstone remains", deposit.cid),
+                    format!(
+                        "{} was withdrawn at log index {log_index}; only its tombstone remains",
+                        deposit.cid
+                    ),
                 ));
             }
             DepositStatus::Removed { log_index, .. } => {

@@ -260,7 +260,9 @@ impl Event {
             }
             "attestation" => Event::Attestation(predicate("attestation", statement.predicate)?),
             "revocation" => Event::Revocation(predicate("revocation", statement.predicate)?),
-            "node-registration" => Event::NodeRegistration(predicate("node-registration", statement.predicate)?),
+            "node-registration" => {
+                Event::NodeRegistration(predicate("node-registration", statement.predicate)?)
+            }
             "proposal" => Event::Proposal(predicate("proposal", statement.predicate)?),
             "vote" => Event::Vote(predicate("vote", statement.predicate)?),
             "decision" => Event::Decision(predicate("decision", statement.predicate)?),
@@ -376,7 +378,10 @@ impl Event {
                 did(&j.node, "node")?;
                 field(!j.workload.trim().is_empty(), "workload", "name the workload")?;
                 field(
-                    j.inputs.iter().chain(&j.outputs).all(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit())),
+                    j.inputs
+                        .iter()
+                        .chain(&j.outputs)
+                        .all(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit())),
                     "inputs",
                     "inputs and outputs are sha256 digests in hex",
                 )

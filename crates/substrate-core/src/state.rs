@@ -129,7 +129,9 @@ pub enum Rejection {
     Ballot { proposal: u64, detail: String },
     #[error("the proposal is refused: {0}")]
     Proposal(String),
-    #[error("the decision on proposal {proposal} differs from the tally of the log: stated {stated}, recomputed {recomputed}")]
+    #[error(
+        "the decision on proposal {proposal} differs from the tally of the log: stated {stated}, recomputed {recomputed}"
+    )]
     DecisionMismatch { proposal: u64, stated: String, recomputed: String },
     #[error("no dispute has the id {0}; `substrate disputes` lists them")]
     UnknownDispute(u64),
@@ -271,7 +273,8 @@ impl State {
             ];
             // The founding stewards are the first verified members.
             for steward in &genesis.stewards {
-                crate::identity::key_of(steward).map_err(|e| Rejection::Governance(format!("steward: {e}")))?;
+                crate::identity::key_of(steward)
+                    .map_err(|e| Rejection::Governance(format!("steward: {e}")))?;
                 changes.push(Change::Record(Record::Member(Member {
                     person: steward.clone(),
                     status: MemberStatus::Verified,

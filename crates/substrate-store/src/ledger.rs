@@ -300,9 +300,10 @@ impl Ledger {
     pub fn decide_due(&mut self, now: u64) -> Result<Vec<u64>, LedgerError> {
         let mut decided = Vec::new();
         while let Some(&id) = self.state.governance().due(now.max(self.last_time)).first() {
-            let decision = self.state.decision(id).map_err(|e| {
-                LedgerError::Inconsistent(format!("tallying proposal {id}: {e}"))
-            })?;
+            let decision = self
+                .state
+                .decision(id)
+                .map_err(|e| LedgerError::Inconsistent(format!("tallying proposal {id}: {e}")))?;
             let event = SignedEvent::sign(Event::Decision(decision), self.signer.signing_key());
             match self.append_batch(vec![Submission { event, content: None }], now)?.pop() {
                 Some(Outcome::Appended(_) | Outcome::Duplicate(_)) => decided.push(id),
@@ -581,7 +582,8 @@ pub(crate) fn materialise(tx: &Connection, changes: &[Change]) -> Result<(), Led
             }
         }
     }
-    let mut put = tx.prepare_cached("INSERT OR REPLACE INTO records (kind, key, record) VALUES (?1, ?2, ?3)")?;
+    let mut put =
+        tx.prepare_cached("INSERT OR REPLACE INTO records (kind, key, record) VALUES (?1, ?2, ?3)")?;
     for ((kind, key), record) in records {
         put.execute(params![kind, key, serde_json::to_string(record).unwrap_or_default()])?;
     }

@@ -107,9 +107,11 @@ impl Reader {
             let mut rows = stmt.query([])?;
             let mut records = Vec::new();
             while let Some(row) = rows.next()? {
-                records.push(serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?).map_err(
-                    |e| ReadError::Ledger(LedgerError::Inconsistent(format!("governance record: {e}"))),
-                )?);
+                records.push(
+                    serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?).map_err(
+                        |e| ReadError::Ledger(LedgerError::Inconsistent(format!("governance record: {e}"))),
+                    )?,
+                );
             }
             Ok(substrate_core::governance::book::Governance::restore(records))
         })

@@ -299,13 +299,16 @@ fn compare_materialised(conn: &Connection, state: &State) -> Result<(), ReplayEr
         })
         .collect();
     let mut stmt = conn.prepare("SELECT kind, key, record FROM records")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    let rows =
+        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
     for row in rows {
         let (kind, key, record) = row?;
         match folded.remove(&(kind.clone(), key.clone())) {
             Some(expected) if expected == record => {}
             Some(_) => return Err(ReplayError::Materialised(format!("the {kind} record '{key}'"))),
-            None => return Err(ReplayError::Materialised(format!("the {kind} record '{key}' is not in the log"))),
+            None => {
+                return Err(ReplayError::Materialised(format!("the {kind} record '{key}' is not in the log")));
+            }
         }
     }
     if let Some(((kind, key), _)) = folded.into_iter().next() {

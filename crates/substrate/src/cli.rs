@@ -125,6 +125,71 @@ pub enum Command {
     /// Read and check the commons' log.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Membership: attest, revoke and list verified members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Register a node key as yours (you must be a verified member).
+    NodeRegister {
+        /// The node's key file (made by `substrate id new --kind node`).
+        #[arg(long)]
+        node_key: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Put a typed list of actions to the two chambers.
+    Propose(ProposeArgs),
+    /// Vote on a proposal: yes, no or abstain; a second vote replaces the first.
+    Vote {
+        proposal: u64,
+        /// yes, no or abstain.
+        choice: String,
+        /// Your distribution over registers, on a proposal that sets the mixture, e.g.
+        /// narrative=0.4,oral=0.3,conversational=0.3 (must sum to 1).
+        #[arg(long)]
+        mixture: Option<String>,
+        /// Your ranking of the candidates (did:keys, most preferred first), on a board election.
+        #[arg(long, value_delimiter = ',')]
+        rank: Vec<String>,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// List proposals with both chambers' tallies.
+    Proposals {
+        /// Only the open ones.
+        #[arg(long)]
+        open: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// One proposal: its actions, votes and live tallies per chamber.
+    Proposal {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// The mixture the next training run must use, and the decision that set it.
+    Mixture {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Disputes against deposits: open one, rule on one (stewards), list them.
+    #[command(subcommand)]
+    Dispute(DisputeCommand),
+    /// Credits: earned by rule, decaying, never transferable. Default: your own.
+    Credits {
+        /// A did:key; default: your key's.
+        who: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Run the whole flow against a fresh temporary commons and print each step.
     Demo {
         /// Also write the artifacts external verifiers check (receipt, key, proofs, OpenAPI) here.
@@ -142,7 +207,7 @@ pub enum IdCommand {
     New {
         #[command(flatten)]
         key: KeyArgs,
-        /// person or agent.
+        /// person, agent or node.
         #[arg(long, default_value = "person")]
         kind: String,
         /// Replace an existing key file.
@@ -225,6 +290,123 @@ pub enum LedgerCommand {
         /// Rewrite the materialised tables from the fold.
         #[arg(long)]
         rebuild: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Attest that a person is a verified human (as a steward, or as a voucher once the commons
+    /// allows vouching).
+    Attest {
+        did: String,
+        /// How many days the attestation holds (at most the commons' attestation.days).
+        #[arg(long)]
+        days: Option<u32>,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Revoke a person's verification (stewards only).
+    Revoke {
+        did: String,
+        #[arg(long)]
+        reason: String,
+        /// The person turned out to be someone already verified: their vouchers lose the right to
+        /// vouch.
+        #[arg(long)]
+        duplicate: bool,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// List members, their status, expiry and nodes.
+    List {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ProposeArgs {
+    #[arg(long)]
+    pub title: String,
+    #[arg(long)]
+    pub summary: Option<String>,
+    /// ordinary, resource or constitutional. Default: the lowest class the actions allow.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Set the training mixture; your ballot, e.g. narrative=0.4,oral=0.3,conversational=0.3.
+    #[arg(long)]
+    pub set_mixture: Option<String>,
+    /// Set a parameter, KEY=VALUE (VALUE is JSON, e.g. mixture.cap.sacred=0 or window.ordinary=60000).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+    /// Remove a deposit (by CID).
+    #[arg(long)]
+    pub remove: Vec<String>,
+    /// Resolve (or appeal) a dispute: ID=RULING, where RULING is relabel:REGISTER,
+    /// narrow:TIER, remove or dismiss.
+    #[arg(long)]
+    pub resolve_dispute: Vec<String>,
+    /// Approve a workload kind at a version, KIND@VERSION (e.g. embed@1).
+    #[arg(long)]
+    pub approve_workload: Vec<String>,
+    /// Elect the board: this many seats, from the --candidate list.
+    #[arg(long)]
+    pub elect_board: Option<u32>,
+    #[arg(long = "candidate")]
+    pub candidates: Vec<String>,
+    /// The reason given with --remove.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Actions as a JSON list instead of flags (see the proposal predicate in the OpenAPI document).
+    #[arg(long)]
+    pub actions: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DisputeCommand {
+    /// Dispute a deposit; it stays out of training snapshots until ruled on.
+    Open {
+        cid: String,
+        /// wrong-register, doubtful-consent, spam or harm.
+        #[arg(long)]
+        ground: String,
+        #[arg(long)]
+        detail: String,
+        /// The register it should carry (for wrong-register).
+        #[arg(long)]
+        register: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Sign a ruling as a steward; it applies once k of the n stewards signed the same ruling.
+    Rule {
+        id: u64,
+        /// relabel:REGISTER, narrow:TIER, remove or dismiss.
+        #[arg(long)]
+        ruling: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// List disputes.
+    List {
+        #[command(flatten)]
+        node: NodeArgs,
     },
 }
 

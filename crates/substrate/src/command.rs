@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod deposit;
+mod govern;
 mod identity;
 mod ledger;
 mod node;
@@ -28,6 +29,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             deposit::consent(&node.node, key.key.as_deref(), &cid, &narrow)
         }
         Command::Ledger(command) => ledger::run(command),
+        Command::Member(command) => govern::member(command),
+        Command::NodeRegister { node_key, key, node } => {
+            govern::register_node(&node.node, key.key.as_deref(), &node_key)
+        }
+        Command::Propose(args) => govern::propose(args),
+        Command::Vote { proposal, choice, mixture, rank, key, node } => {
+            govern::vote(&node.node, key.key.as_deref(), proposal, &choice, mixture.as_deref(), rank)
+        }
+        Command::Proposals { open, node } => govern::proposals(&node.node, open),
+        Command::Proposal { id, json, node } => govern::proposal(&node.node, id, json),
+        Command::Mixture { node } => govern::mixture(&node.node),
+        Command::Dispute(command) => govern::dispute(command),
+        Command::Credits { who, key, node } => govern::credits(&node.node, key.key.as_deref(), who),
         Command::Demo { artifacts } => demo::run(artifacts.as_deref()),
         Command::Bench(command) => bench::run(command),
     }

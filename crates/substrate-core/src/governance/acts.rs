@@ -130,14 +130,34 @@ pub struct Decision {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "effect", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum Effect {
-    Mixture { weights: BTreeMap<Register, f64>, ballots: u64 },
-    Parameter { key: String, value: serde_json::Value },
-    Removed { cid: Cid },
-    Ruling { dispute: u64, ruling: Ruling },
-    Workload { kind: String, version: String },
-    Board { members: Vec<String>, ballots: u64 },
+    Mixture {
+        weights: BTreeMap<Register, f64>,
+        ballots: u64,
+    },
+    Parameter {
+        key: String,
+        value: serde_json::Value,
+    },
+    Removed {
+        cid: Cid,
+    },
+    Ruling {
+        dispute: u64,
+        ruling: Ruling,
+    },
+    Workload {
+        kind: String,
+        version: String,
+    },
+    Board {
+        members: Vec<String>,
+        ballots: u64,
+    },
     /// The action could not take effect any more (say, the deposit was withdrawn meanwhile).
-    Skipped { action: String, reason: String },
+    Skipped {
+        action: String,
+        reason: String,
+    },
 }
 
 /// Why a deposit is disputed.

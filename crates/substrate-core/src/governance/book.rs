@@ -37,7 +37,11 @@ pub enum MemberStatus {
     /// Vouched for by fewer members than the commons requires.
     Pending,
     Verified,
-    Revoked { log_index: u64, duplicate: bool, reason: String },
+    Revoked {
+        log_index: u64,
+        duplicate: bool,
+        reason: String,
+    },
 }
 
 impl Member {
@@ -123,9 +127,16 @@ pub struct Endorsement {
 pub enum DisputeStatus {
     Open,
     /// The board ruled (k of n signatures); an appeal is a `ResolveDispute` proposal.
-    Ruled { ruling: Ruling, log_index: u64, signers: Vec<String> },
+    Ruled {
+        ruling: Ruling,
+        log_index: u64,
+        signers: Vec<String>,
+    },
     /// The chambers ruled.
-    Resolved { ruling: Ruling, decision: u64 },
+    Resolved {
+        ruling: Ruling,
+        decision: u64,
+    },
 }
 
 /// Verified compute: a job receipt signed by its worker node and co-signed by a node of another
@@ -494,7 +505,8 @@ pub fn class_rank(class: ProposalClass) -> u8 {
 }
 
 /// The built-in workload kinds a proposal may approve.
-pub const WORKLOAD_KINDS: [&str; 6] = ["embed", "index", "generate", "train-lora", "evaluate", "amputation-audit"];
+pub const WORKLOAD_KINDS: [&str; 6] =
+    ["embed", "index", "generate", "train-lora", "evaluate", "amputation-audit"];
 
 /// The day (since the epoch) of `ms`.
 pub fn day_of(ms: u64) -> u64 {

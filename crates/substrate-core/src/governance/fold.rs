@@ -145,7 +145,8 @@ impl State {
         if !g.is_steward(signer) {
             return Err(Rejection::NotSteward(signer.to_owned()));
         }
-        let mut member = g.members.get(&r.person).cloned().ok_or_else(|| Rejection::NotMember(r.person.clone()))?;
+        let mut member =
+            g.members.get(&r.person).cloned().ok_or_else(|| Rejection::NotMember(r.person.clone()))?;
         if matches!(member.status, MemberStatus::Revoked { .. }) {
             return Err(Rejection::Governance(format!("{} is already revoked", r.person)));
         }
@@ -197,7 +198,9 @@ impl State {
             .decode(&n.binding)
             .ok()
             .and_then(|bytes| ed25519_dalek::Signature::from_slice(&bytes).ok())
-            .ok_or_else(|| Rejection::Governance("the node binding is not a base64 Ed25519 signature".into()))?;
+            .ok_or_else(|| {
+                Rejection::Governance("the node binding is not a base64 Ed25519 signature".into())
+            })?;
         key.verify(&node_binding_message(&commons.origin, signer), &sig).map_err(|_| {
             Rejection::Governance(format!(
                 "the node binding is not {}'s signature binding it to {signer} in {}",
@@ -226,7 +229,8 @@ impl State {
         let mut mixtures = 0;
         let mut elections = 0;
         for (position, action) in p.actions.iter().enumerate() {
-            let at = |detail: String| invalid(format!("action {} ({}): {detail}", position + 1, action.name()));
+            let at =
+                |detail: String| invalid(format!("action {} ({}): {detail}", position + 1, action.name()));
             if lead_of(action) != lead {
                 return Err(invalid(
                     "data actions (led by the contributor chamber) and workload actions (led by the technical chamber) cannot share a proposal; split it in two".into(),
@@ -253,7 +257,11 @@ impl State {
                     self.active_deposit(cid).map_err(|e| at(e.to_string()))?;
                 }
                 Action::ResolveDispute { dispute, ruling } => {
-                    let d = self.governance.disputes.get(dispute).ok_or_else(|| at(format!("no dispute {dispute}")))?;
+                    let d = self
+                        .governance
+                        .disputes
+                        .get(dispute)
+                        .ok_or_else(|| at(format!("no dispute {dispute}")))?;
                     if let DisputeStatus::Resolved { decision, .. } = d.status {
                         return Err(at(format!("dispute {dispute} was resolved by decision {decision}")));
                     }
@@ -415,13 +423,11 @@ impl State {
                 Err(e) => skipped(e.to_string()),
             },
             Action::ResolveDispute { dispute, ruling } => {
-                let check = self.governance.disputes.get(dispute).map(|d| {
-                    match d.status {
-                        DisputeStatus::Resolved { decision, .. } => {
-                            Err(Rejection::Governance(format!("resolved by decision {decision}")))
-                        }
-                        _ => self.check_ruling(&d.cid, ruling, params),
+                let check = self.governance.disputes.get(dispute).map(|d| match d.status {
+                    DisputeStatus::Resolved { decision, .. } => {
+                        Err(Rejection::Governance(format!("resolved by decision {decision}")))
                     }
+                    _ => self.check_ruling(&d.cid, ruling, params),
                 });
                 match check {
                     Some(Ok(())) => Effect::Ruling { dispute: *dispute, ruling: ruling.clone() },
@@ -629,7 +635,8 @@ impl State {
             if r.ruling != Ruling::Dismiss {
                 credits.grant(&dispute.opened_by, params.credits.review, time);
             }
-            dispute.status = DisputeStatus::Ruled { ruling: r.ruling.clone(), log_index: index, signers: signed_by };
+            dispute.status =
+                DisputeStatus::Ruled { ruling: r.ruling.clone(), log_index: index, signers: signed_by };
             changes.push(Change::Record(Record::Dispute(dispute)));
             changes.extend(credits.into_changes());
         } else {
@@ -648,12 +655,16 @@ impl State {
     ) -> Result<Vec<Change>, Rejection> {
         let g = &self.governance;
         let refuse = |detail: String| Rejection::Compute(detail);
-        let worker = g.nodes.get(&j.node).ok_or_else(|| refuse(format!("{} is not a registered node", j.node)))?;
+        let worker =
+            g.nodes.get(&j.node).ok_or_else(|| refuse(format!("{} is not a registered node", j.node)))?;
         if !signers.contains(&j.node) {
             return Err(refuse(format!("the worker node {} did not sign its receipt", j.node)));
         }
         if !g.is_verified(&worker.operator, time) {
-            return Err(refuse(format!("the worker's operator {} is not a verified member", worker.operator)));
+            return Err(refuse(format!(
+                "the worker's operator {} is not a verified member",
+                worker.operator
+            )));
         }
         let verifiers: Vec<String> = signers
             .iter()
@@ -713,7 +724,9 @@ impl State {
                     });
                 }
                 if &record.register == register {
-                    return Err(Rejection::Governance(format!("{cid} already carries the register {register}")));
+                    return Err(Rejection::Governance(format!(
+                        "{cid} already carries the register {register}"
+                    )));
                 }
             }
             Ruling::NarrowConsent { consent } => {
@@ -755,7 +768,13 @@ impl State {
     }
 
     /// Removes a deposit by the commons' decision; the depositor's credit for it is taken back.
-    fn remove(&self, cid: &Cid, index: u64, time: u64, credits: &mut CreditBook) -> Result<Vec<Change>, Rejection> {
+    fn remove(
+        &self,
+        cid: &Cid,
+        index: u64,
+        time: u64,
+        credits: &mut CreditBook,
+    ) -> Result<Vec<Change>, Rejection> {
         let Ok(current) = self.active_deposit(cid) else { return Ok(Vec::new()) };
         let mut record = current.clone();
         record.status = DepositStatus::Removed { log_index: index, at: time };
@@ -768,9 +787,7 @@ impl State {
     /// open dispute. Every consent tier allows training; `local` texts only by jobs on their
     /// origin node.
     pub fn training_snapshot(&self) -> impl Iterator<Item = &DepositRecord> {
-        self.deposits
-            .values()
-            .filter(|d| !d.status.is_gone() && !self.governance.under_dispute(&d.cid))
+        self.deposits.values().filter(|d| !d.status.is_gone() && !self.governance.under_dispute(&d.cid))
     }
 }
 
@@ -869,14 +886,12 @@ impl Governance {
         let rates = self.params.as_ref().map(|p| p.credits).unwrap_or(Parameters::new(Vec::new()).credits);
         let today = day_of(now);
         let account = self.credits.get(holder).cloned().unwrap_or_else(|| Credits::new(holder));
-        let pool = self.credits.get(STABILITY_POOL).map(|c| c.balance_on(today, rates.half_life_days)).unwrap_or(0);
+        let pool =
+            self.credits.get(STABILITY_POOL).map(|c| c.balance_on(today, rates.half_life_days)).unwrap_or(0);
         let verified_count = self.members.values().filter(|m| m.verified_at(now)).count() as u64;
         let verified = self.is_verified(holder, now);
-        let floor = if verified && verified_count > 0 {
-            (rates.floor * 1000).min(pool / verified_count)
-        } else {
-            0
-        };
+        let floor =
+            if verified && verified_count > 0 { (rates.floor * 1000).min(pool / verified_count) } else { 0 };
         CreditStatement {
             holder: holder.to_owned(),
             balance: account.balance_on(today, rates.half_life_days) as f64 / 1000.0,

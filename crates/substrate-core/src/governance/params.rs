@@ -101,12 +101,21 @@ impl Parameters {
     /// The lowest class of proposal that may change `key`, or why the key is unknown.
     pub fn class_of(key: &str) -> Result<ProposalClass, String> {
         Ok(match key {
-            "registers" | "window.ordinary" | "window.resource" | "window.constitutional"
-            | "attestation.days" | "vouching.required" | "board.quorum" => ProposalClass::Constitutional,
-            "deposit.max-bytes" | "credits.deposit" | "credits.compute" | "credits.review"
-            | "credits.dispute" | "credits.floor" | "credits.stability-share" | "credits.half-life-days" => {
-                ProposalClass::Resource
-            }
+            "registers"
+            | "window.ordinary"
+            | "window.resource"
+            | "window.constitutional"
+            | "attestation.days"
+            | "vouching.required"
+            | "board.quorum" => ProposalClass::Constitutional,
+            "deposit.max-bytes"
+            | "credits.deposit"
+            | "credits.compute"
+            | "credits.review"
+            | "credits.dispute"
+            | "credits.floor"
+            | "credits.stability-share"
+            | "credits.half-life-days" => ProposalClass::Resource,
             _ if key.starts_with("mixture.cap.") || key.starts_with("mixture.floor.") => {
                 ProposalClass::Ordinary
             }
@@ -161,10 +170,9 @@ impl Parameters {
                         map.remove(&register);
                     }
                     _ => {
-                        let share = value
-                            .as_f64()
-                            .filter(|v| (0.0..=1.0).contains(v))
-                            .ok_or_else(|| format!("{key} must be a number from 0 to 1 (or null to clear it)"))?;
+                        let share = value.as_f64().filter(|v| (0.0..=1.0).contains(v)).ok_or_else(|| {
+                            format!("{key} must be a number from 0 to 1 (or null to clear it)")
+                        })?;
                         map.insert(register, share);
                     }
                 }
@@ -217,8 +225,15 @@ mod tests {
         let shrink = serde_json::json!(["narrative"]);
         assert!(params.set("registers", &shrink).expect_err("shrinks").contains("not removed"));
         let grow = serde_json::json!([
-            "narrative", "conversational", "technical", "sacred", "oral", "pedagogical", "lyric",
-            "encyclopedic", "legal"
+            "narrative",
+            "conversational",
+            "technical",
+            "sacred",
+            "oral",
+            "pedagogical",
+            "lyric",
+            "encyclopedic",
+            "legal"
         ]);
         params.set("registers", &grow).expect("adds a register");
         assert_eq!(params.registers.len(), 9);

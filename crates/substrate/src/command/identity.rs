@@ -11,7 +11,8 @@ pub fn run(command: IdCommand) -> anyhow::Result<()> {
             let kind = match kind.as_str() {
                 "person" => ActorKind::Person,
                 "agent" => ActorKind::Agent,
-                other => anyhow::bail!("unknown key kind '{other}'; use person or agent"),
+                "node" => ActorKind::Node,
+                other => anyhow::bail!("unknown key kind '{other}'; use person, agent or node"),
             };
             let path = crate::keys::path(key.key.as_deref())?;
             let file = crate::keys::create(&path, kind, force)?;

@@ -20,8 +20,9 @@ pub fn init(
 ) -> anyhow::Result<()> {
     let dir = DataDir::new(dir);
     for steward in &stewards {
-        substrate_core::identity::key_of(steward)
-            .with_context(|| format!("--steward {steward}: give the did:key that `substrate id show` prints"))?;
+        substrate_core::identity::key_of(steward).with_context(|| {
+            format!("--steward {steward}: give the did:key that `substrate id show` prints")
+        })?;
     }
     let windows = window
         .map(|w| {

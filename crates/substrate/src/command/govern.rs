@@ -1,0 +1,464 @@
+//! Governance on the command line: membership, node registration, proposals and votes, the
+//! mixture, disputes and credits. Every act is a signed event sent to `POST /v1/events`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::Signer;
+use serde_json::Value;
+use substrate_core::event::Event;
+use substrate_core::governance::acts::{
+    Action, Attestation, Dispute, DisputeRuling, Ground, NodeRegistration, Proposal, Revocation, Ruling,
+    VoteCast, node_binding_message,
+};
+use substrate_core::governance::book::{class_rank, min_class};
+use substrate_core::governance::tally::{ProposalClass, Vote};
+use substrate_core::receipt::Receipt;
+use substrate_core::{Cid, Register, SignedEvent};
+
+use crate::cli::{DisputeCommand, MemberCommand, ProposeArgs};
+use crate::client::{Client, segment};
+
+fn requested() -> String {
+    substrate_core::timestamp::rfc3339(super::now_ms())
+}
+
+/// Signs `event` with the key file and sends it; returns the receipt.
+fn send(node: &str, key: Option<&Path>, event: Event) -> anyhow::Result<Receipt> {
+    let (_, key) = crate::keys::load(&crate::keys::path(key)?)?;
+    let signed = SignedEvent::sign(event, &key);
+    super::deposit::submit_event(&Client::new(node), &signed)
+}
+
+fn logged(what: &str, receipt: &Receipt) {
+    println!("{what}: logged at index {} ({})", receipt.log_index, receipt.integrated_time);
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
+}
+
+fn time(v: &Value) -> String {
+    substrate_core::timestamp::rfc3339(v.as_u64().unwrap_or(0))
+}
+
+/// Parses `narrative=0.4,oral=0.6` into a ballot.
+pub fn parse_ballot(text: &str) -> anyhow::Result<BTreeMap<Register, f64>> {
+    let mut ballot = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, weight) = part
+            .split_once('=')
+            .with_context(|| format!("'{part}' is not REGISTER=WEIGHT (e.g. narrative=0.4)"))?;
+        let register = Register::new(name.trim())?;
+        let weight: f64 =
+            weight.trim().parse().with_context(|| format!("'{weight}' in '{part}' is not a number"))?;
+        if ballot.insert(register, weight).is_some() {
+            anyhow::bail!("register '{name}' appears twice in the ballot");
+        }
+    }
+    let sum: f64 = ballot.values().sum();
+    if (sum - 1.0).abs() > 1e-9 {
+        anyhow::bail!("the ballot's weights sum to {sum}; they must sum to 1");
+    }
+    Ok(ballot)
+}
+
+/// Parses `relabel:oral`, `narrow:commons`, `remove` or `dismiss`.
+pub fn parse_ruling(text: &str) -> anyhow::Result<Ruling> {
+    Ok(match text.split_once(':') {
+        Some(("relabel", register)) => Ruling::Relabel { register: Register::new(register)? },
+        Some(("narrow", tier)) => Ruling::NarrowConsent { consent: tier.parse()? },
+        None if text == "remove" => Ruling::Remove,
+        None if text == "dismiss" => Ruling::Dismiss,
+        _ => anyhow::bail!("'{text}' is not a ruling; use relabel:REGISTER, narrow:TIER, remove or dismiss"),
+    })
+}
+
+fn parse_class(text: &str) -> anyhow::Result<ProposalClass> {
+    serde_json::from_value(Value::String(text.to_owned()))
+        .map_err(|_| anyhow::anyhow!("'{text}' is not a class; use ordinary, resource or constitutional"))
+}
+
+pub fn member(command: MemberCommand) -> anyhow::Result<()> {
+    match command {
+        MemberCommand::Attest { did, days, note, key, node } => {
+            let receipt = send(
+                &node.node,
+                key.key.as_deref(),
+                Event::Attestation(Attestation { person: did.clone(), days, note, requested: requested() }),
+            )?;
+            logged(&format!("attested {did}"), &receipt);
+            let member =
+                Client::new(&node.node).get(&format!("/v1/members/{}", segment(&did)))?.json::<Value>()?;
+            println!("  status:  {}", s(&member["status"]["state"]));
+            if member["verified"].as_bool() == Some(true) {
+                println!("  expires: {}", time(&member["expiresAt"]));
+            }
+            Ok(())
+        }
+        MemberCommand::Revoke { did, reason, duplicate, key, node } => {
+            let receipt = send(
+                &node.node,
+                key.key.as_deref(),
+                Event::Revocation(Revocation {
+                    person: did.clone(),
+                    reason,
+                    duplicate,
+                    requested: requested(),
+                }),
+            )?;
+            logged(&format!("revoked {did}"), &receipt);
+            Ok(())
+        }
+        MemberCommand::List { node } => {
+            let list: Value = Client::new(&node.node).get("/v1/members")?.json()?;
+            let members = list["members"].as_array().cloned().unwrap_or_default();
+            println!("{} members", members.len());
+            for m in members {
+                let state = s(&m["status"]["state"]);
+                let shown = if m["verified"].as_bool() == Some(true) {
+                    format!("verified until {}", time(&m["expiresAt"]))
+                } else if state == "verified" {
+                    "expired".to_owned()
+                } else {
+                    state
+                };
+                let mut tags = Vec::new();
+                if m["steward"].as_bool() == Some(true) {
+                    tags.push("steward".to_owned());
+                }
+                let nodes = m["nodes"].as_array().map(Vec::len).unwrap_or(0);
+                if nodes > 0 {
+                    tags.push(format!("{nodes} node(s)"));
+                }
+                println!(
+                    "  {}  {shown}{}",
+                    s(&m["person"]),
+                    if tags.is_empty() { String::new() } else { format!("  [{}]", tags.join(", ")) }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn register_node(node: &str, key: Option<&Path>, node_key: &Path) -> anyhow::Result<()> {
+    let (person, _) = crate::keys::load(&crate::keys::path(key)?)?;
+    let (node_file, node_signing) = crate::keys::load(node_key)?;
+    let client = Client::new(node);
+    let commons: Value = client.get("/v1/commons")?.json()?;
+    let origin = s(&commons["origin"]);
+    let binding = node_signing.sign(&node_binding_message(&origin, &person.did));
+    let receipt = send(
+        node,
+        key,
+        Event::NodeRegistration(NodeRegistration {
+            node: node_file.did.clone(),
+            binding: STANDARD.encode(binding.to_bytes()),
+            requested: requested(),
+        }),
+    )?;
+    logged(&format!("node {} registered to {}", node_file.did, person.did), &receipt);
+    Ok(())
+}
+
+/// The actions the flags describe, in a fixed order.
+fn actions(args: &ProposeArgs) -> anyhow::Result<Vec<Action>> {
+    if let Some(path) = &args.actions {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a JSON list of actions (each {{\"action\": \"set-mixture\" | \"set-parameter\" | \"remove-deposit\" | \"resolve-dispute\" | \"approve-workload\" | \"elect-board\", …}})",
+                path.display()
+            )
+        });
+    }
+    let mut actions = Vec::new();
+    if let Some(ballot) = &args.set_mixture {
+        actions.push(Action::SetMixture { ballot: parse_ballot(ballot).context("--set-mixture")? });
+    }
+    for setting in &args.set {
+        let (key, value) =
+            setting.split_once('=').with_context(|| format!("--set '{setting}' is not KEY=VALUE"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        actions.push(Action::SetParameter { key: key.trim().to_owned(), value });
+    }
+    for cid in &args.remove {
+        actions.push(Action::RemoveDeposit { cid: Cid::parse(cid)?, reason: args.reason.clone() });
+    }
+    for item in &args.resolve_dispute {
+        let (id, ruling) =
+            item.split_once('=').with_context(|| format!("--resolve-dispute '{item}' is not ID=RULING"))?;
+        let dispute = id.trim().parse().with_context(|| format!("'{id}' is not a dispute id"))?;
+        actions.push(Action::ResolveDispute { dispute, ruling: parse_ruling(ruling.trim())? });
+    }
+    for item in &args.approve_workload {
+        let (kind, version) = item
+            .split_once('@')
+            .with_context(|| format!("--approve-workload '{item}' is not KIND@VERSION"))?;
+        actions.push(Action::ApproveWorkload { kind: kind.to_owned(), version: version.to_owned() });
+    }
+    if let Some(seats) = args.elect_board {
+        actions.push(Action::ElectBoard { seats, candidates: args.candidates.clone() });
+    } else if !args.candidates.is_empty() {
+        anyhow::bail!("--candidate goes with --elect-board SEATS");
+    }
+    if actions.is_empty() {
+        anyhow::bail!(
+            "a proposal needs at least one action: --set-mixture, --set, --remove, --resolve-dispute, --approve-workload, --elect-board or --actions FILE"
+        );
+    }
+    Ok(actions)
+}
+
+pub fn propose(args: ProposeArgs) -> anyhow::Result<()> {
+    let actions = actions(&args)?;
+    let class = match &args.class {
+        Some(class) => parse_class(class)?,
+        None => {
+            let mut class = ProposalClass::Ordinary;
+            for action in &actions {
+                let needed = min_class(action).map_err(anyhow::Error::msg)?;
+                if class_rank(needed) > class_rank(class) {
+                    class = needed;
+                }
+            }
+            class
+        }
+    };
+    let receipt = send(
+        &args.node.node,
+        args.key.key.as_deref(),
+        Event::Proposal(Proposal {
+            title: args.title.clone(),
+            summary: args.summary.clone(),
+            class,
+            actions,
+            requested: requested(),
+        }),
+    )?;
+    println!("proposal {} opened: {}", receipt.log_index, args.title);
+    let view: Value =
+        Client::new(&args.node.node).get(&format!("/v1/proposals/{}", receipt.log_index))?.json()?;
+    let p = &view["proposal"];
+    println!("  class:  {}   led by the {} chamber", s(&p["class"]), s(&p["lead"]));
+    println!("  closes: {}", time(&p["closesAt"]));
+    println!("vote with: substrate vote {} yes|no|abstain", receipt.log_index);
+    Ok(())
+}
+
+pub fn vote(
+    node: &str,
+    key: Option<&Path>,
+    proposal: u64,
+    choice: &str,
+    mixture: Option<&str>,
+    rank: Vec<String>,
+) -> anyhow::Result<()> {
+    let choice: Vote = serde_json::from_value(Value::String(choice.to_owned()))
+        .map_err(|_| anyhow::anyhow!("'{choice}' is not a vote; use yes, no or abstain"))?;
+    let mixture = mixture.map(parse_ballot).transpose().context("--mixture")?;
+    let ranking = if rank.is_empty() { None } else { Some(rank) };
+    let receipt = send(
+        node,
+        key,
+        Event::Vote(VoteCast { proposal, choice, mixture, ranking, requested: requested() }),
+    )?;
+    logged(&format!("vote on proposal {proposal}"), &receipt);
+    Ok(())
+}
+
+fn chamber_line(name: &str, t: &Value) {
+    let f = |k: &str| t[k].as_f64().unwrap_or(0.0);
+    println!(
+        "    {name:<12} yes {:>8.3}  no {:>8.3}  abstain {:>8.3}  of eligible {:>8.3}",
+        f("yes"),
+        f("no"),
+        f("abstain"),
+        f("eligible")
+    );
+}
+
+fn outcome_text(o: &Value) -> String {
+    match s(&o["outcome"]).as_str() {
+        "passed" => "passed".into(),
+        "vetoed" => format!("vetoed by the {} chamber", s(&o["by"])),
+        "rejected" => format!("rejected: {}", s(&o["reason"])),
+        other => other.to_owned(),
+    }
+}
+
+fn print_proposal(view: &Value) {
+    let p = &view["proposal"];
+    let t = &view["tally"];
+    println!("proposal {}: {}", p["id"], s(&p["title"]));
+    println!("  class {}, led by the {} chamber, by {}", s(&p["class"]), s(&p["lead"]), s(&p["proposer"]));
+    println!("  opened {}  closes {}", time(&p["openedAt"]), time(&p["closesAt"]));
+    for action in p["actions"].as_array().into_iter().flatten() {
+        let mut fields = action.as_object().cloned().unwrap_or_default();
+        let name = fields.remove("action").map(|v| s(&v)).unwrap_or_default();
+        println!("  action: {name} {}", Value::Object(fields));
+    }
+    match s(&p["status"]["state"]).as_str() {
+        "open" => println!("  status: open; tally as of {} ({} votes)", time(&t["asOf"]), t["votes"]),
+        _ => println!(
+            "  status: decided by entry {}: {}",
+            p["status"]["decision"],
+            outcome_text(&p["status"]["outcome"])
+        ),
+    }
+    chamber_line("contributor", &t["contributor"]);
+    chamber_line("technical", &t["technical"]);
+    if s(&p["status"]["state"]) == "open" {
+        println!("  if it closed now: {}", outcome_text(&t["outcome"]));
+    }
+}
+
+pub fn proposals(node: &str, open: bool) -> anyhow::Result<()> {
+    let path = if open { "/v1/proposals?open=true" } else { "/v1/proposals" };
+    let list: Value = Client::new(node).get(path)?.json()?;
+    let proposals = list["proposals"].as_array().cloned().unwrap_or_default();
+    if proposals.is_empty() {
+        println!("no {}proposals", if open { "open " } else { "" });
+    }
+    for view in &proposals {
+        print_proposal(view);
+    }
+    Ok(())
+}
+
+pub fn proposal(node: &str, id: u64, json: bool) -> anyhow::Result<()> {
+    let view: Value = Client::new(node).get(&format!("/v1/proposals/{id}"))?.json()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    print_proposal(&view);
+    for vote in view["votes"].as_array().into_iter().flatten() {
+        let extra = if !vote["mixture"].is_null() {
+            format!(" mixture {}", vote["mixture"])
+        } else if !vote["ranking"].is_null() {
+            format!(" ranking {}", vote["ranking"])
+        } else {
+            String::new()
+        };
+        println!("  vote: {} {}{extra}", s(&vote["voter"]), s(&vote["choice"]));
+    }
+    Ok(())
+}
+
+pub fn mixture(node: &str) -> anyhow::Result<()> {
+    let m: Value = Client::new(node).get("/v1/mixture")?.json()?;
+    let current = &m["current"];
+    let registers: Vec<String> = m["registers"].as_array().into_iter().flatten().map(s).collect();
+    if current.is_null() {
+        println!("no mixture decided yet: a training run weighs every register equally");
+    } else {
+        println!(
+            "mixture set by decision {} (proposal {}, {} ballots) at {}",
+            current["decision"],
+            current["proposal"],
+            current["ballots"],
+            time(&current["at"])
+        );
+    }
+    let equal = 1.0 / registers.len().max(1) as f64;
+    println!("  {:<16} {:>8}  {:>6} {:>6}  {:>8}", "register", "weight", "cap", "floor", "eligible");
+    for register in &registers {
+        let weight =
+            current["weights"][register].as_f64().unwrap_or(if current.is_null() { equal } else { 0.0 });
+        let bound = |v: &Value| v[register].as_f64().map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+        println!(
+            "  {register:<16} {weight:>8.4}  {:>6} {:>6}  {:>8}",
+            bound(&m["caps"]),
+            bound(&m["floors"]),
+            m["eligible"][register].as_u64().unwrap_or(0)
+        );
+    }
+    Ok(())
+}
+
+pub fn dispute(command: DisputeCommand) -> anyhow::Result<()> {
+    match command {
+        DisputeCommand::Open { cid, ground, detail, register, key, node } => {
+            let ground: Ground = serde_json::from_value(Value::String(ground.clone())).map_err(|_| {
+                anyhow::anyhow!(
+                    "'{ground}' is not a ground; use wrong-register, doubtful-consent, spam or harm"
+                )
+            })?;
+            let register = register.map(|r| Register::new(&r)).transpose()?;
+            let receipt = send(
+                &node.node,
+                key.key.as_deref(),
+                Event::Dispute(Dispute {
+                    cid: Some(Cid::parse(&cid)?),
+                    ground,
+                    detail,
+                    register,
+                    requested: requested(),
+                }),
+            )?;
+            println!(
+                "dispute {} opened against {cid}; it stays out of training snapshots until ruled on",
+                receipt.log_index
+            );
+            Ok(())
+        }
+        DisputeCommand::Rule { id, ruling, reason, key, node } => {
+            let ruling = parse_ruling(&ruling)?;
+            let receipt = send(
+                &node.node,
+                key.key.as_deref(),
+                Event::DisputeRuling(DisputeRuling { dispute: id, ruling, reason, requested: requested() }),
+            )?;
+            logged(&format!("ruling signed on dispute {id}"), &receipt);
+            let d: Value = Client::new(&node.node).get(&format!("/v1/disputes/{id}"))?.json()?;
+            match s(&d["status"]["state"]).as_str() {
+                "open" => println!("  not in force yet: more steward signatures are needed"),
+                state => println!("  {state}: {}", d["status"]["ruling"]),
+            }
+            Ok(())
+        }
+        DisputeCommand::List { node } => {
+            let list: Value = Client::new(&node.node).get("/v1/disputes")?.json()?;
+            let disputes = list["disputes"].as_array().cloned().unwrap_or_default();
+            if disputes.is_empty() {
+                println!("no disputes");
+            }
+            for d in disputes {
+                println!(
+                    "dispute {} on {} ({}): {} — {}",
+                    d["id"],
+                    s(&d["cid"]),
+                    s(&d["ground"]),
+                    s(&d["status"]["state"]),
+                    s(&d["detail"])
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn credits(node: &str, key: Option<&Path>, who: Option<String>) -> anyhow::Result<()> {
+    let who = match who {
+        Some(who) => who,
+        None => crate::keys::load(&crate::keys::path(key)?)?.0.did,
+    };
+    let c: Value = Client::new(node).get(&format!("/v1/credits/{}", segment(&who)))?.json()?;
+    let f = |k: &str| c[k].as_f64().unwrap_or(0.0);
+    println!("credits of {who}");
+    println!("  balance:        {:.3} (after decay; half-life {} days)", f("balance"), c["halfLifeDays"]);
+    println!("  earned:         {:.3} over {} grants", f("earned"), c["grants"]);
+    println!(
+        "  commons floor:  {:.3} inference credits today{}",
+        f("floorToday"),
+        if c["verified"].as_bool() == Some(true) { "" } else { " (only verified members have a floor)" }
+    );
+    println!("  stability pool: {:.3}", f("stabilityPool"));
+    println!("credits are earned by rule and never move between holders: there is no transfer");
+    Ok(())
+}
