@@ -307,7 +307,9 @@ fn compare_materialised(conn: &Connection, state: &State) -> Result<(), ReplayEr
             Some(expected) if expected == record => {}
             Some(_) => return Err(ReplayError::Materialised(format!("the {kind} record '{key}'"))),
             None => {
-                return Err(ReplayError::Materialised(format!("the {kind} record '{key}' is not in the log")));
+                return Err(ReplayError::Materialised(format!(
+                    "the {kind} record '{key}' is not in the log"
+                )));
             }
         }
     }

@@ -78,7 +78,9 @@ impl ChamberTally {
         weights: &BTreeMap<String, f64>,
         votes: impl IntoIterator<Item = (&'a String, &'a Vote)>,
     ) -> ChamberTally {
-        let mut tally = ChamberTally { eligible: weights.values().sum(), ..ChamberTally::default() };
+        // An empty sum of f64 is -0.0; a chamber with nobody in it has +0 weight.
+        let eligible = weights.values().sum::<f64>() + 0.0;
+        let mut tally = ChamberTally { eligible, ..ChamberTally::default() };
         for (voter, vote) in votes {
             let weight = weights.get(voter).copied().unwrap_or(0.0);
             match vote {

@@ -262,57 +262,106 @@ fn bench_replay(entries: u64) -> anyhow::Result<()> {
 
 fn bench_governance(voters: usize, proposals: usize) -> anyhow::Result<()> {
     use std::collections::BTreeMap;
-    use substrate_core::governance::mixture::{MixtureBallot, MixtureRules, aggregate};
-    use substrate_core::governance::tally::{
-        Chamber, ChamberTally, ComputeRecord, ProposalClass, Vote, decide, technical_weights,
-    };
+    use substrate_core::governance::acts::Action;
+    use substrate_core::governance::book::*;
+    use substrate_core::governance::params::Parameters;
+    use substrate_core::governance::tally::{Chamber, Outcome, ProposalClass, Vote};
+    use substrate_core::state::State;
 
     let registers = Register::defaults();
     // A deterministic spread of ballots, votes and compute: no randomness needed to time a tally.
-    let ballot = |voter: usize, proposal: usize| {
+    let ballot = |voter: usize, proposal: usize| -> BTreeMap<Register, f64> {
         let raw: Vec<f64> =
             (0..registers.len()).map(|j| ((voter * 31 + proposal * 17 + j * 7) % 13) as f64).collect();
         let total: f64 = raw.iter().sum::<f64>().max(1.0);
-        MixtureBallot { weights: registers.iter().cloned().zip(raw.iter().map(|r| r / total)).collect() }
+        registers.iter().cloned().zip(raw.iter().map(|r| r / total)).collect()
     };
     let vote = |voter: usize, proposal: usize| match (voter * 7 + proposal * 3) % 5 {
         0..=2 => Vote::Yes,
         3 => Vote::No,
         _ => Vote::Abstain,
     };
+    let day = 24 * 3_600_000u64;
+    let close = 400 * day;
     let people: Vec<String> = (0..voters).map(|v| format!("did:key:person-{v}")).collect();
     let operators = (voters / 20).max(1);
-    let compute: Vec<ComputeRecord> = (0..operators * 3)
-        .map(|i| ComputeRecord {
-            operator: people[i % operators].clone(),
-            units: (1 + i % 97) as f64,
-            at: (i as u64) * 3_600_000,
+
+    // The governance records exactly as a node restores them from its materialised tables.
+    let mut records = vec![
+        Record::Parameters(Parameters::new(registers.clone())),
+        Record::Board(Board { members: vec![people[0].clone()], elected_by: None }),
+    ];
+    records.extend(people.iter().map(|person| {
+        Record::Member(Member {
+            person: person.clone(),
+            status: MemberStatus::Verified,
+            expires_at: close + 365 * day,
+            attested_by: vec![people[0].clone()],
+            vouches: Vec::new(),
+            may_vouch: true,
+            history: vec![1],
         })
-        .collect();
-    let ballots: Vec<Vec<MixtureBallot>> =
-        (0..proposals).map(|p| (0..voters).map(|v| ballot(v, p)).collect()).collect();
-    let votes: Vec<BTreeMap<String, Vote>> = (0..proposals)
-        .map(|p| people.iter().enumerate().map(|(v, who)| (who.clone(), vote(v, p))).collect())
-        .collect();
+    }));
+    for i in 0..operators * 3 {
+        let node = format!("did:key:node-{i}");
+        let operator = people[i % operators].clone();
+        records.push(Record::Node(NodeRecord {
+            node: node.clone(),
+            operator: operator.clone(),
+            log_index: 2,
+            registered_at: 0,
+        }));
+        records.push(Record::Compute(ComputeGrant {
+            receipt: 10 + i as u64,
+            workload: "embed".into(),
+            node,
+            operator,
+            verifiers: Vec::new(),
+            units: (1 + i % 97) as u64,
+            at: (i as u64) * 3_600_000,
+        }));
+    }
+    let first = 1_000_000u64;
+    for p in 0..proposals {
+        let id = first + p as u64;
+        records.push(Record::Proposal(ProposalRecord {
+            id,
+            proposer: people[p % voters].clone(),
+            title: format!("mixture {p}"),
+            summary: None,
+            class: ProposalClass::Ordinary,
+            lead: Chamber::Contributor,
+            actions: vec![Action::SetMixture { ballot: ballot(p, p) }],
+            opened_at: 0,
+            closes_at: close,
+            status: ProposalStatus::Open,
+        }));
+        records.extend(people.iter().enumerate().map(|(v, voter)| {
+            Record::Vote(VoteRecord {
+                proposal: id,
+                voter: voter.clone(),
+                choice: vote(v, p),
+                mixture: Some(ballot(v, p)),
+                ranking: None,
+                log_index: id + 1,
+                at: 1,
+            })
+        }));
+    }
+    let state = State::restore(None, Vec::new(), records, Vec::new(), 0, [0; 32]);
 
     let started = Instant::now();
-    let contributors: BTreeMap<String, f64> = people.iter().map(|p| (p.clone(), 1.0)).collect();
-    let technical = technical_weights(&compute, 400 * 24 * 3_600_000);
     let mut passed = 0;
     for p in 0..proposals {
-        let mixture = aggregate(&registers, &ballots[p], &MixtureRules::default())?;
-        std::hint::black_box(&mixture);
-        let contributor_tally = ChamberTally::count(&contributors, &votes[p]);
-        let technical_tally = ChamberTally::count(&technical, &votes[p]);
-        if decide(ProposalClass::Ordinary, Chamber::Contributor, &contributor_tally, &technical_tally)
-            == substrate_core::governance::tally::Outcome::Passed
-        {
+        let decision = state.decision(first + p as u64)?;
+        if decision.outcome == Outcome::Passed {
             passed += 1;
         }
+        std::hint::black_box(&decision);
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "tallied {proposals} proposals x {voters} voters (two chambers, {operators} operators, and an {}-register mixture each) in {:.3} s; {passed} passed",
+        "decided {proposals} open proposals x {voters} voters (both chambers, {operators} node operators, and an {}-register Independent Markets mixture each) in {:.3} s; {passed} passed",
         registers.len(),
         seconds
     );

@@ -1,5 +1,6 @@
 //! `substrate demo`: the whole deposit → receipt → verify → withdraw flow against a fresh
-//! temporary commons, printing each step.
+//! temporary commons, then a short governance round that ends with a changed mixture, printing
+//! each step.
 
 use std::path::Path;
 
@@ -21,8 +22,19 @@ Teacher: And one you can find out.\n";
 pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().context("making a temporary directory")?;
     let dir = tmp.path().join("commons");
-    step(1, "found a commons in a temporary directory");
-    super::node::init(&dir, "demo commons", None, None, Vec::new(), Vec::new(), None)?;
+    step(1, "found a commons in a temporary directory, with one founding steward");
+    // A short voting window lets the governance round below close within the demo.
+    let steward = crate::keys::generate();
+    let steward_did = substrate_core::identity::did_of(&steward.verifying_key());
+    super::node::init(
+        &dir,
+        "demo commons",
+        None,
+        None,
+        Vec::new(),
+        vec![steward_did.clone()],
+        Some(format!("{DEMO_WINDOW_SECS}s")),
+    )?;
 
     step(2, "serve it on 127.0.0.1 (port chosen by the system)");
     let config = NodeConfig { listen: "127.0.0.1:0".into(), ..NodeConfig::default() };
@@ -149,14 +161,99 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
         println!("  artifacts for external verifiers written to {}", out.display());
     }
 
-    step(14, "stop the node and replay the whole log from scratch");
+    governance_round(&client, &steward, &alice, &bob)?;
+
+    step(20, "stop the node and replay the whole log from scratch");
     node.stop()?;
     let report = substrate_store::replay::replay(&DataDir::new(&dir), ReplayMode::Check, Some(log))?;
     println!(
         "  replay ok: {} entries, {} checkpoints matched tree and state roots, {} deposits ({} withdrawn)",
         report.entries, report.checkpoints, report.deposits, report.withdrawn
     );
+    println!(
+        "  {} members; {} decisions recomputed from the log, identical to the sequencer's",
+        report.members, report.decisions
+    );
     println!("\nthe demo commons is discarded; `substrate init` founds a lasting one");
+    Ok(())
+}
+
+/// The demo commons' voting window, in seconds.
+const DEMO_WINDOW_SECS: u64 = 3;
+
+/// Members are attested, a mixture is proposed and voted on, the window closes, the sequencer
+/// decides, and the mixture the next training run must use has changed.
+fn governance_round(
+    client: &Client,
+    steward: &ed25519_dalek::SigningKey,
+    alice: &ed25519_dalek::SigningKey,
+    bob: &ed25519_dalek::SigningKey,
+) -> anyhow::Result<()> {
+    use substrate_core::event::Event;
+    use substrate_core::governance::acts::{Action, Attestation, Proposal, VoteCast};
+    use substrate_core::governance::tally::{ProposalClass, Vote};
+
+    let did = |key: &ed25519_dalek::SigningKey| substrate_core::identity::did_of(&key.verifying_key());
+    let now = || substrate_core::timestamp::rfc3339(super::now_ms());
+    let act =
+        |key: &ed25519_dalek::SigningKey, event: Event| submit_event(client, &SignedEvent::sign(event, key));
+
+    step(14, "the steward attests alice and bob as verified members");
+    for person in [alice, bob] {
+        let attest = Attestation { person: did(person), days: None, note: None, requested: now() };
+        let receipt = act(steward, Event::Attestation(attest))?;
+        println!("  attested {} (entry {})", did(person), receipt.log_index);
+    }
+
+    step(15, "alice proposes a mixture that weighs oral and conversational texts more");
+    let ballot = super::govern::parse_ballot("oral=0.3,conversational=0.3,narrative=0.2,pedagogical=0.2")?;
+    let proposal = Proposal {
+        title: "Weigh the spoken registers more in the next run".into(),
+        summary: Some("Oral and conversational texts are what perplexity filters throw away.".into()),
+        class: ProposalClass::Ordinary,
+        actions: vec![Action::SetMixture { ballot }],
+        requested: now(),
+    };
+    let opened = act(alice, Event::Proposal(proposal))?;
+    let id = opened.log_index;
+    println!("  proposal {id} opened; its window closes in {DEMO_WINDOW_SECS} s");
+
+    step(16, "the three members vote, each with their own distribution over registers");
+    let by_stranger =
+        VoteCast { proposal: id, choice: Vote::Yes, mixture: None, ranking: None, requested: now() };
+    match act(&crate::keys::generate(), Event::Vote(by_stranger)) {
+        Err(e) => println!("  a stranger's vote is refused: {e}"),
+        Ok(_) => anyhow::bail!("a non-member voted"),
+    }
+    let votes = [
+        (steward, Vote::Yes, "sacred=0.2,oral=0.3,narrative=0.3,lyric=0.2"),
+        (alice, Vote::Yes, "oral=0.3,conversational=0.3,narrative=0.2,pedagogical=0.2"),
+        (bob, Vote::No, "technical=0.5,encyclopedic=0.3,narrative=0.2"),
+    ];
+    for (key, choice, ballot) in votes {
+        let mixture = Some(super::govern::parse_ballot(ballot)?);
+        let cast = VoteCast { proposal: id, choice, mixture, ranking: None, requested: now() };
+        act(key, Event::Vote(cast))?;
+    }
+    super::govern::proposal(client.base(), id, false)?;
+
+    step(17, "the window closes; the sequencer appends its decision, signed by the log key");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(DEMO_WINDOW_SECS + 20);
+    loop {
+        let view: serde_json::Value = client.get(&format!("/v1/proposals/{id}"))?.json()?;
+        if view["proposal"]["status"]["state"] != "open" {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "proposal {id} was not decided in time");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    super::govern::proposal(client.base(), id, false)?;
+
+    step(18, "the mixture the next training run must use has changed");
+    super::govern::mixture(client.base())?;
+
+    step(19, "credits: alice earned some for her deposits; nobody can move them");
+    super::govern::credits(client.base(), None, Some(did(alice)))?;
     Ok(())
 }
 

@@ -1,0 +1,1432 @@
+//! Governance in the state fold, driven only through `State::apply`: membership and vouching,
+//! node bindings, proposals, votes, the sequencer's decisions, the technical chamber, board
+//! elections, disputes, credits, and replay.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer, SigningKey};
+use proptest::prelude::*;
+use serde_json::json;
+
+use substrate_core::event::{Deposit, EventError, Genesis, KINDS};
+use substrate_core::governance::acts::{
+    Action, Attestation, Decision, Dispute, DisputeRuling, Effect, Ground, JobReceipt, NodeRegistration,
+    Proposal, Revocation, Ruling, VoteCast, node_binding_message,
+};
+use substrate_core::governance::book::{
+    Board, DisputeStatus, Endorsement, Member, MemberStatus, ProposalRecord, ProposalStatus, STABILITY_POOL,
+    day_of, decay,
+};
+use substrate_core::governance::mixture::{self, MixtureBallot, MixtureRules};
+use substrate_core::governance::params::{DAY_MS, Parameters, Windows};
+use substrate_core::governance::stv::{self, RankedBallot};
+use substrate_core::governance::tally::{self, Chamber, ChamberTally, Outcome, ProposalClass, Vote};
+use substrate_core::identity::did_of;
+use substrate_core::state::{Applied, DepositStatus, Rejection};
+use substrate_core::{Cid, ConsentTier, Envelope, Event, Register, SignedEvent, State};
+
+const ORIGIN: &str = "test.example/commons";
+const LOG_KEY: u8 = 42;
+const WINDOWS: Windows = Windows { ordinary: 60_000, resource: 60_000, constitutional: 120_000 };
+/// 2027-01-15, ms since the epoch.
+const START: u64 = 1_800_000_000_000;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn did(n: u8) -> String {
+    did_of(&key(n).verifying_key())
+}
+
+fn register(name: &str) -> Register {
+    Register::new(name).expect("register name")
+}
+
+/// A distribution over registers.
+fn mix(weights: &[(&str, f64)]) -> BTreeMap<Register, f64> {
+    weights.iter().map(|(name, weight)| (register(name), *weight)).collect()
+}
+
+/// A fresh `requested` value, so that no two statements of a test are the same statement.
+fn requested() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("request-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn attestation(person: &str, days: Option<u32>) -> Event {
+    Event::Attestation(Attestation { person: person.to_owned(), days, note: None, requested: requested() })
+}
+
+fn revocation(person: &str, duplicate: bool) -> Event {
+    Event::Revocation(Revocation {
+        person: person.to_owned(),
+        reason: "the attestation was mistaken".into(),
+        duplicate,
+        requested: requested(),
+    })
+}
+
+/// `node` agrees to be bound to `operator` in this commons.
+fn node_registration(operator: &str, node: &SigningKey) -> Event {
+    let binding = node.sign(&node_binding_message(ORIGIN, operator));
+    Event::NodeRegistration(NodeRegistration {
+        node: did_of(&node.verifying_key()),
+        binding: STANDARD.encode(binding.to_bytes()),
+        requested: requested(),
+    })
+}
+
+fn proposal(class: ProposalClass, actions: Vec<Action>) -> Event {
+    Event::Proposal(Proposal {
+        title: "A proposal".into(),
+        summary: None,
+        class,
+        actions,
+        requested: requested(),
+    })
+}
+
+fn parameter(key: &str, value: serde_json::Value) -> Action {
+    Action::SetParameter { key: key.to_owned(), value }
+}
+
+fn workload(kind: &str, version: &str) -> Action {
+    Action::ApproveWorkload { kind: kind.to_owned(), version: version.to_owned() }
+}
+
+fn ballot(
+    proposal: u64,
+    choice: Vote,
+    mixture: Option<BTreeMap<Register, f64>>,
+    ranking: Option<Vec<String>>,
+) -> Event {
+    Event::Vote(VoteCast { proposal, choice, mixture, ranking, requested: requested() })
+}
+
+fn vote(proposal: u64, choice: Vote) -> Event {
+    ballot(proposal, choice, None, None)
+}
+
+fn deposit(text: &[u8], register_name: &str) -> Event {
+    Event::Deposit(Deposit {
+        cid: Some(Cid::of(text)),
+        register: register(register_name),
+        secondary_registers: Vec::new(),
+        consent: ConsentTier::Public,
+        title: "A text".into(),
+        language: "en".into(),
+        license: "CC-BY-4.0".into(),
+        media_type: "text/plain; charset=utf-8".into(),
+        size: text.len() as u64,
+        created: "2026-11-22T00:00:00.000Z".into(),
+    })
+}
+
+fn dispute(cid: &Cid, ground: Ground, register_name: Option<&str>) -> Event {
+    Event::Dispute(Dispute {
+        cid: Some(cid.clone()),
+        ground,
+        detail: "this text is not what its label says".into(),
+        register: register_name.map(register),
+        requested: requested(),
+    })
+}
+
+fn ruling(dispute: u64, ruling: Ruling) -> Event {
+    Event::DisputeRuling(DisputeRuling {
+        dispute,
+        ruling,
+        reason: "the board looked at it".into(),
+        requested: requested(),
+    })
+}
+
+fn relabel(register_name: &str) -> Ruling {
+    Ruling::Relabel { register: register(register_name) }
+}
+
+fn job_receipt(node: &str, units: u64) -> Event {
+    Event::JobReceipt(JobReceipt {
+        workload: "embed@1".into(),
+        node: node.to_owned(),
+        units,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        requested: requested(),
+    })
+}
+
+/// A commons under test: its state, its log key, a clock the test controls, and every entry the
+/// state accepted with the time it was integrated at.
+struct Commons {
+    state: State,
+    log: SigningKey,
+    now: u64,
+    entries: Vec<(u64, SignedEvent)>,
+}
+
+impl Commons {
+    /// Founds a commons with the default registers, short windows and these stewards.
+    fn found(stewards: &[u8]) -> Commons {
+        let log = key(LOG_KEY);
+        let signer = substrate_tlog::NoteSigner::new(ORIGIN, log.clone()).expect("note signer");
+        let genesis = Event::Genesis(Genesis {
+            name: "test".into(),
+            origin: ORIGIN.into(),
+            log_key: signer.verifier().to_vkey(),
+            registers: Register::defaults(),
+            handle_prefix: "tag:test.example,2026:d/".into(),
+            created: "2026-11-22T00:00:00.000Z".into(),
+            stewards: stewards.iter().map(|n| did(*n)).collect(),
+            windows: Some(WINDOWS),
+        });
+        let mut commons = Commons { state: State::new(), log: log.clone(), now: START, entries: Vec::new() };
+        commons.ok(genesis, &log);
+        commons
+    }
+
+    /// Applies `signed` as the next entry, integrated now; the clock moves on by 1 ms if accepted.
+    fn submit(&mut self, signed: SignedEvent) -> Result<Applied, Rejection> {
+        let applied = self.state.apply(self.state.size(), self.now, &signed)?;
+        self.entries.push((self.now, signed));
+        self.now += 1;
+        Ok(applied)
+    }
+
+    fn apply(&mut self, event: Event, key: &SigningKey) -> Result<Applied, Rejection> {
+        self.submit(SignedEvent::sign(event, key))
+    }
+
+    fn ok(&mut self, event: Event, key: &SigningKey) -> Applied {
+        let kind = event.kind();
+        self.apply(event, key).unwrap_or_else(|e| panic!("the {kind} was refused: {e}"))
+    }
+
+    fn wait_until(&mut self, time: u64) {
+        self.now = self.now.max(time);
+    }
+
+    fn attest(&mut self, steward: u8, person: u8) {
+        self.ok(attestation(&did(person), None), &key(steward));
+    }
+
+    fn attest_all(&mut self, steward: u8, persons: impl IntoIterator<Item = u8>) {
+        for person in persons {
+            self.attest(steward, person);
+        }
+    }
+
+    fn register_node(&mut self, operator: u8, node: u8) {
+        self.ok(node_registration(&did(operator), &key(node)), &key(operator));
+    }
+
+    /// A job receipt signed by `worker` and co-signed by `verifiers`.
+    fn receipt(&mut self, worker: u8, verifiers: &[u8], units: u64) -> Result<Applied, Rejection> {
+        let mut signed = SignedEvent::sign(job_receipt(&did(worker), units), &key(worker));
+        for verifier in verifiers {
+            signed.cosign(&key(*verifier));
+        }
+        self.submit(signed)
+    }
+
+    fn deposit(&mut self, depositor: u8, text: &[u8], register_name: &str) -> Cid {
+        self.ok(deposit(text, register_name), &key(depositor));
+        Cid::of(text)
+    }
+
+    fn propose(&mut self, proposer: u8, class: ProposalClass, actions: Vec<Action>) -> u64 {
+        self.ok(proposal(class, actions), &key(proposer)).index
+    }
+
+    fn vote(&mut self, voter: u8, id: u64, choice: Vote) {
+        self.ok(vote(id, choice), &key(voter));
+    }
+
+    /// Signs the decision the state computes for `id` with the log key and applies it at the
+    /// proposal's close (or now, if later).
+    fn decide(&mut self, id: u64) -> Result<Applied, Rejection> {
+        let closes_at = self.proposal(id).closes_at;
+        self.wait_until(closes_at);
+        let decision = self.state.decision(id)?;
+        let log = self.log.clone();
+        self.apply(Event::Decision(decision), &log)
+    }
+
+    /// Proposes `actions`, has `voters` vote yes and decides; returns the decision's index.
+    fn pass(&mut self, proposer: u8, class: ProposalClass, actions: Vec<Action>, voters: &[u8]) -> u64 {
+        let id = self.propose(proposer, class, actions);
+        for voter in voters {
+            self.vote(*voter, id, Vote::Yes);
+        }
+        let index = self.decide(id).expect("decision").index;
+        assert_eq!(self.outcome(id), Outcome::Passed, "proposal {id}");
+        index
+    }
+
+    fn proposal(&self, id: u64) -> &ProposalRecord {
+        self.state.governance().proposal(id).expect("proposal")
+    }
+
+    fn outcome(&self, id: u64) -> Outcome {
+        match &self.proposal(id).status {
+            ProposalStatus::Closed { outcome, .. } => outcome.clone(),
+            ProposalStatus::Open => panic!("proposal {id} is still open"),
+        }
+    }
+
+    /// The decision entry that closed proposal `id`.
+    fn decision_entry(&self, id: u64) -> &Decision {
+        self.entries
+            .iter()
+            .find_map(|(_, signed)| match &signed.event {
+                Event::Decision(d) if d.proposal == id => Some(d),
+                _ => None,
+            })
+            .expect("a decision entry")
+    }
+
+    fn member(&self, n: u8) -> &Member {
+        self.state.governance().member(&did(n)).expect("member")
+    }
+
+    fn params(&self) -> &Parameters {
+        self.state.governance().parameters().expect("parameters")
+    }
+
+    fn in_training(&self, cid: &Cid) -> bool {
+        self.state.training_snapshot().any(|d| &d.cid == cid)
+    }
+
+    fn register_of(&self, cid: &Cid) -> Register {
+        self.state.deposit(cid).expect("deposit").register.clone()
+    }
+}
+
+fn assert_distribution(weights: &BTreeMap<Register, f64>) {
+    let sum: f64 = weights.values().sum();
+    assert!((sum - 1.0).abs() < 1e-9, "weights sum to {sum}: {weights:?}");
+    assert!(weights.values().all(|w| (0.0..=1.0).contains(w)), "{weights:?}");
+}
+
+// Membership.
+
+#[test]
+fn a_steward_attests_a_person_for_the_attestation_days() {
+    let mut commons = Commons::found(&[1, 2]);
+    let days = commons.params().attestation_days;
+    let at = commons.now;
+    commons.attest(1, 10);
+    let member = commons.member(10);
+    assert_eq!(member.status, MemberStatus::Verified);
+    assert_eq!(member.expires_at, at + u64::from(days) * DAY_MS);
+    assert_eq!(member.attested_by, vec![did(1)]);
+
+    let at = commons.now;
+    commons.ok(attestation(&did(11), Some(30)), &key(2));
+    let expires_at = at + 30 * DAY_MS;
+    assert_eq!(commons.member(11).expires_at, expires_at);
+    assert!(commons.state.governance().is_verified(&did(11), expires_at - 1));
+    assert!(!commons.state.governance().is_verified(&did(11), expires_at));
+
+    for days in [0, days + 1] {
+        let refused = commons.apply(attestation(&did(12), Some(days)), &key(1));
+        assert!(matches!(refused, Err(Rejection::Governance(_))), "{days} days: {refused:?}");
+    }
+    assert!(commons.state.governance().member(&did(12)).is_none());
+}
+
+#[test]
+fn a_member_who_is_not_a_steward_cannot_attest_while_vouching_is_off() {
+    let mut commons = Commons::found(&[1, 2]);
+    commons.attest(1, 10);
+    assert_eq!(commons.params().vouches_required, 0);
+    assert_eq!(commons.apply(attestation(&did(11), None), &key(10)), Err(Rejection::NotSteward(did(10))));
+    assert_eq!(commons.apply(attestation(&did(11), None), &key(12)), Err(Rejection::NotSteward(did(12))));
+    assert!(commons.state.governance().member(&did(11)).is_none());
+}
+
+#[test]
+fn an_expired_member_can_no_longer_vote() {
+    let mut commons = Commons::found(&[1]);
+    let attested_at = commons.now;
+    commons.ok(attestation(&did(10), Some(1)), &key(1));
+    let expires_at = attested_at + DAY_MS;
+
+    commons.wait_until(expires_at - 30_000);
+    let id = commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
+    commons.vote(10, id, Vote::Yes);
+
+    commons.wait_until(expires_at);
+    assert!(commons.now < commons.proposal(id).closes_at);
+    let late = commons.apply(vote(id, Vote::No), &key(10));
+    assert!(matches!(&late, Err(Rejection::MembershipExpired { who, .. }) if *who == did(10)), "{late:?}");
+    let refused = commons.apply(proposal(ProposalClass::Ordinary, vec![workload("embed", "1")]), &key(10));
+    assert!(matches!(refused, Err(Rejection::MembershipExpired { .. })), "{refused:?}");
+
+    // A steward renews the membership with a new attestation.
+    commons.attest(1, 10);
+    commons.vote(10, id, Vote::No);
+}
+
+#[test]
+fn a_steward_revokes_a_membership() {
+    let mut commons = Commons::found(&[1, 2]);
+    commons.attest_all(1, [10, 11]);
+    assert_eq!(commons.apply(revocation(&did(10), false), &key(11)), Err(Rejection::NotSteward(did(11))));
+    assert_eq!(commons.apply(revocation(&did(12), false), &key(1)), Err(Rejection::NotMember(did(12))));
+
+    let index = commons.ok(revocation(&did(10), false), &key(2)).index;
+    assert!(
+        matches!(&commons.member(10).status, MemberStatus::Revoked { log_index, duplicate: false, .. } if *log_index == index),
+        "{:?}",
+        commons.member(10)
+    );
+    assert!(commons.member(10).history.contains(&index));
+    let again = commons.apply(revocation(&did(10), false), &key(1));
+    assert!(matches!(again, Err(Rejection::Governance(_))), "{again:?}");
+
+    let id = commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
+    assert_eq!(commons.apply(vote(id, Vote::Yes), &key(10)), Err(Rejection::NotMember(did(10))));
+    assert_eq!(commons.state.decision(id).expect("decision").contributor.eligible, 2.0);
+
+    // A revocation that was not for a duplicate can be undone by a new attestation.
+    commons.attest(1, 10);
+    assert_eq!(commons.member(10).status, MemberStatus::Verified);
+}
+
+#[test]
+fn vouching_verifies_after_a_constitutional_vote_and_a_duplicate_costs_the_vouchers_their_right() {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    commons.attest_all(1, [10, 11, 12]);
+    let turn_on = || vec![parameter("vouching.required", json!(2))];
+    let too_low = commons.apply(proposal(ProposalClass::Resource, turn_on()), &key(1));
+    assert!(matches!(too_low, Err(Rejection::Proposal(_))), "{too_low:?}");
+    commons.pass(1, ProposalClass::Constitutional, turn_on(), &[1, 2, 3, 10]);
+    assert_eq!(commons.params().vouches_required, 2);
+
+    commons.ok(attestation(&did(20), None), &key(10));
+    assert_eq!(commons.member(20).status, MemberStatus::Pending);
+    assert!(!commons.state.governance().is_verified(&did(20), commons.now));
+    let twice = commons.apply(attestation(&did(20), None), &key(10));
+    assert_eq!(twice.map(|_| commons.member(20).status.clone()), Ok(MemberStatus::Pending), "one vouch each");
+    let myself = commons.apply(attestation(&did(11), None), &key(11));
+    assert!(matches!(myself, Err(Rejection::Governance(_))), "{myself:?}");
+
+    commons.ok(attestation(&did(20), None), &key(11));
+    assert_eq!(commons.member(20).status, MemberStatus::Verified);
+    assert_eq!(commons.member(20).attested_by, vec![did(10), did(11)]);
+    assert!(commons.member(20).vouches.is_empty());
+
+    // 20 turns out to be someone already verified.
+    let index = commons.ok(revocation(&did(20), true), &key(1)).index;
+    assert!(!commons.member(10).may_vouch);
+    assert!(!commons.member(11).may_vouch);
+    assert!(commons.member(12).may_vouch);
+    assert!(commons.member(10).history.contains(&index));
+    let refused = commons.apply(attestation(&did(21), None), &key(10));
+    assert!(
+        matches!(&refused, Err(Rejection::Governance(detail)) if detail.contains("lost the right to vouch")),
+        "{refused:?}"
+    );
+    commons.ok(attestation(&did(21), None), &key(12));
+    assert_eq!(commons.member(21).status, MemberStatus::Pending);
+
+    // A duplicate stays revoked, whoever attests them.
+    let back = commons.apply(attestation(&did(20), None), &key(1));
+    assert!(matches!(back, Err(Rejection::Governance(_))), "{back:?}");
+}
+
+// Node registration.
+
+#[test]
+fn a_node_is_registered_only_with_its_own_binding_signature() {
+    let mut commons = Commons::found(&[1]);
+    commons.attest_all(1, [10, 11]);
+    let index = commons.ok(node_registration(&did(10), &key(100)), &key(10)).index;
+    let node = commons.state.governance().nodes().find(|n| n.node == did(100)).expect("node");
+    assert_eq!((node.operator.clone(), node.log_index), (did(10), index));
+
+    let binding_refused = |result: Result<Applied, Rejection>| matches!(&result, Err(Rejection::Governance(detail)) if detail.contains("binding"));
+    // Node 101 agreed to be bound to 11, not to 10.
+    let other_operator = node_registration(&did(11), &key(101));
+    assert!(binding_refused(commons.apply(other_operator, &key(10))));
+    // The operator signs in the node's place.
+    let mut by_operator = node_registration(&did(10), &key(10));
+    if let Event::NodeRegistration(n) = &mut by_operator {
+        n.node = did(101);
+    }
+    assert!(binding_refused(commons.apply(by_operator, &key(10))));
+    // A binding to the same operator in another commons.
+    let elsewhere = key(101).sign(&node_binding_message("other.example/commons", &did(10)));
+    let elsewhere = Event::NodeRegistration(NodeRegistration {
+        node: did(101),
+        binding: STANDARD.encode(elsewhere.to_bytes()),
+        requested: requested(),
+    });
+    assert!(binding_refused(commons.apply(elsewhere, &key(10))));
+    let garbage = Event::NodeRegistration(NodeRegistration {
+        node: did(101),
+        binding: "not base64!".into(),
+        requested: requested(),
+    });
+    assert!(binding_refused(commons.apply(garbage, &key(10))));
+
+    let taken = commons.apply(node_registration(&did(11), &key(100)), &key(11));
+    assert!(matches!(taken, Err(Rejection::Governance(_))), "{taken:?}");
+    let person = commons.apply(node_registration(&did(10), &key(11)), &key(10));
+    assert!(matches!(person, Err(Rejection::Governance(_))), "a person's key is no node: {person:?}");
+    assert_eq!(
+        commons.apply(node_registration(&did(12), &key(102)), &key(12)),
+        Err(Rejection::NotMember(did(12)))
+    );
+    assert_eq!(commons.state.governance().nodes().count(), 1);
+}
+
+// Proposals.
+
+#[test]
+fn a_proposal_with_an_unknown_action_does_not_open() {
+    let proposer = key(1);
+    let statement = proposal(ProposalClass::Ordinary, vec![workload("embed", "1")]).to_statement();
+    let mut value = serde_json::to_value(&statement).expect("statement json");
+    value["predicate"]["actions"] = json!([{ "action": "transfer-credits", "to": did(2), "amount": 100 }]);
+    let envelope = Envelope::sign(serde_json::to_vec(&value).expect("payload"), &proposer);
+    let err = SignedEvent::open(envelope).expect_err("an unknown action");
+    assert!(
+        matches!(&err, EventError::Predicate { kind: "proposal", detail } if detail.contains("transfer-credits")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("unknown variant `transfer-credits`"), "{err}");
+}
+
+#[test]
+fn a_proposal_below_the_class_its_actions_need_is_refused() {
+    let mut commons = Commons::found(&[1]);
+    let mut more = substrate_core::register::DEFAULT_REGISTERS.to_vec();
+    more.push("legal");
+    let cases = [
+        (ProposalClass::Ordinary, parameter("registers", json!(more)), "constitutional"),
+        (ProposalClass::Resource, parameter("vouching.required", json!(2)), "constitutional"),
+        (ProposalClass::Ordinary, parameter("window.ordinary", json!(10_000)), "constitutional"),
+        (ProposalClass::Ordinary, parameter("credits.deposit", json!(20)), "resource"),
+        (ProposalClass::Ordinary, workload("embed", "1"), "resource"),
+    ];
+    for (class, action, needed) in cases {
+        let refused = commons.apply(proposal(class, vec![action.clone()]), &key(1));
+        assert!(
+            matches!(&refused, Err(Rejection::Proposal(detail)) if detail.contains(&format!("needs a {needed} proposal"))),
+            "{action:?} in a {class:?} proposal: {refused:?}"
+        );
+        let class =
+            if needed == "resource" { ProposalClass::Resource } else { ProposalClass::Constitutional };
+        commons.ok(proposal(class, vec![action]), &key(1));
+    }
+
+    let unknown = commons.apply(
+        proposal(ProposalClass::Constitutional, vec![parameter("transfer.enabled", json!(true))]),
+        &key(1),
+    );
+    assert!(
+        matches!(&unknown, Err(Rejection::Proposal(detail)) if detail.contains("unknown parameter")),
+        "{unknown:?}"
+    );
+    let mixed = commons.apply(
+        proposal(
+            ProposalClass::Resource,
+            vec![parameter("mixture.cap.sacred", json!(0.5)), workload("embed", "1")],
+        ),
+        &key(1),
+    );
+    assert!(matches!(mixed, Err(Rejection::Proposal(_))), "{mixed:?}");
+}
+
+#[test]
+fn only_a_verified_member_may_propose() {
+    let mut commons = Commons::found(&[1]);
+    let action = || vec![parameter("mixture.cap.sacred", json!(0.5))];
+    assert_eq!(
+        commons.apply(proposal(ProposalClass::Ordinary, action()), &key(10)),
+        Err(Rejection::NotMember(did(10)))
+    );
+    commons.attest(1, 10);
+    let id = commons.propose(10, ProposalClass::Ordinary, action());
+    let record = commons.proposal(id);
+    assert_eq!(
+        (record.proposer.clone(), record.lead, record.status.clone()),
+        (did(10), Chamber::Contributor, ProposalStatus::Open)
+    );
+    assert_eq!(record.closes_at, record.opened_at + WINDOWS.ordinary);
+}
+
+// Votes.
+
+#[test]
+fn only_a_verified_member_may_vote() {
+    let mut commons = Commons::found(&[1]);
+    let id = commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
+    assert_eq!(commons.apply(vote(id, Vote::Yes), &key(10)), Err(Rejection::NotMember(did(10))));
+    assert_eq!(commons.apply(vote(id + 1, Vote::Yes), &key(1)), Err(Rejection::UnknownProposal(id + 1)));
+    assert_eq!(commons.state.governance().votes_on(id).count(), 0);
+}
+
+#[test]
+fn a_second_vote_replaces_the_first() {
+    let mut commons = Commons::found(&[1, 2]);
+    let id = commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
+    commons.vote(2, id, Vote::Yes);
+    commons.vote(2, id, Vote::No);
+    let votes: Vec<_> = commons.state.governance().votes_on(id).collect();
+    assert_eq!(votes.len(), 1);
+    assert_eq!((votes[0].voter.clone(), votes[0].choice), (did(2), Vote::No));
+
+    let (contributor, _, _) = commons.state.governance().tally(id, commons.now);
+    assert_eq!(contributor, ChamberTally { yes: 0.0, no: 1.0, abstain: 0.0, eligible: 2.0 });
+    commons.decide(id).expect("decision");
+    assert_eq!(commons.decision_entry(id).contributor, contributor);
+    assert!(matches!(commons.outcome(id), Outcome::Rejected { .. }));
+}
+
+#[test]
+fn a_vote_after_the_close_is_refused() {
+    let mut commons = Commons::found(&[1, 2]);
+    let id = commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
+    let closes_at = commons.proposal(id).closes_at;
+    commons.wait_until(closes_at - 1);
+    commons.vote(2, id, Vote::Yes);
+    commons.wait_until(closes_at);
+    let closed =
+        Err(Rejection::VotingClosed { proposal: id, closed: substrate_core::timestamp::rfc3339(closes_at) });
+    assert_eq!(commons.apply(vote(id, Vote::No), &key(1)), closed);
+    commons.decide(id).expect("decision");
+    assert_eq!(commons.apply(vote(id, Vote::No), &key(1)), closed);
+}
+
+#[test]
+fn a_malformed_mixture_ballot_is_refused() {
+    let mut commons = Commons::found(&[1, 2]);
+    let proposer_ballot = mix(&[("narrative", 1.0)]);
+    let id =
+        commons.propose(1, ProposalClass::Ordinary, vec![Action::SetMixture { ballot: proposer_ballot }]);
+    let cases = [
+        (mix(&[("narrative", 0.5), ("oral", 0.4)]), "sum"),
+        (mix(&[("narrative", 0.5), ("poetry", 0.5)]), "poetry"),
+        (mix(&[("narrative", 1.5), ("oral", -0.5)]), "weight"),
+        (BTreeMap::new(), "sum"),
+    ];
+    for (weights, says) in cases {
+        let refused = commons.apply(ballot(id, Vote::Yes, Some(weights.clone()), None), &key(2));
+        assert!(
+            matches!(&refused, Err(Rejection::Ballot { proposal, detail }) if *proposal == id && detail.contains(says)),
+            "{weights:?}: {refused:?}"
+        );
+    }
+    commons.ok(ballot(id, Vote::Yes, Some(mix(&[("narrative", 0.25), ("oral", 0.75)])), None), &key(2));
+
+    let plain =
+        commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
+    let refused = commons.apply(ballot(plain, Vote::Yes, Some(mix(&[("oral", 1.0)])), None), &key(2));
+    assert!(
+        matches!(refused, Err(Rejection::Ballot { .. })),
+        "a mixture on a proposal without one: {refused:?}"
+    );
+}
+
+#[test]
+fn a_ranking_is_accepted_only_on_an_election_of_its_candidates() {
+    let mut commons = Commons::found(&[1, 2]);
+    commons.attest_all(1, [10, 11]);
+    let plain =
+        commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
+    let refused = commons.apply(ballot(plain, Vote::Yes, None, Some(vec![did(10)])), &key(2));
+    assert!(matches!(&refused, Err(Rejection::Ballot { proposal, .. }) if *proposal == plain), "{refused:?}");
+
+    let election = commons.propose(
+        1,
+        ProposalClass::Ordinary,
+        vec![Action::ElectBoard { seats: 1, candidates: vec![did(10), did(11)] }],
+    );
+    for ranking in [vec![did(12)], vec![did(10), did(10)]] {
+        let refused = commons.apply(ballot(election, Vote::Yes, None, Some(ranking.clone())), &key(2));
+        assert!(matches!(refused, Err(Rejection::Ballot { .. })), "{ranking:?}: {refused:?}");
+    }
+    commons.ok(ballot(election, Vote::Yes, None, Some(vec![did(11), did(10)])), &key(2));
+}
+
+// Decisions.
+
+#[test]
+fn a_passed_mixture_is_the_independent_markets_aggregate_of_the_ballots() {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    commons.attest_all(1, [10, 11]);
+    let proposed = mix(&[("narrative", 0.5), ("oral", 0.5)]);
+    let id = commons.propose(1, ProposalClass::Ordinary, vec![Action::SetMixture { ballot: proposed }]);
+    // The proposer's own vote replaces the ballot in the action; a vote without a ballot adds none.
+    let ballots = [
+        (1, mix(&[("narrative", 0.6), ("oral", 0.2), ("lyric", 0.2)])),
+        (2, mix(&[("narrative", 0.2), ("technical", 0.8)])),
+        (3, mix(&[("sacred", 1.0)])),
+        (10, mix(&[("narrative", 0.3), ("oral", 0.3), ("lyric", 0.4)])),
+    ];
+    for (voter, weights) in &ballots {
+        commons.ok(ballot(id, Vote::Yes, Some(weights.clone()), None), &key(*voter));
+    }
+    commons.vote(11, id, Vote::No);
+    let index = commons.decide(id).expect("decision").index;
+    assert_eq!(commons.outcome(id), Outcome::Passed);
+
+    let expected = mixture::aggregate(
+        &Register::defaults(),
+        &ballots.iter().map(|(_, weights)| MixtureBallot { weights: weights.clone() }).collect::<Vec<_>>(),
+        &MixtureRules::default(),
+    )
+    .expect("aggregate");
+    let record = commons.state.governance().mixture().expect("a mixture");
+    assert_eq!(record.weights, expected.weights);
+    assert_eq!((record.decision, record.proposal, record.ballots), (index, id, 4));
+    assert_eq!(record.weights.len(), Register::defaults().len());
+    assert_distribution(&record.weights);
+    assert_eq!(
+        commons.decision_entry(id).effects,
+        vec![Effect::Mixture { weights: expected.weights, ballots: 4 }]
+    );
+    assert_eq!(
+        commons.proposal(id).status,
+        ProposalStatus::Closed { decision: index, outcome: Outcome::Passed }
+    );
+}
+
+#[test]
+fn a_decision_must_be_signed_by_the_log_key() {
+    let mut commons = Commons::found(&[1, 2]);
+    let id = commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
+    commons.vote(2, id, Vote::Yes);
+    commons.wait_until(commons.proposal(id).closes_at);
+    let decision = commons.state.decision(id).expect("decision");
+    for steward in [1, 2] {
+        assert_eq!(
+            commons.apply(Event::Decision(decision.clone()), &key(steward)),
+            Err(Rejection::NotLogKey(did(steward)))
+        );
+    }
+    assert_eq!(commons.proposal(id).status, ProposalStatus::Open);
+    commons.decide(id).expect("the log key's decision");
+}
+
+#[test]
+fn a_decision_that_differs_from_the_tally_is_refused() {
+    let mut commons = Commons::found(&[1, 2]);
+    commons.attest(1, 10);
+    let id = commons.propose(
+        1,
+        ProposalClass::Ordinary,
+        vec![Action::SetMixture { ballot: mix(&[("oral", 1.0)]) }],
+    );
+    commons.vote(2, id, Vote::Yes);
+    commons.vote(10, id, Vote::No);
+    commons.wait_until(commons.proposal(id).closes_at);
+    let honest = commons.state.decision(id).expect("decision");
+    let log = commons.log.clone();
+
+    let mut tampered: Vec<Decision> = Vec::new();
+    let mut yes = honest.clone();
+    yes.contributor.yes += 1.0;
+    tampered.push(yes);
+    let mut eligible = honest.clone();
+    eligible.contributor.eligible -= 1.0;
+    tampered.push(eligible);
+    let mut outcome = honest.clone();
+    outcome.outcome = Outcome::Rejected { reason: "the sequencer did not like it".into() };
+    outcome.effects.clear();
+    tampered.push(outcome);
+    let mut weights = honest.clone();
+    weights.effects = vec![Effect::Mixture { weights: mix(&[("sacred", 1.0)]), ballots: 1 }];
+    tampered.push(weights);
+    let mut closed_at = honest.clone();
+    closed_at.closed_at -= 1;
+    tampered.push(closed_at);
+    for decision in tampered {
+        let refused = commons.apply(Event::Decision(decision.clone()), &log);
+        assert!(
+            matches!(&refused, Err(Rejection::DecisionMismatch { proposal, .. }) if *proposal == id),
+            "{decision:?}: {refused:?}"
+        );
+    }
+    assert!(commons.state.governance().mixture().is_none());
+    commons.decide(id).expect("the honest decision");
+}
+
+#[test]
+fn a_decision_before_the_close_is_refused() {
+    let mut commons = Commons::found(&[1, 2]);
+    let id = commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
+    commons.vote(2, id, Vote::Yes);
+    let closes_at = commons.proposal(id).closes_at;
+    commons.wait_until(closes_at - 1);
+    let early = commons.state.decision(id).expect("decision");
+    let log = commons.log.clone();
+    let refused = commons.apply(Event::Decision(early.clone()), &log);
+    assert!(
+        matches!(&refused, Err(Rejection::Governance(detail)) if detail.contains("cannot be decided before")),
+        "{refused:?}"
+    );
+    commons.wait_until(closes_at);
+    let index = commons.ok(Event::Decision(early), &log).index;
+    assert_eq!(
+        commons.proposal(id).status,
+        ProposalStatus::Closed { decision: index, outcome: Outcome::Passed }
+    );
+    let mut again = commons.state.decision(id).expect("decision");
+    again.contributor.abstain = 0.0;
+    assert_eq!(commons.apply(Event::Decision(again), &log), Err(Rejection::Duplicate(index)));
+}
+
+#[test]
+fn a_rejected_mixture_leaves_the_mixture_as_it_was() {
+    let mut commons = Commons::found(&[1, 2]);
+    // Fourteen members: one yes is under the 10% approval quorum.
+    commons.attest_all(1, 10..22);
+    let set = |weights: &[(&str, f64)]| vec![Action::SetMixture { ballot: mix(weights) }];
+    commons.pass(1, ProposalClass::Ordinary, set(&[("oral", 0.5), ("lyric", 0.5)]), &[1, 2, 10]);
+    let before = commons.state.governance().mixture().cloned().expect("a mixture");
+
+    let tie = commons.propose(10, ProposalClass::Ordinary, set(&[("sacred", 1.0)]));
+    for (voter, choice) in
+        [(10, Vote::Yes), (11, Vote::Yes), (12, Vote::No), (13, Vote::No), (14, Vote::Abstain)]
+    {
+        commons.vote(voter, tie, choice);
+    }
+    commons.decide(tie).expect("decision");
+    assert!(matches!(commons.outcome(tie), Outcome::Rejected { .. }), "{:?}", commons.outcome(tie));
+    assert!(commons.decision_entry(tie).effects.is_empty());
+    assert_eq!(commons.state.governance().mixture(), Some(&before));
+
+    let quiet = commons.propose(11, ProposalClass::Ordinary, set(&[("technical", 1.0)]));
+    commons.vote(11, quiet, Vote::Yes);
+    commons.decide(quiet).expect("decision");
+    let Outcome::Rejected { reason } = commons.outcome(quiet) else { panic!("{:?}", commons.outcome(quiet)) };
+    assert!(reason.contains("eligible"), "{reason}");
+    assert_eq!(commons.decision_entry(quiet).contributor.eligible, 14.0);
+    assert_eq!(commons.state.governance().mixture(), Some(&before));
+}
+
+#[test]
+fn a_cap_of_zero_holds_whatever_the_ballots_give() {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    commons.attest_all(1, [10, 11]);
+    commons.pass(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.0))], &[1, 2]);
+    assert_eq!(commons.params().mixture_caps.get(&register("sacred")), Some(&0.0));
+
+    let half_sacred = |rest: &str| mix(&[("sacred", 0.5), (rest, 0.5)]);
+    let id =
+        commons.propose(1, ProposalClass::Ordinary, vec![Action::SetMixture { ballot: half_sacred("oral") }]);
+    for (voter, rest) in [(2, "narrative"), (3, "lyric"), (10, "oral"), (11, "technical")] {
+        commons.ok(ballot(id, Vote::Yes, Some(half_sacred(rest)), None), &key(voter));
+    }
+    commons.decide(id).expect("decision");
+    let weights = &commons.state.governance().mixture().expect("a mixture").weights;
+    assert_eq!(weights[&register("sacred")], 0.0, "{weights:?}");
+    assert_distribution(weights);
+}
+
+// The technical chamber.
+
+#[test]
+fn a_workload_is_decided_by_the_technical_chamber_weighted_by_verified_compute() {
+    let mut commons = Commons::found(&[1, 2]);
+    commons.attest_all(1, [10, 11, 12]);
+    for (operator, node) in [(10, 100), (11, 110), (12, 120)] {
+        commons.register_node(operator, node);
+    }
+    // Until some compute is verified every operator weighs the same.
+    let technical = commons.state.governance().electorate(commons.now).technical;
+    assert_eq!(technical, [10, 11, 12].map(|n| (did(n), 1.0 / 3.0)).into_iter().collect());
+
+    let index = commons.receipt(100, &[110], 400).expect("verified compute").index;
+    commons.receipt(110, &[120], 100).expect("verified compute");
+    let grant = commons.state.governance().compute().find(|c| c.receipt == index).expect("a grant");
+    assert_eq!(
+        (grant.operator.clone(), grant.verifiers.clone(), grant.units),
+        (did(10), vec![did(110)], 400)
+    );
+    // sqrt(400) : sqrt(100), and 12 has verified nothing.
+    let technical = commons.state.governance().electorate(commons.now).technical;
+    assert_eq!(technical.len(), 2, "{technical:?}");
+    assert!((technical[&did(10)] - 2.0 / 3.0).abs() < 1e-6, "{technical:?}");
+    assert!((technical[&did(11)] - 1.0 / 3.0).abs() < 1e-6, "{technical:?}");
+
+    let approve = || vec![workload("embed", "1")];
+    // The operators carry it though the contributors are split.
+    let carried = commons.propose(1, ProposalClass::Resource, approve());
+    assert_eq!(commons.proposal(carried).lead, Chamber::Technical);
+    for (voter, choice) in [(10, Vote::Yes), (11, Vote::No), (1, Vote::Yes), (2, Vote::No)] {
+        commons.vote(voter, carried, choice);
+    }
+    let index = commons.decide(carried).expect("decision").index;
+    assert_eq!(commons.outcome(carried), Outcome::Passed);
+    let decision = commons.decision_entry(carried);
+    assert!(
+        (decision.technical.yes - 2.0 / 3.0).abs() < 1e-6 && (decision.technical.eligible - 1.0).abs() < 1e-9
+    );
+    let approved: Vec<_> = commons
+        .state
+        .governance()
+        .workloads()
+        .map(|w| (w.kind.clone(), w.version.clone(), w.decision))
+        .collect();
+    assert_eq!(approved, vec![("embed".to_owned(), "1".to_owned(), index)]);
+
+    // The contributors' yes does not carry it against the operators' weight.
+    let refused = commons.propose(1, ProposalClass::Resource, vec![workload("index", "1")]);
+    for (voter, choice) in [(1, Vote::Yes), (2, Vote::Yes), (11, Vote::Yes), (12, Vote::Yes), (10, Vote::No)]
+    {
+        commons.vote(voter, refused, choice);
+    }
+    commons.decide(refused).expect("decision");
+    assert!(matches!(commons.outcome(refused), Outcome::Rejected { .. }), "{:?}", commons.outcome(refused));
+
+    // The contributor chamber holds a veto.
+    let vetoed = commons.propose(1, ProposalClass::Resource, vec![workload("generate", "1")]);
+    for (voter, choice) in [(10, Vote::Yes), (1, Vote::No), (2, Vote::No), (12, Vote::No)] {
+        commons.vote(voter, vetoed, choice);
+    }
+    commons.decide(vetoed).expect("decision");
+    assert_eq!(commons.outcome(vetoed), Outcome::Vetoed { by: Chamber::Contributor });
+    assert_eq!(commons.state.governance().workloads().count(), 1);
+}
+
+#[test]
+fn compute_counts_only_when_a_node_of_another_operator_cosigns_it() {
+    let mut commons = Commons::found(&[1]);
+    commons.attest_all(1, [10, 11]);
+    for (operator, node) in [(10, 100), (10, 101), (11, 110)] {
+        commons.register_node(operator, node);
+    }
+    let cases: [(u8, &[u8]); 6] = [
+        (100, &[101]),      // the same operator's other node
+        (100, &[]),         // nobody
+        (100, &[11]),       // a person, not a node
+        (100, &[110, 101]), // another operator, and the same one
+        (102, &[110]),      // an unregistered worker
+        (100, &[100 + 20]), // an unregistered verifier
+    ];
+    for (worker, verifiers) in cases {
+        let refused = commons.receipt(worker, verifiers, 10);
+        assert!(matches!(refused, Err(Rejection::Compute(_))), "{worker} with {verifiers:?}: {refused:?}");
+    }
+    // Another node cannot report work in the worker's name.
+    let mut forged = SignedEvent::sign(job_receipt(&did(100), 10), &key(110));
+    forged.cosign(&key(101));
+    assert!(matches!(commons.submit(forged), Err(Rejection::Compute(_))));
+    assert!(matches!(commons.receipt(100, &[110], 0), Err(Rejection::Compute(_))));
+    assert_eq!(commons.state.governance().compute().count(), 0);
+
+    commons.receipt(100, &[110], 10).expect("verified compute");
+    assert_eq!(commons.state.governance().compute().count(), 1);
+}
+
+#[test]
+fn splitting_compute_across_nodes_gains_no_technical_weight() {
+    let technical = |split: bool| {
+        let mut commons = Commons::found(&[1]);
+        commons.attest_all(1, [10, 11]);
+        commons.register_node(10, 100);
+        commons.register_node(11, 110);
+        if split {
+            commons.register_node(10, 101);
+        }
+        let at = commons.now + 1000;
+        let mut verified = |commons: &mut Commons, worker: u8, verifier: u8, units: u64| {
+            commons.now = at;
+            commons.receipt(worker, &[verifier], units).expect("verified compute");
+        };
+        if split {
+            verified(&mut commons, 100, 110, 250);
+            verified(&mut commons, 101, 110, 150);
+        } else {
+            verified(&mut commons, 100, 110, 400);
+        }
+        verified(&mut commons, 110, 100, 100);
+        commons.state.governance().electorate(at + 30 * DAY_MS).technical
+    };
+    let (one, two) = (technical(false), technical(true));
+    assert_eq!(one.keys().collect::<Vec<_>>(), two.keys().collect::<Vec<_>>());
+    assert_eq!(one.len(), 2, "operators, not nodes: {one:?}");
+    for (operator, weight) in &one {
+        assert!((weight - two[operator]).abs() < 1e-12, "{operator}: {weight} became {}", two[operator]);
+    }
+    assert!((one[&did(10)] - 2.0 / 3.0).abs() < 1e-12, "{one:?}");
+}
+
+// The board.
+
+/// Steward 1 proposes to elect `seats` of `candidates`, `rankings` vote, and the proposal passes;
+/// returns its id, the decision's index and whom Meek STV elects from the same rankings.
+fn elect(
+    commons: &mut Commons,
+    seats: u32,
+    candidates: &[u8],
+    rankings: &[(u8, &[u8])],
+) -> (u64, u64, Vec<String>) {
+    let names: Vec<String> = candidates.iter().map(|n| did(*n)).collect();
+    let id = commons.propose(
+        1,
+        ProposalClass::Ordinary,
+        vec![Action::ElectBoard { seats, candidates: names.clone() }],
+    );
+    for (voter, ranking) in rankings {
+        let ranking = ranking.iter().map(|n| did(*n)).collect();
+        commons.ok(ballot(id, Vote::Yes, None, Some(ranking)), &key(*voter));
+    }
+    let index = commons.decide(id).expect("decision").index;
+    assert_eq!(commons.outcome(id), Outcome::Passed);
+    let ballots: Vec<RankedBallot> = rankings
+        .iter()
+        .map(|(_, ranking)| RankedBallot {
+            ranking: ranking
+                .iter()
+                .map(|n| candidates.iter().position(|c| c == n).expect("candidate"))
+                .collect(),
+            count: 1,
+        })
+        .collect();
+    let outcome = stv::elect(&names, &ballots, seats as usize).expect("stv");
+    (id, index, outcome.elected.iter().map(|&i| names[i].clone()).collect())
+}
+
+#[test]
+fn an_election_replaces_the_board_by_stv_and_only_the_new_board_rules() {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    commons.attest_all(1, [10, 11, 12, 13]);
+    let rankings: [(u8, &[u8]); 7] = [
+        (1, &[10, 11]),
+        (2, &[10, 12]),
+        (3, &[11, 10]),
+        (10, &[10, 11]),
+        (11, &[11, 10]),
+        (12, &[12, 11]),
+        (13, &[10, 11]),
+    ];
+    let (id, index, elected) = elect(&mut commons, 2, &[10, 11, 12], &rankings);
+    assert_eq!(elected, vec![did(10), did(11)]);
+    assert_eq!(commons.state.governance().board(), &Board { members: elected, elected_by: Some(index) });
+    assert!(!commons.state.governance().is_steward(&did(1)));
+    let effects = &commons.decision_entry(id).effects;
+    assert!(matches!(effects.as_slice(), [Effect::Board { ballots: 7, .. }]), "{effects:?}");
+
+    // The old board no longer attests; the new one does.
+    assert_eq!(commons.apply(attestation(&did(20), None), &key(1)), Err(Rejection::NotSteward(did(1))));
+    commons.attest(10, 20);
+
+    let cid = commons.deposit(12, b"a lullaby from the coast", "narrative");
+    let dispute_id = commons.ok(dispute(&cid, Ground::WrongRegister, Some("lyric")), &key(13)).index;
+    let mut old = SignedEvent::sign(ruling(dispute_id, relabel("lyric")), &key(1));
+    old.cosign(&key(2));
+    assert_eq!(commons.submit(old), Err(Rejection::NotSteward(did(1))));
+    commons.ok(ruling(dispute_id, relabel("lyric")), &key(10));
+    let status = &commons.state.governance().dispute(dispute_id).expect("dispute").status;
+    assert_eq!(status, &DisputeStatus::Open, "one of the two signatures the new board needs");
+    commons.ok(ruling(dispute_id, relabel("lyric")), &key(11));
+    assert_eq!(commons.register_of(&cid), register("lyric"));
+}
+
+// Disputes.
+
+#[test]
+fn a_ruling_applies_at_k_board_signatures_and_the_deposit_returns_to_training() {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    commons.attest_all(1, [10, 11]);
+    let cid = commons.deposit(10, b"a song about the river", "narrative");
+    assert!(commons.in_training(&cid));
+    let id = commons.ok(dispute(&cid, Ground::WrongRegister, Some("lyric")), &key(11)).index;
+    assert!(!commons.in_training(&cid));
+    assert!(commons.state.governance().under_dispute(&cid));
+
+    commons.ok(ruling(id, relabel("lyric")), &key(1));
+    let record = commons.state.governance().dispute(id).expect("dispute");
+    assert_eq!(record.status, DisputeStatus::Open);
+    assert_eq!(record.endorsements, vec![Endorsement { ruling: relabel("lyric"), signers: vec![did(1)] }]);
+    assert_eq!(commons.register_of(&cid), register("narrative"));
+    assert!(!commons.in_training(&cid));
+    // A different ruling does not add up with it.
+    commons.ok(ruling(id, Ruling::Dismiss), &key(3));
+    assert_eq!(commons.state.governance().dispute(id).expect("dispute").status, DisputeStatus::Open);
+
+    let index = commons.ok(ruling(id, relabel("lyric")), &key(2)).index;
+    assert_eq!(
+        commons.state.governance().dispute(id).expect("dispute").status,
+        DisputeStatus::Ruled { ruling: relabel("lyric"), log_index: index, signers: vec![did(1), did(2)] }
+    );
+    assert_eq!(commons.register_of(&cid), register("lyric"));
+    assert!(commons.state.deposit(&cid).expect("deposit").history.contains(&index));
+    assert!(commons.in_training(&cid));
+    assert!(!commons.state.governance().under_dispute(&cid));
+
+    let late = commons.apply(ruling(id, Ruling::Dismiss), &key(3));
+    assert!(matches!(late, Err(Rejection::Governance(_))), "{late:?}");
+    // Dispute work earns credits: each signer, and the member whose dispute was upheld.
+    let rates = commons.params().credits;
+    let share = f64::from(rates.stability_share_ppm) / 1e6;
+    let statement = |n: u8| commons.state.governance().credit_statement(&did(n), commons.now);
+    assert_eq!(statement(1).earned, rates.dispute as f64 * (1.0 - share));
+    assert_eq!(statement(11).earned, rates.review as f64 * (1.0 - share));
+    assert_eq!(statement(3).earned, 0.0);
+}
+
+#[test]
+fn one_cosigned_ruling_can_remove_a_deposit() {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    commons.attest_all(1, [10, 11]);
+    let cid = commons.deposit(10, b"buy cheap watches", "narrative");
+    let id = commons.ok(dispute(&cid, Ground::Spam, None), &key(11)).index;
+    let mut signed = SignedEvent::sign(ruling(id, Ruling::Remove), &key(1));
+    signed.cosign(&key(3));
+    let signed = SignedEvent::open(signed.envelope).expect("a co-signed ruling opens");
+    assert_eq!(signed.signers, vec![did(1), did(3)]);
+    let at = commons.now;
+    let index = commons.submit(signed).expect("ruling").index;
+    assert_eq!(
+        commons.state.deposit(&cid).expect("deposit").status,
+        DepositStatus::Removed { log_index: index, at }
+    );
+    assert!(!commons.in_training(&cid));
+    assert!(!commons.state.governance().under_dispute(&cid));
+    assert_eq!(commons.state.governance().credit_statement(&did(10), commons.now).balance, 0.0);
+}
+
+#[test]
+fn only_stewards_rule() {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    commons.attest_all(1, [10, 11]);
+    let cid = commons.deposit(10, b"a recipe", "narrative");
+    let id = commons.ok(dispute(&cid, Ground::WrongRegister, Some("pedagogical")), &key(11)).index;
+    assert_eq!(commons.apply(ruling(id, Ruling::Dismiss), &key(10)), Err(Rejection::NotSteward(did(10))));
+    let mut mixed = SignedEvent::sign(ruling(id, Ruling::Dismiss), &key(1));
+    mixed.cosign(&key(11));
+    assert_eq!(commons.submit(mixed), Err(Rejection::NotSteward(did(11))));
+    assert_eq!(
+        commons.apply(ruling(id + 1, Ruling::Dismiss), &key(1)),
+        Err(Rejection::UnknownDispute(id + 1))
+    );
+    let record = commons.state.governance().dispute(id).expect("dispute");
+    assert!(record.endorsements.is_empty());
+
+    assert_eq!(
+        commons.apply(dispute(&cid, Ground::Harm, None), &key(12)),
+        Err(Rejection::NotMember(did(12)))
+    );
+}
+
+#[test]
+fn an_appeal_to_the_chambers_applies_its_ruling() {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    commons.attest_all(1, [10, 11]);
+    let cid = commons.deposit(10, b"a prayer for rain", "sacred");
+    let id = commons.ok(dispute(&cid, Ground::WrongRegister, Some("oral")), &key(11)).index;
+    let mut signed = SignedEvent::sign(ruling(id, relabel("oral")), &key(1));
+    signed.cosign(&key(2));
+    commons.submit(signed).expect("ruling");
+    assert_eq!(commons.register_of(&cid), register("oral"));
+
+    let appeal = || vec![Action::ResolveDispute { dispute: id, ruling: relabel("sacred") }];
+    let decision = commons.pass(10, ProposalClass::Ordinary, appeal(), &[1, 10, 11]);
+    assert_eq!(commons.register_of(&cid), register("sacred"));
+    assert_eq!(
+        commons.state.governance().dispute(id).expect("dispute").status,
+        DisputeStatus::Resolved { ruling: relabel("sacred"), decision }
+    );
+    assert!(commons.in_training(&cid));
+    let again = commons.apply(
+        proposal(
+            ProposalClass::Ordinary,
+            vec![Action::ResolveDispute { dispute: id, ruling: Ruling::Remove }],
+        ),
+        &key(10),
+    );
+    assert!(matches!(again, Err(Rejection::Proposal(_))), "{again:?}");
+}
+
+// Credits.
+
+#[test]
+fn a_deposit_earns_credits_less_the_stability_share_and_credits_decay() {
+    let mut commons = Commons::found(&[1]);
+    commons.attest(1, 10);
+    let rates = commons.params().credits;
+    let at = commons.now;
+    commons.deposit(10, b"a first story", "narrative");
+    let milli = rates.deposit * 1000;
+    let pool = milli * u64::from(rates.stability_share_ppm) / 1_000_000;
+    assert!(pool > 0);
+
+    let governance = commons.state.governance();
+    let statement = governance.credit_statement(&did(10), at);
+    assert_eq!(statement.balance, (milli - pool) as f64 / 1000.0);
+    assert_eq!(statement.earned, statement.balance);
+    assert_eq!(statement.grants, 1);
+    assert!(statement.verified);
+    assert_eq!(statement.stability_pool, pool as f64 / 1000.0);
+    assert_eq!(governance.credit_statement(STABILITY_POOL, at).balance, pool as f64 / 1000.0);
+    // Two verified persons share what the pool can fund of the floor.
+    assert_eq!(statement.floor_today, (rates.floor as f64).min(pool as f64 / 1000.0 / 2.0));
+
+    for days in [1, 30, u64::from(rates.half_life_days)] {
+        let later = at + days * DAY_MS;
+        let elapsed = day_of(later) - day_of(at);
+        let statement = governance.credit_statement(&did(10), later);
+        assert_eq!(statement.balance, decay(milli - pool, elapsed, rates.half_life_days) as f64 / 1000.0);
+        assert!(statement.balance < (milli - pool) as f64 / 1000.0);
+        assert_eq!(statement.earned, (milli - pool) as f64 / 1000.0);
+    }
+    let half_life = governance.credit_statement(&did(10), at + u64::from(rates.half_life_days) * DAY_MS);
+    assert!((half_life.balance / statement.balance - 0.5).abs() < 0.01, "{half_life:?}");
+
+    // A later grant lands on the decayed balance.
+    commons.wait_until(at + 10 * DAY_MS);
+    commons.deposit(10, b"a second story", "narrative");
+    let now = commons.now;
+    let statement = commons.state.governance().credit_statement(&did(10), now);
+    let expected = decay(milli - pool, day_of(now) - day_of(at), rates.half_life_days) + (milli - pool);
+    assert_eq!(statement.balance, expected as f64 / 1000.0);
+    assert_eq!(statement.grants, 2);
+}
+
+#[test]
+fn there_is_no_way_to_move_credits() {
+    assert!(KINDS.iter().all(|kind| !kind.contains("transfer")), "{KINDS:?}");
+    let statement = deposit(b"a story", "narrative").to_statement();
+    let mut value = serde_json::to_value(&statement).expect("statement json");
+    value["predicateType"] = Event::predicate_type("transfer").into();
+    value["predicate"] = json!({ "to": did(2), "amount": 10 });
+    let envelope = Envelope::sign(serde_json::to_vec(&value).expect("payload"), &key(1));
+    let err = SignedEvent::open(envelope).expect_err("no transfer predicate");
+    assert!(matches!(&err, EventError::UnknownPredicate(kind) if kind.ends_with("/transfer/v1")), "{err}");
+    assert!(Parameters::class_of("credits.transfer").is_err());
+}
+
+// Determinism.
+
+/// A commons that has seen every kind of governance event.
+fn busy_commons() -> Commons {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    commons.attest_all(1, [10, 11, 12, 13, 14]);
+    commons.ok(attestation(&did(15), Some(30)), &key(2));
+    for (operator, node) in [(10, 100), (11, 110), (12, 120), (12, 121)] {
+        commons.register_node(operator, node);
+    }
+    commons.receipt(100, &[110], 300).expect("compute");
+    commons.receipt(110, &[120], 50).expect("compute");
+    commons.receipt(121, &[100, 110], 20).expect("compute");
+    let story = commons.deposit(10, b"a story told at the harbour", "narrative");
+    let song = commons.deposit(11, b"a song sung at the harbour", "narrative");
+    let spam = commons.deposit(14, b"cheap watches", "technical");
+    let wrong = commons.ok(dispute(&song, Ground::WrongRegister, Some("lyric")), &key(12)).index;
+    let mut signed = SignedEvent::sign(ruling(wrong, relabel("lyric")), &key(1));
+    signed.cosign(&key(2));
+    commons.submit(signed).expect("ruling");
+    let junk = commons.ok(dispute(&spam, Ground::Spam, None), &key(13)).index;
+    commons.ok(ruling(junk, Ruling::Remove), &key(3));
+    commons.ok(dispute(&story, Ground::Harm, None), &key(13));
+    commons.ok(revocation(&did(14), false), &key(2));
+
+    commons.pass(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.1))], &[1, 2, 10]);
+    let mixture = commons.propose(
+        10,
+        ProposalClass::Ordinary,
+        vec![Action::SetMixture { ballot: mix(&[("narrative", 0.7), ("sacred", 0.3)]) }],
+    );
+    let workload = commons.propose(11, ProposalClass::Resource, vec![workload("embed", "1")]);
+    let tie = commons.propose(12, ProposalClass::Ordinary, vec![parameter("mixture.floor.oral", json!(0.1))]);
+    let removal = commons.propose(
+        13,
+        ProposalClass::Ordinary,
+        vec![Action::RemoveDeposit { cid: story.clone(), reason: "harm".into() }],
+    );
+    let election = commons.propose(
+        1,
+        ProposalClass::Ordinary,
+        vec![Action::ElectBoard { seats: 2, candidates: vec![did(1), did(10), did(11)] }],
+    );
+    for (voter, weights) in [
+        (1, mix(&[("oral", 1.0)])),
+        (11, mix(&[("narrative", 0.5), ("lyric", 0.5)])),
+        (12, mix(&[("technical", 1.0)])),
+    ] {
+        commons.ok(ballot(mixture, Vote::Yes, Some(weights), None), &key(voter));
+    }
+    commons.vote(2, mixture, Vote::No);
+    for voter in [10, 11] {
+        commons.vote(voter, workload, Vote::Yes);
+    }
+    commons.vote(12, workload, Vote::No);
+    commons.vote(12, tie, Vote::Yes);
+    commons.vote(13, tie, Vote::No);
+    for voter in [1, 2, 13] {
+        commons.vote(voter, removal, Vote::Yes);
+    }
+    for (voter, ranking) in [(1, [10, 11]), (2, [11, 1]), (10, [10, 1]), (12, [11, 10]), (13, [1, 10])] {
+        commons.ok(ballot(election, Vote::Yes, None, Some(ranking.map(did).to_vec())), &key(voter));
+    }
+    for id in [mixture, workload, tie, removal, election] {
+        commons.decide(id).expect("decision");
+    }
+    let appeal = commons.propose(
+        10,
+        ProposalClass::Ordinary,
+        vec![Action::ResolveDispute { dispute: wrong, ruling: relabel("oral") }],
+    );
+    commons.vote(10, appeal, Vote::Yes);
+    commons.decide(appeal).expect("decision");
+    commons.wait_until(commons.now + 40 * DAY_MS);
+    commons.deposit(12, b"a story of the long winter", "narrative");
+    commons
+}
+
+#[test]
+fn replaying_the_log_gives_the_same_root_and_the_same_decisions() {
+    let commons = busy_commons();
+    let mut again = State::new();
+    let mut decisions = 0;
+    for (index, (time, signed)) in commons.entries.iter().enumerate() {
+        let reopened = SignedEvent::open_bytes(&signed.envelope.to_bytes()).expect("the entry reopens");
+        if let Event::Decision(decision) = &reopened.event {
+            let recomputed = again.decision(decision.proposal).expect("recomputed");
+            assert_eq!(
+                serde_json::to_vec(&recomputed).expect("json"),
+                serde_json::to_vec(decision).expect("json"),
+                "entry {index}"
+            );
+            decisions += 1;
+        }
+        again.apply(index as u64, *time, &reopened).expect("replays");
+    }
+    assert_eq!(decisions, 7);
+    assert_eq!(again.size(), commons.state.size());
+    assert_eq!(again.root(), commons.state.root());
+    assert_eq!(again.governance().records(), commons.state.governance().records());
+    let outcomes: Vec<_> = again.governance().proposals().map(|p| p.status.clone()).collect();
+    assert!(outcomes.iter().all(|s| matches!(s, ProposalStatus::Closed { .. })), "{outcomes:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever N members vote on an ordinary proposal, the decision is the two-chamber rule
+    /// applied to the counts, and every member is eligible.
+    #[test]
+    fn a_decision_is_the_two_chamber_rule_applied_to_the_votes(choices in proptest::collection::vec(0u8..4, 1..=30)) {
+        let members: Vec<u8> = std::iter::once(1).chain(10..).take(choices.len()).collect();
+        let mut commons = Commons::found(&[1]);
+        commons.attest_all(1, members[1..].iter().copied());
+        let id = commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
+        let mut counts = ChamberTally { eligible: members.len() as f64, ..ChamberTally::default() };
+        for (member, choice) in members.iter().zip(&choices) {
+            let choice = match choice {
+                0 => Vote::Yes,
+                1 => Vote::No,
+                2 => Vote::Abstain,
+                _ => continue,
+            };
+            match choice {
+                Vote::Yes => counts.yes += 1.0,
+                Vote::No => counts.no += 1.0,
+                Vote::Abstain => counts.abstain += 1.0,
+            }
+            commons.vote(*member, id, choice);
+        }
+        commons.decide(id).expect("decision");
+        let decision = commons.decision_entry(id);
+        prop_assert_eq!(decision.contributor, counts);
+        prop_assert_eq!(decision.contributor.eligible, members.len() as f64);
+        let expected = tally::decide(ProposalClass::Ordinary, Chamber::Contributor, &counts, &ChamberTally::default());
+        prop_assert_eq!(&decision.outcome, &expected);
+        prop_assert_eq!(commons.outcome(id), expected);
+    }
+}
+
+// Where the fold's result should not depend on what happened after the close, or on how actions
+// share a decision.
+
+#[test]
+fn eligibility_is_taken_at_the_close() {
+    let mut commons = Commons::found(&[1]);
+    let id = commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
+    commons.vote(1, id, Vote::Yes);
+    let at_close = commons.state.decision(id).expect("decision");
+    assert_eq!(at_close.outcome, Outcome::Passed);
+    commons.wait_until(commons.proposal(id).closes_at + 1);
+    commons.attest_all(1, 10..30);
+    let later = commons.state.decision(id).expect("decision");
+    assert_eq!(later.contributor.eligible, 1.0, "members attested after the close");
+    assert_eq!(later, at_close);
+}
+
+#[test]
+fn endorsements_of_a_former_steward_do_not_count() {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    commons.attest_all(1, [10, 11, 12]);
+    let cid = commons.deposit(12, b"a fishing song", "narrative");
+    let id = commons.ok(dispute(&cid, Ground::WrongRegister, Some("lyric")), &key(11)).index;
+    commons.ok(ruling(id, relabel("lyric")), &key(1));
+    let rankings: [(u8, &[u8]); 3] = [(1, &[10, 11]), (2, &[11, 10]), (3, &[10, 11])];
+    let (_, _, elected) = elect(&mut commons, 2, &[10, 11], &rankings);
+    assert_eq!(elected, vec![did(10), did(11)]);
+    assert!(!commons.state.governance().is_steward(&did(1)));
+
+    // One signature of the two the new board needs.
+    commons.ok(ruling(id, relabel("lyric")), &key(10));
+    assert_eq!(commons.state.governance().dispute(id).expect("dispute").status, DisputeStatus::Open);
+    assert_eq!(commons.register_of(&cid), register("narrative"));
+}
+
+#[test]
+fn a_removal_and_a_ruling_in_one_decision_leave_the_deposit_removed() {
+    let mut commons = Commons::found(&[1, 2]);
+    commons.attest_all(1, [10, 11]);
+    let cid = commons.deposit(10, b"a doubtful text", "narrative");
+    let id = commons.ok(dispute(&cid, Ground::WrongRegister, Some("lyric")), &key(11)).index;
+    let actions = vec![
+        Action::RemoveDeposit { cid: cid.clone(), reason: "harm".into() },
+        Action::ResolveDispute { dispute: id, ruling: relabel("lyric") },
+    ];
+    commons.pass(1, ProposalClass::Ordinary, actions, &[1, 2, 11]);
+    let status = commons.state.deposit(&cid).expect("deposit").status.clone();
+    assert!(status.is_gone(), "{status:?}");
+    assert!(!commons.in_training(&cid));
+}
+
+#[test]
+fn removing_a_deposit_takes_back_only_its_own_credit() {
+    let mut commons = Commons::found(&[1, 2]);
+    commons.attest(1, 10);
+    let cid = commons.deposit(10, b"a text", "narrative");
+    commons.deposit(10, b"another text", "narrative");
+    let before = commons.state.governance().credit_statement(&did(10), commons.now).balance;
+    let remove = || Action::RemoveDeposit { cid: cid.clone(), reason: "harm".into() };
+    commons.pass(1, ProposalClass::Ordinary, vec![remove(), remove()], &[1, 2]);
+    let after = commons.state.governance().credit_statement(&did(10), commons.now).balance;
+    assert_eq!(after, before / 2.0);
+}
+
+#[test]
+fn every_parameter_effect_of_a_decision_is_in_force_after_it() {
+    let mut commons = Commons::found(&[1, 2]);
+    let actions =
+        vec![parameter("mixture.floor.sacred", json!(0.1)), parameter("mixture.cap.sacred", json!(0.0))];
+    let id = commons.propose(1, ProposalClass::Ordinary, actions);
+    commons.vote(2, id, Vote::Yes);
+    commons.decide(id).expect("decision");
+    assert_eq!(commons.outcome(id), Outcome::Passed);
+    let params = commons.params().clone();
+    let effects = commons.decision_entry(id).effects.clone();
+    for effect in effects {
+        if let Effect::Parameter { key, value } = effect {
+            let mut again = params.clone();
+            assert_eq!(again.set(&key, &value), Ok(()), "{key} = {value}");
+            assert_eq!(again, params, "{key} = {value} is not in force");
+        }
+    }
+}
