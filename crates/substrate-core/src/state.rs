@@ -133,7 +133,7 @@ pub enum Rejection {
         "the decision on proposal {proposal} differs from the tally of the log: stated {stated}, recomputed {recomputed}"
     )]
     DecisionMismatch { proposal: u64, stated: String, recomputed: String },
-    #[error("no dispute has the id {0}; `substrate disputes` lists them")]
+    #[error("no dispute has the id {0}; `substrate dispute list` lists them")]
     UnknownDispute(u64),
     #[error("the job receipt is not verified compute: {0}")]
     Compute(String),
