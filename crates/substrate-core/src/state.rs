@@ -133,6 +133,8 @@ pub enum Rejection {
         "the decision on proposal {proposal} differs from the tally of the log: stated {stated}, recomputed {recomputed}"
     )]
     DecisionMismatch { proposal: u64, stated: String, recomputed: String },
+    #[error("proposal {proposal} has closed and must be decided first; the sequencer appends its decision")]
+    DecisionPending { proposal: u64 },
     #[error("no dispute has the id {0}; `substrate dispute list` lists them")]
     UnknownDispute(u64),
     #[error("the job receipt is not verified compute: {0}")]
@@ -288,6 +290,18 @@ impl State {
             changes.insert(1, Change::Record(Record::Parameters(params)));
             return Ok(changes);
         };
+        // Nothing enters the log after a proposal's close until it is decided, so every decision
+        // is tallied on the state exactly as it stood at the close.
+        match (&signed.event, self.governance.next_close()) {
+            (Event::Decision(d), Some((_, first))) if d.proposal != first => {
+                return Err(Rejection::DecisionPending { proposal: first });
+            }
+            (Event::Decision(_), _) => {}
+            (_, Some((closes, first))) if time >= closes => {
+                return Err(Rejection::DecisionPending { proposal: first });
+            }
+            _ => {}
+        }
         match &signed.event {
             Event::Genesis(_) => Err(Rejection::SecondGenesis),
             Event::Deposit(deposit) => {

@@ -286,7 +286,13 @@ impl Ledger {
     /// Appends what the state accepts of `batch` with integrated time `now` (raised to the last
     /// entry's time if the clock went back), durably, and returns one outcome per submission.
     /// On a storage error nothing of the batch is acknowledged and the ledger reloads from disk.
+    /// Proposals whose window closed by then are decided first, so the batch lands after them.
     pub fn append_batch(&mut self, batch: Vec<Submission>, now: u64) -> Result<Vec<Outcome>, LedgerError> {
+        self.decide_due(now)?;
+        self.append_now(batch, now)
+    }
+
+    fn append_now(&mut self, batch: Vec<Submission>, now: u64) -> Result<Vec<Outcome>, LedgerError> {
         let result = self.try_append(batch, now);
         if result.is_err() {
             self.reload()?;
@@ -305,7 +311,7 @@ impl Ledger {
                 .decision(id)
                 .map_err(|e| LedgerError::Inconsistent(format!("tallying proposal {id}: {e}")))?;
             let event = SignedEvent::sign(Event::Decision(decision), self.signer.signing_key());
-            match self.append_batch(vec![Submission { event, content: None }], now)?.pop() {
+            match self.append_now(vec![Submission { event, content: None }], now)?.pop() {
                 Some(Outcome::Appended(_) | Outcome::Duplicate(_)) => decided.push(id),
                 Some(Outcome::Refused(rejection)) => {
                     return Err(LedgerError::Inconsistent(format!(

@@ -20,7 +20,7 @@ type Reply = oneshot::Sender<Result<Submitted, SubmitError>>;
 /// What reaches the sequencer: a submission, or the clock's tick that lets it close proposals
 /// whose window has ended.
 enum Job {
-    Submit(Submission, Reply),
+    Submit(Box<Submission>, Reply),
     Tick,
 }
 
@@ -73,7 +73,7 @@ impl SequencerHandle {
     /// Offers one event to the log; resolves once it is durable (or refused).
     pub async fn submit(&self, submission: Submission) -> Result<Submitted, SubmitError> {
         let (reply, response) = oneshot::channel();
-        self.queue.send(Job::Submit(submission, reply)).await.map_err(|_| SubmitError::Stopped)?;
+        self.queue.send(Job::Submit(Box::new(submission), reply)).await.map_err(|_| SubmitError::Stopped)?;
         response.await.map_err(|_| SubmitError::Stopped)?
     }
 }
@@ -150,7 +150,7 @@ fn sequence(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<Job>) {
         let (batch, replies): (Vec<Submission>, Vec<Reply>) = pending
             .drain(..)
             .filter_map(|job| match job {
-                Job::Submit(submission, reply) => Some((submission, reply)),
+                Job::Submit(submission, reply) => Some((*submission, reply)),
                 Job::Tick => None,
             })
             .unzip();

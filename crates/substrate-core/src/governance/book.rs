@@ -217,7 +217,7 @@ pub struct MixtureRecord {
 }
 
 /// The stewardship board: founding stewards until the first election.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Board {
     pub members: Vec<String>,
@@ -278,12 +278,6 @@ pub struct Governance {
     /// Derived: open proposals by close time, and deposits under an open dispute.
     closing: BTreeSet<(u64, u64)>,
     disputed: BTreeMap<Cid, BTreeSet<u64>>,
-}
-
-impl Default for Board {
-    fn default() -> Board {
-        Board { members: Vec::new(), elected_by: None }
-    }
 }
 
 /// Who counts in each chamber at one moment, and with what weight.
@@ -441,9 +435,10 @@ impl Governance {
         self.closing.iter().take_while(|(closes, _)| *closes <= now).map(|(_, id)| *id).collect()
     }
 
-    /// When the next open proposal closes.
-    pub fn next_close(&self) -> Option<u64> {
-        self.closing.first().map(|(closes, _)| *closes)
+    /// The open proposal that closes first, as (close time, id): it must be decided before any
+    /// entry integrated at or after its close.
+    pub fn next_close(&self) -> Option<(u64, u64)> {
+        self.closing.first().copied()
     }
 
     pub fn is_verified(&self, who: &str, at: u64) -> bool {

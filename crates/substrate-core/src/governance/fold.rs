@@ -37,7 +37,7 @@ impl State {
         let signer = signed.signer.as_str();
         match &signed.event {
             Event::Attestation(a) => self.attest(index, time, signer, a, params),
-            Event::Revocation(r) => self.revoke(index, signer, r),
+            Event::Revocation(r) => self.revoke(index, time, signer, r),
             Event::NodeRegistration(n) => self.register_node(index, time, signer, n, commons),
             Event::Proposal(p) => self.propose(index, time, signer, p, params),
             Event::Vote(v) => self.vote(index, time, signer, v, params),
@@ -49,6 +49,11 @@ impl State {
                 Ok(Vec::new())
             }
         }
+    }
+
+    /// Whether `who` sits on the board and is a verified member now: only they act as stewards.
+    fn acting_steward(&self, who: &str, time: u64) -> bool {
+        self.governance.is_steward(who) && self.governance.is_verified(who, time)
     }
 
     fn require_member(&self, who: &str, time: u64) -> Result<(), Rejection> {
@@ -93,9 +98,12 @@ impl State {
                 a.person
             )));
         }
+        if signer == a.person {
+            return Err(Rejection::Governance("nobody can attest or vouch for themselves".into()));
+        }
         member.history.push(index);
         let expires_at = time.saturating_add(u64::from(days) * DAY_MS);
-        if g.is_steward(signer) {
+        if self.acting_steward(signer, time) {
             member.status = MemberStatus::Verified;
             member.expires_at = expires_at;
             member.vouches.clear();
@@ -106,9 +114,6 @@ impl State {
             return Err(Rejection::NotSteward(signer.to_owned()));
         }
         self.require_member(signer, time)?;
-        if signer == a.person {
-            return Err(Rejection::Governance("nobody can vouch for themselves".into()));
-        }
         if !g.members.get(signer).is_some_and(|m| m.may_vouch) {
             return Err(Rejection::Governance(format!(
                 "{signer} lost the right to vouch by vouching for a duplicate"
@@ -140,9 +145,9 @@ impl State {
         Ok(vec![Change::Record(Record::Member(member))])
     }
 
-    fn revoke(&self, index: u64, signer: &str, r: &Revocation) -> Result<Vec<Change>, Rejection> {
+    fn revoke(&self, index: u64, time: u64, signer: &str, r: &Revocation) -> Result<Vec<Change>, Rejection> {
         let g = &self.governance;
-        if !g.is_steward(signer) {
+        if !self.acting_steward(signer, time) {
             return Err(Rejection::NotSteward(signer.to_owned()));
         }
         let mut member =
@@ -225,7 +230,9 @@ impl State {
     ) -> Result<Vec<Change>, Rejection> {
         self.require_member(signer, time)?;
         let invalid = |detail: String| Rejection::Proposal(detail);
-        let lead = lead_of(&p.actions[0]);
+        let first =
+            p.actions.first().ok_or_else(|| invalid("a proposal carries at least one action".into()))?;
+        let lead = lead_of(first);
         let mut mixtures = 0;
         let mut elections = 0;
         for (position, action) in p.actions.iter().enumerate() {
@@ -376,8 +383,10 @@ impl State {
         let at = proposal.closes_at;
         let (contributor, technical, electorate) = g.tally(id, at);
         let outcome = tally::decide(proposal.class, proposal.lead, &contributor, &technical);
+        // Actions take effect in order, each on what the ones before it left.
+        let mut working = Working { params: params.clone(), removed: std::collections::BTreeSet::new() };
         let effects = if outcome == Outcome::Passed {
-            proposal.actions.iter().map(|a| self.effect(proposal, a, &electorate, params)).collect()
+            proposal.actions.iter().map(|a| self.effect(proposal, a, &electorate, &mut working)).collect()
         } else {
             Vec::new()
         };
@@ -390,8 +399,9 @@ impl State {
         proposal: &ProposalRecord,
         action: &Action,
         electorate: &Electorate,
-        params: &Parameters,
+        working: &mut Working,
     ) -> Effect {
+        let params = &working.params;
         let skipped = |reason: String| Effect::Skipped { action: action.name().to_owned(), reason };
         let eligible = |v: &&VoteRecord| electorate.contributor.contains_key(&v.voter);
         match action {
@@ -407,19 +417,30 @@ impl State {
                         ballots.insert(&vote.voter, weights);
                     }
                 }
-                let ballots: Vec<MixtureBallot> =
-                    ballots.values().map(|w| MixtureBallot { weights: (*w).clone() }).collect();
-                match mixture::aggregate(&params.registers, &ballots, &params.mixture_rules()) {
+                let ballots: Vec<&BTreeMap<_, f64>> = ballots.into_values().collect();
+                match mixture::aggregate_weights(&params.registers, &ballots, &params.mixture_rules()) {
                     Ok(m) => Effect::Mixture { weights: m.weights, ballots: ballots.len() as u64 },
                     Err(e) => skipped(e.to_string()),
                 }
             }
-            Action::SetParameter { key, value } => match params.clone().set(key, value) {
-                Ok(()) => Effect::Parameter { key: key.clone(), value: value.clone() },
-                Err(e) => skipped(e),
-            },
+            Action::SetParameter { key, value } => {
+                let mut next = params.clone();
+                match next.set(key, value) {
+                    Ok(()) => {
+                        working.params = next;
+                        Effect::Parameter { key: key.clone(), value: value.clone() }
+                    }
+                    Err(e) => skipped(e),
+                }
+            }
+            Action::RemoveDeposit { cid, .. } if working.removed.contains(cid) => {
+                skipped(format!("{cid} is removed by an earlier action of this proposal"))
+            }
             Action::RemoveDeposit { cid, .. } => match self.active_deposit(cid) {
-                Ok(_) => Effect::Removed { cid: cid.clone() },
+                Ok(_) => {
+                    working.removed.insert(cid.clone());
+                    Effect::Removed { cid: cid.clone() }
+                }
                 Err(e) => skipped(e.to_string()),
             },
             Action::ResolveDispute { dispute, ruling } => {
@@ -427,6 +448,10 @@ impl State {
                     DisputeStatus::Resolved { decision, .. } => {
                         Err(Rejection::Governance(format!("resolved by decision {decision}")))
                     }
+                    _ if working.removed.contains(&d.cid) => Err(Rejection::Governance(format!(
+                        "{} is removed by an earlier action of this proposal",
+                        d.cid
+                    ))),
                     _ => self.check_ruling(&d.cid, ruling, params),
                 });
                 match check {
@@ -503,6 +528,7 @@ impl State {
         let mut params = self.governance.params.clone().ok_or(Rejection::NoGenesis)?;
         let mut params_changed = false;
         let mut credits = CreditBook::new(&self.governance, &params);
+        let mut touched = BTreeMap::new();
         for effect in &d.effects {
             match effect {
                 Effect::Mixture { weights, ballots } => {
@@ -524,12 +550,10 @@ impl State {
                         }
                     }
                 }
-                Effect::Removed { cid } => {
-                    changes.extend(self.remove(cid, index, time, &mut credits)?);
-                }
+                Effect::Removed { cid } => self.remove(cid, index, time, &mut touched, &mut credits),
                 Effect::Ruling { dispute, ruling } => {
                     let mut record = self.governance.disputes[dispute].clone();
-                    changes.extend(self.apply_ruling(&record.cid, ruling, index, time, &mut credits)?);
+                    self.apply_ruling(&record.cid, ruling, index, time, &mut touched, &mut credits);
                     record.status = DisputeStatus::Resolved { ruling: ruling.clone(), decision: index };
                     changes.push(Change::Record(Record::Dispute(record)));
                 }
@@ -552,6 +576,7 @@ impl State {
         if params_changed {
             changes.push(Change::Record(Record::Parameters(params)));
         }
+        changes.extend(touched.into_values().map(Change::Deposit));
         changes.extend(credits.into_changes());
         Ok(changes)
     }
@@ -599,7 +624,7 @@ impl State {
     ) -> Result<Vec<Change>, Rejection> {
         let g = &self.governance;
         for signer in signers {
-            if !g.is_steward(signer) {
+            if !self.acting_steward(signer, time) {
                 return Err(Rejection::NotSteward(signer.clone()));
             }
         }
@@ -624,11 +649,15 @@ impl State {
                 endorsement.signers.push(signer.clone());
             }
         }
-        let signed_by = endorsement.signers.clone();
+        // Signatures of stewards who have since left the board no longer count.
+        let signed_by: Vec<String> =
+            endorsement.signers.iter().filter(|s| self.acting_steward(s, time)).cloned().collect();
         let mut changes = Vec::new();
         if signed_by.len() >= params.ruling_quorum(g.board.members.len()) {
             let mut credits = CreditBook::new(g, params);
-            changes.extend(self.apply_ruling(&dispute.cid, &r.ruling, index, time, &mut credits)?);
+            let mut touched = BTreeMap::new();
+            self.apply_ruling(&dispute.cid, &r.ruling, index, time, &mut touched, &mut credits);
+            changes.extend(touched.into_values().map(Change::Deposit));
             for signer in &signed_by {
                 credits.grant(signer, params.credits.dispute, time);
             }
@@ -669,12 +698,16 @@ impl State {
         let verifiers: Vec<String> = signers
             .iter()
             .filter(|s| *s != &j.node)
-            .filter(|s| g.nodes.get(*s).is_some_and(|n| n.operator != worker.operator))
+            .filter(|s| {
+                g.nodes
+                    .get(*s)
+                    .is_some_and(|n| n.operator != worker.operator && g.is_verified(&n.operator, time))
+            })
             .cloned()
             .collect();
         if verifiers.len() != signers.len() - 1 || verifiers.is_empty() {
             return Err(refuse(
-                "a job receipt counts as verified compute only when co-signed by nodes of other operators (and nobody else)"
+                "a job receipt counts as verified compute only when co-signed by nodes of other verified operators (and nobody else)"
                     .into(),
             ));
         }
@@ -739,16 +772,18 @@ impl State {
         Ok(())
     }
 
+    /// Applies `ruling` to the deposit `cid` as `touched` (this entry's changed deposits) or the
+    /// state has it; a deposit already gone is left alone.
     fn apply_ruling(
         &self,
         cid: &Cid,
         ruling: &Ruling,
         index: u64,
         time: u64,
+        touched: &mut BTreeMap<Cid, DepositRecord>,
         credits: &mut CreditBook,
-    ) -> Result<Vec<Change>, Rejection> {
-        let Ok(current) = self.active_deposit(cid) else { return Ok(Vec::new()) };
-        let mut record = current.clone();
+    ) {
+        let Some(mut record) = self.current(cid, touched) else { return };
         match ruling {
             Ruling::Relabel { register } => {
                 record.secondary_registers.retain(|r| r != register);
@@ -756,15 +791,15 @@ impl State {
             }
             Ruling::NarrowConsent { consent } => {
                 if !record.consent.narrows_to(*consent) {
-                    return Ok(Vec::new());
+                    return;
                 }
                 record.consent = *consent;
             }
-            Ruling::Remove => return self.remove(cid, index, time, credits),
-            Ruling::Dismiss => return Ok(Vec::new()),
+            Ruling::Remove => return self.remove(cid, index, time, touched, credits),
+            Ruling::Dismiss => return,
         }
         record.history.push(index);
-        Ok(vec![Change::Deposit(record)])
+        touched.insert(cid.clone(), record);
     }
 
     /// Removes a deposit by the commons' decision; the depositor's credit for it is taken back.
@@ -773,14 +808,19 @@ impl State {
         cid: &Cid,
         index: u64,
         time: u64,
+        touched: &mut BTreeMap<Cid, DepositRecord>,
         credits: &mut CreditBook,
-    ) -> Result<Vec<Change>, Rejection> {
-        let Ok(current) = self.active_deposit(cid) else { return Ok(Vec::new()) };
-        let mut record = current.clone();
+    ) {
+        let Some(mut record) = self.current(cid, touched) else { return };
         record.status = DepositStatus::Removed { log_index: index, at: time };
         record.history.push(index);
         credits.take_back(&record.depositor, credits.rates_deposit(), time);
-        Ok(vec![Change::Deposit(record)])
+        touched.insert(cid.clone(), record);
+    }
+
+    /// The deposit `cid` as this entry has changed it so far, if it is still active.
+    fn current(&self, cid: &Cid, touched: &BTreeMap<Cid, DepositRecord>) -> Option<DepositRecord> {
+        touched.get(cid).or_else(|| self.deposits.get(cid)).filter(|d| !d.status.is_gone()).cloned()
     }
 
     /// The deposits a training run may sample now: not withdrawn or removed, and not under an
@@ -789,6 +829,12 @@ impl State {
     pub fn training_snapshot(&self) -> impl Iterator<Item = &DepositRecord> {
         self.deposits.values().filter(|d| !d.status.is_gone() && !self.governance.under_dispute(&d.cid))
     }
+}
+
+/// What a decision's earlier actions left for its later ones.
+struct Working {
+    params: Parameters,
+    removed: std::collections::BTreeSet<Cid>,
 }
 
 /// Credit grants within one entry, applied on top of the balances before it.

@@ -66,6 +66,16 @@ pub fn aggregate(
     ballots: &[MixtureBallot],
     rules: &MixtureRules,
 ) -> Result<Mixture, MixtureError> {
+    let borrowed: Vec<&BTreeMap<Register, f64>> = ballots.iter().map(|b| &b.weights).collect();
+    aggregate_weights(vocabulary, &borrowed, rules)
+}
+
+/// [`aggregate`] over borrowed ballots, so a tally need not copy every voter's distribution.
+pub fn aggregate_weights(
+    vocabulary: &[Register],
+    ballots: &[&BTreeMap<Register, f64>],
+    rules: &MixtureRules,
+) -> Result<Mixture, MixtureError> {
     if vocabulary.is_empty() {
         return Err(MixtureError::NoRegisters);
     }
@@ -127,17 +137,17 @@ pub fn check_rules(vocabulary: &[Register], rules: &MixtureRules) -> Result<(), 
 
 /// Checks that `ballot` is a distribution over `vocabulary`.
 pub fn check_ballot(vocabulary: &[Register], ballot: &MixtureBallot) -> Result<(), MixtureError> {
-    dense_ballot(vocabulary, 0, ballot).map(|_| ())
+    dense_ballot(vocabulary, 0, &ballot.weights).map(|_| ())
 }
 
 /// The ballot as one weight per vocabulary register, validated.
 fn dense_ballot(
     vocabulary: &[Register],
     index: usize,
-    ballot: &MixtureBallot,
+    ballot: &BTreeMap<Register, f64>,
 ) -> Result<Vec<f64>, MixtureError> {
     let mut dense = vec![0.0; vocabulary.len()];
-    for (register, &weight) in &ballot.weights {
+    for (register, &weight) in ballot {
         let Some(position) = vocabulary.iter().position(|r| r == register) else {
             return Err(MixtureError::UnknownRegister {
                 ballot: index,

@@ -16,6 +16,8 @@ fn found(dir: &std::path::Path) -> Ledger {
             origin: "test.example/commons".into(),
             handle_prefix: "tag:test.example,2026:t/".into(),
             registers: Register::defaults(),
+            stewards: Vec::new(),
+            windows: None,
             now: 1_000,
         },
     )
@@ -169,6 +171,8 @@ fn init_refuses_an_existing_commons_and_open_an_empty_directory() {
             origin: "x".into(),
             handle_prefix: "x/".into(),
             registers: Register::defaults(),
+            stewards: Vec::new(),
+            windows: None,
             now: 0,
         },
     );

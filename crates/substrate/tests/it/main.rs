@@ -6,6 +6,7 @@
 mod bad_input;
 mod cli_flow;
 mod crash;
+mod governance;
 mod tamper;
 mod tidy;
 mod tiles;
