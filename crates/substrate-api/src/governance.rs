@@ -171,6 +171,17 @@ pub async fn credits(
     State(app): State<AppState>,
     Path(holder): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if holder != substrate_core::governance::book::STABILITY_POOL
+        && let Err(e) = substrate_core::identity::key_of(&holder)
+    {
+        return Err(ApiError::bad_request(
+            "bad_holder",
+            format!(
+                "{e}; credits are held by a did:key or by '{}'",
+                substrate_core::governance::book::STABILITY_POOL
+            ),
+        ));
+    }
     let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
     Ok(Json(json!(g.credit_statement(&holder, now_ms()))))
 }

@@ -464,6 +464,12 @@ impl State {
                 Effect::Workload { kind: kind.clone(), version: version.clone() }
             }
             Action::ElectBoard { seats, candidates } => {
+                // Only candidates still verified at the close stand; rankings skip the others.
+                let standing: Vec<&String> =
+                    candidates.iter().filter(|c| electorate.contributor.contains_key(*c)).collect();
+                if standing.is_empty() {
+                    return skipped("no candidate is a verified member at the close".into());
+                }
                 let ballots: Vec<RankedBallot> = self
                     .governance
                     .votes_on(proposal.id)
@@ -472,7 +478,7 @@ impl State {
                     .map(|ranking| RankedBallot {
                         ranking: ranking
                             .iter()
-                            .filter_map(|name| candidates.iter().position(|c| c == name))
+                            .filter_map(|name| standing.iter().position(|c| *c == name))
                             .collect(),
                         count: 1,
                     })
@@ -480,9 +486,10 @@ impl State {
                 if ballots.is_empty() {
                     return skipped("nobody ranked the candidates".into());
                 }
-                match stv::elect(candidates, &ballots, *seats as usize) {
+                let seats = (*seats as usize).min(standing.len());
+                match stv::elect(&standing, &ballots, seats) {
                     Ok(outcome) => Effect::Board {
-                        members: outcome.elected.iter().map(|&i| candidates[i].clone()).collect(),
+                        members: outcome.elected.iter().map(|&i| standing[i].clone()).collect(),
                         ballots: ballots.len() as u64,
                     },
                     Err(e) => skipped(e.to_string()),
@@ -653,7 +660,8 @@ impl State {
         let signed_by: Vec<String> =
             endorsement.signers.iter().filter(|s| self.acting_steward(s, time)).cloned().collect();
         let mut changes = Vec::new();
-        if signed_by.len() >= params.ruling_quorum(g.board.members.len()) {
+        let acting = g.board.members.iter().filter(|m| self.acting_steward(m, time)).count();
+        if signed_by.len() >= params.ruling_quorum(acting) {
             let mut credits = CreditBook::new(g, params);
             let mut touched = BTreeMap::new();
             self.apply_ruling(&dispute.cid, &r.ruling, index, time, &mut touched, &mut credits);

@@ -214,7 +214,9 @@ mod tests {
         let mut params = Parameters::new(Register::defaults());
         assert_eq!(Parameters::class_of("registers"), Ok(ProposalClass::Constitutional));
         assert_eq!(Parameters::class_of("mixture.cap.sacred"), Ok(ProposalClass::Ordinary));
-        assert!(Parameters::class_of("transfer.enabled").expect_err("unknown key").contains("window.ordinary"));
+        assert!(
+            Parameters::class_of("transfer.enabled").expect_err("unknown key").contains("window.ordinary")
+        );
 
         params.set("mixture.cap.sacred", &serde_json::json!(0.0)).expect("cap");
         assert_eq!(params.mixture_caps[&Register::new("sacred").expect("r")], 0.0);

@@ -216,6 +216,6 @@ fn the_cli_flow_from_init_to_replay() {
     daemon.stop();
     let (out, _) = ok(&["ledger", "replay", "--check", "--data-dir", path(&commons.data)]);
     assert!(out.starts_with("replay ok: 5 entries, 5 checkpoints"), "{out}");
-    assert!(out.contains("2 deposits (1 withdrawn)"), "{out}");
+    assert!(out.contains("2 deposits (1 withdrawn, 0 removed)"), "{out}");
     assert!(out.contains("materialised tables match the fold"), "{out}");
 }

@@ -183,7 +183,7 @@ fn acknowledged_deposits_survive_sigkill() {
     assert!(stdout.starts_with(&format!("replay ok: {size} entries")), "{stdout}");
     let deposits = acked.len();
     assert!(
-        stdout.contains(&format!("{deposits} deposits (0 withdrawn)")),
+        stdout.contains(&format!("{deposits} deposits (0 withdrawn, 0 removed)")),
         "every deposit logged was acknowledged: {stdout}"
     );
     eprintln!(

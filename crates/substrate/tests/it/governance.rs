@@ -357,8 +357,7 @@ fn bad_governance_input_is_refused_with_a_reason_and_changes_nothing() {
     let reply = refused_without_trace(&http, "unknown action", || {
         post_event(&http, &sign_statement(&unknown, &ada.signing_key()))
     });
-    assert_eq!(reply.status, 400, "{}", reply.body);
-    let detail = reply.json()["detail"].as_str().expect("detail").to_owned();
+    let detail = reply.error(400, "invalid_event");
     assert_mentions(&detail, &["proposal", "unknown variant", "transfer-credits", "set-mixture"]);
     assert!(http.get("/v1/proposals").json()["proposals"].as_array().is_some_and(Vec::is_empty));
 
@@ -645,8 +644,20 @@ fn credits_are_earned_and_never_transferable() {
     assert!(commands.iter().all(|c| !c.contains("transfer")), "{commands:?}");
     let err = fails(&["transfer", &bo.did, "5"]);
     assert!(err.contains("unrecognized subcommand 'transfer'"), "{err}");
+}
+
+#[test]
+fn credits_of_something_that_is_no_did_are_refused() {
+    let commons = Commons::init("credits typo commons");
+    let daemon = commons.start();
+    let node = daemon.url.as_str();
+    let http = daemon.http();
+    let reply = http.get("/v1/credits/transfer");
+    assert!(matches!(reply.status, 400 | 404), "{reply:?}");
+    assert_mentions(reply.json()["detail"].as_str().unwrap_or_default(), &["did:key"]);
     let err = fails(&["credits", "transfer", "--node", node]);
-    assert!(!err.is_empty());
+    assert_mentions(&err, &["transfer", "did:key"]);
+    assert_eq!(http.get("/v1/credits/stability-pool").status, 200, "the pool is a holder too");
 }
 
 #[test]
@@ -717,6 +728,46 @@ fn the_board_is_elected_by_stv() {
     daemon.stop();
     let out = replay(&commons);
     assert!(out.contains("1 decisions recomputed from the log"), "{out}");
+}
+
+#[test]
+fn a_candidate_revoked_before_the_close_is_not_elected() {
+    let (commons, board) = found("revoked candidate commons", &["founder"]);
+    let founder = &board[0];
+    let daemon = commons.start();
+    let node = daemon.url.as_str();
+    let http = daemon.http();
+    let people: Vec<Person> =
+        ["ada", "bo", "cy"].iter().map(|n| Person::new(commons.tmp.path(), n)).collect();
+    for person in &people {
+        founder.attest(node, person);
+    }
+    let [ada, bo, cy] = &people[..] else { unreachable!() };
+    let (a, b) = (ada.did.as_str(), bo.did.as_str());
+    let id = cy
+        .propose(node, &["--title", "One steward", "--elect-board", "1", "--candidate", a, "--candidate", b]);
+    let a_then_b = format!("{a},{b}");
+    for voter in [founder, ada, bo, cy] {
+        voter.vote(node, id, &["yes", "--rank", &a_then_b]);
+    }
+    founder
+        .run(node, &["member", "revoke", a, "--reason", "the same person as another member", "--duplicate"]);
+    assert_eq!(
+        http.get(&format!("/v1/members/{}", crate::util::segment(a))).json()["status"]["state"],
+        "revoked"
+    );
+
+    let view = decided(node, id);
+    assert_eq!(view["proposal"]["status"]["outcome"]["outcome"], "passed", "{view}");
+    let governance = http.get("/v1/governance").json();
+    assert_eq!(
+        governance["board"]["members"],
+        json!([b]),
+        "a revoked person must not take a seat: {governance}"
+    );
+    // The board can still act.
+    let newcomer = Person::new(commons.tmp.path(), "newcomer");
+    bo.attest(node, &newcomer);
 }
 
 #[test]
