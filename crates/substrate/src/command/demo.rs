@@ -161,7 +161,15 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
         println!("  artifacts for external verifiers written to {}", out.display());
     }
 
-    governance_round(&client, &steward, &alice, &bob)?;
+    let governance = governance_round(&client, &steward, &alice, &bob)?;
+    if let Some(out) = artifacts {
+        let dir = out.join("governance");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (name, receipt) in &governance {
+            super::deposit::save_receipt(&dir.join(format!("{name}.receipt.json")), receipt)?;
+        }
+        println!("  the round's proposal, votes and decision receipts written to {}", dir.display());
+    }
 
     step(20, "stop the node and replay the whole log from scratch");
     node.stop()?;
@@ -188,7 +196,7 @@ fn governance_round(
     steward: &ed25519_dalek::SigningKey,
     alice: &ed25519_dalek::SigningKey,
     bob: &ed25519_dalek::SigningKey,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(String, Receipt)>> {
     use substrate_core::event::Event;
     use substrate_core::governance::acts::{Action, Attestation, Proposal, VoteCast};
     use substrate_core::governance::tally::{ProposalClass, Vote};
@@ -216,6 +224,7 @@ fn governance_round(
     };
     let opened = act(alice, Event::Proposal(proposal))?;
     let id = opened.log_index;
+    let mut receipts = vec![("proposal".to_owned(), opened.clone())];
     println!("  proposal {id} opened; its window closes in {DEMO_WINDOW_SECS} s");
 
     step(16, "the three members vote, each with their own distribution over registers");
@@ -230,10 +239,10 @@ fn governance_round(
         (alice, Vote::Yes, "oral=0.3,conversational=0.3,narrative=0.2,pedagogical=0.2"),
         (bob, Vote::No, "technical=0.5,encyclopedic=0.3,narrative=0.2"),
     ];
-    for (key, choice, ballot) in votes {
+    for (n, (key, choice, ballot)) in votes.into_iter().enumerate() {
         let mixture = Some(super::govern::parse_ballot(ballot)?);
         let cast = VoteCast { proposal: id, choice, mixture, ranking: None, requested: now() };
-        act(key, Event::Vote(cast))?;
+        receipts.push((format!("vote-{}", n + 1), act(key, Event::Vote(cast))?));
     }
     super::govern::proposal(client.base(), id, false)?;
 
@@ -241,7 +250,8 @@ fn governance_round(
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(DEMO_WINDOW_SECS + 20);
     loop {
         let view: serde_json::Value = client.get(&format!("/v1/proposals/{id}"))?.json()?;
-        if view["proposal"]["status"]["state"] != "open" {
+        if let Some(decision) = view["proposal"]["status"]["decision"].as_u64() {
+            receipts.push(("decision".to_owned(), client.get(&format!("/v1/receipts/{decision}"))?.json()?));
             break;
         }
         anyhow::ensure!(std::time::Instant::now() < deadline, "proposal {id} was not decided in time");
@@ -254,7 +264,7 @@ fn governance_round(
 
     step(19, "credits: alice earned some for her deposits; nobody can move them");
     super::govern::credits(client.base(), None, Some(did(alice)))?;
-    Ok(())
+    Ok(receipts)
 }
 
 fn step(n: u32, what: &str) {
