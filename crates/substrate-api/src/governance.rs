@@ -69,7 +69,7 @@ pub async fn member(
 /// A proposal with both chambers' tallies: live while open (as of now), final once decided.
 fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64) -> serde_json::Value {
     let at = now.min(proposal.closes_at);
-    let (contributor, technical, _) = g.tally(proposal.id, at);
+    let (contributor, technical) = g.tally(proposal.id, at);
     let standing = tally::decide(proposal.class, proposal.lead, &contributor, &technical);
     let votes: Vec<_> = g.votes_on(proposal.id).collect();
     json!({

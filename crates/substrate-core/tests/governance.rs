@@ -585,7 +585,7 @@ fn a_second_vote_replaces_the_first() {
     assert_eq!(votes.len(), 1);
     assert_eq!((votes[0].voter.clone(), votes[0].choice), (did(2), Vote::No));
 
-    let (contributor, _, _) = commons.state.governance().tally(id, commons.now);
+    let (contributor, _) = commons.state.governance().tally(id, commons.now);
     assert_eq!(contributor, ChamberTally { yes: 0.0, no: 1.0, abstain: 0.0, eligible: 2.0 });
     commons.decide(id).expect("decision");
     assert_eq!(commons.decision_entry(id).contributor, contributor);

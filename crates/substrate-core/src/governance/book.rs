@@ -452,11 +452,21 @@ impl Governance {
     pub fn electorate(&self, at: u64) -> Electorate {
         let contributor: BTreeMap<String, f64> =
             self.members.values().filter(|m| m.verified_at(at)).map(|m| (m.person.clone(), 1.0)).collect();
+        Electorate { contributor, technical: self.technical_chamber(at) }
+    }
+
+    /// How many verified persons the contributor chamber has at `at`.
+    pub fn contributor_count(&self, at: u64) -> usize {
+        self.members.values().filter(|m| m.verified_at(at)).count()
+    }
+
+    /// The technical chamber at `at`: operator → weight, summing to 1 (empty without operators).
+    pub fn technical_chamber(&self, at: u64) -> BTreeMap<String, f64> {
         let operators: BTreeSet<&str> = self
             .nodes
             .values()
             .map(|n| n.operator.as_str())
-            .filter(|operator| contributor.contains_key(*operator))
+            .filter(|operator| self.is_verified(operator, at))
             .collect();
         let records: Vec<ComputeRecord> = self
             .compute
@@ -469,7 +479,7 @@ impl Governance {
             let each = 1.0 / operators.len() as f64;
             technical = operators.iter().map(|o| ((*o).to_owned(), each)).collect();
         }
-        Electorate { contributor, technical }
+        technical
     }
 }
 

@@ -2,6 +2,7 @@
 //! here is pure; a refusal leaves the state as it was.
 
 use std::collections::BTreeMap;
+use std::iter::Peekable;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -381,12 +382,14 @@ impl State {
         let params = g.params.as_ref().ok_or(Rejection::NoGenesis)?;
         let proposal = g.proposals.get(&id).ok_or(Rejection::UnknownProposal(id))?;
         let at = proposal.closes_at;
-        let (contributor, technical, electorate) = g.tally(id, at);
+        let (contributor, technical, votes) = g.tally_votes(id, at);
+        let eligible: Vec<&VoteRecord> =
+            votes.into_iter().filter(|(_, w, _)| *w > 0.0).map(|(v, _, _)| v).collect();
         let outcome = tally::decide(proposal.class, proposal.lead, &contributor, &technical);
         // Actions take effect in order, each on what the ones before it left.
         let mut working = Working { params: params.clone(), removed: std::collections::BTreeSet::new() };
         let effects = if outcome == Outcome::Passed {
-            proposal.actions.iter().map(|a| self.effect(proposal, a, &electorate, &mut working)).collect()
+            proposal.actions.iter().map(|a| self.effect(proposal, a, &eligible, &mut working)).collect()
         } else {
             Vec::new()
         };
@@ -398,26 +401,26 @@ impl State {
         &self,
         proposal: &ProposalRecord,
         action: &Action,
-        electorate: &Electorate,
+        eligible: &[&VoteRecord],
         working: &mut Working,
     ) -> Effect {
         let params = &working.params;
         let skipped = |reason: String| Effect::Skipped { action: action.name().to_owned(), reason };
-        let eligible = |v: &&VoteRecord| electorate.contributor.contains_key(&v.voter);
         match action {
             Action::SetMixture { ballot } => {
                 // Every eligible voter's ballot counts, yes or no; the proposer's action is their
                 // ballot unless they cast another.
-                let mut ballots: BTreeMap<&str, &BTreeMap<_, f64>> = BTreeMap::new();
-                if electorate.contributor.contains_key(&proposal.proposer) {
-                    ballots.insert(&proposal.proposer, ballot);
-                }
-                for vote in self.governance.votes_on(proposal.id).filter(eligible) {
+                let mut ballots: Vec<&BTreeMap<_, f64>> = Vec::new();
+                let mut proposer_voted = false;
+                for vote in eligible {
                     if let Some(weights) = &vote.mixture {
-                        ballots.insert(&vote.voter, weights);
+                        proposer_voted |= vote.voter == proposal.proposer;
+                        ballots.push(weights);
                     }
                 }
-                let ballots: Vec<&BTreeMap<_, f64>> = ballots.into_values().collect();
+                if !proposer_voted && self.governance.is_verified(&proposal.proposer, proposal.closes_at) {
+                    ballots.push(ballot);
+                }
                 match mixture::aggregate_weights(&params.registers, &ballots, &params.mixture_rules()) {
                     Ok(m) => Effect::Mixture { weights: m.weights, ballots: ballots.len() as u64 },
                     Err(e) => skipped(e.to_string()),
@@ -465,15 +468,15 @@ impl State {
             }
             Action::ElectBoard { seats, candidates } => {
                 // Only candidates still verified at the close stand; rankings skip the others.
-                let standing: Vec<&String> =
-                    candidates.iter().filter(|c| electorate.contributor.contains_key(*c)).collect();
+                let standing: Vec<&String> = candidates
+                    .iter()
+                    .filter(|c| self.governance.is_verified(c, proposal.closes_at))
+                    .collect();
                 if standing.is_empty() {
                     return skipped("no candidate is a verified member at the close".into());
                 }
-                let ballots: Vec<RankedBallot> = self
-                    .governance
-                    .votes_on(proposal.id)
-                    .filter(eligible)
+                let ballots: Vec<RankedBallot> = eligible
+                    .iter()
                     .filter_map(|v| v.ranking.as_ref())
                     .map(|ranking| RankedBallot {
                         ranking: ranking
@@ -926,13 +929,58 @@ pub struct CreditStatement {
 
 impl Governance {
     /// Both chambers' tallies of proposal `id` with the electorate of `at`.
-    pub fn tally(&self, id: u64, at: u64) -> (ChamberTally, ChamberTally, Electorate) {
-        let electorate = self.electorate(at);
-        let votes: Vec<(&String, &crate::governance::tally::Vote)> =
-            self.votes_on(id).map(|v| (&v.voter, &v.choice)).collect();
-        let contributor = ChamberTally::count(&electorate.contributor, votes.iter().copied());
-        let technical = ChamberTally::count(&electorate.technical, votes.iter().copied());
-        (contributor, technical, electorate)
+    pub fn tally(&self, id: u64, at: u64) -> (ChamberTally, ChamberTally) {
+        let (contributor, technical, _) = self.tally_votes(id, at);
+        (contributor, technical)
+    }
+
+    /// [`Governance::tally`], with every vote and its weight in each chamber.
+    #[allow(clippy::type_complexity)]
+    pub fn tally_votes(
+        &self,
+        id: u64,
+        at: u64,
+    ) -> (ChamberTally, ChamberTally, Vec<(&VoteRecord, f64, f64)>) {
+        let technical_chamber = self.technical_chamber(at);
+        let votes = self.weighed_votes(id, at, &technical_chamber);
+        // Sums run in a fixed order (the chamber's and the votes'), so every node adds the same
+        // floating-point numbers in the same order.
+        let contributor = ChamberTally::weighed(
+            self.contributor_count(at) as f64,
+            votes.iter().map(|(v, weight, _)| (*weight, v.choice)),
+        );
+        let technical = ChamberTally::weighed(
+            technical_chamber.values().sum::<f64>() + 0.0,
+            votes.iter().map(|(v, _, weight)| (*weight, v.choice)),
+        );
+        (contributor, technical, votes)
+    }
+
+    /// Every vote on proposal `id` with its voter's weight at `at` in the contributor chamber (1
+    /// for a verified person) and in `technical` (0 where they do not count). Votes, members and
+    /// the chamber are all sorted by person, so one merge pairs them without copying a name.
+    pub fn weighed_votes(
+        &self,
+        id: u64,
+        at: u64,
+        technical: &BTreeMap<String, f64>,
+    ) -> Vec<(&VoteRecord, f64, f64)> {
+        fn weight<'a, V: 'a>(
+            chamber: &mut Peekable<impl Iterator<Item = (&'a String, V)>>,
+            voter: &str,
+        ) -> Option<V> {
+            while chamber.next_if(|(who, _)| who.as_str() < voter).is_some() {}
+            chamber.next_if(|(who, _)| who.as_str() == voter).map(|(_, v)| v)
+        }
+        let mut members = self.members.iter().peekable();
+        let mut operators = technical.iter().peekable();
+        self.votes_on(id)
+            .map(|v| {
+                let person =
+                    weight(&mut members, &v.voter).filter(|m| m.verified_at(at)).map_or(0.0, |_| 1.0);
+                (v, person, weight(&mut operators, &v.voter).copied().unwrap_or(0.0))
+            })
+            .collect()
     }
 
     /// What `holder` has at `now`.

@@ -86,10 +86,13 @@ pub fn aggregate_weights(
     let caps: Vec<f64> = vocabulary.iter().map(|r| rules.caps.get(r).copied().unwrap_or(1.0)).collect();
     // columns[j] holds every voter's (clipped) weight for register j, sorted ascending.
     let mut columns = vec![Vec::with_capacity(ballots.len()); vocabulary.len()];
+    let positions = positions(vocabulary);
+    let mut dense = vec![0.0; vocabulary.len()];
     for (index, ballot) in ballots.iter().enumerate() {
-        let dense = dense_ballot(vocabulary, index, ballot)?;
-        for (column, weight) in columns.iter_mut().zip(clip_to_caps(dense, &caps)) {
-            column.push(weight);
+        dense_ballot(vocabulary, &positions, index, ballot, &mut dense)?;
+        clip_to_caps(&mut dense, &caps);
+        for (column, weight) in columns.iter_mut().zip(&dense) {
+            column.push(*weight);
         }
     }
     for column in &mut columns {
@@ -137,18 +140,32 @@ pub fn check_rules(vocabulary: &[Register], rules: &MixtureRules) -> Result<(), 
 
 /// Checks that `ballot` is a distribution over `vocabulary`.
 pub fn check_ballot(vocabulary: &[Register], ballot: &MixtureBallot) -> Result<(), MixtureError> {
-    dense_ballot(vocabulary, 0, &ballot.weights).map(|_| ())
+    let mut dense = vec![0.0; vocabulary.len()];
+    dense_ballot(vocabulary, &positions(vocabulary), 0, &ballot.weights, &mut dense)
 }
 
-/// The ballot as one weight per vocabulary register, validated.
+/// The vocabulary sorted by name, each register with its column: ballots are sorted maps, so one
+/// merge finds every column without hashing or searching.
+fn positions(vocabulary: &[Register]) -> Vec<(&str, usize)> {
+    let mut sorted: Vec<(&str, usize)> =
+        vocabulary.iter().enumerate().map(|(j, r)| (r.as_str(), j)).collect();
+    sorted.sort_unstable();
+    sorted
+}
+
+/// Writes the ballot into `dense`, one weight per vocabulary register, validated.
 fn dense_ballot(
     vocabulary: &[Register],
+    positions: &[(&str, usize)],
     index: usize,
     ballot: &BTreeMap<Register, f64>,
-) -> Result<Vec<f64>, MixtureError> {
-    let mut dense = vec![0.0; vocabulary.len()];
+    dense: &mut [f64],
+) -> Result<(), MixtureError> {
+    dense.fill(0.0);
+    let mut next = positions.iter().peekable();
     for (register, &weight) in ballot {
-        let Some(position) = vocabulary.iter().position(|r| r == register) else {
+        while next.next_if(|(name, _)| *name < register.as_str()).is_some() {}
+        let Some(&(_, position)) = next.next_if(|(name, _)| *name == register.as_str()) else {
             return Err(MixtureError::UnknownRegister {
                 ballot: index,
                 register: register.to_string(),
@@ -164,12 +181,12 @@ fn dense_ballot(
     if (sum - 1.0).abs() > BALLOT_TOLERANCE {
         return Err(MixtureError::NotADistribution { ballot: index, sum });
     }
-    Ok(dense)
+    Ok(())
 }
 
 /// Clips a distribution to `caps`, passing each excess to the registers still below their cap in
 /// proportion to their weight (equally when they all have none), until nothing exceeds a cap.
-fn clip_to_caps(mut weights: Vec<f64>, caps: &[f64]) -> Vec<f64> {
+fn clip_to_caps(weights: &mut [f64], caps: &[f64]) {
     for _ in 0..weights.len() + 1 {
         let mut excess = 0.0;
         for (weight, cap) in weights.iter_mut().zip(caps) {
@@ -188,7 +205,6 @@ fn clip_to_caps(mut weights: Vec<f64>, caps: &[f64]) -> Vec<f64> {
             weights[j] += excess * share;
         }
     }
-    weights
 }
 
 /// The Independent Markets outcome for sorted columns: (t*, one weight per column).

@@ -80,9 +80,16 @@ impl ChamberTally {
     ) -> ChamberTally {
         // An empty sum of f64 is -0.0; a chamber with nobody in it has +0 weight.
         let eligible = weights.values().sum::<f64>() + 0.0;
+        ChamberTally::weighed(
+            eligible,
+            votes.into_iter().map(|(voter, vote)| (weights.get(voter).copied().unwrap_or(0.0), *vote)),
+        )
+    }
+
+    /// Counts votes that come with their voter's weight, out of `eligible` in all.
+    pub fn weighed(eligible: f64, votes: impl IntoIterator<Item = (f64, Vote)>) -> ChamberTally {
         let mut tally = ChamberTally { eligible, ..ChamberTally::default() };
-        for (voter, vote) in votes {
-            let weight = weights.get(voter).copied().unwrap_or(0.0);
+        for (weight, vote) in votes {
             match vote {
                 Vote::Yes => tally.yes += weight,
                 Vote::No => tally.no += weight,
