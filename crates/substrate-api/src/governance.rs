@@ -70,7 +70,8 @@ pub async fn member(
 fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64) -> serde_json::Value {
     let at = now.min(proposal.closes_at);
     let (contributor, technical) = g.tally(proposal.id, at);
-    let standing = tally::decide(proposal.class, proposal.lead, &contributor, &technical);
+    let thresholds = g.parameters().map_or(proposal.class.thresholds(), |p| p.thresholds(proposal.class));
+    let standing = tally::decide_with(thresholds, proposal.lead, &contributor, &technical);
     let votes: Vec<_> = g.votes_on(proposal.id).collect();
     json!({
         "proposal": proposal,

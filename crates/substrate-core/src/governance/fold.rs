@@ -385,7 +385,8 @@ impl State {
         let (contributor, technical, votes) = g.tally_votes(id, at);
         let eligible: Vec<&VoteRecord> =
             votes.into_iter().filter(|(_, w, _)| *w > 0.0).map(|(v, _, _)| v).collect();
-        let outcome = tally::decide(proposal.class, proposal.lead, &contributor, &technical);
+        let outcome =
+            tally::decide_with(params.thresholds(proposal.class), proposal.lead, &contributor, &technical);
         // Actions take effect in order, each on what the ones before it left.
         let mut working = Working { params: params.clone(), removed: std::collections::BTreeSet::new() };
         let effects = if outcome == Outcome::Passed {

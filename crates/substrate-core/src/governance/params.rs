@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::governance::mixture::{self, MixtureRules};
-use crate::governance::tally::ProposalClass;
+use crate::governance::tally::{ProposalClass, Threshold};
 use crate::register::Register;
 
 pub const DAY_MS: u64 = 24 * 3600 * 1000;
@@ -16,6 +16,8 @@ pub struct Parameters {
     pub registers: Vec<Register>,
     /// Voting windows per class, ms of the log's integrated time.
     pub windows: Windows,
+    /// Majority and approval quorum per class and chamber.
+    pub thresholds: Thresholds,
     /// How long an attestation of a verified human holds.
     pub attestation_days: u32,
     /// Verified members who must vouch for someone to verify them without a steward; 0 turns
@@ -30,6 +32,22 @@ pub struct Parameters {
     pub mixture_caps: BTreeMap<Register, f64>,
     /// The aggregate gives a register at least its floor.
     pub mixture_floors: BTreeMap<Register, f64>,
+}
+
+/// The (contributor, technical) thresholds of each class.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Thresholds {
+    pub ordinary: ChamberThresholds,
+    pub resource: ChamberThresholds,
+    pub constitutional: ChamberThresholds,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChamberThresholds {
+    pub contributor: Threshold,
+    pub technical: Threshold,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -63,6 +81,17 @@ impl Parameters {
         Parameters {
             registers,
             windows: Windows { ordinary: 7 * DAY_MS, resource: 7 * DAY_MS, constitutional: 14 * DAY_MS },
+            thresholds: {
+                let of = |class: ProposalClass| {
+                    let (contributor, technical) = class.thresholds();
+                    ChamberThresholds { contributor, technical }
+                };
+                Thresholds {
+                    ordinary: of(ProposalClass::Ordinary),
+                    resource: of(ProposalClass::Resource),
+                    constitutional: of(ProposalClass::Constitutional),
+                }
+            },
             attestation_days: 365,
             vouches_required: 0,
             board_quorum: 0,
@@ -87,6 +116,16 @@ impl Parameters {
             ProposalClass::Resource => self.windows.resource,
             ProposalClass::Constitutional => self.windows.constitutional,
         }
+    }
+
+    /// The (contributor, technical) thresholds a proposal of `class` needs.
+    pub fn thresholds(&self, class: ProposalClass) -> (Threshold, Threshold) {
+        let t = match class {
+            ProposalClass::Ordinary => self.thresholds.ordinary,
+            ProposalClass::Resource => self.thresholds.resource,
+            ProposalClass::Constitutional => self.thresholds.constitutional,
+        };
+        (t.contributor, t.technical)
     }
 
     pub fn mixture_rules(&self) -> MixtureRules {
@@ -119,6 +158,7 @@ impl Parameters {
             _ if key.starts_with("mixture.cap.") || key.starts_with("mixture.floor.") => {
                 ProposalClass::Ordinary
             }
+            _ if threshold_slot(key).is_some() => ProposalClass::Constitutional,
             _ => return Err(format!("unknown parameter '{key}'; the parameters are {}", KEYS.join(", "))),
         })
     }
@@ -159,6 +199,28 @@ impl Parameters {
             "credits.floor" => next.credits.floor = whole(0, 1_000_000)?,
             "credits.stability-share" => next.credits.stability_share_ppm = small(0, 1_000_000)?,
             "credits.half-life-days" => next.credits.half_life_days = small(1, 3650)?,
+            _ if threshold_slot(key).is_some() => {
+                let (class, chamber, field) = threshold_slot(key).unwrap_or_default();
+                let share = value
+                    .as_f64()
+                    .filter(|v| (0.0..=1.0).contains(v))
+                    .ok_or_else(|| format!("{key} must be a number from 0 to 1"))?;
+                if field == "majority" && !(0.5..1.0).contains(&share) {
+                    return Err(format!("{key} must be at least 0.5 (a majority) and below 1"));
+                }
+                let class = match class {
+                    "ordinary" => &mut next.thresholds.ordinary,
+                    "resource" => &mut next.thresholds.resource,
+                    _ => &mut next.thresholds.constitutional,
+                };
+                let chamber =
+                    if chamber == "contributor" { &mut class.contributor } else { &mut class.technical };
+                if field == "majority" {
+                    chamber.majority = share;
+                } else {
+                    chamber.quorum = share;
+                }
+            }
             _ => {
                 let (map, name) = match key.strip_prefix("mixture.cap.") {
                     Some(name) => (&mut next.mixture_caps, name),
@@ -184,8 +246,19 @@ impl Parameters {
     }
 }
 
+/// `threshold.<class>.<chamber>.<majority|quorum>` as its three parts.
+fn threshold_slot(key: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = key.strip_prefix("threshold.")?.split('.');
+    let slot = (parts.next()?, parts.next()?, parts.next()?);
+    let known = ["ordinary", "resource", "constitutional"].contains(&slot.0)
+        && ["contributor", "technical"].contains(&slot.1)
+        && ["majority", "quorum"].contains(&slot.2)
+        && parts.next().is_none();
+    known.then_some(slot)
+}
+
 /// The parameter keys, for error messages.
-pub const KEYS: [&str; 17] = [
+pub const KEYS: [&str; 18] = [
     "registers",
     "window.ordinary",
     "window.resource",
@@ -203,6 +276,7 @@ pub const KEYS: [&str; 17] = [
     "credits.half-life-days",
     "mixture.cap.<register>",
     "mixture.floor.<register>",
+    "threshold.<ordinary|resource|constitutional>.<contributor|technical>.<majority|quorum>",
 ];
 
 #[cfg(test)]
@@ -239,6 +313,14 @@ mod tests {
         ]);
         params.set("registers", &grow).expect("adds a register");
         assert_eq!(params.registers.len(), 9);
+        assert_eq!(
+            Parameters::class_of("threshold.ordinary.contributor.quorum"),
+            Ok(ProposalClass::Constitutional)
+        );
+        params.set("threshold.ordinary.contributor.quorum", &serde_json::json!(0.2)).expect("quorum");
+        assert_eq!(params.thresholds(ProposalClass::Ordinary).0.quorum, 0.2);
+        assert!(params.set("threshold.ordinary.technical.majority", &serde_json::json!(0.3)).is_err());
+        assert!(Parameters::class_of("threshold.ordinary.board.quorum").is_err());
         assert_eq!(params.ruling_quorum(3), 2);
         assert_eq!(params.ruling_quorum(4), 3);
     }

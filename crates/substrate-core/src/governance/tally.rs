@@ -19,7 +19,8 @@ pub enum ProposalClass {
 }
 
 /// The agreement a class needs in one chamber.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Threshold {
     /// Yes must be strictly more than this share of yes + no.
     pub majority: f64,
@@ -124,14 +125,25 @@ pub enum Outcome {
     Vetoed { by: Chamber },
 }
 
-/// Decides a proposal of `class` led by `lead`, from both chambers' tallies.
+/// Decides a proposal of `class` led by `lead`, from both chambers' tallies, with the default
+/// thresholds.
 pub fn decide(
     class: ProposalClass,
     lead: Chamber,
     contributor: &ChamberTally,
     technical: &ChamberTally,
 ) -> Outcome {
-    let (contributor_threshold, technical_threshold) = class.thresholds();
+    decide_with(class.thresholds(), lead, contributor, technical)
+}
+
+/// Decides a proposal led by `lead` under (contributor, technical) `thresholds`.
+pub fn decide_with(
+    thresholds: (Threshold, Threshold),
+    lead: Chamber,
+    contributor: &ChamberTally,
+    technical: &ChamberTally,
+) -> Outcome {
+    let (contributor_threshold, technical_threshold) = thresholds;
     let (leading, leading_threshold, other, other_threshold, other_chamber) = match lead {
         Chamber::Contributor => {
             (contributor, contributor_threshold, technical, technical_threshold, Chamber::Technical)
