@@ -93,6 +93,7 @@ impl From<Rejection> for ApiError {
             Rejection::VotingClosed { .. } => (StatusCode::CONFLICT, "voting_closed"),
             Rejection::Ballot { .. } => (StatusCode::BAD_REQUEST, "malformed_ballot"),
             Rejection::Proposal(_) => (StatusCode::BAD_REQUEST, "proposal_refused"),
+            Rejection::DecisionPending { .. } => (StatusCode::CONFLICT, "decision_pending"),
             _ => (StatusCode::BAD_REQUEST, "refused"),
         };
         ApiError::new(status, code, r.to_string())

@@ -69,9 +69,18 @@ pub async fn member(
 /// A proposal with both chambers' tallies: live while open (as of now), final once decided.
 fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64) -> serde_json::Value {
     let at = now.min(proposal.closes_at);
-    let (contributor, technical) = g.tally(proposal.id, at);
-    let thresholds = g.parameters().map_or(proposal.class.thresholds(), |p| p.thresholds(proposal.class));
-    let standing = tally::decide_with(thresholds, proposal.lead, &contributor, &technical);
+    // A decided proposal shows the tally its decision recorded; an open one is tallied now.
+    let (contributor, technical, standing) = match &proposal.status {
+        ProposalStatus::Closed { outcome, contributor, technical, .. } => {
+            (*contributor, *technical, outcome.clone())
+        }
+        ProposalStatus::Open => {
+            let (contributor, technical) = g.tally(proposal.id, at);
+            let thresholds =
+                g.parameters().map_or(proposal.class.thresholds(), |p| p.thresholds(proposal.class));
+            (contributor, technical, tally::decide_with(thresholds, proposal.lead, &contributor, &technical))
+        }
+    };
     let votes: Vec<_> = g.votes_on(proposal.id).collect();
     json!({
         "proposal": proposal,

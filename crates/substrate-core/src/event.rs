@@ -20,6 +20,8 @@ pub const MAX_LICENSE: usize = 100;
 pub const MAX_LANGUAGE: usize = 35;
 pub const MAX_SECONDARY_REGISTERS: usize = 8;
 pub const MAX_REASON: usize = 1000;
+/// The most registers a vocabulary may have (a decision lists a weight for each).
+pub const MAX_REGISTERS: usize = 64;
 /// The largest envelope the log accepts: an entry must fit a tlog-tiles entry bundle (u16 length).
 pub const MAX_ENVELOPE_BYTES: usize = 60 * 1024;
 
@@ -174,10 +176,11 @@ impl Event {
         }
     }
 
-    /// Whether envelopes of this kind may carry several signatures (k board members on a ruling,
-    /// a worker and its verifiers on a job receipt); every other kind has exactly one.
+    /// Whether envelopes of this kind may carry several signatures (k board members on a ruling
+    /// or on revoking a steward, a worker and its verifiers on a job receipt); every other kind
+    /// has exactly one.
     pub fn cosignable(&self) -> bool {
-        matches!(self, Event::DisputeRuling(_) | Event::JobReceipt(_))
+        matches!(self, Event::DisputeRuling(_) | Event::JobReceipt(_) | Event::Revocation(_))
     }
 
     pub fn predicate_type(kind: &str) -> String {
@@ -292,7 +295,20 @@ impl Event {
         match self {
             Event::Genesis(g) => {
                 field(!g.name.trim().is_empty(), "name", "the commons needs a name")?;
-                field(!g.registers.is_empty(), "registers", "the vocabulary needs at least one register")
+                field(
+                    (1..=MAX_REGISTERS).contains(&g.registers.len()),
+                    "registers",
+                    format!("the vocabulary has 1 to {MAX_REGISTERS} registers"),
+                )?;
+                let distinct: std::collections::BTreeSet<_> = g.registers.iter().collect();
+                field(distinct.len() == g.registers.len(), "registers", "a register is listed twice")?;
+                let stewards: std::collections::BTreeSet<_> = g.stewards.iter().collect();
+                field(stewards.len() == g.stewards.len(), "stewards", "a steward is listed twice")?;
+                field(
+                    g.windows.is_none_or(|w| w.ordinary.min(w.resource).min(w.constitutional) >= 1000),
+                    "windows",
+                    "a voting window is at least one second",
+                )
             }
             Event::Deposit(d) => {
                 let title = d.title.trim();

@@ -133,7 +133,9 @@ pub enum Rejection {
         "the decision on proposal {proposal} differs from the tally of the log: stated {stated}, recomputed {recomputed}"
     )]
     DecisionMismatch { proposal: u64, stated: String, recomputed: String },
-    #[error("proposal {proposal} has closed and must be decided first; the sequencer appends its decision")]
+    #[error(
+        "proposal {proposal} has closed and its decision comes first; the sequencer appends it within a moment, then retry"
+    )]
     DecisionPending { proposal: u64 },
     #[error("no dispute has the id {0}; `substrate dispute list` lists them")]
     UnknownDispute(u64),

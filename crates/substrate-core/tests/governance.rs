@@ -149,14 +149,16 @@ fn relabel(register_name: &str) -> Ruling {
     Ruling::Relabel { register: register(register_name) }
 }
 
+/// A job receipt for a distinct job (its input digest is new each time).
 fn job_receipt(node: &str, units: u64) -> Event {
+    let request = requested();
     Event::JobReceipt(JobReceipt {
         workload: "embed@1".into(),
         node: node.to_owned(),
         units,
-        inputs: Vec::new(),
+        inputs: vec![hex::encode(substrate_core::sha256(request.as_bytes()))],
         outputs: Vec::new(),
-        requested: requested(),
+        requested: request,
     })
 }
 
@@ -224,8 +226,26 @@ impl Commons {
         self.ok(node_registration(&did(operator), &key(node)), &key(operator));
     }
 
+    /// Approves the `embed@1` workload the job receipts name, once: every operator votes yes.
+    fn approve_embed(&mut self) {
+        if self.state.governance().workloads().any(|w| w.kind == "embed" && w.version == "1") {
+            return;
+        }
+        let now = self.now;
+        let operators: std::collections::BTreeSet<String> = self
+            .state
+            .governance()
+            .nodes()
+            .map(|n| n.operator.clone())
+            .filter(|o| self.state.governance().is_verified(o, now))
+            .collect();
+        let keys: Vec<u8> = (0..=u8::MAX).filter(|n| operators.contains(&did(*n))).collect();
+        self.pass(keys[0], ProposalClass::Resource, vec![workload("embed", "1")], &keys);
+    }
+
     /// A job receipt signed by `worker` and co-signed by `verifiers`.
     fn receipt(&mut self, worker: u8, verifiers: &[u8], units: u64) -> Result<Applied, Rejection> {
+        self.approve_embed();
         let mut signed = SignedEvent::sign(job_receipt(&did(worker), units), &key(worker));
         for verifier in verifiers {
             signed.cosign(&key(*verifier));
@@ -440,6 +460,84 @@ fn vouching_verifies_after_a_constitutional_vote_and_a_duplicate_costs_the_vouch
     // A duplicate stays revoked, whoever attests them.
     let back = commons.apply(attestation(&did(20), None), &key(1));
     assert!(matches!(back, Err(Rejection::Governance(_))), "{back:?}");
+}
+
+#[test]
+fn vouching_neither_renews_nor_undoes_a_revocation_and_node_keys_are_not_persons() {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    commons.attest_all(1, [10, 11, 12]);
+    commons.register_node(12, 120);
+    commons.pass(
+        1,
+        ProposalClass::Constitutional,
+        vec![parameter("vouching.required", json!(1))],
+        &[1, 2, 3],
+    );
+    commons.ok(revocation(&did(11), false), &key(1));
+    let undo = commons.apply(attestation(&did(11), None), &key(10));
+    assert!(matches!(&undo, Err(Rejection::Governance(d)) if d.contains("only a steward")), "{undo:?}");
+    let renew = commons.apply(attestation(&did(12), None), &key(10));
+    assert!(matches!(&renew, Err(Rejection::Governance(d)) if d.contains("only a steward")), "{renew:?}");
+    let node = commons.apply(attestation(&did(120), None), &key(10));
+    assert!(matches!(&node, Err(Rejection::Governance(d)) if d.contains("node key")), "{node:?}");
+    // A steward can bring the revoked member back.
+    commons.ok(attestation(&did(11), None), &key(1));
+    assert_eq!(commons.member(11).status, MemberStatus::Verified);
+}
+
+#[test]
+fn one_steward_cannot_revoke_the_others() {
+    let mut commons = Commons::found(&[1, 2, 3]);
+    let alone = commons.apply(revocation(&did(2), false), &key(1));
+    assert!(matches!(&alone, Err(Rejection::Governance(d)) if d.contains("2 stewards")), "{alone:?}");
+    let mut signed = SignedEvent::sign(revocation(&did(2), false), &key(1));
+    signed.cosign(&key(3));
+    commons.submit(signed).expect("two of three stewards revoke a third");
+    assert!(!commons.state.governance().is_verified(&did(2), commons.now));
+}
+
+#[test]
+fn a_job_is_credited_once_and_only_for_an_approved_workload() {
+    let mut commons = Commons::found(&[1]);
+    commons.attest_all(1, [10, 11]);
+    commons.register_node(10, 100);
+    commons.register_node(11, 110);
+    let mut unapproved = SignedEvent::sign(job_receipt(&did(100), 10), &key(100));
+    unapproved.cosign(&key(110));
+    let unapproved = commons.submit(unapproved);
+    assert!(
+        matches!(&unapproved, Err(Rejection::Compute(d)) if d.contains("not approved")),
+        "{unapproved:?}"
+    );
+    commons.approve_embed();
+    let Event::JobReceipt(mut job) = job_receipt(&did(100), 10) else { unreachable!() };
+    let mut signed = SignedEvent::sign(Event::JobReceipt(job.clone()), &key(100));
+    signed.cosign(&key(110));
+    commons.submit(signed).expect("verified compute");
+    job.requested = requested();
+    let mut again = SignedEvent::sign(Event::JobReceipt(job), &key(100));
+    again.cosign(&key(110));
+    let twice = commons.submit(again);
+    assert!(matches!(&twice, Err(Rejection::Compute(d)) if d.contains("already credited")), "{twice:?}");
+}
+
+#[test]
+fn a_vocabulary_with_a_register_twice_is_refused() {
+    let log = SigningKey::from_bytes(&[200; 32]);
+    let signer = substrate_tlog::NoteSigner::new("test.example/twice", log.clone()).expect("signer");
+    let genesis = Event::Genesis(Genesis {
+        name: "twice".into(),
+        origin: "test.example/twice".into(),
+        log_key: signer.verifier().to_vkey(),
+        registers: vec![register("oral"), register("oral")],
+        handle_prefix: "tag:test.example,2026:t/".into(),
+        created: "2026-11-22T00:00:00.000Z".into(),
+        stewards: Vec::new(),
+        windows: None,
+    });
+    let signed = SignedEvent::sign(genesis, &log);
+    let opened = SignedEvent::open(signed.envelope);
+    assert!(matches!(&opened, Err(EventError::Field { field: "registers", .. })), "{opened:?}");
 }
 
 // Node registration.
@@ -696,9 +794,15 @@ fn a_passed_mixture_is_the_independent_markets_aggregate_of_the_ballots() {
         commons.decision_entry(id).effects,
         vec![Effect::Mixture { weights: expected.weights, ballots: 4 }]
     );
+    let decision = commons.decision_entry(id);
     assert_eq!(
         commons.proposal(id).status,
-        ProposalStatus::Closed { decision: index, outcome: Outcome::Passed }
+        ProposalStatus::Closed {
+            decision: index,
+            outcome: Outcome::Passed,
+            contributor: decision.contributor,
+            technical: decision.technical
+        }
     );
 }
 
@@ -778,10 +882,10 @@ fn a_decision_before_the_close_is_refused() {
     );
     commons.wait_until(closes_at);
     let index = commons.ok(Event::Decision(early), &log).index;
-    assert_eq!(
+    assert!(matches!(
         commons.proposal(id).status,
-        ProposalStatus::Closed { decision: index, outcome: Outcome::Passed }
-    );
+        ProposalStatus::Closed { decision, outcome: Outcome::Passed, .. } if decision == index
+    ));
     let same = commons.state.decision(id).expect("decision");
     assert_eq!(commons.apply(Event::Decision(same.clone()), &log), Err(Rejection::Duplicate(index)));
     let mut other = same;
@@ -861,9 +965,10 @@ fn a_workload_is_decided_by_the_technical_chamber_weighted_by_verified_compute()
         (grant.operator.clone(), grant.verifiers.clone(), grant.units),
         (did(10), vec![did(110)], 400)
     );
-    // sqrt(400) : sqrt(100), and 12 has verified nothing.
+    // sqrt(400) : sqrt(100), and 12 has verified nothing (but still counts in the cap's N).
     let technical = commons.state.governance().electorate(commons.now).technical;
-    assert_eq!(technical.len(), 2, "{technical:?}");
+    assert_eq!(technical.len(), 3, "{technical:?}");
+    assert_eq!(technical[&did(12)], 0.0, "{technical:?}");
     assert!((technical[&did(10)] - 2.0 / 3.0).abs() < 1e-6, "{technical:?}");
     assert!((technical[&did(11)] - 1.0 / 3.0).abs() < 1e-6, "{technical:?}");
 
@@ -947,6 +1052,7 @@ fn splitting_compute_across_nodes_gains_no_technical_weight() {
         if split {
             commons.register_node(10, 101);
         }
+        commons.approve_embed();
         let at = commons.now + 1000;
         let verified = |commons: &mut Commons, worker: u8, verifier: u8, units: u64| {
             commons.now = at;
@@ -1312,7 +1418,8 @@ fn replaying_the_log_gives_the_same_root_and_the_same_decisions() {
         }
         again.apply(index as u64, *time, &reopened).expect("replays");
     }
-    assert_eq!(decisions, 7);
+    // Seven proposals, and the approval of the workload the job receipts name.
+    assert_eq!(decisions, 8);
     let governance = commons.state.governance();
     assert!(governance.mixture().is_some());
     assert!(governance.board().elected_by.is_some());

@@ -312,7 +312,13 @@ impl Ledger {
                 .map_err(|e| LedgerError::Inconsistent(format!("tallying proposal {id}: {e}")))?;
             let event = SignedEvent::sign(Event::Decision(decision), self.signer.signing_key());
             match self.append_now(vec![Submission { event, content: None }], now)?.pop() {
-                Some(Outcome::Appended(_) | Outcome::Duplicate(_)) => decided.push(id),
+                Some(Outcome::Appended(_)) => decided.push(id),
+                Some(Outcome::Duplicate(receipt)) => {
+                    return Err(LedgerError::Inconsistent(format!(
+                        "the decision on proposal {id} is already logged at {} but the proposal is still open",
+                        receipt.log_index
+                    )));
+                }
                 Some(Outcome::Refused(rejection)) => {
                     return Err(LedgerError::Inconsistent(format!(
                         "the fold refused the sequencer's own decision on proposal {id}: {rejection}"

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::cid::Cid;
 use crate::governance::acts::{Action, Ground, Ruling};
 use crate::governance::params::{DAY_MS, Parameters};
-use crate::governance::tally::{self, Chamber, ComputeRecord, Outcome, ProposalClass, Vote};
+use crate::governance::tally::{self, Chamber, ChamberTally, ComputeRecord, Outcome, ProposalClass, Vote};
 use crate::register::Register;
 
 /// The holder name of the stability pool's credits.
@@ -82,7 +82,13 @@ pub struct ProposalRecord {
 #[serde(tag = "state", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum ProposalStatus {
     Open,
-    Closed { decision: u64, outcome: Outcome },
+    /// Decided by the entry `decision`, with both chambers' tallies as of the close.
+    Closed {
+        decision: u64,
+        outcome: Outcome,
+        contributor: ChamberTally,
+        technical: ChamberTally,
+    },
 }
 
 /// A member's current vote on a proposal.
@@ -146,6 +152,8 @@ pub enum DisputeStatus {
 pub struct ComputeGrant {
     /// The receipt's log index.
     pub receipt: u64,
+    /// sha256 of the workload, inputs and outputs: a job is credited once.
+    pub job: String,
     pub workload: String,
     pub node: String,
     pub operator: String,
@@ -465,8 +473,8 @@ impl Governance {
         let operators: BTreeSet<&str> = self
             .nodes
             .values()
+            .filter(|n| n.registered_at <= at && self.is_verified(&n.operator, at))
             .map(|n| n.operator.as_str())
-            .filter(|operator| self.is_verified(operator, at))
             .collect();
         let records: Vec<ComputeRecord> = self
             .compute
@@ -474,12 +482,8 @@ impl Governance {
             .filter(|c| c.at <= at && operators.contains(c.operator.as_str()))
             .map(|c| ComputeRecord { operator: c.operator.clone(), units: c.units as f64, at: c.at })
             .collect();
-        let mut technical = tally::technical_weights(&records, at);
-        if technical.is_empty() && !operators.is_empty() {
-            let each = 1.0 / operators.len() as f64;
-            technical = operators.iter().map(|o| ((*o).to_owned(), each)).collect();
-        }
-        technical
+        let operators: Vec<&str> = operators.into_iter().collect();
+        tally::operator_weights(&operators, &records, at)
     }
 }
 

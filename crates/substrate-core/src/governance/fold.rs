@@ -21,8 +21,21 @@ use crate::governance::stv::{self, RankedBallot};
 use crate::governance::tally::{self, ChamberTally, Outcome};
 use crate::state::{Change, Commons, DepositRecord, DepositStatus, Rejection, State};
 
-/// Most seats a board election may fill.
+/// Most seats a board election may fill, and most candidates it may list.
 pub const MAX_SEATS: u32 = 25;
+pub const MAX_CANDIDATES: usize = 100;
+/// Most compute units (CPU-seconds) one job receipt may claim: a week of one core.
+pub const MAX_JOB_UNITS: u64 = 7 * 24 * 3600;
+
+/// What identifies a job: its workload, inputs and outputs (hex sha256 of them, in order).
+fn job_digest(j: &JobReceipt) -> String {
+    let mut text = j.workload.clone();
+    for digest in j.inputs.iter().chain(std::iter::once(&"->".to_owned())).chain(&j.outputs) {
+        text.push('\n');
+        text.push_str(digest);
+    }
+    hex::encode(crate::sha256(text.as_bytes()))
+}
 
 impl State {
     /// The changes governance event `signed` makes as entry `index` at `time`.
@@ -38,7 +51,7 @@ impl State {
         let signer = signed.signer.as_str();
         match &signed.event {
             Event::Attestation(a) => self.attest(index, time, signer, a, params),
-            Event::Revocation(r) => self.revoke(index, time, signer, r),
+            Event::Revocation(r) => self.revoke(index, time, &signed.signers, r, params),
             Event::NodeRegistration(n) => self.register_node(index, time, signer, n, commons),
             Event::Proposal(p) => self.propose(index, time, signer, p, params),
             Event::Vote(v) => self.vote(index, time, signer, v, params),
@@ -93,6 +106,12 @@ impl State {
             may_vouch: true,
             history: Vec::new(),
         });
+        if g.nodes.contains_key(&a.person) {
+            return Err(Rejection::Governance(format!(
+                "{} is a registered node key; persons and nodes have different keys",
+                a.person
+            )));
+        }
         if let MemberStatus::Revoked { duplicate: true, .. } = member.status {
             return Err(Rejection::Governance(format!(
                 "{} was revoked as a duplicate of someone already verified and cannot be attested again",
@@ -120,10 +139,13 @@ impl State {
                 "{signer} lost the right to vouch by vouching for a duplicate"
             )));
         }
-        if member.verified_at(time) {
+        // Vouching brings new people in; renewing an attestation or undoing a revocation is the
+        // stewards' alone.
+        if member.status != MemberStatus::Pending {
             return Err(Rejection::Governance(format!(
-                "{} is already verified; a steward renews attestations",
-                a.person
+                "{} is {}; only a steward can attest them again",
+                a.person,
+                if member.status == MemberStatus::Verified { "or was verified" } else { "revoked" }
             )));
         }
         member.vouches.retain(|(voucher, _)| voucher != signer);
@@ -146,10 +168,29 @@ impl State {
         Ok(vec![Change::Record(Record::Member(member))])
     }
 
-    fn revoke(&self, index: u64, time: u64, signer: &str, r: &Revocation) -> Result<Vec<Change>, Rejection> {
+    fn revoke(
+        &self,
+        index: u64,
+        time: u64,
+        signers: &[String],
+        r: &Revocation,
+        params: &Parameters,
+    ) -> Result<Vec<Change>, Rejection> {
         let g = &self.governance;
-        if !self.acting_steward(signer, time) {
-            return Err(Rejection::NotSteward(signer.to_owned()));
+        for signer in signers {
+            if !self.acting_steward(signer, time) {
+                return Err(Rejection::NotSteward(signer.clone()));
+            }
+        }
+        // One steward cannot unseat the others: revoking a board member takes as many stewards'
+        // signatures (in one co-signed envelope) as a ruling does.
+        let needed = params.ruling_quorum(g.board.members.len());
+        if g.is_steward(&r.person) && signers.len() < needed {
+            return Err(Rejection::Governance(format!(
+                "{} is a steward; revoking a steward takes {needed} stewards' signatures in one envelope, this has {}",
+                r.person,
+                signers.len()
+            )));
         }
         let mut member =
             g.members.get(&r.person).cloned().ok_or_else(|| Rejection::NotMember(r.person.clone()))?;
@@ -158,16 +199,13 @@ impl State {
         }
         member.status =
             MemberStatus::Revoked { log_index: index, duplicate: r.duplicate, reason: r.reason.clone() };
+        let vouchers: Vec<String> = member.vouches.drain(..).map(|(voucher, _)| voucher).collect();
         member.history.push(index);
         let mut changes = Vec::new();
         if r.duplicate {
             // Everyone who vouched for a duplicate loses the right to vouch.
-            let vouchers: Vec<&String> = member
-                .attested_by
-                .iter()
-                .chain(member.vouches.iter().map(|(v, _)| v))
-                .filter(|v| !g.is_steward(v))
-                .collect();
+            let vouchers: Vec<&String> =
+                member.attested_by.iter().chain(&vouchers).filter(|v| !g.is_steward(v)).collect();
             for voucher in vouchers {
                 if let Some(mut m) = g.members.get(voucher).cloned().filter(|m| m.may_vouch) {
                     m.may_vouch = false;
@@ -288,6 +326,9 @@ impl State {
                 }
                 Action::ElectBoard { seats, candidates } => {
                     elections += 1;
+                    if candidates.len() > MAX_CANDIDATES {
+                        return Err(at(format!("at most {MAX_CANDIDATES} candidates")));
+                    }
                     if *seats == 0 || *seats > MAX_SEATS || *seats as usize > candidates.len() {
                         return Err(at(format!(
                             "{seats} seats for {} candidates; seats run from 1 to {MAX_SEATS} and no more than the candidates",
@@ -534,7 +575,12 @@ impl State {
             });
         }
         let mut closed = proposal.clone();
-        closed.status = ProposalStatus::Closed { decision: index, outcome: d.outcome.clone() };
+        closed.status = ProposalStatus::Closed {
+            decision: index,
+            outcome: d.outcome.clone(),
+            contributor: d.contributor,
+            technical: d.technical,
+        };
         let mut changes = vec![Change::Record(Record::Proposal(closed))];
         let mut params = self.governance.params.clone().ok_or(Rejection::NoGenesis)?;
         let mut params_changed = false;
@@ -664,8 +710,7 @@ impl State {
         let signed_by: Vec<String> =
             endorsement.signers.iter().filter(|s| self.acting_steward(s, time)).cloned().collect();
         let mut changes = Vec::new();
-        let acting = g.board.members.iter().filter(|m| self.acting_steward(m, time)).count();
-        if signed_by.len() >= params.ruling_quorum(acting) {
+        if signed_by.len() >= params.ruling_quorum(g.board.members.len()) {
             let mut credits = CreditBook::new(g, params);
             let mut touched = BTreeMap::new();
             self.apply_ruling(&dispute.cid, &r.ruling, index, time, &mut touched, &mut credits);
@@ -723,13 +768,24 @@ impl State {
                     .into(),
             ));
         }
-        if j.units == 0 {
-            return Err(refuse("a job receipt reports at least one unit of compute".into()));
+        if j.units == 0 || j.units > MAX_JOB_UNITS {
+            return Err(refuse(format!("a job receipt reports 1 to {MAX_JOB_UNITS} units (CPU-seconds)")));
+        }
+        if !g.workloads.contains_key(&j.workload) {
+            return Err(refuse(format!(
+                "workload '{}' is not approved; compute counts only for a KIND@VERSION the chambers approved",
+                j.workload
+            )));
+        }
+        let job = job_digest(j);
+        if let Some(earlier) = g.compute.values().find(|c| c.job == job) {
+            return Err(refuse(format!("this job was already credited at entry {}", earlier.receipt)));
         }
         let mut credits = CreditBook::new(g, params);
         credits.grant(&worker.operator, params.credits.compute.saturating_mul(j.units), time);
         let mut changes = vec![Change::Record(Record::Compute(ComputeGrant {
             receipt: index,
+            job,
             workload: j.workload.clone(),
             node: j.node.clone(),
             operator: worker.operator.clone(),

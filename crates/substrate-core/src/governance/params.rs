@@ -174,10 +174,18 @@ impl Parameters {
                 .ok_or_else(|| format!("{key} must be a whole number from {min} to {max}, not {value}"))
         };
         let small = |min: u64, max: u64| whole(min, max).map(|v| v as u32);
+        let in_ms = |e: String| format!("{e} (milliseconds; 604800000 is 7 days)");
         match key {
             "registers" => {
                 let registers: Vec<Register> = serde_json::from_value(value.clone())
                     .map_err(|e| format!("registers must be a list of register names: {e}"))?;
+                let distinct: std::collections::BTreeSet<_> = registers.iter().collect();
+                if distinct.len() != registers.len() || registers.len() > crate::event::MAX_REGISTERS {
+                    return Err(format!(
+                        "registers must be distinct, at most {}",
+                        crate::event::MAX_REGISTERS
+                    ));
+                }
                 if let Some(gone) = self.registers.iter().find(|r| !registers.contains(r)) {
                     return Err(format!(
                         "registers can be added but not removed: deposits carry them ('{gone}' is missing)"
@@ -185,9 +193,11 @@ impl Parameters {
                 }
                 next.registers = registers;
             }
-            "window.ordinary" => next.windows.ordinary = whole(1000, 365 * DAY_MS)?,
-            "window.resource" => next.windows.resource = whole(1000, 365 * DAY_MS)?,
-            "window.constitutional" => next.windows.constitutional = whole(1000, 365 * DAY_MS)?,
+            "window.ordinary" => next.windows.ordinary = whole(1000, 365 * DAY_MS).map_err(in_ms)?,
+            "window.resource" => next.windows.resource = whole(1000, 365 * DAY_MS).map_err(in_ms)?,
+            "window.constitutional" => {
+                next.windows.constitutional = whole(1000, 365 * DAY_MS).map_err(in_ms)?
+            }
             "attestation.days" => next.attestation_days = small(1, 3650)?,
             "vouching.required" => next.vouches_required = small(0, 3)?,
             "board.quorum" => next.board_quorum = small(0, 99)?,

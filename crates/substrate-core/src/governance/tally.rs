@@ -191,35 +191,56 @@ pub struct ComputeRecord {
 }
 
 /// Technical chamber weights at `now`: per operator, sqrt of their decayed compute, normalised to
-/// sum to 1 and capped at max(5%, 2/N) with the excess spread over the uncapped operators.
+/// sum to 1 and capped at max(5%, 2/N) with the excess spread over the uncapped operators. N is
+/// the operators that have compute here; [`operator_weights`] counts every operator.
 pub fn technical_weights(records: &[ComputeRecord], now: u64) -> BTreeMap<String, f64> {
-    let mut compute: BTreeMap<String, f64> = BTreeMap::new();
+    let operators: Vec<&str> = records.iter().map(|r| r.operator.as_str()).collect();
+    operator_weights(&operators, records, now).into_iter().filter(|(_, w)| *w > 0.0).collect()
+}
+
+/// The technical chamber: every operator in `operators` (verified persons with a registered node),
+/// weighted by sqrt of their decayed verified compute in `records`, normalised to sum to 1 and
+/// capped at max(5%, 2/N) with N all the operators, so one operator's compute cannot make them
+/// the whole chamber while the others have none yet. Excess spreads over the operators below the
+/// cap in proportion to their weight, or equally among them when none has any. Until anyone has
+/// compute, every operator weighs the same.
+pub fn operator_weights(operators: &[&str], records: &[ComputeRecord], now: u64) -> BTreeMap<String, f64> {
+    let mut compute: BTreeMap<String, f64> = operators.iter().map(|o| ((*o).to_owned(), 0.0)).collect();
     for record in records {
-        let age = now.saturating_sub(record.at) as f64;
-        *compute.entry(record.operator.clone()).or_default() +=
-            record.units * 0.5f64.powf(age / COMPUTE_HALF_LIFE_MS);
+        if let Some(total) = compute.get_mut(&record.operator) {
+            let age = now.saturating_sub(record.at) as f64;
+            *total += record.units * 0.5f64.powf(age / COMPUTE_HALF_LIFE_MS);
+        }
+    }
+    let n = compute.len();
+    if n == 0 {
+        return BTreeMap::new();
     }
     let mut weights: BTreeMap<String, f64> =
-        compute.into_iter().filter(|(_, c)| *c > 0.0).map(|(who, c)| (who, c.sqrt())).collect();
-    let n = weights.len();
-    if n == 0 {
-        return weights;
-    }
+        compute.into_iter().map(|(who, c)| (who, c.max(0.0).sqrt())).collect();
     let total: f64 = weights.values().sum();
-    weights.values_mut().for_each(|w| *w /= total);
+    if total > 0.0 {
+        weights.values_mut().for_each(|w| *w /= total);
+    } else {
+        weights.values_mut().for_each(|w| *w = 1.0 / n as f64);
+    }
     let cap = (2.0 / n as f64).max(0.05);
-    // Water-filling: cap, spread the excess over the rest in proportion, until nobody exceeds.
+    // Water-filling: cap, spread the excess over the rest, until nobody exceeds.
     for _ in 0..n {
         let excess: f64 = weights.values().map(|w| (w - cap).max(0.0)).sum();
         if excess <= 1e-15 {
             break;
         }
-        let open: f64 = weights.values().filter(|w| **w < cap).sum();
+        let open: Vec<f64> = weights.values().copied().filter(|w| *w < cap).collect();
+        let open_weight: f64 = open.iter().sum();
+        let open_count = open.len() as f64;
         for w in weights.values_mut() {
             if *w >= cap {
                 *w = cap;
-            } else if open > 0.0 {
-                *w += excess * (*w / open);
+            } else if open_weight > 0.0 {
+                *w += excess * (*w / open_weight);
+            } else {
+                *w += excess / open_count;
             }
         }
     }
@@ -294,6 +315,17 @@ mod tests {
         let weights = technical_weights(&records, 90 * day);
         let ratio = weights["a"] / weights["b"];
         assert!((ratio - (0.5f64).sqrt()).abs() < 1e-12, "{weights:?}");
+    }
+
+    #[test]
+    fn one_operator_with_compute_is_capped_among_all_operators() {
+        let operators: Vec<String> = (0..40).map(|i| format!("op{i}")).collect();
+        let names: Vec<&str> = operators.iter().map(String::as_str).collect();
+        let records = vec![ComputeRecord { operator: "op0".into(), units: 1.0, at: 0 }];
+        let weights = operator_weights(&names, &records, 0);
+        assert!((weights["op0"] - 0.05).abs() < 1e-12, "{weights:?}");
+        assert!((weights.values().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!((weights["op1"] - 0.95 / 39.0).abs() < 1e-12, "{weights:?}");
     }
 
     proptest! {

@@ -313,6 +313,7 @@ fn bench_governance(voters: usize, proposals: usize) -> anyhow::Result<()> {
         }));
         records.push(Record::Compute(ComputeGrant {
             receipt: 10 + i as u64,
+            job: format!("job-{i}"),
             workload: "embed".into(),
             node,
             operator,
