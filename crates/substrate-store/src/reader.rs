@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{Connection, OptionalExtension};
+use substrate_core::governance::book::Governance;
 use substrate_core::receipt::Receipt;
 use substrate_core::state::{Commons, DepositRecord};
 use substrate_core::{Cid, LogEntry, SignedEvent};
@@ -40,6 +41,8 @@ struct Inner {
     tree: Arc<RwLock<Tree>>,
     verifier: NoteVerifier,
     blobs: BlobStore,
+    /// The governance state last restored, with the log size it was restored at.
+    governance: Mutex<Option<(u64, Arc<Governance>)>>,
 }
 
 /// A consistency proof between two signed checkpoints.
@@ -54,7 +57,14 @@ pub struct ConsistencyProof {
 impl Reader {
     pub fn new(dir: &DataDir, tree: Arc<RwLock<Tree>>, verifier: NoteVerifier, blobs: BlobStore) -> Reader {
         Reader {
-            inner: Arc::new(Inner { dir: dir.clone(), pool: Mutex::new(Vec::new()), tree, verifier, blobs }),
+            inner: Arc::new(Inner {
+                dir: dir.clone(),
+                pool: Mutex::new(Vec::new()),
+                tree,
+                verifier,
+                blobs,
+                governance: Mutex::new(None),
+            }),
         }
     }
 
@@ -100,20 +110,30 @@ impl Reader {
         })
     }
 
-    /// The governance state as of the last commit, from its materialised records.
-    pub fn governance(&self) -> Result<substrate_core::governance::book::Governance, ReadError> {
+    /// The governance state as of the last commit, from its materialised records; restored again
+    /// only when the log has grown since the last call.
+    pub fn governance(&self) -> Result<Arc<Governance>, ReadError> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT record FROM records")?;
+            // One read transaction: the size and the records are of the same commit.
+            let tx = conn.unchecked_transaction()?;
+            let size: u64 = tx.query_row("SELECT COALESCE(MAX(size), 0) FROM checkpoints", [], |r| r.get(0))?;
+            let mut cached = self.inner.governance.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, governance)) = cached.as_ref()
+                && *at == size
+            {
+                return Ok(Arc::clone(governance));
+            }
+            let mut stmt = tx.prepare_cached("SELECT record FROM records")?;
             let mut rows = stmt.query([])?;
             let mut records = Vec::new();
             while let Some(row) = rows.next()? {
-                records.push(
-                    serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?).map_err(
-                        |e| ReadError::Ledger(LedgerError::Inconsistent(format!("governance record: {e}"))),
-                    )?,
-                );
+                records.push(serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?).map_err(
+                    |e| ReadError::Ledger(LedgerError::Inconsistent(format!("governance record: {e}"))),
+                )?);
             }
-            Ok(substrate_core::governance::book::Governance::restore(records))
+            let governance = Arc::new(Governance::restore(records));
+            *cached = Some((size, Arc::clone(&governance)));
+            Ok(governance)
         })
     }
 
