@@ -116,7 +116,8 @@ impl Reader {
         self.with(|conn| {
             // One read transaction: the size and the records are of the same commit.
             let tx = conn.unchecked_transaction()?;
-            let size: u64 = tx.query_row("SELECT COALESCE(MAX(size), 0) FROM checkpoints", [], |r| r.get(0))?;
+            let size: u64 =
+                tx.query_row("SELECT COALESCE(MAX(size), 0) FROM checkpoints", [], |r| r.get(0))?;
             let mut cached = self.inner.governance.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((at, governance)) = cached.as_ref()
                 && *at == size
@@ -127,9 +128,11 @@ impl Reader {
             let mut rows = stmt.query([])?;
             let mut records = Vec::new();
             while let Some(row) = rows.next()? {
-                records.push(serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?).map_err(
-                    |e| ReadError::Ledger(LedgerError::Inconsistent(format!("governance record: {e}"))),
-                )?);
+                records.push(
+                    serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?).map_err(
+                        |e| ReadError::Ledger(LedgerError::Inconsistent(format!("governance record: {e}"))),
+                    )?,
+                );
             }
             let governance = Arc::new(Governance::restore(records));
             *cached = Some((size, Arc::clone(&governance)));
