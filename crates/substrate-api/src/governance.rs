@@ -27,9 +27,12 @@ pub async fn overview(State(app): State<AppState>) -> Result<Json<serde_json::Va
     let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
     let now = now_ms();
     let verified = g.members().filter(|m| m.verified_at(now)).count();
+    // Stewards act only while verified; a commons with none acting can attest nobody.
+    let acting = g.board().members.iter().filter(|m| g.is_verified(m, now)).count();
     Ok(Json(json!({
         "parameters": g.parameters(),
         "board": g.board(),
+        "actingStewards": acting,
         "workloads": g.workloads().collect::<Vec<_>>(),
         "mixture": g.mixture(),
         "members": {"verified": verified, "known": g.members().count()},

@@ -96,6 +96,11 @@ pub fn member(command: MemberCommand) -> anyhow::Result<()> {
             println!("  status:  {}", s(&member["status"]["state"]));
             if member["verified"].as_bool() == Some(true) {
                 println!("  expires: {}", time(&member["expiresAt"]));
+            } else if s(&member["status"]["state"]) == "pending" {
+                let overview: Value = Client::new(&node.node).get("/v1/governance")?.json()?;
+                let needed = overview["parameters"]["vouchesRequired"].as_u64().unwrap_or(0);
+                let have = member["vouches"].as_array().map_or(0, Vec::len) as u64;
+                println!("  vouches: {have} of the {needed} a new member needs");
             }
             Ok(())
         }

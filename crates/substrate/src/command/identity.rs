@@ -17,10 +17,12 @@ pub fn run(command: IdCommand) -> anyhow::Result<()> {
             let path = crate::keys::path(key.key.as_deref())?;
             let file = crate::keys::create(&path, kind, force)?;
             println!("{}", file.did);
-            eprintln!(
-                "new {kind_name} key saved to {} (keep it private: it signs your deposits)",
-                path.display()
-            );
+            let signs = if kind == ActorKind::Node {
+                "it identifies your node and signs its job receipts"
+            } else {
+                "it signs your deposits and votes"
+            };
+            eprintln!("new {kind_name} key saved to {} (keep it private: {signs})", path.display());
             Ok(())
         }
         IdCommand::Show { key } => {

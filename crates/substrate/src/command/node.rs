@@ -73,6 +73,11 @@ pub fn init(
         println!("  stewards:    none (nobody can attest members; found with --steward DID to govern)");
     } else {
         println!("  stewards:    {}", stewards.join(", "));
+        if stewards.len() == 1 {
+            println!(
+                "               (one steward: nobody renews their attestation; elect a board of two or more before it expires)"
+            );
+        }
     }
     println!("  config:      {}", dir.config().display());
     println!("verify receipts with: substrate verify <receipt> --commons-key '{}'", commons.log_key);
