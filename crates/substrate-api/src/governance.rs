@@ -69,8 +69,9 @@ pub async fn member(
         .ok_or_else(|| not_found(format!("{person} is not known to this commons; a steward attests members")))
 }
 
-/// A proposal with both chambers' tallies: live while open (as of now), final once decided.
-fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64) -> serde_json::Value {
+/// A proposal with both chambers' tallies: live while open (as of now), final once decided; and
+/// its votes, when asked for.
+fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64, with_votes: bool) -> serde_json::Value {
     let at = now.min(proposal.closes_at);
     // A decided proposal shows the tally its decision recorded; an open one is tallied now.
     let (contributor, technical, standing) = match &proposal.status {
@@ -84,8 +85,7 @@ fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64) -> serde_j
             (contributor, technical, tally::decide_with(thresholds, proposal.lead, &contributor, &technical))
         }
     };
-    let votes: Vec<_> = g.votes_on(proposal.id).collect();
-    json!({
+    let mut view = json!({
         "proposal": proposal,
         "tally": {
             "asOf": at,
@@ -93,10 +93,13 @@ fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64) -> serde_j
             "contributor": contributor,
             "technical": technical,
             "outcome": standing,
-            "votes": votes.len(),
+            "votes": g.votes_on(proposal.id).count(),
         },
-        "votes": votes,
-    })
+    });
+    if with_votes {
+        view["votes"] = json!(g.votes_on(proposal.id).collect::<Vec<_>>());
+    }
+    view
 }
 
 #[derive(serde::Deserialize)]
@@ -114,11 +117,7 @@ pub async fn proposals(
     let list: Vec<_> = g
         .proposals()
         .filter(|p| filter.open.is_none_or(|open| open == (p.status == ProposalStatus::Open)))
-        .map(|p| {
-            let mut view = proposal_view(&g, p, now);
-            view.as_object_mut().map(|o| o.remove("votes"));
-            view
-        })
+        .map(|p| proposal_view(&g, p, now, false))
         .collect();
     Ok(Json(json!({"proposals": list})))
 }
@@ -131,7 +130,7 @@ pub async fn proposal(
     let proposal = g
         .proposal(id)
         .ok_or_else(|| not_found(format!("no proposal has the id {id}; GET /v1/proposals lists them")))?;
-    Ok(Json(proposal_view(&g, proposal, now_ms())))
+    Ok(Json(proposal_view(&g, proposal, now_ms(), true)))
 }
 
 /// The mixture the next training run must use, the rules around it, and what it would sample:

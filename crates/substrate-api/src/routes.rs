@@ -89,13 +89,14 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn commons(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let commons = blocking(&app.reader, |r| Ok(r.commons()?)).await?;
+    let (commons, governance) = blocking(&app.reader, |r| Ok((r.commons()?, r.governance()?))).await?;
+    let registers = governance.parameters().map(|p| p.registers.clone()).unwrap_or_default();
     Ok(Json(json!({
         "name": commons.name,
         "origin": commons.origin,
         "log_key": commons.log_key,
         "log_did": commons.log_did,
-        "registers": commons.registers,
+        "registers": registers,
         "consent_tiers": ConsentTier::ALL,
         "handle_prefix": commons.handle_prefix,
         "max_deposit_bytes": app.max_deposit_bytes,

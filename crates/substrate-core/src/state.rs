@@ -18,7 +18,6 @@ pub struct Commons {
     pub origin: String,
     pub log_key: String,
     pub log_did: String,
-    pub registers: Vec<Register>,
     pub handle_prefix: String,
     pub founded_at: u64,
 }
@@ -269,7 +268,6 @@ impl State {
                     origin: genesis.origin.clone(),
                     log_key: genesis.log_key.clone(),
                     log_did,
-                    registers: genesis.registers.clone(),
                     handle_prefix: genesis.handle_prefix.clone(),
                     founded_at: time,
                 }),
@@ -308,11 +306,14 @@ impl State {
             Event::Genesis(_) => Err(Rejection::SecondGenesis),
             Event::Deposit(deposit) => {
                 let cid = deposit.cid.clone().ok_or(Rejection::NoGenesis)?;
+                // The vocabulary is a governable parameter; genesis set its first value.
+                let vocabulary =
+                    self.governance.parameters().map(|p| p.registers.as_slice()).unwrap_or_default();
                 for register in std::iter::once(&deposit.register).chain(&deposit.secondary_registers) {
-                    if !commons.registers.contains(register) {
+                    if !vocabulary.contains(register) {
                         return Err(Rejection::UnknownRegister {
                             register: register.to_string(),
-                            vocabulary: commons.registers.iter().map(ToString::to_string).collect(),
+                            vocabulary: vocabulary.iter().map(ToString::to_string).collect(),
                         });
                     }
                 }

@@ -955,7 +955,7 @@ fn a_workload_is_decided_by_the_technical_chamber_weighted_by_verified_compute()
         commons.register_node(operator, node);
     }
     // Until some compute is verified every operator weighs the same.
-    let technical = commons.state.governance().electorate(commons.now).technical;
+    let technical = commons.state.governance().technical_chamber(commons.now);
     assert_eq!(technical, [10, 11, 12].map(|n| (did(n), 1.0 / 3.0)).into_iter().collect());
 
     let index = commons.receipt(100, &[110], 400).expect("verified compute").index;
@@ -966,7 +966,7 @@ fn a_workload_is_decided_by_the_technical_chamber_weighted_by_verified_compute()
         (did(10), vec![did(110)], 400)
     );
     // sqrt(400) : sqrt(100), and 12 has verified nothing (but still counts in the cap's N).
-    let technical = commons.state.governance().electorate(commons.now).technical;
+    let technical = commons.state.governance().technical_chamber(commons.now);
     assert_eq!(technical.len(), 3, "{technical:?}");
     assert_eq!(technical[&did(12)], 0.0, "{technical:?}");
     assert!((technical[&did(10)] - 2.0 / 3.0).abs() < 1e-6, "{technical:?}");
@@ -1065,7 +1065,7 @@ fn splitting_compute_across_nodes_gains_no_technical_weight() {
             verified(&mut commons, 100, 110, 400);
         }
         verified(&mut commons, 110, 100, 100);
-        commons.state.governance().electorate(at + 30 * DAY_MS).technical
+        commons.state.governance().technical_chamber(at + 30 * DAY_MS)
     };
     let (one, two) = (technical(false), technical(true));
     assert_eq!(one.keys().collect::<Vec<_>>(), two.keys().collect::<Vec<_>>());

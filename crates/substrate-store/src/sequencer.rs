@@ -154,10 +154,11 @@ fn sequence(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<Job>) {
                 Job::Tick => None,
             })
             .unzip();
+        // A batch decides closed proposals before its own entries (`Ledger::append_batch`); a
+        // tick alone decides them when nothing else arrives.
         if !batch.is_empty() {
             commit(ledger, batch, replies);
-        }
-        if let Err(error) = ledger.decide_due(now_ms()) {
+        } else if let Err(error) = ledger.decide_due(now_ms()) {
             tracing::error!(%error, "deciding closed proposals failed; retrying at the next tick");
         }
     }

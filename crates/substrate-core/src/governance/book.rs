@@ -288,13 +288,6 @@ pub struct Governance {
     disputed: BTreeMap<Cid, BTreeSet<u64>>,
 }
 
-/// Who counts in each chamber at one moment, and with what weight.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Electorate {
-    pub contributor: BTreeMap<String, f64>,
-    pub technical: BTreeMap<String, f64>,
-}
-
 impl Governance {
     /// Rebuilds governance from its materialised records.
     pub fn restore(records: impl IntoIterator<Item = Record>) -> Governance {
@@ -453,22 +446,15 @@ impl Governance {
         self.members.get(who).is_some_and(|m| m.verified_at(at))
     }
 
-    /// Both chambers at `at`. Contributor: every verified person, weight 1. Technical: every
-    /// verified person operating a registered node, weighted by sqrt of their nodes' verified
-    /// compute (90-day half-life) and capped at max(5%, 2/N); until any compute is verified, each
-    /// operator weighs the same.
-    pub fn electorate(&self, at: u64) -> Electorate {
-        let contributor: BTreeMap<String, f64> =
-            self.members.values().filter(|m| m.verified_at(at)).map(|m| (m.person.clone(), 1.0)).collect();
-        Electorate { contributor, technical: self.technical_chamber(at) }
-    }
-
     /// How many verified persons the contributor chamber has at `at`.
     pub fn contributor_count(&self, at: u64) -> usize {
         self.members.values().filter(|m| m.verified_at(at)).count()
     }
 
-    /// The technical chamber at `at`: operator → weight, summing to 1 (empty without operators).
+    /// The technical chamber at `at`: every verified person operating a registered node → their
+    /// weight, sqrt of their nodes' verified compute (90-day half-life) capped at max(5%, 2/N),
+    /// summing to 1; until any compute is verified, each operator weighs the same. Empty without
+    /// operators.
     pub fn technical_chamber(&self, at: u64) -> BTreeMap<String, f64> {
         let operators: BTreeSet<&str> = self
             .nodes

@@ -70,6 +70,14 @@ impl State {
         self.governance.is_steward(who) && self.governance.is_verified(who, time)
     }
 
+    /// Every signer must be an acting steward.
+    fn require_stewards(&self, signers: &[String], time: u64) -> Result<(), Rejection> {
+        match signers.iter().find(|s| !self.acting_steward(s, time)) {
+            Some(outsider) => Err(Rejection::NotSteward(outsider.clone())),
+            None => Ok(()),
+        }
+    }
+
     fn require_member(&self, who: &str, time: u64) -> Result<(), Rejection> {
         match self.governance.members.get(who) {
             Some(m) if m.verified_at(time) => Ok(()),
@@ -177,11 +185,7 @@ impl State {
         params: &Parameters,
     ) -> Result<Vec<Change>, Rejection> {
         let g = &self.governance;
-        for signer in signers {
-            if !self.acting_steward(signer, time) {
-                return Err(Rejection::NotSteward(signer.clone()));
-            }
-        }
+        self.require_stewards(signers, time)?;
         // One steward cannot unseat the others: revoking a board member takes as many stewards'
         // signatures (in one co-signed envelope) as a ruling does.
         let needed = params.ruling_quorum(g.board.members.len());
@@ -598,14 +602,7 @@ impl State {
                     })));
                 }
                 Effect::Parameter { key, value } => {
-                    if params.set(key, value).is_ok() {
-                        params_changed = true;
-                        if key == "registers" {
-                            let mut updated = commons.clone();
-                            updated.registers = params.registers.clone();
-                            changes.push(Change::Commons(updated));
-                        }
-                    }
+                    params_changed |= params.set(key, value).is_ok();
                 }
                 Effect::Removed { cid } => self.remove(cid, index, time, &mut touched, &mut credits),
                 Effect::Ruling { dispute, ruling } => {
@@ -680,11 +677,7 @@ impl State {
         params: &Parameters,
     ) -> Result<Vec<Change>, Rejection> {
         let g = &self.governance;
-        for signer in signers {
-            if !self.acting_steward(signer, time) {
-                return Err(Rejection::NotSteward(signer.clone()));
-            }
-        }
+        self.require_stewards(signers, time)?;
         let mut dispute = g.disputes.get(&r.dispute).cloned().ok_or(Rejection::UnknownDispute(r.dispute))?;
         if dispute.status != DisputeStatus::Open {
             return Err(Rejection::Governance(format!(
@@ -1007,7 +1000,7 @@ impl Governance {
             votes.iter().map(|(v, weight, _)| (*weight, v.choice)),
         );
         let technical = ChamberTally::weighed(
-            technical_chamber.values().sum::<f64>() + 0.0,
+            technical_chamber.values().sum(),
             votes.iter().map(|(v, _, weight)| (*weight, v.choice)),
         );
         (contributor, technical, votes)

@@ -79,17 +79,16 @@ impl ChamberTally {
         weights: &BTreeMap<String, f64>,
         votes: impl IntoIterator<Item = (&'a String, &'a Vote)>,
     ) -> ChamberTally {
-        // An empty sum of f64 is -0.0; a chamber with nobody in it has +0 weight.
-        let eligible = weights.values().sum::<f64>() + 0.0;
         ChamberTally::weighed(
-            eligible,
+            weights.values().sum(),
             votes.into_iter().map(|(voter, vote)| (weights.get(voter).copied().unwrap_or(0.0), *vote)),
         )
     }
 
     /// Counts votes that come with their voter's weight, out of `eligible` in all.
     pub fn weighed(eligible: f64, votes: impl IntoIterator<Item = (f64, Vote)>) -> ChamberTally {
-        let mut tally = ChamberTally { eligible, ..ChamberTally::default() };
+        // An empty sum of f64 is -0.0; a chamber with nobody in it has +0 weight.
+        let mut tally = ChamberTally { eligible: eligible + 0.0, ..ChamberTally::default() };
         for (weight, vote) in votes {
             match vote {
                 Vote::Yes => tally.yes += weight,
@@ -190,14 +189,6 @@ pub struct ComputeRecord {
     pub at: u64,
 }
 
-/// Technical chamber weights at `now`: per operator, sqrt of their decayed compute, normalised to
-/// sum to 1 and capped at max(5%, 2/N) with the excess spread over the uncapped operators. N is
-/// the operators that have compute here; [`operator_weights`] counts every operator.
-pub fn technical_weights(records: &[ComputeRecord], now: u64) -> BTreeMap<String, f64> {
-    let operators: Vec<&str> = records.iter().map(|r| r.operator.as_str()).collect();
-    operator_weights(&operators, records, now).into_iter().filter(|(_, w)| *w > 0.0).collect()
-}
-
 /// The technical chamber: every operator in `operators` (verified persons with a registered node),
 /// weighted by sqrt of their decayed verified compute in `records`, normalised to sum to 1 and
 /// capped at max(5%, 2/N) with N all the operators, so one operator's compute cannot make them
@@ -251,6 +242,12 @@ pub fn operator_weights(operators: &[&str], records: &[ComputeRecord], now: u64)
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The chamber of the operators that have compute in `records`.
+    fn technical_weights(records: &[ComputeRecord], now: u64) -> BTreeMap<String, f64> {
+        let operators: Vec<&str> = records.iter().map(|r| r.operator.as_str()).collect();
+        operator_weights(&operators, records, now).into_iter().filter(|(_, w)| *w > 0.0).collect()
+    }
 
     fn tally(yes: f64, no: f64, eligible: f64) -> ChamberTally {
         ChamberTally { yes, no, abstain: 0.0, eligible }

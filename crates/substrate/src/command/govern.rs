@@ -60,7 +60,7 @@ pub fn parse_ballot(text: &str) -> anyhow::Result<BTreeMap<Register, f64>> {
         }
     }
     let sum: f64 = ballot.values().sum();
-    if (sum - 1.0).abs() > 1e-9 {
+    if (sum - 1.0).abs() > substrate_core::governance::mixture::BALLOT_TOLERANCE {
         anyhow::bail!("the ballot's weights sum to {sum}; they must sum to 1");
     }
     Ok(ballot)
@@ -77,9 +77,14 @@ pub fn parse_ruling(text: &str) -> anyhow::Result<Ruling> {
     })
 }
 
-fn parse_class(text: &str) -> anyhow::Result<ProposalClass> {
+/// Parses one of the kebab-case names the wire format uses for `what`.
+fn named<T: serde::de::DeserializeOwned>(text: &str, what: &str, names: &str) -> anyhow::Result<T> {
     serde_json::from_value(Value::String(text.to_owned()))
-        .map_err(|_| anyhow::anyhow!("'{text}' is not a class; use ordinary, resource or constitutional"))
+        .map_err(|_| anyhow::anyhow!("'{text}' is not {what}; use {names}"))
+}
+
+fn parse_class(text: &str) -> anyhow::Result<ProposalClass> {
+    named(text, "a class", "ordinary, resource or constitutional")
 }
 
 pub fn member(command: MemberCommand) -> anyhow::Result<()> {
@@ -263,8 +268,7 @@ pub fn vote(
     mixture: Option<&str>,
     rank: Vec<String>,
 ) -> anyhow::Result<()> {
-    let choice: Vote = serde_json::from_value(Value::String(choice.to_owned()))
-        .map_err(|_| anyhow::anyhow!("'{choice}' is not a vote; use yes, no or abstain"))?;
+    let choice: Vote = named(choice, "a vote", "yes, no or abstain")?;
     let mixture = mixture.map(parse_ballot).transpose().context("--mixture")?;
     let ranking = if rank.is_empty() { None } else { Some(rank) };
     let receipt = send(
@@ -389,11 +393,8 @@ pub fn mixture(node: &str) -> anyhow::Result<()> {
 pub fn dispute(command: DisputeCommand) -> anyhow::Result<()> {
     match command {
         DisputeCommand::Open { cid, ground, detail, register, key, node } => {
-            let ground: Ground = serde_json::from_value(Value::String(ground.clone())).map_err(|_| {
-                anyhow::anyhow!(
-                    "'{ground}' is not a ground; use wrong-register, doubtful-consent, spam or harm"
-                )
-            })?;
+            let ground: Ground =
+                named(&ground, "a ground", "wrong-register, doubtful-consent, spam or harm")?;
             let register = register.map(|r| Register::new(&r)).transpose()?;
             let receipt = send(
                 &node.node,

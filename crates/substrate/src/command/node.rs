@@ -64,10 +64,9 @@ pub fn init(
     println!("  origin:      {}", commons.origin);
     println!("  log key:     {}", commons.log_key);
     println!("  log did:     {}", commons.log_did);
-    println!(
-        "  registers:   {}",
-        commons.registers.iter().map(Register::as_str).collect::<Vec<_>>().join(", ")
-    );
+    let registers =
+        ledger.state().governance().parameters().map(|p| p.registers.as_slice()).unwrap_or_default();
+    println!("  registers:   {}", registers.iter().map(Register::as_str).collect::<Vec<_>>().join(", "));
     let stewards = ledger.state().governance().board().members.clone();
     if stewards.is_empty() {
         println!("  stewards:    none (nobody can attest members; found with --steward DID to govern)");
