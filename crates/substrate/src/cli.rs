@@ -342,7 +342,8 @@ pub struct ProposeArgs {
     /// Set the training mixture; your ballot, e.g. narrative=0.4,oral=0.3,conversational=0.3.
     #[arg(long)]
     pub set_mixture: Option<String>,
-    /// Set a parameter, KEY=VALUE (VALUE is JSON, e.g. mixture.cap.sacred=0 or window.ordinary=60000).
+    /// Set a parameter, KEY=VALUE (VALUE is JSON, e.g. mixture.cap.sacred=0; windows also take a
+    /// duration, e.g. window.ordinary=3d).
     #[arg(long = "set")]
     pub set: Vec<String>,
     /// Remove a deposit (by CID).

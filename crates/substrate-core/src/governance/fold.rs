@@ -15,7 +15,7 @@ use crate::governance::acts::{
     Proposal, Revocation, Ruling, VoteCast, node_binding_message,
 };
 use crate::governance::book::*;
-use crate::governance::mixture::{self, MixtureBallot};
+use crate::governance::mixture;
 use crate::governance::params::{DAY_MS, Parameters};
 use crate::governance::stv::{self, RankedBallot};
 use crate::governance::tally::{self, ChamberTally, Outcome};
@@ -297,8 +297,8 @@ impl State {
             match action {
                 Action::SetMixture { ballot } => {
                     mixtures += 1;
-                    mixture::check_ballot(&params.registers, &MixtureBallot { weights: ballot.clone() })
-                        .map_err(|e| at(e.to_string()))?;
+                    mixture::check_ballot(&params.registers, ballot)
+                        .map_err(|e| at(format!("the ballot: {e}")))?;
                 }
                 Action::SetParameter { key, value } => {
                     params.clone().set(key, value).map_err(at)?;
@@ -390,8 +390,7 @@ impl State {
             if !proposal.actions.iter().any(|a| matches!(a, Action::SetMixture { .. })) {
                 return Err(ballot("this proposal does not set the mixture; vote without one".into()));
             }
-            mixture::check_ballot(&params.registers, &MixtureBallot { weights: weights.clone() })
-                .map_err(|e| ballot(e.to_string().replace("ballot 0", "the ballot")))?;
+            mixture::check_ballot(&params.registers, weights).map_err(ballot)?;
         }
         if let Some(ranking) = &v.ranking {
             let Some(Action::ElectBoard { candidates, .. }) =

@@ -139,9 +139,22 @@ pub fn check_rules(vocabulary: &[Register], rules: &MixtureRules) -> Result<(), 
 }
 
 /// Checks that `ballot` is a distribution over `vocabulary`.
-pub fn check_ballot(vocabulary: &[Register], ballot: &MixtureBallot) -> Result<(), MixtureError> {
+/// The reason names the problem without a ballot number: there is only this one.
+pub fn check_ballot(vocabulary: &[Register], ballot: &BTreeMap<Register, f64>) -> Result<(), String> {
     let mut dense = vec![0.0; vocabulary.len()];
-    dense_ballot(vocabulary, &positions(vocabulary), 0, &ballot.weights, &mut dense)
+    dense_ballot(vocabulary, &positions(vocabulary), 0, ballot, &mut dense).map_err(|e| match e {
+        MixtureError::UnknownRegister { register, vocabulary, .. } => {
+            format!(
+                "it names register '{register}', which is not in the vocabulary ({})",
+                vocabulary.join(", ")
+            )
+        }
+        MixtureError::BadWeight { register, weight, .. } => {
+            format!("it gives '{register}' the weight {weight}; weights are numbers from 0 to 1")
+        }
+        MixtureError::NotADistribution { sum, .. } => format!("its weights sum to {sum}, not 1"),
+        other => other.to_string(),
+    })
 }
 
 /// The vocabulary sorted by name, each register with its column: ballots are sorted maps, so one

@@ -193,8 +193,13 @@ fn actions(args: &ProposeArgs) -> anyhow::Result<Vec<Action>> {
     for setting in &args.set {
         let (key, value) =
             setting.split_once('=').with_context(|| format!("--set '{setting}' is not KEY=VALUE"))?;
-        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
-        actions.push(Action::SetParameter { key: key.trim().to_owned(), value });
+        let key = key.trim();
+        // Windows are milliseconds on the wire; the command line takes durations such as 7d or 30s.
+        let value = match (key.starts_with("window."), crate::duration::parse_ms(value)) {
+            (true, Ok(ms)) => Value::from(ms),
+            _ => serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned())),
+        };
+        actions.push(Action::SetParameter { key: key.to_owned(), value });
     }
     for cid in &args.remove {
         actions.push(Action::RemoveDeposit { cid: Cid::parse(cid)?, reason: args.reason.clone() });
