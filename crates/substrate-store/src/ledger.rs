@@ -305,7 +305,10 @@ impl Ledger {
     /// one left. Returns the decided proposals.
     pub fn decide_due(&mut self, now: u64) -> Result<Vec<u64>, LedgerError> {
         let mut decided = Vec::new();
-        while let Some(&id) = self.state.governance().due(now.max(self.last_time)).first() {
+        let now_or_later = now.max(self.last_time);
+        while let Some((_, id)) =
+            self.state.governance().next_close().filter(|(closes, _)| *closes <= now_or_later)
+        {
             let decision = self
                 .state
                 .decision(id)

@@ -430,12 +430,6 @@ impl Governance {
         self.mixture.as_ref()
     }
 
-    /// Open proposals whose window has closed by `now`, earliest first: the sequencer decides
-    /// them.
-    pub fn due(&self, now: u64) -> Vec<u64> {
-        self.closing.iter().take_while(|(closes, _)| *closes <= now).map(|(_, id)| *id).collect()
-    }
-
     /// The open proposal that closes first, as (close time, id): it must be decided before any
     /// entry integrated at or after its close.
     pub fn next_close(&self) -> Option<(u64, u64)> {
