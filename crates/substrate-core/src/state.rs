@@ -262,6 +262,7 @@ impl State {
             if let Some(windows) = genesis.windows {
                 params.windows = windows;
             }
+            let expires_at = time.saturating_add(u64::from(params.attestation_days) * DAY_MS);
             let mut changes = vec![
                 Change::Commons(Commons {
                     name: genesis.name.clone(),
@@ -271,6 +272,7 @@ impl State {
                     handle_prefix: genesis.handle_prefix.clone(),
                     founded_at: time,
                 }),
+                Change::Record(Record::Parameters(params)),
                 Change::Record(Record::Board(Board { members: genesis.stewards.clone(), elected_by: None })),
             ];
             // The founding stewards are the first verified members.
@@ -280,14 +282,13 @@ impl State {
                 changes.push(Change::Record(Record::Member(Member {
                     person: steward.clone(),
                     status: MemberStatus::Verified,
-                    expires_at: time.saturating_add(u64::from(params.attestation_days) * DAY_MS),
+                    expires_at,
                     attested_by: vec![signed.signer.clone()],
                     vouches: Vec::new(),
                     may_vouch: true,
                     history: vec![index],
                 })));
             }
-            changes.insert(1, Change::Record(Record::Parameters(params)));
             return Ok(changes);
         };
         // Nothing enters the log after a proposal's close until it is decided, so every decision

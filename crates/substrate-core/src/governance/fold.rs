@@ -644,7 +644,7 @@ impl State {
     ) -> Result<Vec<Change>, Rejection> {
         self.require_member(signer, time)?;
         let cid = d.cid.clone().ok_or(Rejection::NoGenesis)?;
-        let record = self.active_deposit(&cid)?;
+        self.active_deposit(&cid)?;
         if d.ground == Ground::WrongRegister {
             let Some(register) = &d.register else {
                 return Err(Rejection::Governance(
@@ -652,7 +652,6 @@ impl State {
                 ));
             };
             self.check_ruling(&cid, &Ruling::Relabel { register: register.clone() }, params)?;
-            let _ = record;
         }
         Ok(vec![Change::Record(Record::Dispute(DisputeRecord {
             id: index,
