@@ -1,0 +1,40 @@
+//! The wire between nodes of one commons.
+//!
+//! Checkpoint announcements travel on one gossipsub topic per commons; the message is the exact
+//! C2SP signed checkpoint note the sequencer signed, so any receiver verifies it with the log key.
+//! Missing entries are fetched with `/substrate/log/1`: a request names a range by index and the
+//! response carries the raw leaves (8-byte big-endian integrated time ‖ envelope JSON), the very
+//! bytes the Merkle tree hashes, so the receiver checks them against a root it already trusts.
+
+use serde::{Deserialize, Serialize};
+
+/// The request-response protocol for log ranges.
+pub const LOG_PROTOCOL: &str = "/substrate/log/1";
+
+/// The identify protocol version this node speaks.
+pub const IDENTIFY_PROTOCOL: &str = "/substrate/1";
+
+/// Most leaves one response carries. A deposit's leaf is about 1 KiB (the text itself travels
+/// separately), so a full response stays far below [`RESPONSE_SIZE_MAXIMUM`].
+pub const MAX_RANGE: u64 = 512;
+
+/// The largest CBOR response accepted: a full range of unusually large leaves.
+pub const RESPONSE_SIZE_MAXIMUM: u64 = 16 * 1024 * 1024;
+
+/// The gossipsub topic on which checkpoints of the commons with this origin are announced.
+pub fn checkpoint_topic(origin: &str) -> String {
+    format!("/substrate/checkpoints/1/{origin}")
+}
+
+/// Entries `start..start + limit` of the log; the server may return fewer (at most [`MAX_RANGE`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRequest {
+    pub start: u64,
+    pub limit: u64,
+}
+
+/// The raw leaves from the requested start, in order; empty if the server holds none of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogResponse {
+    pub leaves: Vec<serde_bytes::ByteBuf>,
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the mesh: several nodes in one process on 127.0.0.1.
+
+mod replication;

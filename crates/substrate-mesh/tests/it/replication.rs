@@ -1,0 +1,164 @@
+//! A sequencer serving a real store, a mirror that catches up, and a peer nobody registered.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer, SigningKey};
+use substrate_core::event::{Deposit, Event};
+use substrate_core::governance::acts::{Attestation, NodeRegistration, node_binding_message};
+use substrate_core::identity::did_of;
+use substrate_core::{Cid, ConsentTier, Register, SignedEvent};
+use substrate_mesh::{Mesh, MeshConfig, MeshHandle, MeshStatus, Role};
+use substrate_store::{DataDir, InitOptions, Ledger, Reader, Submission};
+
+const ORIGIN: &str = "mesh.test/commons";
+/// 2027-01-15, ms since the epoch.
+const START: u64 = 1_800_000_000_000;
+const DEADLINE: Duration = Duration::from_secs(30);
+
+const STEWARD: u8 = 1;
+const OPERATOR: u8 = 10;
+const SEQUENCER_NODE: u8 = 100;
+const MIRROR_NODE: u8 = 101;
+const STRANGER_NODE: u8 = 200;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn did(n: u8) -> String {
+    did_of(&key(n).verifying_key())
+}
+
+fn signed(event: Event, by: u8) -> Submission {
+    Submission { event: SignedEvent::sign(event, &key(by)), content: None }
+}
+
+fn deposit(n: u32) -> Submission {
+    let text = format!("text number {n}").into_bytes();
+    let event = Event::Deposit(Deposit {
+        cid: Some(Cid::of(&text)),
+        register: Register::defaults()[n as usize % 8].clone(),
+        secondary_registers: vec![],
+        consent: ConsentTier::Public,
+        title: format!("text {n}"),
+        language: "en".into(),
+        license: "CC0-1.0".into(),
+        media_type: "text/plain; charset=utf-8".into(),
+        size: text.len() as u64,
+        created: "2027-01-01T00:00:00.000Z".into(),
+    });
+    Submission { event: SignedEvent::sign(event, &key(20)), content: Some(text) }
+}
+
+/// The operator binds node key `node` to themselves in this commons.
+fn node_registration(node: u8) -> Submission {
+    let binding = key(node).sign(&node_binding_message(ORIGIN, &did(OPERATOR)));
+    signed(
+        Event::NodeRegistration(NodeRegistration {
+            node: did(node),
+            binding: STANDARD.encode(binding.to_bytes()),
+            requested: format!("register {node}"),
+        }),
+        OPERATOR,
+    )
+}
+
+/// A commons whose operator registered the sequencer's and the mirror's node keys, with deposits.
+fn commons(dir: &std::path::Path) -> Result<(Ledger, Reader)> {
+    let mut ledger = Ledger::init(
+        &DataDir::new(dir),
+        key(42),
+        InitOptions {
+            name: "mesh test".into(),
+            origin: ORIGIN.into(),
+            handle_prefix: "tag:mesh.test,2027:d/".into(),
+            registers: Register::defaults(),
+            stewards: vec![did(STEWARD)],
+            windows: None,
+            now: START,
+        },
+    )?;
+    let attestation =
+        Attestation { person: did(OPERATOR), days: None, note: None, requested: "attest operator".into() };
+    ledger.append_batch(vec![signed(Event::Attestation(attestation), STEWARD)], START + 1)?;
+    ledger.append_batch(vec![node_registration(SEQUENCER_NODE), node_registration(MIRROR_NODE)], START + 2)?;
+    ledger.append_batch((0..5).map(deposit).collect(), START + 3)?;
+    let reader = Reader::new(ledger.dir(), ledger.tree(), ledger.verifier(), ledger.blobs().clone());
+    Ok((ledger, reader))
+}
+
+/// Waits until the node's status satisfies `done`, re-checking after each of its events.
+async fn until(node: &MeshHandle, what: &str, done: impl Fn(&MeshStatus) -> bool) -> Result<MeshStatus> {
+    let mut events = node.events();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let status = node.status().await?;
+        if done(&status) {
+            return Ok(status);
+        }
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => bail!("timed out waiting until {what}; last status {status:?}"),
+            // A lagged receiver only means the status must be looked at again.
+            Ok(_) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_catches_up_and_an_unregistered_peer_is_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut ledger, reader) = commons(dir.path())?;
+    let registered: Vec<String> = reader.governance()?.nodes().map(|n| n.node.clone()).collect();
+    assert_eq!(registered.len(), 2, "both node keys are registered");
+    let log = ledger.verifier();
+
+    let sequencer = Mesh::start(MeshConfig {
+        allowed: registered.clone(),
+        redial_interval: Duration::from_millis(200),
+        ..MeshConfig::new(key(SEQUENCER_NODE), log.clone(), Role::Sequencer(reader.clone()))
+    })
+    .await?;
+    let (size, note) = reader.checkpoint()?;
+    sequencer.handle().announce(note).await.context("announce")?;
+
+    let mirror = Mesh::start(MeshConfig {
+        allowed: registered.clone(),
+        bootstrap: vec![sequencer.handle().address()],
+        redial_interval: Duration::from_millis(200),
+        ..MeshConfig::new(key(MIRROR_NODE), log.clone(), Role::Mirror)
+    })
+    .await?;
+    let root = ledger.tree().read().map_err(|_| anyhow::anyhow!("tree lock"))?.root();
+    until(&mirror.handle(), "the mirror holds the sequencer's log", |s| s.mirrored == Some((size, root))).await?;
+
+    // More entries, a new checkpoint: the mirror fetches only what it lacks.
+    ledger.append_batch((5..12).map(deposit).collect(), START + 4)?;
+    let (size, note) = reader.checkpoint()?;
+    assert!(sequencer.handle().announce(note).await?, "the mirror listens on the topic");
+    let root = ledger.tree().read().map_err(|_| anyhow::anyhow!("tree lock"))?.root();
+    until(&mirror.handle(), "the mirror holds the new checkpoint", |s| s.mirrored == Some((size, root))).await?;
+
+    // A node whose key nobody registered dials the sequencer and is refused.
+    let stranger = Mesh::start(MeshConfig {
+        allowed: vec![did(SEQUENCER_NODE)],
+        bootstrap: vec![sequencer.handle().address()],
+        redial_interval: Duration::from_millis(200),
+        ..MeshConfig::new(key(STRANGER_NODE), log.clone(), Role::Mirror)
+    })
+    .await?;
+    let stranger_id = stranger.handle().peer_id();
+    let status =
+        until(&sequencer.handle(), "the sequencer refuses the stranger", |s| s.refused.contains(&stranger_id)).await?;
+    assert!(!status.connected.contains(&stranger_id));
+    assert!(status.connected.contains(&mirror.handle().peer_id()), "the mirror stays connected");
+    let status = until(&stranger.handle(), "the stranger has no connection", |s| s.connected.is_empty()).await?;
+    assert_eq!(status.mirrored, Some((0, substrate_tlog::empty_root())), "the stranger learned nothing");
+
+    stranger.shutdown().await;
+    mirror.shutdown().await;
+    sequencer.shutdown().await;
+    Ok(())
+}
