@@ -22,8 +22,10 @@ pub(crate) struct Behaviour {
 
 impl Behaviour {
     pub fn new(key: &Keypair) -> Result<Behaviour, String> {
-        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config()?)?;
-        let codec = request_response::cbor::codec::Codec::default().set_response_size_maximum(RESPONSE_SIZE_MAXIMUM);
+        let gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config()?)?;
+        let codec =
+            request_response::cbor::codec::Codec::default().set_response_size_maximum(RESPONSE_SIZE_MAXIMUM);
         let log = request_response::Behaviour::with_codec(
             codec,
             [(StreamProtocol::new(LOG_PROTOCOL), ProtocolSupport::Full)],

@@ -15,7 +15,9 @@ pub enum MirrorError {
     WrongSize { got: u64, expected: u64 },
     #[error("the leaves give root {got} but the checkpoint for size {size} says {expected}")]
     RootMismatch { size: u64, got: String, expected: String },
-    #[error("the checkpoint for size {size} has root {announced} but this log's prefix has {held}: a split view")]
+    #[error(
+        "the checkpoint for size {size} has root {announced} but this log's prefix has {held}: a split view"
+    )]
     SplitView { size: u64, announced: String, held: String },
 }
 
@@ -71,7 +73,12 @@ impl MemoryLog {
     ///
     /// Recomputing the RFC 6962 root over all leaves also proves the new tree extends the old one,
     /// so no separate consistency proof is needed when the whole range is in hand.
-    pub fn extend(&mut self, checkpoint: &Checkpoint, note: &str, leaves: Vec<Vec<u8>>) -> Result<(), MirrorError> {
+    pub fn extend(
+        &mut self,
+        checkpoint: &Checkpoint,
+        note: &str,
+        leaves: Vec<Vec<u8>>,
+    ) -> Result<(), MirrorError> {
         let got = self.size() + leaves.len() as u64;
         if got != checkpoint.size {
             return Err(MirrorError::WrongSize { got, expected: checkpoint.size });
@@ -123,7 +130,10 @@ mod tests {
         let mut log = MemoryLog::new();
         log.extend(&checkpoint_of(&all[..4]), "note 4", all[..4].to_vec()).expect("first range");
         log.extend(&checkpoint_of(&all), "note 10", all[4..].to_vec()).expect("second range");
-        assert_eq!((log.size(), log.root(), log.checkpoint()), (10, checkpoint_of(&all).root, Some("note 10")));
+        assert_eq!(
+            (log.size(), log.root(), log.checkpoint()),
+            (10, checkpoint_of(&all).root, Some("note 10"))
+        );
 
         let mut tampered = all.clone();
         tampered.push(leaf(10));
@@ -136,6 +146,9 @@ mod tests {
         assert_eq!(log.agrees_with(&checkpoint_of(&all[..7])), Ok(()));
         let mut fork = all[..7].to_vec();
         fork[6] = leaf(99);
-        assert!(matches!(log.agrees_with(&checkpoint_of(&fork)), Err(MirrorError::SplitView { size: 7, .. })));
+        assert!(matches!(
+            log.agrees_with(&checkpoint_of(&fork)),
+            Err(MirrorError::SplitView { size: 7, .. })
+        ));
     }
 }

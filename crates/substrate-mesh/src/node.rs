@@ -12,10 +12,10 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, PublishError};
+use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
-use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, tcp, yamux};
 use substrate_store::Reader;
 use substrate_tlog::{Checkpoint, Hash, NoteVerifier};
@@ -88,7 +88,9 @@ impl MeshConfig {
     pub fn new(node_key: SigningKey, log: NoteVerifier, role: Role) -> MeshConfig {
         MeshConfig {
             node_key,
-            listen: Multiaddr::empty().with(Protocol::Ip4(std::net::Ipv4Addr::LOCALHOST)).with(Protocol::Tcp(0)),
+            listen: Multiaddr::empty()
+                .with(Protocol::Ip4(std::net::Ipv4Addr::LOCALHOST))
+                .with(Protocol::Tcp(0)),
             bootstrap: Vec::new(),
             log,
             allowed: Vec::new(),
@@ -101,16 +103,31 @@ impl MeshConfig {
 /// Something that happened on the mesh; each one changes what [`MeshHandle::status`] reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MeshEvent {
-    Connected { peer: PeerId },
-    Disconnected { peer: PeerId },
+    Connected {
+        peer: PeerId,
+    },
+    Disconnected {
+        peer: PeerId,
+    },
     /// A peer whose key is not registered tried to connect (or was dialled) and was refused.
-    Refused { peer: PeerId },
+    Refused {
+        peer: PeerId,
+    },
     /// The mirror verified and kept the log up to this checkpoint.
-    CaughtUp { size: u64, root: Hash },
+    CaughtUp {
+        size: u64,
+        root: Hash,
+    },
     /// A checkpoint or a range from this peer failed verification and was dropped.
-    Rejected { peer: PeerId, reason: String },
+    Rejected {
+        peer: PeerId,
+        reason: String,
+    },
     /// A correctly signed checkpoint disagrees with the log this node holds.
-    SplitView { peer: PeerId, detail: String },
+    SplitView {
+        peer: PeerId,
+        detail: String,
+    },
 }
 
 /// A snapshot of the node.
@@ -198,7 +215,9 @@ impl Mesh {
             .with_tokio()
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
             .map_err(|e| MeshError::Transport(e.to_string()))?
-            .with_behaviour(|key| Behaviour::new(key).map_err(Box::<dyn std::error::Error + Send + Sync>::from))
+            .with_behaviour(|key| {
+                Behaviour::new(key).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            })
             .map_err(|e| MeshError::Behaviour(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
             .build();
@@ -217,11 +236,7 @@ impl Mesh {
             bootstrap.push((peer, addr.clone()));
         }
         let topic = IdentTopic::new(checkpoint_topic(config.log.name()));
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(&topic)
-            .map_err(|e| MeshError::Behaviour(e.to_string()))?;
+        swarm.behaviour_mut().gossipsub.subscribe(&topic).map_err(|e| MeshError::Behaviour(e.to_string()))?;
 
         swarm
             .listen_on(config.listen.clone())
@@ -229,7 +244,8 @@ impl Mesh {
         let listen = loop {
             match swarm.select_next_some().await {
                 SwarmEvent::NewListenAddr { address, .. } => break address,
-                SwarmEvent::ListenerError { error, .. } | SwarmEvent::ListenerClosed { reason: Err(error), .. } => {
+                SwarmEvent::ListenerError { error, .. }
+                | SwarmEvent::ListenerClosed { reason: Err(error), .. } => {
                     return Err(MeshError::Listen { addr: config.listen.clone(), detail: error.to_string() });
                 }
                 _ => {}
@@ -248,7 +264,7 @@ impl Mesh {
             log_key: config.log,
             role: match config.role {
                 Role::Sequencer(reader) => NodeRole::Sequencer { reader },
-                Role::Mirror => NodeRole::Mirror(Follower::default()),
+                Role::Mirror => NodeRole::Mirror(Box::default()),
             },
             latest: None,
             bootstrap,
@@ -292,7 +308,7 @@ type Served = (ResponseChannel<LogResponse>, LogResponse);
 
 enum NodeRole {
     Sequencer { reader: Reader },
-    Mirror(Follower),
+    Mirror(Box<Follower>),
 }
 
 /// A mirror's log and the sync in progress.
@@ -436,29 +452,37 @@ impl Node {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
-                if num_established.get() == 1 {
-                    info!(peer = %peer_id, "peer connected");
-                    self.emit(MeshEvent::Connected { peer: peer_id });
-                }
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. }
+                if num_established.get() == 1 =>
+            {
+                info!(peer = %peer_id, "peer connected");
+                self.emit(MeshEvent::Connected { peer: peer_id });
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 info!(peer = %peer_id, "peer disconnected");
                 self.emit(MeshEvent::Disconnected { peer: peer_id });
             }
-            SwarmEvent::IncomingConnectionError { peer_id: Some(peer), error: ListenError::Denied { .. }, .. } => {
-                self.refused(peer)
-            }
-            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error: DialError::Denied { .. }, .. } => {
-                self.refused(peer)
-            }
+            SwarmEvent::IncomingConnectionError {
+                peer_id: Some(peer),
+                error: ListenError::Denied { .. },
+                ..
+            } => self.refused(peer),
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error: DialError::Denied { .. },
+                ..
+            } => self.refused(peer),
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(?peer_id, %error, "dial failed");
             }
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Log(event)) => self.on_log(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
                 debug!(peer = %peer_id, agent = %info.agent_version, "identified");
             }
             _ => {}
@@ -473,10 +497,13 @@ impl Node {
                     warn!(peer = %peer_id, error = %e, "could not re-announce the latest checkpoint");
                 }
             }
-            gossipsub::Event::Message { propagation_source, message, .. } if message.topic == self.topic.hash() => {
+            gossipsub::Event::Message { propagation_source, message, .. }
+                if message.topic == self.topic.hash() =>
+            {
                 // Fetch from the author of the announcement (it holds that range); fall back to
                 // whoever forwarded it.
-                let from = message.source.filter(|p| self.swarm.is_connected(p)).unwrap_or(propagation_source);
+                let from =
+                    message.source.filter(|p| self.swarm.is_connected(p)).unwrap_or(propagation_source);
                 match String::from_utf8(message.data) {
                     Ok(note) => self.on_announcement(from, note),
                     Err(_) => self.reject(from, "an announcement that is not UTF-8 text".into()),
@@ -536,14 +563,17 @@ impl Node {
         let start = follower.log.size();
         let limit = (target.checkpoint.size - start).min(MAX_RANGE);
         debug!(peer = %target.from, start, limit, target = target.checkpoint.size, "fetching a range");
-        let in_flight = self.swarm.behaviour_mut().log.send_request(&target.from, LogRequest { start, limit });
+        let in_flight =
+            self.swarm.behaviour_mut().log.send_request(&target.from, LogRequest { start, limit });
         follower.sync = Some(Fetch { target, fetched: Vec::new(), in_flight });
     }
 
     fn on_log(&mut self, event: request_response::Event<LogRequest, LogResponse>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => self.serve(peer, request, channel),
+                request_response::Message::Request { request, channel, .. } => {
+                    self.serve(peer, request, channel)
+                }
                 request_response::Message::Response { request_id, response } => {
                     self.on_range(peer, request_id, response)
                 }

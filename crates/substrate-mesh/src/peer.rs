@@ -27,7 +27,8 @@ pub fn node_keypair(key: &SigningKey) -> Result<Keypair, PeerError> {
 pub fn peer_id_of(did: &str) -> Result<PeerId, PeerError> {
     let not_ed25519 = |detail: String| PeerError::NotEd25519Did { did: did.to_owned(), detail };
     let key = substrate_core::identity::key_of(did).map_err(|e| not_ed25519(e.to_string()))?;
-    let public = ed25519::PublicKey::try_from_bytes(key.as_bytes()).map_err(|e| not_ed25519(e.to_string()))?;
+    let public =
+        ed25519::PublicKey::try_from_bytes(key.as_bytes()).map_err(|e| not_ed25519(e.to_string()))?;
     Ok(PublicKey::from(public).to_peer_id())
 }
 

@@ -84,7 +84,8 @@ fn commons(dir: &std::path::Path) -> Result<(Ledger, Reader)> {
     let attestation =
         Attestation { person: did(OPERATOR), days: None, note: None, requested: "attest operator".into() };
     ledger.append_batch(vec![signed(Event::Attestation(attestation), STEWARD)], START + 1)?;
-    ledger.append_batch(vec![node_registration(SEQUENCER_NODE), node_registration(MIRROR_NODE)], START + 2)?;
+    ledger
+        .append_batch(vec![node_registration(SEQUENCER_NODE), node_registration(MIRROR_NODE)], START + 2)?;
     ledger.append_batch((0..5).map(deposit).collect(), START + 3)?;
     let reader = Reader::new(ledger.dir(), ledger.tree(), ledger.verifier(), ledger.blobs().clone());
     Ok((ledger, reader))
@@ -99,10 +100,9 @@ async fn until(node: &MeshHandle, what: &str, done: impl Fn(&MeshStatus) -> bool
         if done(&status) {
             return Ok(status);
         }
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Err(_) => bail!("timed out waiting until {what}; last status {status:?}"),
-            // A lagged receiver only means the status must be looked at again.
-            Ok(_) => {}
+        // Any event (even a lagged receiver) means the status must be looked at again.
+        if tokio::time::timeout_at(deadline, events.recv()).await.is_err() {
+            bail!("timed out waiting until {what}; last status {status:?}");
         }
     }
 }
@@ -132,14 +132,16 @@ async fn a_mirror_catches_up_and_an_unregistered_peer_is_refused() -> Result<()>
     })
     .await?;
     let root = ledger.tree().read().map_err(|_| anyhow::anyhow!("tree lock"))?.root();
-    until(&mirror.handle(), "the mirror holds the sequencer's log", |s| s.mirrored == Some((size, root))).await?;
+    until(&mirror.handle(), "the mirror holds the sequencer's log", |s| s.mirrored == Some((size, root)))
+        .await?;
 
     // More entries, a new checkpoint: the mirror fetches only what it lacks.
     ledger.append_batch((5..12).map(deposit).collect(), START + 4)?;
     let (size, note) = reader.checkpoint()?;
     assert!(sequencer.handle().announce(note).await?, "the mirror listens on the topic");
     let root = ledger.tree().read().map_err(|_| anyhow::anyhow!("tree lock"))?.root();
-    until(&mirror.handle(), "the mirror holds the new checkpoint", |s| s.mirrored == Some((size, root))).await?;
+    until(&mirror.handle(), "the mirror holds the new checkpoint", |s| s.mirrored == Some((size, root)))
+        .await?;
 
     // A node whose key nobody registered dials the sequencer and is refused.
     let stranger = Mesh::start(MeshConfig {
@@ -150,11 +152,14 @@ async fn a_mirror_catches_up_and_an_unregistered_peer_is_refused() -> Result<()>
     })
     .await?;
     let stranger_id = stranger.handle().peer_id();
-    let status =
-        until(&sequencer.handle(), "the sequencer refuses the stranger", |s| s.refused.contains(&stranger_id)).await?;
+    let status = until(&sequencer.handle(), "the sequencer refuses the stranger", |s| {
+        s.refused.contains(&stranger_id)
+    })
+    .await?;
     assert!(!status.connected.contains(&stranger_id));
     assert!(status.connected.contains(&mirror.handle().peer_id()), "the mirror stays connected");
-    let status = until(&stranger.handle(), "the stranger has no connection", |s| s.connected.is_empty()).await?;
+    let status =
+        until(&stranger.handle(), "the stranger has no connection", |s| s.connected.is_empty()).await?;
     assert_eq!(status.mirrored, Some((0, substrate_tlog::empty_root())), "the stranger learned nothing");
 
     stranger.shutdown().await;
