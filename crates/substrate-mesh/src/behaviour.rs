@@ -7,7 +7,10 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, allow_block_list, gossipsub, identify, ping};
 
-use crate::protocol::{IDENTIFY_PROTOCOL, LOG_PROTOCOL, LogRequest, LogResponse, RESPONSE_SIZE_MAXIMUM};
+use crate::protocol::{
+    CONSISTENCY_PROTOCOL, ConsistencyRequest, ConsistencyResponse, IDENTIFY_PROTOCOL, LOG_PROTOCOL,
+    LogRequest, LogResponse, RESPONSE_SIZE_MAXIMUM,
+};
 
 /// Every behaviour of a node. The allow-list comes first so that a connection it denies is
 /// refused before any other behaviour sees it.
@@ -18,6 +21,7 @@ pub(crate) struct Behaviour {
     pub ping: ping::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
     pub log: request_response::cbor::Behaviour<LogRequest, LogResponse>,
+    pub consistency: request_response::cbor::Behaviour<ConsistencyRequest, ConsistencyResponse>,
 }
 
 impl Behaviour {
@@ -32,12 +36,18 @@ impl Behaviour {
             // A range is at most MAX_RANGE leaves read from SQLite: seconds, not minutes.
             request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
         );
+        // A proof is at most 64 hashes: the default size limits are ample.
+        let consistency = request_response::cbor::Behaviour::new(
+            [(StreamProtocol::new(CONSISTENCY_PROTOCOL), ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+        );
         Ok(Behaviour {
             allowed: allow_block_list::Behaviour::default(),
             identify: identify::Behaviour::new(identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())),
             ping: ping::Behaviour::default(),
             gossipsub,
             log,
+            consistency,
         })
     }
 }

@@ -2,12 +2,14 @@
 //!
 //! A sequencer serves its log from substrate-store and announces each checkpoint it signs. A mirror
 //! verifies every announced checkpoint with the log key, fetches the entries it lacks over
-//! `/substrate/log/1` from whoever announced it, checks the whole range against the checkpoint's
-//! root and only then keeps it; it then serves and re-announces what it holds. Everything outside
-//! the task talks to it through a cloneable [`MeshHandle`].
+//! `/substrate/log/1` from whoever announced it, asks it for the consistency proof from the
+//! checkpoint it holds (`/substrate/consistency/1`), checks the proof, the range's root and the
+//! folded state root ([`MemoryLog::extend`]) and only then keeps it; it then serves and
+//! re-announces what it holds and publishes its C2SP cosignature, which every node collects.
+//! Everything outside the task talks to it through a cloneable [`MeshHandle`].
 
-use std::collections::{BTreeSet, VecDeque};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, SystemTime};
 
 use ed25519_dalek::SigningKey;
 use libp2p::futures::StreamExt;
@@ -17,6 +19,7 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, tcp, yamux};
+use substrate_core::identity::did_of;
 use substrate_store::Reader;
 use substrate_tlog::{Checkpoint, Hash, NoteVerifier};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -24,9 +27,13 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::cosignature;
 use crate::mirror::{MemoryLog, MirrorError};
 use crate::peer::{PeerError, node_keypair, peer_id_of};
-use crate::protocol::{LogRequest, LogResponse, MAX_RANGE, checkpoint_topic};
+use crate::protocol::{
+    ConsistencyRequest, ConsistencyResponse, LogRequest, LogResponse, MAX_RANGE, checkpoint_topic,
+    cosignature_topic,
+};
 
 /// Connections with nothing in flight for this long are closed. Gossipsub's long-lived streams
 /// keep a connection between two subscribed nodes open, so in practice this closes links that
@@ -128,6 +135,24 @@ pub enum MeshEvent {
         peer: PeerId,
         detail: String,
     },
+    /// A registered node's cosignature of one of the log's checkpoints arrived and verified.
+    Cosigned {
+        cosigner: String,
+        size: u64,
+    },
+}
+
+/// The newest verified cosignature heard from one cosigner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cosigned {
+    /// The cosigner's node key as a did:key (also its key name on the signature line).
+    pub cosigner: String,
+    pub size: u64,
+    pub root: Hash,
+    /// When the cosigner signed, in seconds since the epoch.
+    pub timestamp: u64,
+    /// The checkpoint note with the log's signature and this cosignature.
+    pub note: String,
 }
 
 /// A snapshot of the node.
@@ -140,6 +165,10 @@ pub struct MeshStatus {
     pub refused: BTreeSet<PeerId>,
     /// A mirror's verified log: its size and root. `None` on the sequencer.
     pub mirrored: Option<(u64, Hash)>,
+    /// A mirror's folded state root (equal to the last accepted checkpoint's state line).
+    pub state_root: Option<[u8; 32]>,
+    /// The newest cosignature heard from each registered node, by did:key.
+    pub cosignatures: Vec<Cosigned>,
 }
 
 enum Command {
@@ -237,6 +266,16 @@ impl Mesh {
         }
         let topic = IdentTopic::new(checkpoint_topic(config.log.name()));
         swarm.behaviour_mut().gossipsub.subscribe(&topic).map_err(|e| MeshError::Behaviour(e.to_string()))?;
+        let cosignatures = IdentTopic::new(cosignature_topic(config.log.name()));
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&cosignatures)
+            .map_err(|e| MeshError::Behaviour(e.to_string()))?;
+        let mut allowed = BTreeSet::new();
+        for did in &config.allowed {
+            allowed.insert(peer_id_of(did)?);
+        }
 
         swarm
             .listen_on(config.listen.clone())
@@ -261,6 +300,12 @@ impl Mesh {
         let node = Node {
             swarm,
             topic,
+            cosignature_topic: cosignatures,
+            name: did_of(&config.node_key.verifying_key()),
+            node_key: config.node_key,
+            allowed,
+            cosigned: None,
+            heard: BTreeMap::new(),
             log_key: config.log,
             role: match config.role {
                 Role::Sequencer(reader) => NodeRole::Sequencer { reader },
@@ -303,8 +348,11 @@ impl Drop for Mesh {
     }
 }
 
-/// A range response ready to go back to the peer that asked.
-type Served = (ResponseChannel<LogResponse>, LogResponse);
+/// A response read off the async threads, ready to go back to the peer that asked.
+enum Served {
+    Range(ResponseChannel<LogResponse>, LogResponse),
+    Proof(ResponseChannel<ConsistencyResponse>, ConsistencyResponse),
+}
 
 enum NodeRole {
     Sequencer { reader: Reader },
@@ -327,16 +375,32 @@ struct Announcement {
     from: PeerId,
 }
 
-/// Fetching the range up to one announced checkpoint.
+/// Fetching the range up to one announced checkpoint, then the proof that it extends ours.
 struct Fetch {
     target: Announcement,
     fetched: Vec<Vec<u8>>,
-    in_flight: OutboundRequestId,
+    in_flight: InFlight,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InFlight {
+    Range(OutboundRequestId),
+    Proof(OutboundRequestId),
 }
 
 struct Node {
     swarm: Swarm<Behaviour>,
     topic: IdentTopic,
+    cosignature_topic: IdentTopic,
+    /// The node key: a mirror cosigns with it, under its did:key as the key name.
+    node_key: SigningKey,
+    name: String,
+    /// Registered nodes (the allow-list): only their cosignatures are collected.
+    allowed: BTreeSet<PeerId>,
+    /// A mirror's cosignature of its latest accepted checkpoint: published again on subscribe.
+    cosigned: Option<String>,
+    /// The newest cosignature heard from each cosigner.
+    heard: BTreeMap<String, Cosigned>,
     log_key: NoteVerifier,
     role: NodeRole,
     /// The latest checkpoint note this node vouches for: announced again when a peer subscribes.
@@ -364,9 +428,17 @@ impl Node {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
-                Some((channel, response)) = served.recv() => {
-                    if self.swarm.behaviour_mut().log.send_response(channel, response).is_err() {
-                        debug!("a range response found its requester gone");
+                Some(response) = served.recv() => {
+                    let sent = match response {
+                        Served::Range(channel, response) => {
+                            self.swarm.behaviour_mut().log.send_response(channel, response).is_ok()
+                        }
+                        Served::Proof(channel, response) => {
+                            self.swarm.behaviour_mut().consistency.send_response(channel, response).is_ok()
+                        }
+                    };
+                    if !sent {
+                        debug!("a response found its requester gone");
                     }
                 }
                 _ = redial.tick() => self.on_tick(),
@@ -387,6 +459,7 @@ impl Node {
                 let _ = reply.send(self.announce(note));
             }
             Command::Allow { peer } => {
+                self.allowed.insert(peer);
                 self.swarm.behaviour_mut().allowed.allow_peer(peer);
             }
             Command::Status { reply } => {
@@ -405,6 +478,11 @@ impl Node {
                 NodeRole::Sequencer { .. } => None,
                 NodeRole::Mirror(follower) => Some((follower.log.size(), follower.log.root())),
             },
+            state_root: match &self.role {
+                NodeRole::Sequencer { .. } => None,
+                NodeRole::Mirror(follower) => Some(follower.log.state().root()),
+            },
+            cosignatures: self.heard.values().cloned().collect(),
         }
     }
 
@@ -478,6 +556,7 @@ impl Node {
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Log(event)) => self.on_log(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Consistency(event)) => self.on_consistency(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -495,6 +574,18 @@ impl Node {
                 // A peer (re)joined the commons' topic: tell it the head we vouch for.
                 if let Err(e) = self.publish_latest() {
                     warn!(peer = %peer_id, error = %e, "could not re-announce the latest checkpoint");
+                }
+            }
+            gossipsub::Event::Subscribed { topic, .. } if topic == self.cosignature_topic.hash() => {
+                self.publish_cosignature();
+            }
+            gossipsub::Event::Message { propagation_source, message, .. }
+                if message.topic == self.cosignature_topic.hash() =>
+            {
+                let from = message.source.unwrap_or(propagation_source);
+                match String::from_utf8(message.data) {
+                    Ok(note) => self.on_cosignature(from, note),
+                    Err(_) => self.reject(from, "a cosignature that is not UTF-8 text".into()),
                 }
             }
             gossipsub::Event::Message { propagation_source, message, .. }
@@ -563,8 +654,9 @@ impl Node {
         let start = follower.log.size();
         let limit = (target.checkpoint.size - start).min(MAX_RANGE);
         debug!(peer = %target.from, start, limit, target = target.checkpoint.size, "fetching a range");
-        let in_flight =
-            self.swarm.behaviour_mut().log.send_request(&target.from, LogRequest { start, limit });
+        let in_flight = InFlight::Range(
+            self.swarm.behaviour_mut().log.send_request(&target.from, LogRequest { start, limit }),
+        );
         follower.sync = Some(Fetch { target, fetched: Vec::new(), in_flight });
     }
 
@@ -580,7 +672,7 @@ impl Node {
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
                 let NodeRole::Mirror(follower) = &mut self.role else { return };
-                if follower.sync.as_ref().is_some_and(|s| s.in_flight == request_id) {
+                if follower.sync.as_ref().is_some_and(|s| s.in_flight == InFlight::Range(request_id)) {
                     warn!(%peer, %error, "a range request failed; retrying on the next tick");
                     follower.sync = None;
                 }
@@ -609,7 +701,7 @@ impl Node {
                             Vec::new()
                         }
                     };
-                    let _ = served.blocking_send((channel, LogResponse { leaves }));
+                    let _ = served.blocking_send(Served::Range(channel, LogResponse { leaves }));
                 });
             }
             NodeRole::Mirror(follower) => {
@@ -628,7 +720,9 @@ impl Node {
 
     fn on_range(&mut self, peer: PeerId, request_id: OutboundRequestId, response: LogResponse) {
         let NodeRole::Mirror(follower) = &mut self.role else { return };
-        let Some(mut sync) = follower.sync.take_if(|s| s.in_flight == request_id) else { return };
+        let Some(mut sync) = follower.sync.take_if(|s| s.in_flight == InFlight::Range(request_id)) else {
+            return;
+        };
         let held = follower.log.size() + sync.fetched.len() as u64;
         let wanted = (sync.target.checkpoint.size - held).min(MAX_RANGE);
         let got = response.leaves.len() as u64;
@@ -639,33 +733,216 @@ impl Node {
         if held + got < sync.target.checkpoint.size {
             let start = held + got;
             let limit = (sync.target.checkpoint.size - start).min(MAX_RANGE);
-            sync.in_flight = self.swarm.behaviour_mut().log.send_request(&peer, LogRequest { start, limit });
+            sync.in_flight = InFlight::Range(
+                self.swarm.behaviour_mut().log.send_request(&peer, LogRequest { start, limit }),
+            );
             follower.sync = Some(sync);
             return;
         }
+        // The whole range is here: ask the same peer to prove the new checkpoint extends ours.
+        let (old, new) = (follower.log.size(), sync.target.checkpoint.size);
+        if old == 0 {
+            // Every tree extends the empty one; the proof is empty by definition.
+            return self.finish(peer, sync, Vec::new());
+        }
+        sync.in_flight = InFlight::Proof(
+            self.swarm.behaviour_mut().consistency.send_request(&peer, ConsistencyRequest { old, new }),
+        );
+        follower.sync = Some(sync);
+    }
+
+    fn on_consistency(&mut self, event: request_response::Event<ConsistencyRequest, ConsistencyResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.serve_proof(peer, request, channel)
+                }
+                request_response::Message::Response { request_id, response } => {
+                    let NodeRole::Mirror(follower) = &mut self.role else { return };
+                    let Some(sync) = follower.sync.take_if(|s| s.in_flight == InFlight::Proof(request_id))
+                    else {
+                        return;
+                    };
+                    if let Some(error) = response.error {
+                        let detail = MirrorError::NoProof {
+                            old: follower.log.size(),
+                            new: sync.target.checkpoint.size,
+                            detail: error,
+                        };
+                        follower.best = None;
+                        return self.reject(peer, detail.to_string());
+                    }
+                    let proof =
+                        response.proof.iter().map(|h| h.as_slice().try_into().unwrap_or([0; 32])).collect();
+                    self.finish(peer, sync, proof);
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                let NodeRole::Mirror(follower) = &mut self.role else { return };
+                if follower.sync.as_ref().is_some_and(|s| s.in_flight == InFlight::Proof(request_id)) {
+                    warn!(%peer, %error, "a consistency request failed; retrying on the next tick");
+                    follower.sync = None;
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "a consistency request from a peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Answers a consistency request: from the store on a sequencer, from the held tree on a mirror.
+    fn serve_proof(
+        &mut self,
+        peer: PeerId,
+        request: ConsistencyRequest,
+        channel: ResponseChannel<ConsistencyResponse>,
+    ) {
+        debug!(%peer, old = request.old, new = request.new, "serving a consistency proof");
+        let hashes =
+            |hashes: Vec<Hash>| hashes.into_iter().map(|h| serde_bytes::ByteBuf::from(h.to_vec())).collect();
+        match &self.role {
+            NodeRole::Sequencer { reader } => {
+                let reader = reader.clone();
+                let served = self.served_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let response = match reader.consistency(request.old, request.new) {
+                        Ok(proof) => {
+                            let decoded: Result<Vec<Hash>, _> = proof
+                                .proof
+                                .iter()
+                                .map(|b64| {
+                                    use base64::Engine;
+                                    base64::engine::general_purpose::STANDARD
+                                        .decode(b64)
+                                        .ok()
+                                        .and_then(|bytes| Hash::try_from(bytes).ok())
+                                        .ok_or("a stored proof hash is not 32 bytes of base64")
+                                })
+                                .collect();
+                            match decoded {
+                                Ok(proof) => ConsistencyResponse { proof: hashes(proof), error: None },
+                                Err(e) => {
+                                    ConsistencyResponse { proof: Vec::new(), error: Some(e.to_owned()) }
+                                }
+                            }
+                        }
+                        Err(e) => ConsistencyResponse { proof: Vec::new(), error: Some(e.to_string()) },
+                    };
+                    let _ = served.blocking_send(Served::Proof(channel, response));
+                });
+            }
+            NodeRole::Mirror(follower) => {
+                let response = match follower.log.consistency_proof(request.old, request.new) {
+                    Ok(proof) => ConsistencyResponse { proof: hashes(proof), error: None },
+                    Err(e) => ConsistencyResponse { proof: Vec::new(), error: Some(e.to_string()) },
+                };
+                if self.swarm.behaviour_mut().consistency.send_response(channel, response).is_err() {
+                    debug!(%peer, "a consistency response found its requester gone");
+                }
+            }
+        }
+    }
+
+    /// Checks a fetched range with its proof and keeps it, or drops it and says exactly why.
+    fn finish(&mut self, peer: PeerId, sync: Fetch, proof: Vec<Hash>) {
+        let NodeRole::Mirror(follower) = &mut self.role else { return };
         let Fetch { target, fetched, .. } = sync;
-        match follower.log.extend(&target.checkpoint, &target.note, fetched) {
+        match follower.log.extend(&target.checkpoint, &target.note, fetched, &proof) {
             Ok(()) => {
                 let (size, root) = (follower.log.size(), follower.log.root());
-                info!(size, from = %peer, "mirror caught up with a verified checkpoint");
-                self.latest = Some(target.note);
+                info!(size, from = %peer, "mirror verified and kept a checkpoint");
+                self.latest = Some(target.note.clone());
                 self.emit(MeshEvent::CaughtUp { size, root });
                 // Pass it on: peers that missed the sequencer's announcement can fetch from us.
                 if let Err(e) = self.publish_latest() {
                     debug!(error = %e, "could not re-announce");
                 }
+                self.cosign(&target.note);
             }
-            Err(e @ MirrorError::RootMismatch { .. }) => {
-                // Either the peer sent tampered leaves or the log key signed a fork; both are loud.
-                error!(%peer, error = %e, "a fetched range does not match its signed checkpoint");
+            Err(e @ MirrorError::Inconsistent { .. }) => {
+                // A signed checkpoint that does not extend the one we hold is a fork, unless the
+                // peer sent a bad proof; either way it is loud.
+                error!(%peer, error = %e, "a checkpoint is not consistent with the one held");
                 follower.best = None;
                 self.emit(MeshEvent::Rejected { peer, reason: e.to_string() });
             }
             Err(e) => {
+                error!(%peer, error = %e, "a fetched range does not match its signed checkpoint");
                 follower.best = None;
-                self.reject(peer, e.to_string());
+                self.emit(MeshEvent::Rejected { peer, reason: e.to_string() });
             }
         }
         self.sync_next();
+    }
+
+    /// Cosigns a checkpoint this mirror has just verified and publishes the cosignature.
+    fn cosign(&mut self, note: &str) {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        match cosignature::cosign(note, &self.name, &self.node_key, now) {
+            Ok(cosigned) => {
+                self.cosigned = Some(cosigned.clone());
+                // Our own cosignature counts among those heard.
+                self.on_cosignature(*self.swarm.local_peer_id(), cosigned);
+                self.publish_cosignature();
+            }
+            Err(e) => warn!(error = %e, "could not cosign a verified checkpoint"),
+        }
+    }
+
+    fn publish_cosignature(&mut self) {
+        let Some(cosigned) = self.cosigned.clone() else { return };
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.cosignature_topic.clone(), cosigned.into_bytes())
+        {
+            Ok(_) | Err(PublishError::NoPeersSubscribedToTopic) | Err(PublishError::Duplicate) => {}
+            Err(e) => warn!(error = %e, "could not publish a cosignature"),
+        }
+    }
+
+    /// Keeps every verified cosignature by a registered node on a checkpoint the log key signed.
+    fn on_cosignature(&mut self, from: PeerId, note: String) {
+        let checkpoint = match Checkpoint::open(&note, &self.log_key) {
+            Ok(checkpoint) => checkpoint,
+            Err(e) => {
+                return self.reject(from, format!("a cosigned checkpoint the log key did not sign: {e}"));
+            }
+        };
+        for name in cosignature::signers(&note) {
+            if name == self.log_key.name() {
+                continue;
+            }
+            let registered = peer_id_of(&name)
+                .is_ok_and(|peer| self.allowed.contains(&peer) || peer == *self.swarm.local_peer_id());
+            if !registered {
+                self.reject(from, format!("a cosignature by {name}, which is not a registered node"));
+                continue;
+            }
+            let cosigned = match cosignature::verify(&note, &name) {
+                Ok(cosigned) => cosigned,
+                Err(e) => {
+                    self.reject(from, e.to_string());
+                    continue;
+                }
+            };
+            if self.heard.get(&name).is_some_and(|held| held.size > checkpoint.size) {
+                continue;
+            }
+            info!(cosigner = %name, size = checkpoint.size, "a checkpoint was cosigned");
+            self.heard.insert(
+                name.clone(),
+                Cosigned {
+                    cosigner: name.clone(),
+                    size: checkpoint.size,
+                    root: checkpoint.root,
+                    timestamp: cosigned.timestamp,
+                    note: note.clone(),
+                },
+            );
+            self.emit(MeshEvent::Cosigned { cosigner: name, size: checkpoint.size });
+        }
     }
 }

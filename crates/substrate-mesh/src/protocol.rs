@@ -5,11 +5,16 @@
 //! Missing entries are fetched with `/substrate/log/1`: a request names a range by index and the
 //! response carries the raw leaves (8-byte big-endian integrated time ‖ envelope JSON), the very
 //! bytes the Merkle tree hashes, so the receiver checks them against a root it already trusts.
+//! Before it keeps them, a mirror asks `/substrate/consistency/1` for the proof that the new
+//! checkpoint extends the one it holds, and afterwards publishes its cosignature on a second topic.
 
 use serde::{Deserialize, Serialize};
 
 /// The request-response protocol for log ranges.
 pub const LOG_PROTOCOL: &str = "/substrate/log/1";
+
+/// The request-response protocol for consistency proofs between two checkpoint sizes.
+pub const CONSISTENCY_PROTOCOL: &str = "/substrate/consistency/1";
 
 /// The identify protocol version this node speaks.
 pub const IDENTIFY_PROTOCOL: &str = "/substrate/1";
@@ -26,6 +31,12 @@ pub fn checkpoint_topic(origin: &str) -> String {
     format!("/substrate/checkpoints/1/{origin}")
 }
 
+/// The gossipsub topic on which mirrors publish their cosignatures of this commons' checkpoints
+/// (message = the checkpoint note with the cosignature line appended).
+pub fn cosignature_topic(origin: &str) -> String {
+    format!("/substrate/cosignatures/1/{origin}")
+}
+
 /// Entries `start..start + limit` of the log; the server may return fewer (at most [`MAX_RANGE`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRequest {
@@ -37,4 +48,18 @@ pub struct LogRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogResponse {
     pub leaves: Vec<serde_bytes::ByteBuf>,
+}
+
+/// An RFC 6962 consistency proof from the tree of `old` entries to the tree of `new` entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyRequest {
+    pub old: u64,
+    pub new: u64,
+}
+
+/// The proof's hashes in order, or why the server cannot give one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyResponse {
+    pub proof: Vec<serde_bytes::ByteBuf>,
+    pub error: Option<String>,
 }

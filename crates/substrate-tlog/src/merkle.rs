@@ -95,6 +95,18 @@ impl Tree {
         }
     }
 
+    /// Drops every leaf from `size` on (no-op if the tree is not larger), so a caller can push a
+    /// candidate range and take it back if it does not verify, without copying the tree.
+    pub fn truncate(&mut self, size: u64) {
+        for (level, row) in self.levels.iter_mut().enumerate() {
+            let keep = usize::try_from(size >> level).unwrap_or(usize::MAX);
+            row.truncate(keep);
+        }
+        while self.levels.last().is_some_and(Vec::is_empty) {
+            self.levels.pop();
+        }
+    }
+
     pub fn size(&self) -> u64 {
         self.levels.first().map_or(0, |l| l.len() as u64)
     }
@@ -665,6 +677,22 @@ mod tests {
         ) {
             let other = pick.index(leaves.len()) as u64 + 1;
             check_all_proofs(&leaves, &[leaves.len() as u64, other])?;
+        }
+
+        #[test]
+        fn a_truncated_tree_is_the_tree_of_its_prefix(
+            leaves in leaves_strategy(),
+            pick in any::<prop::sample::Index>(),
+        ) {
+            let keep = pick.index(leaves.len() + 1);
+            let mut tree = Tree::from_leaf_hashes(leaves.iter().copied());
+            tree.truncate(keep as u64);
+            let prefix = Tree::from_leaf_hashes(leaves[..keep].iter().copied());
+            prop_assert_eq!(&tree.levels, &prefix.levels);
+            tree.push(leaves[0]);
+            let mut longer = prefix.clone();
+            longer.push(leaves[0]);
+            prop_assert_eq!(tree.root(), longer.root());
         }
     }
 }

@@ -13,22 +13,22 @@ use substrate_core::{Cid, ConsentTier, Register, SignedEvent};
 use substrate_mesh::{Mesh, MeshConfig, MeshHandle, MeshStatus, Role};
 use substrate_store::{DataDir, InitOptions, Ledger, Reader, Submission};
 
-const ORIGIN: &str = "mesh.test/commons";
+pub(crate) const ORIGIN: &str = "mesh.test/commons";
 /// 2027-01-15, ms since the epoch.
-const START: u64 = 1_800_000_000_000;
-const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const START: u64 = 1_800_000_000_000;
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
-const STEWARD: u8 = 1;
-const OPERATOR: u8 = 10;
-const SEQUENCER_NODE: u8 = 100;
-const MIRROR_NODE: u8 = 101;
+pub(crate) const STEWARD: u8 = 1;
+pub(crate) const OPERATOR: u8 = 10;
+pub(crate) const SEQUENCER_NODE: u8 = 100;
+pub(crate) const MIRROR_NODE: u8 = 101;
 const STRANGER_NODE: u8 = 200;
 
-fn key(n: u8) -> SigningKey {
+pub(crate) fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
 }
 
-fn did(n: u8) -> String {
+pub(crate) fn did(n: u8) -> String {
     did_of(&key(n).verifying_key())
 }
 
@@ -36,7 +36,7 @@ fn signed(event: Event, by: u8) -> Submission {
     Submission { event: SignedEvent::sign(event, &key(by)), content: None }
 }
 
-fn deposit(n: u32) -> Submission {
+pub(crate) fn deposit(n: u32) -> Submission {
     let text = format!("text number {n}").into_bytes();
     let event = Event::Deposit(Deposit {
         cid: Some(Cid::of(&text)),
@@ -67,7 +67,7 @@ fn node_registration(node: u8) -> Submission {
 }
 
 /// A commons whose operator registered the sequencer's and the mirror's node keys, with deposits.
-fn commons(dir: &std::path::Path) -> Result<(Ledger, Reader)> {
+pub(crate) fn commons(dir: &std::path::Path) -> Result<(Ledger, Reader)> {
     let mut ledger = Ledger::init(
         &DataDir::new(dir),
         key(42),
@@ -92,7 +92,11 @@ fn commons(dir: &std::path::Path) -> Result<(Ledger, Reader)> {
 }
 
 /// Waits until the node's status satisfies `done`, re-checking after each of its events.
-async fn until(node: &MeshHandle, what: &str, done: impl Fn(&MeshStatus) -> bool) -> Result<MeshStatus> {
+pub(crate) async fn until(
+    node: &MeshHandle,
+    what: &str,
+    done: impl Fn(&MeshStatus) -> bool,
+) -> Result<MeshStatus> {
     let mut events = node.events();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
