@@ -104,6 +104,11 @@ impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
         match e {
             SubmitError::Refused(r) => r.into(),
+            SubmitError::Unreachable(detail) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sequencer_unreachable",
+                format!("{detail}; nothing was recorded, try again later or send it to the sequencer"),
+            ),
             SubmitError::Storage(_) | SubmitError::Stopped => {
                 tracing::error!(error = %e, "submission not stored");
                 ApiError::new(

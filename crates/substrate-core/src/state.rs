@@ -77,8 +77,10 @@ pub enum Change {
     Record(Record),
 }
 
-/// Why an event cannot enter the log now.
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+/// Why an event cannot enter the log now. Serialisable so that a node that forwarded an event
+/// can give its sender the sequencer's own refusal.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Rejection {
     #[error("the commons has no genesis yet; the first entry must be its genesis")]
     NoGenesis,

@@ -3,13 +3,15 @@
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
+use libp2p::metrics::Registry;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, allow_block_list, gossipsub, identify, ping};
 
 use crate::protocol::{
     CONSISTENCY_PROTOCOL, ConsistencyRequest, ConsistencyResponse, IDENTIFY_PROTOCOL, LOG_PROTOCOL,
-    LogRequest, LogResponse, RESPONSE_SIZE_MAXIMUM,
+    LogRequest, LogResponse, RESPONSE_SIZE_MAXIMUM, SUBMIT_PROTOCOL, SubmitRequest, SubmitResponse,
+    TEXT_PROTOCOL, TextRequest, TextResponse,
 };
 
 /// Every behaviour of a node. The allow-list comes first so that a connection it denies is
@@ -22,12 +24,17 @@ pub(crate) struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub log: request_response::cbor::Behaviour<LogRequest, LogResponse>,
     pub consistency: request_response::cbor::Behaviour<ConsistencyRequest, ConsistencyResponse>,
+    pub text: request_response::cbor::Behaviour<TextRequest, TextResponse>,
+    pub submit: request_response::cbor::Behaviour<SubmitRequest, SubmitResponse>,
 }
 
 impl Behaviour {
-    pub fn new(key: &Keypair) -> Result<Behaviour, String> {
+    /// `sequencer`: whether this node takes submissions (only the sequencer does); its identify
+    /// agent version says the role, e.g. `substrate/0.1.0 mirror`.
+    pub fn new(key: &Keypair, sequencer: bool, registry: &mut Registry) -> Result<Behaviour, String> {
         let gossipsub =
-            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config()?)?;
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config()?)?
+                .with_metrics(registry.sub_registry_with_prefix("gossipsub"), Default::default());
         let codec =
             request_response::cbor::codec::Codec::default().set_response_size_maximum(RESPONSE_SIZE_MAXIMUM);
         let log = request_response::Behaviour::with_codec(
@@ -41,13 +48,35 @@ impl Behaviour {
             [(StreamProtocol::new(CONSISTENCY_PROTOCOL), ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
         );
+        let role = if sequencer { "sequencer" } else { "mirror" };
+        // Texts are at most the deposit limit (1 MiB by default) each, up to MAX_TEXTS per response.
+        let text = request_response::Behaviour::with_codec(
+            request_response::cbor::codec::Codec::default()
+                .set_response_size_maximum(RESPONSE_SIZE_MAXIMUM * 8),
+            [(StreamProtocol::new(TEXT_PROTOCOL), ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
+        );
+        // A deposit request carries its text; the sequencer answers within one group commit.
+        let submit = request_response::Behaviour::with_codec(
+            request_response::cbor::codec::Codec::default().set_request_size_maximum(RESPONSE_SIZE_MAXIMUM),
+            [(
+                StreamProtocol::new(SUBMIT_PROTOCOL),
+                if sequencer { ProtocolSupport::Inbound } else { ProtocolSupport::Outbound },
+            )],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+        );
         Ok(Behaviour {
             allowed: allow_block_list::Behaviour::default(),
-            identify: identify::Behaviour::new(identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_agent_version(format!("substrate/{} {role}", env!("CARGO_PKG_VERSION"))),
+            ),
             ping: ping::Behaviour::default(),
             gossipsub,
             log,
             consistency,
+            text,
+            submit,
         })
     }
 }

@@ -1,38 +1,47 @@
 //! [`Mesh`]: one task that owns a libp2p `Swarm` and the node's side of replication.
 //!
-//! A sequencer serves its log from substrate-store and announces each checkpoint it signs. A mirror
-//! verifies every announced checkpoint with the log key, fetches the entries it lacks over
+//! A sequencer serves its log from substrate-store, announces each checkpoint its sequencer signs,
+//! takes events other nodes forward, and serves texts that consent lets leave. A mirror verifies
+//! every announced checkpoint with the log key, fetches the entries it lacks over
 //! `/substrate/log/1` from whoever announced it, asks it for the consistency proof from the
-//! checkpoint it holds (`/substrate/consistency/1`), checks the proof, the range's root and the
-//! folded state root ([`MemoryLog::extend`]) and only then keeps it; it then serves and
-//! re-announces what it holds and publishes its C2SP cosignature, which every node collects.
+//! checkpoint it holds (`/substrate/consistency/1`), and hands both to its own ledger
+//! ([`Ledger::extend`]), which keeps the range only if every check passes. It then serves and
+//! re-announces what it holds, publishes its C2SP cosignature, and fetches the texts it may hold.
 //! Everything outside the task talks to it through a cloneable [`MeshHandle`].
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::{Duration, SystemTime};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use ed25519_dalek::SigningKey;
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, PublishError};
+use libp2p::metrics::{Recorder, Registry};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, tcp, yamux};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use substrate_core::event::Event;
 use substrate_core::identity::did_of;
-use substrate_store::Reader;
-use substrate_tlog::{Checkpoint, Hash, NoteVerifier};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use substrate_core::{Cid, SignedEvent};
+use substrate_store::follow::{FollowError, replicates};
+use substrate_store::{
+    Cosigned, Extended, Forward, Ledger, Reader, SequencerHandle, Submission, SubmitError, Submitted,
+};
+use substrate_tlog::cosignature;
+use substrate_tlog::{Checkpoint, Hash, NoteVerifier, Tree};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
-use crate::cosignature;
-use crate::mirror::{MemoryLog, MirrorError};
-use crate::peer::{PeerError, node_keypair, peer_id_of};
+use crate::peer::{PeerError, did_of_peer, node_keypair, peer_id_of};
 use crate::protocol::{
-    ConsistencyRequest, ConsistencyResponse, LogRequest, LogResponse, MAX_RANGE, checkpoint_topic,
-    cosignature_topic,
+    ConsistencyRequest, ConsistencyResponse, LogRequest, LogResponse, MAX_RANGE, MAX_TEXTS, SubmitRequest,
+    SubmitResponse, Text, TextRequest, TextResponse, checkpoint_topic, cosignature_topic,
 };
 
 /// Connections with nothing in flight for this long are closed. Gossipsub's long-lived streams
@@ -42,6 +51,10 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How many refused peers [`MeshStatus::refused`] remembers.
 const REFUSED_REMEMBERED: usize = 64;
+
+/// How often the allow-list is recomputed from the node registrations in the log: registrations
+/// are rare, and reading governance records is not free under a stream of deposits.
+const ALLOW_REFRESH: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MeshError {
@@ -53,7 +66,9 @@ pub enum MeshError {
     Behaviour(String),
     #[error("cannot listen on {addr}: {detail}")]
     Listen { addr: Multiaddr, detail: String },
-    #[error("bootstrap address {0} does not end in /p2p/<peer id>")]
+    #[error(
+        "bootstrap address {0} does not end in /p2p/<peer id>; copy it from the other node's `substrate peers` or log"
+    )]
     BootstrapWithoutPeerId(Multiaddr),
     #[error("the checkpoint is not one the log key signed: {0}")]
     Checkpoint(substrate_tlog::CheckpointError),
@@ -64,26 +79,27 @@ pub enum MeshError {
 }
 
 /// What this node does for the commons.
-#[derive(Clone)]
 pub enum Role {
-    /// Appends to the log (elsewhere) and serves it from the store; announces what it signs.
-    Sequencer(Reader),
-    /// Follows the log in memory ([`MemoryLog`]) and serves what it holds.
-    Mirror,
+    /// Holds the log key: serves the log from the store and announces what it signs. With a
+    /// sequencer handle it announces every checkpoint by itself and takes forwarded events.
+    Sequencer { reader: Reader, sequencer: Option<SequencerHandle> },
+    /// Follows the log into its own ledger and serves what it holds.
+    Mirror { ledger: Ledger, reader: Reader },
 }
 
 /// How to run one node.
-#[derive(Clone)]
 pub struct MeshConfig {
     /// The node's own key, registered in the ledger; its libp2p identity uses the same secret.
     pub node_key: SigningKey,
     /// Where to listen. Default `/ip4/127.0.0.1/tcp/0`.
     pub listen: Multiaddr,
     /// The static bootstrap list, the source of truth for whom to dial: `…/p2p/<peer id>` each.
+    /// Bootstrap peers are trusted to connect before the log says they are registered (a fresh
+    /// mirror knows nobody yet).
     pub bootstrap: Vec<Multiaddr>,
     /// The commons' log key: it signs checkpoints, and its name is the origin (and the topic).
     pub log: NoteVerifier,
-    /// did:keys of the node keys registered in the ledger: only these peers may stay connected.
+    /// did:keys of node keys to allow besides those the log registers.
     pub allowed: Vec<String>,
     pub role: Role,
     /// How often bootstrap peers that are not connected are dialled again, and a stalled sync is
@@ -140,41 +156,56 @@ pub enum MeshEvent {
         cosigner: String,
         size: u64,
     },
+    /// The mirror fetched and kept this many texts.
+    TextsKept {
+        count: usize,
+    },
 }
 
-/// The newest verified cosignature heard from one cosigner.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cosigned {
-    /// The cosigner's node key as a did:key (also its key name on the signature line).
-    pub cosigner: String,
-    pub size: u64,
-    pub root: Hash,
-    /// When the cosigner signed, in seconds since the epoch.
-    pub timestamp: u64,
-    /// The checkpoint note with the log's signature and this cosignature.
-    pub note: String,
+/// What this node knows of one connected peer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerView {
+    pub peer_id: String,
+    /// The peer's node key, when its identity is an Ed25519 key.
+    pub did: Option<String>,
+    /// `sequencer` or `mirror`, from identify; `None` until identify has run.
+    pub role: Option<String>,
+    pub agent: Option<String>,
+    pub address: Option<String>,
+    /// The largest checkpoint the peer announced or cosigned.
+    pub height: Option<u64>,
+    /// How many entries it is behind the largest checkpoint this node knows of.
+    pub lag: Option<u64>,
 }
 
 /// A snapshot of the node.
 #[derive(Clone, Debug)]
 pub struct MeshStatus {
     pub peer_id: PeerId,
+    pub role: &'static str,
     pub listen: Vec<Multiaddr>,
     pub connected: BTreeSet<PeerId>,
     /// Peers refused lately (the last 64).
     pub refused: BTreeSet<PeerId>,
-    /// A mirror's verified log: its size and root. `None` on the sequencer.
-    pub mirrored: Option<(u64, Hash)>,
-    /// A mirror's folded state root (equal to the last accepted checkpoint's state line).
-    pub state_root: Option<[u8; 32]>,
+    /// The log this node holds: its size and root.
+    pub held: (u64, Hash),
+    /// The largest checkpoint this node has heard of, held or not.
+    pub head: u64,
     /// The newest cosignature heard from each registered node, by did:key.
     pub cosignatures: Vec<Cosigned>,
+    pub peers: Vec<PeerView>,
 }
+
+type SubmitReply = oneshot::Sender<Result<Submitted, SubmitError>>;
 
 enum Command {
     Announce { note: String, reply: oneshot::Sender<Result<bool, MeshError>> },
     Allow { peer: PeerId },
     Status { reply: oneshot::Sender<MeshStatus> },
+    Metrics { reply: oneshot::Sender<String> },
+    Submit { request: SubmitRequest, reply: SubmitReply },
+    Partition { partitioned: bool },
 }
 
 /// A cloneable way to reach a running node.
@@ -201,12 +232,16 @@ impl MeshHandle {
         self.events.subscribe()
     }
 
+    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, MeshError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(command(reply)).await.map_err(|_| MeshError::Stopped)?;
+        answer.await.map_err(|_| MeshError::Stopped)
+    }
+
     /// Announces a checkpoint note the log key signed. `Ok(false)`: no peer listens yet; the
     /// checkpoint is kept and announced again when one subscribes.
     pub async fn announce(&self, note: String) -> Result<bool, MeshError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Announce { note, reply }).await.map_err(|_| MeshError::Stopped)?;
-        answer.await.map_err(|_| MeshError::Stopped)?
+        self.ask(|reply| Command::Announce { note, reply }).await?
     }
 
     /// Lets the node with this did:key connect (a node registered after start).
@@ -216,9 +251,36 @@ impl MeshHandle {
     }
 
     pub async fn status(&self) -> Result<MeshStatus, MeshError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Status { reply }).await.map_err(|_| MeshError::Stopped)?;
-        answer.await.map_err(|_| MeshError::Stopped)
+        self.ask(|reply| Command::Status { reply }).await
+    }
+
+    /// libp2p's, gossipsub's and the node's own metrics in the Prometheus text format.
+    pub async fn metrics(&self) -> Result<String, MeshError> {
+        self.ask(|reply| Command::Metrics { reply }).await
+    }
+
+    /// Cuts this node off (every connection closed, none accepted or dialled) until called again
+    /// with `false`: what a network partition looks like from inside.
+    pub async fn partition(&self, partitioned: bool) -> Result<(), MeshError> {
+        self.commands.send(Command::Partition { partitioned }).await.map_err(|_| MeshError::Stopped)
+    }
+}
+
+impl Forward for MeshHandle {
+    fn forward(
+        &self,
+        submission: Submission,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Submitted, SubmitError>> + Send>> {
+        let commands = self.commands.clone();
+        Box::pin(async move {
+            let request = SubmitRequest {
+                envelope: serde_bytes::ByteBuf::from(submission.event.envelope.to_bytes()),
+                content: submission.content.map(serde_bytes::ByteBuf::from),
+            };
+            let (reply, answer) = oneshot::channel();
+            commands.send(Command::Submit { request, reply }).await.map_err(|_| SubmitError::Stopped)?;
+            answer.await.map_err(|_| SubmitError::Stopped)?
+        })
     }
 }
 
@@ -235,24 +297,96 @@ impl std::fmt::Debug for Mesh {
     }
 }
 
+/// The node's own metrics, registered beside libp2p's.
+struct Metrics {
+    registry: Registry,
+    libp2p: libp2p::metrics::Metrics,
+    log_height: Gauge,
+    head: Gauge,
+    lag: Gauge,
+    entries_verified: Counter,
+    ranges_rejected: Counter,
+    checkpoints_cosigned: Counter,
+    cosignatures_heard: Counter,
+    bytes_served: Counter,
+    texts_served: Counter,
+    texts_withheld: Counter,
+    texts_kept: Counter,
+    forwarded: Counter,
+}
+
+impl Metrics {
+    fn register(mut registry: Registry) -> Metrics {
+        let libp2p = libp2p::metrics::Metrics::new(&mut registry);
+        let ours = registry.sub_registry_with_prefix("substrate");
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        Metrics {
+            log_height: gauge(ours, "log_height", "Entries in the log this node holds"),
+            head: gauge(ours, "log_head", "Largest checkpoint size this node has heard of"),
+            lag: gauge(
+                ours,
+                "replication_lag",
+                "Entries between the largest checkpoint heard and the log held",
+            ),
+            entries_verified: counter(ours, "entries_verified", "Entries a mirror verified and kept"),
+            ranges_rejected: counter(
+                ours,
+                "ranges_rejected",
+                "Ranges or checkpoints refused by verification",
+            ),
+            checkpoints_cosigned: counter(ours, "checkpoints_cosigned", "Checkpoints this node cosigned"),
+            cosignatures_heard: counter(
+                ours,
+                "cosignatures_verified",
+                "Cosignatures by registered nodes verified",
+            ),
+            bytes_served: counter(ours, "bytes_served", "Bytes of leaves, proofs and texts served to peers"),
+            texts_served: counter(ours, "texts_served", "Texts sent to peers"),
+            texts_withheld: counter(
+                ours,
+                "texts_withheld",
+                "Texts asked for and not sent (consent, withdrawal, absent)",
+            ),
+            texts_kept: counter(ours, "texts_kept", "Texts a mirror fetched and kept"),
+            forwarded: counter(ours, "submissions_forwarded", "Events this node forwarded to the sequencer"),
+            libp2p,
+            registry,
+        }
+    }
+}
+
 impl Mesh {
     /// Builds the swarm, binds the listener (so port 0 is resolved before this returns), and
     /// starts the node's task on the current tokio runtime.
     pub async fn start(config: MeshConfig) -> Result<Mesh, MeshError> {
         let keypair = node_keypair(&config.node_key)?;
+        let sequencing = matches!(config.role, Role::Sequencer { .. });
+        let mut registry = Registry::default();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
             .map_err(|e| MeshError::Transport(e.to_string()))?
+            .with_bandwidth_metrics(&mut registry)
             .with_behaviour(|key| {
-                Behaviour::new(key).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+                Behaviour::new(key, sequencing, &mut registry)
+                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
             })
             .map_err(|e| MeshError::Behaviour(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
             .build();
 
+        let mut allowed = BTreeSet::new();
         for did in &config.allowed {
-            swarm.behaviour_mut().allowed.allow_peer(peer_id_of(did)?);
+            allowed.insert(peer_id_of(did)?);
         }
         let mut bootstrap = Vec::new();
         for addr in &config.bootstrap {
@@ -262,19 +396,20 @@ impl Mesh {
             // Explicit peers always get our messages and are never pruned: the bootstrap list is
             // the whole commons, so no node should have to win a place in someone's mesh.
             swarm.behaviour_mut().gossipsub.add_explicit_peer(&peer);
+            allowed.insert(peer);
             bootstrap.push((peer, addr.clone()));
         }
+        for peer in &allowed {
+            swarm.behaviour_mut().allowed.allow_peer(*peer);
+        }
         let topic = IdentTopic::new(checkpoint_topic(config.log.name()));
-        swarm.behaviour_mut().gossipsub.subscribe(&topic).map_err(|e| MeshError::Behaviour(e.to_string()))?;
         let cosignatures = IdentTopic::new(cosignature_topic(config.log.name()));
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(&cosignatures)
-            .map_err(|e| MeshError::Behaviour(e.to_string()))?;
-        let mut allowed = BTreeSet::new();
-        for did in &config.allowed {
-            allowed.insert(peer_id_of(did)?);
+        for topic in [&topic, &cosignatures] {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(topic)
+                .map_err(|e| MeshError::Behaviour(e.to_string()))?;
         }
 
         swarm
@@ -293,9 +428,30 @@ impl Mesh {
         let peer_id = *swarm.local_peer_id();
         info!(%peer_id, %listen, "mesh node listening");
 
-        let (commands, command_rx) = mpsc::channel(64);
-        let (events, _) = broadcast::channel(256);
-        let (served_tx, served_rx) = mpsc::channel(64);
+        let (reader, role, head) = match config.role {
+            Role::Sequencer { reader, sequencer } => {
+                let head = sequencer.as_ref().and_then(SequencerHandle::head);
+                (reader, NodeRole::Sequencer { sequencer }, head)
+            }
+            Role::Mirror { ledger, reader } => {
+                let tree = ledger.tree();
+                let wanted = ledger.wanted_texts().into_iter().collect();
+                let follower = Follower {
+                    ledger: Arc::new(Mutex::new(ledger)),
+                    tree,
+                    sync: None,
+                    best: None,
+                    wanted,
+                    texts_in_flight: None,
+                };
+                (reader, NodeRole::Mirror(Box::new(follower)), None)
+            }
+        };
+        let heard =
+            reader.cosignatures().unwrap_or_default().into_iter().map(|c| (c.cosigner.clone(), c)).collect();
+        let (commands, command_rx) = mpsc::channel(256);
+        let (events, _) = broadcast::channel(1024);
+        let (served_tx, served_rx) = mpsc::channel(256);
         let (shutdown, shutdown_rx) = oneshot::channel();
         let node = Node {
             swarm,
@@ -303,21 +459,25 @@ impl Mesh {
             cosignature_topic: cosignatures,
             name: did_of(&config.node_key.verifying_key()),
             node_key: config.node_key,
+            configured: allowed.clone(),
             allowed,
             cosigned: None,
-            heard: BTreeMap::new(),
+            heard,
             log_key: config.log,
-            role: match config.role {
-                Role::Sequencer(reader) => NodeRole::Sequencer { reader },
-                Role::Mirror => NodeRole::Mirror(Box::default()),
-            },
+            reader,
+            role,
             latest: None,
             bootstrap,
             refused: VecDeque::new(),
             events: events.clone(),
             served_tx,
+            peers: BTreeMap::new(),
+            forwards: HashMap::new(),
+            metrics: Metrics::register(registry),
+            partitioned: false,
+            allow_refreshed: None,
         };
-        let task = tokio::spawn(node.run(command_rx, served_rx, shutdown_rx, config.redial_interval));
+        let task = tokio::spawn(node.run(command_rx, served_rx, shutdown_rx, head, config.redial_interval));
         Ok(Mesh {
             handle: MeshHandle { commands, events, peer_id, listen },
             shutdown: Some(shutdown),
@@ -348,24 +508,41 @@ impl Drop for Mesh {
     }
 }
 
-/// A response read off the async threads, ready to go back to the peer that asked.
+/// Work done off the swarm task (SQLite blocks), handed back to it.
 enum Served {
     Range(ResponseChannel<LogResponse>, LogResponse),
     Proof(ResponseChannel<ConsistencyResponse>, ConsistencyResponse),
+    Texts(ResponseChannel<TextResponse>, TextResponse),
+    Submitted(ResponseChannel<SubmitResponse>, SubmitResponse),
+    Extended { from: PeerId, note: String, entries: u64, result: Result<Extended, FollowError> },
+    TextsKept(Result<usize, String>),
+    Registered(Vec<PeerId>),
 }
 
 enum NodeRole {
-    Sequencer { reader: Reader },
+    Sequencer { sequencer: Option<SequencerHandle> },
     Mirror(Box<Follower>),
 }
 
-/// A mirror's log and the sync in progress.
-#[derive(Default)]
+/// A mirror's ledger and the sync in progress.
 struct Follower {
-    log: MemoryLog,
+    ledger: Arc<Mutex<Ledger>>,
+    /// The ledger's tree, shared: read here for the held size and split-view checks.
+    tree: Arc<RwLock<Tree>>,
     sync: Option<Fetch>,
     /// The largest verified checkpoint heard and who announced it: the next target.
     best: Option<Announcement>,
+    /// Texts to fetch (CIDs).
+    wanted: VecDeque<Cid>,
+    /// The text request in flight and the CIDs it asked for (asked again if it fails).
+    texts_in_flight: Option<(OutboundRequestId, Vec<Cid>)>,
+}
+
+impl Follower {
+    fn held(&self) -> (u64, Hash) {
+        let tree = self.tree.read().unwrap_or_else(|e| e.into_inner());
+        (tree.size(), tree.root())
+    }
 }
 
 #[derive(Clone)]
@@ -375,7 +552,8 @@ struct Announcement {
     from: PeerId,
 }
 
-/// Fetching the range up to one announced checkpoint, then the proof that it extends ours.
+/// Fetching the range up to one announced checkpoint, then the proof that it extends ours, then
+/// the ledger's checks.
 struct Fetch {
     target: Announcement,
     fetched: Vec<Vec<u8>>,
@@ -386,6 +564,16 @@ struct Fetch {
 enum InFlight {
     Range(OutboundRequestId),
     Proof(OutboundRequestId),
+    Verifying,
+}
+
+/// What this node knows of a connected peer beyond libp2p's own books.
+#[derive(Default)]
+struct Peer {
+    agent: Option<String>,
+    address: Option<Multiaddr>,
+    height: Option<u64>,
+    sequencer: bool,
 }
 
 struct Node {
@@ -395,13 +583,16 @@ struct Node {
     /// The node key: a mirror cosigns with it, under its did:key as the key name.
     node_key: SigningKey,
     name: String,
-    /// Registered nodes (the allow-list): only their cosignatures are collected.
+    /// Peers allowed by configuration (bootstrap list and `MeshConfig::allowed`).
+    configured: BTreeSet<PeerId>,
+    /// Every peer allowed: the configured ones and the nodes the log registers.
     allowed: BTreeSet<PeerId>,
     /// A mirror's cosignature of its latest accepted checkpoint: published again on subscribe.
     cosigned: Option<String>,
     /// The newest cosignature heard from each cosigner.
     heard: BTreeMap<String, Cosigned>,
     log_key: NoteVerifier,
+    reader: Reader,
     role: NodeRole,
     /// The latest checkpoint note this node vouches for: announced again when a peer subscribes.
     latest: Option<String>,
@@ -409,6 +600,12 @@ struct Node {
     refused: VecDeque<PeerId>,
     events: broadcast::Sender<MeshEvent>,
     served_tx: mpsc::Sender<Served>,
+    peers: BTreeMap<PeerId, Peer>,
+    /// Submissions forwarded to the sequencer, waiting for its answer.
+    forwards: HashMap<OutboundRequestId, SubmitReply>,
+    metrics: Metrics,
+    partitioned: bool,
+    allow_refreshed: Option<Instant>,
 }
 
 impl Node {
@@ -417,10 +614,14 @@ impl Node {
         mut commands: mpsc::Receiver<Command>,
         mut served: mpsc::Receiver<Served>,
         mut shutdown: oneshot::Receiver<()>,
+        mut head: Option<watch::Receiver<substrate_store::Head>>,
         redial_interval: Duration,
     ) {
         let mut redial = tokio::time::interval(redial_interval);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if let Some(head) = &mut head {
+            head.mark_changed();
+        }
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -428,17 +629,19 @@ impl Node {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
-                Some(response) = served.recv() => {
-                    let sent = match response {
-                        Served::Range(channel, response) => {
-                            self.swarm.behaviour_mut().log.send_response(channel, response).is_ok()
+                Some(done) = served.recv() => self.on_served(done),
+                changed = async { head.as_mut().expect("guarded").changed().await }, if head.is_some() => {
+                    match changed {
+                        Ok(()) => {
+                            let note = head.as_mut().and_then(|h| h.borrow_and_update().clone());
+                            if let Some((_, note)) = note
+                                && let Err(e) = self.announce(note)
+                            {
+                                warn!(error = %e, "could not announce the sequencer's checkpoint");
+                            }
                         }
-                        Served::Proof(channel, response) => {
-                            self.swarm.behaviour_mut().consistency.send_response(channel, response).is_ok()
-                        }
-                    };
-                    if !sent {
-                        debug!("a response found its requester gone");
+                        // The sequencer stopped; the node keeps serving what is stored.
+                        Err(_) => head = None,
                     }
                 }
                 _ = redial.tick() => self.on_tick(),
@@ -459,31 +662,101 @@ impl Node {
                 let _ = reply.send(self.announce(note));
             }
             Command::Allow { peer } => {
-                self.allowed.insert(peer);
-                self.swarm.behaviour_mut().allowed.allow_peer(peer);
+                self.configured.insert(peer);
+                self.allow(peer);
             }
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Command::Metrics { reply } => {
+                let _ = reply.send(self.encode_metrics());
+            }
+            Command::Submit { request, reply } => self.forward(request, reply),
+            Command::Partition { partitioned } => {
+                self.partitioned = partitioned;
+                if partitioned {
+                    warn!("partitioned: closing every connection and accepting none");
+                    for peer in self.allowed.clone() {
+                        self.swarm.behaviour_mut().allowed.disallow_peer(peer);
+                    }
+                } else {
+                    info!("partition healed");
+                    for peer in self.allowed.clone() {
+                        self.swarm.behaviour_mut().allowed.allow_peer(peer);
+                    }
+                    self.on_tick();
+                }
+            }
         }
     }
 
+    fn allow(&mut self, peer: PeerId) {
+        if self.allowed.insert(peer) && !self.partitioned {
+            self.swarm.behaviour_mut().allowed.allow_peer(peer);
+        }
+    }
+
+    fn held(&self) -> (u64, Hash) {
+        match &self.role {
+            NodeRole::Mirror(follower) => follower.held(),
+            NodeRole::Sequencer { .. } => self.reader.tree_head(),
+        }
+    }
+
+    /// The largest checkpoint this node knows of: its own, announced ones, peers' heights.
+    fn head(&self) -> u64 {
+        let announced = match &self.role {
+            NodeRole::Mirror(follower) => follower.best.as_ref().map_or(0, |b| b.checkpoint.size),
+            NodeRole::Sequencer { .. } => 0,
+        };
+        let peers = self.peers.values().filter_map(|p| p.height).max().unwrap_or(0);
+        self.held().0.max(announced).max(peers)
+    }
+
     fn status(&self) -> MeshStatus {
+        let head = self.head();
         MeshStatus {
             peer_id: *self.swarm.local_peer_id(),
+            role: match self.role {
+                NodeRole::Sequencer { .. } => "sequencer",
+                NodeRole::Mirror(_) => "mirror",
+            },
             listen: self.swarm.listeners().cloned().collect(),
             connected: self.swarm.connected_peers().copied().collect(),
             refused: self.refused.iter().copied().collect(),
-            mirrored: match &self.role {
-                NodeRole::Sequencer { .. } => None,
-                NodeRole::Mirror(follower) => Some((follower.log.size(), follower.log.root())),
-            },
-            state_root: match &self.role {
-                NodeRole::Sequencer { .. } => None,
-                NodeRole::Mirror(follower) => Some(follower.log.state().root()),
-            },
+            held: self.held(),
+            head,
             cosignatures: self.heard.values().cloned().collect(),
+            peers: self
+                .swarm
+                .connected_peers()
+                .map(|id| {
+                    let peer = self.peers.get(id);
+                    PeerView {
+                        peer_id: id.to_string(),
+                        did: did_of_peer(id),
+                        role: peer.and_then(|p| p.agent.as_deref()?.split(' ').nth(1).map(str::to_owned)),
+                        agent: peer.and_then(|p| p.agent.clone()),
+                        address: peer.and_then(|p| p.address.as_ref().map(Multiaddr::to_string)),
+                        height: peer.and_then(|p| p.height),
+                        lag: peer.and_then(|p| p.height).map(|h| head.saturating_sub(h)),
+                    }
+                })
+                .collect(),
         }
+    }
+
+    fn encode_metrics(&self) -> String {
+        let (held, _) = self.held();
+        let head = self.head();
+        self.metrics.log_height.set(held as i64);
+        self.metrics.head.set(head as i64);
+        self.metrics.lag.set(head.saturating_sub(held) as i64);
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.metrics.registry) {
+            warn!(error = %e, "could not encode the metrics");
+        }
+        text
     }
 
     fn announce(&mut self, note: String) -> Result<bool, MeshError> {
@@ -496,12 +769,15 @@ impl Node {
         let Some(note) = self.latest.clone() else { return Ok(false) };
         match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), note.into_bytes()) {
             Ok(_) => Ok(true),
-            Err(PublishError::NoPeersSubscribedToTopic) => Ok(false),
+            Err(PublishError::NoPeersSubscribedToTopic) | Err(PublishError::Duplicate) => Ok(false),
             Err(e) => Err(MeshError::Publish(e.to_string())),
         }
     }
 
     fn on_tick(&mut self) {
+        if self.partitioned {
+            return;
+        }
         for (peer, addr) in &self.bootstrap {
             if self.swarm.is_connected(peer) {
                 continue;
@@ -514,7 +790,27 @@ impl Node {
                 debug!(%peer, %addr, error = %e, "bootstrap dial not started");
             }
         }
+        self.refresh_allowed();
         self.sync_next();
+        self.fetch_texts();
+    }
+
+    /// Recomputes the allow-list from the node registrations in the log held (off the task).
+    fn refresh_allowed(&mut self) {
+        if self.allow_refreshed.is_some_and(|at| at.elapsed() < ALLOW_REFRESH) {
+            return;
+        }
+        self.allow_refreshed = Some(Instant::now());
+        let reader = self.reader.clone();
+        let served = self.served_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let registered = match reader.governance() {
+                Ok(governance) => governance.nodes().filter_map(|n| peer_id_of(&n.node).ok()).collect(),
+                // An empty log has no governance yet.
+                Err(_) => Vec::new(),
+            };
+            let _ = served.blocking_send(Served::Registered(registered));
+        });
     }
 
     fn refused(&mut self, peer: PeerId) {
@@ -529,41 +825,54 @@ impl Node {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.metrics.libp2p.record(&event);
         match event {
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. }
-                if num_established.get() == 1 =>
-            {
-                info!(peer = %peer_id, "peer connected");
-                self.emit(MeshEvent::Connected { peer: peer_id });
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+                self.peers.entry(peer_id).or_default().address = Some(endpoint.get_remote_address().clone());
+                if num_established.get() == 1 {
+                    info!(peer = %peer_id, "peer connected");
+                    self.emit(MeshEvent::Connected { peer: peer_id });
+                }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 info!(peer = %peer_id, "peer disconnected");
+                self.peers.remove(&peer_id);
                 self.emit(MeshEvent::Disconnected { peer: peer_id });
             }
             SwarmEvent::IncomingConnectionError {
                 peer_id: Some(peer),
                 error: ListenError::Denied { .. },
                 ..
-            } => self.refused(peer),
+            } if !self.partitioned => self.refused(peer),
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
                 error: DialError::Denied { .. },
                 ..
-            } => self.refused(peer),
+            } if !self.partitioned => self.refused(peer),
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(?peer_id, %error, "dial failed");
             }
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
+                self.metrics.libp2p.record(&event);
+                self.on_gossip(event)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Log(event)) => self.on_log(event),
             SwarmEvent::Behaviour(BehaviourEvent::Consistency(event)) => self.on_consistency(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => {
-                debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+            SwarmEvent::Behaviour(BehaviourEvent::Text(event)) => self.on_text(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Submit(event)) => self.on_submit(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
+                self.metrics.libp2p.record(&event);
+                if let identify::Event::Received { peer_id, info, .. } = event {
+                    debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+                    let sequencer =
+                        info.protocols.iter().any(|p| p.as_ref() == crate::protocol::SUBMIT_PROTOCOL);
+                    let peer = self.peers.entry(peer_id).or_default();
+                    peer.agent = Some(info.agent_version);
+                    peer.sequencer = sequencer;
+                }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.metrics.libp2p.record(&event),
             _ => {}
         }
     }
@@ -606,6 +915,7 @@ impl Node {
 
     fn reject(&mut self, peer: PeerId, reason: String) {
         warn!(%peer, %reason, "dropped what a peer sent");
+        self.metrics.ranges_rejected.inc();
         self.emit(MeshEvent::Rejected { peer, reason });
     }
 
@@ -614,19 +924,30 @@ impl Node {
             Ok(checkpoint) => checkpoint,
             Err(e) => return self.reject(from, format!("a checkpoint the log key did not sign: {e}")),
         };
-        let NodeRole::Mirror(follower) = &mut self.role else {
-            // The sequencer is the source of checkpoints; checking what others announce against
-            // its own log is the split-view detector's job (not yet written).
-            return;
-        };
         let size = checkpoint.size;
-        if size <= follower.log.size() {
-            if let Err(e) = follower.log.agrees_with(&checkpoint) {
-                error!(peer = %from, error = %e, "SPLIT VIEW: a signed checkpoint contradicts the log held");
-                self.emit(MeshEvent::SplitView { peer: from, detail: e.to_string() });
+        let height = &mut self.peers.entry(from).or_default().height;
+        *height = Some(height.unwrap_or(0).max(size));
+        let held = self.held().0;
+        // Any node, the sequencer included, checks what others announce against the log it holds.
+        if size <= held {
+            // A mirror's reader shares its ledger's tree.
+            let tree_root = self.reader.root_at(size);
+            if tree_root.as_ref().is_ok_and(|root| *root != checkpoint.root) {
+                let held = tree_root.map(|r| hex(&r)).unwrap_or_default();
+                let detail =
+                    FollowError::SplitView { size, announced: hex(&checkpoint.root), held }.to_string();
+                error!(peer = %from, %detail, "SPLIT VIEW: a checkpoint the log key signed contradicts the log held");
+                self.emit(MeshEvent::SplitView { peer: from, detail });
             }
             return;
         }
+        let NodeRole::Mirror(follower) = &mut self.role else {
+            let detail = format!(
+                "a checkpoint for size {size} is signed by the log key, but this sequencer holds {held}"
+            );
+            error!(peer = %from, %detail, "SPLIT VIEW: the log key signed beyond this sequencer's log");
+            return self.emit(MeshEvent::SplitView { peer: from, detail });
+        };
         if let Some(sync) = &follower.sync
             && sync.target.checkpoint.size == size
             && sync.target.checkpoint.root != checkpoint.root
@@ -644,18 +965,21 @@ impl Node {
 
     /// Starts fetching towards the best checkpoint heard, unless a sync runs or nothing is missing.
     fn sync_next(&mut self) {
+        if self.partitioned {
+            return;
+        }
         let NodeRole::Mirror(follower) = &mut self.role else { return };
         if follower.sync.is_some() {
             return;
         }
-        let Some(target) = follower.best.clone().filter(|b| b.checkpoint.size > follower.log.size()) else {
+        let (held, _) = follower.held();
+        let Some(target) = follower.best.clone().filter(|b| b.checkpoint.size > held) else {
             return;
         };
-        let start = follower.log.size();
-        let limit = (target.checkpoint.size - start).min(MAX_RANGE);
-        debug!(peer = %target.from, start, limit, target = target.checkpoint.size, "fetching a range");
+        let limit = (target.checkpoint.size - held).min(MAX_RANGE);
+        debug!(peer = %target.from, start = held, limit, target = target.checkpoint.size, "fetching a range");
         let in_flight = InFlight::Range(
-            self.swarm.behaviour_mut().log.send_request(&target.from, LogRequest { start, limit }),
+            self.swarm.behaviour_mut().log.send_request(&target.from, LogRequest { start: held, limit }),
         );
         follower.sync = Some(Fetch { target, fetched: Vec::new(), in_flight });
     }
@@ -664,18 +988,14 @@ impl Node {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request { request, channel, .. } => {
-                    self.serve(peer, request, channel)
+                    self.serve_range(peer, request, channel)
                 }
                 request_response::Message::Response { request_id, response } => {
                     self.on_range(peer, request_id, response)
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
-                let NodeRole::Mirror(follower) = &mut self.role else { return };
-                if follower.sync.as_ref().is_some_and(|s| s.in_flight == InFlight::Range(request_id)) {
-                    warn!(%peer, %error, "a range request failed; retrying on the next tick");
-                    follower.sync = None;
-                }
+                self.sync_failed(InFlight::Range(request_id), peer, &error)
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 debug!(%peer, %error, "a range request from a peer failed");
@@ -684,37 +1004,86 @@ impl Node {
         }
     }
 
-    /// Answers a range request: from the store on a sequencer (off the async threads: SQLite
-    /// blocks), from memory on a mirror.
-    fn serve(&mut self, peer: PeerId, request: LogRequest, channel: ResponseChannel<LogResponse>) {
+    fn sync_failed(&mut self, in_flight: InFlight, peer: PeerId, error: &request_response::OutboundFailure) {
+        let NodeRole::Mirror(follower) = &mut self.role else { return };
+        if follower.sync.as_ref().is_some_and(|s| s.in_flight == in_flight) {
+            warn!(%peer, %error, "a request of the sync failed; retrying on the next tick");
+            follower.sync = None;
+        }
+    }
+
+    /// Answers a range request from the store, off the async threads (SQLite blocks).
+    fn serve_range(&mut self, peer: PeerId, request: LogRequest, channel: ResponseChannel<LogResponse>) {
         let limit = request.limit.min(MAX_RANGE);
         debug!(%peer, start = request.start, limit, "serving a range");
-        match &self.role {
-            NodeRole::Sequencer { reader } => {
-                let reader = reader.clone();
-                let served = self.served_tx.clone();
-                tokio::task::spawn_blocking(move || {
-                    let leaves = match reader.entries(request.start, limit) {
-                        Ok(entries) => entries.iter().map(|e| serde_bytes::ByteBuf::from(e.leaf())).collect(),
-                        Err(e) => {
-                            warn!(%peer, error = %e, "could not read a range");
-                            Vec::new()
-                        }
-                    };
-                    let _ = served.blocking_send(Served::Range(channel, LogResponse { leaves }));
-                });
-            }
-            NodeRole::Mirror(follower) => {
-                let leaves = follower
-                    .log
-                    .leaves(request.start, limit)
-                    .iter()
-                    .map(|leaf| serde_bytes::ByteBuf::from(leaf.clone()))
-                    .collect();
-                if self.swarm.behaviour_mut().log.send_response(channel, LogResponse { leaves }).is_err() {
-                    debug!(%peer, "a range response found its requester gone");
+        let reader = self.reader.clone();
+        let served = self.served_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let leaves = match reader.entries(request.start, limit) {
+                Ok(entries) => entries.iter().map(|e| serde_bytes::ByteBuf::from(e.leaf())).collect(),
+                Err(e) => {
+                    warn!(%peer, error = %e, "could not read a range");
+                    Vec::new()
                 }
+            };
+            let _ = served.blocking_send(Served::Range(channel, LogResponse { leaves }));
+        });
+    }
+
+    fn on_served(&mut self, done: Served) {
+        let behaviour = self.swarm.behaviour_mut();
+        let sent = match done {
+            Served::Range(channel, response) => {
+                let bytes: usize = response.leaves.iter().map(|l| l.len()).sum();
+                self.metrics.bytes_served.inc_by(bytes as u64);
+                behaviour.log.send_response(channel, response).is_ok()
             }
+            Served::Proof(channel, response) => {
+                self.metrics.bytes_served.inc_by(32 * response.proof.len() as u64);
+                behaviour.consistency.send_response(channel, response).is_ok()
+            }
+            Served::Texts(channel, response) => {
+                for text in &response.texts {
+                    match &text.content {
+                        Some(content) => {
+                            self.metrics.texts_served.inc();
+                            self.metrics.bytes_served.inc_by(content.len() as u64);
+                        }
+                        None => {
+                            self.metrics.texts_withheld.inc();
+                        }
+                    }
+                }
+                behaviour.text.send_response(channel, response).is_ok()
+            }
+            Served::Submitted(channel, response) => behaviour.submit.send_response(channel, response).is_ok(),
+            Served::Extended { from, note, entries, result } => {
+                self.on_extended(from, note, entries, result);
+                true
+            }
+            Served::TextsKept(result) => {
+                if let NodeRole::Mirror(follower) = &mut self.role {
+                    follower.texts_in_flight = None;
+                }
+                match result {
+                    Ok(count) => {
+                        self.metrics.texts_kept.inc_by(count as u64);
+                        self.emit(MeshEvent::TextsKept { count });
+                    }
+                    Err(e) => warn!(error = %e, "could not keep fetched texts; they are fetched again"),
+                }
+                self.fetch_texts();
+                true
+            }
+            Served::Registered(registered) => {
+                for peer in registered {
+                    self.allow(peer);
+                }
+                true
+            }
+        };
+        if !sent {
+            debug!("a response found its requester gone");
         }
     }
 
@@ -723,15 +1092,16 @@ impl Node {
         let Some(mut sync) = follower.sync.take_if(|s| s.in_flight == InFlight::Range(request_id)) else {
             return;
         };
-        let held = follower.log.size() + sync.fetched.len() as u64;
-        let wanted = (sync.target.checkpoint.size - held).min(MAX_RANGE);
+        let (held, _) = follower.held();
+        let have = held + sync.fetched.len() as u64;
+        let wanted = (sync.target.checkpoint.size - have).min(MAX_RANGE);
         let got = response.leaves.len() as u64;
         if got == 0 || got > wanted {
-            return self.reject(peer, format!("asked for {wanted} entries from {held}, got {got}"));
+            return self.reject(peer, format!("asked for {wanted} entries from {have}, got {got}"));
         }
         sync.fetched.extend(response.leaves.into_iter().map(serde_bytes::ByteBuf::into_vec));
-        if held + got < sync.target.checkpoint.size {
-            let start = held + got;
+        if have + got < sync.target.checkpoint.size {
+            let start = have + got;
             let limit = (sync.target.checkpoint.size - start).min(MAX_RANGE);
             sync.in_flight = InFlight::Range(
                 self.swarm.behaviour_mut().log.send_request(&peer, LogRequest { start, limit }),
@@ -740,13 +1110,13 @@ impl Node {
             return;
         }
         // The whole range is here: ask the same peer to prove the new checkpoint extends ours.
-        let (old, new) = (follower.log.size(), sync.target.checkpoint.size);
-        if old == 0 {
+        let new = sync.target.checkpoint.size;
+        if held == 0 {
             // Every tree extends the empty one; the proof is empty by definition.
-            return self.finish(peer, sync, Vec::new());
+            return self.verify(peer, sync, Vec::new());
         }
         sync.in_flight = InFlight::Proof(
-            self.swarm.behaviour_mut().consistency.send_request(&peer, ConsistencyRequest { old, new }),
+            self.swarm.behaviour_mut().consistency.send_request(&peer, ConsistencyRequest { old: held, new }),
         );
         follower.sync = Some(sync);
     }
@@ -764,25 +1134,18 @@ impl Node {
                         return;
                     };
                     if let Some(error) = response.error {
-                        let detail = MirrorError::NoProof {
-                            old: follower.log.size(),
-                            new: sync.target.checkpoint.size,
-                            detail: error,
-                        };
+                        let (old, new) = (follower.held().0, sync.target.checkpoint.size);
                         follower.best = None;
-                        return self.reject(peer, detail.to_string());
+                        return self
+                            .reject(peer, format!("no consistency proof from size {old} to {new}: {error}"));
                     }
                     let proof =
                         response.proof.iter().map(|h| h.as_slice().try_into().unwrap_or([0; 32])).collect();
-                    self.finish(peer, sync, proof);
+                    self.verify(peer, sync, proof);
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
-                let NodeRole::Mirror(follower) = &mut self.role else { return };
-                if follower.sync.as_ref().is_some_and(|s| s.in_flight == InFlight::Proof(request_id)) {
-                    warn!(%peer, %error, "a consistency request failed; retrying on the next tick");
-                    follower.sync = None;
-                }
+                self.sync_failed(InFlight::Proof(request_id), peer, &error)
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 debug!(%peer, %error, "a consistency request from a peer failed");
@@ -791,7 +1154,7 @@ impl Node {
         }
     }
 
-    /// Answers a consistency request: from the store on a sequencer, from the held tree on a mirror.
+    /// Answers a consistency request from the store.
     fn serve_proof(
         &mut self,
         peer: PeerId,
@@ -799,77 +1162,68 @@ impl Node {
         channel: ResponseChannel<ConsistencyResponse>,
     ) {
         debug!(%peer, old = request.old, new = request.new, "serving a consistency proof");
-        let hashes =
-            |hashes: Vec<Hash>| hashes.into_iter().map(|h| serde_bytes::ByteBuf::from(h.to_vec())).collect();
-        match &self.role {
-            NodeRole::Sequencer { reader } => {
-                let reader = reader.clone();
-                let served = self.served_tx.clone();
-                tokio::task::spawn_blocking(move || {
-                    let response = match reader.consistency(request.old, request.new) {
-                        Ok(proof) => {
-                            let decoded: Result<Vec<Hash>, _> = proof
-                                .proof
-                                .iter()
-                                .map(|b64| {
-                                    use base64::Engine;
-                                    base64::engine::general_purpose::STANDARD
-                                        .decode(b64)
-                                        .ok()
-                                        .and_then(|bytes| Hash::try_from(bytes).ok())
-                                        .ok_or("a stored proof hash is not 32 bytes of base64")
-                                })
-                                .collect();
-                            match decoded {
-                                Ok(proof) => ConsistencyResponse { proof: hashes(proof), error: None },
-                                Err(e) => {
-                                    ConsistencyResponse { proof: Vec::new(), error: Some(e.to_owned()) }
-                                }
-                            }
-                        }
-                        Err(e) => ConsistencyResponse { proof: Vec::new(), error: Some(e.to_string()) },
-                    };
-                    let _ = served.blocking_send(Served::Proof(channel, response));
-                });
-            }
-            NodeRole::Mirror(follower) => {
-                let response = match follower.log.consistency_proof(request.old, request.new) {
-                    Ok(proof) => ConsistencyResponse { proof: hashes(proof), error: None },
-                    Err(e) => ConsistencyResponse { proof: Vec::new(), error: Some(e.to_string()) },
-                };
-                if self.swarm.behaviour_mut().consistency.send_response(channel, response).is_err() {
-                    debug!(%peer, "a consistency response found its requester gone");
-                }
-            }
-        }
+        let reader = self.reader.clone();
+        let served = self.served_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let response = match reader.consistency_hashes(request.old, request.new) {
+                Ok(proof) => ConsistencyResponse {
+                    proof: proof.into_iter().map(|h| serde_bytes::ByteBuf::from(h.to_vec())).collect(),
+                    error: None,
+                },
+                Err(e) => ConsistencyResponse { proof: Vec::new(), error: Some(e.to_string()) },
+            };
+            let _ = served.blocking_send(Served::Proof(channel, response));
+        });
     }
 
-    /// Checks a fetched range with its proof and keeps it, or drops it and says exactly why.
-    fn finish(&mut self, peer: PeerId, sync: Fetch, proof: Vec<Hash>) {
+    /// Hands a fetched range and its proof to the ledger, off the async threads.
+    fn verify(&mut self, peer: PeerId, mut sync: Fetch, proof: Vec<Hash>) {
         let NodeRole::Mirror(follower) = &mut self.role else { return };
-        let Fetch { target, fetched, .. } = sync;
-        match follower.log.extend(&target.checkpoint, &target.note, fetched, &proof) {
-            Ok(()) => {
-                let (size, root) = (follower.log.size(), follower.log.root());
+        let ledger = Arc::clone(&follower.ledger);
+        let note = sync.target.note.clone();
+        let leaves = std::mem::take(&mut sync.fetched);
+        let entries = leaves.len() as u64;
+        sync.in_flight = InFlight::Verifying;
+        follower.sync = Some(sync);
+        let served = self.served_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = ledger.lock().unwrap_or_else(|e| e.into_inner()).extend(&note, leaves, &proof);
+            let _ = served.blocking_send(Served::Extended { from: peer, note, entries, result });
+        });
+    }
+
+    /// The ledger's verdict on a range: keep going, or say exactly why it was refused.
+    fn on_extended(
+        &mut self,
+        peer: PeerId,
+        note: String,
+        entries: u64,
+        result: Result<Extended, FollowError>,
+    ) {
+        let NodeRole::Mirror(follower) = &mut self.role else { return };
+        follower.sync = None;
+        match result {
+            Ok(extended) => {
+                let (size, root) = follower.held();
+                follower.wanted.extend(extended.wanted);
+                self.metrics.entries_verified.inc_by(entries);
                 info!(size, from = %peer, "mirror verified and kept a checkpoint");
-                self.latest = Some(target.note.clone());
+                self.latest = Some(note.clone());
                 self.emit(MeshEvent::CaughtUp { size, root });
                 // Pass it on: peers that missed the sequencer's announcement can fetch from us.
                 if let Err(e) = self.publish_latest() {
                     debug!(error = %e, "could not re-announce");
                 }
-                self.cosign(&target.note);
-            }
-            Err(e @ MirrorError::Inconsistent { .. }) => {
-                // A signed checkpoint that does not extend the one we hold is a fork, unless the
-                // peer sent a bad proof; either way it is loud.
-                error!(%peer, error = %e, "a checkpoint is not consistent with the one held");
-                follower.best = None;
-                self.emit(MeshEvent::Rejected { peer, reason: e.to_string() });
+                self.cosign(&note);
+                self.fetch_texts();
             }
             Err(e) => {
-                error!(%peer, error = %e, "a fetched range does not match its signed checkpoint");
+                // A signed checkpoint that does not extend the one held is a fork, unless the peer
+                // sent a bad proof; a range that does not match its checkpoint is tampering. Both
+                // are loud, and nothing of the range was kept.
+                error!(%peer, error = %e, "a fetched range was refused");
                 follower.best = None;
+                self.metrics.ranges_rejected.inc();
                 self.emit(MeshEvent::Rejected { peer, reason: e.to_string() });
             }
         }
@@ -881,6 +1235,7 @@ impl Node {
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         match cosignature::cosign(note, &self.name, &self.node_key, now) {
             Ok(cosigned) => {
+                self.metrics.checkpoints_cosigned.inc();
                 self.cosigned = Some(cosigned.clone());
                 // Our own cosignature counts among those heard.
                 self.on_cosignature(*self.swarm.local_peer_id(), cosigned);
@@ -915,34 +1270,258 @@ impl Node {
             if name == self.log_key.name() {
                 continue;
             }
-            let registered = peer_id_of(&name)
-                .is_ok_and(|peer| self.allowed.contains(&peer) || peer == *self.swarm.local_peer_id());
-            if !registered {
-                self.reject(from, format!("a cosignature by {name}, which is not a registered node"));
-                continue;
-            }
-            let cosigned = match cosignature::verify(&note, &name) {
+            let peer = match peer_id_of(&name) {
+                Ok(peer) if self.allowed.contains(&peer) || peer == *self.swarm.local_peer_id() => peer,
+                _ => {
+                    self.reject(from, format!("a cosignature by {name}, which is not a registered node"));
+                    continue;
+                }
+            };
+            let verified = substrate_core::identity::key_of(&name)
+                .map_err(|e| e.to_string())
+                .and_then(|key| cosignature::verify_with(&note, &name, &key).map_err(|e| e.to_string()));
+            let cosigned = match verified {
                 Ok(cosigned) => cosigned,
                 Err(e) => {
-                    self.reject(from, e.to_string());
+                    self.reject(from, e);
                     continue;
                 }
             };
             if self.heard.get(&name).is_some_and(|held| held.size > checkpoint.size) {
                 continue;
             }
-            info!(cosigner = %name, size = checkpoint.size, "a checkpoint was cosigned");
-            self.heard.insert(
-                name.clone(),
-                Cosigned {
-                    cosigner: name.clone(),
-                    size: checkpoint.size,
-                    root: checkpoint.root,
-                    timestamp: cosigned.timestamp,
-                    note: note.clone(),
-                },
-            );
+            let height = &mut self.peers.entry(peer).or_default().height;
+            *height = Some(height.unwrap_or(0).max(checkpoint.size));
+            debug!(cosigner = %name, size = checkpoint.size, "a checkpoint was cosigned");
+            self.metrics.cosignatures_heard.inc();
+            let record = Cosigned {
+                cosigner: name.clone(),
+                size: checkpoint.size,
+                timestamp: cosigned.timestamp,
+                note: note.clone(),
+            };
+            if matches!(self.role, NodeRole::Sequencer { .. }) {
+                let reader = self.reader.clone();
+                let kept = record.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = reader.keep_cosignature(&kept) {
+                        warn!(error = %e, "could not store a cosignature");
+                    }
+                });
+            }
+            self.heard.insert(name.clone(), record);
             self.emit(MeshEvent::Cosigned { cosigner: name, size: checkpoint.size });
         }
     }
+
+    /// Asks a peer that may hold them for the next texts this mirror lacks.
+    fn fetch_texts(&mut self) {
+        if self.partitioned {
+            return;
+        }
+        let NodeRole::Mirror(follower) = &mut self.role else { return };
+        if follower.texts_in_flight.is_some() || follower.wanted.is_empty() {
+            return;
+        }
+        // The sequencer holds every text; another mirror only those it fetched.
+        let Some(source) = self
+            .peers
+            .iter()
+            .find(|(_, p)| p.sequencer)
+            .map(|(id, _)| *id)
+            .or_else(|| follower.best.as_ref().map(|b| b.from).filter(|p| self.swarm.is_connected(p)))
+        else {
+            return;
+        };
+        let count = follower.wanted.len().min(MAX_TEXTS);
+        let asked: Vec<Cid> = follower.wanted.drain(..count).collect();
+        let cids = asked.iter().map(Cid::to_string).collect();
+        let id = self.swarm.behaviour_mut().text.send_request(&source, TextRequest { cids });
+        follower.texts_in_flight = Some((id, asked));
+    }
+
+    fn on_text(&mut self, event: request_response::Event<TextRequest, TextResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.serve_texts(peer, request, channel)
+                }
+                request_response::Message::Response { request_id, response } => {
+                    let NodeRole::Mirror(follower) = &mut self.role else { return };
+                    if follower.texts_in_flight.as_ref().is_none_or(|(id, _)| *id != request_id) {
+                        return;
+                    }
+                    let mut texts = Vec::new();
+                    for text in response.texts {
+                        let Ok(cid) = Cid::parse(&text.cid) else { continue };
+                        match text.content {
+                            Some(content) => texts.push((cid, content.into_vec())),
+                            None => {
+                                debug!(%peer, cid = %text.cid, refused = ?text.refused, "a text was not sent")
+                            }
+                        }
+                    }
+                    let ledger = Arc::clone(&follower.ledger);
+                    let served = self.served_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let kept = ledger.lock().unwrap_or_else(|e| e.into_inner()).keep_texts(texts);
+                        let _ = served.blocking_send(Served::TextsKept(kept.map_err(|e| e.to_string())));
+                    });
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let NodeRole::Mirror(follower) = &mut self.role
+                    && let Some((_, asked)) = follower.texts_in_flight.take_if(|(id, _)| *id == request_id)
+                {
+                    warn!(%peer, %error, "a text request failed; the texts are asked for again");
+                    follower.wanted.extend(asked);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "a text request from a peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Sends the texts consent lets leave this node: `public` and `commons` texts of deposits
+    /// still active, to registered nodes (the only peers that can connect). Everything else is
+    /// answered with the reason and no content.
+    fn serve_texts(&mut self, peer: PeerId, request: TextRequest, channel: ResponseChannel<TextResponse>) {
+        let reader = self.reader.clone();
+        let served = self.served_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let texts = request
+                .cids
+                .into_iter()
+                .take(MAX_TEXTS)
+                .map(|cid| {
+                    let (content, refused) = match text_for_peer(&reader, &cid) {
+                        Ok(content) => (Some(serde_bytes::ByteBuf::from(content)), None),
+                        Err(reason) => {
+                            debug!(%peer, %cid, %reason, "a text was withheld");
+                            (None, Some(reason))
+                        }
+                    };
+                    Text { cid, content, refused }
+                })
+                .collect();
+            let _ = served.blocking_send(Served::Texts(channel, TextResponse { texts }));
+        });
+    }
+
+    /// Sends a submission to the sequencer; the reply comes when it answers.
+    fn forward(&mut self, request: SubmitRequest, reply: SubmitReply) {
+        let Some(sequencer) = self.peers.iter().find(|(_, p)| p.sequencer).map(|(id, _)| *id) else {
+            let _ =
+                reply.send(Err(SubmitError::Unreachable("no sequencer is connected to this node".into())));
+            return;
+        };
+        self.metrics.forwarded.inc();
+        let id = self.swarm.behaviour_mut().submit.send_request(&sequencer, request);
+        self.forwards.insert(id, reply);
+    }
+
+    fn on_submit(&mut self, event: request_response::Event<SubmitRequest, SubmitResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.take_submission(peer, request, channel)
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.forwards.remove(&request_id) {
+                        let _ = reply.send(match response {
+                            SubmitResponse::Submitted(submitted) => Ok(submitted),
+                            SubmitResponse::Refused(rejection) => Err(SubmitError::Refused(rejection)),
+                            SubmitResponse::Failed(detail) => Err(SubmitError::Unreachable(detail)),
+                        });
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let Some(reply) = self.forwards.remove(&request_id) {
+                    let _ = reply
+                        .send(Err(SubmitError::Unreachable(format!("forwarding to {peer} failed: {error}"))));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "a forwarded submission could not be answered");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// The sequencer's side of forwarding: the same checks as the HTTP API, then the sequencer.
+    fn take_submission(
+        &mut self,
+        peer: PeerId,
+        request: SubmitRequest,
+        channel: ResponseChannel<SubmitResponse>,
+    ) {
+        let NodeRole::Sequencer { sequencer: Some(sequencer) } = &self.role else {
+            let response = SubmitResponse::Failed("this node does not sequence the log".into());
+            let _ = self.swarm.behaviour_mut().submit.send_response(channel, response);
+            return;
+        };
+        let submission = match admit(request) {
+            Ok(submission) => submission,
+            Err(detail) => {
+                warn!(%peer, %detail, "refused a forwarded submission");
+                let _ =
+                    self.swarm.behaviour_mut().submit.send_response(channel, SubmitResponse::Failed(detail));
+                return;
+            }
+        };
+        let sequencer = sequencer.clone();
+        let served = self.served_tx.clone();
+        tokio::spawn(async move {
+            let response = match sequencer.submit(submission).await {
+                Ok(submitted) => SubmitResponse::Submitted(submitted),
+                Err(SubmitError::Refused(rejection)) => SubmitResponse::Refused(rejection),
+                Err(e) => SubmitResponse::Failed(e.to_string()),
+            };
+            let _ = served.send(Served::Submitted(channel, response)).await;
+        });
+    }
+}
+
+/// What a forwarded submission must be before the sequencer sees it: an envelope that opens, of a
+/// kind members send, and for a deposit the text its statement describes.
+fn admit(request: SubmitRequest) -> Result<Submission, String> {
+    let event =
+        SignedEvent::open_bytes(&request.envelope).map_err(|e| format!("the envelope does not open: {e}"))?;
+    let content = request.content.map(serde_bytes::ByteBuf::into_vec);
+    match (&event.event, &content) {
+        (Event::Genesis(_) | Event::Decision(_), _) => {
+            return Err(format!("a {} entry is the sequencer's own", event.event.kind()));
+        }
+        (Event::Deposit(deposit), Some(text)) => deposit.check_content(text).map_err(|e| e.to_string())?,
+        (Event::Deposit(_), None) => return Err("a deposit must carry its text".into()),
+        (_, Some(_)) => return Err(format!("a {} event carries no text", event.event.kind())),
+        (_, None) => {}
+    }
+    Ok(Submission { event, content })
+}
+
+/// The text of `cid` if consent lets it leave this node for a member's mirror, else why not.
+fn text_for_peer(reader: &Reader, cid: &str) -> Result<Vec<u8>, String> {
+    let deposit = reader.deposit(cid).map_err(|e| e.to_string())?;
+    if deposit.status.is_gone() {
+        return Err(format!("{cid} was withdrawn or removed"));
+    }
+    if !replicates(deposit.consent) {
+        return Err(format!(
+            "{cid} is {}: its text does not leave its node (only public and commons texts replicate)",
+            deposit.consent.as_str()
+        ));
+    }
+    match reader.content(&deposit.cid) {
+        Ok(Some(content)) => Ok(content),
+        Ok(None) => Err(format!("this node does not hold the text of {cid} yet")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn hex(hash: &Hash) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -32,6 +32,18 @@ pub fn peer_id_of(did: &str) -> Result<PeerId, PeerError> {
     Ok(PublicKey::from(public).to_peer_id())
 }
 
+/// The did:key of a peer whose identity is an Ed25519 key (inlined in its PeerId), if it is one.
+pub fn did_of_peer(peer: &PeerId) -> Option<String> {
+    let hash: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    // Ed25519 PeerIds inline the protobuf-encoded public key under the identity multihash (code 0).
+    if hash.code() != 0 {
+        return None;
+    }
+    let public = PublicKey::try_decode_protobuf(hash.digest()).ok()?.try_into_ed25519().ok()?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&public.to_bytes()).ok()?;
+    Some(substrate_core::identity::did_of(&key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +56,7 @@ mod tests {
             let from_secret = node_keypair(&key).expect("keypair").public().to_peer_id();
             let from_did = peer_id_of(&did_of(&key.verifying_key())).expect("peer id");
             assert_eq!(from_secret, from_did);
+            assert_eq!(did_of_peer(&from_did), Some(did_of(&key.verifying_key())));
         }
     }
 

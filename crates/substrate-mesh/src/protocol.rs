@@ -7,6 +7,8 @@
 //! bytes the Merkle tree hashes, so the receiver checks them against a root it already trusts.
 //! Before it keeps them, a mirror asks `/substrate/consistency/1` for the proof that the new
 //! checkpoint extends the one it holds, and afterwards publishes its cosignature on a second topic.
+//! Texts move separately, on `/substrate/text/1`, and only as their consent tier allows; events a
+//! member sends to any node travel to the sequencer on `/substrate/submit/1`, and the receipt back.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +17,16 @@ pub const LOG_PROTOCOL: &str = "/substrate/log/1";
 
 /// The request-response protocol for consistency proofs between two checkpoint sizes.
 pub const CONSISTENCY_PROTOCOL: &str = "/substrate/consistency/1";
+
+/// The request-response protocol for deposit texts, by CID.
+pub const TEXT_PROTOCOL: &str = "/substrate/text/1";
+
+/// The request-response protocol that carries a signed event to the sequencer and its receipt back.
+/// Only the sequencer accepts it, so identify tells every peer which node sequences.
+pub const SUBMIT_PROTOCOL: &str = "/substrate/submit/1";
+
+/// Most texts one request asks for.
+pub const MAX_TEXTS: usize = 64;
 
 /// The identify protocol version this node speaks.
 pub const IDENTIFY_PROTOCOL: &str = "/substrate/1";
@@ -62,4 +74,40 @@ pub struct ConsistencyRequest {
 pub struct ConsistencyResponse {
     pub proof: Vec<serde_bytes::ByteBuf>,
     pub error: Option<String>,
+}
+
+/// The texts of these deposits (CIDs), at most [`MAX_TEXTS`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextRequest {
+    pub cids: Vec<String>,
+}
+
+/// One answer per requested CID, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextResponse {
+    pub texts: Vec<Text>,
+}
+
+/// A text, or why it is not sent: consent that does not let it leave, a withdrawal, a CID the
+/// node does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Text {
+    pub cid: String,
+    pub content: Option<serde_bytes::ByteBuf>,
+    pub refused: Option<String>,
+}
+
+/// A signed event (DSSE envelope JSON) and, for a deposit, its text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    pub envelope: serde_bytes::ByteBuf,
+    pub content: Option<serde_bytes::ByteBuf>,
+}
+
+/// The sequencer's answer: the receipt, its own refusal, or why it could not store the event.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum SubmitResponse {
+    Submitted(substrate_store::Submitted),
+    Refused(substrate_core::state::Rejection),
+    Failed(String),
 }

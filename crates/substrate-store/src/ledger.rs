@@ -45,6 +45,10 @@ pub enum LedgerError {
     Inconsistent(String),
     #[error("the genesis was refused: {0}")]
     Genesis(Rejection),
+    #[error(
+        "this node mirrors the commons and does not hold its log key; events go to the sequencer (any node forwards them)"
+    )]
+    Mirror,
 }
 
 /// How a new commons is founded.
@@ -80,13 +84,15 @@ pub enum Outcome {
 }
 
 pub struct Ledger {
-    dir: DataDir,
-    conn: Connection,
-    blobs: BlobStore,
-    tree: Arc<RwLock<Tree>>,
-    state: State,
-    signer: NoteSigner,
-    last_time: u64,
+    pub(crate) dir: DataDir,
+    pub(crate) conn: Connection,
+    pub(crate) blobs: BlobStore,
+    pub(crate) tree: Arc<RwLock<Tree>>,
+    pub(crate) state: State,
+    /// The log key on the sequencer; `None` on a mirror, which only checks the log's signatures.
+    pub(crate) signer: Option<NoteSigner>,
+    pub(crate) verifier: substrate_tlog::NoteVerifier,
+    pub(crate) last_time: u64,
 }
 
 impl Ledger {
@@ -96,7 +102,7 @@ impl Ledger {
             let path = path.display().to_string();
             move |source| LedgerError::Io { path, source }
         };
-        if dir.database().exists() || dir.log_key().exists() {
+        if dir.database().exists() || dir.log_key().exists() || dir.log_public_key().exists() {
             return Err(LedgerError::AlreadyInitialised(dir.root().display().to_string()));
         }
         std::fs::create_dir_all(dir.root()).map_err(io(dir.root()))?;
@@ -130,18 +136,28 @@ impl Ledger {
     /// Reopens the commons in `dir`: the tree from stored leaf hashes, the state from the
     /// materialised tables, checked against the latest checkpoint.
     pub fn open(dir: &DataDir) -> Result<Ledger, LedgerError> {
-        let key_path = dir.log_key();
-        let skey = std::fs::read_to_string(&key_path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                LedgerError::NotInitialised(dir.root().display().to_string())
-            } else {
-                LedgerError::Io { path: key_path.display().to_string(), source: e }
+        let (signer, verifier) = match read_key(&dir.log_key())? {
+            Some(skey) => {
+                let signer = NoteSigner::from_skey(skey.trim()).map_err(|e| LedgerError::LogKey {
+                    path: dir.log_key().display().to_string(),
+                    detail: e.to_string(),
+                })?;
+                let verifier = signer.verifier();
+                (Some(signer), verifier)
             }
-        })?;
-        let signer = NoteSigner::from_skey(skey.trim()).map_err(|e| LedgerError::LogKey {
-            path: key_path.display().to_string(),
-            detail: e.to_string(),
-        })?;
+            None => match read_key(&dir.log_public_key())? {
+                Some(vkey) => {
+                    let verifier = substrate_tlog::NoteVerifier::from_vkey(vkey.trim()).map_err(|e| {
+                        LedgerError::LogKey {
+                            path: dir.log_public_key().display().to_string(),
+                            detail: e.to_string(),
+                        }
+                    })?;
+                    (None, verifier)
+                }
+                None => return Err(LedgerError::NotInitialised(dir.root().display().to_string())),
+            },
+        };
         let conn = schema::open(&dir.database())
             .map_err(|source| LedgerError::Database { path: dir.database().display().to_string(), source })?;
         let blobs = BlobStore::open(&dir.blobs()).map_err(io_error(&dir.blobs()))?;
@@ -152,6 +168,7 @@ impl Ledger {
             tree: Arc::new(RwLock::new(Tree::new())),
             state: State::new(),
             signer,
+            verifier,
             last_time: 0,
         };
         ledger.reload()?;
@@ -159,7 +176,7 @@ impl Ledger {
     }
 
     /// Rebuilds the in-memory tree and state from disk. Used at open and after a failed batch.
-    fn reload(&mut self) -> Result<(), LedgerError> {
+    pub(crate) fn reload(&mut self) -> Result<(), LedgerError> {
         let mut tree = Tree::new();
         {
             let mut stmt = self.conn.prepare("SELECT idx, leaf_hash FROM entries ORDER BY idx")?;
@@ -176,7 +193,7 @@ impl Ledger {
         let (size, state_root) = match &latest {
             None => (0, [0u8; 32]),
             Some((_, note)) => {
-                let checkpoint = Checkpoint::open(note, &self.signer.verifier())
+                let checkpoint = Checkpoint::open(note, &self.verifier)
                     .map_err(|e| LedgerError::Inconsistent(format!("latest checkpoint: {e}")))?;
                 if checkpoint.size != tree.size() || checkpoint.root != tree.root() {
                     return Err(LedgerError::Inconsistent(format!(
@@ -265,7 +282,16 @@ impl Ledger {
     }
 
     pub fn verifier(&self) -> substrate_tlog::NoteVerifier {
-        self.signer.verifier()
+        self.verifier.clone()
+    }
+
+    /// Whether this node holds the log key (the sequencer) rather than following the log (a mirror).
+    pub fn is_sequencer(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    fn signer(&self) -> Result<&NoteSigner, LedgerError> {
+        self.signer.as_ref().ok_or(LedgerError::Mirror)
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -288,6 +314,7 @@ impl Ledger {
     /// On a storage error nothing of the batch is acknowledged and the ledger reloads from disk.
     /// Proposals whose window closed by then are decided first, so the batch lands after them.
     pub fn append_batch(&mut self, batch: Vec<Submission>, now: u64) -> Result<Vec<Outcome>, LedgerError> {
+        self.signer()?;
         self.decide_due(now)?;
         self.append_now(batch, now)
     }
@@ -304,6 +331,7 @@ impl Ledger {
     /// by the log key, appended one after another so each is tallied on the state the previous
     /// one left. Returns the decided proposals.
     pub fn decide_due(&mut self, now: u64) -> Result<Vec<u64>, LedgerError> {
+        self.signer()?;
         let mut decided = Vec::new();
         let now_or_later = now.max(self.last_time);
         while let Some((_, id)) =
@@ -313,7 +341,7 @@ impl Ledger {
                 .state
                 .decision(id)
                 .map_err(|e| LedgerError::Inconsistent(format!("tallying proposal {id}: {e}")))?;
-            let event = SignedEvent::sign(Event::Decision(decision), self.signer.signing_key());
+            let event = SignedEvent::sign(Event::Decision(decision), self.signer()?.signing_key());
             match self.append_now(vec![Submission { event, content: None }], now)?.pop() {
                 Some(Outcome::Appended(_)) => decided.push(id),
                 Some(Outcome::Duplicate(receipt)) => {
@@ -387,15 +415,16 @@ impl Ledger {
         for (_, hash) in &leaves {
             tree.push(*hash);
         }
+        let signer = self.signer()?;
         let checkpoint = Checkpoint {
-            origin: self.signer.name().to_owned(),
+            origin: signer.name().to_owned(),
             size: tree.size(),
             root: tree.root(),
             extensions: vec![format!("{STATE_EXTENSION} {}", STANDARD.encode(self.state.root()))],
         };
         drop(tree);
         let note = checkpoint
-            .sign(&self.signer)
+            .sign(signer)
             .map_err(|e| LedgerError::Inconsistent(format!("signing the checkpoint: {e}")))?;
 
         let tx = self.conn.transaction()?;
@@ -640,7 +669,16 @@ pub(crate) fn hash_column(bytes: &[u8]) -> Result<[u8; 32], LedgerError> {
     bytes.try_into().map_err(|_| LedgerError::Inconsistent(format!("a stored hash is {} bytes", bytes.len())))
 }
 
-fn io_error(path: &std::path::Path) -> impl Fn(std::io::Error) -> LedgerError {
+/// A key file's text, or `None` when it does not exist.
+fn read_key(path: &std::path::Path) -> Result<Option<String>, LedgerError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LedgerError::Io { path: path.display().to_string(), source }),
+    }
+}
+
+pub(crate) fn io_error(path: &std::path::Path) -> impl Fn(std::io::Error) -> LedgerError {
     let path = path.display().to_string();
     move |source| LedgerError::Io { path: path.clone(), source }
 }

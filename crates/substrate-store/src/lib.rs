@@ -2,6 +2,7 @@
 //! blob directory, and the sequencer that group-commits signed events into the log.
 
 pub mod blobs;
+pub mod follow;
 pub mod ledger;
 pub mod reader;
 pub mod replay;
@@ -9,10 +10,11 @@ pub mod schema;
 pub mod sequencer;
 
 pub use blobs::BlobStore;
+pub use follow::{Extended, FollowError};
 pub use ledger::{InitOptions, Ledger, LedgerError, Submission};
-pub use reader::{ReadError, Reader};
+pub use reader::{Cosigned, ReadError, Reader};
 pub use replay::{ReplayError, ReplayMode, ReplayReport};
-pub use sequencer::{SequencerHandle, SubmitError, Submitted};
+pub use sequencer::{Forward, Head, SequencerHandle, SubmitError, Submitted};
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +44,12 @@ impl DataDir {
     /// The commons' log key in Go signed-note signer format; readable by the owner only.
     pub fn log_key(&self) -> PathBuf {
         self.root.join("log.key")
+    }
+
+    /// A mirror's copy of the commons' log public key (Go signed-note verifier format): the only
+    /// key it trusts for checkpoints.
+    pub fn log_public_key(&self) -> PathBuf {
+        self.root.join("log.pub")
     }
 
     pub fn config(&self) -> PathBuf {

@@ -45,6 +45,18 @@ struct Inner {
     governance: Mutex<Option<(u64, Arc<Governance>)>>,
 }
 
+/// A mirror's verified C2SP cosignature of one of the log's checkpoints.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cosigned {
+    /// The cosigner's node key as a did:key (also its key name on the signature line).
+    pub cosigner: String,
+    pub size: u64,
+    /// When the cosigner signed, in seconds since the epoch.
+    pub timestamp: u64,
+    /// The checkpoint note with the log's signature and this cosignature.
+    pub note: String,
+}
+
 /// A consistency proof between two signed checkpoints.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ConsistencyProof {
@@ -199,6 +211,49 @@ impl Reader {
     pub fn checkpoint(&self) -> Result<(u64, String), ReadError> {
         self.with(|conn| {
             latest_checkpoint(conn)?.ok_or_else(|| ReadError::NotFound("the log is empty".into()))
+        })
+    }
+
+    /// The size and root of the tree held now.
+    pub fn tree_head(&self) -> (u64, Hash) {
+        let tree = self.inner.tree.read().unwrap_or_else(|e| e.into_inner());
+        (tree.size(), tree.root())
+    }
+
+    /// The root of the first `size` entries held.
+    pub fn root_at(&self, size: u64) -> Result<Hash, ReadError> {
+        let tree = self.inner.tree.read().unwrap_or_else(|e| e.into_inner());
+        tree.root_at(size).map_err(|e| ReadError::BadRequest(e.to_string()))
+    }
+
+    /// The RFC 6962 consistency proof between two sizes of the tree held.
+    pub fn consistency_hashes(&self, old: u64, new: u64) -> Result<Vec<Hash>, ReadError> {
+        let tree = self.inner.tree.read().unwrap_or_else(|e| e.into_inner());
+        tree.consistency_proof(old, new).map_err(|e| ReadError::BadRequest(e.to_string()))
+    }
+
+    /// Keeps a verified cosignature unless one of a larger checkpoint by the same cosigner is held.
+    pub fn keep_cosignature(&self, cosigned: &Cosigned) -> Result<(), ReadError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO cosignatures (cosigner, size, timestamp, note) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (cosigner) DO UPDATE SET size = excluded.size, timestamp = excluded.timestamp,
+                 note = excluded.note WHERE excluded.size >= cosignatures.size",
+                rusqlite::params![cosigned.cosigner, cosigned.size, cosigned.timestamp, cosigned.note],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The newest cosignature kept from each cosigner.
+    pub fn cosignatures(&self) -> Result<Vec<Cosigned>, ReadError> {
+        self.with(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT cosigner, size, timestamp, note FROM cosignatures ORDER BY cosigner")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Cosigned { cosigner: r.get(0)?, size: r.get(1)?, timestamp: r.get(2)?, note: r.get(3)? })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
 

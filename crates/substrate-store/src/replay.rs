@@ -69,11 +69,22 @@ pub fn replay(
     let started = Instant::now();
     let verifier = match verifier {
         Some(v) => v,
-        None => {
-            let skey = std::fs::read_to_string(dir.log_key())
-                .map_err(|e| ReplayError::LogKey(format!("{}: {e}", dir.log_key().display())))?;
-            NoteSigner::from_skey(skey.trim()).map_err(|e| ReplayError::LogKey(e.to_string()))?.verifier()
-        }
+        None => match std::fs::read_to_string(dir.log_key()) {
+            Ok(skey) => {
+                NoteSigner::from_skey(skey.trim()).map_err(|e| ReplayError::LogKey(e.to_string()))?.verifier()
+            }
+            // A mirror holds only the public key.
+            Err(_) => {
+                let vkey = std::fs::read_to_string(dir.log_public_key()).map_err(|e| {
+                    ReplayError::LogKey(format!(
+                        "neither {} nor {}: {e}",
+                        dir.log_key().display(),
+                        dir.log_public_key().display()
+                    ))
+                })?;
+                NoteVerifier::from_vkey(vkey.trim()).map_err(|e| ReplayError::LogKey(e.to_string()))?
+            }
+        },
     };
     let mut conn = schema::open(&dir.database())?;
     // One snapshot for the whole replay, so a node appending meanwhile cannot make the log and

@@ -1,6 +1,7 @@
 //! The SQLite schema. `entries` and `checkpoints` are the log; `commons`, `deposits` and the
 //! governance `records` are materialised state that `replay --rebuild` can drop and recompute; `pending_texts` holds
-//! accepted texts until they are moved into the blob directory.
+//! accepted texts until they are moved into the blob directory; `cosignatures` keeps the newest
+//! verified cosignature from each witness (a mirror), outside the log.
 
 use rusqlite::Connection;
 
@@ -30,6 +31,12 @@ CREATE TABLE IF NOT EXISTS deposits (
     depositor TEXT NOT NULL,
     status TEXT NOT NULL,
     record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cosignatures (
+    cosigner TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    note TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL,

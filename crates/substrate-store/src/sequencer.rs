@@ -2,11 +2,14 @@
 //! commit as one batch (group commit), so a burst of deposits costs one blob sync and one
 //! SQLite fsync, not one each. Callers reach it through a cloneable [`SequencerHandle`].
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use substrate_core::receipt::Receipt;
 use substrate_core::state::Rejection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::ledger::{Ledger, Outcome, Submission};
 
@@ -27,7 +30,7 @@ enum Job {
 /// How often the sequencer looks for proposals to decide; windows are at least a second.
 const TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Submitted {
     pub receipt: Receipt,
     /// True when the same statement was already in the log.
@@ -42,11 +45,32 @@ pub enum SubmitError {
     Storage(String),
     #[error("the sequencer has stopped")]
     Stopped,
+    #[error("the sequencer cannot be reached from this node: {0}")]
+    Unreachable(String),
+}
+
+/// The latest checkpoint the sequencer signed: its size and note.
+pub type Head = Option<(u64, String)>;
+
+/// Hands a submission to a sequencer elsewhere (a mirror forwards over the mesh) and resolves
+/// with the sequencer's answer.
+pub trait Forward: Send + Sync {
+    fn forward(
+        &self,
+        submission: Submission,
+    ) -> Pin<Box<dyn Future<Output = Result<Submitted, SubmitError>> + Send>>;
+}
+
+/// Where submissions go: the sequencer thread of this process, or a sequencer elsewhere.
+#[derive(Clone)]
+pub struct SequencerHandle {
+    route: Route,
 }
 
 #[derive(Clone)]
-pub struct SequencerHandle {
-    queue: mpsc::Sender<Job>,
+enum Route {
+    Local { queue: mpsc::Sender<Job>, head: watch::Receiver<Head> },
+    Forward(Arc<dyn Forward>),
 }
 
 impl SequencerHandle {
@@ -54,8 +78,10 @@ impl SequencerHandle {
     /// batch in hand.
     pub fn spawn(ledger: Ledger) -> std::io::Result<(SequencerHandle, std::thread::JoinHandle<()>)> {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let thread =
-            std::thread::Builder::new().name("sequencer".into()).spawn(move || run(ledger, receiver))?;
+        let (head_tx, head) = watch::channel(ledger.checkpoint_note().ok().flatten());
+        let thread = std::thread::Builder::new()
+            .name("sequencer".into())
+            .spawn(move || run(ledger, receiver, head_tx))?;
         // The clock holds only a weak sender, so the sequencer still stops when the last handle goes.
         let clock = queue.downgrade();
         std::thread::Builder::new().name("sequencer-clock".into()).spawn(move || {
@@ -67,14 +93,35 @@ impl SequencerHandle {
                 }
             }
         })?;
-        Ok((SequencerHandle { queue }, thread))
+        Ok((SequencerHandle { route: Route::Local { queue, head } }, thread))
+    }
+
+    /// A handle that forwards every submission (a mirror's, to the sequencer over the mesh).
+    pub fn forwarding(forward: Arc<dyn Forward>) -> SequencerHandle {
+        SequencerHandle { route: Route::Forward(forward) }
+    }
+
+    /// The checkpoints this process's sequencer signs, newest first; `None` for a forwarding handle.
+    pub fn head(&self) -> Option<watch::Receiver<Head>> {
+        match &self.route {
+            Route::Local { head, .. } => Some(head.clone()),
+            Route::Forward(_) => None,
+        }
     }
 
     /// Offers one event to the log; resolves once it is durable (or refused).
     pub async fn submit(&self, submission: Submission) -> Result<Submitted, SubmitError> {
-        let (reply, response) = oneshot::channel();
-        self.queue.send(Job::Submit(Box::new(submission), reply)).await.map_err(|_| SubmitError::Stopped)?;
-        response.await.map_err(|_| SubmitError::Stopped)?
+        match &self.route {
+            Route::Local { queue, .. } => {
+                let (reply, response) = oneshot::channel();
+                queue
+                    .send(Job::Submit(Box::new(submission), reply))
+                    .await
+                    .map_err(|_| SubmitError::Stopped)?;
+                response.await.map_err(|_| SubmitError::Stopped)?
+            }
+            Route::Forward(forward) => forward.forward(submission).await,
+        }
     }
 }
 
@@ -123,7 +170,7 @@ fn maintenance(
     }
 }
 
-fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<Job>) {
+fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<Job>, head: watch::Sender<Head>) {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let database = ledger.dir().database();
     let blobs = ledger.blobs().clone();
@@ -133,7 +180,7 @@ fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<Job>) {
     if let Err(error) = ledger.leave_checkpoints_to_others() {
         tracing::warn!(%error, "could not turn off SQLite's automatic checkpoints");
     }
-    sequence(&mut ledger, &mut receiver);
+    sequence(&mut ledger, &mut receiver, &head);
     drop(stop);
     if let Ok(upkeep) = upkeep {
         let _ = upkeep.join();
@@ -144,7 +191,7 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-fn sequence(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<Job>) {
+fn sequence(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<Job>, head: &watch::Sender<Head>) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     while receiver.blocking_recv_many(&mut pending, MAX_BATCH) > 0 {
         let (batch, replies): (Vec<Submission>, Vec<Reply>) = pending
@@ -160,6 +207,15 @@ fn sequence(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<Job>) {
             commit(ledger, batch, replies);
         } else if let Err(error) = ledger.decide_due(now_ms()) {
             tracing::error!(%error, "deciding closed proposals failed; retrying at the next tick");
+        }
+        let size = ledger.state().size();
+        if head.borrow().as_ref().is_none_or(|(held, _)| *held != size) {
+            match ledger.checkpoint_note() {
+                Ok(latest) => {
+                    head.send_replace(latest);
+                }
+                Err(error) => tracing::warn!(%error, "could not read the checkpoint just signed"),
+            }
         }
     }
 }

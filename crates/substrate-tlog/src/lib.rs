@@ -8,10 +8,12 @@
 //! - [`note`]: C2SP signed notes with Ed25519 keys in the Go
 //!   `golang.org/x/mod/sumdb/note` key-string formats.
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies, signed as notes.
+//! - [`cosignature`]: C2SP tlog-cosignature/v1 lines a witness (a mirror) adds to a checkpoint.
 //! - [`proof`]: C2SP tlog-proof@v1, an offline-verifiable inclusion proof.
 //! - [`tiles`]: C2SP tlog-tiles paths, hash tiles and entry bundles.
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod merkle;
 pub mod note;
 pub mod proof;

@@ -91,6 +91,18 @@ pub(crate) fn commons(dir: &std::path::Path) -> Result<(Ledger, Reader)> {
     Ok((ledger, reader))
 }
 
+/// The commons' log public key, which is all a mirror is given.
+pub(crate) fn log_vkey() -> String {
+    substrate_tlog::NoteSigner::new(ORIGIN, key(42)).map(|s| s.verifier().to_vkey()).unwrap_or_default()
+}
+
+/// A mirror's role over a fresh ledger in `dir` that trusts the commons' log key.
+pub(crate) fn mirror_role(dir: &std::path::Path) -> Result<Role> {
+    let ledger = Ledger::follow(&DataDir::new(dir), &log_vkey())?;
+    let reader = Reader::new(ledger.dir(), ledger.tree(), ledger.verifier(), ledger.blobs().clone());
+    Ok(Role::Mirror { ledger, reader })
+}
+
 /// Waits until the node's status satisfies `done`, re-checking after each of its events.
 pub(crate) async fn until(
     node: &MeshHandle,
@@ -122,37 +134,41 @@ async fn a_mirror_catches_up_and_an_unregistered_peer_is_refused() -> Result<()>
     let sequencer = Mesh::start(MeshConfig {
         allowed: registered.clone(),
         redial_interval: Duration::from_millis(200),
-        ..MeshConfig::new(key(SEQUENCER_NODE), log.clone(), Role::Sequencer(reader.clone()))
+        ..MeshConfig::new(
+            key(SEQUENCER_NODE),
+            log.clone(),
+            Role::Sequencer { reader: reader.clone(), sequencer: None },
+        )
     })
     .await?;
     let (size, note) = reader.checkpoint()?;
     sequencer.handle().announce(note).await.context("announce")?;
 
+    let mirror_dir = tempfile::tempdir()?;
     let mirror = Mesh::start(MeshConfig {
         allowed: registered.clone(),
         bootstrap: vec![sequencer.handle().address()],
         redial_interval: Duration::from_millis(200),
-        ..MeshConfig::new(key(MIRROR_NODE), log.clone(), Role::Mirror)
+        ..MeshConfig::new(key(MIRROR_NODE), log.clone(), mirror_role(mirror_dir.path())?)
     })
     .await?;
     let root = ledger.tree().read().map_err(|_| anyhow::anyhow!("tree lock"))?.root();
-    until(&mirror.handle(), "the mirror holds the sequencer's log", |s| s.mirrored == Some((size, root)))
-        .await?;
+    until(&mirror.handle(), "the mirror holds the sequencer's log", |s| s.held == (size, root)).await?;
 
     // More entries, a new checkpoint: the mirror fetches only what it lacks.
     ledger.append_batch((5..12).map(deposit).collect(), START + 4)?;
     let (size, note) = reader.checkpoint()?;
     assert!(sequencer.handle().announce(note).await?, "the mirror listens on the topic");
     let root = ledger.tree().read().map_err(|_| anyhow::anyhow!("tree lock"))?.root();
-    until(&mirror.handle(), "the mirror holds the new checkpoint", |s| s.mirrored == Some((size, root)))
-        .await?;
+    until(&mirror.handle(), "the mirror holds the new checkpoint", |s| s.held == (size, root)).await?;
 
     // A node whose key nobody registered dials the sequencer and is refused.
+    let stranger_dir = tempfile::tempdir()?;
     let stranger = Mesh::start(MeshConfig {
         allowed: vec![did(SEQUENCER_NODE)],
         bootstrap: vec![sequencer.handle().address()],
         redial_interval: Duration::from_millis(200),
-        ..MeshConfig::new(key(STRANGER_NODE), log.clone(), Role::Mirror)
+        ..MeshConfig::new(key(STRANGER_NODE), log.clone(), mirror_role(stranger_dir.path())?)
     })
     .await?;
     let stranger_id = stranger.handle().peer_id();
@@ -164,7 +180,7 @@ async fn a_mirror_catches_up_and_an_unregistered_peer_is_refused() -> Result<()>
     assert!(status.connected.contains(&mirror.handle().peer_id()), "the mirror stays connected");
     let status =
         until(&stranger.handle(), "the stranger has no connection", |s| s.connected.is_empty()).await?;
-    assert_eq!(status.mirrored, Some((0, substrate_tlog::empty_root())), "the stranger learned nothing");
+    assert_eq!(status.held, (0, substrate_tlog::empty_root()), "the stranger learned nothing");
 
     stranger.shutdown().await;
     mirror.shutdown().await;

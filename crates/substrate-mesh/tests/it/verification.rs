@@ -4,13 +4,15 @@
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use substrate_mesh::{Mesh, MeshConfig, MeshEvent, MeshHandle, Role, cosignature};
+use substrate_mesh::{Mesh, MeshConfig, MeshEvent, MeshHandle, Role};
 use substrate_store::ledger::STATE_EXTENSION;
+use substrate_store::{DataDir, Ledger};
+use substrate_tlog::cosignature;
 use substrate_tlog::{Checkpoint, NoteSigner};
 use tokio::sync::broadcast;
 
 use crate::replication::{
-    DEADLINE, MIRROR_NODE, ORIGIN, SEQUENCER_NODE, START, commons, deposit, did, key, until,
+    DEADLINE, MIRROR_NODE, ORIGIN, SEQUENCER_NODE, START, commons, deposit, did, key, mirror_role, until,
 };
 
 /// The commons' log key, as `Ledger::init` was given it: it can sign any checkpoint a test needs.
@@ -59,20 +61,17 @@ async fn a_mirror_cosigns_what_verifies_and_refuses_a_wrong_state_root_and_a_for
     let dir = tempfile::tempdir()?;
     let (mut ledger, reader) = commons(dir.path())?;
     let log = log_signer()?;
-    let sequencer = start(Role::Sequencer(reader.clone()), SEQUENCER_NODE, vec![]).await?;
+    let sequencer =
+        start(Role::Sequencer { reader: reader.clone(), sequencer: None }, SEQUENCER_NODE, vec![]).await?;
     let (size, note) = reader.checkpoint()?;
     sequencer.handle().announce(note).await.context("announce")?;
-    let mirror = start(Role::Mirror, MIRROR_NODE, vec![sequencer.handle().address()]).await?;
+    let mirror_dir = tempfile::tempdir()?;
+    let mirror =
+        start(mirror_role(mirror_dir.path())?, MIRROR_NODE, vec![sequencer.handle().address()]).await?;
     let root = ledger.tree().read().map_err(|_| anyhow!("tree lock"))?.root();
-    let status =
-        until(&mirror.handle(), "the mirror holds the log", |s| s.mirrored == Some((size, root))).await?;
+    until(&mirror.handle(), "the mirror holds the log", |s| s.held == (size, root)).await?;
     let (_, note) = reader.checkpoint()?;
     let stated = Checkpoint::open(&note, &log.verifier())?;
-    assert_eq!(
-        status.state_root.map(|r| STANDARD.encode(r)).as_deref(),
-        stated.extension(STATE_EXTENSION),
-        "the mirror's fold gives the sequencer's state root"
-    );
 
     // The sequencer hears the mirror's cosignature, and it verifies as C2SP tlog-cosignature/v1.
     let status = until(&sequencer.handle(), "the sequencer holds the mirror's cosignature", |s| {
@@ -80,8 +79,9 @@ async fn a_mirror_cosigns_what_verifies_and_refuses_a_wrong_state_root_and_a_for
     })
     .await?;
     let cosigned = &status.cosignatures[0];
-    assert_eq!(cosigned.root, root);
-    let verified = cosignature::verify(&cosigned.note, &did(MIRROR_NODE))?;
+    assert_eq!(Checkpoint::open(&cosigned.note, &log.verifier())?.root, root);
+    let mirror_key = substrate_core::identity::key_of(&did(MIRROR_NODE))?;
+    let verified = cosignature::verify_with(&cosigned.note, &did(MIRROR_NODE), &mirror_key)?;
     assert_eq!(verified.timestamp, cosigned.timestamp);
     assert_eq!(Checkpoint::open(&cosigned.note, &log.verifier())?, stated, "the log's signature stays");
     assert!(cosignature::body_of(&cosigned.note)? == cosignature::body_of(&note)?);
@@ -98,15 +98,13 @@ async fn a_mirror_cosigns_what_verifies_and_refuses_a_wrong_state_root_and_a_for
     })
     .await?;
     assert!(reason(&refused).contains("state root"), "{refused:?}");
-    assert_eq!(mirror.handle().status().await?.mirrored, Some((size, root)), "nothing of it is kept");
+    assert_eq!(mirror.handle().status().await?.held, (size, root), "nothing of it is kept");
 
     // The genuine checkpoint for the same size is then verified (with a consistency proof) and kept.
     sequencer.handle().announce(genuine).await?;
     let new_root = ledger.tree().read().map_err(|_| anyhow!("tree lock"))?.root();
-    until(&mirror.handle(), "the mirror holds the genuine checkpoint", |s| {
-        s.mirrored == Some((new_size, new_root))
-    })
-    .await?;
+    until(&mirror.handle(), "the mirror holds the genuine checkpoint", |s| s.held == (new_size, new_root))
+        .await?;
     until(&sequencer.handle(), "the mirror cosigned the new checkpoint", |s| {
         s.cosignatures.iter().any(|c| c.cosigner == did(MIRROR_NODE) && c.size == new_size)
     })
@@ -120,9 +118,18 @@ async fn a_mirror_cosigns_what_verifies_and_refuses_a_wrong_state_root_and_a_for
         event(&mut events, "the mirror reports a split view", |e| matches!(e, MeshEvent::SplitView { .. }))
             .await?;
     assert!(reason(&split).contains("split view"), "{split:?}");
-    assert_eq!(mirror.handle().status().await?.mirrored, Some((new_size, new_root)));
+    assert_eq!(mirror.handle().status().await?.held, (new_size, new_root));
 
+    // What the mirror kept is on disk: reopened, its fold gives the sequencer's state root.
     mirror.shutdown().await;
+    let reopened = Ledger::open(&DataDir::new(mirror_dir.path()))?;
+    let stated = Checkpoint::open(&reader.checkpoint()?.1, &log.verifier())?;
+    assert_eq!(reopened.state().size(), new_size);
+    assert_eq!(
+        Some(STANDARD.encode(reopened.state().root())).as_deref(),
+        stated.extension(STATE_EXTENSION),
+        "the mirror's fold gives the sequencer's state root"
+    );
     sequencer.shutdown().await;
     Ok(())
 }
@@ -139,9 +146,11 @@ async fn a_mirror_fed_a_tampered_leaf_keeps_nothing_and_says_why() -> Result<()>
     assert_eq!(db.execute("UPDATE entries SET leaf = ?1 WHERE idx = 4", [&leaf])?, 1);
     drop(db);
 
-    let sequencer = start(Role::Sequencer(reader), SEQUENCER_NODE, vec![]).await?;
+    let sequencer = start(Role::Sequencer { reader, sequencer: None }, SEQUENCER_NODE, vec![]).await?;
     sequencer.handle().announce(note.clone()).await?;
-    let mirror = start(Role::Mirror, MIRROR_NODE, vec![sequencer.handle().address()]).await?;
+    let mirror_dir = tempfile::tempdir()?;
+    let mirror =
+        start(mirror_role(mirror_dir.path())?, MIRROR_NODE, vec![sequencer.handle().address()]).await?;
     let handle: MeshHandle = mirror.handle();
     let mut events = handle.events();
     // Announced again now that we listen, in case the first refusal came before we subscribed.
@@ -152,7 +161,7 @@ async fn a_mirror_fed_a_tampered_leaf_keeps_nothing_and_says_why() -> Result<()>
     let reason = reason(&refused);
     assert!(reason.contains(&format!("checkpoint for size {size} says")), "{reason}");
     let status = handle.status().await?;
-    assert_eq!(status.mirrored, Some((0, substrate_tlog::empty_root())), "nothing of the range is kept");
+    assert_eq!(status.held, (0, substrate_tlog::empty_root()), "nothing of the range is kept");
     assert!(sequencer.handle().status().await?.cosignatures.is_empty(), "nothing refused is cosigned");
 
     mirror.shutdown().await;

@@ -29,8 +29,6 @@ pub enum CosignatureError {
     Malformed { name: String, detail: String },
     #[error("the cosignature by {name} does not verify")]
     Invalid { name: String },
-    #[error("the cosigner name {0:?} is not a did:key")]
-    NotADidKey(String),
 }
 
 /// One cosignature found on a note and verified.
@@ -84,13 +82,6 @@ pub fn signers(note: &str) -> Vec<String> {
         .collect()
 }
 
-/// Verifies the cosignature that the did:key `cosigner` put on `note`.
-pub fn verify(note: &str, cosigner: &str) -> Result<Cosignature, CosignatureError> {
-    let key = substrate_core::identity::key_of(cosigner)
-        .map_err(|_| CosignatureError::NotADidKey(cosigner.to_owned()))?;
-    verify_with(note, cosigner, &key)
-}
-
 /// Verifies the cosignature by `name` with `key` on `note`.
 pub fn verify_with(note: &str, name: &str, key: &VerifyingKey) -> Result<Cosignature, CosignatureError> {
     let body = body_of(note)?;
@@ -121,7 +112,7 @@ pub fn verify_with(note: &str, name: &str, key: &VerifyingKey) -> Result<Cosigna
 #[cfg(test)]
 mod tests {
     use super::*;
-    use substrate_tlog::{Checkpoint, NoteSigner};
+    use crate::{Checkpoint, NoteSigner};
 
     #[test]
     fn a_cosignature_verifies_and_survives_only_on_its_own_checkpoint() {
@@ -134,11 +125,12 @@ mod tests {
         };
         let note = checkpoint.sign(&log).expect("note");
         let mirror = SigningKey::from_bytes(&[8; 32]);
-        let name = substrate_core::identity::did_of(&mirror.verifying_key());
+        let name = "witness.example/mirror".to_owned();
+        let key = mirror.verifying_key();
         let cosigned = cosign(&note, &name, &mirror, 1_800_000_000).expect("cosign");
 
         assert_eq!(
-            verify(&cosigned, &name),
+            verify_with(&cosigned, &name, &key),
             Ok(Cosignature { cosigner: name.clone(), timestamp: 1_800_000_000 })
         );
         assert_eq!(signers(&cosigned), vec!["example.com/log".to_owned(), name.clone()]);
@@ -147,8 +139,12 @@ mod tests {
         assert!(signed_message(body_of(&note).expect("body"), 5).starts_with("cosignature/v1\ntime 5\n"));
 
         let moved = cosigned.replacen("\n3\n", "\n4\n", 1);
-        assert_eq!(verify(&moved, &name), Err(CosignatureError::Invalid { name: name.clone() }));
-        let other = substrate_core::identity::did_of(&SigningKey::from_bytes(&[6; 32]).verifying_key());
-        assert_eq!(verify(&cosigned, &other), Err(CosignatureError::Missing { name: other.clone() }));
+        assert_eq!(verify_with(&moved, &name, &key), Err(CosignatureError::Invalid { name: name.clone() }));
+        let other = "witness.example/other".to_owned();
+        let other_key = SigningKey::from_bytes(&[6; 32]).verifying_key();
+        assert_eq!(
+            verify_with(&cosigned, &other, &other_key),
+            Err(CosignatureError::Missing { name: other.clone() })
+        );
     }
 }
