@@ -7,7 +7,7 @@ mod routes;
 mod tiles;
 
 pub use error::ApiError;
-pub use routes::{AppState, router};
+pub use routes::{AppState, MeshView, router};
 
 /// The OpenAPI 3.1 document describing every route.
 pub const OPENAPI: &str = include_str!("openapi.json");

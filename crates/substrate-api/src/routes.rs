@@ -21,9 +21,22 @@ use crate::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub reader: Reader,
+    /// The sequencer of this process, or a handle that forwards to it over the mesh.
     pub sequencer: SequencerHandle,
     /// Largest deposit text accepted, in bytes.
     pub max_deposit_bytes: usize,
+    /// The mesh node beside this HTTP server, if it runs one.
+    pub mesh: Option<std::sync::Arc<dyn MeshView>>,
+}
+
+type Later<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<T>> + Send>>;
+
+/// What the HTTP API shows of the mesh node running beside it; `None` when it has stopped.
+pub trait MeshView: Send + Sync {
+    /// Metrics in the Prometheus text exposition format.
+    fn metrics(&self) -> Later<String>;
+    /// This node and its connected peers: roles, log heights, lag.
+    fn peers(&self) -> Later<serde_json::Value>;
 }
 
 /// Entries returned by one `GET /v1/log/entries` at most.
@@ -58,6 +71,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/log/entries", get(entries))
         .route("/v1/log/proofs/inclusion/{index}", get(inclusion))
         .route("/v1/log/proofs/consistency", get(consistency))
+        .route("/v1/log/cosignatures", get(cosignatures))
+        .route("/v1/peers", get(peers))
+        .route("/metrics", get(metrics))
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(crate::tiles::tile))
         .fallback(not_found)
@@ -80,7 +96,16 @@ async fn not_found() -> ApiError {
 }
 
 async fn health(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let (size, pending) = blocking(&app.reader, |r| Ok((r.checkpoint()?.0, r.pending_texts()?))).await?;
+    let (size, pending) = blocking(&app.reader, |r| {
+        // A mirror that has not yet kept its first range holds an empty log, and is healthy.
+        let size = match r.checkpoint() {
+            Ok((size, _)) => size,
+            Err(substrate_store::ReadError::NotFound(_)) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        Ok((size, r.pending_texts()?))
+    })
+    .await?;
     Ok(Json(json!({"status": "ok", "log_size": size, "texts_pending": pending})))
 }
 
@@ -285,6 +310,58 @@ fn text(body: String) -> Response {
 
 async fn checkpoint(State(app): State<AppState>) -> Result<Response, ApiError> {
     blocking(&app.reader, |r| Ok(text(r.checkpoint()?.1))).await
+}
+
+async fn cosignatures(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let cosignatures = blocking(&app.reader, |r| Ok(r.cosignatures()?)).await?;
+    Ok(Json(json!({ "cosignatures": cosignatures })))
+}
+
+fn no_mesh() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_mesh",
+        "this node runs without the mesh; start it with `substrate serve --p2p-listen ADDR` or `--bootstrap ADDR`",
+    )
+}
+
+async fn peers(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let mesh = app.mesh.as_ref().ok_or_else(no_mesh)?;
+    mesh.peers().await.map(Json).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "mesh_stopped",
+            "the mesh node has stopped; restart the node",
+        )
+    })
+}
+
+/// Prometheus text format: the mesh's libp2p, gossipsub and replication metrics when it runs,
+/// and the log height in any case.
+async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let (size, pending) = blocking(&app.reader, |r| Ok((r.tree_head().0, r.pending_texts()?))).await?;
+    let mut body = match &app.mesh {
+        Some(mesh) => mesh.metrics().await.unwrap_or_default(),
+        None => format!(
+            "# HELP substrate_log_height Entries in the log this node holds.\n# TYPE substrate_log_height gauge\nsubstrate_log_height {size}\n"
+        ),
+    };
+    let eof = body.strip_suffix("# EOF\n").map(str::len);
+    if let Some(len) = eof {
+        body.truncate(len);
+    }
+    body.push_str(&format!(
+        "# HELP substrate_texts_pending Accepted texts not yet moved to the blob directory.\n# TYPE substrate_texts_pending gauge\nsubstrate_texts_pending {pending}\n"
+    ));
+    if eof.is_some() {
+        body.push_str("# EOF\n");
+    }
+    let content_type = if eof.is_some() {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 async fn checkpoint_at(State(app): State<AppState>, Path(size): Path<u64>) -> Result<Response, ApiError> {

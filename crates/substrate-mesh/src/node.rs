@@ -84,7 +84,7 @@ pub enum Role {
     /// sequencer handle it announces every checkpoint by itself and takes forwarded events.
     Sequencer { reader: Reader, sequencer: Option<SequencerHandle> },
     /// Follows the log into its own ledger and serves what it holds.
-    Mirror { ledger: Ledger, reader: Reader },
+    Mirror { ledger: Box<Ledger>, reader: Reader },
 }
 
 /// How to run one node.
@@ -437,7 +437,7 @@ impl Mesh {
                 let tree = ledger.tree();
                 let wanted = ledger.wanted_texts().into_iter().collect();
                 let follower = Follower {
-                    ledger: Arc::new(Mutex::new(ledger)),
+                    ledger: Arc::new(Mutex::new(*ledger)),
                     tree,
                     sync: None,
                     best: None,
@@ -815,6 +815,8 @@ impl Node {
 
     fn refused(&mut self, peer: PeerId) {
         warn!(%peer, "refused a peer whose key is not registered in the ledger");
+        // It may have been registered since the last look: its next dial gets in if so.
+        self.refresh_allowed();
         if !self.refused.contains(&peer) {
             if self.refused.len() == REFUSED_REMEMBERED {
                 self.refused.pop_front();

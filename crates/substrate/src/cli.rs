@@ -37,6 +37,24 @@ pub struct KeyArgs {
     pub key: Option<PathBuf>,
 }
 
+/// How a node joins the mesh; each overrides `[mesh]` in the config file.
+#[derive(Args, Debug, Clone)]
+pub struct MeshArgs {
+    /// What this node does: `sequencer` (holds the log key) or `mirror` (follows and verifies).
+    /// Default: whichever the data directory was made for.
+    #[arg(long, value_parser = ["sequencer", "mirror"])]
+    pub role: Option<String>,
+    /// libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/7879 (port 0 picks one).
+    #[arg(long, env = "SUBSTRATE_P2P_LISTEN")]
+    pub p2p_listen: Option<String>,
+    /// A node to dial, ending in /p2p/<peer id> (repeat, or comma-separate in the variable).
+    #[arg(long, env = "SUBSTRATE_BOOTSTRAP", value_delimiter = ',')]
+    pub bootstrap: Vec<String>,
+    /// The node key file (`substrate id new --kind node`). Default: DATA_DIR/node.key.
+    #[arg(long, env = "SUBSTRATE_NODE_KEY")]
+    pub node_key: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Found a new commons in a data directory: its log key, ledger and genesis.
@@ -44,8 +62,12 @@ pub enum Command {
         #[command(flatten)]
         data: DataArgs,
         /// The commons' name.
-        #[arg(long)]
-        name: String,
+        #[arg(long, required_unless_present = "mirror_of")]
+        name: Option<String>,
+        /// Prepare a mirror instead: the commons' log public key (the `log key` line `init`
+        /// printed on the sequencer). The mirror trusts this key and nothing else.
+        #[arg(long, conflicts_with_all = ["origin", "handle_prefix", "registers", "stewards", "voting_window"])]
+        mirror_of: Option<String>,
         /// Checkpoint origin (also the log key's name). Default: substrate.local/NAME.
         #[arg(long)]
         origin: Option<String>,
@@ -73,6 +95,16 @@ pub enum Command {
         /// Config file. Default: DATA_DIR/substrate.toml.
         #[arg(long, env = "SUBSTRATE_CONFIG")]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        mesh: MeshArgs,
+    },
+    /// List the mesh peers a node is connected to: role, log height, lag.
+    Peers {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
     },
     /// Manage your identity key.
     #[command(subcommand)]
@@ -429,6 +461,21 @@ pub enum BenchCommand {
         voters: usize,
         #[arg(long, default_value_t = 100)]
         proposals: usize,
+    },
+    /// Replicate N entries from a sequencer to mirrors on 127.0.0.1 while they are appended, then
+    /// time a fresh mirror's sync of the whole log.
+    Mesh {
+        #[arg(long, default_value_t = 100_000)]
+        entries: u64,
+        /// Mirrors following while the log is appended (0: the sequencer alone).
+        #[arg(long, default_value_t = 2)]
+        mirrors: usize,
+        /// Concurrent submitters feeding the sequencer, as HTTP clients would.
+        #[arg(long, default_value_t = 64)]
+        submitters: usize,
+        /// Text size in bytes.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
     },
     /// Build a log of N entries, then time `replay --check` over it.
     Replay {

@@ -12,10 +12,22 @@ use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { data, name, origin, handle_prefix, registers, stewards, voting_window } => {
+        Command::Init { data, mirror_of: Some(vkey), .. } => node::init_mirror(&data.data_dir, &vkey),
+        Command::Init {
+            data,
+            name,
+            mirror_of: None,
+            origin,
+            handle_prefix,
+            registers,
+            stewards,
+            voting_window,
+        } => {
+            let name = name.unwrap_or_default();
             node::init(&data.data_dir, &name, origin, handle_prefix, registers, stewards, voting_window)
         }
-        Command::Serve { data, listen, config } => node::serve(&data.data_dir, listen, config),
+        Command::Serve { data, listen, config, mesh } => node::serve(&data.data_dir, listen, config, mesh),
+        Command::Peers { json, node } => node::peers(&node.node, json),
         Command::Id(command) => identity::run(command),
         Command::Deposit(args) => deposit::deposit(args),
         Command::Show { id, datacite, json, node } => deposit::show(&node.node, &id, datacite, json),

@@ -14,11 +14,36 @@ pub struct NodeConfig {
     pub listen: String,
     /// Largest deposit text accepted, in bytes; larger ones get 413. Default 1 MiB.
     pub max_deposit_bytes: usize,
+    /// The mesh: other nodes of this commons over libp2p. Off unless configured.
+    pub mesh: MeshSettings,
+}
+
+/// `[mesh]` in `substrate.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeshSettings {
+    /// libp2p listen multiaddr, e.g. `/ip4/127.0.0.1/tcp/7879` (port 0 picks one).
+    pub listen: Option<String>,
+    /// Static bootstrap list: `…/p2p/<peer id>` multiaddrs of other nodes of this commons.
+    pub bootstrap: Vec<String>,
+    /// The node key file (`substrate id new --kind node`). Default: DATA_DIR/node.key.
+    pub node_key: Option<std::path::PathBuf>,
+}
+
+impl MeshSettings {
+    /// Whether this node joins the mesh at all.
+    pub fn enabled(&self) -> bool {
+        self.listen.is_some() || !self.bootstrap.is_empty()
+    }
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { listen: "127.0.0.1:7878".into(), max_deposit_bytes: 1024 * 1024 }
+        NodeConfig {
+            listen: "127.0.0.1:7878".into(),
+            max_deposit_bytes: 1024 * 1024,
+            mesh: MeshSettings::default(),
+        }
     }
 }
 

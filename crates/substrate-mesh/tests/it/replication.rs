@@ -100,7 +100,7 @@ pub(crate) fn log_vkey() -> String {
 pub(crate) fn mirror_role(dir: &std::path::Path) -> Result<Role> {
     let ledger = Ledger::follow(&DataDir::new(dir), &log_vkey())?;
     let reader = Reader::new(ledger.dir(), ledger.tree(), ledger.verifier(), ledger.blobs().clone());
-    Ok(Role::Mirror { ledger, reader })
+    Ok(Role::Mirror { ledger: Box::new(ledger), reader })
 }
 
 /// Waits until the node's status satisfies `done`, re-checking after each of its events.

@@ -5,17 +5,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use substrate_store::reader::ConsistencyProof;
 use substrate_store::{DataDir, ReplayMode};
-use substrate_tlog::{Checkpoint, NoteVerifier, TlogProof};
+use substrate_tlog::{Checkpoint, NoteVerifier, TlogProof, cosignature};
 
 use crate::cli::LedgerCommand;
 use crate::client::Client;
 
 pub fn run(command: LedgerCommand) -> anyhow::Result<()> {
     match command {
-        LedgerCommand::Checkpoint { node } => {
-            print!("{}", Client::new(&node.node).get("/v1/log/checkpoint")?.body);
-            Ok(())
-        }
+        LedgerCommand::Checkpoint { node } => checkpoint(&Client::new(&node.node)),
         LedgerCommand::Entries { start, limit, node } => {
             let page: serde_json::Value = Client::new(&node.node)
                 .get(&format!("/v1/log/entries?start={start}&limit={limit}"))?
@@ -88,6 +85,55 @@ pub fn run(command: LedgerCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints the latest checkpoint with every mirror's cosignature of it appended (a C2SP note
+/// other tools can check), then, on stderr, who cosigned it and who lags behind.
+fn checkpoint(client: &Client) -> anyhow::Result<()> {
+    let log = commons_key(client)?;
+    let note = client.get("/v1/log/checkpoint")?.body;
+    let checkpoint = Checkpoint::open(&note, &log).context("the node's checkpoint does NOT verify")?;
+    let kept: serde_json::Value = client.get("/v1/log/cosignatures")?.json()?;
+    let mut merged = note.clone();
+    let mut cosigners = Vec::new();
+    let mut behind = Vec::new();
+    for kept in kept["cosignatures"].as_array().into_iter().flatten() {
+        let (Some(name), Some(size), Some(cosigned)) =
+            (kept["cosigner"].as_str(), kept["size"].as_u64(), kept["note"].as_str())
+        else {
+            anyhow::bail!("the node sent a malformed cosignature record: {kept}");
+        };
+        let key = substrate_core::identity::key_of(name)
+            .with_context(|| format!("the cosigner {name} is not a did:key"))?;
+        let verified = cosignature::verify_with(cosigned, name, &key)
+            .with_context(|| format!("the cosignature by {name} does NOT verify"))?;
+        if size != checkpoint.size || cosignature::body_of(cosigned).ok() != cosignature::body_of(&note).ok()
+        {
+            behind.push(format!("{name} (last cosigned size {size})"));
+            continue;
+        }
+        let line = cosigned
+            .lines()
+            .rfind(|l| l.starts_with(&format!("\u{2014} {name} ")))
+            .context("a cosigned note without its cosignature line")?;
+        merged.push_str(line);
+        merged.push('\n');
+        cosigners
+            .push(format!("{name} at {}", substrate_core::timestamp::rfc3339(verified.timestamp * 1000)));
+    }
+    print!("{merged}");
+    if cosigners.is_empty() {
+        eprintln!("cosigned by: nobody yet (mirrors cosign each checkpoint they verify)");
+    } else {
+        eprintln!("cosigned by {} mirror(s), each signature verified:", cosigners.len());
+        for cosigner in cosigners {
+            eprintln!("  {cosigner}");
+        }
+    }
+    for name in behind {
+        eprintln!("  not yet at size {}: {name}", checkpoint.size);
+    }
+    Ok(())
 }
 
 /// The commons' log key as the node states it.

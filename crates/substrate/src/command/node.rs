@@ -1,12 +1,18 @@
 //! `init` and `serve`.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 
 use anyhow::Context;
 use substrate_core::register::Register;
 use substrate_store::{DataDir, InitOptions, Ledger, Reader, SequencerHandle};
 
+use substrate_mesh::{Mesh, MeshConfig, MeshHandle, Role};
+
+use crate::cli::MeshArgs;
 use crate::config::NodeConfig;
 
 pub fn init(
@@ -83,9 +89,31 @@ pub fn init(
     Ok(())
 }
 
+/// Prepares `dir` to mirror the commons whose log public key is `vkey`.
+pub fn init_mirror(dir: &Path, vkey: &str) -> anyhow::Result<()> {
+    let data = DataDir::new(dir);
+    Ledger::follow(&data, vkey).with_context(|| format!("preparing a mirror in {}", dir.display()))?;
+    if !data.config().exists() {
+        std::fs::write(data.config(), crate::config::EXAMPLE)
+            .with_context(|| format!("writing {}", data.config().display()))?;
+    }
+    println!("prepared a mirror in {}", dir.display());
+    println!("  trusts log key: {}", vkey.trim());
+    println!(
+        "  next: a node key (`substrate id new --kind node --key {}`),",
+        data.root().join("node.key").display()
+    );
+    println!("        registered by an operator (`substrate node-register --node-key …`),");
+    println!("        then `substrate serve --data-dir {} --bootstrap <sequencer multiaddr>`", dir.display());
+    Ok(())
+}
+
 /// A node running in this process: its address, and what stops it.
 pub struct RunningNode {
     pub addr: SocketAddr,
+    /// The mesh address (with /p2p/<peer id>) when the node joined the mesh.
+    pub p2p: Option<String>,
+    pub role: &'static str,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
@@ -117,7 +145,39 @@ impl Drop for RunningNode {
     }
 }
 
-/// Opens the commons in `dir` and serves it on `listen` from a thread of its own.
+/// What the HTTP API shows of the mesh node.
+struct MeshView(MeshHandle);
+
+impl substrate_api::MeshView for MeshView {
+    fn metrics(&self) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> {
+        let mesh = self.0.clone();
+        Box::pin(async move { mesh.metrics().await.ok() })
+    }
+
+    fn peers(&self) -> Pin<Box<dyn Future<Output = Option<serde_json::Value>> + Send>> {
+        let mesh = self.0.clone();
+        Box::pin(async move {
+            let status = mesh.status().await.ok()?;
+            Some(serde_json::json!({
+                "peerId": status.peer_id.to_string(),
+                "role": status.role,
+                "address": mesh.address().to_string(),
+                "height": status.held.0,
+                "head": status.head,
+                "lag": status.head.saturating_sub(status.held.0),
+                "peers": status.peers,
+                "refused": status.refused.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "cosignatures": status.cosignatures.iter().map(|c| serde_json::json!({
+                    "cosigner": c.cosigner, "size": c.size, "timestamp": c.timestamp,
+                })).collect::<Vec<_>>(),
+            }))
+        })
+    }
+}
+
+/// Opens the commons in `dir` and serves it on `listen` from a thread of its own; with `[mesh]`
+/// settings it also joins the mesh, as the sequencer if the directory holds the log key and as a
+/// mirror otherwise.
 pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let data = DataDir::new(dir);
     let ledger = Ledger::open(&data).with_context(|| format!("opening the commons in {}", dir.display()))?;
@@ -128,35 +188,150 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
         .block_on(tokio::net::TcpListener::bind(&config.listen))
         .with_context(|| format!("cannot listen on {} (choose another with --listen)", config.listen))?;
     let addr = listener.local_addr()?;
+    let log = ledger.verifier();
+    let (sequencer, sequencer_thread, role) = if ledger.is_sequencer() {
+        let (handle, thread) = SequencerHandle::spawn(ledger).context("starting the sequencer")?;
+        let role = Role::Sequencer { reader: reader.clone(), sequencer: Some(handle.clone()) };
+        (Some(handle), Some(thread), role)
+    } else {
+        if !config.mesh.enabled() {
+            anyhow::bail!(
+                "{} holds a mirror, which follows the sequencer over the mesh: give --bootstrap <sequencer multiaddr>",
+                dir.display()
+            );
+        }
+        (None, None, Role::Mirror { ledger: Box::new(ledger), reader: reader.clone() })
+    };
+    let role_name = if sequencer.is_some() { "sequencer" } else { "mirror" };
+    let mesh = if config.mesh.enabled() {
+        let key_path = config.mesh.node_key.clone().unwrap_or_else(|| data.root().join("node.key"));
+        let (_, node_key) = crate::keys::load(&key_path).with_context(|| {
+            format!("the mesh needs this node's key: make one with `substrate id new --kind node --key {}` and have an operator register it", key_path.display())
+        })?;
+        let mut mesh_config = MeshConfig::new(node_key, log, role);
+        if let Some(listen) = &config.mesh.listen {
+            mesh_config.listen = listen.parse().with_context(|| {
+                format!("--p2p-listen {listen} is not a multiaddr, e.g. /ip4/127.0.0.1/tcp/7879")
+            })?;
+        }
+        mesh_config.bootstrap = config
+            .mesh
+            .bootstrap
+            .iter()
+            .map(|a| {
+                a.parse()
+                    .with_context(|| format!("--bootstrap {a} is not a multiaddr ending in /p2p/<peer id>"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Some(runtime.block_on(Mesh::start(mesh_config)).context("joining the mesh")?)
+    } else {
+        None
+    };
+    let p2p = mesh.as_ref().map(|m| m.handle().address().to_string());
+    let sequencer = match (sequencer, &mesh) {
+        (Some(local), _) => local,
+        (None, Some(mesh)) => SequencerHandle::forwarding(Arc::new(mesh.handle())),
+        (None, None) => anyhow::bail!("a mirror without the mesh cannot take events"),
+    };
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let max_deposit_bytes = config.max_deposit_bytes;
     let thread = std::thread::Builder::new().name("node".into()).spawn(move || {
-        let (sequencer, sequencer_thread) =
-            SequencerHandle::spawn(ledger).context("starting the sequencer")?;
-        let state = substrate_api::AppState { reader, sequencer, max_deposit_bytes };
+        let view = mesh.as_ref().map(|m| Arc::new(MeshView(m.handle())) as Arc<dyn substrate_api::MeshView>);
+        let state = substrate_api::AppState { reader, sequencer, max_deposit_bytes, mesh: view };
         let served = runtime.block_on(substrate_api::serve(listener, state, async {
             let _ = stopped.await;
         }));
-        // Every handle is gone with the router: the sequencer finishes its batch and stops.
+        if let Some(mesh) = mesh {
+            runtime.block_on(mesh.shutdown());
+        }
+        // Every handle is gone with the router and the mesh: the sequencer finishes its batch and stops.
         runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-        sequencer_thread.join().map_err(|_| anyhow::anyhow!("the sequencer panicked"))?;
+        if let Some(thread) = sequencer_thread {
+            thread.join().map_err(|_| anyhow::anyhow!("the sequencer panicked"))?;
+        }
         served.context("serving HTTP")
     })?;
-    Ok(RunningNode { addr, shutdown: Some(shutdown), thread: Some(thread) })
+    Ok(RunningNode { addr, p2p, role: role_name, shutdown: Some(shutdown), thread: Some(thread) })
 }
 
-pub fn serve(dir: &Path, listen: Option<String>, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn serve(
+    dir: &Path,
+    listen: Option<String>,
+    config_path: Option<PathBuf>,
+    mesh: MeshArgs,
+) -> anyhow::Result<()> {
     let config_path = config_path.unwrap_or_else(|| DataDir::new(dir).config());
     let mut config = NodeConfig::load(&config_path)?;
     if let Some(listen) = listen {
         config.listen = listen;
     }
+    if let Some(listen) = mesh.p2p_listen {
+        config.mesh.listen = Some(listen);
+    }
+    if !mesh.bootstrap.is_empty() {
+        config.mesh.bootstrap = mesh.bootstrap;
+    }
+    if let Some(key) = mesh.node_key {
+        config.mesh.node_key = Some(key);
+    }
+    let data = DataDir::new(dir);
+    match mesh.role.as_deref() {
+        Some("sequencer") if !data.log_key().exists() => anyhow::bail!(
+            "--role sequencer needs the log key, and {} has none (it is a mirror, or not a commons: `substrate init`)",
+            data.log_key().display()
+        ),
+        Some("mirror") if data.log_key().exists() => anyhow::bail!(
+            "--role mirror: {} holds the log key, so this directory is the sequencer; prepare a mirror elsewhere with `substrate init --mirror-of <log key>`",
+            dir.display()
+        ),
+        Some("mirror") if !config.mesh.enabled() => {
+            anyhow::bail!("--role mirror needs the mesh: give --bootstrap <sequencer multiaddr>")
+        }
+        _ => {}
+    }
     let node = start(dir, &config)?;
-    tracing::info!(addr = %node.addr, data_dir = %dir.display(), "serving");
+    tracing::info!(addr = %node.addr, data_dir = %dir.display(), role = node.role, "serving");
     println!("listening on {}", node.url());
+    if let Some(p2p) = &node.p2p {
+        println!("mesh {} at {p2p}", node.role);
+    }
     wait_for_signal()?;
     tracing::info!("shutting down");
     node.stop()
+}
+
+/// `substrate peers`: the node's view of the mesh.
+pub fn peers(node: &str, json: bool) -> anyhow::Result<()> {
+    let view: serde_json::Value = crate::client::Client::new(node).get("/v1/peers")?.json()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    println!(
+        "this node: {} {} at height {} (head {})",
+        view["role"].as_str().unwrap_or("?"),
+        view["peerId"].as_str().unwrap_or("?"),
+        view["height"],
+        view["head"]
+    );
+    let peers = view["peers"].as_array().cloned().unwrap_or_default();
+    if peers.is_empty() {
+        println!("no peers connected");
+    } else {
+        println!("{:<54} {:<10} {:>8} {:>6}  ADDRESS", "PEER", "ROLE", "HEIGHT", "LAG");
+    }
+    for peer in peers {
+        let number = |v: &serde_json::Value| v.as_u64().map_or("-".to_owned(), |n| n.to_string());
+        println!(
+            "{:<54} {:<10} {:>8} {:>6}  {}",
+            peer["peerId"].as_str().unwrap_or("?"),
+            peer["role"].as_str().unwrap_or("?"),
+            number(&peer["height"]),
+            number(&peer["lag"]),
+            peer["address"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 fn wait_for_signal() -> anyhow::Result<()> {

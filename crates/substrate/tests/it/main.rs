@@ -1,5 +1,6 @@
 //! End-to-end tests of the `substrate` binary: the CLI flow, bad input over HTTP, crash safety
-//! under SIGKILL, tamper detection by replay, the tlog-tiles reads, and the project's conventions.
+//! under SIGKILL, tamper detection by replay, the tlog-tiles reads, a three-node mesh, and the
+//! project's conventions.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,6 +8,8 @@ mod bad_input;
 mod cli_flow;
 mod crash;
 mod governance;
+mod interop;
+mod mesh;
 mod tamper;
 mod tidy;
 mod tiles;

@@ -162,10 +162,17 @@ pub struct Daemon {
 impl Daemon {
     /// Starts serving `data` on a free loopback port; returns once it prints its address.
     pub fn start(data: &Path, logs: &Path) -> Daemon {
+        Daemon::start_with(data, logs, &[])
+    }
+
+    /// Starts `substrate serve` on `data` with `extra` arguments after the usual ones.
+    pub fn start_with(data: &Path, logs: &Path, extra: &[&str]) -> Daemon {
         let log = logs.join(format!("daemon-{}.log", DAEMONS.fetch_add(1, Ordering::Relaxed)));
         let stderr = File::create(&log).expect("daemon log file");
-        let mut child = command(&["serve", "--data-dir", path(data), "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
+        let mut args = vec!["serve", "--data-dir", path(data), "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = command(&args)
+            .env("RUST_LOG", "info,libp2p=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -182,6 +189,24 @@ impl Daemon {
         };
         daemon.url = url;
         daemon
+    }
+
+    /// Starts a mesh node on `data`, listening for peers on a free loopback port and dialling
+    /// `bootstrap`; returns it and its mesh address (`…/p2p/<peer id>`), as it printed them.
+    pub fn start_mesh(data: &Path, logs: &Path, bootstrap: &[&str]) -> (Daemon, String) {
+        let mut extra = vec!["--p2p-listen", "/ip4/127.0.0.1/tcp/0"];
+        for addr in bootstrap {
+            extra.extend(["--bootstrap", addr]);
+        }
+        let mut daemon = Daemon::start_with(data, logs, &extra);
+        let mut line = String::new();
+        daemon.stdout.read_line(&mut line).expect("read the daemon's mesh line");
+        let address = line.trim().split_once(" at ").map(|(_, addr)| addr.to_owned());
+        let Some(address) = address.filter(|a| a.starts_with("/ip4/127.0.0.1/tcp/") && a.contains("/p2p/"))
+        else {
+            panic!("the daemon did not join the mesh: {line:?}\n{}", daemon.log_text());
+        };
+        (daemon, address)
     }
 
     pub fn http(&self) -> Http {
