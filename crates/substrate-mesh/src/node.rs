@@ -14,14 +14,18 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use ed25519_dalek::SigningKey;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
+use libp2p::core::upgrade;
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, PublishError};
 use libp2p::metrics::{Recorder, Registry};
 use libp2p::multiaddr::Protocol;
+use libp2p::pnet::PnetConfig;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, Transport, identify, noise, tcp, yamux};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use substrate_core::event::Event;
@@ -37,6 +41,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use crate::SwarmKey;
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::peer::{PeerError, did_of_peer, node_keypair, peer_id_of};
 use crate::protocol::{
@@ -105,6 +110,9 @@ pub struct MeshConfig {
     /// How often bootstrap peers that are not connected are dialled again, and a stalled sync is
     /// retried. Default 5 s.
     pub redial_interval: Duration,
+    /// The commons' private-network key, if it uses one: then only nodes holding it can connect
+    /// at all, registered or not. Default none.
+    pub private_network: Option<SwarmKey>,
 }
 
 impl MeshConfig {
@@ -119,6 +127,7 @@ impl MeshConfig {
             allowed: Vec::new(),
             role,
             redial_interval: Duration::from_secs(5),
+            private_network: None,
         }
     }
 }
@@ -371,9 +380,12 @@ impl Mesh {
         let keypair = node_keypair(&config.node_key)?;
         let sequencing = matches!(config.role, Role::Sequencer { .. });
         let mut registry = Registry::default();
+        let private_network = config.private_network;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
-            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+            .with_other_transport(|key| {
+                transport(key, private_network).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            })
             .map_err(|e| MeshError::Transport(e.to_string()))?
             .with_bandwidth_metrics(&mut registry)
             .with_behaviour(|key| {
@@ -506,6 +518,29 @@ impl Drop for Mesh {
             task.abort();
         }
     }
+}
+
+/// TCP, then (with a private-network key) the pnet handshake, then Noise and Yamux: what
+/// `SwarmBuilder::with_tcp` builds, with the optional pnet layer in between.
+fn transport(
+    key: &libp2p::identity::Keypair,
+    private_network: Option<SwarmKey>,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
+    let noise = noise::Config::new(key)?;
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+    Ok(match private_network {
+        Some(SwarmKey(psk)) => tcp
+            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+            .upgrade(upgrade::Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .boxed(),
+        None => tcp
+            .upgrade(upgrade::Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .boxed(),
+    })
 }
 
 /// Work done off the swarm task (SQLite blocks), handed back to it.

@@ -53,6 +53,10 @@ pub struct MeshArgs {
     /// The node key file (`substrate id new --kind node`). Default: DATA_DIR/node.key.
     #[arg(long, env = "SUBSTRATE_NODE_KEY")]
     pub node_key: Option<PathBuf>,
+    /// The commons' private-network key (`substrate id swarm-key`). Default: DATA_DIR/swarm.key
+    /// if it exists; without one, any registered node may connect.
+    #[arg(long, env = "SUBSTRATE_SWARM_KEY")]
+    pub swarm_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,6 +254,15 @@ pub enum IdCommand {
     Show {
         #[command(flatten)]
         key: KeyArgs,
+    },
+    /// Make a private-network key (libp2p pnet, the `swarm.key` format) for a commons' nodes:
+    /// copy the file to every node's data directory, and nodes without it cannot connect.
+    SwarmKey {
+        /// Where to write it, e.g. DATA_DIR/swarm.key.
+        out: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
     },
 }
 

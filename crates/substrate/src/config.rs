@@ -28,6 +28,9 @@ pub struct MeshSettings {
     pub bootstrap: Vec<String>,
     /// The node key file (`substrate id new --kind node`). Default: DATA_DIR/node.key.
     pub node_key: Option<std::path::PathBuf>,
+    /// The private-network key file (`substrate id swarm-key`). Default: DATA_DIR/swarm.key if
+    /// it exists, else none (any registered node may connect).
+    pub swarm_key: Option<std::path::PathBuf>,
 }
 
 impl MeshSettings {

@@ -219,3 +219,68 @@ fn on_disk(dir: &substrate_store::DataDir, text: &[u8]) -> bool {
     }
     false
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_private_network_key_only_nodes_holding_it_connect() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (ledger, reader) = commons(dir.path())?;
+    let log = ledger.verifier();
+    let commons_key = substrate_mesh::SwarmKey::from_secret([9; 32]);
+    let sequencer = Mesh::start(MeshConfig {
+        allowed: vec![did(SEQUENCER_NODE), did(MIRROR_NODE)],
+        private_network: Some(commons_key),
+        ..MeshConfig::new(
+            key(SEQUENCER_NODE),
+            log.clone(),
+            Role::Sequencer { reader: reader.clone(), sequencer: None },
+        )
+    })
+    .await?;
+    sequencer.handle().announce(reader.checkpoint()?.1).await?;
+
+    // The mirror's key is registered, but it holds another private-network key, then none.
+    let mirror = |private_network, dir: &std::path::Path| -> Result<MeshConfig> {
+        Ok(MeshConfig {
+            allowed: vec![did(SEQUENCER_NODE)],
+            bootstrap: vec![sequencer.handle().address()],
+            redial_interval: Duration::from_millis(200),
+            private_network,
+            ..MeshConfig::new(key(MIRROR_NODE), log.clone(), mirror_role(dir)?)
+        })
+    };
+    for outsider in [Some(substrate_mesh::SwarmKey::from_secret([10; 32])), None] {
+        let outsider_dir = tempfile::tempdir()?;
+        let node = Mesh::start(mirror(outsider, outsider_dir.path())?).await?;
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        // Its dials fail in the handshake.
+        loop {
+            let metrics = node.handle().metrics().await?;
+            let failed: f64 = metrics
+                .lines()
+                .filter(|l| l.starts_with("libp2p_swarm_outgoing_connection_error_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            if failed >= 1.0 {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the outsider's dials never failed:\n{metrics}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let status = node.handle().status().await?;
+        assert!(status.connected.is_empty(), "a node without the commons' key connected ({outsider:?})");
+        assert_eq!(status.held.0, 0, "it learned nothing");
+        node.shutdown().await;
+    }
+
+    // The same registered key with the commons' private-network key gets in and follows the log.
+    let mirror_dir = tempfile::tempdir()?;
+    let member = Mesh::start(mirror(Some(commons_key), mirror_dir.path())?).await?;
+    let held = reader.tree_head();
+    until(&member.handle(), "the mirror with the key follows the log", |s| s.held == held).await?;
+
+    member.shutdown().await;
+    sequencer.shutdown().await;
+    Ok(())
+}

@@ -1,5 +1,6 @@
 //! `id new` and `id show`.
 
+use anyhow::Context;
 use substrate_core::identity::ActorKind;
 
 use crate::cli::IdCommand;
@@ -23,6 +24,25 @@ pub fn run(command: IdCommand) -> anyhow::Result<()> {
                 "it signs your deposits and votes"
             };
             eprintln!("new {kind_name} key saved to {} (keep it private: {signs})", path.display());
+            Ok(())
+        }
+        IdCommand::SwarmKey { out, force } => {
+            if out.exists() && !force {
+                anyhow::bail!("{} already exists; pass --force to replace it", out.display());
+            }
+            let mut secret = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
+            let key = substrate_mesh::SwarmKey::from_secret(secret);
+            if force {
+                let _ = std::fs::remove_file(&out);
+            }
+            substrate_store::ledger::write_secret(&out, &key.to_file())
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("{}", key.fingerprint());
+            eprintln!(
+                "new private-network key saved to {} (copy it to every node's data directory as swarm.key; keep it private)",
+                out.display()
+            );
             Ok(())
         }
         IdCommand::Show { key } => {

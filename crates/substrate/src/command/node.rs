@@ -10,7 +10,7 @@ use anyhow::Context;
 use substrate_core::register::Register;
 use substrate_store::{DataDir, InitOptions, Ledger, Reader, SequencerHandle};
 
-use substrate_mesh::{Mesh, MeshConfig, MeshHandle, Role};
+use substrate_mesh::{Mesh, MeshConfig, MeshHandle, Role, SwarmKey};
 
 use crate::cli::MeshArgs;
 use crate::config::NodeConfig;
@@ -209,6 +209,7 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
             format!("the mesh needs this node's key: make one with `substrate id new --kind node --key {}` and have an operator register it", key_path.display())
         })?;
         let mut mesh_config = MeshConfig::new(node_key, log, role);
+        mesh_config.private_network = swarm_key(&data, config.mesh.swarm_key.as_deref())?;
         if let Some(listen) = &config.mesh.listen {
             mesh_config.listen = listen.parse().with_context(|| {
                 format!("--p2p-listen {listen} is not a multiaddr, e.g. /ip4/127.0.0.1/tcp/7879")
@@ -274,6 +275,9 @@ pub fn serve(
     if let Some(key) = mesh.node_key {
         config.mesh.node_key = Some(key);
     }
+    if let Some(key) = mesh.swarm_key {
+        config.mesh.swarm_key = Some(key);
+    }
     let data = DataDir::new(dir);
     match mesh.role.as_deref() {
         Some("sequencer") if !data.log_key().exists() => anyhow::bail!(
@@ -298,6 +302,22 @@ pub fn serve(
     wait_for_signal()?;
     tracing::info!("shutting down");
     node.stop()
+}
+
+/// The private-network key: the configured file (which must exist), else DATA_DIR/swarm.key if
+/// there is one.
+fn swarm_key(data: &DataDir, configured: Option<&Path>) -> anyhow::Result<Option<SwarmKey>> {
+    let default = data.root().join("swarm.key");
+    let path = match configured {
+        Some(path) => path,
+        None if default.exists() => &default,
+        None => return Ok(None),
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the private-network key {}", path.display()))?;
+    let key = SwarmKey::parse(&text).with_context(|| format!("{} is unusable", path.display()))?;
+    tracing::info!(fingerprint = %key.fingerprint(), "the mesh is a private network");
+    Ok(Some(key))
 }
 
 /// `substrate peers`: the node's view of the mesh.
