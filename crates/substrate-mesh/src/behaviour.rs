@@ -9,9 +9,9 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, allow_block_list, gossipsub, identify, ping};
 
 use crate::protocol::{
-    CONSISTENCY_PROTOCOL, ConsistencyRequest, ConsistencyResponse, IDENTIFY_PROTOCOL, LOG_PROTOCOL,
-    LogRequest, LogResponse, RESPONSE_SIZE_MAXIMUM, SUBMIT_PROTOCOL, SubmitRequest, SubmitResponse,
-    TEXT_PROTOCOL, TextRequest, TextResponse,
+    CHECKPOINT_PROTOCOL, CONSISTENCY_PROTOCOL, CheckpointRequest, CheckpointResponse, ConsistencyRequest,
+    ConsistencyResponse, IDENTIFY_PROTOCOL, LOG_PROTOCOL, LogRequest, LogResponse, RESPONSE_SIZE_MAXIMUM,
+    SUBMIT_PROTOCOL, SubmitRequest, SubmitResponse, TEXT_PROTOCOL, TextRequest, TextResponse,
 };
 
 /// Every behaviour of a node. The allow-list comes first so that a connection it denies is
@@ -24,6 +24,7 @@ pub(crate) struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub log: request_response::cbor::Behaviour<LogRequest, LogResponse>,
     pub consistency: request_response::cbor::Behaviour<ConsistencyRequest, ConsistencyResponse>,
+    pub checkpoint: request_response::cbor::Behaviour<CheckpointRequest, CheckpointResponse>,
     pub text: request_response::cbor::Behaviour<TextRequest, TextResponse>,
     pub submit: request_response::cbor::Behaviour<SubmitRequest, SubmitResponse>,
 }
@@ -46,6 +47,11 @@ impl Behaviour {
         // A proof is at most 64 hashes: the default size limits are ample.
         let consistency = request_response::cbor::Behaviour::new(
             [(StreamProtocol::new(CONSISTENCY_PROTOCOL), ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+        );
+        // A checkpoint note is a few hundred bytes.
+        let checkpoint = request_response::cbor::Behaviour::new(
+            [(StreamProtocol::new(CHECKPOINT_PROTOCOL), ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
         );
         let role = if sequencer { "sequencer" } else { "mirror" };
@@ -75,6 +81,7 @@ impl Behaviour {
             gossipsub,
             log,
             consistency,
+            checkpoint,
             text,
             submit,
         })

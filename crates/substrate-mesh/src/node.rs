@@ -45,8 +45,9 @@ use crate::SwarmKey;
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::peer::{PeerError, did_of_peer, node_keypair, peer_id_of};
 use crate::protocol::{
-    ConsistencyRequest, ConsistencyResponse, LogRequest, LogResponse, MAX_RANGE, MAX_TEXTS, SubmitRequest,
-    SubmitResponse, Text, TextRequest, TextResponse, checkpoint_topic, cosignature_topic,
+    CheckpointRequest, CheckpointResponse, ConsistencyRequest, ConsistencyResponse, LogRequest, LogResponse,
+    MAX_RANGE, MAX_TEXTS, SubmitRequest, SubmitResponse, Text, TextRequest, TextResponse, checkpoint_topic,
+    cosignature_topic,
 };
 
 /// Connections with nothing in flight for this long are closed. Gossipsub's long-lived streams
@@ -113,6 +114,10 @@ pub struct MeshConfig {
     /// The commons' private-network key, if it uses one: then only nodes holding it can connect
     /// at all, registered or not. Default none.
     pub private_network: Option<SwarmKey>,
+    /// A mirror far behind the head catches up in steps of about this many entries, each up to a
+    /// checkpoint the log key signed, verified and kept in one commit: a restart resumes from
+    /// the last step, and memory stays bounded. Default 4096.
+    pub sync_step: u64,
 }
 
 impl MeshConfig {
@@ -128,6 +133,7 @@ impl MeshConfig {
             role,
             redial_interval: Duration::from_secs(5),
             private_network: None,
+            sync_step: 4096,
         }
     }
 }
@@ -488,6 +494,7 @@ impl Mesh {
             metrics: Metrics::register(registry),
             partitioned: false,
             allow_refreshed: None,
+            sync_step: config.sync_step.max(1),
         };
         let task = tokio::spawn(node.run(command_rx, served_rx, shutdown_rx, head, config.redial_interval));
         Ok(Mesh {
@@ -547,6 +554,7 @@ fn transport(
 enum Served {
     Range(ResponseChannel<LogResponse>, LogResponse),
     Proof(ResponseChannel<ConsistencyResponse>, ConsistencyResponse),
+    Checkpoint(ResponseChannel<CheckpointResponse>, CheckpointResponse),
     Texts(ResponseChannel<TextResponse>, TextResponse),
     Submitted(ResponseChannel<SubmitResponse>, SubmitResponse),
     Extended { from: PeerId, note: String, entries: u64, result: Result<Extended, FollowError> },
@@ -597,6 +605,8 @@ struct Fetch {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum InFlight {
+    /// Asking for a signed checkpoint about one step ahead, to fetch and keep up to it first.
+    Step(OutboundRequestId),
     Range(OutboundRequestId),
     Proof(OutboundRequestId),
     Verifying,
@@ -641,6 +651,7 @@ struct Node {
     metrics: Metrics,
     partitioned: bool,
     allow_refreshed: Option<Instant>,
+    sync_step: u64,
 }
 
 impl Node {
@@ -896,6 +907,7 @@ impl Node {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Log(event)) => self.on_log(event),
             SwarmEvent::Behaviour(BehaviourEvent::Consistency(event)) => self.on_consistency(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Checkpoint(event)) => self.on_step(event),
             SwarmEvent::Behaviour(BehaviourEvent::Text(event)) => self.on_text(event),
             SwarmEvent::Behaviour(BehaviourEvent::Submit(event)) => self.on_submit(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
@@ -1001,10 +1013,12 @@ impl Node {
     }
 
     /// Starts fetching towards the best checkpoint heard, unless a sync runs or nothing is missing.
+    /// Far behind, it first asks for a signed checkpoint about one step ahead and goes there.
     fn sync_next(&mut self) {
         if self.partitioned {
             return;
         }
+        let step = self.sync_step;
         let NodeRole::Mirror(follower) = &mut self.role else { return };
         if follower.sync.is_some() {
             return;
@@ -1013,12 +1027,81 @@ impl Node {
         let Some(target) = follower.best.clone().filter(|b| b.checkpoint.size > held) else {
             return;
         };
+        if target.checkpoint.size - held > step {
+            let request = CheckpointRequest { above: held, at_most: held + step };
+            let id = self.swarm.behaviour_mut().checkpoint.send_request(&target.from, request);
+            follower.sync = Some(Fetch { target, fetched: Vec::new(), in_flight: InFlight::Step(id) });
+            return;
+        }
+        self.fetch_range(target);
+    }
+
+    /// Asks for the first range towards `target`.
+    fn fetch_range(&mut self, target: Announcement) {
+        let NodeRole::Mirror(follower) = &mut self.role else { return };
+        let (held, _) = follower.held();
         let limit = (target.checkpoint.size - held).min(MAX_RANGE);
         debug!(peer = %target.from, start = held, limit, target = target.checkpoint.size, "fetching a range");
         let in_flight = InFlight::Range(
             self.swarm.behaviour_mut().log.send_request(&target.from, LogRequest { start: held, limit }),
         );
         follower.sync = Some(Fetch { target, fetched: Vec::new(), in_flight });
+    }
+
+    fn on_step(&mut self, event: request_response::Event<CheckpointRequest, CheckpointResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let reader = self.reader.clone();
+                    let served = self.served_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let note =
+                            reader.checkpoint_between(request.above, request.at_most).unwrap_or_else(|e| {
+                                warn!(%peer, error = %e, "could not read a checkpoint");
+                                None
+                            });
+                        let response = CheckpointResponse { note: note.map(|(_, note)| note) };
+                        let _ = served.blocking_send(Served::Checkpoint(channel, response));
+                    });
+                }
+                request_response::Message::Response { request_id, response } => {
+                    let NodeRole::Mirror(follower) = &mut self.role else { return };
+                    let Some(sync) = follower.sync.take_if(|s| s.in_flight == InFlight::Step(request_id))
+                    else {
+                        return;
+                    };
+                    let (held, _) = follower.held();
+                    let Some(note) = response.note else {
+                        // No checkpoint in between: go to the head in one step.
+                        return self.fetch_range(sync.target);
+                    };
+                    let step = match Checkpoint::open(&note, &self.log_key) {
+                        Ok(step) if step.size > held && step.size < sync.target.checkpoint.size => step,
+                        Ok(step) => {
+                            return self.reject(
+                                peer,
+                                format!(
+                                    "asked for a checkpoint between {held} and {}, got size {}",
+                                    sync.target.checkpoint.size, step.size
+                                ),
+                            );
+                        }
+                        Err(e) => {
+                            return self
+                                .reject(peer, format!("a step checkpoint the log key did not sign: {e}"));
+                        }
+                    };
+                    self.fetch_range(Announcement { checkpoint: step, note, from: peer });
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                self.sync_failed(InFlight::Step(request_id), peer, &error)
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "a checkpoint request from a peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
     }
 
     fn on_log(&mut self, event: request_response::Event<LogRequest, LogResponse>) {
@@ -1074,6 +1157,10 @@ impl Node {
                 let bytes: usize = response.leaves.iter().map(|l| l.len()).sum();
                 self.metrics.bytes_served.inc_by(bytes as u64);
                 behaviour.log.send_response(channel, response).is_ok()
+            }
+            Served::Checkpoint(channel, response) => {
+                self.metrics.bytes_served.inc_by(response.note.as_ref().map_or(0, String::len) as u64);
+                behaviour.checkpoint.send_response(channel, response).is_ok()
             }
             Served::Proof(channel, response) => {
                 self.metrics.bytes_served.inc_by(32 * response.proof.len() as u64);

@@ -62,6 +62,24 @@ pub struct LogResponse {
     pub leaves: Vec<serde_bytes::ByteBuf>,
 }
 
+/// The request-response protocol for an intermediate signed checkpoint: a step on the way to a
+/// far-off head, so a mirror keeps what it verified as it goes.
+pub const CHECKPOINT_PROTOCOL: &str = "/substrate/checkpoint/1";
+
+/// The largest signed checkpoint whose size is above `above` and at most `at_most`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRequest {
+    pub above: u64,
+    pub at_most: u64,
+}
+
+/// That checkpoint's note, exactly as the log key signed it; `None` if the server holds none in
+/// the range.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointResponse {
+    pub note: Option<String>,
+}
+
 /// An RFC 6962 consistency proof from the tree of `old` entries to the tree of `new` entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsistencyRequest {

@@ -257,6 +257,21 @@ impl Reader {
         })
     }
 
+    /// The largest signed checkpoint whose size is in `(above, at_most]`, if there is one: a step
+    /// a mirror can verify and keep on its way to a far-off head.
+    pub fn checkpoint_between(&self, above: u64, at_most: u64) -> Result<Option<(u64, String)>, ReadError> {
+        beyond_sql(at_most, "checkpoint size")?;
+        self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT size, note FROM checkpoints WHERE size > ?1 AND size <= ?2 ORDER BY size DESC LIMIT 1",
+                    [above, at_most],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?)
+        })
+    }
+
     /// The signed checkpoint at exactly `size`.
     pub fn checkpoint_at(&self, size: u64) -> Result<String, ReadError> {
         beyond_sql(size, "checkpoint size")?;

@@ -47,7 +47,7 @@ pub struct MeshArgs {
     /// libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/7879 (port 0 picks one).
     #[arg(long, env = "SUBSTRATE_P2P_LISTEN")]
     pub p2p_listen: Option<String>,
-    /// A node to dial, ending in /p2p/<peer id> (repeat, or comma-separate in the variable).
+    /// A node to dial, ending in `/p2p/<peer id>` (repeat, or comma-separate in the variable).
     #[arg(long, env = "SUBSTRATE_BOOTSTRAP", value_delimiter = ',')]
     pub bootstrap: Vec<String>,
     /// The node key file (`substrate id new --kind node`). Default: DATA_DIR/node.key.
@@ -489,6 +489,10 @@ pub enum BenchCommand {
         /// Text size in bytes.
         #[arg(long, default_value_t = 1024)]
         size: usize,
+        /// Every deposit's consent tier (training-only or local: no text leaves the sequencer);
+        /// default: the four tiers in turn.
+        #[arg(long)]
+        consent: Option<substrate_core::ConsentTier>,
     },
     /// Build a log of N entries, then time `replay --check` over it.
     Replay {

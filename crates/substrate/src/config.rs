@@ -31,6 +31,8 @@ pub struct MeshSettings {
     /// The private-network key file (`substrate id swarm-key`). Default: DATA_DIR/swarm.key if
     /// it exists, else none (any registered node may connect).
     pub swarm_key: Option<std::path::PathBuf>,
+    /// How many entries a mirror far behind verifies and keeps per step. Default 4096.
+    pub sync_step: Option<u64>,
 }
 
 impl MeshSettings {

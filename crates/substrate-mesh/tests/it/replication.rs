@@ -187,3 +187,56 @@ async fn a_mirror_catches_up_and_an_unregistered_peer_is_refused() -> Result<()>
     sequencer.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_far_behind_catches_up_in_signed_steps() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut ledger, reader) = commons(dir.path())?;
+    // Checkpoints at sizes 1, 2, 4 and 9 so far; then one every 10 entries up to 59.
+    for batch in 0..5u32 {
+        ledger.append_batch(
+            (100 + batch * 10..110 + batch * 10).map(deposit).collect(),
+            START + 10 + u64::from(batch),
+        )?;
+    }
+    let log = ledger.verifier();
+    let sequencer = Mesh::start(MeshConfig {
+        allowed: vec![did(MIRROR_NODE)],
+        ..MeshConfig::new(
+            key(SEQUENCER_NODE),
+            log.clone(),
+            Role::Sequencer { reader: reader.clone(), sequencer: None },
+        )
+    })
+    .await?;
+    sequencer.handle().announce(reader.checkpoint()?.1).await?;
+
+    let mirror_dir = tempfile::tempdir()?;
+    let mirror = Mesh::start(MeshConfig {
+        bootstrap: vec![sequencer.handle().address()],
+        redial_interval: Duration::from_millis(200),
+        sync_step: 12,
+        ..MeshConfig::new(key(MIRROR_NODE), log.clone(), mirror_role(mirror_dir.path())?)
+    })
+    .await?;
+    let mut events = mirror.handle().events();
+    let head = reader.tree_head();
+    let mut steps = Vec::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while steps.last() != Some(&head.0) {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(substrate_mesh::MeshEvent::CaughtUp { size, .. })) => steps.push(size),
+            Ok(_) => {}
+            Err(_) => bail!("the mirror did not reach {} (steps so far {steps:?})", head.0),
+        }
+    }
+    // Each step is the largest checkpoint at most 12 entries ahead, kept before the next.
+    assert_eq!(steps, vec![9, 19, 29, 39, 49, 59]);
+    let status = mirror.handle().status().await?;
+    assert_eq!(status.held, head);
+    assert!(status.cosignatures.iter().any(|c| c.size == head.0), "the head is cosigned");
+
+    mirror.shutdown().await;
+    sequencer.shutdown().await;
+    Ok(())
+}

@@ -23,8 +23,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Deposits { clients, deposits, size } => bench_deposits(clients, deposits, size),
         BenchCommand::Replay { entries } => bench_replay(entries),
         BenchCommand::Governance { voters, proposals } => bench_governance(voters, proposals),
-        BenchCommand::Mesh { entries, mirrors, submitters, size } => {
-            bench_mesh(entries, mirrors, submitters, size)
+        BenchCommand::Mesh { entries, mirrors, submitters, size, consent } => {
+            bench_mesh(entries, mirrors, submitters, size, consent)
         }
     }
 }
@@ -78,14 +78,14 @@ fn init_commons(dir: &std::path::Path) -> anyhow::Result<Ledger> {
 }
 
 /// A signed deposit of a distinct `size`-byte text, and the text.
-fn sample_deposit(key: &SigningKey, n: usize, size: usize) -> (SignedEvent, Vec<u8>) {
+fn sample_deposit(key: &SigningKey, n: usize, size: usize, consent: ConsentTier) -> (SignedEvent, Vec<u8>) {
     let mut text = format!("deposit {n}: ").into_bytes();
     text.resize(size.max(text.len()), b'a' + (n % 26) as u8);
     let event = Event::Deposit(Deposit {
         cid: Some(Cid::of(&text)),
         register: Register::defaults()[n % 8].clone(),
         secondary_registers: vec![],
-        consent: ConsentTier::ALL[n % 4],
+        consent,
         title: format!("bench text {n}"),
         language: "en".into(),
         license: "CC0-1.0".into(),
@@ -96,18 +96,25 @@ fn sample_deposit(key: &SigningKey, n: usize, size: usize) -> (SignedEvent, Vec<
     (SignedEvent::sign(event, key), text)
 }
 
+/// The consent of sample deposit `n`: `fixed`, or else the four tiers in turn.
+fn sample_consent(n: usize, fixed: Option<ConsentTier>) -> ConsentTier {
+    fixed.unwrap_or(ConsentTier::ALL[n % 4])
+}
+
 /// Deposits `range` by the keys in turn, signed on two threads: signing is the slow part of
 /// building a log.
 fn sample_deposits(
     keys: &[SigningKey],
     range: std::ops::Range<usize>,
     size: usize,
+    consent: Option<ConsentTier>,
 ) -> Vec<(SignedEvent, Vec<u8>)> {
     let middle = range.start + range.len() / 2;
     std::thread::scope(|scope| {
         let sign = |part: std::ops::Range<usize>| {
             scope.spawn(move || {
-                part.map(|i| sample_deposit(&keys[i % keys.len()], i, size)).collect::<Vec<_>>()
+                part.map(|i| sample_deposit(&keys[i % keys.len()], i, size, sample_consent(i, consent)))
+                    .collect::<Vec<_>>()
             })
         };
         let (a, b) = (sign(range.start..middle), sign(middle..range.end));
@@ -127,7 +134,7 @@ fn bench_deposits(clients: usize, count: usize, size: usize) -> anyhow::Result<(
     let warmup = 256.min(count);
     let bodies: Vec<String> = (0..count + warmup)
         .map(|n| {
-            let (event, text) = sample_deposit(&keys[n % clients], n, size);
+            let (event, text) = sample_deposit(&keys[n % clients], n, size, ConsentTier::ALL[n % 4]);
             json!({"envelope": event.envelope, "content": STANDARD.encode(text)}).to_string()
         })
         .collect();
@@ -245,7 +252,7 @@ fn bench_replay(entries: u64) -> anyhow::Result<()> {
     while made < entries {
         let n = batch.min(entries - made);
         let first = made as usize;
-        let events = sample_deposits(&keys, first..first + n as usize, 1024);
+        let events = sample_deposits(&keys, first..first + n as usize, 1024, None);
         // The replay reads only the log, so these deposits are appended without their blobs.
         let submissions = events.into_iter().map(|(event, _)| Submission { event, content: None }).collect();
         ledger.append_batch(submissions, super::now_ms())?;
@@ -393,11 +400,17 @@ const MESH_PATIENCE: Duration = Duration::from_secs(600);
 
 /// A sequencer with its mesh node, mirrors following it while deposits stream in, and then a
 /// fresh mirror syncing the whole log, all in this process on 127.0.0.1.
-fn bench_mesh(entries: u64, mirrors: usize, submitters: usize, size: usize) -> anyhow::Result<()> {
+fn bench_mesh(
+    entries: u64,
+    mirrors: usize,
+    submitters: usize,
+    size: usize,
+    consent: Option<ConsentTier>,
+) -> anyhow::Result<()> {
     anyhow::ensure!(entries >= 2, "--entries must be at least 2: the genesis and one deposit");
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
-    let result = runtime.block_on(mesh_run(entries, mirrors, submitters.max(1), size));
+    let result = runtime.block_on(mesh_run(entries, mirrors, submitters.max(1), size, consent));
     runtime.shutdown_timeout(Duration::from_secs(5));
     result
 }
@@ -410,7 +423,13 @@ struct Lag {
     samples: u64,
 }
 
-async fn mesh_run(entries: u64, mirrors: usize, submitters: usize, size: usize) -> anyhow::Result<()> {
+async fn mesh_run(
+    entries: u64,
+    mirrors: usize,
+    submitters: usize,
+    size: usize,
+    consent: Option<ConsentTier>,
+) -> anyhow::Result<()> {
     use substrate_core::identity::did_of;
     use substrate_mesh::{Mesh, MeshConfig, MeshStatus, Role};
     use substrate_store::{Reader, SequencerHandle};
@@ -424,14 +443,14 @@ async fn mesh_run(entries: u64, mirrors: usize, submitters: usize, size: usize) 
     // them as the HTTP handler does before a deposit reaches the sequencer.
     let deposits: Vec<(Vec<u8>, Vec<u8>)> = tokio::task::spawn_blocking(move || {
         let keys: Vec<SigningKey> = (0..64).map(|_| crate::keys::generate()).collect();
-        sample_deposits(&keys, 1..entries as usize, size)
+        sample_deposits(&keys, 1..entries as usize, size, consent)
             .into_iter()
             .map(|(event, text)| (event.envelope.to_bytes(), text))
             .collect()
     })
     .await?;
     let replicable = (1..entries as usize)
-        .filter(|i| substrate_store::follow::replicates(ConsentTier::ALL[i % 4]))
+        .filter(|&i| substrate_store::follow::replicates(sample_consent(i, consent)))
         .count();
     println!(
         "mesh replication on 127.0.0.1: {entries} entries (the genesis and {} deposits of {size} B, {replicable} of them public or commons, whose texts replicate), {submitters} submitters, {mirrors} mirrors following, data in {}",
@@ -642,8 +661,10 @@ async fn mesh_run(entries: u64, mirrors: usize, submitters: usize, size: usize) 
             verified[n]
         );
     }
-    println!("  every mirror cosigned the final one  {cosigned_after:.2} s after the last append");
-    println!("  every mirror held all {replicable} texts {}", texts(texts_after, "the last append"));
+    if mirrors > 0 {
+        println!("  every mirror cosigned the final one  {cosigned_after:.2} s after the last append");
+        println!("  every mirror held all {replicable} texts {}", texts(texts_after, "the last append"));
+    }
     println!("fresh mirror: syncs the whole log from the sequencer (target: {entries} entries in < 30 s)");
     println!(
         "  every leaf served                    after {}",

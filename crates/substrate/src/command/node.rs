@@ -111,7 +111,7 @@ pub fn init_mirror(dir: &Path, vkey: &str) -> anyhow::Result<()> {
 /// A node running in this process: its address, and what stops it.
 pub struct RunningNode {
     pub addr: SocketAddr,
-    /// The mesh address (with /p2p/<peer id>) when the node joined the mesh.
+    /// The mesh address (with `/p2p/<peer id>`) when the node joined the mesh.
     pub p2p: Option<String>,
     pub role: &'static str,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -210,6 +210,10 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
         })?;
         let mut mesh_config = MeshConfig::new(node_key, log, role);
         mesh_config.private_network = swarm_key(&data, config.mesh.swarm_key.as_deref())?;
+        if let Some(step) = config.mesh.sync_step {
+            anyhow::ensure!(step > 0, "[mesh] sync_step must be at least 1 (the default is 4096)");
+            mesh_config.sync_step = step;
+        }
         if let Some(listen) = &config.mesh.listen {
             mesh_config.listen = listen.parse().with_context(|| {
                 format!("--p2p-listen {listen} is not a multiaddr, e.g. /ip4/127.0.0.1/tcp/7879")

@@ -248,6 +248,10 @@ fn three_nodes_replicate_forward_cosign_and_keep_consent() {
             });
         }
     }
+    // …and serves the public one as the sequencer does.
+    let content = m2.get(&format!("/v1/deposits/{}/content", substrate_core::Cid::of(&public)));
+    assert_eq!(content.status, 200, "{}", content.body);
+    assert_eq!(content.body.as_bytes(), &public[..]);
     for mirror in ["mirror-1", "mirror-2"] {
         for (path, bytes) in every_file(&mesh.dir(mirror)) {
             for secret in [&training[..], &local[..], b"5f3c0a", b"91d2be"] {
@@ -357,7 +361,11 @@ fn a_mirror_killed_mid_sync_and_a_sequencer_killed_under_load_lose_nothing() {
     let size = seq.log_size();
 
     // The mirror is killed as soon as it holds part of the log, then restarted: it resumes from
-    // what it kept and catches up.
+    // what it kept and catches up. Small steps make "part of the log" a wide window.
+    let config = mesh.dir("mirror-1").join("substrate.toml");
+    let text = std::fs::read_to_string(&config).expect("the mirror's config");
+    assert!(text.contains("\n[mesh]\n"), "{text}");
+    std::fs::write(&config, text.replace("\n[mesh]\n", "\n[mesh]\nsync_step = 256\n")).expect("write config");
     let (mirror, _) = mesh.start("mirror-1", &[&sequencer_p2p]);
     let m1 = mirror.http();
     // Polled without pause: a whole sync of this log takes well under a second.
@@ -370,6 +378,7 @@ fn a_mirror_killed_mid_sync_and_a_sequencer_killed_under_load_lose_nothing() {
         assert!(Instant::now() < deadline, "the mirror never started to sync:\n{}", mirror.log_text());
     };
     mirror.kill();
+    assert!(partial < size, "the mirror had caught up ({partial} entries) before it could be killed");
     eprintln!("the mirror was killed holding {partial} of {size} entries");
     let (mirror, _) = mesh.start("mirror-1", &[&sequencer_p2p]);
     let m1 = mirror.http();
