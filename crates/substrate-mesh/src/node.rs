@@ -419,6 +419,8 @@ impl Mesh {
         }
         for peer in &allowed {
             swarm.behaviour_mut().allowed.allow_peer(*peer);
+            // See `Node::allow`: every node allowed is an explicit peer.
+            swarm.behaviour_mut().gossipsub.add_explicit_peer(peer);
         }
         let topic = IdentTopic::new(checkpoint_topic(config.log.name()));
         let cosignatures = IdentTopic::new(cosignature_topic(config.log.name()));
@@ -737,8 +739,14 @@ impl Node {
     }
 
     fn allow(&mut self, peer: PeerId) {
-        if self.allowed.insert(peer) && !self.partitioned {
-            self.swarm.behaviour_mut().allowed.allow_peer(peer);
+        if self.allowed.insert(peer) {
+            // Every registered node is an explicit gossipsub peer, as the bootstrap peers are: in
+            // a commons of a few known nodes nobody should have to win a mesh slot, and a node
+            // never GRAFTs a peer that treats it as explicit (which would refuse, and log it).
+            self.swarm.behaviour_mut().gossipsub.add_explicit_peer(&peer);
+            if !self.partitioned {
+                self.swarm.behaviour_mut().allowed.allow_peer(peer);
+            }
         }
     }
 
