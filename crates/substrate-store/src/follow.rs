@@ -240,12 +240,14 @@ impl Ledger {
         self.last_time = last_time;
 
         // Texts whose deposit went away, or whose consent narrowed, leave this mirror now.
+        // A deposit changed twice in one range is wanted once: `seen` keeps that check O(1).
         let mut wanted = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for change in &changes {
             if let Change::Deposit(record) = change {
                 if record.status.is_gone() || !replicates(record.consent) {
                     self.blobs.delete(&record.cid).map_err(LedgerError::from)?;
-                } else if !self.blobs.contains(&record.cid) && !wanted.contains(&record.cid) {
+                } else if !self.blobs.contains(&record.cid) && seen.insert(&record.cid) {
                     wanted.push(record.cid.clone());
                 }
             }
