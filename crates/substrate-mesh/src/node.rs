@@ -82,6 +82,8 @@ pub enum MeshError {
     Publish(String),
     #[error("the mesh task has stopped")]
     Stopped,
+    #[error("waited {waited:?} in vain; the last status was {last}")]
+    TimedOut { waited: Duration, last: String },
 }
 
 /// What this node does for the commons.
@@ -267,6 +269,28 @@ impl MeshHandle {
 
     pub async fn status(&self) -> Result<MeshStatus, MeshError> {
         self.ask(|reply| Command::Status { reply }).await
+    }
+
+    /// Waits until the node's status satisfies `done`, looking again after each of its events
+    /// (a lagged receiver counts as one), for at most `patience`.
+    pub async fn until(
+        &self,
+        patience: Duration,
+        done: impl Fn(&MeshStatus) -> bool,
+    ) -> Result<MeshStatus, MeshError> {
+        let mut events = self.events();
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let status = self.status().await?;
+            if done(&status) {
+                return Ok(status);
+            }
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => return Err(MeshError::TimedOut { waited: patience, last: format!("{status:?}") }),
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(MeshError::Stopped),
+                Ok(_) => {}
+            }
+        }
     }
 
     /// libp2p's, gossipsub's and the node's own metrics in the Prometheus text format.

@@ -103,24 +103,13 @@ pub(crate) fn mirror_role(dir: &std::path::Path) -> Result<Role> {
     Ok(Role::Mirror { ledger: Box::new(ledger), reader })
 }
 
-/// Waits until the node's status satisfies `done`, re-checking after each of its events.
+/// Waits until the node's status satisfies `done`, for at most [`DEADLINE`].
 pub(crate) async fn until(
     node: &MeshHandle,
     what: &str,
     done: impl Fn(&MeshStatus) -> bool,
 ) -> Result<MeshStatus> {
-    let mut events = node.events();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let status = node.status().await?;
-        if done(&status) {
-            return Ok(status);
-        }
-        // Any event (even a lagged receiver) means the status must be looked at again.
-        if tokio::time::timeout_at(deadline, events.recv()).await.is_err() {
-            bail!("timed out waiting until {what}; last status {status:?}");
-        }
-    }
+    node.until(DEADLINE, done).await.with_context(|| format!("waiting until {what}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -695,27 +695,13 @@ async fn mesh_run(
     Ok(())
 }
 
-/// Waits until `node`'s status satisfies `done`, looking again after each of its events.
+/// Waits until `node`'s status satisfies `done`, for at most [`MESH_PATIENCE`].
 async fn until(
     node: &substrate_mesh::MeshHandle,
     what: &str,
     done: impl Fn(&substrate_mesh::MeshStatus) -> bool,
 ) -> anyhow::Result<substrate_mesh::MeshStatus> {
-    use tokio::sync::broadcast::error::RecvError;
-    let mut events = node.events();
-    let deadline = tokio::time::Instant::now() + MESH_PATIENCE;
-    loop {
-        let status = node.status().await?;
-        if done(&status) {
-            return Ok(status);
-        }
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Err(_) => anyhow::bail!("waited {MESH_PATIENCE:?} until {what}; last status {status:?}"),
-            Ok(Err(RecvError::Closed)) => anyhow::bail!("the node stopped before {what}"),
-            // An event, or missed ones: either way the status may have changed.
-            Ok(Ok(_) | Err(RecvError::Lagged(_))) => {}
-        }
-    }
+    node.until(MESH_PATIENCE, done).await.with_context(|| format!("waiting until {what}"))
 }
 
 /// Waits until every mirror has kept `count` texts; false if that takes longer than the patience.
