@@ -16,7 +16,7 @@ use substrate_mesh::{Mesh, MeshConfig, Role, node_keypair};
 use substrate_store::Submission;
 
 use crate::replication::{
-    DEADLINE, MIRROR_NODE, SEQUENCER_NODE, START, commons, deposit, did, key, mirror_role, until,
+    DEADLINE, MIRROR_NODE, SEQUENCER_NODE, START, commons, deposit, did, key, mirror_of, until,
 };
 
 async fn sequencer(reader: substrate_store::Reader, log: substrate_tlog::NoteVerifier) -> Result<Mesh> {
@@ -37,13 +37,7 @@ async fn a_partitioned_mirror_converges_after_the_partition_heals() -> Result<()
     sequencer.handle().announce(reader.checkpoint()?.1).await?;
 
     let mirror_dir = tempfile::tempdir()?;
-    let mirror = Mesh::start(MeshConfig {
-        allowed: vec![did(SEQUENCER_NODE)],
-        bootstrap: vec![sequencer.handle().address()],
-        redial_interval: Duration::from_millis(200),
-        ..MeshConfig::new(key(MIRROR_NODE), log.clone(), mirror_role(mirror_dir.path())?)
-    })
-    .await?;
+    let mirror = Mesh::start(mirror_of(&sequencer, &log, mirror_dir.path())?).await?;
     let m = mirror.handle();
     let held = reader.tree_head();
     until(&m, "the mirror catches up before the partition", |s| s.held == held).await?;
@@ -168,13 +162,7 @@ async fn texts_that_must_stay_are_never_sent_even_when_asked_for() -> Result<()>
     // A real mirror following the log ends up with the two texts that may replicate, and only
     // those: it never even asks for the others.
     let mirror_dir = tempfile::tempdir()?;
-    let mirror = Mesh::start(MeshConfig {
-        allowed: vec![did(SEQUENCER_NODE)],
-        bootstrap: vec![sequencer.handle().address()],
-        redial_interval: Duration::from_millis(200),
-        ..MeshConfig::new(key(MIRROR_NODE), ledger.verifier(), mirror_role(mirror_dir.path())?)
-    })
-    .await?;
+    let mirror = Mesh::start(mirror_of(&sequencer, &ledger.verifier(), mirror_dir.path())?).await?;
     sequencer.handle().announce(reader.checkpoint()?.1).await?;
     let held = reader.tree_head();
     let mut events = mirror.handle().events();
@@ -240,13 +228,7 @@ async fn behind_a_private_network_key_only_nodes_holding_it_connect() -> Result<
 
     // The mirror's key is registered, but it holds another private-network key, then none.
     let mirror = |private_network, dir: &std::path::Path| -> Result<MeshConfig> {
-        Ok(MeshConfig {
-            allowed: vec![did(SEQUENCER_NODE)],
-            bootstrap: vec![sequencer.handle().address()],
-            redial_interval: Duration::from_millis(200),
-            private_network,
-            ..MeshConfig::new(key(MIRROR_NODE), log.clone(), mirror_role(dir)?)
-        })
+        Ok(MeshConfig { private_network, ..mirror_of(&sequencer, &log, dir)? })
     };
     for outsider in [Some(substrate_mesh::SwarmKey::from_secret([10; 32])), None] {
         let outsider_dir = tempfile::tempdir()?;

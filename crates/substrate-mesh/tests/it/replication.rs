@@ -103,6 +103,20 @@ pub(crate) fn mirror_role(dir: &std::path::Path) -> Result<Role> {
     Ok(Role::Mirror { ledger: Box::new(ledger), reader })
 }
 
+/// How the mirror node (key `MIRROR_NODE`) follows `sequencer` into a fresh ledger in `dir`.
+pub(crate) fn mirror_of(
+    sequencer: &Mesh,
+    log: &substrate_tlog::NoteVerifier,
+    dir: &std::path::Path,
+) -> Result<MeshConfig> {
+    Ok(MeshConfig {
+        allowed: vec![did(SEQUENCER_NODE)],
+        bootstrap: vec![sequencer.handle().address()],
+        redial_interval: Duration::from_millis(200),
+        ..MeshConfig::new(key(MIRROR_NODE), log.clone(), mirror_role(dir)?)
+    })
+}
+
 /// Waits until the node's status satisfies `done`, for at most [`DEADLINE`].
 pub(crate) async fn until(
     node: &MeshHandle,
@@ -201,13 +215,8 @@ async fn a_mirror_far_behind_catches_up_in_signed_steps() -> Result<()> {
     sequencer.handle().announce(reader.checkpoint()?.1).await?;
 
     let mirror_dir = tempfile::tempdir()?;
-    let mirror = Mesh::start(MeshConfig {
-        bootstrap: vec![sequencer.handle().address()],
-        redial_interval: Duration::from_millis(200),
-        sync_step: 12,
-        ..MeshConfig::new(key(MIRROR_NODE), log.clone(), mirror_role(mirror_dir.path())?)
-    })
-    .await?;
+    let mirror =
+        Mesh::start(MeshConfig { sync_step: 12, ..mirror_of(&sequencer, &log, mirror_dir.path())? }).await?;
     let mut events = mirror.handle().events();
     let head = reader.tree_head();
     let mut steps = Vec::new();
