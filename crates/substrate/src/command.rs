@@ -6,6 +6,7 @@ mod deposit;
 mod govern;
 mod identity;
 mod ledger;
+mod models;
 mod node;
 
 use crate::cli::{Cli, Command};
@@ -55,6 +56,28 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dispute(command) => govern::dispute(command),
         Command::Credits { who, key, node } => govern::credits(&node.node, key.key.as_deref(), who),
         Command::Demo { artifacts } => demo::run(artifacts.as_deref()),
+        Command::Models(command) => models::run(command),
+        Command::Embed { models } => models::embed(&models),
+        Command::Generate {
+            models,
+            prompt,
+            system,
+            raw,
+            max_tokens,
+            temperature,
+            top_p,
+            seed,
+            adapter,
+            ignore_eos,
+            json,
+        } => {
+            let sampling = substrate_models::Sampling { temperature, top_p, seed, max_tokens, ignore_eos };
+            models::generate(&models, &prompt, system.as_deref(), raw, &sampling, adapter.as_deref(), json)
+        }
+        Command::Finetune { models, data, out, weights, rank, alpha, targets, steps, batch, seq_len, lr, seed, save_every } => {
+            let args = models::FinetuneArgs { data, out, weights, rank, alpha, targets, steps, batch, seq_len, lr, seed, save_every };
+            models::finetune(&models, args)
+        }
         Command::Bench(command) => bench::run(command),
     }
 }
