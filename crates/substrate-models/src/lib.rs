@@ -11,6 +11,7 @@ pub mod finetune;
 pub mod generate;
 pub mod llama;
 pub mod lora;
+mod q4_1;
 pub mod tiny;
 pub mod tokenizer;
 

@@ -20,6 +20,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
 
 use crate::error::{ModelError, Result};
+use crate::q4_1::Q41Matrix;
 use crate::tokenizer::{GgufTokenizer, metadata_string};
 
 /// The shape of a Llama model, from its GGUF metadata.
@@ -41,8 +42,8 @@ pub struct LlamaConfig {
 /// How the projection weights are held in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Weights {
-    /// Keep each tensor's type, except the ones candle has no SIMD kernel for (Q4_1, Q5_0,
-    /// Q5_1), which are re-quantized to Q8_0.
+    /// Keep each tensor's type; Q4_1 runs on this crate's kernel, and Q5_0 and Q5_1, which
+    /// candle has no SIMD kernel for, are re-quantized to Q8_0.
     Auto,
     /// Exactly as in the file.
     Keep,
@@ -131,9 +132,25 @@ pub struct Lora {
     pub scale: f64,
 }
 
+/// A projection's weights: candle's quantized or dense matmul, or the Q4_1 kernel of this crate.
+#[derive(Debug)]
+enum Proj {
+    Candle(QMatMul),
+    Q41(Q41Matrix),
+}
+
+impl Proj {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Candle(w) => w.forward(x)?,
+            Self::Q41(w) => w.forward(&x.contiguous()?)?,
+        })
+    }
+}
+
 #[derive(Debug)]
 struct Linear {
-    w: QMatMul,
+    w: Proj,
     out: usize,
     inp: usize,
     lora: Option<Lora>,
@@ -260,7 +277,10 @@ impl Llama {
             true => tensor("output.weight")?,
             false => embed_q,
         };
-        let output = matmul(output, weights)?;
+        let output = match matmul(output, weights)? {
+            Proj::Candle(w) => w,
+            Proj::Q41(_) => QMatMul::from_qtensor(tensor("token_embd.weight")?)?,
+        };
         let mut blocks = Vec::with_capacity(config.layers);
         for layer in 0..config.layers {
             let mut proj = Vec::with_capacity(Target::ALL.len());
@@ -412,14 +432,19 @@ fn rope_tables(head_dim: usize, base: f32, context: usize, device: &Device) -> R
     Ok((angles.cos()?, angles.sin()?))
 }
 
-fn matmul(qt: QTensor, weights: Weights) -> Result<QMatMul> {
+fn matmul(qt: QTensor, weights: Weights) -> Result<Proj> {
     use GgmlDType as G;
     let dtype = qt.dtype();
     let quantized = !matches!(dtype, G::F32 | G::F16 | G::BF16);
+    if matches!(weights, Weights::Keep | Weights::Auto)
+        && let Some(q41) = Q41Matrix::from_qtensor(&qt)?
+    {
+        return Ok(Proj::Q41(q41));
+    }
     let target = match weights {
-        Weights::Dense => return Ok(QMatMul::Tensor(qt.dequantize(&Device::Cpu)?)),
+        Weights::Dense => return Ok(Proj::Candle(QMatMul::Tensor(qt.dequantize(&Device::Cpu)?))),
         Weights::Keep => None,
-        Weights::Auto => matches!(dtype, G::Q4_1 | G::Q5_0 | G::Q5_1).then_some(G::Q8_0),
+        Weights::Auto => matches!(dtype, G::Q5_0 | G::Q5_1).then_some(G::Q8_0),
         Weights::Q8_0 => quantized.then_some(G::Q8_0),
         Weights::Q4_0 => quantized.then_some(G::Q4_0),
     };
@@ -427,7 +452,7 @@ fn matmul(qt: QTensor, weights: Weights) -> Result<QMatMul> {
         Some(target) if target != dtype => QTensor::quantize(&qt.dequantize(&Device::Cpu)?, target)?,
         _ => qt,
     };
-    Ok(QMatMul::from_qtensor(qt)?)
+    Ok(Proj::Candle(QMatMul::from_qtensor(qt)?))
 }
 
 /// Rows in GGUF order (per head: pairs interleaved) to Hugging Face order (per head: halves).
