@@ -77,7 +77,10 @@ impl Embedder {
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let mut encoded = Vec::with_capacity(texts.len());
         for text in texts {
-            let encoding = self.tokenizer.encode(text.as_str(), true).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+            let encoding = self
+                .tokenizer
+                .encode(text.as_str(), true)
+                .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
             encoded.push(encoding.get_ids().to_vec());
         }
         let mut order: Vec<usize> = (0..texts.len()).collect();
@@ -92,7 +95,10 @@ impl Embedder {
         Ok(out)
     }
 
-    fn embed_batch<'a>(&self, ids: impl ExactSizeIterator<Item = &'a [u32]> + Clone) -> Result<Vec<Vec<f32>>> {
+    fn embed_batch<'a>(
+        &self,
+        ids: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
+    ) -> Result<Vec<Vec<f32>>> {
         let n = ids.len();
         let width = ids.clone().map(<[u32]>::len).max().unwrap_or(0).max(1);
         let mut flat = Vec::with_capacity(n * width);

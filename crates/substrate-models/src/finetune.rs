@@ -186,13 +186,14 @@ pub fn finetune(
     std::fs::create_dir_all(out).map_err(ModelError::io(out))?;
     let checkpoint = out.join(CHECKPOINT_FILE);
     let mut draws: BTreeMap<String, usize> = BTreeMap::new();
-    let (start_step, held_out_before) = match resume(&checkpoint, config, base_sha256, &data_sha256, &vars, &mut adam)? {
-        Some(state) => {
-            draws = state.draws;
-            (state.step, state.held_out_before)
-        }
-        None => (0, held_out_loss(model, &held_out, config)?),
-    };
+    let (start_step, held_out_before) =
+        match resume(&checkpoint, config, base_sha256, &data_sha256, &vars, &mut adam)? {
+            Some(state) => {
+                draws = state.draws;
+                (state.step, state.held_out_before)
+            }
+            None => (0, held_out_loss(model, &held_out, config)?),
+        };
 
     let started = Instant::now();
     let tokens_per_step = config.batch * config.seq_len;
@@ -292,7 +293,11 @@ fn split(model: &Llama, texts: &[Text], config: &TrainConfig) -> Result<(Vec<Sou
     for (name, mut seqs) in by_source {
         let hold = seqs.len() / 10;
         held_out.extend(seqs.drain(seqs.len() - hold..));
-        sources.push(Source { name: name.to_owned(), weight: config.weights.get(name).copied().unwrap_or(1.), train: seqs });
+        sources.push(Source {
+            name: name.to_owned(),
+            weight: config.weights.get(name).copied().unwrap_or(1.),
+            train: seqs,
+        });
     }
     if held_out.is_empty() {
         // Fewer than ten texts in every source: hold out the last text of the largest one.
@@ -307,7 +312,9 @@ fn split(model: &Llama, texts: &[Text], config: &TrainConfig) -> Result<(Vec<Sou
         }
     }
     if sources.iter().all(|s| s.weight == 0. || s.train.is_empty()) {
-        return Err(ModelError::Invalid("every source with training texts has weight 0: nothing to draw".into()));
+        return Err(ModelError::Invalid(
+            "every source with training texts has weight 0: nothing to draw".into(),
+        ));
     }
     Ok((sources, held_out))
 }
@@ -331,7 +338,12 @@ fn init_factors(model: &Llama, config: &TrainConfig) -> Result<Vec<((usize, Targ
     Ok(vars)
 }
 
-fn adapter_of(model: &Llama, base_sha256: &str, config: &TrainConfig, vars: &[((usize, Target), Var, Var)]) -> Adapter {
+fn adapter_of(
+    model: &Llama,
+    base_sha256: &str,
+    config: &TrainConfig,
+    vars: &[((usize, Target), Var, Var)],
+) -> Adapter {
     Adapter {
         config: config.lora.clone(),
         factors: vars.iter().map(|(k, a, b)| (*k, (a.as_tensor().clone(), b.as_tensor().clone()))).collect(),
@@ -342,7 +354,12 @@ fn adapter_of(model: &Llama, base_sha256: &str, config: &TrainConfig, vars: &[((
 
 type Batch = (Tensor, Tensor, Tensor);
 
-fn draw_batch(sources: &[Source], config: &TrainConfig, rng: &mut StdRng, draws: &mut BTreeMap<String, usize>) -> Result<Batch> {
+fn draw_batch(
+    sources: &[Source],
+    config: &TrainConfig,
+    rng: &mut StdRng,
+    draws: &mut BTreeMap<String, usize>,
+) -> Result<Batch> {
     let live: Vec<&Source> = sources.iter().filter(|s| s.weight > 0. && !s.train.is_empty()).collect();
     let total: f64 = live.iter().map(|s| s.weight).sum();
     let mut rows = Vec::with_capacity(config.batch);
@@ -390,7 +407,13 @@ fn windows(rows: &[&[u32]], seq_len: usize, pad: u32) -> Result<Batch> {
 }
 
 /// The mean cross-entropy of the masked targets.
-pub fn masked_loss(model: &Llama, inputs: &Tensor, targets: &Tensor, mask: &Tensor, differentiable: bool) -> Result<Tensor> {
+pub fn masked_loss(
+    model: &Llama,
+    inputs: &Tensor,
+    targets: &Tensor,
+    mask: &Tensor,
+    differentiable: bool,
+) -> Result<Tensor> {
     let logits = model.logits(inputs, differentiable)?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let picked = logp.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?;
@@ -401,7 +424,8 @@ pub fn masked_loss(model: &Llama, inputs: &Tensor, targets: &Tensor, mask: &Tens
 /// The mean loss over the held-out texts, in windows of `seq_len + 1` (at most 64 of them).
 fn held_out_loss(model: &Llama, held_out: &[Vec<u32>], config: &TrainConfig) -> Result<f32> {
     let span = config.seq_len + 1;
-    let rows: Vec<&[u32]> = held_out.iter().flat_map(|t| t.chunks(span).filter(|c| c.len() > 1)).take(64).collect();
+    let rows: Vec<&[u32]> =
+        held_out.iter().flat_map(|t| t.chunks(span).filter(|c| c.len() > 1)).take(64).collect();
     let (mut sum, mut count) = (0f64, 0f64);
     for chunk in rows.chunks(config.batch) {
         let (inputs, targets, mask) = windows(chunk, config.seq_len, 0)?;
@@ -436,11 +460,17 @@ impl Adam {
         Ok(Self { v: m.clone(), m, t: 0, lr: config.lr, weight_decay: config.weight_decay })
     }
 
-    fn step(&mut self, vars: &[((usize, Target), Var, Var)], grads: &candle_core::backprop::GradStore) -> Result<()> {
+    fn step(
+        &mut self,
+        vars: &[((usize, Target), Var, Var)],
+        grads: &candle_core::backprop::GradStore,
+    ) -> Result<()> {
         self.t += 1;
         let t = self.t as i32;
         let (c1, c2) = (1. - BETA1.powi(t), 1. - BETA2.powi(t));
-        let params = vars.iter().flat_map(|((layer, target), a, b)| [(layer, target, "A", a), (layer, target, "B", b)]);
+        let params = vars
+            .iter()
+            .flat_map(|((layer, target), a, b)| [(layer, target, "A", a), (layer, target, "B", b)]);
         for (i, (layer, target, factor, var)) in params.enumerate() {
             let grad = grads.get(var.as_tensor()).ok_or_else(|| {
                 ModelError::Invalid(format!(
@@ -458,7 +488,12 @@ impl Adam {
     }
 }
 
-fn save_checkpoint(path: &Path, state: &CheckpointState, vars: &[((usize, Target), Var, Var)], adam: &Adam) -> Result<()> {
+fn save_checkpoint(
+    path: &Path,
+    state: &CheckpointState,
+    vars: &[((usize, Target), Var, Var)],
+    adam: &Adam,
+) -> Result<()> {
     let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut push = |name: String, t: &Tensor| -> Result<()> {
         let values = t.flatten_all()?.to_vec1::<f32>()?;
@@ -506,7 +541,8 @@ fn resume(
             path.display()
         ))
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| unusable(format!("unreadable checkpoint ({e})")))?;
+    let (_, header) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| unusable(format!("unreadable checkpoint ({e})")))?;
     let state: CheckpointState = header
         .metadata()
         .as_ref()
@@ -519,10 +555,12 @@ fn resume(
     if state.base_sha256 != base_sha256 || state.data_sha256 != data_sha256 {
         return Err(unusable("the checkpoint was made from another base model or other data".into()));
     }
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| unusable(format!("unreadable checkpoint ({e})")))?;
+    let tensors =
+        SafeTensors::deserialize(&bytes).map_err(|e| unusable(format!("unreadable checkpoint ({e})")))?;
     let read = |name: &str, like: &Tensor| -> Result<Tensor> {
         let view = tensors.tensor(name).map_err(|_| unusable(format!("no tensor {name}")))?;
-        let values: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values: Vec<f32> =
+            view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         Ok(Tensor::from_vec(values, like.shape(), &Device::Cpu)?)
     };
     for (i, ((layer, target), a, b)) in vars.iter().enumerate() {

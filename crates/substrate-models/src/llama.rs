@@ -175,12 +175,17 @@ struct Block {
     proj: Vec<Linear>,
 }
 
-/// The attention keys and values seen so far, per layer.
+/// The attention keys and values seen so far, per layer, in buffers that grow by doubling so
+/// that a new token is written in place instead of the whole cache being copied.
 #[derive(Debug)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
+    capacity: usize,
 }
+
+/// The first buffer holds this many positions.
+const KV_START: usize = 256;
 
 impl KvCache {
     pub fn len(&self) -> usize {
@@ -191,13 +196,32 @@ impl KvCache {
         self.len == 0
     }
 
+    /// Writes `k` and `v` (`[b, heads, s, d]`) after what the layer holds and returns views of
+    /// all of it.
     fn append(&mut self, layer: usize, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
-        let kv = match self.layers[layer].take() {
-            None => (k, v),
-            Some((k0, v0)) => (Tensor::cat(&[&k0, &k], 2)?, Tensor::cat(&[&v0, &v], 2)?),
-        };
-        self.layers[layer] = Some(kv.clone());
-        Ok(kv)
+        let (b, heads, s, d) = k.dims4()?;
+        let end = self.len + s;
+        if end > self.capacity || self.layers[layer].is_none() {
+            let capacity = self.capacity.max(KV_START).max(end.next_power_of_two());
+            let grow = |old: Option<&Tensor>| -> Result<Tensor> {
+                let buffer = Tensor::zeros((b, heads, capacity, d), DType::F32, k.device())?;
+                if let Some(old) = old {
+                    buffer.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                }
+                Ok(buffer)
+            };
+            let old = self.layers[layer].take();
+            self.layers[layer] = Some((grow(old.as_ref().map(|o| &o.0))?, grow(old.as_ref().map(|o| &o.1))?));
+            if layer + 1 == self.layers.len() {
+                self.capacity = capacity;
+            }
+        }
+        let (kb, vb) = self.layers[layer]
+            .as_ref()
+            .ok_or_else(|| ModelError::Invalid("KV cache buffer missing".into()))?;
+        kb.slice_set(&k, 2, self.len)?;
+        vb.slice_set(&v, 2, self.len)?;
+        Ok((kb.narrow(2, 0, end)?, vb.narrow(2, 0, end)?))
     }
 }
 
@@ -239,8 +263,10 @@ impl Llama {
                 .metadata
                 .get(&format!("llama.{key}"))
                 .ok_or_else(|| corrupt(format!("no llama.{key} in its metadata")))?;
-            Ok(value.to_u32().or_else(|_| value.to_u64().map(|v| v as u32)).map_err(|e| corrupt(e.to_string()))?
-                as usize)
+            Ok(value
+                .to_u32()
+                .or_else(|_| value.to_u64().map(|v| v as u32))
+                .map_err(|e| corrupt(e.to_string()))? as usize)
         };
         let float = |key: &str, default: f32| -> f32 {
             content.metadata.get(&format!("llama.{key}")).and_then(|v| v.to_f32().ok()).unwrap_or(default)
@@ -262,7 +288,9 @@ impl Llama {
             context: number("context_length")?,
         };
         if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || head_dim % 2 != 0 {
-            return Err(corrupt(format!("{heads} attention heads over {kv_heads} key/value heads of width {head_dim}")));
+            return Err(corrupt(format!(
+                "{heads} attention heads over {kv_heads} key/value heads of width {head_dim}"
+            )));
         }
         let tokenizer = GgufTokenizer::from_gguf(path, &content)?;
         let device = Device::Cpu;
@@ -311,7 +339,7 @@ impl Llama {
     }
 
     pub fn new_cache(&self) -> KvCache {
-        KvCache { layers: vec![None; self.config.layers], len: 0 }
+        KvCache { layers: vec![None; self.config.layers], len: 0, capacity: 0 }
     }
 
     /// `[out, in]` of a projection.
@@ -330,7 +358,10 @@ impl Llama {
             return Err(ModelError::Invalid("nothing to feed the model: the prompt is empty".into()));
         }
         if cache.len + ids.len() > self.config.context {
-            return Err(ModelError::PromptTooLong { tokens: cache.len + ids.len(), context: self.config.context });
+            return Err(ModelError::PromptTooLong {
+                tokens: cache.len + ids.len(),
+                context: self.config.context,
+            });
         }
         let ids = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
         let hidden = self.run(&ids, Some(cache), false)?;
@@ -427,7 +458,8 @@ fn rope_tables(head_dim: usize, base: f32, context: usize, device: &Device) -> R
     let inv: Vec<f32> =
         (0..head_dim).step_by(2).map(|i| 1. / base.powf(i as f32 / head_dim as f32)).collect();
     let inv = Tensor::from_vec(inv, (1, head_dim / 2), device)?;
-    let positions = Tensor::arange(0u32, context as u32, device)?.to_dtype(DType::F32)?.reshape((context, 1))?;
+    let positions =
+        Tensor::arange(0u32, context as u32, device)?.to_dtype(DType::F32)?.reshape((context, 1))?;
     let angles = positions.matmul(&inv)?;
     Ok((angles.cos()?, angles.sin()?))
 }

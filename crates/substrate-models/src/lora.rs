@@ -65,7 +65,11 @@ pub struct Adapter {
 }
 
 fn key(layer: usize, target: Target, factor: &str) -> String {
-    format!("base_model.model.model.layers.{layer}.{}.{}.{factor}.weight", target.peft_parent(), target.peft_name())
+    format!(
+        "base_model.model.model.layers.{layer}.{}.{}.{factor}.weight",
+        target.peft_parent(),
+        target.peft_name()
+    )
 }
 
 impl Adapter {
@@ -151,12 +155,21 @@ impl Adapter {
         let peft: PeftConfig = serde_json::from_slice(&text)
             .map_err(|e| bad(config_path.clone(), format!("not a PEFT adapter config: {e}")))?;
         if peft.peft_type != "LORA" || peft.fan_in_fan_out || peft.r == 0 {
-            return Err(bad(config_path, format!("a {} adapter of rank {} (fan_in_fan_out {}): only LoRA adapters with fan_in_fan_out false are read", peft.peft_type, peft.r, peft.fan_in_fan_out)));
+            return Err(bad(
+                config_path,
+                format!(
+                    "a {} adapter of rank {} (fan_in_fan_out {}): only LoRA adapters with fan_in_fan_out false are read",
+                    peft.peft_type, peft.r, peft.fan_in_fan_out
+                ),
+            ));
         }
         let targets = peft
             .target_modules
             .iter()
-            .map(|m| Target::parse(m).ok_or_else(|| bad(config_path.clone(), format!("unknown target module `{m}`"))))
+            .map(|m| {
+                Target::parse(m)
+                    .ok_or_else(|| bad(config_path.clone(), format!("unknown target module `{m}`")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let weights_path = dir.join(WEIGHTS_FILE);
         let bytes = std::fs::read(&weights_path).map_err(ModelError::io(&weights_path))?;
@@ -175,7 +188,9 @@ impl Adapter {
                 });
             }
             Some(_) => {}
-            None => tracing::warn!(adapter = %dir.display(), "the adapter does not name its base model's sha256; only its shapes are checked"),
+            None => {
+                tracing::warn!(adapter = %dir.display(), "the adapter does not name its base model's sha256; only its shapes are checked")
+            }
         }
         let mut factors = BTreeMap::new();
         for layer in 0..model.config.layers {
@@ -184,11 +199,20 @@ impl Adapter {
                 let read = |factor: &str, shape: (usize, usize)| -> Result<Tensor> {
                     let name = key(layer, target, factor);
                     let view = tensors.tensor(&name).map_err(|_| {
-                        bad(weights_path.clone(), format!("no tensor {name}: the adapter was made for another base model"))
+                        bad(
+                            weights_path.clone(),
+                            format!("no tensor {name}: the adapter was made for another base model"),
+                        )
                     })?;
                     let wanted = [shape.0, shape.1];
                     if view.shape() != wanted {
-                        return Err(bad(weights_path.clone(), format!("{name} is {:?}, this model needs {wanted:?}: the adapter was made for another base model", view.shape())));
+                        return Err(bad(
+                            weights_path.clone(),
+                            format!(
+                                "{name} is {:?}, this model needs {wanted:?}: the adapter was made for another base model",
+                                view.shape()
+                            ),
+                        ));
                     }
                     to_tensor(&view).map_err(|detail| bad(weights_path.clone(), format!("{name}: {detail}")))
                 };
@@ -222,7 +246,9 @@ fn to_tensor(view: &TensorView<'_>) -> std::result::Result<Tensor, String> {
     let values: Vec<f32> = match view.dtype() {
         Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
         Dtype::F16 => data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::BF16 => data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::BF16 => {
+            data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+        }
         other => return Err(format!("tensor type {other:?}; adapters are read in F32, F16 or BF16")),
     };
     Tensor::from_vec(values, shape, &Device::Cpu).map_err(|e| e.to_string())

@@ -48,9 +48,14 @@ impl Q41Matrix {
         let data = qt.data()?;
         let blocks = n * k / QK;
         if data.len() != blocks * BLOCK_BYTES {
-            candle_core::bail!("Q4_1 tensor of {n}x{k} holds {} bytes, not {}", data.len(), blocks * BLOCK_BYTES);
+            candle_core::bail!(
+                "Q4_1 tensor of {n}x{k} holds {} bytes, not {}",
+                data.len(),
+                blocks * BLOCK_BYTES
+            );
         }
-        let (mut d, mut m, mut qs) = (Vec::with_capacity(blocks), Vec::with_capacity(blocks), Vec::with_capacity(blocks));
+        let (mut d, mut m, mut qs) =
+            (Vec::with_capacity(blocks), Vec::with_capacity(blocks), Vec::with_capacity(blocks));
         for block in data.chunks_exact(BLOCK_BYTES) {
             d.push(f16::from_le_bytes([block[0], block[1]]).to_f32());
             m.push(f16::from_le_bytes([block[2], block[3]]).to_f32());
@@ -108,7 +113,9 @@ impl CustomOp1 for Q41Matrix {
             candle_core::bail!("the Q4_1 product takes f32 activations");
         };
         let dims = layout.shape().dims();
-        let Some((&k, lead)) = dims.split_last() else { candle_core::bail!("the Q4_1 product needs a matrix") };
+        let Some((&k, lead)) = dims.split_last() else {
+            candle_core::bail!("the Q4_1 product needs a matrix")
+        };
         if k != self.k {
             candle_core::bail!("activations of width {k} against a Q4_1 matrix of width {}", self.k);
         }
@@ -236,7 +243,8 @@ mod tests {
                 // SAFETY: detected just above.
                 assert_eq!(unsafe { dot_avx2(weights, &act) }.to_bits(), scalar.to_bits());
             }
-            let exact: f32 = x.iter().zip(w.get(col).unwrap().to_vec1::<f32>().unwrap()).map(|(a, b)| a * b).sum();
+            let exact: f32 =
+                x.iter().zip(w.get(col).unwrap().to_vec1::<f32>().unwrap()).map(|(a, b)| a * b).sum();
             assert!((scalar - exact).abs() < 0.02 * exact.abs().max(1.), "{scalar} vs {exact}");
         }
     }

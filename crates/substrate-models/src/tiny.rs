@@ -5,13 +5,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{ModelError, Result};
+
+/// The tensor types a tiny model can be written in.
+pub use candle_core::quantized::GgmlDType;
 
 /// SmolLM2's template, in the shape Hugging Face chat templates take.
 pub const CHAT_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a tiny test model.<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
@@ -44,7 +47,8 @@ pub fn llama(dir: &Path, seed: u64, dtype: GgmlDType) -> Result<TinyLlama> {
     let chars = byte_chars();
     let mut tokens: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
     let space = chars[b' ' as usize].to_string();
-    let merge_pairs = [("t", "h"), ("th", "e"), (space.as_str(), "t"), ("e", "r"), ("i", "n"), ("a", "n"), ("l", "l")];
+    let merge_pairs =
+        [("t", "h"), ("th", "e"), (space.as_str(), "t"), ("e", "r"), ("i", "n"), ("a", "n"), ("l", "l")];
     let mut merges = Vec::new();
     for (a, b) in merge_pairs {
         merges.push(format!("{a} {b}"));
@@ -121,14 +125,12 @@ pub fn bert(dir: &Path, seed: u64) -> Result<PathBuf> {
     let dir = dir.join(format!("tiny-bert-{seed}"));
     std::fs::create_dir_all(&dir).map_err(ModelError::io(&dir))?;
     let words = [
-        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "a", "story", "of", "kitchen", "table", "song", "we", "sing", "at",
-        "dawn", "teacher", "asks", "class", "why", "##s", "##ing", ".", ",", "?",
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "a", "story", "of", "kitchen", "table", "song", "we",
+        "sing", "at", "dawn", "teacher", "asks", "class", "why", "##s", "##ing", ".", ",", "?",
     ];
     let vocab: serde_json::Map<String, serde_json::Value> =
         words.iter().enumerate().map(|(i, w)| ((*w).to_owned(), i.into())).collect();
-    let special = |id: usize, content: &str| {
-        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
-    };
+    let special = |id: usize, content: &str| serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true});
     let tokenizer = serde_json::json!({
         "version": "1.0",
         "truncation": null,

@@ -35,8 +35,7 @@ pub struct GgufTokenizer {
 
 impl GgufTokenizer {
     pub fn from_gguf(path: &Path, content: &Content) -> Result<Self> {
-        let unsupported =
-            |detail: String| ModelError::Unsupported { path: path.to_path_buf(), detail };
+        let unsupported = |detail: String| ModelError::Unsupported { path: path.to_path_buf(), detail };
         let md = |key: &str| content.metadata.get(key);
         let model = md("tokenizer.ggml.model").and_then(|v| v.to_string().ok());
         if model.map(String::as_str) != Some("gpt2") {
@@ -53,11 +52,8 @@ impl GgufTokenizer {
             }
         };
         let strings = |key: &str| -> Result<Vec<String>> {
-            let corrupt = |detail: String| ModelError::Corrupt {
-                path: path.to_path_buf(),
-                kind: "GGUF model",
-                detail,
-            };
+            let corrupt =
+                |detail: String| ModelError::Corrupt { path: path.to_path_buf(), kind: "GGUF model", detail };
             let values = md(key)
                 .ok_or_else(|| corrupt(format!("no {key} in its metadata")))?
                 .to_vec()
@@ -72,8 +68,7 @@ impl GgufTokenizer {
             .into_iter()
             .filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())))
             .collect::<Vec<_>>();
-        let types: Vec<i32> = match md("tokenizer.ggml.token_type").and_then(|v| v.to_vec().ok())
-        {
+        let types: Vec<i32> = match md("tokenizer.ggml.token_type").and_then(|v| v.to_vec().ok()) {
             Some(values) => values.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
             None => vec![1; tokens.len()],
         };
@@ -107,12 +102,7 @@ impl GgufTokenizer {
             detail: "no tokenizer.ggml.eos_token_id in its metadata".into(),
         })?;
         let add_bos = md("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok());
-        Ok(Self {
-            tokenizer,
-            bos: id("tokenizer.ggml.bos_token_id"),
-            eos,
-            add_bos: add_bos.unwrap_or(false),
-        })
+        Ok(Self { tokenizer, bos: id("tokenizer.ggml.bos_token_id"), eos, add_bos: add_bos.unwrap_or(false) })
     }
 
     /// The ids of `text`, special tokens matched whole, without BOS.

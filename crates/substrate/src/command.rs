@@ -74,8 +74,35 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let sampling = substrate_models::Sampling { temperature, top_p, seed, max_tokens, ignore_eos };
             models::generate(&models, &prompt, system.as_deref(), raw, &sampling, adapter.as_deref(), json)
         }
-        Command::Finetune { models, data, out, weights, rank, alpha, targets, steps, batch, seq_len, lr, seed, save_every } => {
-            let args = models::FinetuneArgs { data, out, weights, rank, alpha, targets, steps, batch, seq_len, lr, seed, save_every };
+        Command::Finetune {
+            models,
+            data,
+            out,
+            weights,
+            rank,
+            alpha,
+            targets,
+            steps,
+            batch,
+            seq_len,
+            lr,
+            seed,
+            save_every,
+        } => {
+            let args = models::FinetuneArgs {
+                data,
+                out,
+                weights,
+                rank,
+                alpha,
+                targets,
+                steps,
+                batch,
+                seq_len,
+                lr,
+                seed,
+                save_every,
+            };
             models::finetune(&models, args)
         }
         Command::Bench(command) => bench::run(command),

@@ -48,6 +48,7 @@ fn a_prompt_longer_than_the_context_is_refused() {
     assert!(matches!(err, ModelError::PromptTooLong { tokens: 96, context: 96 }), "{err}");
     assert!(err.to_string().contains("shorten the prompt"), "{err}");
     // One token short of the context still leaves room for one new token.
-    let fits = generate(&model, &prompt[1..], &Sampling { ignore_eos: true, ..Sampling::default() }, |_| {}).unwrap();
+    let fits = generate(&model, &prompt[1..], &Sampling { ignore_eos: true, ..Sampling::default() }, |_| {})
+        .unwrap();
     assert_eq!(fits.tokens.len(), 1);
 }

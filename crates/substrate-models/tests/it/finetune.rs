@@ -15,8 +15,14 @@ use substrate_models::tiny;
 pub fn texts() -> Vec<Text> {
     let mut texts = Vec::new();
     for i in 0..24 {
-        texts.push(Text { text: format!("the kitchen table story {i}: the bread, the salt, the table."), source: "narrative".into() });
-        texts.push(Text { text: format!("we sing at dawn, we sing at dusk, we sing {i} times."), source: "sacred".into() });
+        texts.push(Text {
+            text: format!("the kitchen table story {i}: the bread, the salt, the table."),
+            source: "narrative".into(),
+        });
+        texts.push(Text {
+            text: format!("we sing at dawn, we sing at dusk, we sing {i} times."),
+            source: "sacred".into(),
+        });
     }
     texts
 }
@@ -43,7 +49,8 @@ fn training_lowers_the_held_out_loss_and_the_adapter_loads_back() {
     let report = finetune(&mut model, "sha-of-tiny", &texts(), &config(30), &out, |p| {
         steps_seen.push(p.step);
         ControlFlow::Continue(())
-    }).unwrap();
+    })
+    .unwrap();
     assert_eq!(steps_seen, (1..=30).collect::<Vec<_>>());
     assert!(
         report.held_out_after < report.held_out_before * 0.9,
@@ -67,7 +74,16 @@ fn training_lowers_the_held_out_loss_and_the_adapter_loads_back() {
     let ids = Tensor::new(&[[40u32, 41, 42, 43, 44]], &Device::Cpu).unwrap();
     let trained = model.logits(&ids, false).unwrap();
     let loaded = fresh.logits(&ids, false).unwrap();
-    let diff = (trained - loaded).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    let diff = (trained - loaded)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert!(diff < 1e-4, "loaded adapter differs by {diff}");
 
     // The names PEFT expects for a Hugging Face Llama.
@@ -77,7 +93,10 @@ fn training_lowers_the_held_out_loss_and_the_adapter_loads_back() {
     names.sort();
     assert!(names.contains(&"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
     assert!(names.contains(&"base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"));
-    assert_eq!(st.tensor("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight").unwrap().shape(), [32, 4]);
+    assert_eq!(
+        st.tensor("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight").unwrap().shape(),
+        [32, 4]
+    );
 
     // Loading onto another base model is refused.
     let err = Adapter::load(&out, &fresh, "another-sha").unwrap_err();
@@ -104,19 +123,28 @@ fn a_run_stopped_at_a_checkpoint_resumes_to_the_same_adapter() {
     let err = finetune(&mut model, "sha", &texts, &config(12), &parted, stop).unwrap_err();
     assert!(matches!(err, ModelError::Stopped { step: 8 }), "{err}");
     let mut model = Llama::load(&tiny.path, Weights::Dense).unwrap();
-    let report = finetune(&mut model, "sha", &texts, &config(12), &parted, |_| ControlFlow::Continue(())).unwrap();
+    let report =
+        finetune(&mut model, "sha", &texts, &config(12), &parted, |_| ControlFlow::Continue(())).unwrap();
     assert_eq!(report.resumed_at, 5);
     let a = std::fs::read(whole.join("adapter_model.safetensors")).unwrap();
     let b = std::fs::read(parted.join("adapter_model.safetensors")).unwrap();
-    let (a, b) = (safetensors::SafeTensors::deserialize(&a).unwrap(), safetensors::SafeTensors::deserialize(&b).unwrap());
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(&a).unwrap(),
+        safetensors::SafeTensors::deserialize(&b).unwrap(),
+    );
     for name in a.names() {
-        assert_eq!(a.tensor(name).unwrap().data(), b.tensor(name).unwrap().data(), "{name} differs after resuming");
+        assert_eq!(
+            a.tensor(name).unwrap().data(),
+            b.tensor(name).unwrap().data(),
+            "{name} differs after resuming"
+        );
     }
 
     // A checkpoint made with other settings is not silently resumed.
     let mut other = config(12);
     other.lr = 5e-3;
-    let err = finetune(&mut model, "sha", &texts, &other, &parted, |_| ControlFlow::Continue(())).unwrap_err();
+    let err =
+        finetune(&mut model, "sha", &texts, &other, &parted, |_| ControlFlow::Continue(())).unwrap_err();
     assert!(err.to_string().contains("other settings"), "{err}");
 }
 
@@ -133,7 +161,8 @@ fn bad_training_input_is_refused_with_the_reason() {
     assert!(err.to_string().contains("at least two texts"), "{err}");
     let mut weighted = config(2);
     weighted.weights = BTreeMap::from([("liturgy".to_owned(), 2.)]);
-    let err = finetune(&mut model, "sha", &texts(), &weighted, &out, |_| ControlFlow::Continue(())).unwrap_err();
+    let err =
+        finetune(&mut model, "sha", &texts(), &weighted, &out, |_| ControlFlow::Continue(())).unwrap_err();
     assert!(err.to_string().contains("`liturgy`") && err.to_string().contains("narrative, sacred"), "{err}");
     let mut zero = config(2);
     zero.weights = BTreeMap::from([("narrative".to_owned(), 0.), ("sacred".to_owned(), 0.)]);
@@ -149,7 +178,16 @@ fn weights_decide_how_often_each_source_is_drawn() {
     let mut weighted = config(10);
     weighted.lr = 1e-4;
     weighted.weights = BTreeMap::from([("narrative".to_owned(), 3.), ("sacred".to_owned(), 1.)]);
-    let report = finetune(&mut model, "sha", &texts(), &weighted, &dir.path().join("w"), |_| ControlFlow::Continue(())).unwrap();
+    let report =
+        finetune(
+            &mut model,
+            "sha",
+            &texts(),
+            &weighted,
+            &dir.path().join("w"),
+            |_| ControlFlow::Continue(()),
+        )
+        .unwrap();
     let (n, s) = (report.draws["narrative"], report.draws["sacred"]);
     assert_eq!(n + s, 40);
     assert!(n > 2 * s, "narrative weighs 3, sacred 1, yet they were drawn {n} and {s} times");

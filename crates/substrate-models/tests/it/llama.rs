@@ -22,7 +22,11 @@ fn random_loras(model: &mut Llama, rank: usize, seed: u64) -> Vec<Var> {
             let (out, inp) = model.projection_shape(target);
             let a = Var::from_tensor(&Tensor::randn(0f32, 0.2, (rank, inp), &dev).unwrap()).unwrap();
             let b = Var::from_tensor(&Tensor::randn(0f32, 0.2, (out, rank), &dev).unwrap()).unwrap();
-            model.set_lora(layer, target, Some(Lora { a: a.as_tensor().clone(), b: b.as_tensor().clone(), scale: 2. }));
+            model.set_lora(
+                layer,
+                target,
+                Some(Lora { a: a.as_tensor().clone(), b: b.as_tensor().clone(), scale: 2. }),
+            );
             vars.push(a);
             vars.push(b);
         }
@@ -97,7 +101,8 @@ fn the_tokenizer_round_trips_and_matches_special_tokens_whole() {
     let tiny = tiny::llama(dir.path(), 4, GgmlDType::F32).unwrap();
     let model = Llama::load(&tiny.path, Weights::Keep).unwrap();
     let tok = &model.tokenizer;
-    for text in ["the theme", "  two  spaces\tand a tab\n", "12345 digits 3.14", "é 漢字 🙂", "don't it's"] {
+    for text in ["the theme", "  two  spaces\tand a tab\n", "12345 digits 3.14", "é 漢字 🙂", "don't it's"]
+    {
         let ids = tok.encode(text).unwrap();
         assert_eq!(tok.decode(&ids).unwrap(), text);
     }
@@ -155,5 +160,8 @@ fn hugging_face_row_order_is_the_inverse_of_the_gguf_permutation() {
     let order: Vec<f32> = gguf.flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(order, [0., 2., 1., 3., 4., 6., 5., 7.]);
     let back = hf_rows(&gguf, 2).unwrap().to_dtype(DType::F32).unwrap();
-    assert_eq!(back.flatten_all().unwrap().to_vec1::<f32>().unwrap(), (0..8).map(|r| r as f32).collect::<Vec<_>>());
+    assert_eq!(
+        back.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        (0..8).map(|r| r as f32).collect::<Vec<_>>()
+    );
 }

@@ -11,9 +11,9 @@ use substrate_models::fetch::{EMBEDDING, GENERATION};
 use substrate_models::{Embedder, Llama, Sampling, Weights, generate};
 
 fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("SUBSTRATE_MODELS").map(PathBuf::from).expect(
-        "set SUBSTRATE_MODELS to the directory `substrate models fetch --models-dir` filled",
-    );
+    let dir = std::env::var_os("SUBSTRATE_MODELS")
+        .map(PathBuf::from)
+        .expect("set SUBSTRATE_MODELS to the directory `substrate models fetch --models-dir` filled");
     assert!(dir.is_dir(), "{} does not exist: run `substrate models fetch` first", dir.display());
     dir
 }
@@ -72,7 +72,11 @@ fn greedy_generation_matches_llama_cpp_on_the_same_gguf() {
             let ours = substrate_models::generate::argmax(&logits.to_vec1::<f32>().unwrap());
             if margin > LOGIT_TOLERANCE {
                 clear += 1;
-                assert_eq!(ours, token, "step {step} after {:?}: llama.cpp's margin was {margin}", case.prompt);
+                assert_eq!(
+                    ours, token,
+                    "step {step} after {:?}: llama.cpp's margin was {margin}",
+                    case.prompt
+                );
             }
             if step + 1 < case.tokens.len() {
                 logits = model.forward(&[token], &mut cache).unwrap();
@@ -83,13 +87,23 @@ fn greedy_generation_matches_llama_cpp_on_the_same_gguf() {
         let free = generate(&model, &ids, &greedy, |_| {}).unwrap();
         let same = free.tokens.iter().zip(&case.tokens).take_while(|(a, b)| a == b).count();
         let first_tie = case.margins.iter().position(|&m| m <= LOGIT_TOLERANCE).unwrap_or(case.tokens.len());
-        assert!(same >= first_tie, "free greedy left llama.cpp at step {same}, before its first near tie at {first_tie}");
+        assert!(
+            same >= first_tie,
+            "free greedy left llama.cpp at step {same}, before its first near tie at {first_tie}"
+        );
         agreed_free += same;
-        eprintln!("{:?}: same greedy tokens for {same} of {} steps", case.prompt.lines().nth(3).unwrap_or(""), case.tokens.len());
+        eprintln!(
+            "{:?}: same greedy tokens for {same} of {} steps",
+            case.prompt.lines().nth(3).unwrap_or(""),
+            case.tokens.len()
+        );
     }
     let total: usize = fixture.cases.iter().map(|c| c.tokens.len()).sum();
     eprintln!("{clear} clear steps agreed; free greedy decoding agreed on {agreed_free} of {total} tokens");
-    assert!(clear >= total / 2, "only {clear} of {total} steps were clear: the fixture is too fragile to test anything");
+    assert!(
+        clear >= total / 2,
+        "only {clear} of {total} steps were clear: the fixture is too fragile to test anything"
+    );
 }
 
 #[derive(Deserialize)]
@@ -104,7 +118,10 @@ struct Embeddings {
 fn embeddings_match_sentence_transformers() {
     let fixture: Embeddings = fixture("st_embeddings.json");
     let dir = EMBEDDING.path(&models_dir());
-    assert_eq!(substrate_models::fetch::file_sha256(&dir.join("model.safetensors")).unwrap(), fixture.model_sha256);
+    assert_eq!(
+        substrate_models::fetch::file_sha256(&dir.join("model.safetensors")).unwrap(),
+        fixture.model_sha256
+    );
     let embedder = Embedder::load(&dir).unwrap();
     let ours = embedder.embed(&fixture.texts).unwrap();
     for ((text, a), b) in fixture.texts.iter().zip(&ours).zip(&fixture.embeddings) {

@@ -66,7 +66,11 @@ fn weights(args: &ModelArgs) -> anyhow::Result<Weights> {
 pub fn embed(args: &ModelArgs) -> anyhow::Result<()> {
     let path = model_path(args, &fetch::EMBEDDING);
     let embedder = Embedder::load(&path)?;
-    let texts: Vec<String> = std::io::stdin().lock().lines().collect::<Result<_, _>>().context("reading texts from standard input")?;
+    let texts: Vec<String> = std::io::stdin()
+        .lock()
+        .lines()
+        .collect::<Result<_, _>>()
+        .context("reading texts from standard input")?;
     let start = Instant::now();
     let vectors = embedder.embed(&texts)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -184,7 +188,11 @@ pub fn finetune(args: &ModelArgs, f: FinetuneArgs) -> anyhow::Result<()> {
     let targets = f
         .targets
         .iter()
-        .map(|t| Target::parse(t).with_context(|| format!("--targets: unknown projection `{t}`; use q, k, v, o, gate, up, down")))
+        .map(|t| {
+            Target::parse(t).with_context(|| {
+                format!("--targets: unknown projection `{t}`; use q, k, v, o, gate, up, down")
+            })
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let config = TrainConfig {
         lora: LoraConfig { rank: f.rank, alpha: f.alpha, targets },
@@ -199,7 +207,9 @@ pub fn finetune(args: &ModelArgs, f: FinetuneArgs) -> anyhow::Result<()> {
     };
     let texts = finetune::read_texts(&f.data)?;
     if texts.is_empty() {
-        return Err(substrate_models::ModelError::EmptyTrainingSet { what: f.data.display().to_string() }.into());
+        return Err(
+            substrate_models::ModelError::EmptyTrainingSet { what: f.data.display().to_string() }.into()
+        );
     }
     let (mut model, sha256) = load_llama(args, Weights::Dense)?;
     if finetune::checkpoint_path(&f.out).exists() {

@@ -10,6 +10,7 @@ mod crash;
 mod governance;
 mod interop;
 mod mesh;
+mod models;
 mod tamper;
 mod tidy;
 mod tiles;

@@ -60,6 +60,10 @@ fn only_the_owning_crate_names_each_outside_library() {
         ("ureq", &["substrate"]),
         ("tokio", &["substrate-api", "substrate-store", "substrate-mesh", "substrate"]),
         ("libp2p", &["substrate-mesh"]),
+        ("candle-core", &["substrate-models"]),
+        ("candle-nn", &["substrate-models"]),
+        ("candle-transformers", &["substrate-models"]),
+        ("tokenizers", &["substrate-models"]),
     ];
     for (name, dir) in crates() {
         let deps = dependencies(&read(&dir.join("Cargo.toml")));
