@@ -132,11 +132,13 @@ pub struct Lora {
     pub scale: f64,
 }
 
-/// A projection's weights: candle's quantized or dense matmul, or the Q4_1 kernel of this crate.
+/// A projection's weights: candle's quantized or dense matmul, the Q4_1 kernel of this crate,
+/// or frozen f32 weights for training.
 #[derive(Debug)]
 enum Proj {
     Candle(QMatMul),
     Q41(Q41Matrix),
+    Frozen(Frozen),
 }
 
 impl Proj {
@@ -144,7 +146,48 @@ impl Proj {
         Ok(match self {
             Self::Candle(w) => w.forward(x)?,
             Self::Q41(w) => w.forward(&x.contiguous()?)?,
+            Self::Frozen(w) => x.contiguous()?.apply_op1(w.clone())?,
         })
+    }
+}
+
+/// `x · Wᵀ` with a gradient for `x` only. candle's own matmul also computes the gradient of a
+/// constant weight matrix (and allocates one like it), which for a frozen base model is most of
+/// the backward pass's time and memory.
+#[derive(Clone, Debug)]
+struct Frozen(Tensor);
+
+impl candle_core::CustomOp1 for Frozen {
+    fn name(&self) -> &'static str {
+        "frozen-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("frozen-linear takes f32 activations");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("frozen-linear needs contiguous activations");
+        };
+        let dims = layout.shape().dims();
+        let (out, inp) = self.0.dims2()?;
+        let rows = (end - start) / inp;
+        let x = Tensor::from_slice(&data[start..end], (rows, inp), &Device::Cpu)?;
+        let y = x.matmul(&self.0.t()?)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut shape = dims[..dims.len() - 1].to_vec();
+        shape.push(out);
+        Ok((candle_core::CpuStorage::F32(y), candle_core::Shape::from(shape)))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let (out, _) = self.0.dims2()?;
+        let rows = grad.elem_count() / out;
+        let g = grad.contiguous()?.reshape((rows, out))?.matmul(&self.0)?;
+        Ok(Some(g.reshape(arg.shape())?))
     }
 }
 
@@ -236,7 +279,7 @@ pub struct Llama {
     embed: Tensor,
     blocks: Vec<Block>,
     norm: Tensor,
-    output: QMatMul,
+    output: Proj,
     cos: Tensor,
     sin: Tensor,
 }
@@ -306,8 +349,8 @@ impl Llama {
             false => embed_q,
         };
         let output = match matmul(output, weights)? {
-            Proj::Candle(w) => w,
-            Proj::Q41(_) => QMatMul::from_qtensor(tensor("token_embd.weight")?)?,
+            Proj::Q41(_) => Proj::Candle(QMatMul::from_qtensor(tensor("token_embd.weight")?)?),
+            other => other,
         };
         let mut blocks = Vec::with_capacity(config.layers);
         for layer in 0..config.layers {
@@ -474,7 +517,7 @@ fn matmul(qt: QTensor, weights: Weights) -> Result<Proj> {
         return Ok(Proj::Q41(q41));
     }
     let target = match weights {
-        Weights::Dense => return Ok(Proj::Candle(QMatMul::Tensor(qt.dequantize(&Device::Cpu)?))),
+        Weights::Dense => return Ok(Proj::Frozen(Frozen(qt.dequantize(&Device::Cpu)?))),
         Weights::Keep => None,
         Weights::Auto => matches!(dtype, G::Q5_0 | G::Q5_1).then_some(G::Q8_0),
         Weights::Q8_0 => quantized.then_some(G::Q8_0),
