@@ -319,7 +319,10 @@ fn split(model: &Llama, texts: &[Text], config: &TrainConfig) -> Result<(Vec<Sou
     Ok((sources, held_out))
 }
 
-fn init_factors(model: &Llama, config: &TrainConfig) -> Result<Vec<((usize, Target), Var, Var)>> {
+/// One adapted projection: its layer and kind, and its trainable A and B.
+type Factor = ((usize, Target), Var, Var);
+
+fn init_factors(model: &Llama, config: &TrainConfig) -> Result<Vec<Factor>> {
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut vars = Vec::new();
     let r = config.lora.rank;
@@ -338,12 +341,7 @@ fn init_factors(model: &Llama, config: &TrainConfig) -> Result<Vec<((usize, Targ
     Ok(vars)
 }
 
-fn adapter_of(
-    model: &Llama,
-    base_sha256: &str,
-    config: &TrainConfig,
-    vars: &[((usize, Target), Var, Var)],
-) -> Adapter {
+fn adapter_of(model: &Llama, base_sha256: &str, config: &TrainConfig, vars: &[Factor]) -> Adapter {
     Adapter {
         config: config.lora.clone(),
         factors: vars.iter().map(|(k, a, b)| (*k, (a.as_tensor().clone(), b.as_tensor().clone()))).collect(),
@@ -451,7 +449,7 @@ const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
 
 impl Adam {
-    fn new(vars: &[((usize, Target), Var, Var)], config: &TrainConfig) -> Result<Self> {
+    fn new(vars: &[Factor], config: &TrainConfig) -> Result<Self> {
         let mut m = Vec::new();
         for (_, a, b) in vars {
             m.push(a.zeros_like()?);
@@ -460,11 +458,7 @@ impl Adam {
         Ok(Self { v: m.clone(), m, t: 0, lr: config.lr, weight_decay: config.weight_decay })
     }
 
-    fn step(
-        &mut self,
-        vars: &[((usize, Target), Var, Var)],
-        grads: &candle_core::backprop::GradStore,
-    ) -> Result<()> {
+    fn step(&mut self, vars: &[Factor], grads: &candle_core::backprop::GradStore) -> Result<()> {
         self.t += 1;
         let t = self.t as i32;
         let (c1, c2) = (1. - BETA1.powi(t), 1. - BETA2.powi(t));
@@ -488,12 +482,7 @@ impl Adam {
     }
 }
 
-fn save_checkpoint(
-    path: &Path,
-    state: &CheckpointState,
-    vars: &[((usize, Target), Var, Var)],
-    adam: &Adam,
-) -> Result<()> {
+fn save_checkpoint(path: &Path, state: &CheckpointState, vars: &[Factor], adam: &Adam) -> Result<()> {
     let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut push = |name: String, t: &Tensor| -> Result<()> {
         let values = t.flatten_all()?.to_vec1::<f32>()?;
@@ -527,7 +516,7 @@ fn resume(
     config: &TrainConfig,
     base_sha256: &str,
     data_sha256: &str,
-    vars: &[((usize, Target), Var, Var)],
+    vars: &[Factor],
     adam: &mut Adam,
 ) -> Result<Option<CheckpointState>> {
     let bytes = match std::fs::read(path) {

@@ -416,7 +416,7 @@ impl Llama {
     /// With `differentiable`, only ops that record gradients are used.
     pub fn logits(&self, ids: &Tensor, differentiable: bool) -> Result<Tensor> {
         let hidden = self.run(ids, None, differentiable)?;
-        Ok(self.output.forward(&hidden)?)
+        self.output.forward(&hidden)
     }
 
     fn run(&self, ids: &Tensor, mut cache: Option<&mut KvCache>, train: bool) -> Result<Tensor> {

@@ -220,6 +220,7 @@ unsafe fn dot_avx2(w: Weights<'_>, act: &Q81Row) -> f32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
