@@ -285,7 +285,7 @@ pub enum Command {
         out: PathBuf,
         /// A source's weight in the draws, e.g. `--weight sacred=2` (repeat); unnamed sources weigh 1.
         #[arg(long = "weight", value_name = "SOURCE=W")]
-        weights: Vec<String>,
+        source_weights: Vec<String>,
         #[arg(long, default_value_t = 8)]
         rank: usize,
         #[arg(long, default_value_t = 16.0)]

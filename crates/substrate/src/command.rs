@@ -78,7 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             models,
             data,
             out,
-            weights,
+            source_weights,
             rank,
             alpha,
             targets,
@@ -92,7 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let args = models::FinetuneArgs {
                 data,
                 out,
-                weights,
+                weights: source_weights,
                 rank,
                 alpha,
                 targets,
