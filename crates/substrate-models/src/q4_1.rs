@@ -5,7 +5,8 @@
 //! llama.cpp. Here each activation row is quantized to Q8_1 exactly as ggml's AVX2 code does
 //! (scale `max/127` rounded to f16, values times `127/max` rounded half to even, `s` the f32
 //! product `d·Σq` rounded once to f16), and each dot product keeps ggml's eight partial sums,
-//! fused multiply-adds and final reduction order, so the results are the same floats.
+//! fused multiply-adds and final reduction order, written from ggml's AVX2 code so as to give
+//! the same floats (compared with llama.cpp only through the logits and tokens of the fixtures).
 //!
 //! The AVX2 path is taken when the CPU has AVX2 and FMA; otherwise a scalar path with the same
 //! arithmetic runs. Rows are spread over rayon's threads.
