@@ -1,6 +1,6 @@
 //! Tests of substrate-models. The fast ones build tiny random models of the real architectures;
-//! `reference` checks the real default models against llama.cpp and sentence-transformers and
-//! is ignored unless asked for (`.ci/run` fetches the models and runs it).
+//! the `reference` target (`tests/reference.rs`) checks the real default models against
+//! llama.cpp and sentence-transformers.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,4 +8,3 @@ mod embed;
 mod errors;
 mod finetune;
 mod llama;
-mod reference;

@@ -1,8 +1,11 @@
 //! The real default models against engines written by others, on fixtures those engines
 //! produced (`.ci/models/make-fixtures`): llama.cpp's greedy tokens on the same GGUF file, and
 //! sentence-transformers' vectors for the same texts. They need the fetched models
-//! (`substrate models fetch`; the directory is `$SUBSTRATE_MODELS`), so they are ignored unless
-//! asked for: `cargo test -p substrate-models -- --ignored`.
+//! (`substrate models fetch`; the directory is `$SUBSTRATE_MODELS`), so this test target is
+//! built only with the `reference` feature, which `.ci/run` turns on after fetching:
+//! `cargo test -p substrate-models --features reference --test reference`.
+
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
@@ -51,7 +54,6 @@ struct GreedyCase {
 const LOGIT_TOLERANCE: f32 = 0.75;
 
 #[test]
-#[ignore = "needs the fetched default models"]
 fn greedy_generation_matches_llama_cpp_on_the_same_gguf() {
     let fixture: Greedy = fixture("llama_cpp_greedy.json");
     let path = GENERATION.path(&models_dir());
@@ -114,7 +116,6 @@ struct Embeddings {
 }
 
 #[test]
-#[ignore = "needs the fetched default models"]
 fn embeddings_match_sentence_transformers() {
     let fixture: Embeddings = fixture("st_embeddings.json");
     let dir = EMBEDDING.path(&models_dir());
@@ -142,7 +143,6 @@ struct Logits {
 }
 
 #[test]
-#[ignore = "needs the fetched default models"]
 fn first_logits_are_close_to_llama_cpp() {
     let fixture: Logits = fixture("llama_cpp_greedy.json");
     let model = Llama::load(&GENERATION.path(&models_dir()), Weights::Auto).unwrap();
