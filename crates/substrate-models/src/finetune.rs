@@ -199,7 +199,8 @@ pub fn finetune(
     let tokens_per_step = config.batch * config.seq_len;
     for step in start_step..config.steps {
         let mut rng = StdRng::seed_from_u64(config.seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let (inputs, targets, mask) = draw_batch(&sources, config, &mut rng, &mut draws)?;
+        let (inputs, targets, mask) =
+            draw_batch(&sources, config, model.tokenizer.eos, &mut rng, &mut draws)?;
         let loss = masked_loss(model, &inputs, &targets, &mask, true)?;
         let grads = loss.backward()?;
         adam.step(&vars, &grads)?;
@@ -352,9 +353,11 @@ fn adapter_of(model: &Llama, base_sha256: &str, config: &TrainConfig, vars: &[Fa
 
 type Batch = (Tensor, Tensor, Tensor);
 
+/// `batch` windows drawn by source weight, short ones padded with `pad`.
 fn draw_batch(
     sources: &[Source],
     config: &TrainConfig,
+    pad: u32,
     rng: &mut StdRng,
     draws: &mut BTreeMap<String, usize>,
 ) -> Result<Batch> {
@@ -377,11 +380,7 @@ fn draw_batch(
         };
         rows.push(&text[start..text.len().min(start + span)]);
     }
-    windows(&rows, config.seq_len, sources_eos(sources))
-}
-
-fn sources_eos(sources: &[Source]) -> u32 {
-    sources.iter().flat_map(|s| s.train.iter()).find_map(|t| t.last().copied()).unwrap_or(0)
+    windows(&rows, config.seq_len, pad)
 }
 
 /// Inputs, targets and a mask of the real targets, each `[rows, seq_len]`.
@@ -426,7 +425,7 @@ fn held_out_loss(model: &Llama, held_out: &[Vec<u32>], config: &TrainConfig) -> 
         held_out.iter().flat_map(|t| t.chunks(span).filter(|c| c.len() > 1)).take(64).collect();
     let (mut sum, mut count) = (0f64, 0f64);
     for chunk in rows.chunks(config.batch) {
-        let (inputs, targets, mask) = windows(chunk, config.seq_len, 0)?;
+        let (inputs, targets, mask) = windows(chunk, config.seq_len, model.tokenizer.eos)?;
         let weight = f64::from(mask.sum_all()?.to_scalar::<f32>()?);
         let loss = masked_loss(model, &inputs, &targets, &mask, false)?.detach();
         sum += f64::from(loss.to_scalar::<f32>()?) * weight;

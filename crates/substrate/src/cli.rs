@@ -274,44 +274,47 @@ pub enum Command {
         json: bool,
     },
     /// Train a LoRA adapter on texts drawn with per-source weights; resumable.
-    Finetune {
-        #[command(flatten)]
-        models: ModelArgs,
-        /// A JSONL file of {"text": ..., "source": ...} lines, a .txt file, or a directory of them.
-        #[arg(long)]
-        data: PathBuf,
-        /// Where the adapter (and the checkpoint a rerun resumes from) goes.
-        #[arg(long)]
-        out: PathBuf,
-        /// A source's weight in the draws, e.g. `--weight sacred=2` (repeat); unnamed sources weigh 1.
-        #[arg(long = "weight", value_name = "SOURCE=W")]
-        source_weights: Vec<String>,
-        #[arg(long, default_value_t = 8)]
-        rank: usize,
-        #[arg(long, default_value_t = 16.0)]
-        alpha: f64,
-        /// The projections adapted: q, k, v, o, gate, up, down.
-        #[arg(long, value_delimiter = ',', default_value = "q,v")]
-        targets: Vec<String>,
-        #[arg(long, default_value_t = 100)]
-        steps: usize,
-        /// Windows per step.
-        #[arg(long, default_value_t = 4)]
-        batch: usize,
-        /// Tokens per window.
-        #[arg(long, default_value_t = 128)]
-        seq_len: usize,
-        #[arg(long, default_value_t = 1e-3)]
-        lr: f64,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Write the resumable checkpoint every this many steps.
-        #[arg(long, default_value_t = 10)]
-        save_every: usize,
-    },
+    Finetune(FinetuneArgs),
     /// Measure throughput and replay speed.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// A JSONL file of {"text": ..., "source": ...} lines, a .txt file, or a directory of them.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where the adapter (and the checkpoint a rerun resumes from) goes.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A source's weight in the draws, e.g. `--weight sacred=2` (repeat); unnamed sources weigh 1.
+    #[arg(long = "weight", value_name = "SOURCE=W")]
+    pub source_weights: Vec<String>,
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    #[arg(long, default_value_t = 16.0)]
+    pub alpha: f64,
+    /// The projections adapted: q, k, v, o, gate, up, down.
+    #[arg(long, value_delimiter = ',', default_value = "q,v")]
+    pub targets: Vec<String>,
+    #[arg(long, default_value_t = 100)]
+    pub steps: usize,
+    /// Windows per step.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Tokens per window.
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the resumable checkpoint every this many steps.
+    #[arg(long, default_value_t = 10)]
+    pub save_every: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -323,8 +326,8 @@ pub struct ModelArgs {
     /// Where `models fetch` puts the defaults. Default: DATA_DIR/models.
     #[arg(long, env = "SUBSTRATE_MODELS")]
     pub models_dir: Option<PathBuf>,
-    /// How GGUF weights are held: auto (re-quantize types without a fast kernel to q8_0), keep,
-    /// q8_0, q4_0 or f32.
+    /// How GGUF weights are held: auto (the file's types; Q5_0/Q5_1, which have no fast kernel,
+    /// re-quantized to q8_0), keep, q8_0, q4_0 or f32. Fine-tuning always uses f32.
     #[arg(long, default_value = "auto")]
     pub weights: String,
     #[command(flatten)]

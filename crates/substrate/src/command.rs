@@ -74,37 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let sampling = substrate_models::Sampling { temperature, top_p, seed, max_tokens, ignore_eos };
             models::generate(&models, &prompt, system.as_deref(), raw, &sampling, adapter.as_deref(), json)
         }
-        Command::Finetune {
-            models,
-            data,
-            out,
-            source_weights,
-            rank,
-            alpha,
-            targets,
-            steps,
-            batch,
-            seq_len,
-            lr,
-            seed,
-            save_every,
-        } => {
-            let args = models::FinetuneArgs {
-                data,
-                out,
-                weights: source_weights,
-                rank,
-                alpha,
-                targets,
-                steps,
-                batch,
-                seq_len,
-                lr,
-                seed,
-                save_every,
-            };
-            models::finetune(&models, args)
-        }
+        Command::Finetune(args) => models::finetune(&args),
         Command::Bench(command) => bench::run(command),
     }
 }

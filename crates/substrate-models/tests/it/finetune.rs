@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
-use substrate_models::finetune::{Text, TrainConfig, finetune};
+use substrate_models::finetune::{Progress, Text, TrainConfig, finetune};
 use substrate_models::{Adapter, Llama, LoraConfig, ModelError, Target, Weights};
 
 use substrate_models::tiny;
@@ -25,6 +25,11 @@ pub fn texts() -> Vec<Text> {
         });
     }
     texts
+}
+
+/// A progress callback that lets a run go to its end.
+fn go(_: &Progress) -> ControlFlow<()> {
+    ControlFlow::Continue(())
 }
 
 fn config(steps: usize) -> TrainConfig {
@@ -111,20 +116,19 @@ fn a_run_stopped_at_a_checkpoint_resumes_to_the_same_adapter() {
     let texts = texts();
     let whole = dir.path().join("whole");
     let mut model = Llama::load(&tiny.path, Weights::Dense).unwrap();
-    finetune(&mut model, "sha", &texts, &config(12), &whole, |_| ControlFlow::Continue(())).unwrap();
+    finetune(&mut model, "sha", &texts, &config(12), &whole, go).unwrap();
 
     // The same run stopped after step 8, as a kill would stop it: its last checkpoint is step 5.
     let parted = dir.path().join("parted");
     let mut model = Llama::load(&tiny.path, Weights::Dense).unwrap();
-    let stop = |p: &substrate_models::finetune::Progress| match p.step {
+    let stop = |p: &Progress| match p.step {
         8 => ControlFlow::Break(()),
         _ => ControlFlow::Continue(()),
     };
     let err = finetune(&mut model, "sha", &texts, &config(12), &parted, stop).unwrap_err();
     assert!(matches!(err, ModelError::Stopped { step: 8 }), "{err}");
     let mut model = Llama::load(&tiny.path, Weights::Dense).unwrap();
-    let report =
-        finetune(&mut model, "sha", &texts, &config(12), &parted, |_| ControlFlow::Continue(())).unwrap();
+    let report = finetune(&mut model, "sha", &texts, &config(12), &parted, go).unwrap();
     assert_eq!(report.resumed_at, 5);
     let a = std::fs::read(whole.join("adapter_model.safetensors")).unwrap();
     let b = std::fs::read(parted.join("adapter_model.safetensors")).unwrap();
@@ -143,8 +147,7 @@ fn a_run_stopped_at_a_checkpoint_resumes_to_the_same_adapter() {
     // A checkpoint made with other settings is not silently resumed.
     let mut other = config(12);
     other.lr = 5e-3;
-    let err =
-        finetune(&mut model, "sha", &texts, &other, &parted, |_| ControlFlow::Continue(())).unwrap_err();
+    let err = finetune(&mut model, "sha", &texts, &other, &parted, go).unwrap_err();
     assert!(err.to_string().contains("other settings"), "{err}");
 }
 
@@ -154,19 +157,18 @@ fn bad_training_input_is_refused_with_the_reason() {
     let tiny = tiny::llama(dir.path(), 13, GgmlDType::F32).unwrap();
     let mut model = Llama::load(&tiny.path, Weights::Dense).unwrap();
     let out = dir.path().join("out");
-    let err = finetune(&mut model, "sha", &[], &config(2), &out, |_| ControlFlow::Continue(())).unwrap_err();
+    let err = finetune(&mut model, "sha", &[], &config(2), &out, go).unwrap_err();
     assert!(matches!(err, ModelError::EmptyTrainingSet { .. }), "{err}");
     let one = vec![Text { text: "only one".into(), source: "narrative".into() }];
-    let err = finetune(&mut model, "sha", &one, &config(2), &out, |_| ControlFlow::Continue(())).unwrap_err();
+    let err = finetune(&mut model, "sha", &one, &config(2), &out, go).unwrap_err();
     assert!(err.to_string().contains("at least two texts"), "{err}");
     let mut weighted = config(2);
     weighted.weights = BTreeMap::from([("liturgy".to_owned(), 2.)]);
-    let err =
-        finetune(&mut model, "sha", &texts(), &weighted, &out, |_| ControlFlow::Continue(())).unwrap_err();
+    let err = finetune(&mut model, "sha", &texts(), &weighted, &out, go).unwrap_err();
     assert!(err.to_string().contains("`liturgy`") && err.to_string().contains("narrative, sacred"), "{err}");
     let mut zero = config(2);
     zero.weights = BTreeMap::from([("narrative".to_owned(), 0.), ("sacred".to_owned(), 0.)]);
-    let err = finetune(&mut model, "sha", &texts(), &zero, &out, |_| ControlFlow::Continue(())).unwrap_err();
+    let err = finetune(&mut model, "sha", &texts(), &zero, &out, go).unwrap_err();
     assert!(err.to_string().contains("weight 0"), "{err}");
 }
 
@@ -178,16 +180,7 @@ fn weights_decide_how_often_each_source_is_drawn() {
     let mut weighted = config(10);
     weighted.lr = 1e-4;
     weighted.weights = BTreeMap::from([("narrative".to_owned(), 3.), ("sacred".to_owned(), 1.)]);
-    let report =
-        finetune(
-            &mut model,
-            "sha",
-            &texts(),
-            &weighted,
-            &dir.path().join("w"),
-            |_| ControlFlow::Continue(()),
-        )
-        .unwrap();
+    let report = finetune(&mut model, "sha", &texts(), &weighted, &dir.path().join("w"), go).unwrap();
     let (n, s) = (report.draws["narrative"], report.draws["sacred"]);
     assert_eq!(n + s, 40);
     assert!(n > 2 * s, "narrative weighs 3, sacred 1, yet they were drawn {n} and {s} times");

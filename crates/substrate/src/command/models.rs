@@ -11,7 +11,7 @@ use substrate_models::fetch::{self, Package};
 use substrate_models::finetune::{self, TrainConfig};
 use substrate_models::{Adapter, Embedder, Llama, LoraConfig, Message, Sampling, Target, Weights};
 
-use crate::cli::{ModelArgs, ModelsCommand};
+use crate::cli::{FinetuneArgs, ModelArgs, ModelsCommand};
 
 pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
     match command {
@@ -90,11 +90,8 @@ pub fn embed(args: &ModelArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_llama(args: &ModelArgs, weights: Weights) -> anyhow::Result<(Llama, String)> {
-    let path = model_path(args, &fetch::GENERATION);
-    let model = Llama::load(&path, weights)?;
-    let sha256 = fetch::file_sha256(&path)?;
-    Ok((model, sha256))
+fn load_llama(args: &ModelArgs, weights: Weights) -> anyhow::Result<Llama> {
+    Ok(Llama::load(&model_path(args, &fetch::GENERATION), weights)?)
 }
 
 pub fn generate(
@@ -111,8 +108,10 @@ pub fn generate(
         p => p.to_owned(),
     };
     let load = Instant::now();
-    let (mut model, sha256) = load_llama(args, weights(args)?)?;
+    let mut model = load_llama(args, weights(args)?)?;
     if let Some(dir) = adapter {
+        // Only an adapter needs the base model's identity: hashing 100 MB is not free.
+        let sha256 = fetch::file_sha256(&model.path)?;
         Adapter::load(dir, &model, &sha256)?.attach(&mut model);
     }
     let load = load.elapsed();
@@ -162,24 +161,10 @@ pub fn generate(
     Ok(())
 }
 
-pub struct FinetuneArgs {
-    pub data: PathBuf,
-    pub out: PathBuf,
-    pub weights: Vec<String>,
-    pub rank: usize,
-    pub alpha: f64,
-    pub targets: Vec<String>,
-    pub steps: usize,
-    pub batch: usize,
-    pub seq_len: usize,
-    pub lr: f64,
-    pub seed: u64,
-    pub save_every: usize,
-}
-
-pub fn finetune(args: &ModelArgs, f: FinetuneArgs) -> anyhow::Result<()> {
+pub fn finetune(f: &FinetuneArgs) -> anyhow::Result<()> {
+    let args = &f.models;
     let mut source_weights = BTreeMap::new();
-    for w in &f.weights {
+    for w in &f.source_weights {
         let parsed = w.split_once('=').and_then(|(s, w)| Some((s.to_owned(), w.parse::<f64>().ok()?)));
         let (source, weight) =
             parsed.with_context(|| format!("--weight {w}: write SOURCE=WEIGHT, e.g. --weight sacred=2"))?;
@@ -211,7 +196,8 @@ pub fn finetune(args: &ModelArgs, f: FinetuneArgs) -> anyhow::Result<()> {
             substrate_models::ModelError::EmptyTrainingSet { what: f.data.display().to_string() }.into()
         );
     }
-    let (mut model, sha256) = load_llama(args, Weights::Dense)?;
+    let mut model = load_llama(args, Weights::Dense)?;
+    let sha256 = fetch::file_sha256(&model.path)?;
     if finetune::checkpoint_path(&f.out).exists() {
         eprintln!("resuming from {}", finetune::checkpoint_path(&f.out).display());
     }
