@@ -348,10 +348,7 @@ impl Llama {
             true => tensor("output.weight")?,
             false => embed_q,
         };
-        let output = match matmul(output, weights)? {
-            Proj::Q41(_) => Proj::Candle(QMatMul::from_qtensor(tensor("token_embd.weight")?)?),
-            other => other,
-        };
+        let output = matmul(output, weights)?;
         let mut blocks = Vec::with_capacity(config.layers);
         for layer in 0..config.layers {
             let mut proj = Vec::with_capacity(Target::ALL.len());
