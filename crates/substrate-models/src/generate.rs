@@ -115,7 +115,7 @@ pub fn generate(
     out.prompt_time = start.elapsed();
     let start = Instant::now();
     while out.tokens.len() < max_tokens {
-        let next = choose(&logits.to_vec1::<f32>()?, sampling, &mut rng);
+        let next = choose(&logits, sampling, &mut rng);
         out.tokens.push(next);
         if next == model.tokenizer.eos && !sampling.ignore_eos {
             out.stopped = true;

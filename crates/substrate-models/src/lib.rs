@@ -11,7 +11,7 @@ pub mod finetune;
 pub mod generate;
 pub mod llama;
 pub mod lora;
-mod q4_1;
+mod quant;
 pub mod tiny;
 pub mod tokenizer;
 

@@ -1,11 +1,16 @@
 //! A Llama-family decoder read from a GGUF file: the one forward pass behind generation and
 //! LoRA training.
 //!
-//! The same code runs both ways. For generation the projections stay quantized and the fused
-//! kernels (softmax, RMS norm, rotary embedding) are used with a KV cache. For training the
-//! weights are dequantized to f32 and the differentiable versions of those three ops are used,
-//! because candle's fused kernels and quantized matmuls record no gradient: a LoRA factor behind
-//! one of them would silently never learn.
+//! The pass over candle tensors runs both ways. For whole sequences without a cache, the
+//! projections stay quantized and the fused kernels (softmax, RMS norm, rotary embedding) are
+//! used. For training the weights are dequantized to f32 and the differentiable versions of
+//! those three ops are used, because candle's fused kernels and quantized matmuls record no
+//! gradient: a LoRA factor behind one of them would silently never learn.
+//!
+//! Generation feeds tokens after a KV cache through a second pass over plain buffers
+//! ([`infer`]), which does the same arithmetic without allocating a tensor per op: at one token
+//! per call, candle's per-op costs were as large as the products themselves. A test holds the
+//! two passes to the same logits.
 //!
 //! GGUF keeps llama.cpp's layout: the rows of the query and key projections are permuted so that
 //! rotary embedding rotates adjacent pairs (`rope_i`). Hugging Face's layout rotates halves.
@@ -17,11 +22,13 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
+use candle_core::{D, DType, Device, Module, Tensor};
 
 use crate::error::{ModelError, Result};
-use crate::q4_1::Q41Matrix;
+use crate::quant::QMatrix;
 use crate::tokenizer::{GgufTokenizer, metadata_string};
+
+mod infer;
 
 /// The shape of a Llama model, from its GGUF metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,8 +49,8 @@ pub struct LlamaConfig {
 /// How the projection weights are held in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Weights {
-    /// Keep each tensor's type; Q4_1 runs on this crate's kernel, and Q5_0 and Q5_1, which
-    /// candle has no SIMD kernel for, are re-quantized to Q8_0.
+    /// Keep each tensor's type; Q4_1 and Q8_0 run on this crate's kernels, and Q5_0 and Q5_1,
+    /// which candle has no SIMD kernel for, are re-quantized to Q8_0.
     Auto,
     /// Exactly as in the file.
     Keep,
@@ -132,12 +139,12 @@ pub struct Lora {
     pub scale: f64,
 }
 
-/// A projection's weights: candle's quantized or dense matmul, the Q4_1 kernel of this crate,
-/// or frozen f32 weights for training.
+/// A projection's weights: candle's quantized or dense matmul, this crate's Q4_1 and Q8_0
+/// kernels, or frozen f32 weights for training.
 #[derive(Debug)]
 enum Proj {
     Candle(QMatMul),
-    Q41(Q41Matrix),
+    Quant(QMatrix),
     Frozen(Frozen),
 }
 
@@ -145,7 +152,7 @@ impl Proj {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Self::Candle(w) => w.forward(x)?,
-            Self::Q41(w) => w.forward(&x.contiguous()?)?,
+            Self::Quant(w) => w.forward(&x.contiguous()?)?,
             Self::Frozen(w) => x.contiguous()?.apply_op1(w.clone())?,
         })
     }
@@ -210,24 +217,37 @@ impl Linear {
     }
 }
 
+/// An RMS norm's weights, as a tensor and as plain floats.
+#[derive(Debug)]
+struct Norm {
+    tensor: Tensor,
+    values: Vec<f32>,
+}
+
+impl Norm {
+    fn new(tensor: Tensor) -> Result<Self> {
+        let values = tensor.to_vec1::<f32>()?;
+        Ok(Self { tensor, values })
+    }
+}
+
 #[derive(Debug)]
 struct Block {
-    attn_norm: Tensor,
-    ffn_norm: Tensor,
+    attn_norm: Norm,
+    ffn_norm: Norm,
     /// Indexed by `Target as usize`.
     proj: Vec<Linear>,
 }
 
-/// The attention keys and values seen so far, per layer, in buffers that grow by doubling so
-/// that a new token is written in place instead of the whole cache being copied.
+/// The attention keys and values seen so far: per layer, position by position, each position
+/// the key/value heads' vectors one after another.
 #[derive(Debug)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
     len: usize,
-    capacity: usize,
 }
 
-/// The first buffer holds this many positions.
+/// Positions the cache has room for before its first growth.
 const KV_START: usize = 256;
 
 impl KvCache {
@@ -237,34 +257,6 @@ impl KvCache {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    /// Writes `k` and `v` (`[b, heads, s, d]`) after what the layer holds and returns views of
-    /// all of it.
-    fn append(&mut self, layer: usize, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
-        let (b, heads, s, d) = k.dims4()?;
-        let end = self.len + s;
-        if end > self.capacity || self.layers[layer].is_none() {
-            let capacity = self.capacity.max(KV_START).max(end.next_power_of_two());
-            let grow = |old: Option<&Tensor>| -> Result<Tensor> {
-                let buffer = Tensor::zeros((b, heads, capacity, d), DType::F32, k.device())?;
-                if let Some(old) = old {
-                    buffer.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-                }
-                Ok(buffer)
-            };
-            let old = self.layers[layer].take();
-            self.layers[layer] = Some((grow(old.as_ref().map(|o| &o.0))?, grow(old.as_ref().map(|o| &o.1))?));
-            if layer + 1 == self.layers.len() {
-                self.capacity = capacity;
-            }
-        }
-        let (kb, vb) = self.layers[layer]
-            .as_ref()
-            .ok_or_else(|| ModelError::Invalid("KV cache buffer missing".into()))?;
-        kb.slice_set(&k, 2, self.len)?;
-        vb.slice_set(&v, 2, self.len)?;
-        Ok((kb.narrow(2, 0, end)?, vb.narrow(2, 0, end)?))
     }
 }
 
@@ -278,10 +270,12 @@ pub struct Llama {
     pub path: PathBuf,
     embed: Tensor,
     blocks: Vec<Block>,
-    norm: Tensor,
+    norm: Norm,
     output: Proj,
     cos: Tensor,
     sin: Tensor,
+    /// `cos` and `sin` as plain floats, `[context, head_dim / 2]`.
+    rope: (Vec<f32>, Vec<f32>),
 }
 
 impl Llama {
@@ -343,7 +337,7 @@ impl Llama {
         let embed_q = tensor("token_embd.weight")?;
         let embed = embed_q.dequantize(&device)?;
         config.vocab = embed.dim(0)?;
-        let norm = tensor("output_norm.weight")?.dequantize(&device)?;
+        let norm = Norm::new(tensor("output_norm.weight")?.dequantize(&device)?)?;
         let output = match content.tensor_infos.contains_key("output.weight") {
             true => tensor("output.weight")?,
             false => embed_q,
@@ -358,12 +352,13 @@ impl Llama {
                 proj.push(Linear { w: matmul(qt, weights)?, out, inp, lora: None });
             }
             blocks.push(Block {
-                attn_norm: tensor(&format!("blk.{layer}.attn_norm.weight"))?.dequantize(&device)?,
-                ffn_norm: tensor(&format!("blk.{layer}.ffn_norm.weight"))?.dequantize(&device)?,
+                attn_norm: Norm::new(tensor(&format!("blk.{layer}.attn_norm.weight"))?.dequantize(&device)?)?,
+                ffn_norm: Norm::new(tensor(&format!("blk.{layer}.ffn_norm.weight"))?.dequantize(&device)?)?,
                 proj,
             });
         }
         let (cos, sin) = rope_tables(head_dim, config.rope_base, config.context, &device)?;
+        let rope = (cos.flatten_all()?.to_vec1::<f32>()?, sin.flatten_all()?.to_vec1::<f32>()?);
         Ok(Self {
             config,
             tokenizer,
@@ -375,11 +370,14 @@ impl Llama {
             output,
             cos,
             sin,
+            rope,
         })
     }
 
     pub fn new_cache(&self) -> KvCache {
-        KvCache { layers: vec![None; self.config.layers], len: 0, capacity: 0 }
+        let room = KV_START.min(self.config.context) * self.config.kv_heads * self.config.head_dim;
+        let layer = || (Vec::with_capacity(room), Vec::with_capacity(room));
+        KvCache { layers: (0..self.config.layers).map(|_| layer()).collect(), len: 0 }
     }
 
     /// `[out, in]` of a projection.
@@ -393,7 +391,7 @@ impl Llama {
     }
 
     /// Feeds `ids` after what `cache` holds and returns the logits of the last one, `[vocab]`.
-    pub fn forward(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+    pub fn forward(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
         if ids.is_empty() {
             return Err(ModelError::Invalid("nothing to feed the model: the prompt is empty".into()));
         }
@@ -403,24 +401,22 @@ impl Llama {
                 context: self.config.context,
             });
         }
-        let ids = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
-        let hidden = self.run(&ids, Some(cache), false)?;
-        let last = hidden.i((.., hidden.dim(1)? - 1, ..))?;
-        Ok(self.output.forward(&last)?.squeeze(0)?)
+        // On one of rayon's threads, so that the products' tasks are shared with the other
+        // threads in the pool rather than handed over and waited for from outside it.
+        rayon::scope(|_| self.infer(ids, cache))
     }
 
     /// The logits at every position of a batch `[b, s]` of ids, `[b, s, vocab]`, with no cache.
     /// With `differentiable`, only ops that record gradients are used.
     pub fn logits(&self, ids: &Tensor, differentiable: bool) -> Result<Tensor> {
-        let hidden = self.run(ids, None, differentiable)?;
+        let hidden = self.run(ids, differentiable)?;
         self.output.forward(&hidden)
     }
 
-    fn run(&self, ids: &Tensor, mut cache: Option<&mut KvCache>, train: bool) -> Result<Tensor> {
+    fn run(&self, ids: &Tensor, train: bool) -> Result<Tensor> {
         let c = &self.config;
         let (b, s) = ids.dims2()?;
-        let pos = cache.as_ref().map_or(0, |c| c.len);
-        let kv_len = pos + s;
+        let (pos, kv_len) = (0, s);
         let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, s, c.dim))?;
         let mask = match s {
             1 => None,
@@ -430,8 +426,8 @@ impl Llama {
         let sin = self.sin.narrow(0, pos, s)?;
         let rep = c.heads / c.kv_heads;
         let scale = 1. / (c.head_dim as f64).sqrt();
-        for (layer, block) in self.blocks.iter().enumerate() {
-            let h = rms_norm(&x, &block.attn_norm, c.rms_eps, train)?;
+        for block in &self.blocks {
+            let h = rms_norm(&x, &block.attn_norm.tensor, c.rms_eps, train)?;
             let split = |t: Tensor, n: usize| -> Result<Tensor> {
                 Ok(t.reshape((b, s, n, c.head_dim))?.transpose(1, 2)?.contiguous()?)
             };
@@ -440,10 +436,6 @@ impl Llama {
             let v = split(block.proj[Target::V as usize].forward(&h)?, c.kv_heads)?;
             let q = rope(&q, &cos, &sin, train)?;
             let k = rope(&k, &cos, &sin, train)?;
-            let (k, v) = match cache.as_deref_mut() {
-                Some(cache) => cache.append(layer, k, v)?,
-                None => (k, v),
-            };
             // Query heads share key/value heads in groups of `rep`: head h reads kv head h / rep,
             // so the queries of one group multiply the same keys without copying them.
             let att = (q.reshape((b, c.kv_heads, rep * s, c.head_dim))?.matmul(&k.t()?)? * scale)?;
@@ -459,15 +451,12 @@ impl Llama {
             let y = att.reshape((b, c.kv_heads, rep * s, kv_len))?.matmul(&v)?;
             let y = y.reshape((b, c.heads, s, c.head_dim))?.transpose(1, 2)?.reshape((b, s, c.dim))?;
             let x1 = (block.proj[Target::O as usize].forward(&y)? + &x)?;
-            let h = rms_norm(&x1, &block.ffn_norm, c.rms_eps, train)?;
+            let h = rms_norm(&x1, &block.ffn_norm.tensor, c.rms_eps, train)?;
             let gate = candle_nn::ops::silu(&block.proj[Target::Gate as usize].forward(&h)?)?;
             let up = block.proj[Target::Up as usize].forward(&h)?;
             x = (block.proj[Target::Down as usize].forward(&(gate * up)?)? + x1)?;
         }
-        if let Some(cache) = cache {
-            cache.len = kv_len;
-        }
-        rms_norm(&x, &self.norm, c.rms_eps, train)
+        rms_norm(&x, &self.norm.tensor, c.rms_eps, train)
     }
 }
 
@@ -508,11 +497,6 @@ fn matmul(qt: QTensor, weights: Weights) -> Result<Proj> {
     use GgmlDType as G;
     let dtype = qt.dtype();
     let quantized = !matches!(dtype, G::F32 | G::F16 | G::BF16);
-    if matches!(weights, Weights::Keep | Weights::Auto)
-        && let Some(q41) = Q41Matrix::from_qtensor(&qt)?
-    {
-        return Ok(Proj::Q41(q41));
-    }
     let target = match weights {
         Weights::Dense => return Ok(Proj::Frozen(Frozen(qt.dequantize(&Device::Cpu)?))),
         Weights::Keep => None,
@@ -524,7 +508,10 @@ fn matmul(qt: QTensor, weights: Weights) -> Result<Proj> {
         Some(target) if target != dtype => QTensor::quantize(&qt.dequantize(&Device::Cpu)?, target)?,
         _ => qt,
     };
-    Ok(Proj::Candle(QMatMul::from_qtensor(qt)?))
+    match QMatrix::from_qtensor(&qt)? {
+        Some(q) => Ok(Proj::Quant(q)),
+        None => Ok(Proj::Candle(QMatMul::from_qtensor(qt)?)),
+    }
 }
 
 /// Rows in GGUF order (per head: pairs interleaved) to Hugging Face order (per head: halves).
