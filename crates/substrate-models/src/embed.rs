@@ -3,24 +3,28 @@
 //!
 //! Each text is cut at the model's sequence limit, run through the encoder, mean-pooled over
 //! its real tokens (or its first token, when the directory's pooling config says so) and scaled
-//! to unit length. Texts are sorted by length and batched so that little padding is computed;
-//! the vectors come back in the order the texts were given.
+//! to unit length. Texts are sorted by length and batched; the encoder ([`crate::bert`]) lays a
+//! batch's texts end to end, so no padding is computed. The vectors come back in the order the
+//! texts were given.
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
+use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use crate::bert::{Bert, Scratch};
 use crate::error::{ModelError, Result};
+use crate::quant;
 
 /// How many texts one forward pass takes.
-pub const BATCH: usize = 32;
+pub const BATCH: usize = 64;
 
 /// A loaded embedding model.
 pub struct Embedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     cls_pooling: bool,
     pub max_tokens: usize,
@@ -62,7 +66,10 @@ impl Embedder {
         let weights = read("model.safetensors")?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .map_err(|e| corrupt("model.safetensors", e.to_string()))?;
-        let model = BertModel::load(vb, &config).map_err(|e| corrupt("model.safetensors", e.to_string()))?;
+        let model = Bert::load(vb, &config).map_err(|e| match e {
+            ModelError::Candle(e) => corrupt("model.safetensors", e.to_string()),
+            e => e,
+        })?;
         Ok(Self {
             model,
             tokenizer,
@@ -75,54 +82,57 @@ impl Embedder {
 
     /// One unit-length vector per text, in the order given.
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let mut encoded = Vec::with_capacity(texts.len());
-        for text in texts {
-            let encoding = self
-                .tokenizer
-                .encode(text.as_str(), true)
-                .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-            encoded.push(encoding.get_ids().to_vec());
-        }
+        let encoded: Vec<Vec<u32>> = texts
+            .par_iter()
+            .map(|text| match self.tokenizer.encode(text.as_str(), true) {
+                Ok(encoding) => Ok(encoding.get_ids().to_vec()),
+                Err(e) => Err(ModelError::Tokenizer(e.to_string())),
+            })
+            .collect::<Result<_>>()?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encoded[i].len());
         let mut out = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(BATCH) {
-            let vectors = self.embed_batch(batch.iter().map(|&i| encoded[i].as_slice()))?;
-            for (&i, v) in batch.iter().zip(vectors) {
-                out[i] = v;
+        // On one of rayon's threads, so that the encoder's parallel loops share the pool's
+        // threads rather than being handed over and waited for from outside it.
+        rayon::scope(|_| {
+            let mut scratch = Scratch::default();
+            for batch in order.chunks(BATCH) {
+                let sequences: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
+                for (&i, v) in batch.iter().zip(self.embed_batch(&sequences, &mut scratch)?) {
+                    out[i] = v;
+                }
             }
-        }
+            Ok::<_, ModelError>(())
+        })?;
         Ok(out)
     }
 
-    fn embed_batch<'a>(
-        &self,
-        ids: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
-    ) -> Result<Vec<Vec<f32>>> {
-        let n = ids.len();
-        let width = ids.clone().map(<[u32]>::len).max().unwrap_or(0).max(1);
-        let mut flat = Vec::with_capacity(n * width);
-        let mut mask = Vec::with_capacity(n * width);
-        for row in ids {
-            flat.extend_from_slice(row);
-            flat.extend(std::iter::repeat_n(0, width - row.len()));
-            mask.extend(std::iter::repeat_n(1u32, row.len()));
-            mask.extend(std::iter::repeat_n(0u32, width - row.len()));
-        }
-        let device = Device::Cpu;
-        let ids = Tensor::from_vec(flat, (n, width), &device)?;
-        let mask = Tensor::from_vec(mask, (n, width), &device)?;
-        let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
-        let pooled = match self.cls_pooling {
-            true => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-            false => {
-                let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-                hidden.broadcast_mul(&m)?.sum(1)?.broadcast_div(&m.sum(1)?.clamp(1e-9, f64::MAX)?)?
+    fn embed_batch(&self, sequences: &[&[u32]], scratch: &mut Scratch) -> Result<Vec<Vec<f32>>> {
+        let hidden = self.model.encode(sequences, scratch)?;
+        let mut rows = hidden.chunks_exact(self.dim);
+        let mut out = Vec::with_capacity(sequences.len());
+        for sequence in sequences {
+            let mut tokens = rows.by_ref().take(sequence.len());
+            let mut pooled = vec![0f32; self.dim];
+            match self.cls_pooling {
+                true => {
+                    if let Some(first) = tokens.next() {
+                        pooled.copy_from_slice(first);
+                    }
+                }
+                false => {
+                    for row in tokens {
+                        quant::axpy(&mut pooled, 1., row);
+                    }
+                    let n = sequence.len().max(1) as f32;
+                    pooled.iter_mut().for_each(|v| *v /= n);
+                }
             }
-        };
-        let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        Ok(pooled.broadcast_div(&norm)?.to_vec2::<f32>()?)
+            let norm = pooled.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            pooled.iter_mut().for_each(|v| *v /= norm);
+            out.push(pooled);
+        }
+        Ok(out)
     }
 }
 

@@ -4,6 +4,7 @@
 //! This is the only crate that knows candle. It knows nothing of the ledger: the job system
 //! hands it texts, weights and paths, and records what comes back.
 
+mod bert;
 pub mod embed;
 pub mod error;
 pub mod fetch;

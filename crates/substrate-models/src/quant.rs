@@ -420,6 +420,178 @@ unsafe fn axpy_f32_avx2(y: &mut [f32], alpha: f32, x: &[f32]) {
     }
 }
 
+/// `e^x` for each value, to about 2 units in the last place, with no library call so that the
+/// loop vectorizes: `2^n · p(r)` for `x = n·ln 2 + r`, `|r| ≤ ln 2 / 2`, `p` Taylor to degree 6.
+pub fn exp_in_place(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2 and FMA were detected on this CPU just above.
+        return unsafe { exp_avx2(x) };
+    }
+    for v in x {
+        *v = exp(*v);
+    }
+}
+
+/// GELU with the exact error function, `x/2 · (1 + erf(x/√2))`, for each value. `erf` is
+/// Abramowitz and Stegun's 7.1.26 (absolute error below 1.5e-7) over [`exp`].
+pub fn gelu_in_place(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2 and FMA were detected on this CPU just above.
+        return unsafe { gelu_avx2(x) };
+    }
+    for v in x {
+        *v = gelu(*v);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_avx2(x: &mut [f32]) {
+    for v in x {
+        *v = exp(*v);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_avx2(x: &mut [f32]) {
+    for v in x {
+        *v = gelu(*v);
+    }
+}
+
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 in two parts, so that n·ln 2 is exact for the n that occur.
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let x = x.clamp(-87., 88.);
+    let n = (x * LOG2_E + 0.5).floor();
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1. + r * (1. + r * (0.5 + r * (1. / 6. + r * (1. / 24. + r * (1. / 120. + r * (1. / 720.))))));
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+#[inline(always)]
+fn gelu(x: f32) -> f32 {
+    let z = (x * std::f32::consts::FRAC_1_SQRT_2).abs();
+    let t = 1. / (1. + 0.327_591_1 * z);
+    let poly =
+        t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
+    let erf = 1. - poly * exp(-z * z);
+    let erf = if x < 0. { -erf } else { erf };
+    0.5 * x * (1. + erf)
+}
+
+/// A matrix inside a slice of f32s: element `(i, j)` is `data[i · row_stride + j · col_stride]`.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> View<'a> {
+    /// A row-major `[rows, cols]` matrix.
+    pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+
+    /// The transpose, without moving anything.
+    pub fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    fn fits(&self, len: usize) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < len
+    }
+}
+
+/// `out = scale · a · b`, where `out` holds `[a.rows, b.cols]` with rows `out_stride` apart.
+/// With `parallel`, the product is spread over rayon's threads.
+///
+/// # Panics
+/// If the shapes disagree or a view reaches outside its slice.
+pub fn gemm(out: &mut [f32], out_stride: usize, a: View<'_>, b: View<'_>, scale: f32, parallel: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "a [{m}, {k}] times b [{}, {n}]", b.rows);
+    let dst = View { data: out, rows: m, cols: n, row_stride: out_stride, col_stride: 1 };
+    assert!(out_stride >= n && dst.fits(out.len()) && a.fits(a.data.len()) && b.fits(b.data.len()));
+    if m == 0 || n == 0 {
+        return;
+    }
+    let parallelism = match parallel {
+        true => gemm::Parallelism::Rayon(rayon::current_num_threads()),
+        false => gemm::Parallelism::None,
+    };
+    let stride = |s: usize| s as isize;
+    // SAFETY: every element each view addresses is inside its slice (checked above); the output
+    // rows do not overlap (`out_stride >= n`) and `out` is borrowed mutably, apart from `a` and
+    // `b`. With `read_dst` false, `out` is only written.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            stride(out_stride),
+            false,
+            a.data.as_ptr(),
+            stride(a.col_stride),
+            stride(a.row_stride),
+            b.data.as_ptr(),
+            stride(b.col_stride),
+            stride(b.row_stride),
+            0.,
+            scale,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Softmax of one row in place, its maximum subtracted first.
+pub fn softmax_in_place(x: &mut [f32]) {
+    // Eight running lanes, so that the reductions vectorize.
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = l.max(v);
+        }
+    }
+    let max = lanes.iter().fold(tail, |m, &v| m.max(v));
+    x.iter_mut().for_each(|v| *v -= max);
+    exp_in_place(x);
+    let mut sums = [0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (s, &v) in sums.iter_mut().zip(c) {
+            *s += v;
+        }
+    }
+    let norm = 1. / (sums.iter().sum::<f32>() + tail);
+    x.iter_mut().for_each(|v| *v *= norm);
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -468,6 +640,61 @@ mod tests {
         let all = q.matmul(&x);
         for (row, expected) in x.chunks_exact(k).zip(all.chunks_exact(n)) {
             assert_eq!(q.matmul(row), expected);
+        }
+    }
+
+    #[test]
+    fn exp_and_gelu_agree_with_the_library_functions() {
+        let xs: Vec<f32> = (-2000..=2000).map(|i| i as f32 / 100.).collect();
+        let mut e = xs.clone();
+        exp_in_place(&mut e);
+        let mut g = xs.clone();
+        gelu_in_place(&mut g);
+        for ((&x, e), g) in xs.iter().zip(e).zip(g) {
+            let want = f64::from(x).exp();
+            assert!((f64::from(e) - want).abs() <= 4e-7 * want, "exp({x}) = {e}, not {want}");
+            // erf from its series, in f64, as the reference.
+            let erf = |z: f64| {
+                let mut term = z;
+                let mut sum = z;
+                for n in 1..200 {
+                    term *= -z * z / n as f64;
+                    sum += term / (2 * n + 1) as f64;
+                }
+                sum * 2. / std::f64::consts::PI.sqrt()
+            };
+            let z = f64::from(x) / 2f64.sqrt();
+            let want = if z.abs() < 4. { 0.5 * f64::from(x) * (1. + erf(z)) } else { f64::from(x).max(0.) };
+            assert!(
+                (f64::from(g) - want).abs() < 1e-6 * f64::from(x).abs().max(1.),
+                "gelu({x}) = {g}, not {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn gemm_on_strided_views_gives_the_plain_product() {
+        // a is the middle 3 columns of a [4, 7] buffer; b is the transpose of a [5, 3] one.
+        let abuf: Vec<f32> = (0..28).map(|i| i as f32 * 0.25 - 3.).collect();
+        let bbuf: Vec<f32> = (0..15).map(|i| (i as f32 * 0.7).sin()).collect();
+        let a = View { data: &abuf[2..], rows: 4, cols: 3, row_stride: 7, col_stride: 1 };
+        let b = View::rows(&bbuf, 5, 3).t();
+        let mut out = vec![f32::NAN; 4 * 6];
+        gemm(&mut out, 6, a, b, 0.5, false);
+        for i in 0..4 {
+            for j in 0..5 {
+                let want: f32 = (0..3).map(|k| abuf[2 + i * 7 + k] * bbuf[j * 3 + k]).sum::<f32>() * 0.5;
+                assert!((out[i * 6 + j] - want).abs() < 1e-5, "({i}, {j}): {} vs {want}", out[i * 6 + j]);
+            }
+            assert!(out[i * 6 + 5].is_nan(), "the stride's gap is left alone");
+        }
+        let mut softmax = vec![1., 2., 3., 4., 5., 6., 7., 8., 9., 10., -1.];
+        softmax_in_place(&mut softmax);
+        let e: Vec<f64> =
+            [1., 2., 3., 4., 5., 6., 7., 8., 9., 10., -1.].iter().map(|v: &f64| v.exp()).collect();
+        let total: f64 = e.iter().sum();
+        for (s, e) in softmax.iter().zip(&e) {
+            assert!((f64::from(*s) - e / total).abs() < 1e-6);
         }
     }
 
