@@ -224,7 +224,9 @@ impl Bert {
             for head in 0..heads {
                 let at = head * hd;
                 quant::gemm(&mut scores, len, part(at), part(hidden + at).t(), scale, false);
-                scores.chunks_exact_mut(len).for_each(quant::softmax_in_place);
+                for row in scores.chunks_exact_mut(len) {
+                    quant::softmax_in_place(row);
+                }
                 quant::gemm(
                     &mut out[at..],
                     hidden,

@@ -15,7 +15,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -201,7 +201,7 @@ pub fn finetune(
         let mut rng = StdRng::seed_from_u64(config.seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let (inputs, targets, mask) =
             draw_batch(&sources, config, model.tokenizer.eos, &mut rng, &mut draws)?;
-        let loss = masked_loss(model, &inputs, &targets, &mask, true)?;
+        let loss = model.loss(&inputs, &targets, &mask, true)?;
         let grads = loss.backward()?;
         adam.step(&vars, &grads)?;
         let done = step + 1 - start_step;
@@ -403,21 +403,6 @@ fn windows(rows: &[&[u32]], seq_len: usize, pad: u32) -> Result<Batch> {
     ))
 }
 
-/// The mean cross-entropy of the masked targets.
-pub fn masked_loss(
-    model: &Llama,
-    inputs: &Tensor,
-    targets: &Tensor,
-    mask: &Tensor,
-    differentiable: bool,
-) -> Result<Tensor> {
-    let logits = model.logits(inputs, differentiable)?;
-    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let picked = logp.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?;
-    let total = (picked * mask)?.sum_all()?.neg()?;
-    Ok(total.broadcast_div(&mask.sum_all()?.clamp(1., f64::MAX)?)?)
-}
-
 /// The mean loss over the held-out texts, in windows of `seq_len + 1` (at most 64 of them).
 fn held_out_loss(model: &Llama, held_out: &[Vec<u32>], config: &TrainConfig) -> Result<f32> {
     let span = config.seq_len + 1;
@@ -427,7 +412,7 @@ fn held_out_loss(model: &Llama, held_out: &[Vec<u32>], config: &TrainConfig) -> 
     for chunk in rows.chunks(config.batch) {
         let (inputs, targets, mask) = windows(chunk, config.seq_len, model.tokenizer.eos)?;
         let weight = f64::from(mask.sum_all()?.to_scalar::<f32>()?);
-        let loss = masked_loss(model, &inputs, &targets, &mask, false)?.detach();
+        let loss = model.loss(&inputs, &targets, &mask, false)?.detach();
         sum += f64::from(loss.to_scalar::<f32>()?) * weight;
         count += weight;
     }

@@ -29,6 +29,9 @@ use crate::quant::QMatrix;
 use crate::tokenizer::{GgufTokenizer, metadata_string};
 
 mod infer;
+mod train;
+
+use train::{Frozen, OutputLoss};
 
 /// The shape of a Llama model, from its GGUF metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -155,46 +158,6 @@ impl Proj {
             Self::Quant(w) => w.forward(&x.contiguous()?)?,
             Self::Frozen(w) => x.contiguous()?.apply_op1(w.clone())?,
         })
-    }
-}
-
-/// `x · Wᵀ` with a gradient for `x` only. candle's own matmul also computes the gradient of a
-/// constant weight matrix (and allocates one like it), which for a frozen base model is most of
-/// the backward pass's time and memory.
-#[derive(Clone, Debug)]
-struct Frozen(Tensor);
-
-impl candle_core::CustomOp1 for Frozen {
-    fn name(&self) -> &'static str {
-        "frozen-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("frozen-linear takes f32 activations");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("frozen-linear needs contiguous activations");
-        };
-        let dims = layout.shape().dims();
-        let (out, inp) = self.0.dims2()?;
-        let rows = (end - start) / inp;
-        let x = Tensor::from_slice(&data[start..end], (rows, inp), &Device::Cpu)?;
-        let y = x.matmul(&self.0.t()?)?.flatten_all()?.to_vec1::<f32>()?;
-        let mut shape = dims[..dims.len() - 1].to_vec();
-        shape.push(out);
-        Ok((candle_core::CpuStorage::F32(y), candle_core::Shape::from(shape)))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let (out, _) = self.0.dims2()?;
-        let rows = grad.elem_count() / out;
-        let g = grad.contiguous()?.reshape((rows, out))?.matmul(&self.0)?;
-        Ok(Some(g.reshape(arg.shape())?))
     }
 }
 
@@ -413,6 +376,32 @@ impl Llama {
         self.output.forward(&hidden)
     }
 
+    /// The mean negative log-likelihood of `targets` (`[b, s]`) after `inputs` (`[b, s]`), over
+    /// the positions where `mask` (`[b, s]`, f32) is 1. With `differentiable`, the gradient
+    /// reaches the LoRA factors. With frozen f32 weights (training), the output product, softmax
+    /// and loss are one op that never holds more than one copy of the logits.
+    pub fn loss(
+        &self,
+        inputs: &Tensor,
+        targets: &Tensor,
+        mask: &Tensor,
+        differentiable: bool,
+    ) -> Result<Tensor> {
+        let hidden = self.run(inputs, differentiable)?;
+        if let Proj::Frozen(w) = &self.output {
+            let op = OutputLoss::new(w, targets, mask)?;
+            let hidden = hidden.contiguous()?;
+            return Ok(match differentiable {
+                true => hidden.apply_op1(op)?,
+                false => hidden.apply_op1_no_bwd(&op)?,
+            });
+        }
+        let logp = candle_nn::ops::log_softmax(&self.output.forward(&hidden)?, D::Minus1)?;
+        let picked = logp.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?;
+        let total = (picked * mask)?.sum_all()?.neg()?;
+        Ok(total.broadcast_div(&mask.sum_all()?.clamp(1., f64::MAX)?)?)
+    }
+
     fn run(&self, ids: &Tensor, train: bool) -> Result<Tensor> {
         let c = &self.config;
         let (b, s) = ids.dims2()?;
@@ -498,7 +487,7 @@ fn matmul(qt: QTensor, weights: Weights) -> Result<Proj> {
     let dtype = qt.dtype();
     let quantized = !matches!(dtype, G::F32 | G::F16 | G::BF16);
     let target = match weights {
-        Weights::Dense => return Ok(Proj::Frozen(Frozen(qt.dequantize(&Device::Cpu)?))),
+        Weights::Dense => return Ok(Proj::Frozen(Frozen::new(&qt.dequantize(&Device::Cpu)?)?)),
         Weights::Keep => None,
         Weights::Auto => matches!(dtype, G::Q5_0 | G::Q5_1).then_some(G::Q8_0),
         Weights::Q8_0 => quantized.then_some(G::Q8_0),

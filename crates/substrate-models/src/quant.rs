@@ -566,8 +566,9 @@ pub fn gemm(out: &mut [f32], out_stride: usize, a: View<'_>, b: View<'_>, scale:
     }
 }
 
-/// Softmax of one row in place, its maximum subtracted first.
-pub fn softmax_in_place(x: &mut [f32]) {
+/// Softmax of one row in place, its maximum subtracted first. Returns the log of the
+/// normalizer, `ln Σ e^x`, so that `x_i - ` it is the log-probability of `i`.
+pub fn softmax_in_place(x: &mut [f32]) -> f32 {
     // Eight running lanes, so that the reductions vectorize.
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = x.chunks_exact(8);
@@ -588,8 +589,10 @@ pub fn softmax_in_place(x: &mut [f32]) {
             *s += v;
         }
     }
-    let norm = 1. / (sums.iter().sum::<f32>() + tail);
+    let sum = sums.iter().sum::<f32>() + tail;
+    let norm = 1. / sum;
     x.iter_mut().for_each(|v| *v *= norm);
+    max + sum.ln()
 }
 
 #[cfg(test)]
@@ -689,10 +692,11 @@ mod tests {
             assert!(out[i * 6 + 5].is_nan(), "the stride's gap is left alone");
         }
         let mut softmax = vec![1., 2., 3., 4., 5., 6., 7., 8., 9., 10., -1.];
-        softmax_in_place(&mut softmax);
+        let lse = softmax_in_place(&mut softmax);
         let e: Vec<f64> =
             [1., 2., 3., 4., 5., 6., 7., 8., 9., 10., -1.].iter().map(|v: &f64| v.exp()).collect();
         let total: f64 = e.iter().sum();
+        assert!((f64::from(lse) - total.ln()).abs() < 1e-5);
         for (s, e) in softmax.iter().zip(&e) {
             assert!((f64::from(*s) - e / total).abs() < 1e-6);
         }

@@ -109,6 +109,35 @@ fn gradients_reach_every_adapter_tensor_and_the_fused_pass_refuses_to_train() {
 }
 
 #[test]
+fn the_fused_output_loss_gives_candle_s_loss_and_gradients() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = tiny::llama(dir.path(), 2, GgmlDType::F32).unwrap();
+    let mut model = Llama::load(&tiny.path, Weights::Dense).unwrap();
+    let vars = random_loras(&mut model, 4, 3);
+    let inputs = Tensor::new(&[[5u32, 9, 77, 200, 31, 8], [19, 40, 3, 3, 60, 2]], &Device::Cpu).unwrap();
+    let targets = Tensor::new(&[[9u32, 77, 200, 31, 8, 19], [40, 3, 3, 60, 2, 0]], &Device::Cpu).unwrap();
+    let mask = Tensor::new(&[[1f32, 1., 1., 1., 1., 1.], [1., 1., 1., 1., 1., 0.]], &Device::Cpu).unwrap();
+    let fused = model.loss(&inputs, &targets, &mask, true).unwrap();
+    // The same loss from candle's own ops.
+    let logp = candle_nn::ops::log_softmax(&model.logits(&inputs, true).unwrap(), 2).unwrap();
+    let picked = logp.gather(&targets.unsqueeze(2).unwrap(), 2).unwrap().squeeze(2).unwrap();
+    let plain = (picked * &mask).unwrap().sum_all().unwrap().neg().unwrap().affine(1. / 11., 0.).unwrap();
+    let (f, p) = (fused.to_scalar::<f32>().unwrap(), plain.to_scalar::<f32>().unwrap());
+    assert!((f - p).abs() < 1e-4 * p.abs(), "fused loss {f}, candle's {p}");
+    let (gf, gp) = (fused.backward().unwrap(), plain.backward().unwrap());
+    for (i, var) in vars.iter().enumerate() {
+        let (a, b) = (gf.get(var.as_tensor()).unwrap(), gp.get(var.as_tensor()).unwrap());
+        let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(scale > 0., "adapter tensor {i} got a zero gradient");
+        assert!(
+            max_abs_diff(a, b) < 1e-3 * scale,
+            "adapter tensor {i}: gradients differ by {}",
+            max_abs_diff(a, b)
+        );
+    }
+}
+
+#[test]
 fn requantized_weights_stay_close_to_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let tiny = tiny::llama(dir.path(), 3, GgmlDType::Q4_1).unwrap();
