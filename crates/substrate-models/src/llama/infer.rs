@@ -139,11 +139,9 @@ impl Llama {
             let mut scores: Vec<f32> =
                 (0..seen).map(|j| quant::dot(query, &keys[j * kv_width + kv..][..hd]) * scale).collect();
             let max = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mut sum = 0f64;
-            for v in &mut scores {
-                *v = (*v - max).exp();
-                sum += f64::from(*v);
-            }
+            scores.iter_mut().for_each(|v| *v -= max);
+            quant::exp_in_place(&mut scores);
+            let sum: f64 = scores.iter().map(|&v| f64::from(v)).sum();
             let norm = (1. / sum) as f32;
             for (j, p) in scores.iter().enumerate() {
                 quant::axpy(y, p * norm, &values[j * kv_width + kv..][..hd]);
