@@ -5,7 +5,7 @@
 //! over its own tokens only, one sequence per task. The products are the `gemm` crate's (the
 //! one candle uses) called on the buffers directly; layer norms, softmax, GELU and the bias
 //! additions are loops, spread over rayon's threads, with the vectorized `exp` and GELU of
-//! [`crate::quant`]. The arithmetic is BERT's as Hugging Face's
+//! `quant.rs`. The arithmetic is BERT's as Hugging Face's
 //! `BertModel` does it (absolute positions, post-norm, exact GELU); a test holds it to
 //! candle-transformers' BERT on the same weights.
 

@@ -3,7 +3,7 @@
 //!
 //! Each text is cut at the model's sequence limit, run through the encoder, mean-pooled over
 //! its real tokens (or its first token, when the directory's pooling config says so) and scaled
-//! to unit length. Texts are sorted by length and batched; the encoder ([`crate::bert`]) lays a
+//! to unit length. Texts are sorted by length and batched; the encoder (`bert.rs`) lays a
 //! batch's texts end to end, so no padding is computed. The vectors come back in the order the
 //! texts were given.
 

@@ -8,7 +8,7 @@
 //! gradient: a LoRA factor behind one of them would silently never learn.
 //!
 //! Generation feeds tokens after a KV cache through a second pass over plain buffers
-//! ([`infer`]), which does the same arithmetic without allocating a tensor per op: at one token
+//! (`llama/infer.rs`), which does the same arithmetic without allocating a tensor per op: at one token
 //! per call, candle's per-op costs were as large as the products themselves. A test holds the
 //! two passes to the same logits.
 //!
