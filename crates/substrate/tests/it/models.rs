@@ -10,6 +10,11 @@ use substrate_models::tiny::{self, GgmlDType};
 
 use crate::util::{command, fails, ok, ok_stdin, path};
 
+/// `finetune --model MODEL --data DATA --out OUT`, then `rest`.
+fn finetune<'a>(model: &'a str, data: &'a Path, out: &'a Path, rest: &[&'a str]) -> Vec<&'a str> {
+    [&["finetune", "--model", model, "--data", path(data), "--out", path(out)][..], rest].concat()
+}
+
 fn training_data(dir: &Path) -> std::path::PathBuf {
     let mut lines = String::new();
     for i in 0..30 {
@@ -57,27 +62,25 @@ fn embed_generate_and_finetune_through_the_binary() {
 
     let data = training_data(dir.path());
     let adapter = dir.path().join("adapter");
-    let (out, err) = ok(&[
-        "finetune",
-        "--model",
+    let (out, err) = ok(&finetune(
         model,
-        "--data",
-        path(&data),
-        "--out",
-        path(&adapter),
-        "--steps",
-        "20",
-        "--seq-len",
-        "24",
-        "--rank",
-        "4",
-        "--lr",
-        "0.01",
-        "--save-every",
-        "5",
-        "--weight",
-        "sacred=2",
-    ]);
+        &data,
+        &adapter,
+        &[
+            "--steps",
+            "20",
+            "--seq-len",
+            "24",
+            "--rank",
+            "4",
+            "--lr",
+            "0.01",
+            "--save-every",
+            "5",
+            "--weight",
+            "sacred=2",
+        ],
+    ));
     assert_eq!(out.trim(), path(&adapter));
     assert!(err.contains("held-out loss") && err.contains("step    20/20"), "{err}");
     assert!(
@@ -100,20 +103,10 @@ fn embed_generate_and_finetune_through_the_binary() {
     assert!(err.contains("substrate models fetch"), "{err}");
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, "\n").unwrap();
-    let err =
-        fails(&["finetune", "--model", model, "--data", path(&empty), "--out", path(&dir.path().join("x"))]);
+    let nowhere = dir.path().join("x");
+    let err = fails(&finetune(model, &empty, &nowhere, &[]));
     assert!(err.contains("no training texts"), "{err}");
-    let err = fails(&[
-        "finetune",
-        "--model",
-        model,
-        "--data",
-        path(&data),
-        "--out",
-        path(&dir.path().join("x")),
-        "--weight",
-        "sacred",
-    ]);
+    let err = fails(&finetune(model, &data, &nowhere, &["--weight", "sacred"]));
     assert!(err.contains("SOURCE=WEIGHT"), "{err}");
 }
 
@@ -123,25 +116,8 @@ fn a_finetune_killed_mid_run_resumes_to_the_same_adapter() {
     let llama = tiny::llama(dir.path(), 3, GgmlDType::F32).unwrap();
     let data = training_data(dir.path());
     let run = |out: &Path| -> Vec<String> {
-        [
-            "finetune",
-            "--model",
-            path(&llama.path),
-            "--data",
-            path(&data),
-            "--out",
-            path(out),
-            "--steps",
-            "400",
-            "--seq-len",
-            "24",
-            "--rank",
-            "4",
-            "--save-every",
-            "5",
-        ]
-        .map(str::to_owned)
-        .to_vec()
+        let rest = ["--steps", "400", "--seq-len", "24", "--rank", "4", "--save-every", "5"];
+        finetune(path(&llama.path), &data, out, &rest).into_iter().map(str::to_owned).collect()
     };
     let whole = dir.path().join("whole");
     let args = run(&whole);
