@@ -194,24 +194,38 @@ impl CustomOp1 for QMatrix {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("the quantized product takes f32 activations");
-        };
-        let dims = layout.shape().dims();
-        let Some((&k, lead)) = dims.split_last() else {
-            candle_core::bail!("the quantized product needs a matrix")
-        };
-        if k != self.k {
-            candle_core::bail!("activations of width {k} against a matrix of width {}", self.k);
-        }
-        let x = match layout.contiguous_offsets() {
-            Some((start, end)) => &data[start..end],
-            None => candle_core::bail!("the quantized product needs contiguous activations"),
-        };
-        let mut out_dims = lead.to_vec();
-        out_dims.push(self.n);
-        Ok((CpuStorage::F32(self.matmul(x)), Shape::from(out_dims)))
+        let x = activations(self.name(), storage, layout, self.k)?;
+        Ok((CpuStorage::F32(self.matmul(x)), with_last_dim(layout, self.n)))
     }
+}
+
+/// The f32 values of a custom op's contiguous input whose last dimension is `width`.
+pub fn activations<'a>(
+    op: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    width: usize,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op} takes f32 activations");
+    };
+    match layout.dims().last() {
+        Some(&k) if k == width => {}
+        k => candle_core::bail!("{op}: activations of width {k:?} against a matrix of width {width}"),
+    }
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op} needs contiguous activations"),
+    }
+}
+
+/// The input's shape with its last dimension replaced by `last`.
+pub fn with_last_dim(layout: &Layout, last: usize) -> Shape {
+    let mut dims = layout.dims().to_vec();
+    if let Some(d) = dims.last_mut() {
+        *d = last;
+    }
+    Shape::from(dims)
 }
 
 fn has_avx2_fma() -> bool {

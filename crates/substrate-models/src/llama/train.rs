@@ -34,26 +34,6 @@ impl Frozen {
     }
 }
 
-/// The f32 values of a contiguous activation tensor.
-fn values<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{op} takes f32 activations");
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("{op} needs contiguous activations"),
-    }
-}
-
-/// `dims` with the last one replaced by `last`.
-fn with_last(dims: &[usize], last: usize) -> Shape {
-    let mut dims = dims.to_vec();
-    if let Some(d) = dims.last_mut() {
-        *d = last;
-    }
-    Shape::from(dims)
-}
-
 impl CustomOp1 for Frozen {
     fn name(&self) -> &'static str {
         "frozen-linear"
@@ -61,11 +41,11 @@ impl CustomOp1 for Frozen {
 
     /// `x · Wᵀ`.
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = values(self.name(), storage, layout)?;
+        let x = quant::activations(self.name(), storage, layout, self.inp)?;
         let rows = x.len() / self.inp;
         let mut y = vec![0f32; rows * self.out];
         quant::gemm(&mut y, self.out, View::rows(x, rows, self.inp), self.matrix().t(), 1., true);
-        Ok((CpuStorage::F32(y), with_last(layout.dims(), self.out)))
+        Ok((CpuStorage::F32(y), quant::with_last_dim(layout, self.out)))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
@@ -83,11 +63,11 @@ impl CustomOp1 for FrozenGrad {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let w = &self.0;
-        let g = values(self.name(), storage, layout)?;
+        let g = quant::activations(self.name(), storage, layout, w.out)?;
         let rows = g.len() / w.out;
         let mut x = vec![0f32; rows * w.inp];
         quant::gemm(&mut x, w.inp, View::rows(g, rows, w.out), w.matrix(), 1., true);
-        Ok((CpuStorage::F32(x), with_last(layout.dims(), w.inp)))
+        Ok((CpuStorage::F32(x), quant::with_last_dim(layout, w.inp)))
     }
 }
 
@@ -124,7 +104,7 @@ impl CustomOp1 for OutputLoss {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let w = &self.output;
-        let h = values(self.name(), storage, layout)?;
+        let h = quant::activations(self.name(), storage, layout, w.inp)?;
         let rows = h.len() / w.inp;
         if rows != self.targets.len() || rows != self.mask.len() {
             candle_core::bail!("{rows} positions against {} targets", self.targets.len());
