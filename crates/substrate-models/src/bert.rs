@@ -94,12 +94,17 @@ impl Bert {
     pub fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
         if config.hidden_act != HiddenAct::Gelu {
             return Err(ModelError::Invalid(format!(
-                "the encoder runs BERT's exact GELU; this model's activation is {:?}",
+                "this model's activation is {:?}, but the encoder runs BERT's exact GELU only: \
+                 use a model whose config.json says \"hidden_act\": \"gelu\" (all-MiniLM-L6-v2 does)",
                 config.hidden_act
             )));
         }
         if config.position_embedding_type != PositionEmbeddingType::Absolute {
-            return Err(ModelError::Invalid("the encoder runs absolute position embeddings only".into()));
+            return Err(ModelError::Invalid(
+                "this model uses relative position embeddings, but the encoder runs absolute ones only: \
+                 use a model whose config.json has no position_embedding_type or \"absolute\""
+                    .into(),
+            ));
         }
         let (hidden, heads) = (config.hidden_size, config.num_attention_heads);
         if heads == 0 || hidden % heads != 0 {
