@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ModelError, Result};
-use crate::llama::{Llama, Target};
+use crate::llama::{Gradients, Llama, Target, TokenBatch};
 use crate::lora::{Adapter, LoraConfig};
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -199,10 +199,8 @@ pub fn finetune(
     let tokens_per_step = config.batch * config.seq_len;
     for step in start_step..config.steps {
         let mut rng = StdRng::seed_from_u64(config.seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let (inputs, targets, mask) =
-            draw_batch(&sources, config, model.tokenizer.eos, &mut rng, &mut draws)?;
-        let loss = model.loss(&inputs, &targets, &mask, true)?;
-        let grads = loss.backward()?;
+        let batch = draw_batch(&sources, config, model.tokenizer.eos, &mut rng, &mut draws);
+        let grads = model.loss_and_gradients(&batch)?;
         adam.step(&vars, &grads)?;
         let done = step + 1 - start_step;
         let elapsed = started.elapsed().as_secs_f64();
@@ -211,7 +209,7 @@ pub fn finetune(
         let flow = on_progress(&Progress {
             step: step + 1,
             steps: config.steps,
-            loss: loss.to_scalar::<f32>()?,
+            loss: grads.loss,
             tokens_per_second: rate,
             eta: Duration::from_secs_f64(left),
         });
@@ -351,8 +349,6 @@ fn adapter_of(model: &Llama, base_sha256: &str, config: &TrainConfig, vars: &[Fa
     }
 }
 
-type Batch = (Tensor, Tensor, Tensor);
-
 /// `batch` windows drawn by source weight, short ones padded with `pad`.
 fn draw_batch(
     sources: &[Source],
@@ -360,7 +356,7 @@ fn draw_batch(
     pad: u32,
     rng: &mut StdRng,
     draws: &mut BTreeMap<String, usize>,
-) -> Result<Batch> {
+) -> TokenBatch {
     let live: Vec<&Source> = sources.iter().filter(|s| s.weight > 0. && !s.train.is_empty()).collect();
     let total: f64 = live.iter().map(|s| s.weight).sum();
     let mut rows = Vec::with_capacity(config.batch);
@@ -384,7 +380,7 @@ fn draw_batch(
 }
 
 /// Inputs, targets and a mask of the real targets, each `[rows, seq_len]`.
-fn windows(rows: &[&[u32]], seq_len: usize, pad: u32) -> Result<Batch> {
+fn windows(rows: &[&[u32]], seq_len: usize, pad: u32) -> TokenBatch {
     let n = rows.len();
     let (mut inputs, mut targets, mut mask) =
         (Vec::with_capacity(n * seq_len), Vec::with_capacity(n * seq_len), Vec::with_capacity(n * seq_len));
@@ -395,12 +391,7 @@ fn windows(rows: &[&[u32]], seq_len: usize, pad: u32) -> Result<Batch> {
             mask.push(if i + 1 < row.len() { 1f32 } else { 0. });
         }
     }
-    let dev = &Device::Cpu;
-    Ok((
-        Tensor::from_vec(inputs, (n, seq_len), dev)?,
-        Tensor::from_vec(targets, (n, seq_len), dev)?,
-        Tensor::from_vec(mask, (n, seq_len), dev)?,
-    ))
+    TokenBatch { inputs, targets, mask, rows: n, len: seq_len }
 }
 
 /// The mean loss over the held-out texts, in windows of `seq_len + 1` (at most 64 of them).
@@ -410,10 +401,9 @@ fn held_out_loss(model: &Llama, held_out: &[Vec<u32>], config: &TrainConfig) -> 
         held_out.iter().flat_map(|t| t.chunks(span).filter(|c| c.len() > 1)).take(64).collect();
     let (mut sum, mut count) = (0f64, 0f64);
     for chunk in rows.chunks(config.batch) {
-        let (inputs, targets, mask) = windows(chunk, config.seq_len, model.tokenizer.eos)?;
-        let weight = f64::from(mask.sum_all()?.to_scalar::<f32>()?);
-        let loss = model.loss(&inputs, &targets, &mask, false)?.detach();
-        sum += f64::from(loss.to_scalar::<f32>()?) * weight;
+        let batch = windows(chunk, config.seq_len, model.tokenizer.eos);
+        let weight: f64 = batch.mask.iter().map(|&m| f64::from(m)).sum();
+        sum += f64::from(model.batch_loss(&batch)?) * weight;
         count += weight;
     }
     Ok((sum / count.max(1.)) as f32)
@@ -442,7 +432,7 @@ impl Adam {
         Ok(Self { v: m.clone(), m, t: 0, lr: config.lr, weight_decay: config.weight_decay })
     }
 
-    fn step(&mut self, vars: &[Factor], grads: &candle_core::backprop::GradStore) -> Result<()> {
+    fn step(&mut self, vars: &[Factor], grads: &Gradients) -> Result<()> {
         self.t += 1;
         let t = self.t as i32;
         let (c1, c2) = (1. - BETA1.powi(t), 1. - BETA2.powi(t));
@@ -450,12 +440,14 @@ impl Adam {
             .iter()
             .flat_map(|((layer, target), a, b)| [(layer, target, "A", a), (layer, target, "B", b)]);
         for (i, (layer, target, factor, var)) in params.enumerate() {
-            let grad = grads.get(var.as_tensor()).ok_or_else(|| {
+            let (da, db) = grads.factors.get(&(*layer, *target)).ok_or_else(|| {
                 ModelError::Invalid(format!(
-                    "no gradient reached lora_{factor} of {} in layer {layer}: an op without a backward pass is in the way",
+                    "no gradient reached lora_{factor} of {} in layer {layer}: the factor is not attached to the model",
                     target.peft_name()
                 ))
             })?;
+            let grad = Tensor::from_slice(if factor == "A" { da } else { db }, var.shape(), &Device::Cpu)?;
+            let grad = &grad;
             self.m[i] = ((&self.m[i] * BETA1)? + (grad * (1. - BETA1))?)?;
             self.v[i] = ((&self.v[i] * BETA2)? + (grad.sqr()? * (1. - BETA2))?)?;
             let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + EPS)?)?;

@@ -1,16 +1,17 @@
-//! A Llama-family decoder read from a GGUF file: the one forward pass behind generation and
-//! LoRA training.
+//! A Llama-family decoder read from a GGUF file: the forward pass behind generation and LoRA
+//! training, three ways.
 //!
-//! The pass over candle tensors runs both ways. For whole sequences without a cache, the
-//! projections stay quantized and the fused kernels (softmax, RMS norm, rotary embedding) are
-//! used. For training the weights are dequantized to f32 and the differentiable versions of
-//! those three ops are used, because candle's fused kernels and quantized matmuls record no
-//! gradient: a LoRA factor behind one of them would silently never learn.
+//! The pass over candle tensors runs whole sequences without a cache. With `differentiable`,
+//! the weights dequantized to f32 and only ops that record gradients are used, because candle's
+//! fused kernels and quantized matmuls record none; this is the reference that candle's autograd
+//! differentiates in the tests.
 //!
-//! Generation feeds tokens after a KV cache through a second pass over plain buffers
-//! (`llama/infer.rs`), which does the same arithmetic without allocating a tensor per op: at one token
-//! per call, candle's per-op costs were as large as the products themselves. A test holds the
-//! two passes to the same logits.
+//! Generation feeds tokens after a KV cache through a pass over plain buffers
+//! (`llama/infer.rs`), which does the same arithmetic without allocating a tensor per op: at one
+//! token per call, candle's per-op costs were as large as the products themselves. Training runs
+//! a third pass over buffers with hand-written backward passes (`llama/grad.rs`): through
+//! candle's op-by-op graph a step took 1.4 times as long. Tests hold the cached pass to the
+//! tensor pass's logits, and the training pass to candle autograd's loss and gradients.
 //!
 //! GGUF keeps llama.cpp's layout: the rows of the query and key projections are permuted so that
 //! rotary embedding rotates adjacent pairs (`rope_i`). Hugging Face's layout rotates halves.
@@ -28,10 +29,12 @@ use crate::error::{ModelError, Result};
 use crate::quant::QMatrix;
 use crate::tokenizer::{GgufTokenizer, metadata_string};
 
+mod grad;
 mod infer;
 mod train;
 
-use train::{Frozen, OutputLoss};
+pub use grad::{Gradients, TokenBatch};
+use train::Frozen;
 
 /// The shape of a Llama model, from its GGUF metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -374,32 +377,6 @@ impl Llama {
     pub fn logits(&self, ids: &Tensor, differentiable: bool) -> Result<Tensor> {
         let hidden = self.run(ids, differentiable)?;
         self.output.forward(&hidden)
-    }
-
-    /// The mean negative log-likelihood of `targets` (`[b, s]`) after `inputs` (`[b, s]`), over
-    /// the positions where `mask` (`[b, s]`, f32) is 1. With `differentiable`, the gradient
-    /// reaches the LoRA factors. With frozen f32 weights (training), the output product, softmax
-    /// and loss are one op that never holds more than one copy of the logits.
-    pub fn loss(
-        &self,
-        inputs: &Tensor,
-        targets: &Tensor,
-        mask: &Tensor,
-        differentiable: bool,
-    ) -> Result<Tensor> {
-        let hidden = self.run(inputs, differentiable)?;
-        if let Proj::Frozen(w) = &self.output {
-            let op = OutputLoss::new(w, targets, mask)?;
-            let hidden = hidden.contiguous()?;
-            return Ok(match differentiable {
-                true => hidden.apply_op1(op)?,
-                false => hidden.apply_op1_no_bwd(&op)?,
-            });
-        }
-        let logp = candle_nn::ops::log_softmax(&self.output.forward(&hidden)?, D::Minus1)?;
-        let picked = logp.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?;
-        let total = (picked * mask)?.sum_all()?.neg()?;
-        Ok(total.broadcast_div(&mask.sum_all()?.clamp(1., f64::MAX)?)?)
     }
 
     fn run(&self, ids: &Tensor, train: bool) -> Result<Tensor> {

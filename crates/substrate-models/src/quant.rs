@@ -482,6 +482,26 @@ unsafe fn exp_avx2(x: &mut [f32]) {
     }
 }
 
+/// The logistic function `1 / (1 + e^-x)` for each value, over [`exp`].
+pub fn sigmoid_in_place(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2 and FMA were detected on this CPU just above.
+        return unsafe { sigmoid_avx2(x) };
+    }
+    for v in x {
+        *v = 1. / (1. + exp(-*v));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sigmoid_avx2(x: &mut [f32]) {
+    for v in x {
+        *v = 1. / (1. + exp(-*v));
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gelu_avx2(x: &mut [f32]) {
@@ -554,6 +574,26 @@ impl<'a> View<'a> {
 /// # Panics
 /// If the shapes disagree or a view reaches outside its slice.
 pub fn gemm(out: &mut [f32], out_stride: usize, a: View<'_>, b: View<'_>, scale: f32, parallel: bool) {
+    product(out, out_stride, a, b, scale, parallel, false);
+}
+
+/// `out += scale · a · b`, otherwise as [`gemm`].
+///
+/// # Panics
+/// If the shapes disagree or a view reaches outside its slice.
+pub fn gemm_add(out: &mut [f32], out_stride: usize, a: View<'_>, b: View<'_>, scale: f32, parallel: bool) {
+    product(out, out_stride, a, b, scale, parallel, true);
+}
+
+fn product(
+    out: &mut [f32],
+    out_stride: usize,
+    a: View<'_>,
+    b: View<'_>,
+    scale: f32,
+    parallel: bool,
+    accumulate: bool,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "a [{m}, {k}] times b [{}, {n}]", b.rows);
     let dst = View { data: out, rows: m, cols: n, row_stride: out_stride, col_stride: 1 };
@@ -568,7 +608,7 @@ pub fn gemm(out: &mut [f32], out_stride: usize, a: View<'_>, b: View<'_>, scale:
     let stride = |s: usize| s as isize;
     // SAFETY: every element each view addresses is inside its slice (checked above); the output
     // rows do not overlap (`out_stride >= n`) and `out` is borrowed mutably, apart from `a` and
-    // `b`. With `read_dst` false, `out` is only written.
+    // `b`. Without `accumulate`, `out` is only written.
     unsafe {
         gemm::gemm(
             m,
@@ -577,14 +617,14 @@ pub fn gemm(out: &mut [f32], out_stride: usize, a: View<'_>, b: View<'_>, scale:
             out.as_mut_ptr(),
             1,
             stride(out_stride),
-            false,
+            accumulate,
             a.data.as_ptr(),
             stride(a.col_stride),
             stride(a.row_stride),
             b.data.as_ptr(),
             stride(b.col_stride),
             stride(b.row_stride),
-            0.,
+            1.,
             scale,
             false,
             false,
@@ -727,6 +767,17 @@ mod tests {
         assert!((f64::from(lse) - total.ln()).abs() < 1e-5);
         for (s, e) in softmax.iter().zip(&e) {
             assert!((f64::from(*s) - e / total).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn the_sigmoid_agrees_with_the_library_exp() {
+        let x: Vec<f32> = (0..203).map(|i| (i as f32 - 101.) * 0.9).collect();
+        let mut s = x.clone();
+        sigmoid_in_place(&mut s);
+        for (x, s) in x.iter().zip(&s) {
+            let want = 1. / (1. + (-f64::from(*x)).exp());
+            assert!((f64::from(*s) - want).abs() < 1e-6, "sigmoid({x}) = {s}, not {want}");
         }
     }
 

@@ -107,13 +107,19 @@ impl Llama {
 
     /// Interleaved rotary embedding of rows of `heads` vectors, the first row at `pos`.
     fn rotate(&self, x: &mut [f32], heads: usize, pos: usize) {
+        self.rotate_by(x, heads, pos, false);
+    }
+
+    /// As [`Llama::rotate`]; with `inverse`, by the opposite angles.
+    pub(super) fn rotate_by(&self, x: &mut [f32], heads: usize, pos: usize, inverse: bool) {
+        let sign = if inverse { -1. } else { 1. };
         let half = self.config.head_dim / 2;
         let (cos, sin) = &self.rope;
         for (i, row) in x.chunks_exact_mut(heads * self.config.head_dim).enumerate() {
             let (cos, sin) = (&cos[(pos + i) * half..][..half], &sin[(pos + i) * half..][..half]);
             for head in row.chunks_exact_mut(self.config.head_dim) {
                 for ((pair, &c), &s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
-                    let (a, b) = (pair[0], pair[1]);
+                    let (a, b, s) = (pair[0], pair[1], sign * s);
                     pair[0] = a * c - b * s;
                     pair[1] = a * s + b * c;
                 }

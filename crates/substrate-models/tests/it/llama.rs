@@ -3,7 +3,7 @@
 
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
-use substrate_models::llama::{Lora, gguf_rows, hf_rows};
+use substrate_models::llama::{Lora, TokenBatch, gguf_rows, hf_rows};
 use substrate_models::{Llama, Message, Sampling, Target, Weights, apply_chat_template, generate};
 
 use substrate_models::tiny;
@@ -109,31 +109,51 @@ fn gradients_reach_every_adapter_tensor_and_the_fused_pass_refuses_to_train() {
 }
 
 #[test]
-fn the_fused_output_loss_gives_candle_s_loss_and_gradients() {
+fn the_training_pass_gives_candle_autograd_s_loss_and_gradients() {
     let dir = tempfile::tempdir().unwrap();
     let tiny = tiny::llama(dir.path(), 2, GgmlDType::F32).unwrap();
     let mut model = Llama::load(&tiny.path, Weights::Dense).unwrap();
     let vars = random_loras(&mut model, 4, 3);
-    let inputs = Tensor::new(&[[5u32, 9, 77, 200, 31, 8], [19, 40, 3, 3, 60, 2]], &Device::Cpu).unwrap();
-    let targets = Tensor::new(&[[9u32, 77, 200, 31, 8, 19], [40, 3, 3, 60, 2, 0]], &Device::Cpu).unwrap();
-    let mask = Tensor::new(&[[1f32, 1., 1., 1., 1., 1.], [1., 1., 1., 1., 1., 0.]], &Device::Cpu).unwrap();
-    let fused = model.loss(&inputs, &targets, &mask, true).unwrap();
-    // The same loss from candle's own ops.
+    // 150 positions: more than one slice of rows through the output product; the last row
+    // ends in padding.
+    let (rows, len) = (3, 50);
+    let ids: Vec<u32> = (0..rows * len + 1).map(|i| (i as u32 * 37 + 11) % 250).collect();
+    let mask: Vec<f32> = (0..rows * len).map(|i| if i >= rows * len - 7 { 0. } else { 1. }).collect();
+    let batch =
+        TokenBatch { inputs: ids[..rows * len].to_vec(), targets: ids[1..].to_vec(), mask, rows, len };
+    let ours = model.loss_and_gradients(&batch).unwrap();
+    // The same loss through candle's ops on the differentiable tensor pass, and its autograd.
+    let dev = Device::Cpu;
+    let tensor = |v: &[u32]| Tensor::from_slice(v, (rows, len), &dev).unwrap();
+    let (inputs, targets) = (tensor(&batch.inputs), tensor(&batch.targets));
+    let mask = Tensor::from_slice(&batch.mask, (rows, len), &dev).unwrap();
     let logp = candle_nn::ops::log_softmax(&model.logits(&inputs, true).unwrap(), 2).unwrap();
     let picked = logp.gather(&targets.unsqueeze(2).unwrap(), 2).unwrap().squeeze(2).unwrap();
-    let plain = (picked * &mask).unwrap().sum_all().unwrap().neg().unwrap().affine(1. / 11., 0.).unwrap();
-    let (f, p) = (fused.to_scalar::<f32>().unwrap(), plain.to_scalar::<f32>().unwrap());
-    assert!((f - p).abs() < 1e-4 * p.abs(), "fused loss {f}, candle's {p}");
-    let (gf, gp) = (fused.backward().unwrap(), plain.backward().unwrap());
-    for (i, var) in vars.iter().enumerate() {
-        let (a, b) = (gf.get(var.as_tensor()).unwrap(), gp.get(var.as_tensor()).unwrap());
-        let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(scale > 0., "adapter tensor {i} got a zero gradient");
-        assert!(
-            max_abs_diff(a, b) < 1e-3 * scale,
-            "adapter tensor {i}: gradients differ by {}",
-            max_abs_diff(a, b)
-        );
+    let plain = (picked * &mask)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .neg()
+        .unwrap()
+        .affine(1. / (rows * len - 7) as f64, 0.)
+        .unwrap();
+    let p = plain.to_scalar::<f32>().unwrap();
+    assert!((ours.loss - p).abs() < 1e-4 * p.abs(), "training pass loss {}, candle's {p}", ours.loss);
+    assert!((model.batch_loss(&batch).unwrap() - ours.loss).abs() < 1e-6, "the loss alone differs");
+    let theirs = plain.backward().unwrap();
+    assert_eq!(ours.factors.len() * 2, vars.len(), "a gradient for every factor");
+    let factors = (0..model.config.layers).flat_map(|l| Target::ALL.map(|t| (l, t)));
+    for (i, key) in factors.flat_map(|k| [(k, 0), (k, 1)]).enumerate() {
+        let ((layer, target), which) = key;
+        let (da, db) = &ours.factors[&(layer, target)];
+        let mine = if which == 0 { da } else { db };
+        let want = theirs.get(vars[i].as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = mine.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let name = format!("layer {layer} {} {}", target.peft_name(), ["A", "B"][which]);
+        assert!(scale > 0., "{name} got a zero gradient");
+        assert_eq!(mine.len(), want.len(), "{name}");
+        assert!(diff < 1e-3 * scale, "{name}: gradients differ by {diff} of {scale}");
     }
 }
 
