@@ -446,8 +446,7 @@ impl Adam {
                     target.peft_name()
                 ))
             })?;
-            let grad = Tensor::from_slice(if factor == "A" { da } else { db }, var.shape(), &Device::Cpu)?;
-            let grad = &grad;
+            let grad = &Tensor::from_slice(if factor == "A" { da } else { db }, var.shape(), &Device::Cpu)?;
             self.m[i] = ((&self.m[i] * BETA1)? + (grad * (1. - BETA1))?)?;
             self.v[i] = ((&self.v[i] * BETA2)? + (grad.sqr()? * (1. - BETA2))?)?;
             let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + EPS)?)?;
