@@ -182,7 +182,10 @@ impl Llama {
         let mut saved = Vec::with_capacity(blocks.len());
         for (block, dense) in self.blocks.iter().zip(&blocks) {
             let (next, s) = self.block_forward(block, dense, x, batch);
-            saved.push(s);
+            // The loss alone needs nothing kept for a backward pass.
+            if gradients {
+                saved.push(s);
+            }
             x = next;
         }
         let (h, inv_rms) = rms_norm(&x, &self.norm.values, c.rms_eps);
@@ -286,26 +289,26 @@ impl Llama {
         x.par_chunks_mut(len * width).for_each(|seq| self.rotate_by(seq, heads, 0, inverse));
     }
 
-    /// The queries, keys and values of one head of one sequence, as strided views.
-    fn head_views<'a>(
-        &self,
-        q: &'a [f32],
-        k: &'a [f32],
-        v: &'a [f32],
-        (seq, head): (usize, usize),
-        len: usize,
-    ) -> [View<'a>; 3] {
-        let c = &self.config;
-        let (hd, qw, kvw) = (c.head_dim, c.heads * c.head_dim, c.kv_heads * c.head_dim);
-        let kv = head / (c.heads / c.kv_heads);
-        let view = |data: &'a [f32], width: usize, at: usize| View {
-            data: &data[seq * len * width + at * hd..],
+    /// One head's `[len, head_dim]` columns of one sequence's rows of `heads` vectors.
+    fn head<'a>(&self, data: &'a [f32], heads: usize, seq: usize, head: usize, len: usize) -> View<'a> {
+        let (hd, width) = (self.config.head_dim, heads * self.config.head_dim);
+        View {
+            data: &data[seq * len * width + head * hd..],
             rows: len,
             cols: hd,
             row_stride: width,
             col_stride: 1,
-        };
-        [view(q, qw, head), view(k, kvw, kv), view(v, kvw, kv)]
+        }
+    }
+
+    /// Writes `part`, one head's `[len, head_dim]`, into its columns of `out` as [`Llama::head`]
+    /// addresses them.
+    fn put_head(&self, out: &mut [f32], heads: usize, seq: usize, head: usize, part: &[f32]) {
+        let (hd, width) = (self.config.head_dim, heads * self.config.head_dim);
+        let len = part.len() / hd;
+        for (i, row) in part.chunks_exact(hd).enumerate() {
+            out[(seq * len + i) * width + head * hd..][..hd].copy_from_slice(row);
+        }
     }
 
     /// The causal attention probabilities of one head of one sequence, `[len, len]`.
@@ -323,14 +326,15 @@ impl Llama {
     /// Causal attention within each sequence, `[rows · len, heads · head_dim]`.
     fn attention(&self, q: &[f32], k: &[f32], v: &[f32], batch: &TokenBatch) -> Vec<f32> {
         let c = &self.config;
-        let (len, hd, qw) = (batch.len, c.head_dim, c.heads * c.head_dim);
+        let (len, hd, group) = (batch.len, c.head_dim, c.heads / c.kv_heads);
         let tasks: Vec<(usize, usize)> =
             (0..batch.rows).flat_map(|s| (0..c.heads).map(move |h| (s, h))).collect();
         let heads: Vec<Vec<f32>> = tasks
             .par_iter()
-            .map(|&task| {
-                let [qh, kh, vh] = self.head_views(q, k, v, task, len);
-                let p = self.probabilities(qh, kh, len);
+            .map(|&(seq, head)| {
+                let kh = self.head(k, c.kv_heads, seq, head / group, len);
+                let vh = self.head(v, c.kv_heads, seq, head / group, len);
+                let p = self.probabilities(self.head(q, c.heads, seq, head, len), kh, len);
                 let mut y = vec![0f32; len * hd];
                 quant::gemm(&mut y, hd, View::rows(&p, len, len), vh, 1., false);
                 y
@@ -338,9 +342,7 @@ impl Llama {
             .collect();
         let mut out = vec![0f32; q.len()];
         for (&(seq, head), y) in tasks.iter().zip(&heads) {
-            for (i, row) in y.chunks_exact(hd).enumerate() {
-                out[(seq * len + i) * qw + head * hd..][..hd].copy_from_slice(row);
-            }
+            self.put_head(&mut out, c.heads, seq, head, y);
         }
         out
     }
@@ -357,7 +359,7 @@ impl Llama {
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let c = &self.config;
         let (len, hd) = (batch.len, c.head_dim);
-        let (qw, kvw, group) = (c.heads * hd, c.kv_heads * hd, c.heads / c.kv_heads);
+        let group = c.heads / c.kv_heads;
         let scale = 1. / (hd as f32).sqrt();
         let tasks: Vec<(usize, usize)> =
             (0..batch.rows).flat_map(|s| (0..c.kv_heads).map(move |kv| (s, kv))).collect();
@@ -369,8 +371,10 @@ impl Llama {
                 let mut dp = vec![0f32; len * len];
                 for (g, dq) in dq.chunks_exact_mut(len * hd).enumerate() {
                     let head = kv * group + g;
-                    let [qh, kh, vh] = self.head_views(q, k, v, (seq, head), len);
-                    let [dyh, _, _] = self.head_views(dy, k, v, (seq, head), len);
+                    let (qh, dyh) =
+                        (self.head(q, c.heads, seq, head, len), self.head(dy, c.heads, seq, head, len));
+                    let (kh, vh) =
+                        (self.head(k, c.kv_heads, seq, kv, len), self.head(v, c.kv_heads, seq, kv, len));
                     let mut p = self.probabilities(qh, kh, len);
                     // ∂V += Pᵀ · ∂Y, ∂P = ∂Y · Vᵀ.
                     quant::gemm_add(&mut dv, hd, View::rows(&p, len, len).t(), dyh, 1., false);
@@ -393,16 +397,10 @@ impl Llama {
         let (mut dq, mut dk, mut dv) = (vec![0f32; q.len()], vec![0f32; k.len()], vec![0f32; v.len()]);
         for (&(seq, kv), (pq, pk, pv)) in tasks.iter().zip(&parts) {
             for (g, part) in pq.chunks_exact(len * hd).enumerate() {
-                let head = kv * group + g;
-                for (i, row) in part.chunks_exact(hd).enumerate() {
-                    dq[(seq * len + i) * qw + head * hd..][..hd].copy_from_slice(row);
-                }
+                self.put_head(&mut dq, c.heads, seq, kv * group + g, part);
             }
-            for i in 0..len {
-                let at = (seq * len + i) * kvw + kv * hd;
-                dk[at..at + hd].copy_from_slice(&pk[i * hd..][..hd]);
-                dv[at..at + hd].copy_from_slice(&pv[i * hd..][..hd]);
-            }
+            self.put_head(&mut dk, c.kv_heads, seq, kv, pk);
+            self.put_head(&mut dv, c.kv_heads, seq, kv, pv);
         }
         (dq, dk, dv)
     }
