@@ -451,62 +451,39 @@ unsafe fn axpy_f32_avx2(y: &mut [f32], alpha: f32, x: &[f32]) {
 /// `e^x` for each value, to about 2 units in the last place, with no library call so that the
 /// loop vectorizes: `2^n · p(r)` for `x = n·ln 2 + r`, `|r| ≤ ln 2 / 2`, `p` Taylor to degree 6.
 pub fn exp_in_place(x: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: AVX2 and FMA were detected on this CPU just above.
-        return unsafe { exp_avx2(x) };
-    }
-    for v in x {
-        *v = exp(*v);
-    }
+    map_in_place(x, exp);
 }
 
 /// GELU with the exact error function, `x/2 · (1 + erf(x/√2))`, for each value. `erf` is
 /// Abramowitz and Stegun's 7.1.26 (absolute error below 1.5e-7) over [`exp`].
 pub fn gelu_in_place(x: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: AVX2 and FMA were detected on this CPU just above.
-        return unsafe { gelu_avx2(x) };
-    }
-    for v in x {
-        *v = gelu(*v);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn exp_avx2(x: &mut [f32]) {
-    for v in x {
-        *v = exp(*v);
-    }
+    map_in_place(x, gelu);
 }
 
 /// The logistic function `1 / (1 + e^-x)` for each value, over [`exp`].
 pub fn sigmoid_in_place(x: &mut [f32]) {
+    map_in_place(x, |v| 1. / (1. + exp(-v)));
+}
+
+/// `f` on each value, compiled for AVX2 and FMA where the CPU has them so that the loop
+/// vectorizes (`f` is inlined into it).
+#[inline(always)]
+fn map_in_place(x: &mut [f32], f: impl Fn(f32) -> f32) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: AVX2 and FMA were detected on this CPU just above.
-        return unsafe { sigmoid_avx2(x) };
+        return unsafe { map_avx2(x, f) };
     }
     for v in x {
-        *v = 1. / (1. + exp(-*v));
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn sigmoid_avx2(x: &mut [f32]) {
-    for v in x {
-        *v = 1. / (1. + exp(-*v));
+        *v = f(*v);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_avx2(x: &mut [f32]) {
+unsafe fn map_avx2(x: &mut [f32], f: impl Fn(f32) -> f32) {
     for v in x {
-        *v = gelu(*v);
+        *v = f(*v);
     }
 }
 
