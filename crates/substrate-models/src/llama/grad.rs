@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::{Block, Linear, Llama, Proj, Target};
+use super::{Block, Linear, Llama, Proj, Target, infer};
 use crate::error::{ModelError, Result};
 use crate::quant::{self, View};
 
@@ -421,16 +421,8 @@ fn dense_block(block: &Block, layer: usize) -> Result<[Dense<'_>; 7]> {
 
 /// `x / rms(x) · weight` row by row, and each row's `1 / rms`.
 fn rms_norm(x: &[f32], weight: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) {
-    let d = weight.len();
     let mut out = vec![0f32; x.len()];
-    let mut inv = vec![0f32; x.len() / d];
-    out.par_chunks_mut(d).zip(x.par_chunks(d)).zip(inv.par_iter_mut()).for_each(|((dst, row), inv)| {
-        let squares: f64 = row.iter().map(|v| f64::from(v * v)).sum();
-        *inv = (1. / (squares / d as f64 + eps).sqrt()) as f32;
-        for ((o, v), w) in dst.iter_mut().zip(row).zip(weight) {
-            *o = v * *inv * w;
-        }
-    });
+    let inv = infer::rms_norm(x, weight, eps, &mut out);
     (out, inv)
 }
 

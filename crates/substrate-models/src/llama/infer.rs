@@ -157,15 +157,19 @@ impl Llama {
     }
 }
 
-/// `out = x / rms(x) · weight`, row by row.
-fn rms_norm(x: &[f32], weight: &[f32], eps: f64, out: &mut [f32]) {
-    for (row, dst) in x.chunks_exact(weight.len()).zip(out.chunks_exact_mut(weight.len())) {
+/// `out = x / rms(x) · weight`, row by row (the sum of squares in f64); returns each row's
+/// `1 / rms`, which the training pass's backward pass reads.
+pub(super) fn rms_norm(x: &[f32], weight: &[f32], eps: f64, out: &mut [f32]) -> Vec<f32> {
+    let d = weight.len();
+    let mut inv = vec![0f32; x.len() / d];
+    out.par_chunks_mut(d).zip(x.par_chunks(d)).zip(inv.par_iter_mut()).for_each(|((dst, row), inv)| {
         let squares: f64 = row.iter().map(|v| f64::from(v * v)).sum();
-        let scale = (1. / (squares / row.len() as f64 + eps).sqrt()) as f32;
-        for ((d, v), w) in dst.iter_mut().zip(row).zip(weight) {
-            *d = v * scale * w;
+        *inv = (1. / (squares / d as f64 + eps).sqrt()) as f32;
+        for ((o, v), w) in dst.iter_mut().zip(row).zip(weight) {
+            *o = v * *inv * w;
         }
-    }
+    });
+    inv
 }
 
 fn add(x: &mut [f32], y: &[f32]) {
