@@ -162,6 +162,12 @@ pub fn finetune(
     mut on_progress: impl FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Report> {
     validate(config)?;
+    if config.seq_len > model.config.context {
+        return Err(ModelError::Invalid(format!(
+            "--seq-len {} is longer than the model's context of {} tokens: use at most {}",
+            config.seq_len, model.config.context, model.config.context
+        )));
+    }
     if texts.is_empty() {
         return Err(ModelError::EmptyTrainingSet { what: "the data given".into() });
     }

@@ -164,7 +164,10 @@ impl Llama {
             )));
         }
         if len > c.context {
-            return Err(ModelError::PromptTooLong { tokens: len, context: c.context });
+            return Err(ModelError::Invalid(format!(
+                "windows of {len} positions are longer than the model's context of {} tokens",
+                c.context
+            )));
         }
         if let Some(&t) = batch.inputs.iter().chain(&batch.targets).find(|&&t| t as usize >= c.vocab) {
             return Err(ModelError::Invalid(format!("token {t} is outside the vocabulary of {}", c.vocab)));

@@ -170,6 +170,10 @@ fn bad_training_input_is_refused_with_the_reason() {
     zero.weights = BTreeMap::from([("narrative".to_owned(), 0.), ("sacred".to_owned(), 0.)]);
     let err = finetune(&mut model, "sha", &texts(), &zero, &out, go).unwrap_err();
     assert!(err.to_string().contains("weight 0"), "{err}");
+    let mut long = config(2);
+    long.seq_len = model.config.context + 1;
+    let err = finetune(&mut model, "sha", &texts(), &long, &out, go).unwrap_err();
+    assert!(err.to_string().contains("--seq-len") && err.to_string().contains("context"), "{err}");
 }
 
 #[test]
