@@ -126,11 +126,40 @@ pub async fn proposal(
     State(app): State<AppState>,
     Path(id): Path<u64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    let (g, effects) = blocking(&app.reader, move |r| {
+        let g = r.governance()?;
+        // A decided proposal shows what each passed action did, skipped ones with their reason.
+        let effects = match g.proposal(id).map(|p| &p.status) {
+            Some(ProposalStatus::Closed { decision, .. }) => decision_effects(r, *decision)?,
+            _ => None,
+        };
+        Ok((g, effects))
+    })
+    .await?;
     let proposal = g
         .proposal(id)
         .ok_or_else(|| not_found(format!("no proposal has the id {id}; GET /v1/proposals lists them")))?;
-    Ok(Json(proposal_view(&g, proposal, now_ms(), true)))
+    let mut view = proposal_view(&g, proposal, now_ms(), true);
+    if let Some(effects) = effects {
+        view["effects"] = json!(effects);
+    }
+    Ok(Json(view))
+}
+
+/// The effects recorded in the decision entry at `index`.
+fn decision_effects(
+    reader: &substrate_store::Reader,
+    index: u64,
+) -> Result<Option<Vec<substrate_core::governance::acts::Effect>>, ApiError> {
+    let Some(entry) = reader.entries(index, 1)?.into_iter().next().filter(|e| e.index == index) else {
+        return Ok(None);
+    };
+    let event =
+        substrate_core::SignedEvent::open_bytes(&entry.envelope).map_err(|e| ApiError::internal(&e))?;
+    Ok(match event.event {
+        substrate_core::Event::Decision(decision) => Some(decision.effects),
+        _ => None,
+    })
 }
 
 /// The mixture the next training run must use, the rules around it, and what it would sample:

@@ -466,11 +466,31 @@ pub struct SignedEvent {
     /// Every signer, the first included; more than one only on co-signable kinds.
     pub signers: Vec<String>,
     pub envelope: Envelope,
-    /// SHA-256 of the statement payload: the same statement submitted twice is one event.
+    /// SHA-256 of the statement payload.
     pub statement_digest: [u8; 32],
 }
 
 impl SignedEvent {
+    /// What identifies this act in the log: the statement together with the set of keys that
+    /// signed it. The same envelope sent twice (or the same signers' same statement) is one act;
+    /// the same statement signed by someone else is another person's act, never a duplicate.
+    ///
+    /// SHA-256 of `substrate/act/v1\n`, the statement digest, then each distinct signer's
+    /// did:key in byte order, each followed by `\n`.
+    pub fn act_digest(&self) -> [u8; 32] {
+        let mut signers: Vec<&str> = self.signers.iter().map(String::as_str).collect();
+        signers.sort_unstable();
+        signers.dedup();
+        let mut bytes = Vec::with_capacity(48 + signers.len() * 57);
+        bytes.extend_from_slice(b"substrate/act/v1\n");
+        bytes.extend_from_slice(&self.statement_digest);
+        for signer in signers {
+            bytes.extend_from_slice(signer.as_bytes());
+            bytes.push(b'\n');
+        }
+        crate::sha256(&bytes)
+    }
+
     /// Signs `event` with `key`.
     pub fn sign(event: Event, key: &SigningKey) -> SignedEvent {
         let payload = serde_json::to_vec(&event.to_statement()).unwrap_or_default();

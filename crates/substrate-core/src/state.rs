@@ -106,7 +106,7 @@ pub enum Rejection {
     ConsentWidening { from: ConsentTier, to: ConsentTier },
     #[error("consent on {cid} is already {tier}")]
     ConsentUnchanged { cid: String, tier: ConsentTier },
-    #[error("this exact statement is already in the log at index {0}")]
+    #[error("this act (the same statement signed by the same keys) is already in the log at index {0}")]
     Duplicate(u64),
     #[error("entry {got} applied out of order; the state expects entry {expected}")]
     OutOfOrder { expected: u64, got: u64 },
@@ -158,7 +158,9 @@ pub struct State {
     pub(crate) commons: Option<Commons>,
     pub(crate) deposits: HashMap<Cid, DepositRecord>,
     pub(crate) governance: Governance,
-    statements: HashMap<[u8; 32], u64>,
+    /// Every act in the log by its [`SignedEvent::act_digest`]: the same signers' same statement
+    /// is one act, whoever else signs the same words.
+    acts: HashMap<[u8; 32], u64>,
     size: u64,
     root: [u8; 32],
 }
@@ -174,7 +176,7 @@ impl State {
         commons: Option<Commons>,
         deposits: impl IntoIterator<Item = DepositRecord>,
         records: impl IntoIterator<Item = Record>,
-        statements: impl IntoIterator<Item = ([u8; 32], u64)>,
+        acts: impl IntoIterator<Item = ([u8; 32], u64)>,
         size: u64,
         root: [u8; 32],
     ) -> State {
@@ -182,7 +184,7 @@ impl State {
             commons,
             deposits: deposits.into_iter().map(|d| (d.cid.clone(), d)).collect(),
             governance: Governance::restore(records),
-            statements: statements.into_iter().collect(),
+            acts: acts.into_iter().collect(),
             size,
             root,
         }
@@ -204,9 +206,9 @@ impl State {
         &self.governance
     }
 
-    /// The log index holding a statement with this digest, if any.
-    pub fn statement_index(&self, digest: &[u8; 32]) -> Option<u64> {
-        self.statements.get(digest).copied()
+    /// The log index holding the act with this [`SignedEvent::act_digest`], if any.
+    pub fn act_index(&self, digest: &[u8; 32]) -> Option<u64> {
+        self.acts.get(digest).copied()
     }
 
     /// Number of entries folded in.
@@ -236,7 +238,7 @@ impl State {
                 Change::Record(record) => self.governance.put(record.clone()),
             }
         }
-        self.statements.insert(event.statement_digest, index);
+        self.acts.insert(event.act_digest(), index);
         let mut hasher = sha2::Sha256::new();
         hasher.update(b"substrate/state/v1\n");
         hasher.update(self.root);
@@ -249,7 +251,7 @@ impl State {
 
     /// The changes `event` would make as entry `index`.
     fn next(&self, index: u64, time: u64, signed: &SignedEvent) -> Result<Vec<Change>, Rejection> {
-        if let Some(existing) = self.statement_index(&signed.statement_digest) {
+        if let Some(existing) = self.act_index(&signed.act_digest()) {
             return Err(Rejection::Duplicate(existing));
         }
         let Some(commons) = &self.commons else {

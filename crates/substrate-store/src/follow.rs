@@ -198,7 +198,7 @@ impl Ledger {
                 .apply(index, entry.integrated_time, &event)
                 .map_err(|e| FollowError::FoldRefused { index, detail: e.to_string() })?;
             changes.extend(applied.changes);
-            digests.push(event.statement_digest);
+            digests.push(event.act_digest());
         }
         if let Some(commons) = self.state.commons()
             && commons.log_key != self.verifier.to_vkey()
@@ -220,9 +220,7 @@ impl Ledger {
         let tx = self.conn.transaction().map_err(LedgerError::from)?;
         {
             let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO entries (idx, leaf, leaf_hash, statement) VALUES (?1, ?2, ?3, ?4)",
-                )
+                .prepare_cached("INSERT INTO entries (idx, leaf, leaf_hash, act) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(LedgerError::from)?;
             for (((entry, leaf), hash), digest) in entries.iter().zip(leaves).zip(hashes).zip(&digests) {
                 insert

@@ -78,7 +78,8 @@ pub struct Submission {
 #[derive(Debug)]
 pub enum Outcome {
     Appended(Receipt),
-    /// The same statement was already in the log: its receipt again.
+    /// The same act (the same statement from the same signers) was already in the log: its
+    /// receipt again.
     Duplicate(Receipt),
     Refused(Rejection),
 }
@@ -232,12 +233,12 @@ impl Ledger {
                 records.push(record);
             }
         }
-        let mut statements = Vec::new();
+        let mut acts = Vec::new();
         {
-            let mut stmt = self.conn.prepare("SELECT statement, idx FROM entries")?;
+            let mut stmt = self.conn.prepare("SELECT act, idx FROM entries")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                statements.push((hash_column(row.get_ref(0)?.as_blob()?)?, row.get(1)?));
+                acts.push((hash_column(row.get_ref(0)?.as_blob()?)?, row.get(1)?));
             }
         }
         self.last_time = match self
@@ -256,7 +257,7 @@ impl Ledger {
                 self.blobs.delete(&record.cid)?;
             }
         }
-        self.state = State::restore(commons, deposits, records, statements, size, state_root);
+        self.state = State::restore(commons, deposits, records, acts, size, state_root);
         *self.tree.write().unwrap_or_else(|e| e.into_inner()) = tree;
         Ok(())
     }
@@ -429,15 +430,14 @@ impl Ledger {
 
         let tx = self.conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO entries (idx, leaf, leaf_hash, statement) VALUES (?1, ?2, ?3, ?4)",
-            )?;
+            let mut insert =
+                tx.prepare_cached("INSERT INTO entries (idx, leaf, leaf_hash, act) VALUES (?1, ?2, ?3, ?4)")?;
             for ((entry, position), (leaf, hash)) in staged.iter().zip(&leaves) {
                 insert.execute(params![
                     entry.index,
                     leaf,
                     hash.as_slice(),
-                    batch[*position].event.statement_digest.as_slice()
+                    batch[*position].event.act_digest().as_slice()
                 ])?;
             }
             // The texts become durable with their entries, in this one commit; the blob directory

@@ -3,14 +3,21 @@
 //! accepted texts until they are moved into the blob directory; `cosignatures` keeps the newest
 //! verified cosignature from each witness (a mirror), outside the log.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
+use substrate_core::{LogEntry, SignedEvent};
+
+/// The schema's version, kept in SQLite's `user_version`. Version 1 keys each entry by its act
+/// (`entries.act`: the statement and its signers, see `SignedEvent::act_digest`); version 0
+/// kept the statement digest alone in `entries.statement`, which merged identical statements
+/// signed by different people.
+pub const VERSION: i64 = 1;
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entries (
     idx INTEGER PRIMARY KEY,
     leaf BLOB NOT NULL,
     leaf_hash BLOB NOT NULL,
-    statement BLOB NOT NULL UNIQUE
+    act BLOB NOT NULL UNIQUE
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
@@ -49,13 +56,51 @@ CREATE TABLE IF NOT EXISTS records (
 /// Opens the database with the durability the log promises: WAL, and a full fsync of the WAL at
 /// every commit, so a committed batch survives power loss and SIGKILL alike.
 pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+    let mut conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // A withdrawn text must not linger in free pages: deleted content is overwritten with zeros.
     conn.pragma_update(None, "secure_delete", "ON")?;
+    migrate(&mut conn)?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
+}
+
+/// Brings a database of an earlier schema version up to [`VERSION`], in one transaction.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version =
+        |conn: &Connection| conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0));
+    if version(conn)? >= VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if version(&tx)? >= VERSION {
+        return Ok(());
+    }
+    let has_statement_column =
+        tx.prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'statement'")?.exists([])?;
+    if has_statement_column {
+        tx.execute_batch("ALTER TABLE entries RENAME COLUMN statement TO act")?;
+        let leaves: Vec<(u64, Vec<u8>)> = tx
+            .prepare("SELECT idx, leaf FROM entries ORDER BY idx")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut update = tx.prepare("UPDATE entries SET act = ?1 WHERE idx = ?2")?;
+        for (index, leaf) in leaves {
+            let unreadable = |detail: String| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Blob,
+                    format!("entry {index} cannot be read to upgrade the schema: {detail}").into(),
+                )
+            };
+            let entry = LogEntry::from_leaf(index, &leaf).map_err(|e| unreadable(e.to_string()))?;
+            let event = SignedEvent::open_bytes(&entry.envelope).map_err(|e| unreadable(e.to_string()))?;
+            update.execute(rusqlite::params![event.act_digest().as_slice(), index])?;
+        }
+    }
+    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.commit()
 }

@@ -33,7 +33,7 @@ const TICK: std::time::Duration = std::time::Duration::from_millis(200);
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Submitted {
     pub receipt: Receipt,
-    /// True when the same statement was already in the log.
+    /// True when the same act (the same statement from the same signers) was already in the log.
     pub duplicate: bool,
 }
 

@@ -176,16 +176,19 @@ pub enum Command {
     },
     /// Put a typed list of actions to the two chambers.
     Propose(ProposeArgs),
-    /// Vote on a proposal: yes, no or abstain; a second vote replaces the first.
+    /// Vote on a proposal: yes, no or abstain; a second vote replaces the first (keeping your
+    /// earlier distribution or ranking unless you give a new one).
     Vote {
         proposal: u64,
         /// yes, no or abstain.
         choice: String,
         /// Your distribution over registers, on a proposal that sets the mixture, e.g.
-        /// narrative=0.4,oral=0.3,conversational=0.3 (must sum to 1).
+        /// narrative=0.4,oral=0.3,conversational=0.3 (must sum to 1). Every ballot with a
+        /// distribution counts in the mixture, whatever its choice.
         #[arg(long)]
         mixture: Option<String>,
-        /// Your ranking of the candidates (did:keys, most preferred first), on a board election.
+        /// Your ranking of the candidates, most preferred first, on a board election: each by
+        /// its number in `substrate proposal ID`, its did:key, or a unique prefix of it.
         #[arg(long, value_delimiter = ',')]
         rank: Vec<String>,
         #[command(flatten)]

@@ -278,6 +278,10 @@ impl State {
         let lead = lead_of(first);
         let mut mixtures = 0;
         let mut elections = 0;
+        // Parameter actions are checked in order on one working copy, as the decision will apply
+        // them, so actions that contradict each other (a floor above the same register's cap)
+        // are refused now rather than skipped at the close.
+        let mut working = params.clone();
         for (position, action) in p.actions.iter().enumerate() {
             let at =
                 |detail: String| invalid(format!("action {} ({}): {detail}", position + 1, action.name()));
@@ -297,11 +301,17 @@ impl State {
             match action {
                 Action::SetMixture { ballot } => {
                     mixtures += 1;
-                    mixture::check_ballot(&params.registers, ballot)
+                    mixture::check_ballot(&working.registers, ballot)
                         .map_err(|e| at(format!("the ballot: {e}")))?;
                 }
                 Action::SetParameter { key, value } => {
-                    params.clone().set(key, value).map_err(at)?;
+                    working.set(key, value).map_err(|e| {
+                        if position == 0 {
+                            at(e)
+                        } else {
+                            at(format!("{e} (after this proposal's earlier actions)"))
+                        }
+                    })?;
                 }
                 Action::RemoveDeposit { cid, .. } => {
                     self.active_deposit(cid).map_err(|e| at(e.to_string()))?;
@@ -315,7 +325,7 @@ impl State {
                     if let DisputeStatus::Resolved { decision, .. } = d.status {
                         return Err(at(format!("dispute {dispute} was resolved by decision {decision}")));
                     }
-                    self.check_ruling(&d.cid, ruling, params).map_err(|e| at(e.to_string()))?;
+                    self.check_ruling(&d.cid, ruling, &working).map_err(|e| at(e.to_string()))?;
                 }
                 Action::ApproveWorkload { kind, version } => {
                     if !WORKLOAD_KINDS.contains(&kind.as_str()) {
@@ -692,6 +702,13 @@ impl State {
             }
         };
         let endorsement = &mut dispute.endorsements[position];
+        // An entry that adds no signature would be an act that changed nothing: say so instead.
+        if signers.iter().all(|s| endorsement.signers.contains(s)) {
+            return Err(Rejection::Governance(format!(
+                "every signer of this ruling has already endorsed it on dispute {}; it takes effect when other stewards sign the same ruling",
+                r.dispute
+            )));
+        }
         for signer in signers {
             if !endorsement.signers.contains(signer) {
                 endorsement.signers.push(signer.clone());

@@ -212,3 +212,76 @@ fn the_sequencer_answers_concurrent_submissions() {
         substrate_store::replay::replay(&DataDir::new(dir.path()), ReplayMode::Check, None).expect("replay");
     assert_eq!(report.entries, 201);
 }
+
+#[test]
+fn the_same_statement_from_another_signer_is_never_given_the_first_signers_receipt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ledger = found(dir.path());
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    let bob = SigningKey::from_bytes(&[2u8; 32]);
+    // The same deposit statement, signed by two people, in one batch and then in another.
+    let outcomes = ledger
+        .append_batch(
+            vec![deposit(&alice, 7, ConsentTier::Public), deposit(&bob, 7, ConsentTier::Public)],
+            2_000,
+        )
+        .expect("append");
+    assert!(matches!(&outcomes[0], Outcome::Appended(_)), "{outcomes:?}");
+    assert!(
+        matches!(&outcomes[1], Outcome::Refused(substrate_core::state::Rejection::AlreadyDeposited { .. })),
+        "{outcomes:?}"
+    );
+    let later = ledger.append_batch(vec![deposit(&bob, 7, ConsentTier::Public)], 3_000).expect("append");
+    assert!(
+        matches!(&later[0], Outcome::Refused(substrate_core::state::Rejection::AlreadyDeposited { .. })),
+        "{later:?}"
+    );
+    assert_eq!(ledger.state().size(), 2);
+}
+
+#[test]
+fn a_ledger_keyed_by_statement_is_upgraded_to_acts_when_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    let root = {
+        let mut ledger = found(dir.path());
+        ledger
+            .append_batch((0..5).map(|n| deposit(&alice, n, ConsentTier::Public)).collect(), 2_000)
+            .expect("append");
+        ledger.state().root()
+    };
+    // Turn the database back into the earlier schema: entries keyed by their statement digest.
+    let database = DataDir::new(dir.path()).database();
+    {
+        let conn = rusqlite::Connection::open(&database).expect("open");
+        conn.execute_batch("ALTER TABLE entries RENAME COLUMN act TO statement; PRAGMA user_version = 0;")
+            .expect("downgrade");
+        let leaves: Vec<(u64, Vec<u8>)> = conn
+            .prepare("SELECT idx, leaf FROM entries")
+            .expect("select")
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        for (index, leaf) in leaves {
+            let entry = substrate_core::LogEntry::from_leaf(index, &leaf).expect("leaf");
+            let event = SignedEvent::open_bytes(&entry.envelope).expect("envelope");
+            conn.execute(
+                "UPDATE entries SET statement = ?1 WHERE idx = ?2",
+                rusqlite::params![event.statement_digest.as_slice(), index],
+            )
+            .expect("update");
+        }
+    }
+    let mut ledger = Ledger::open(&DataDir::new(dir.path())).expect("the old schema opens");
+    assert_eq!(ledger.state().root(), root);
+    // Replayed envelopes still get their receipts; the log did not grow.
+    let again = ledger.append_batch(vec![deposit(&alice, 3, ConsentTier::Public)], 3_000).expect("append");
+    assert!(matches!(&again[0], Outcome::Duplicate(r) if r.log_index == 4), "{again:?}");
+    assert_eq!(ledger.state().size(), 6);
+    let conn = rusqlite::Connection::open(&database).expect("open");
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).expect("version");
+    assert_eq!(version, substrate_store::schema::VERSION);
+    let report = substrate_store::replay::replay(&DataDir::new(dir.path()), ReplayMode::Check, None);
+    assert!(report.is_ok(), "{report:?}");
+}

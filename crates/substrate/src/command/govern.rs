@@ -261,8 +261,67 @@ pub fn propose(args: ProposeArgs) -> anyhow::Result<()> {
     let p = &view["proposal"];
     println!("  class:  {}   led by the {} chamber", s(&p["class"]), s(&p["lead"]));
     println!("  closes: {}", time(&p["closesAt"]));
-    println!("vote with: substrate vote {} yes|no|abstain", receipt.log_index);
+    let id = receipt.log_index;
+    println!("vote with: substrate vote {id} yes|no|abstain");
+    for action in p["actions"].as_array().into_iter().flatten() {
+        match s(&action["action"]).as_str() {
+            "set-mixture" => println!(
+                "  and --mixture REGISTER=WEIGHT,… (weights summing to 1): your distribution over registers; every ballot with one counts in the mixture"
+            ),
+            "elect-board" => {
+                println!("  and --rank 2,1,… : the candidates you support, most preferred first, by number:");
+                print_candidates(action);
+            }
+            _ => {}
+        }
+    }
     Ok(())
+}
+
+/// The candidates of an `elect-board` action, numbered from 1 as `--rank` takes them.
+fn candidates(action: &Value) -> Vec<String> {
+    action["candidates"].as_array().into_iter().flatten().map(s).collect()
+}
+
+fn print_candidates(action: &Value) {
+    for (number, candidate) in candidates(action).iter().enumerate() {
+        println!("    {:>2}. {candidate}", number + 1);
+    }
+}
+
+/// Resolves `--rank` items against the proposal's candidates: a number from the list, a full
+/// did:key, or a prefix of one (with or without `did:key:`) that only one candidate has.
+fn resolve_ranking(items: &[String], candidates: &[String], id: u64) -> anyhow::Result<Vec<String>> {
+    let listed = || {
+        candidates.iter().enumerate().map(|(i, c)| format!("  {}. {c}", i + 1)).collect::<Vec<_>>().join("\n")
+    };
+    if candidates.is_empty() {
+        anyhow::bail!("proposal {id} elects no board, so it takes no --rank; vote without one");
+    }
+    items
+        .iter()
+        .map(|item| {
+            let item = item.trim();
+            if let Ok(number) = item.parse::<usize>() {
+                return candidates.get(number.wrapping_sub(1)).cloned().with_context(|| {
+                    format!("--rank {number}: proposal {id} has candidates 1 to {}:\n{}", candidates.len(), listed())
+                });
+            }
+            let matches: Vec<&String> = candidates
+                .iter()
+                .filter(|c| c.starts_with(item) || c.strip_prefix("did:key:").is_some_and(|c| c.starts_with(item)))
+                .collect();
+            match matches.as_slice() {
+                [one] if !item.is_empty() => Ok((*one).clone()),
+                [] | [_] => anyhow::bail!("--rank '{item}' is none of proposal {id}'s candidates:\n{}", listed()),
+                several => anyhow::bail!(
+                    "--rank '{item}' is the start of {} candidates' keys; give more of it, or the number:\n{}",
+                    several.len(),
+                    listed()
+                ),
+            }
+        })
+        .collect()
 }
 
 pub fn vote(
@@ -275,14 +334,75 @@ pub fn vote(
 ) -> anyhow::Result<()> {
     let choice: Vote = named(choice, "a vote", "yes, no or abstain")?;
     let mixture = mixture.map(parse_ballot).transpose().context("--mixture")?;
-    let ranking = if rank.is_empty() { None } else { Some(rank) };
+    let (voter, _) = crate::keys::load(&crate::keys::path(key)?)?;
+    // The proposal as the node shows it; when it cannot be read (no such proposal, say), the
+    // vote goes as given and the node's refusal says what is wrong.
+    let view: Option<Value> =
+        Client::new(node).get(&format!("/v1/proposals/{proposal}")).and_then(|a| a.json()).ok();
+    let (mixture, ranking, notes) = match view {
+        Some(view) => ballot_for(&view, proposal, &voter.did, mixture, rank)?,
+        None => (mixture, (!rank.is_empty()).then_some(rank), Vec::new()),
+    };
     let receipt = send(
         node,
         key,
         Event::Vote(VoteCast { proposal, choice, mixture, ranking, requested: requested() }),
     )?;
     logged(&format!("vote on proposal {proposal}"), &receipt);
+    for note in notes {
+        println!("  {note}");
+    }
     Ok(())
+}
+
+/// The distribution and ranking a vote on the proposal `view` carries, and what to tell the voter.
+/// A new vote replaces the old one whole, so what the voter gave before and did not give again
+/// is carried over, and said so, rather than silently dropped.
+type Ballot = (Option<BTreeMap<Register, f64>>, Option<Vec<String>>, Vec<String>);
+
+fn ballot_for(
+    view: &Value,
+    proposal: u64,
+    voter: &str,
+    mut mixture: Option<BTreeMap<Register, f64>>,
+    rank: Vec<String>,
+) -> anyhow::Result<Ballot> {
+    let actions: Vec<Value> = view["proposal"]["actions"].as_array().cloned().unwrap_or_default();
+    let sets_mixture = actions.iter().any(|a| a["action"] == "set-mixture");
+    let election = actions.iter().find(|a| a["action"] == "elect-board");
+    let mut ranking = match election {
+        Some(action) if !rank.is_empty() => Some(resolve_ranking(&rank, &candidates(action), proposal)?),
+        None if !rank.is_empty() => {
+            anyhow::bail!("proposal {proposal} elects no board, so it takes no --rank; vote without one")
+        }
+        _ => None,
+    };
+    let earlier = view["votes"].as_array().into_iter().flatten().find(|v| s(&v["voter"]) == voter);
+    let mut notes = Vec::new();
+    if let Some(earlier) = earlier {
+        if sets_mixture && mixture.is_none() && !earlier["mixture"].is_null() {
+            mixture = serde_json::from_value(earlier["mixture"].clone()).ok();
+            notes.push(format!(
+                "kept your earlier distribution {} (give --mixture to change it)",
+                earlier["mixture"]
+            ));
+        }
+        if election.is_some() && ranking.is_none() && !earlier["ranking"].is_null() {
+            ranking = serde_json::from_value(earlier["ranking"].clone()).ok();
+            notes.push("kept your earlier ranking (give --rank to change it)".to_owned());
+        }
+    }
+    if sets_mixture && mixture.is_none() {
+        notes.push(
+            "this vote carries no distribution over registers, so it counts in the chambers but not in the mixture; add --mixture REGISTER=WEIGHT,… to weigh in".to_owned(),
+        );
+    }
+    if election.is_some() && ranking.is_none() {
+        notes.push(format!(
+            "this vote ranks no candidate, so it counts in the chambers but not in the election; add --rank (see `substrate proposal {proposal}`)"
+        ));
+    }
+    Ok((mixture, ranking, notes))
 }
 
 fn chamber_line(name: &str, t: &Value) {
@@ -314,7 +434,12 @@ fn print_proposal(view: &Value) {
     for action in p["actions"].as_array().into_iter().flatten() {
         let mut fields = action.as_object().cloned().unwrap_or_default();
         let name = fields.remove("action").map(|v| s(&v)).unwrap_or_default();
-        println!("  action: {name} {}", Value::Object(fields));
+        if name == "elect-board" {
+            println!("  action: elect-board, {} seats, candidates (rank them by number):", action["seats"]);
+            print_candidates(action);
+        } else {
+            println!("  action: {name} {}", Value::Object(fields));
+        }
     }
     match s(&p["status"]["state"]).as_str() {
         "open" => println!("  status: open; tally as of {} ({} votes)", time(&t["asOf"]), t["votes"]),
@@ -351,6 +476,13 @@ pub fn proposal(node: &str, id: u64, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     print_proposal(&view);
+    for effect in view["effects"].as_array().into_iter().flatten() {
+        let mut fields = effect.as_object().cloned().unwrap_or_default();
+        match fields.remove("effect").map(|v| s(&v)).unwrap_or_default().as_str() {
+            "skipped" => println!("  effect: SKIPPED {}: {}", s(&effect["action"]), s(&effect["reason"])),
+            name => println!("  effect: {name} {}", Value::Object(fields)),
+        }
+    }
     for vote in view["votes"].as_array().into_iter().flatten() {
         let extra = if !vote["mixture"].is_null() {
             format!(" mixture {}", vote["mixture"])

@@ -68,11 +68,18 @@ impl Person {
 
     /// Puts a proposal (`propose ARGS`); returns its id.
     fn propose(&self, node: &str, args: &[&str]) -> u64 {
+        self.propose_saying(node, args).0
+    }
+
+    /// Puts a proposal (`propose ARGS`); returns its id and what the command printed.
+    fn propose_saying(&self, node: &str, args: &[&str]) -> (u64, String) {
         let out = self.run(node, &[&["propose"], args].concat());
-        out.strip_prefix("proposal ")
+        let id = out
+            .strip_prefix("proposal ")
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|id| id.parse().ok())
-            .unwrap_or_else(|| panic!("no proposal id in:\n{out}"))
+            .unwrap_or_else(|| panic!("no proposal id in:\n{out}"));
+        (id, out)
     }
 
     fn vote(&self, node: &str, id: u64, args: &[&str]) {
@@ -92,10 +99,14 @@ impl Person {
 /// Founds a commons whose first board is `stewards` (keys made here, in this order), with the
 /// short voting window; not yet served.
 fn found(name: &str, stewards: &[&str]) -> (Commons, Vec<Person>) {
+    found_with_window(name, stewards, WINDOW)
+}
+
+fn found_with_window(name: &str, stewards: &[&str], window: &str) -> (Commons, Vec<Person>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let board: Vec<Person> = stewards.iter().map(|s| Person::new(tmp.path(), s)).collect();
     let data = tmp.path().join("data");
-    let mut args = vec!["init", "--data-dir", path(&data), "--name", name, "--voting-window", WINDOW];
+    let mut args = vec!["init", "--data-dir", path(&data), "--name", name, "--voting-window", window];
     for steward in &board {
         args.extend(["--steward", steward.did.as_str()]);
     }
@@ -250,13 +261,25 @@ fn a_governance_round_changes_the_mixture() {
     assert!(before.starts_with("no mixture decided yet"), "{before}");
     assert!(http.get("/v1/mixture").json()["current"].is_null());
 
-    let id = ada.propose(node, &["--title", "More oral texts", "--set-mixture", "narrative=0.5,oral=0.5"]);
+    let (id, said) =
+        ada.propose_saying(node, &["--title", "More oral texts", "--set-mixture", "narrative=0.5,oral=0.5"]);
+    assert_mentions(
+        &said,
+        &[&format!("vote with: substrate vote {id} yes|no|abstain"), "--mixture REGISTER=WEIGHT"],
+    );
     let open = proposal(node, id);
     assert_eq!(open["proposal"]["status"]["state"], "open", "{open}");
     assert_eq!(open["proposal"]["lead"], "contributor", "{open}");
     steward.vote(node, id, &["yes", "--mixture", "narrative=0.5,oral=0.3,conversational=0.2"]);
     ada.vote(node, id, &["yes", "--mixture", "narrative=0.6,oral=0.4"]);
     bo.vote(node, id, &["yes", "--mixture", "narrative=0.2,oral=0.2,conversational=0.6"]);
+    // A second vote without a distribution keeps the first one's, and says so.
+    let again = bo.run(node, &["vote", &id.to_string(), "yes"]);
+    assert_mentions(&again, &["kept your earlier distribution", "conversational"]);
+    let votes = proposal(node, id)["votes"].clone();
+    let bo_vote =
+        votes.as_array().into_iter().flatten().find(|v| v["voter"] == bo.did.as_str()).expect("bo's vote");
+    assert_eq!(bo_vote["mixture"]["conversational"], 0.6, "{votes}");
 
     let view = decided(node, id);
     assert_eq!(view["proposal"]["status"]["outcome"]["outcome"], "passed", "{view}");
@@ -675,7 +698,7 @@ fn the_board_is_elected_by_stv() {
     let [ada, bo, cy, dee, eve, fay] = &people[..] else { unreachable!() };
     let (a, b, c) = (ada.did.as_str(), bo.did.as_str(), cy.did.as_str());
 
-    let id = dee.propose(
+    let (id, said) = dee.propose_saying(
         node,
         &[
             "--title",
@@ -690,17 +713,42 @@ fn the_board_is_elected_by_stv() {
             c,
         ],
     );
+    // The proposer is told how to rank, and `proposal` numbers the candidates the same way.
+    let numbered = [format!(" 1. {a}"), format!(" 2. {b}"), format!(" 3. {c}")];
+    let numbered: Vec<&str> = numbered.iter().map(String::as_str).collect();
+    assert_mentions(&said, &[&["--rank"], &numbered[..]].concat());
+    let (shown, _) = ok(&["proposal", &id.to_string(), "--node", node]);
+    assert_mentions(&shown, &numbered);
+    let ballot = id.to_string();
+
+    // A rank is a candidate's number, its did:key, or a unique prefix of it; what is none of
+    // them is refused before anything is signed.
+    let err = ada.refused(node, &["vote", &ballot, "yes", "--rank", "4"]);
+    assert_mentions(&err, &["--rank 4", "candidates 1 to 3", numbered[2]]);
+    let err = ada.refused(node, &["vote", &ballot, "yes", "--rank", "z6Mk"]);
+    assert_mentions(&err, &["'z6Mk' is the start of 3 candidates' keys"]);
+    assert!(proposal(node, id)["votes"].as_array().is_some_and(Vec::is_empty));
+
     // Seven ballots: four rank A then C, two rank only B, one ranks only C. The quota is 7/3.
     // A is elected with 4 and passes 4 − 7/3 = 5/3 on to C, who reaches 8/3 and beats B's 2.
     // (Plurality would have chosen A and B.)
-    let a_then_c = format!("{a},{c}");
-    for voter in [ada, dee, eve, fay] {
-        voter.vote(node, id, &["yes", "--rank", &a_then_c]);
+    for voter in [ada, dee, eve] {
+        voter.vote(node, id, &["yes", "--rank", "1,3"]);
     }
+    let prefixes = format!("{},{}", &a[..40], &c["did:key:".len()..40]);
+    fay.vote(node, id, &["no", "--rank", &prefixes]);
+    // A second vote without a ranking keeps the first one's.
+    let again = fay.run(node, &["vote", &ballot, "yes"]);
+    assert_mentions(&again, &["kept your earlier ranking"]);
     for voter in [founder, bo] {
         voter.vote(node, id, &["yes", "--rank", b]);
     }
     cy.vote(node, id, &["yes", "--rank", c]);
+    let votes = proposal(node, id)["votes"].clone();
+    let fay_vote =
+        votes.as_array().into_iter().flatten().find(|v| v["voter"] == fay.did.as_str()).expect("fay's vote");
+    assert_eq!(fay_vote["ranking"], json!([a, c]), "{votes}");
+    assert_eq!(fay_vote["choice"], "yes", "{votes}");
 
     let view = decided(node, id);
     assert_eq!(view["proposal"]["status"]["outcome"]["outcome"], "passed", "{view}");
@@ -833,4 +881,136 @@ fn decisions_survive_a_restart() {
     let out = replay(&commons);
     assert!(out.starts_with(&format!("replay ok: {} entries", size + 2)), "{out}");
     assert!(out.contains("2 decisions recomputed from the log"), "{out}");
+}
+
+#[test]
+fn forty_members_voting_at_once_with_identical_statements_are_all_counted() {
+    // A window long enough that no vote arrives after the close, however slow the machine.
+    let (commons, board) = found_with_window("busy commons", &["steward"], "10m");
+    let steward = &board[0];
+    let daemon = commons.start();
+    let node = daemon.url.as_str();
+    let http = daemon.http();
+    let members: Vec<Person> =
+        (0..40).map(|i| Person::new(commons.tmp.path(), &format!("member-{i}"))).collect();
+    for member in &members {
+        let attestation = Event::Attestation(substrate_core::governance::acts::Attestation {
+            person: member.did.clone(),
+            days: Some(30),
+            note: None,
+            requested: requested(),
+        });
+        assert_eq!(post_event(&http, &steward.sign(attestation)).status, 201);
+    }
+    let id = members[0].propose(node, &["--title", "Larger texts", "--set", "deposit.max-bytes=2097152"]);
+
+    // Half the members sign the very same statement (same proposal, choice and time) and send it
+    // at the same moment: each is its own vote.
+    let same = Event::Vote(VoteCast {
+        proposal: id,
+        choice: Vote::Yes,
+        mixture: None,
+        ranking: None,
+        requested: requested(),
+    });
+    let envelopes: Vec<Envelope> = members[..20].iter().map(|m| m.sign(same.clone())).collect();
+    let barrier = std::sync::Barrier::new(envelopes.len());
+    let replies: Vec<Reply> = std::thread::scope(|scope| {
+        let sent: Vec<_> = envelopes
+            .iter()
+            .map(|envelope| {
+                let (http, barrier) = (http.clone(), &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    post_event(&http, envelope)
+                })
+            })
+            .collect();
+        sent.into_iter().map(|t| t.join().expect("the sender thread")).collect()
+    });
+    let mut indices = std::collections::BTreeSet::new();
+    for (member, reply) in members.iter().zip(&replies) {
+        assert_eq!(reply.status, 201, "{}: {}", member.did, reply.body);
+        let receipt = reply.json();
+        assert_eq!(receipt["envelope"]["signatures"][0]["keyid"], member.did.as_str(), "{receipt}");
+        assert!(indices.insert(receipt["log_index"].as_u64().expect("log_index")), "{receipt}");
+    }
+    // The same envelope again is the same act: its original receipt, not a new entry.
+    let again = post_event(&http, &envelopes[3]);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["log_index"], replies[3].json()["log_index"]);
+
+    // The other half vote from the command line, all at once.
+    let voting: Vec<_> = members[20..]
+        .iter()
+        .map(|m| {
+            let child = crate::util::command(&m.args(node, &["vote", &id.to_string(), "yes"]))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn substrate vote");
+            (m, child)
+        })
+        .collect();
+    for (member, child) in voting {
+        let out = child.wait_with_output().expect("substrate vote");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}: {stdout}{}", member.did, String::from_utf8_lossy(&out.stderr));
+        let index = stdout
+            .strip_prefix(&format!("vote on proposal {id}: logged at index "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|index| index.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no index in: {stdout}"));
+        assert!(indices.insert(index), "two voters were told index {index}");
+    }
+
+    let view = proposal(node, id);
+    assert_eq!(view["tally"]["contributor"]["yes"], 40.0, "{view}");
+    let voters: std::collections::BTreeSet<&str> =
+        view["votes"].as_array().expect("votes").iter().filter_map(|v| v["voter"].as_str()).collect();
+    for member in &members {
+        assert!(voters.contains(member.did.as_str()), "{} is not in the tally: {view}", member.did);
+    }
+    let out = replay(&commons);
+    assert!(out.starts_with("replay ok:"), "{out}");
+}
+
+#[test]
+fn contradicting_actions_are_refused_and_skipped_ones_are_shown() {
+    let (commons, board) = found("skipping commons", &["steward"]);
+    let steward = &board[0];
+    let daemon = commons.start();
+    let node = daemon.url.as_str();
+    let http = daemon.http();
+    let ada = Person::new(commons.tmp.path(), "ada");
+    steward.attest(node, &ada);
+
+    // A floor above the same register's cap, in one proposal, never opens.
+    let err = refused_without_trace(&http, "a floor above its cap", || {
+        ada.refused(
+            node,
+            &[
+                "propose",
+                "--title",
+                "Contradiction",
+                "--set",
+                "mixture.cap.sacred=0.1",
+                "--set",
+                "mixture.floor.sacred=0.2",
+            ],
+        )
+    });
+    assert_mentions(&err, &["action 2 (set-parameter)", "after this proposal's earlier actions", "sacred"]);
+
+    // An action that can no longer take effect at the close is skipped, and `proposal` says why.
+    let cid = deposit(&commons, &ada, node, "leaving", "a text about to be taken back", "oral");
+    let id = steward.propose(node, &["--title", "Remove it", "--remove", &cid, "--reason", "spam"]);
+    ada.run(node, &["withdraw", &cid, "--reason", "changed my mind"]);
+    steward.vote(node, id, &["yes"]);
+    ada.vote(node, id, &["yes"]);
+    let view = decided(node, id);
+    assert_eq!(view["proposal"]["status"]["outcome"]["outcome"], "passed", "{view}");
+    assert_eq!(view["effects"][0]["effect"], "skipped", "{view}");
+    let (shown, _) = ok(&["proposal", &id.to_string(), "--node", node]);
+    assert_mentions(&shown, &["effect: SKIPPED remove-deposit:", &cid]);
 }
