@@ -12,6 +12,7 @@ pub mod governance;
 pub mod identity;
 pub mod receipt;
 pub mod register;
+pub mod snapshot;
 pub mod state;
 pub mod statement;
 pub mod timestamp;

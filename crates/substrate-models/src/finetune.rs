@@ -131,6 +131,9 @@ pub struct Report {
     pub tokens_per_second: f64,
     pub held_out_before: f32,
     pub held_out_after: f32,
+    /// The held-out loss before and after per held-out set (a planned run's registers; a run
+    /// drawn by source weight has one set, named "").
+    pub held_out_by_set: BTreeMap<String, (f32, f32)>,
     pub train_texts: usize,
     pub held_out_texts: usize,
     pub draws: BTreeMap<String, usize>,
@@ -143,7 +146,30 @@ struct CheckpointState {
     base_sha256: String,
     data_sha256: String,
     held_out_before: f32,
+    #[serde(default)]
+    held_out_before_by_set: BTreeMap<String, f32>,
     draws: BTreeMap<String, usize>,
+}
+
+/// Tokens `start..end` of the planned run's text number `text`: one row of a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub text: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The data of a run whose windows were chosen beforehand (the governed sampler's plan), so
+/// that every trained token can be attributed to the text it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Planned<'a> {
+    /// The training texts as token ids (end-of-text included), and the name each is counted
+    /// under in `Report::draws` (its register, say).
+    pub texts: &'a [(String, Vec<u32>)],
+    /// One list of rows per step; every step has `batch` rows of at most `seq_len + 1` tokens.
+    pub plan: &'a [Vec<Window>],
+    /// Texts never trained on, whose loss is measured before and after, by set name.
+    pub held_out: &'a BTreeMap<String, Vec<Vec<u32>>>,
 }
 
 struct Source {
@@ -159,15 +185,10 @@ pub fn finetune(
     texts: &[Text],
     config: &TrainConfig,
     out: &Path,
-    mut on_progress: impl FnMut(&Progress) -> ControlFlow<()>,
+    on_progress: impl FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Report> {
     validate(config)?;
-    if config.seq_len > model.config.context {
-        return Err(ModelError::Invalid(format!(
-            "--seq-len {} is longer than the model's context of {} tokens: use at most {}",
-            config.seq_len, model.config.context, model.config.context
-        )));
-    }
+    fits_context(model, config)?;
     if texts.is_empty() {
         return Err(ModelError::EmptyTrainingSet { what: "the data given".into() });
     }
@@ -183,7 +204,106 @@ pub fn finetune(
     };
     let (sources, held_out) = split(model, texts, config)?;
     let train_texts = sources.iter().map(|s| s.train.len()).sum();
+    let held_out = BTreeMap::from([(String::new(), held_out)]);
+    let pad = model.tokenizer.eos;
+    let draw = |step: usize, draws: &mut BTreeMap<String, usize>| {
+        let mut rng = StdRng::seed_from_u64(config.seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        draw_batch(&sources, config, pad, &mut rng, draws)
+    };
+    train(model, base_sha256, &data_sha256, config, out, &held_out, train_texts, draw, on_progress)
+}
 
+/// Trains a LoRA adapter on `model` (loaded with `Weights::Dense`) over exactly the windows of
+/// `data.plan`, and writes it to `out`; resumable like [`finetune`].
+pub fn finetune_planned(
+    model: &mut Llama,
+    base_sha256: &str,
+    data: Planned<'_>,
+    config: &TrainConfig,
+    out: &Path,
+    on_progress: impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Report> {
+    validate(config)?;
+    if data.plan.len() != config.steps {
+        return Err(ModelError::Invalid(format!(
+            "the plan has {} steps but the run asks for {}",
+            data.plan.len(),
+            config.steps
+        )));
+    }
+    let mut h = Sha256::new();
+    for (name, ids) in data.texts {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update((ids.len() as u64).to_le_bytes());
+        ids.iter().for_each(|id| h.update(id.to_le_bytes()));
+    }
+    for (step, rows) in data.plan.iter().enumerate() {
+        if rows.len() != config.batch {
+            return Err(ModelError::Invalid(format!(
+                "step {} of the plan has {} rows, not the batch of {}",
+                step + 1,
+                rows.len(),
+                config.batch
+            )));
+        }
+        for w in rows {
+            let len = data.texts.get(w.text).map(|(_, ids)| ids.len());
+            if len.is_none_or(|len| w.start >= w.end || w.end > len || w.end - w.start > config.seq_len + 1) {
+                return Err(ModelError::Invalid(format!(
+                    "step {} of the plan has a window {}..{} of text {} that is empty, past the text's end or longer than --seq-len + 1",
+                    step + 1,
+                    w.start,
+                    w.end,
+                    w.text
+                )));
+            }
+            h.update((w.text as u64).to_le_bytes());
+            h.update((w.start as u64).to_le_bytes());
+            h.update((w.end as u64).to_le_bytes());
+        }
+    }
+    for (name, texts) in data.held_out {
+        h.update(name.as_bytes());
+        h.update([1]);
+        for ids in texts {
+            h.update((ids.len() as u64).to_le_bytes());
+            ids.iter().for_each(|id| h.update(id.to_le_bytes()));
+        }
+    }
+    let data_sha256 = hex::encode(h.finalize());
+    fits_context(model, config)?;
+    let pad = model.tokenizer.eos;
+    let seq_len = config.seq_len;
+    let draw = |step: usize, draws: &mut BTreeMap<String, usize>| {
+        let rows: Vec<&[u32]> = data.plan[step]
+            .iter()
+            .map(|w| {
+                let (name, ids) = &data.texts[w.text];
+                *draws.entry(name.clone()).or_default() += 1;
+                &ids[w.start..w.end]
+            })
+            .collect();
+        windows(&rows, seq_len, pad)
+    };
+    let train_texts =
+        data.plan.iter().flatten().map(|w| w.text).collect::<std::collections::BTreeSet<_>>().len();
+    train(model, base_sha256, &data_sha256, config, out, data.held_out, train_texts, draw, on_progress)
+}
+
+/// The training loop both kinds of run share: factors, optimiser, checkpoints, held-out loss.
+#[allow(clippy::too_many_arguments)]
+fn train(
+    model: &mut Llama,
+    base_sha256: &str,
+    data_sha256: &str,
+    config: &TrainConfig,
+    out: &Path,
+    held_out: &BTreeMap<String, Vec<Vec<u32>>>,
+    train_texts: usize,
+    mut draw: impl FnMut(usize, &mut BTreeMap<String, usize>) -> TokenBatch,
+    mut on_progress: impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Report> {
     let vars = init_factors(model, config)?;
     let mut adam = Adam::new(&vars, config)?;
     let mut adapter = adapter_of(model, base_sha256, config, &vars);
@@ -193,19 +313,22 @@ pub fn finetune(
     let checkpoint = out.join(CHECKPOINT_FILE);
     let mut draws: BTreeMap<String, usize> = BTreeMap::new();
     let (start_step, held_out_before) =
-        match resume(&checkpoint, config, base_sha256, &data_sha256, &vars, &mut adam)? {
+        match resume(&checkpoint, config, base_sha256, data_sha256, &vars, &mut adam)? {
+            Some(state) if state.held_out_before_by_set.len() == held_out.len() => {
+                draws = state.draws;
+                (state.step, state.held_out_before_by_set)
+            }
             Some(state) => {
                 draws = state.draws;
-                (state.step, state.held_out_before)
+                (state.step, BTreeMap::from([(String::new(), state.held_out_before)]))
             }
-            None => (0, held_out_loss(model, &held_out, config)?),
+            None => (0, held_out_losses(model, held_out, config)?),
         };
 
     let started = Instant::now();
     let tokens_per_step = config.batch * config.seq_len;
     for step in start_step..config.steps {
-        let mut rng = StdRng::seed_from_u64(config.seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let batch = draw_batch(&sources, config, model.tokenizer.eos, &mut rng, &mut draws);
+        let batch = draw(step, &mut draws);
         let grads = model.loss_and_gradients(&batch)?;
         adam.step(&vars, &grads)?;
         let done = step + 1 - start_step;
@@ -224,8 +347,9 @@ pub fn finetune(
                 step: step + 1,
                 config: config.clone(),
                 base_sha256: base_sha256.to_owned(),
-                data_sha256: data_sha256.clone(),
-                held_out_before,
+                data_sha256: data_sha256.to_owned(),
+                held_out_before: overall(&held_out_before, held_out),
+                held_out_before_by_set: held_out_before.clone(),
                 draws: draws.clone(),
             };
             save_checkpoint(&checkpoint, &state, &vars, &adam)?;
@@ -235,9 +359,13 @@ pub fn finetune(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    let held_out_after = held_out_loss(model, &held_out, config)?;
+    let held_out_after = held_out_losses(model, held_out, config)?;
     adapter = adapter_of(model, base_sha256, config, &vars);
-    adapter.save(out, model, &[("steps", config.steps.to_string()), ("data_sha256", data_sha256)])?;
+    adapter.save(
+        out,
+        model,
+        &[("steps", config.steps.to_string()), ("data_sha256", data_sha256.to_owned())],
+    )?;
     let tokens = (config.steps - start_step) * tokens_per_step;
     Ok(Report {
         steps: config.steps,
@@ -245,12 +373,48 @@ pub fn finetune(
         tokens,
         seconds,
         tokens_per_second: tokens as f64 / seconds.max(1e-9),
-        held_out_before,
-        held_out_after,
+        held_out_before: overall(&held_out_before, held_out),
+        held_out_after: overall(&held_out_after, held_out),
+        held_out_by_set: held_out_before
+            .iter()
+            .map(|(name, before)| {
+                (name.clone(), (*before, held_out_after.get(name).copied().unwrap_or(f32::NAN)))
+            })
+            .collect(),
         train_texts,
-        held_out_texts: held_out.len(),
+        held_out_texts: held_out.values().map(Vec::len).sum(),
         draws,
     })
+}
+
+/// The held-out loss of every set.
+fn held_out_losses(
+    model: &Llama,
+    held_out: &BTreeMap<String, Vec<Vec<u32>>>,
+    config: &TrainConfig,
+) -> Result<BTreeMap<String, f32>> {
+    held_out.iter().map(|(name, texts)| Ok((name.clone(), held_out_loss(model, texts, config)?))).collect()
+}
+
+/// The sets' losses weighted by their number of texts (the only set's loss when there is one).
+fn overall(losses: &BTreeMap<String, f32>, held_out: &BTreeMap<String, Vec<Vec<u32>>>) -> f32 {
+    let (mut sum, mut count) = (0f64, 0f64);
+    for (name, loss) in losses {
+        let n = held_out.get(name).map_or(0, Vec::len) as f64;
+        sum += f64::from(*loss) * n;
+        count += n;
+    }
+    (sum / count.max(1.)) as f32
+}
+
+fn fits_context(model: &Llama, config: &TrainConfig) -> Result<()> {
+    if config.seq_len > model.config.context {
+        return Err(ModelError::Invalid(format!(
+            "--seq-len {} is longer than the model's context of {} tokens: use at most {}",
+            config.seq_len, model.config.context, model.config.context
+        )));
+    }
+    Ok(())
 }
 
 fn validate(config: &TrainConfig) -> Result<()> {

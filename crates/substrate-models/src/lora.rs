@@ -5,7 +5,7 @@
 //! The metadata of the safetensors file names the base model and its sha256; loading an
 //! adapter onto a different model is refused.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -17,6 +17,36 @@ use crate::llama::{Llama, Lora, Target, gguf_rows, hf_rows};
 
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 pub const CONFIG_FILE: &str = "adapter_config.json";
+/// f32 tensors in the safetensors format with its header's keys in sorted order (the
+/// `safetensors` crate writes its metadata from a `HashMap`, so its bytes change from run to run):
+/// the same adapter is always the same bytes. Tensors are laid out in name order.
+fn safetensors_bytes(
+    tensors: &mut [(String, Vec<usize>, Vec<u8>)],
+    metadata: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::json!(metadata));
+    let mut offset = 0;
+    for (name, shape, bytes) in tensors.iter() {
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes.len()]}),
+        );
+        offset += bytes.len();
+    }
+    let mut json = serde_json::Value::Object(header).to_string().into_bytes();
+    // The data starts 8-byte aligned; the header is padded with spaces, as the format allows.
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + offset);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    for (_, _, bytes) in tensors.iter() {
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
 /// The safetensors metadata key holding the base model's sha256.
 pub const BASE_SHA256: &str = "base_model_sha256";
 
@@ -103,14 +133,7 @@ impl Adapter {
                 buffers.push((key(layer, target, name), t.dims().to_vec(), bytes));
             }
         }
-        let views = buffers
-            .iter()
-            .map(|(name, shape, bytes)| {
-                TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (name.clone(), v))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ModelError::Invalid(format!("adapter tensors: {e}")))?;
-        let mut metadata = HashMap::from([
+        let mut metadata = BTreeMap::from([
             ("format".to_owned(), "pt".to_owned()),
             (BASE_SHA256.to_owned(), self.base_sha256.clone()),
             ("base_model".to_owned(), self.base_name.clone()),
@@ -118,8 +141,9 @@ impl Adapter {
         metadata.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let weights = dir.join(WEIGHTS_FILE);
         let partial = dir.join(format!("{WEIGHTS_FILE}.partial"));
-        safetensors::serialize_to_file(views, Some(metadata), &partial)
-            .map_err(|e| ModelError::Invalid(format!("writing {}: {e}", partial.display())))?;
+        std::fs::write(&partial, safetensors_bytes(&mut buffers, &metadata))
+            .map_err(ModelError::io(&partial))?;
+        std::fs::File::open(&partial).and_then(|f| f.sync_all()).map_err(ModelError::io(&partial))?;
         std::fs::rename(&partial, &weights).map_err(ModelError::io(&weights))?;
         let config = PeftConfig {
             peft_type: "LORA".into(),

@@ -112,6 +112,14 @@ impl GgufTokenizer {
         Ok(encoding.get_ids().to_vec())
     }
 
+    /// The ids of `text` with each token's byte range in `text` (a token that is part of a
+    /// multi-byte character spans the whole character).
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Offsets)> {
+        let encoding =
+            self.tokenizer.encode(text, false).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
+    }
+
     /// The ids a prompt is fed as: BOS first when the model asks for it.
     pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
         let mut ids = Vec::new();
@@ -131,6 +139,9 @@ impl GgufTokenizer {
         self.tokenizer.id_to_token(id)
     }
 }
+
+/// Each token's byte range in the text it was encoded from.
+pub type Offsets = Vec<(usize, usize)>;
 
 /// A metadata string of a GGUF file, if present.
 pub(crate) fn metadata_string<'a>(content: &'a Content, key: &str) -> Option<&'a str> {

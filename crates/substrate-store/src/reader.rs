@@ -29,6 +29,38 @@ pub enum ReadError {
     Blob(#[from] BlobError),
 }
 
+/// Reads the texts of a data directory beside the node that owns it (a training run, say): the
+/// blob directory first, then the texts still waiting in SQLite. Opens one connection for all.
+pub struct TextReader {
+    blobs: BlobStore,
+    conn: Connection,
+}
+
+impl TextReader {
+    pub fn open(dir: &DataDir) -> Result<TextReader, ReadError> {
+        let blobs = BlobStore::open(&dir.blobs()).map_err(|source| {
+            ReadError::Ledger(LedgerError::Io { path: dir.blobs().display().to_string(), source })
+        })?;
+        Ok(TextReader { blobs, conn: schema::open(&dir.database())? })
+    }
+
+    /// The deposit's text, if this node holds it.
+    pub fn text(&self, cid: &Cid) -> Result<Option<Vec<u8>>, ReadError> {
+        if let Some(text) = self.blobs.get(cid)? {
+            return Ok(Some(text));
+        }
+        let pending: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT content FROM pending_texts WHERE cid = ?1", [cid.to_string()], |r| r.get(0))
+            .optional()?;
+        // The text may have moved to the blob directory between the two reads.
+        match pending {
+            Some(text) => Ok(Some(text)),
+            None => Ok(self.blobs.get(cid)?),
+        }
+    }
+}
+
 /// A cloneable reader over one commons.
 #[derive(Clone)]
 pub struct Reader {

@@ -190,6 +190,52 @@ pub fn replay(
     })
 }
 
+/// The state after the first `size` entries of the log in `dir` (all of them when `None`), folded
+/// from the log alone in one read snapshot: every signature and stored leaf hash is checked (the
+/// checkpoints are `replay`'s to check). `on_entry` sees each entry as it is folded. Returns the
+/// state; its `size()` says how many entries it holds.
+pub fn fold_to(
+    dir: &DataDir,
+    size: Option<u64>,
+    mut on_entry: impl FnMut(u64, u64, &SignedEvent),
+) -> Result<State, ReplayError> {
+    let mut conn = schema::open(&dir.database())?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
+    let conn: &Connection = &tx;
+    let held: u64 = conn.query_row("SELECT count(*) FROM entries", [], |r| r.get(0))?;
+    let size = size.unwrap_or(held);
+    if size > held {
+        return Err(ReplayError::Entry {
+            index: size,
+            detail: format!("the log holds {held} entries; choose a size of at most {held}"),
+        });
+    }
+    let mut state = State::new();
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    while state.size() < size {
+        let mut rows = read_chunk(conn, state.size())?;
+        rows.truncate((size - state.size()) as usize);
+        if rows.is_empty() {
+            return Err(ReplayError::Entry { index: state.size(), detail: "missing from the log".into() });
+        }
+        let opened = open_parallel(&rows, workers);
+        for ((index, leaf, stored_hash), event) in rows.into_iter().zip(opened) {
+            let fail = |detail: String| ReplayError::Entry { index, detail };
+            let entry = LogEntry::from_leaf(index, &leaf).map_err(|e| fail(e.to_string()))?;
+            if stored_hash != entry.leaf_hash() {
+                return Err(fail("its bytes no longer match the stored leaf hash (tampered entry)".into()));
+            }
+            let event = event.map_err(fail)?;
+            state
+                .apply(index, entry.integrated_time, &event)
+                .map_err(|e| fail(format!("the fold refuses it: {e}")))?;
+            on_entry(index, entry.integrated_time, &event);
+        }
+    }
+    tx.commit()?;
+    Ok(state)
+}
+
 fn load_checkpoints(
     conn: &Connection,
     verifier: &NoteVerifier,

@@ -278,6 +278,9 @@ pub enum Command {
     },
     /// Train a LoRA adapter on texts drawn with per-source weights; resumable.
     Finetune(FinetuneArgs),
+    /// The governed training run: the decided mixture trains a LoRA adapter on the snapshot of
+    /// eligible deposits, published with its record, cards, provenance and signature.
+    Train(TrainArgs),
     /// Measure throughput and replay speed.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -315,6 +318,49 @@ pub struct FinetuneArgs {
     pub lr: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write the resumable checkpoint every this many steps.
+    #[arg(long, default_value_t = 10)]
+    pub save_every: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// The decision entry whose mixture to follow. Default: the mixture in force (every register
+    /// weighs the same while none was decided).
+    #[arg(long)]
+    pub decision: Option<u64>,
+    /// The adapter directory to publish. Default: DATA_DIR/adapters/<snapshot root's first 16 hex digits>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The base model's sha256; the run is refused if the file differs.
+    #[arg(long)]
+    pub base_sha256: Option<String>,
+    /// The node key that signs the provenance. Default: DATA_DIR/node.key.
+    #[arg(long)]
+    pub node_key: Option<PathBuf>,
+    /// The node's ECDSA P-256 key for the model-signing signature (made on first use).
+    /// Default: DATA_DIR/model-signing.key.
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    #[arg(long, default_value_t = 16.0)]
+    pub alpha: f64,
+    /// The projections adapted: q, k, v, o, gate, up, down.
+    #[arg(long, value_delimiter = ',', default_value = "q,v")]
+    pub targets: Vec<String>,
+    #[arg(long, default_value_t = 100)]
+    pub steps: usize,
+    /// Windows per step.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Tokens per window.
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
     /// Write the resumable checkpoint every this many steps.
     #[arg(long, default_value_t = 10)]
     pub save_every: usize,

@@ -8,6 +8,7 @@ mod identity;
 mod ledger;
 mod models;
 mod node;
+mod train;
 
 use crate::cli::{Cli, Command};
 
@@ -75,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             models::generate(&models, &prompt, system.as_deref(), raw, &sampling, adapter.as_deref(), json)
         }
         Command::Finetune(args) => models::finetune(&args),
+        Command::Train(args) => train::train(&args),
         Command::Bench(command) => bench::run(command),
     }
 }

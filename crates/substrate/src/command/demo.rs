@@ -171,7 +171,20 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
         println!("  the round's proposal, votes and decision receipts written to {}", dir.display());
     }
 
-    step(20, "stop the node and replay the whole log from scratch");
+    step(20, "members deposit more texts in the registers the mixture weighs");
+    for (key, register, title, text) in MORE_TEXTS {
+        let key = if *key == "alice" { &alice } else { &bob };
+        let meta =
+            Metadata { register, also: &[], consent: "commons", title, language: "en", license: "CC-BY-4.0" };
+        let signed = sign_deposit(key, text.as_bytes(), &meta)?;
+        let (receipt, _) = submit_deposit(&client, &signed, text.as_bytes())?;
+        println!("  {register:<14} {title} (entry {})", receipt.log_index);
+    }
+
+    step(21, "the decided mixture trains a LoRA adapter on the snapshot, signed and attributed");
+    let adapter = train_demo_adapter(&dir, artifacts)?;
+
+    step(22, "stop the node and replay the whole log from scratch");
     node.stop()?;
     let report = substrate_store::replay::replay(&DataDir::new(&dir), ReplayMode::Check, Some(log))?;
     println!(
@@ -182,8 +195,123 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
         "  {} members; {} decisions recomputed from the log, identical to the sequencer's",
         report.members, report.decisions
     );
+    if artifacts.is_none() {
+        println!("  (the adapter was published in the temporary commons: {})", adapter.display());
+    }
     println!("\nthe demo commons is discarded; `substrate init` founds a lasting one");
     Ok(())
+}
+
+/// Short texts in the registers the demo's mixture weighs, by alice and bob.
+const MORE_TEXTS: &[(&str, &str, &str, &str)] = &[
+    (
+        "alice",
+        "oral",
+        "How the ferry got its name",
+        "They called it the Heron because it stood in the shallows all winter, one leg in the mud, waiting for the ice to go. My father said a boat that patient deserved a bird's name.\n",
+    ),
+    (
+        "bob",
+        "oral",
+        "The flood of the long spring",
+        "The water came up past the second step and the chickens slept in the kitchen. Nobody cried. Your great-uncle played the fiddle on the table so we would not hear the river.\n",
+    ),
+    (
+        "alice",
+        "conversational",
+        "At the bus stop",
+        "A: Is this the one for the market?\nB: It goes past it, but get off at the bakery, it is quicker to walk.\nA: The bakery on the corner?\nB: That one. Tell them I sent you, they will give you the burnt end.\n",
+    ),
+    (
+        "bob",
+        "conversational",
+        "Fixing the bicycle",
+        "A: The chain keeps slipping.\nB: Turn it upside down. See, the gear is bent.\nA: Can you straighten it?\nB: Gently, with the pliers. There. Try it now.\n",
+    ),
+    (
+        "alice",
+        "narrative",
+        "The lamp in the window",
+        "Every evening she lit the lamp in the window, though nobody had come up the road in years. The neighbours stopped asking why. One night in March a boy knocked, wet through, and asked if this was the house with the light.\n",
+    ),
+    (
+        "bob",
+        "pedagogical",
+        "Why the moon changes shape",
+        "The moon does not change. Half of it is always lit by the sun. What changes is how much of the lit half faces us as it goes around the Earth. Draw it: a lamp, a ball, and your eye.\n",
+    ),
+    (
+        "alice",
+        "pedagogical",
+        "Counting in fives",
+        "Hold up one hand: five fingers. Two hands make ten. To count the apples, make groups of five and count the groups, then add what is left over. Try it with twenty-three apples.\n",
+    ),
+    (
+        "bob",
+        "sacred",
+        "A blessing for the table",
+        "For the hands that sowed and the hands that carried, for the fire and the water and the salt, for those who are here and those who are missing, we give thanks.\n",
+    ),
+    (
+        "alice",
+        "lyric",
+        "Song for the night shift",
+        "When the town is sleeping and the street lamps hum, / I keep the bread rising for the morning to come. / Oh the flour on my sleeves and the moon on the sill, / the whole world is dreaming and the ovens are still.\n",
+    ),
+];
+
+/// Trains a few steps on the default base model when it was fetched (`substrate models fetch`),
+/// else on a tiny random model of the same architecture, and prints the published card.
+fn train_demo_adapter(dir: &Path, artifacts: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
+    let data = DataDir::new(dir);
+    let node_key = dir.join("node.key");
+    crate::keys::create(&node_key, substrate_core::identity::ActorKind::Node, false)?;
+    let models_dir = std::env::var_os("SUBSTRATE_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.join("models"));
+    let default = substrate_models::fetch::GENERATION.path(&models_dir);
+    let (model, seq_len, steps) = match default.exists() {
+        true => {
+            println!("  base model: {} (SmolLM2-135M-Instruct)", default.display());
+            (default, 64, 8)
+        }
+        false => {
+            let tiny = substrate_models::tiny::llama(dir, 7, substrate_models::tiny::GgmlDType::F32)?;
+            println!(
+                "  the default base model is not fetched (`substrate models fetch`): a tiny random model stands in"
+            );
+            (tiny.path, 48, 8)
+        }
+    };
+    let out = match artifacts {
+        Some(out) => out.join("adapter"),
+        None => data.root().join("adapters").join("demo"),
+    };
+    let args = crate::cli::TrainArgs {
+        models: crate::cli::ModelArgs {
+            model: Some(model.display().to_string()),
+            models_dir: Some(models_dir),
+            weights: "auto".into(),
+            data: crate::cli::DataArgs { data_dir: dir.to_path_buf() },
+        },
+        decision: None,
+        out: Some(out.clone()),
+        base_sha256: None,
+        node_key: Some(node_key),
+        signing_key: None,
+        rank: 4,
+        alpha: 8.0,
+        targets: vec!["q".into(), "v".into()],
+        steps,
+        batch: 2,
+        seq_len,
+        lr: 2e-3,
+        save_every: 4,
+    };
+    super::train::train(&args)?;
+    let card = std::fs::read_to_string(out.join("CONTRIBUTIONS.md"))?;
+    println!("\n{card}");
+    Ok(out)
 }
 
 /// The demo commons' voting window, in seconds.

@@ -47,7 +47,7 @@ fn models_dir(args: &ModelArgs) -> PathBuf {
 }
 
 /// The path `--model` means: a default's name, else a path.
-fn model_path(args: &ModelArgs, default: &Package) -> PathBuf {
+pub(super) fn model_path(args: &ModelArgs, default: &Package) -> PathBuf {
     let dir = models_dir(args);
     match &args.model {
         None => default.path(&dir),
@@ -240,6 +240,6 @@ pub fn finetune(f: &FinetuneArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn clock(seconds: u64) -> String {
+pub(super) fn clock(seconds: u64) -> String {
     format!("{}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60)
 }

@@ -1,0 +1,11 @@
+//! The governed training run: the snapshot a decided mixture names, the sampler that follows the
+//! mixture, and the adapter directory it publishes, signed and attributed to every contributor.
+
+pub mod cards;
+pub mod provenance;
+pub mod record;
+pub mod run;
+pub mod sampler;
+pub mod signing;
+
+pub use record::{Contribution, Contributor, RunRecord};

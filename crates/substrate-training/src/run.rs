@@ -1,0 +1,458 @@
+//! The governed training run from end to end: fold the log, take the snapshot the mixture names,
+//! read and tokenise its texts, plan the windows, train, and publish the adapter directory with
+//! its record, cards, attestation and signature. Everything is written into `OUT.partial` and
+//! renamed to `OUT` at the end, so a run killed anywhere publishes nothing, and running it again
+//! resumes from the last checkpoint to the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+use substrate_core::governance::acts::Effect;
+use substrate_core::snapshot::{SnapshotEntry, snapshot_root};
+use substrate_core::{Event, Register};
+use substrate_models::finetune::{self, Planned, Progress, TrainConfig, Window};
+use substrate_models::{Llama, LoraConfig, Target};
+use substrate_store::DataDir;
+
+use crate::record::{
+    BaseModel, Builder, CommonsRef, Contribution, DecisionRef, HeldOut, Hyperparameters, RUN_FILE, RunRecord,
+};
+use crate::sampler::{self, Candidate};
+use crate::signing::ModelSigningKey;
+use crate::{cards, provenance, signing};
+
+/// The side table of the sampler: one line per window (step, row, CID, token and byte range).
+pub const WINDOWS_FILE: &str = "windows.jsonl";
+pub const MANIFEST_FILE: &str = "manifest.jsonl";
+pub const SIGNATURE_FILE: &str = "model.sig";
+/// The node's P-256 public key the signature verifies with (its SHA-256 is in the attestation).
+pub const SIGNING_KEY_FILE: &str = "model-signing.pub.pem";
+
+/// What a run is asked to do.
+pub struct TrainOptions {
+    pub data_dir: DataDir,
+    /// The decision entry whose mixture to follow; the mixture in force when `None`.
+    pub decision: Option<u64>,
+    pub out: PathBuf,
+    /// The base model, already loaded with dense weights, its file name and its sha256.
+    pub base_name: String,
+    pub base_sha256: String,
+    pub lora: LoraConfig,
+    pub steps: usize,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub lr: f64,
+    pub save_every: usize,
+    pub node_key: SigningKey,
+    pub signing_key: ModelSigningKey,
+    pub builder: Builder,
+    /// Reads the clock, as RFC 3339 (the run's start and end times).
+    pub now: fn() -> String,
+}
+
+/// Where a run is, for a progress display.
+#[derive(Debug)]
+pub enum Phase<'a> {
+    Snapshot { log_size: u64, deposits: usize, root: &'a str },
+    Tokenising { texts: usize },
+    Planned { windows: usize, held_out: usize },
+    Step(&'a Progress),
+    Signing,
+    Published { dir: &'a Path },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("reading the log: {0}")]
+    Log(#[from] substrate_store::ReplayError),
+    #[error("reading the texts: {0}")]
+    Texts(#[from] substrate_store::ReadError),
+    #[error(
+        "entry {0} is not a decision that set the mixture; `substrate proposals` lists decided proposals, and `substrate mixture` names the decision in force"
+    )]
+    NotAMixtureDecision(u64),
+    #[error("entry {index} is beyond the log's {size} entries")]
+    NoSuchEntry { index: u64, size: u64 },
+    #[error(
+        "the mixture gives weight only to registers with no eligible text ({0}); deposit texts in them, or decide another mixture"
+    )]
+    NothingEligible(String),
+    #[error(
+        "this node does not hold {} of the snapshot's texts: {}; train on the node that holds them (a sequencer holds every text; `local` ones stay where deposited)",
+        .0.len(), .0.join(", ")
+    )]
+    MissingTexts(Vec<String>),
+    #[error(
+        "{cid} does not hash to its CID here; the blob store is damaged (run `substrate ledger replay --check`)"
+    )]
+    Corrupt { cid: String },
+    #[error("{0} already exists; publish into another --out, or remove it first")]
+    Exists(String),
+    #[error(transparent)]
+    Plan(#[from] sampler::PlanError),
+    #[error(transparent)]
+    Model(#[from] substrate_models::ModelError),
+    #[error(transparent)]
+    Provenance(#[from] provenance::ProvenanceError),
+    #[error(transparent)]
+    Signing(#[from] signing::SigningError),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io { path: path.display().to_string(), source }
+}
+
+/// The snapshot and the mixture a run follows, as of the log's current size.
+pub struct Snapshot {
+    pub commons: CommonsRef,
+    pub decision: Option<DecisionRef>,
+    pub mixture: BTreeMap<String, f64>,
+    pub log_size: u64,
+    pub entries: Vec<SnapshotEntry>,
+    pub root: [u8; 32],
+    /// Title, license and language of each entry's deposit, by CID.
+    pub details: BTreeMap<String, (String, String, String)>,
+}
+
+/// Folds the log in `dir` and takes the snapshot the decision at `decision` (or the mixture in
+/// force) names.
+pub fn snapshot(dir: &DataDir, decision: Option<u64>) -> Result<Snapshot, TrainError> {
+    // Each decision entry: its statement digest, and the proposal and weights if it set the mixture.
+    type Decided = (String, Option<(u64, BTreeMap<String, f64>)>);
+    let mut statements: BTreeMap<u64, Decided> = BTreeMap::new();
+    let state = substrate_store::replay::fold_to(dir, None, |index, _, event| {
+        if let Event::Decision(d) = &event.event {
+            let mixture = d.effects.iter().find_map(|e| match e {
+                Effect::Mixture { weights, .. } => {
+                    Some(weights.iter().map(|(r, w)| (r.to_string(), *w)).collect())
+                }
+                _ => None,
+            });
+            statements.insert(index, (hex::encode(event.statement_digest), mixture.map(|m| (d.proposal, m))));
+        }
+    })?;
+    let size = state.size();
+    let commons = state.commons().ok_or(TrainError::NoSuchEntry { index: 0, size })?;
+    let commons = CommonsRef {
+        name: commons.name.clone(),
+        origin: commons.origin.clone(),
+        log_key: commons.log_key.clone(),
+    };
+    let registers: Vec<Register> =
+        state.governance().parameters().map(|p| p.registers.clone()).unwrap_or_default();
+    let chosen = match decision {
+        Some(index) if index >= size => return Err(TrainError::NoSuchEntry { index, size }),
+        Some(index) => Some(index),
+        None => state.governance().mixture().map(|m| m.decision),
+    };
+    let (decision, mixture) = match chosen {
+        Some(index) => {
+            let Some((digest, Some((proposal, weights)))) = statements.get(&index) else {
+                return Err(TrainError::NotAMixtureDecision(index));
+            };
+            (
+                Some(DecisionRef { index, proposal: *proposal, statement_sha256: digest.clone() }),
+                weights.clone(),
+            )
+        }
+        // No mixture decided yet: every register weighs the same.
+        None => {
+            (None, registers.iter().map(|r| (r.to_string(), 1.0 / registers.len().max(1) as f64)).collect())
+        }
+    };
+    let weighted: BTreeSet<Register> =
+        mixture.iter().filter(|(_, w)| **w > 0.0).filter_map(|(r, _)| Register::new(r).ok()).collect();
+    let entries = state.snapshot(&weighted);
+    let details = entries
+        .iter()
+        .filter_map(|e| state.deposit(&e.cid))
+        .map(|d| (d.cid.to_string(), (d.title.clone(), d.license.clone(), d.language.clone())))
+        .collect();
+    let root = snapshot_root(&entries);
+    Ok(Snapshot { commons, decision, mixture, log_size: size, entries, root, details })
+}
+
+/// Runs the whole pipeline with `model` and publishes the adapter into `options.out`.
+pub fn train(
+    model: &mut Llama,
+    options: &TrainOptions,
+    mut on_phase: impl FnMut(Phase<'_>),
+) -> Result<RunRecord, TrainError> {
+    let started = (options.now)();
+    if options.out.exists() {
+        return Err(TrainError::Exists(options.out.display().to_string()));
+    }
+    let snapshot = snapshot(&options.data_dir, options.decision)?;
+    let root_hex = hex::encode(snapshot.root);
+    on_phase(Phase::Snapshot {
+        log_size: snapshot.log_size,
+        deposits: snapshot.entries.len(),
+        root: &root_hex,
+    });
+    let weighted: Vec<&String> = snapshot.mixture.iter().filter(|(_, w)| **w > 0.0).map(|(r, _)| r).collect();
+    let with_text: BTreeSet<&str> = snapshot.entries.iter().map(|e| e.register.as_str()).collect();
+    let registers_without_text: Vec<String> =
+        weighted.iter().filter(|r| !with_text.contains(r.as_str())).map(|r| (*r).clone()).collect();
+    if snapshot.entries.is_empty() {
+        return Err(TrainError::NothingEligible(registers_without_text.join(", ")));
+    }
+
+    // Every text must be here before anything is trained.
+    let reader = substrate_store::TextReader::open(&options.data_dir)?;
+    let mut texts = Vec::with_capacity(snapshot.entries.len());
+    let mut missing = Vec::new();
+    for entry in &snapshot.entries {
+        match reader.text(&entry.cid)? {
+            Some(bytes) if substrate_core::Cid::of(&bytes) == entry.cid => texts.push(bytes),
+            Some(_) => return Err(TrainError::Corrupt { cid: entry.cid.to_string() }),
+            None => missing.push(entry.cid.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(TrainError::MissingTexts(missing));
+    }
+
+    on_phase(Phase::Tokenising { texts: texts.len() });
+    let mut tokenised = Vec::with_capacity(texts.len());
+    for bytes in &texts {
+        let text = String::from_utf8_lossy(bytes);
+        let (mut ids, offsets) = model.tokenizer.encode_with_offsets(&text)?;
+        ids.push(model.tokenizer.eos);
+        tokenised.push((ids, offsets, text.len()));
+    }
+
+    // About a tenth of each register's texts (one when it has three to nine, none below) is held
+    // out to measure the loss, chosen by a hash of the root and the CID: reproducible, and not
+    // by the order of deposit.
+    let mut held_out_flags = vec![false; snapshot.entries.len()];
+    let mut by_register: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, e) in snapshot.entries.iter().enumerate() {
+        by_register.entry(e.register.as_str()).or_default().push(i);
+    }
+    for members in by_register.values_mut() {
+        let hold = match members.len() {
+            0..=2 => 0,
+            3..=19 => 1,
+            n => n / 10,
+        };
+        members.sort_by_cached_key(|&i| {
+            let mut h = Sha256::new();
+            h.update(snapshot.root);
+            h.update(snapshot.entries[i].cid.to_string().as_bytes());
+            <[u8; 32]>::from(h.finalize())
+        });
+        for &i in members.iter().take(hold) {
+            held_out_flags[i] = true;
+        }
+    }
+    let trainable: Vec<usize> = (0..snapshot.entries.len()).filter(|&i| !held_out_flags[i]).collect();
+    let candidates: Vec<Candidate> = trainable
+        .iter()
+        .map(|&i| Candidate {
+            register: snapshot.entries[i].register.to_string(),
+            tokens: tokenised[i].0.len(),
+        })
+        .collect();
+    let seed = u64::from_be_bytes(snapshot.root[..8].try_into().unwrap_or_default());
+    let plan =
+        sampler::plan(&candidates, &snapshot.mixture, options.steps, options.batch, options.seq_len, seed)?;
+    let mut held_out: BTreeMap<String, Vec<Vec<u32>>> = BTreeMap::new();
+    for (i, flag) in held_out_flags.iter().enumerate() {
+        if *flag {
+            held_out
+                .entry(snapshot.entries[i].register.to_string())
+                .or_default()
+                .push(tokenised[i].0.clone());
+        }
+    }
+    on_phase(Phase::Planned {
+        windows: options.steps * options.batch,
+        held_out: held_out.values().map(Vec::len).sum(),
+    });
+
+    let staging = partial_dir(&options.out);
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    let planned_texts: Vec<(String, Vec<u32>)> = trainable
+        .iter()
+        .map(|&i| (snapshot.entries[i].register.to_string(), tokenised[i].0.clone()))
+        .collect();
+    let config = TrainConfig {
+        lora: options.lora.clone(),
+        steps: options.steps,
+        batch: options.batch,
+        seq_len: options.seq_len,
+        lr: options.lr,
+        seed,
+        save_every: options.save_every,
+        ..TrainConfig::default()
+    };
+    let report = finetune::finetune_planned(
+        model,
+        &options.base_sha256,
+        Planned { texts: &planned_texts, plan: &plan.steps, held_out: &held_out },
+        &config,
+        &staging,
+        |p| {
+            on_phase(Phase::Step(p));
+            ControlFlow::Continue(())
+        },
+    )?;
+
+    // Attribution: every window back to its deposit, with its byte range.
+    let mut trained = vec![(0u64, 0u64); snapshot.entries.len()];
+    let windows_path = staging.join(WINDOWS_FILE);
+    let mut side = std::io::BufWriter::new(std::fs::File::create(&windows_path).map_err(io(&windows_path))?);
+    for (step, rows) in plan.steps.iter().enumerate() {
+        for (row, &Window { text, start, end }) in rows.iter().enumerate() {
+            let i = trainable[text];
+            let (ids, offsets, len) = &tokenised[i];
+            trained[i].0 += (end - start - 1) as u64;
+            trained[i].1 += 1;
+            let byte =
+                |token: usize, edge: fn(&(usize, usize)) -> usize| offsets.get(token).map_or(*len, edge);
+            let bytes = (byte(start, |o| o.0), if end >= ids.len() { *len } else { byte(end - 1, |o| o.1) });
+            let line = serde_json::json!({
+                "step": step + 1,
+                "row": row,
+                "cid": snapshot.entries[i].cid.to_string(),
+                "tokens": [start, end],
+                "bytes": [bytes.0, bytes.1],
+            });
+            writeln!(side, "{line}").map_err(io(&windows_path))?;
+        }
+    }
+    side.flush().map_err(io(&windows_path))?;
+    drop(side);
+
+    let contributions: Vec<Contribution> = snapshot
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let (title, license, language) =
+                snapshot.details.get(&entry.cid.to_string()).cloned().unwrap_or_default();
+            Contribution {
+                entry: entry.clone(),
+                title,
+                license,
+                language,
+                tokens: tokenised[i].0.len() as u64,
+                tokens_trained: trained[i].0,
+                windows: trained[i].1,
+                held_out: held_out_flags[i],
+            }
+        })
+        .collect();
+    let record = RunRecord {
+        commons: snapshot.commons.clone(),
+        decision: snapshot.decision.clone(),
+        log_size: snapshot.log_size,
+        snapshot_root: root_hex.clone(),
+        mixture: snapshot.mixture.clone(),
+        achieved: plan.achieved.clone(),
+        registers_without_text,
+        base_model: BaseModel { name: options.base_name.clone(), sha256: options.base_sha256.clone() },
+        hyperparameters: Hyperparameters {
+            rank: options.lora.rank,
+            alpha: options.lora.alpha,
+            targets: options.lora.targets.iter().map(|t| t.peft_name().to_owned()).collect(),
+            steps: options.steps,
+            batch: options.batch,
+            seq_len: options.seq_len,
+            lr: options.lr,
+            seed,
+        },
+        tokens_trained: plan.tokens.values().sum(),
+        windows: (options.steps * options.batch) as u64,
+        held_out: report
+            .held_out_by_set
+            .iter()
+            .map(|(r, (before, after))| {
+                let texts = held_out.get(r).map_or(0, Vec::len) as u64;
+                (r.clone(), HeldOut { texts, before: f64::from(*before), after: f64::from(*after) })
+            })
+            .collect(),
+        local_texts: contributions
+            .iter()
+            .filter(|c| c.entry.consent == substrate_core::ConsentTier::Local)
+            .count() as u64,
+        contributions,
+        builder: options.builder.clone(),
+        node: substrate_core::identity::did_of(&options.node_key.verifying_key()),
+        started,
+        finished: (options.now)(),
+    };
+
+    on_phase(Phase::Signing);
+    publish(&staging, &record, options)?;
+    std::fs::rename(&staging, &options.out).map_err(io(&options.out))?;
+    on_phase(Phase::Published { dir: &options.out });
+    Ok(record)
+}
+
+/// Where a run into `out` stages its files until it publishes them.
+pub fn partial_dir(out: &Path) -> PathBuf {
+    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".partial");
+    out.with_file_name(name)
+}
+
+/// Writes the record and the cards, then the attestation over every file, then the signature.
+fn publish(dir: &Path, record: &RunRecord, options: &TrainOptions) -> Result<(), TrainError> {
+    let checkpoint = finetune::checkpoint_path(dir);
+    if checkpoint.exists() {
+        std::fs::remove_file(&checkpoint).map_err(io(&checkpoint))?;
+    }
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(io(&path))
+    };
+    let json = |value: &serde_json::Value| serde_json::to_vec_pretty(value).unwrap_or_default();
+    write(RUN_FILE, &serde_json::to_vec_pretty(record).unwrap_or_default())?;
+    let manifest = cards::manifest_jsonl(record);
+    write(MANIFEST_FILE, manifest.as_bytes())?;
+    let manifest_sha256 = hex::encode(Sha256::digest(manifest.as_bytes()));
+    write("README.md", cards::model_card(record, None).as_bytes())?;
+    write("CONTRIBUTIONS.md", cards::contribution_card(record).as_bytes())?;
+    write("contributions.json", &json(&cards::contributions_json(record)))?;
+    write("croissant.json", &json(&cards::croissant(record, MANIFEST_FILE, &manifest_sha256)))?;
+    write("eu-training-summary.md", cards::eu_training_summary(record).as_bytes())?;
+    write(SIGNING_KEY_FILE, options.signing_key.public_key_pem().as_bytes())?;
+
+    let mut subjects = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != provenance::PROVENANCE_FILE && n != SIGNATURE_FILE)
+        .collect();
+    names.sort();
+    for name in names {
+        let sha256 = provenance::file_sha256(&dir.join(&name))?;
+        subjects.push((name, sha256));
+    }
+    let statement = provenance::statement(record, &subjects);
+    write(provenance::PROVENANCE_FILE, &provenance::sign(&statement, &options.node_key))?;
+    signing::sign_directory(dir, &options.signing_key, SIGNATURE_FILE)?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), TrainError> {
+    for entry in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+        let path = entry.path();
+        std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(io(&path))?;
+    }
+    std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io(dir))
+}
+
+/// The targets `--targets` names, for callers that parse them.
+pub fn targets(names: &[String]) -> Option<Vec<Target>> {
+    names.iter().map(|n| Target::parse(n)).collect()
+}

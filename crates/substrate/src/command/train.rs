@@ -1,0 +1,154 @@
+//! `train`: the governed training run on the node's own data directory, with a progress display
+//! of each phase.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use substrate_models::fetch;
+use substrate_models::{LoraConfig, Weights};
+use substrate_store::DataDir;
+use substrate_training::record::Builder;
+use substrate_training::run::{self, Phase, TrainOptions};
+use substrate_training::signing::ModelSigningKey;
+
+use crate::cli::TrainArgs;
+
+pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
+    let data = DataDir::new(&args.models.data.data_dir);
+    let targets = run::targets(&args.targets)
+        .with_context(|| format!("--targets {}: use q, k, v, o, gate, up, down", args.targets.join(",")))?;
+    let node_key_path = args.node_key.clone().unwrap_or_else(|| data.root().join("node.key"));
+    let (_, node_key) = crate::keys::load(&node_key_path).with_context(|| {
+        format!(
+            "the node key signs the adapter's provenance; make one with `substrate id new --kind node --key {}`",
+            node_key_path.display()
+        )
+    })?;
+    let signing_path = args.signing_key.clone().unwrap_or_else(|| data.root().join("model-signing.key"));
+    let signing_key = ModelSigningKey::load_or_create(&signing_path)
+        .with_context(|| format!("the model-signing key {}", signing_path.display()))?;
+
+    // The snapshot first: it is cheap, names the default directory, and refuses early.
+    let snapshot = run::snapshot(&data, args.decision)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let root: String = snapshot.root[..8].iter().map(|b| format!("{b:02x}")).collect();
+        data.root().join("adapters").join(root)
+    });
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+
+    let path = super::models::model_path(&args.models, &fetch::GENERATION);
+    let base_sha256 = fetch::file_sha256(&path)?;
+    if let Some(expected) = &args.base_sha256
+        && !expected.eq_ignore_ascii_case(&base_sha256)
+    {
+        anyhow::bail!(
+            "the base model {} has sha256 {base_sha256}, not the {expected} asked for; fetch the right file (`substrate models fetch`) or name it with --model",
+            path.display()
+        );
+    }
+    eprintln!("loading {}", path.display());
+    let mut model = substrate_models::Llama::load(&path, Weights::Dense)?;
+    let options = TrainOptions {
+        data_dir: data.clone(),
+        decision: args.decision,
+        out: out.clone(),
+        base_name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        base_sha256,
+        lora: LoraConfig { rank: args.rank, alpha: args.alpha, targets },
+        steps: args.steps,
+        batch: args.batch,
+        seq_len: args.seq_len,
+        lr: args.lr,
+        save_every: args.save_every,
+        node_key,
+        signing_key,
+        builder: builder()?,
+        now: || substrate_core::timestamp::rfc3339(super::now_ms()),
+    };
+    if run::partial_dir(&out).join(substrate_models::finetune::CHECKPOINT_FILE).exists() {
+        eprintln!("resuming from {}", run::partial_dir(&out).display());
+    }
+    let tty = std::io::stderr().is_terminal();
+    let record = run::train(&mut model, &options, |phase| match phase {
+        Phase::Snapshot { log_size, deposits, root } => {
+            eprintln!("snapshot    {deposits} deposits as of entry {log_size}, root {root}")
+        }
+        Phase::Tokenising { texts } => eprintln!("tokenising  {texts} texts"),
+        Phase::Planned { windows, held_out } => {
+            eprintln!("planned     {windows} windows; {held_out} texts held out to measure the loss")
+        }
+        Phase::Step(p) => {
+            let line = format!(
+                "step {:>5}/{}  loss {:.4}  {:.0} tokens/s  ETA {}",
+                p.step,
+                p.steps,
+                p.loss,
+                p.tokens_per_second,
+                super::models::clock(p.eta.as_secs())
+            );
+            match tty {
+                true => eprint!("\r{line}   "),
+                false if p.step % 10 == 0 || p.step == p.steps || p.step == 1 => eprintln!("{line}"),
+                false => {}
+            }
+        }
+        Phase::Signing => {
+            if tty {
+                eprintln!();
+            }
+            eprintln!("signing     provenance (node key) and model-signing (P-256)")
+        }
+        Phase::Published { dir } => eprintln!("published   {}", dir.display()),
+    })?;
+
+    println!("adapter {}", out.display());
+    match &record.decision {
+        Some(d) => println!("  decision:   entry {} (proposal {})", d.index, d.proposal),
+        None => println!("  decision:   none yet; every register weighed the same"),
+    }
+    println!(
+        "  snapshot:   {} deposits as of entry {}, root {}",
+        record.contributions.len(),
+        record.log_size,
+        record.snapshot_root
+    );
+    println!("  trained:    {} tokens in {} windows", record.tokens_trained, record.windows);
+    println!(
+        "  {:<16} {:>8} {:>9} {:>10}  {:>18}",
+        "register", "decided", "achieved", "tokens", "held-out loss"
+    );
+    let tokens = record.tokens_by_register();
+    for (register, weight) in &record.mixture {
+        let loss = record
+            .held_out
+            .get(register)
+            .map(|h| format!("{:.4} -> {:.4}", h.before, h.after))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "  {register:<16} {weight:>8.4} {:>9.4} {:>10}  {loss:>18}",
+            record.achieved.get(register).copied().unwrap_or(0.0),
+            tokens.get(register).copied().unwrap_or(0)
+        );
+    }
+    if !record.registers_without_text.is_empty() {
+        println!(
+            "  no eligible text in {}: their weight went to the other registers",
+            record.registers_without_text.join(", ")
+        );
+    }
+    println!("  contributors: {}", record.contributors().len());
+    Ok(())
+}
+
+/// This program, as the provenance names it.
+fn builder() -> anyhow::Result<Builder> {
+    let exe: PathBuf = std::env::current_exe().context("finding this program's file")?;
+    Ok(Builder {
+        name: env!("CARGO_PKG_NAME").to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        sha256: fetch::file_sha256(&exe)?,
+    })
+}
