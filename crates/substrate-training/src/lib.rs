@@ -7,5 +7,6 @@ pub mod record;
 pub mod run;
 pub mod sampler;
 pub mod signing;
+pub mod verify;
 
 pub use record::{Contribution, Contributor, RunRecord};

@@ -118,6 +118,8 @@ pub struct Snapshot {
     pub root: [u8; 32],
     /// Title, license and language of each entry's deposit, by CID.
     pub details: BTreeMap<String, (String, String, String)>,
+    /// The node keys registered in the log.
+    pub nodes: BTreeSet<String>,
 }
 
 /// Folds the log in `dir` and takes the snapshot the decision at `decision` (or the mixture in
@@ -175,7 +177,8 @@ pub fn snapshot(dir: &DataDir, decision: Option<u64>) -> Result<Snapshot, TrainE
         .map(|d| (d.cid.to_string(), (d.title.clone(), d.license.clone(), d.language.clone())))
         .collect();
     let root = snapshot_root(&entries);
-    Ok(Snapshot { commons, decision, mixture, log_size: size, entries, root, details })
+    let nodes = state.governance().nodes().map(|n| n.node.clone()).collect();
+    Ok(Snapshot { commons, decision, mixture, log_size: size, entries, root, details, nodes })
 }
 
 /// Runs the whole pipeline with `model` and publishes the adapter into `options.out`.

@@ -278,6 +278,9 @@ pub enum Command {
     },
     /// Train a LoRA adapter on texts drawn with per-source weights; resumable.
     Finetune(FinetuneArgs),
+    /// Check published adapters.
+    #[command(subcommand)]
+    Adapters(AdaptersCommand),
     /// The governed training run: the decided mixture trains a LoRA adapter on the snapshot of
     /// eligible deposits, published with its record, cards, provenance and signature.
     Train(TrainArgs),
@@ -323,6 +326,19 @@ pub struct FinetuneArgs {
     pub save_every: usize,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum AdaptersCommand {
+    /// Verify an adapter directory offline: the model-signing signature over every file, the
+    /// node's attestation against the files and run.json, run.json's sums and snapshot root;
+    /// with --data-dir also the snapshot root against that log and the node's registration.
+    Verify {
+        dir: PathBuf,
+        /// A data directory holding the commons' log (a node's or a mirror's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -331,7 +347,8 @@ pub struct TrainArgs {
     /// weighs the same while none was decided).
     #[arg(long)]
     pub decision: Option<u64>,
-    /// The adapter directory to publish. Default: DATA_DIR/adapters/<snapshot root's first 16 hex digits>.
+    /// The adapter directory to publish. Default: DATA_DIR/adapters/e<log size>-<the snapshot
+    /// root's first 12 hex digits>.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// The base model's sha256; the run is refused if the file differs.

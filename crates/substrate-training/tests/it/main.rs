@@ -20,6 +20,7 @@ use substrate_training::provenance;
 use substrate_training::record::Builder;
 use substrate_training::run::{self, TrainError, TrainOptions};
 use substrate_training::signing::{self, ModelSigningKey};
+use substrate_training::verify;
 
 const START: u64 = 1_800_000_000_000;
 const WINDOW: u64 = 1_000;
@@ -285,6 +286,11 @@ fn a_decided_mixture_trains_an_adapter_whose_every_token_is_attributed() {
     assert_eq!(deposits, 10);
     let public = std::fs::read_to_string(out.join(run::SIGNING_KEY_FILE)).expect("public key");
     signing::verify_directory(&out, run::SIGNATURE_FILE, &public).expect("the signature verifies");
+    let verified = verify::verify(&out, None).expect("verifies offline");
+    assert_eq!(verified.record, record);
+    // Against the log the snapshot root holds, but the node that signed is not registered.
+    let err = verify::verify(&out, Some(&c.dir)).expect_err("an unregistered node");
+    assert!(matches!(err, verify::AdapterVerifyError::UnregisteredNode(ref n) if n == &did(9)), "{err}");
     let card = out.join("README.md");
     let mut bytes = std::fs::read(&card).expect("card");
     bytes.push(b'\n');
@@ -292,6 +298,8 @@ fn a_decided_mixture_trains_an_adapter_whose_every_token_is_attributed() {
     let refused = signing::verify_directory(&out, run::SIGNATURE_FILE, &public).expect_err("tampered");
     assert!(refused.to_string().contains("README.md"), "{refused}");
     let refused = provenance::check_subjects(&statement, &out).expect_err("tampered");
+    assert!(refused.to_string().contains("README.md"), "{refused}");
+    let refused = verify::verify(&out, None).expect_err("tampered");
     assert!(refused.to_string().contains("README.md"), "{refused}");
     assert!(!run::partial_dir(&out).exists(), "nothing is left half-published");
 }

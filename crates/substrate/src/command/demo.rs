@@ -182,7 +182,7 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
     }
 
     step(21, "the decided mixture trains a LoRA adapter on the snapshot, signed and attributed");
-    let adapter = train_demo_adapter(&dir, artifacts)?;
+    let adapter = train_demo_adapter(&dir, artifacts, &client, &alice)?;
 
     step(22, "stop the node and replay the whole log from scratch");
     node.stop()?;
@@ -262,10 +262,35 @@ const MORE_TEXTS: &[(&str, &str, &str, &str)] = &[
 
 /// Trains a few steps on the default base model when it was fetched (`substrate models fetch`),
 /// else on a tiny random model of the same architecture, and prints the published card.
-fn train_demo_adapter(dir: &Path, artifacts: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
+fn train_demo_adapter(
+    dir: &Path,
+    artifacts: Option<&Path>,
+    client: &Client,
+    operator: &ed25519_dalek::SigningKey,
+) -> anyhow::Result<std::path::PathBuf> {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
     let data = DataDir::new(dir);
     let node_key = dir.join("node.key");
-    crate::keys::create(&node_key, substrate_core::identity::ActorKind::Node, false)?;
+    let node = crate::keys::create(&node_key, substrate_core::identity::ActorKind::Node, false)?;
+    // Alice registers the node that trains, so its adapter verifies against the log.
+    let (_, node_signing) = crate::keys::load(&node_key)?;
+    let operator_did = substrate_core::identity::did_of(&operator.verifying_key());
+    let origin: serde_json::Value = client.get("/v1/commons")?.json()?;
+    let binding = node_signing.sign(&substrate_core::governance::acts::node_binding_message(
+        origin["origin"].as_str().unwrap_or_default(),
+        &operator_did,
+    ));
+    let registration = substrate_core::governance::acts::NodeRegistration {
+        node: node.did.clone(),
+        binding: base64::engine::general_purpose::STANDARD.encode(binding.to_bytes()),
+        requested: substrate_core::timestamp::rfc3339(super::now_ms()),
+    };
+    let receipt = submit_event(
+        client,
+        &SignedEvent::sign(substrate_core::event::Event::NodeRegistration(registration), operator),
+    )?;
+    println!("  alice registers the training node {} (entry {})", node.did, receipt.log_index);
     let models_dir = std::env::var_os("SUBSTRATE_MODELS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.join("models"));
@@ -309,6 +334,11 @@ fn train_demo_adapter(dir: &Path, artifacts: Option<&Path>) -> anyhow::Result<st
         save_every: 4,
     };
     super::train::train(&args)?;
+    println!();
+    super::train::adapters(crate::cli::AdaptersCommand::Verify {
+        dir: out.clone(),
+        data_dir: Some(dir.to_path_buf()),
+    })?;
     let card = std::fs::read_to_string(out.join("CONTRIBUTIONS.md"))?;
     println!("\n{card}");
     Ok(out)

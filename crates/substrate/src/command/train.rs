@@ -12,7 +12,7 @@ use substrate_training::record::Builder;
 use substrate_training::run::{self, Phase, TrainOptions};
 use substrate_training::signing::ModelSigningKey;
 
-use crate::cli::TrainArgs;
+use crate::cli::{AdaptersCommand, TrainArgs};
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let data = DataDir::new(&args.models.data.data_dir);
@@ -31,9 +31,16 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
 
     // The snapshot first: it is cheap, names the default directory, and refuses early.
     let snapshot = run::snapshot(&data, args.decision)?;
+    let node = substrate_core::identity::did_of(&node_key.verifying_key());
+    if !snapshot.nodes.contains(&node) {
+        eprintln!(
+            "note: the node key {node} is not registered in this commons, so `adapters verify --data-dir` will refuse the adapter; a member registers it with `substrate node-register --node-key {}`",
+            node_key_path.display()
+        );
+    }
     let out = args.out.clone().unwrap_or_else(|| {
-        let root: String = snapshot.root[..8].iter().map(|b| format!("{b:02x}")).collect();
-        data.root().join("adapters").join(root)
+        let root: String = snapshot.root[..6].iter().map(|b| format!("{b:02x}")).collect();
+        data.root().join("adapters").join(format!("e{}-{root}", snapshot.log_size))
     });
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -151,4 +158,36 @@ fn builder() -> anyhow::Result<Builder> {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         sha256: fetch::file_sha256(&exe)?,
     })
+}
+
+pub fn adapters(command: AdaptersCommand) -> anyhow::Result<()> {
+    match command {
+        AdaptersCommand::Verify { dir, data_dir } => {
+            let log = data_dir.as_ref().map(DataDir::new);
+            let verified = substrate_training::verify::verify(&dir, log.as_ref())
+                .with_context(|| format!("{} does NOT verify", dir.display()))?;
+            let record = &verified.record;
+            println!("adapter verifies: {}", dir.display());
+            println!("  signature:   ok, model-signing over {} files", verified.files);
+            println!(
+                "  attestation: ok, signed by node {}, {} subjects match their files",
+                record.node, verified.subjects
+            );
+            println!(
+                "  record:      ok, {} deposits of {} contributors, {} tokens in {} windows add up",
+                record.contributions.len(),
+                record.contributors().len(),
+                record.tokens_trained,
+                record.windows
+            );
+            match verified.log_checked {
+                true => println!(
+                    "  log:         ok, the snapshot root is the log's at entry {} and the node is registered",
+                    record.log_size
+                ),
+                false => println!("  log:         not checked (give --data-dir with the commons' log)"),
+            }
+            Ok(())
+        }
+    }
 }
