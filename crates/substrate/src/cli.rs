@@ -281,6 +281,9 @@ pub enum Command {
     /// Check published adapters.
     #[command(subcommand)]
     Adapters(AdaptersCommand),
+    /// Audits of what the commons' pipelines do with contributions.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// The governed training run: the decided mixture trains a LoRA adapter on the snapshot of
     /// eligible deposits, published with its record, cards, provenance and signature.
     Train(TrainArgs),
@@ -336,6 +339,21 @@ pub enum AdaptersCommand {
         /// A data directory holding the commons' log (a node's or a mirror's).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// The provenance erasure rate of a training run, stage by stage, recomputed from the log and
+    /// the adapter directory alone; any directory of adapter files can be audited (a
+    /// conventional pipeline's keeps no attribution, and shows it).
+    Per {
+        dir: PathBuf,
+        /// The data directory holding the commons' log.
+        #[arg(long, env = "SUBSTRATE_DATA", default_value = "substrate-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
 }
 

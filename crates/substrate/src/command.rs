@@ -78,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Finetune(args) => models::finetune(&args),
         Command::Train(args) => train::train(&args),
         Command::Adapters(command) => train::adapters(command),
+        Command::Audit(command) => train::audit(command),
         Command::Bench(command) => bench::run(command),
     }
 }

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::SigningKey;
 use substrate_core::event::{Deposit, Event, Withdrawal};
 use substrate_core::governance::acts::{Action, Attestation, Dispute, Ground, Proposal, VoteCast};
@@ -16,11 +18,11 @@ use substrate_models::tiny::{self, GgmlDType};
 use substrate_models::{Llama, LoraConfig, Target, Weights};
 use substrate_store::ledger::Outcome;
 use substrate_store::{DataDir, InitOptions, Ledger, Submission};
-use substrate_training::provenance;
 use substrate_training::record::Builder;
 use substrate_training::run::{self, TrainError, TrainOptions};
 use substrate_training::signing::{self, ModelSigningKey};
 use substrate_training::verify;
+use substrate_training::{audit, provenance};
 
 const START: u64 = 1_800_000_000_000;
 const WINDOW: u64 = 1_000;
@@ -368,4 +370,129 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+/// Rewrites `file` in `dir` through `edit`, line by line for JSONL and whole for JSON.
+fn rewrite(dir: &std::path::Path, file: &str, edit: impl FnOnce(String) -> String) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, edit(text)).expect("write");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+#[test]
+fn the_erasure_rate_is_zero_for_a_run_and_the_audit_sees_every_injected_erasure() {
+    let c = commons();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tiny = tiny::llama(tmp.path(), 3, GgmlDType::F32).expect("tiny model");
+    let mut model = Llama::load(&tiny.path, Weights::Dense).expect("load");
+    let out = tmp.path().join("adapter");
+    let record = run::train(&mut model, &options(&c, &out, "ab"), |_| {}).expect("train");
+    let stages = audit::per(&out, &c.dir).expect("audit");
+    assert_eq!(
+        stages.iter().map(|s| s.name).collect::<Vec<_>>(),
+        ["eligible", "manifest", "windows", "provenance", "contribution card", "model card"]
+    );
+    for stage in &stages {
+        assert_eq!(stage.rate(), 0.0, "{stage:?}");
+    }
+    assert_eq!(stages[1].entered, record.contributions.len());
+
+    let trained: Vec<&substrate_training::Contribution> =
+        record.contributions.iter().filter(|k| k.windows > 0).collect();
+    let (first, second) = (
+        trained[0],
+        trained.iter().find(|k| k.entry.depositor != trained[0].entry.depositor).expect("two depositors"),
+    );
+    let cid = first.entry.cid.to_string();
+    let case = |name: &str, file: &str, edit: &dyn Fn(String) -> String| -> Vec<audit::Stage> {
+        let dir = tmp.path().join(name);
+        copy_dir(&out, &dir);
+        rewrite(&dir, file, edit);
+        audit::per(&dir, &c.dir).expect("audit")
+    };
+    let named = |stages: &[audit::Stage], stage: &str, cid: &str| {
+        let s = stages.iter().find(|s| s.name == stage).expect("stage");
+        assert!(s.rate() > 0.0, "{stage} sees nothing: {s:?}");
+        assert!(
+            s.missing.iter().any(|m| m == cid) || s.misattributed.iter().any(|(m, _)| m == cid),
+            "{stage} does not name {cid}: {s:?}"
+        );
+    };
+
+    // A deposit dropped from the manifest.
+    let stages = case("dropped", run::MANIFEST_FILE, &|t: String| {
+        t.lines().filter(|l| !l.contains(&cid)).map(|l| format!("{l}\n")).collect()
+    });
+    named(&stages, "manifest", &cid);
+    // A token count changed in the windows' side table.
+    let stages = case("recounted", run::WINDOWS_FILE, &|t: String| {
+        let mut done = false;
+        t.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).expect("json");
+                if !done && v["cid"] == cid.as_str() {
+                    v["tokens"][1] = serde_json::json!(v["tokens"][1].as_u64().expect("end") - 1);
+                    done = true;
+                }
+                format!("{v}\n")
+            })
+            .collect()
+    });
+    named(&stages, "windows", &cid);
+    // A depositor swapped in the attestation.
+    let stages = case("swapped", provenance::PROVENANCE_FILE, &|t: String| {
+        let mut envelope: serde_json::Value = serde_json::from_str(&t).expect("json");
+        let payload = STANDARD.decode(envelope["payload"].as_str().expect("payload")).expect("base64");
+        let text = String::from_utf8(payload)
+            .expect("utf-8")
+            .replace(&first.entry.depositor, &second.entry.depositor);
+        envelope["payload"] = serde_json::json!(STANDARD.encode(text));
+        envelope.to_string()
+    });
+    named(&stages, "provenance", &cid);
+    // Two contributors merged in the contribution card.
+    let stages = case("merged", "contributions.json", &|t: String| {
+        let mut card: serde_json::Value = serde_json::from_str(&t).expect("json");
+        let contributors = card["contributors"].as_array_mut().expect("contributors");
+        let taken: Vec<serde_json::Value> = contributors
+            .iter()
+            .filter(|k| k["depositor"] == first.entry.depositor.as_str())
+            .flat_map(|k| k["deposits"].as_array().cloned().unwrap_or_default())
+            .collect();
+        contributors.retain(|k| k["depositor"] != first.entry.depositor.as_str());
+        for k in contributors.iter_mut() {
+            if k["depositor"] == second.entry.depositor.as_str() {
+                k["deposits"].as_array_mut().expect("deposits").extend(taken.clone());
+            }
+        }
+        card.to_string()
+    });
+    named(&stages, "contribution card", &cid);
+    // A register's total changed in the model card.
+    let register = first.entry.register.to_string();
+    let total: u64 = record
+        .contributions
+        .iter()
+        .filter(|k| k.entry.register == first.entry.register)
+        .map(|k| k.tokens_trained)
+        .sum();
+    let stages = case("misreported", "README.md", &|t: String| {
+        t.replacen(&format!("| {register} | {total} |"), &format!("| {register} | {} |", total + 1), 1)
+    });
+    named(&stages, "model card", &cid);
+
+    // A conventional run's directory keeps nothing: every stage after eligibility erases all.
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir_all(&plain).expect("mkdir");
+    std::fs::copy(out.join("adapter_model.safetensors"), plain.join("adapter_model.safetensors"))
+        .expect("copy");
+    let stages = audit::per(&plain, &c.dir).expect("audit");
+    assert!(stages[1..].iter().all(|s| s.rate() == 1.0), "{stages:?}");
 }

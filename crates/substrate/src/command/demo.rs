@@ -339,6 +339,12 @@ fn train_demo_adapter(
         dir: out.clone(),
         data_dir: Some(dir.to_path_buf()),
     })?;
+    println!();
+    super::train::audit(crate::cli::AuditCommand::Per {
+        dir: out.clone(),
+        data_dir: dir.to_path_buf(),
+        json: false,
+    })?;
     let card = std::fs::read_to_string(out.join("CONTRIBUTIONS.md"))?;
     println!("\n{card}");
     Ok(out)

@@ -12,7 +12,7 @@ use substrate_training::record::Builder;
 use substrate_training::run::{self, Phase, TrainOptions};
 use substrate_training::signing::ModelSigningKey;
 
-use crate::cli::{AdaptersCommand, TrainArgs};
+use crate::cli::{AdaptersCommand, AuditCommand, TrainArgs};
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let data = DataDir::new(&args.models.data.data_dir);
@@ -186,6 +186,44 @@ pub fn adapters(command: AdaptersCommand) -> anyhow::Result<()> {
                     record.log_size
                 ),
                 false => println!("  log:         not checked (give --data-dir with the commons' log)"),
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn audit(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Per { dir, data_dir, json } => {
+            let stages = substrate_training::audit::per(&dir, &DataDir::new(&data_dir))
+                .with_context(|| format!("auditing {}", dir.display()))?;
+            if json {
+                let rows: Vec<serde_json::Value> = stages
+                    .iter()
+                    .map(|s| serde_json::json!({"stage": s.name, "entered": s.entered, "missing": s.missing, "misattributed": s.misattributed, "per": s.rate()}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            println!("provenance erasure rate of {}", dir.display());
+            print!("{}", substrate_training::audit::table(&stages));
+            // Name what was lost, a few per stage.
+            const SHOWN: usize = 5;
+            for stage in &stages {
+                if stage.entered > 0 && stage.missing.len() == stage.entered {
+                    println!("  {}: every one of the {} contributions is missing", stage.name, stage.entered);
+                    continue;
+                }
+                let lines = stage.missing.iter().map(|cid| format!("{cid} is missing")).chain(
+                    stage.misattributed.iter().map(|(cid, what)| format!("{cid} is misattributed: {what}")),
+                );
+                let count = stage.missing.len() + stage.misattributed.len();
+                for line in lines.take(SHOWN) {
+                    println!("  {}: {line}", stage.name);
+                }
+                if count > SHOWN {
+                    println!("  {}: and {} more (--json lists them all)", stage.name, count - SHOWN);
+                }
             }
             Ok(())
         }
