@@ -120,7 +120,7 @@ fn read_lines(dir: &Path, name: &str) -> Result<Option<Vec<Value>>, AuditError> 
         Ok(text) => text
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l))
+            .map(serde_json::from_str)
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
             .map_err(|e| AuditError::Unreadable { file: name.into(), detail: e.to_string() }),
