@@ -75,7 +75,9 @@ pub enum TrainError {
         "entry {0} is not a decision that set the mixture; `substrate proposals` lists decided proposals, and `substrate mixture` names the decision in force"
     )]
     NotAMixtureDecision(u64),
-    #[error("entry {index} is beyond the log's {size} entries")]
+    #[error(
+        "entry {index} is beyond the log's {size} entries; `substrate mixture` names the decision in force"
+    )]
     NoSuchEntry { index: u64, size: u64 },
     #[error(
         "the mixture gives weight only to registers with no eligible text ({0}); deposit texts in them, or decide another mixture"
@@ -122,13 +124,37 @@ pub struct Snapshot {
     pub nodes: BTreeSet<String>,
 }
 
-/// Folds the log in `dir` and takes the snapshot the decision at `decision` (or the mixture in
-/// force) names.
-pub fn snapshot(dir: &DataDir, decision: Option<u64>) -> Result<Snapshot, TrainError> {
+/// What an interrupted run in `OUT.partial` was started on, so that running it again resumes on
+/// the same snapshot however much the log has grown since.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Pending {
+    pub log_size: u64,
+    pub decision: Option<u64>,
+}
+
+/// The file holding a [`Pending`] run's start, inside `OUT.partial`.
+pub const PENDING_FILE: &str = "pending.json";
+
+/// The interrupted run staged in `out`'s partial directory, if any.
+pub fn pending(out: &Path) -> Result<Option<Pending>, TrainError> {
+    let path = partial_dir(out).join(PENDING_FILE);
+    match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(&path)(e)),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| TrainError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        }),
+    }
+}
+
+/// Folds the first `size` entries of the log in `dir` (all of them when `None`) and takes the
+/// snapshot the decision at `decision` (or the mixture in force) names.
+pub fn snapshot(dir: &DataDir, decision: Option<u64>, size: Option<u64>) -> Result<Snapshot, TrainError> {
     // Each decision entry: its statement digest, and the proposal and weights if it set the mixture.
     type Decided = (String, Option<(u64, BTreeMap<String, f64>)>);
     let mut statements: BTreeMap<u64, Decided> = BTreeMap::new();
-    let state = substrate_store::replay::fold_to(dir, None, |index, _, event| {
+    let state = substrate_store::replay::fold_to(dir, size, |index, _, event| {
         if let Event::Decision(d) = &event.event {
             let mixture = d.effects.iter().find_map(|e| match e {
                 Effect::Mixture { weights, .. } => {
@@ -191,7 +217,12 @@ pub fn train(
     if options.out.exists() {
         return Err(TrainError::Exists(options.out.display().to_string()));
     }
-    let snapshot = snapshot(&options.data_dir, options.decision)?;
+    // A run interrupted in OUT.partial resumes on the snapshot it started from.
+    let resumed = pending(&options.out)?;
+    let snapshot = match &resumed {
+        Some(p) => snapshot(&options.data_dir, p.decision, Some(p.log_size))?,
+        None => snapshot(&options.data_dir, options.decision, None)?,
+    };
     let root_hex = hex::encode(snapshot.root);
     on_phase(Phase::Snapshot {
         log_size: snapshot.log_size,
@@ -281,6 +312,12 @@ pub fn train(
 
     let staging = partial_dir(&options.out);
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    if resumed.is_none() {
+        let started =
+            Pending { log_size: snapshot.log_size, decision: snapshot.decision.as_ref().map(|d| d.index) };
+        let path = staging.join(PENDING_FILE);
+        std::fs::write(&path, serde_json::to_vec(&started).unwrap_or_default()).map_err(io(&path))?;
+    }
     let planned_texts: Vec<(String, Vec<u32>)> = trainable
         .iter()
         .map(|&i| (snapshot.entries[i].register.to_string(), tokenised[i].0.clone()))
@@ -408,9 +445,10 @@ pub fn partial_dir(out: &Path) -> PathBuf {
 
 /// Writes the record and the cards, then the attestation over every file, then the signature.
 fn publish(dir: &Path, record: &RunRecord, options: &TrainOptions) -> Result<(), TrainError> {
-    let checkpoint = finetune::checkpoint_path(dir);
-    if checkpoint.exists() {
-        std::fs::remove_file(&checkpoint).map_err(io(&checkpoint))?;
+    for staged in [finetune::checkpoint_path(dir), dir.join(PENDING_FILE)] {
+        if staged.exists() {
+            std::fs::remove_file(&staged).map_err(io(&staged))?;
+        }
     }
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);

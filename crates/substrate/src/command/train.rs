@@ -25,12 +25,25 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
             node_key_path.display()
         )
     })?;
-    let signing_path = args.signing_key.clone().unwrap_or_else(|| data.root().join("model-signing.key"));
-    let signing_key = ModelSigningKey::load_or_create(&signing_path)
-        .with_context(|| format!("the model-signing key {}", signing_path.display()))?;
-
-    // The snapshot first: it is cheap, names the default directory, and refuses early.
-    let snapshot = run::snapshot(&data, args.decision)?;
+    // The snapshot first: it is cheap, names the default directory, and refuses early. A run
+    // interrupted in the default directory is found and resumed on its own snapshot.
+    let interrupted = match &args.out {
+        Some(_) => None,
+        None => interrupted_default(&data, args.decision)?,
+    };
+    let snapshot = match (&args.out, &interrupted) {
+        (Some(out), _) => match run::pending(out)? {
+            Some(p) => run::snapshot(&data, p.decision, Some(p.log_size))?,
+            None => run::snapshot(&data, args.decision, None)?,
+        },
+        (None, Some((_, p))) => run::snapshot(&data, p.decision, Some(p.log_size))?,
+        (None, None) => run::snapshot(&data, args.decision, None)?,
+    };
+    if snapshot.entries.is_empty() {
+        let weighted: Vec<&str> =
+            snapshot.mixture.iter().filter(|(_, w)| **w > 0.0).map(|(r, _)| r.as_str()).collect();
+        return Err(run::TrainError::NothingEligible(weighted.join(", ")).into());
+    }
     let node = substrate_core::identity::did_of(&node_key.verifying_key());
     if !snapshot.nodes.contains(&node) {
         eprintln!(
@@ -38,10 +51,20 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
             node_key_path.display()
         );
     }
-    let out = args.out.clone().unwrap_or_else(|| {
-        let root: String = snapshot.root[..6].iter().map(|b| format!("{b:02x}")).collect();
-        data.root().join("adapters").join(format!("e{}-{root}", snapshot.log_size))
-    });
+    let out = match (&args.out, interrupted) {
+        (Some(out), _) => out.clone(),
+        (None, Some((out, _))) => out,
+        (None, None) => {
+            let root: String = snapshot.root[..6].iter().map(|b| format!("{b:02x}")).collect();
+            data.root().join("adapters").join(format!("e{}-{root}", snapshot.log_size))
+        }
+    };
+    if out.exists() {
+        anyhow::bail!("{} already exists; publish into another --out, or remove it first", out.display());
+    }
+    let signing_path = args.signing_key.clone().unwrap_or_else(|| data.root().join("model-signing.key"));
+    let signing_key = ModelSigningKey::load_or_create(&signing_path)
+        .with_context(|| format!("the model-signing key {}", signing_path.display()))?;
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
@@ -75,8 +98,12 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         builder: builder()?,
         now: || substrate_core::timestamp::rfc3339(super::now_ms()),
     };
-    if run::partial_dir(&out).join(substrate_models::finetune::CHECKPOINT_FILE).exists() {
-        eprintln!("resuming from {}", run::partial_dir(&out).display());
+    if let Some(p) = run::pending(&out)? {
+        eprintln!(
+            "resuming from {} (the run started on the log's first {} entries)",
+            run::partial_dir(&out).display(),
+            p.log_size
+        );
     }
     let tty = std::io::stderr().is_terminal();
     let record = run::train(&mut model, &options, |phase| match phase {
@@ -148,6 +175,27 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     }
     println!("  contributors: {}", record.contributors().len());
     Ok(())
+}
+
+/// An interrupted run under DATA_DIR/adapters that a run with `decision` would resume: its
+/// directory and what it started on. The newest when there are several.
+fn interrupted_default(
+    data: &DataDir,
+    decision: Option<u64>,
+) -> anyhow::Result<Option<(PathBuf, run::Pending)>> {
+    let Ok(entries) = std::fs::read_dir(data.root().join("adapters")) else { return Ok(None) };
+    let mut found: Vec<(PathBuf, run::Pending)> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".partial") else { continue };
+        let out = data.root().join("adapters").join(stem);
+        if let Some(p) = run::pending(&out)?
+            && (decision.is_none() || decision == p.decision)
+        {
+            found.push((out, p));
+        }
+    }
+    Ok(found.into_iter().max_by_key(|(_, p)| p.log_size))
 }
 
 /// This program, as the provenance names it.

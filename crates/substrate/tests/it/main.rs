@@ -14,4 +14,5 @@ mod models;
 mod tamper;
 mod tidy;
 mod tiles;
+mod training;
 mod util;
