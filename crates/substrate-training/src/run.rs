@@ -15,7 +15,7 @@ use substrate_core::governance::acts::Effect;
 use substrate_core::snapshot::{SnapshotEntry, snapshot_root};
 use substrate_core::{Event, Register};
 use substrate_models::finetune::{self, Planned, Progress, TrainConfig, Window};
-use substrate_models::{Llama, LoraConfig, Target};
+use substrate_models::{Llama, LoraConfig};
 use substrate_store::DataDir;
 
 use crate::record::{
@@ -491,9 +491,4 @@ fn sync_dir(dir: &Path) -> Result<(), TrainError> {
         std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(io(&path))?;
     }
     std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io(dir))
-}
-
-/// The targets `--targets` names, for callers that parse them.
-pub fn targets(names: &[String]) -> Option<Vec<Target>> {
-    names.iter().map(|n| Target::parse(n)).collect()
 }

@@ -305,28 +305,10 @@ pub struct FinetuneArgs {
     /// A source's weight in the draws, e.g. `--weight sacred=2` (repeat); unnamed sources weigh 1.
     #[arg(long = "weight", value_name = "SOURCE=W")]
     pub source_weights: Vec<String>,
-    #[arg(long, default_value_t = 8)]
-    pub rank: usize,
-    #[arg(long, default_value_t = 16.0)]
-    pub alpha: f64,
-    /// The projections adapted: q, k, v, o, gate, up, down.
-    #[arg(long, value_delimiter = ',', default_value = "q,v")]
-    pub targets: Vec<String>,
-    #[arg(long, default_value_t = 100)]
-    pub steps: usize,
-    /// Windows per step.
-    #[arg(long, default_value_t = 4)]
-    pub batch: usize,
-    /// Tokens per window.
-    #[arg(long, default_value_t = 128)]
-    pub seq_len: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    #[command(flatten)]
+    pub lora: LoraArgs,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Write the resumable checkpoint every this many steps.
-    #[arg(long, default_value_t = 10)]
-    pub save_every: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -365,8 +347,8 @@ pub struct TrainArgs {
     /// weighs the same while none was decided).
     #[arg(long)]
     pub decision: Option<u64>,
-    /// The adapter directory to publish. Default: DATA_DIR/adapters/e<log size>-<the snapshot
-    /// root's first 12 hex digits>.
+    /// The adapter directory to publish. Default: DATA_DIR/adapters/eLOGSIZE-ROOT (the log's
+    /// size and the first 12 hex digits of the snapshot root).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// The base model's sha256; the run is refused if the file differs.
@@ -379,6 +361,13 @@ pub struct TrainArgs {
     /// Default: DATA_DIR/model-signing.key.
     #[arg(long)]
     pub signing_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub lora: LoraArgs,
+}
+
+/// The LoRA adapter and the run's shape, shared by `finetune` and `train`.
+#[derive(Args, Debug, Clone)]
+pub struct LoraArgs {
     #[arg(long, default_value_t = 8)]
     pub rank: usize,
     #[arg(long, default_value_t = 16.0)]

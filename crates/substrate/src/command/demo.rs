@@ -324,14 +324,16 @@ fn train_demo_adapter(
         base_sha256: None,
         node_key: Some(node_key),
         signing_key: None,
-        rank: 4,
-        alpha: 8.0,
-        targets: vec!["q".into(), "v".into()],
-        steps,
-        batch: 2,
-        seq_len,
-        lr: 2e-3,
-        save_every: 4,
+        lora: crate::cli::LoraArgs {
+            rank: 4,
+            alpha: 8.0,
+            targets: vec!["q".into(), "v".into()],
+            steps,
+            batch: 2,
+            seq_len,
+            lr: 2e-3,
+            save_every: 4,
+        },
     };
     super::train::train(&args)?;
     println!();

@@ -170,24 +170,16 @@ pub fn finetune(f: &FinetuneArgs) -> anyhow::Result<()> {
             parsed.with_context(|| format!("--weight {w}: write SOURCE=WEIGHT, e.g. --weight sacred=2"))?;
         source_weights.insert(source, weight);
     }
-    let targets = f
-        .targets
-        .iter()
-        .map(|t| {
-            Target::parse(t).with_context(|| {
-                format!("--targets: unknown projection `{t}`; use q, k, v, o, gate, up, down")
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let l = &f.lora;
     let config = TrainConfig {
-        lora: LoraConfig { rank: f.rank, alpha: f.alpha, targets },
-        steps: f.steps,
-        batch: f.batch,
-        seq_len: f.seq_len,
-        lr: f.lr,
+        lora: lora_config(l)?,
+        steps: l.steps,
+        batch: l.batch,
+        seq_len: l.seq_len,
+        lr: l.lr,
         seed: f.seed,
         weights: source_weights,
-        save_every: f.save_every,
+        save_every: l.save_every,
         ..TrainConfig::default()
     };
     let texts = finetune::read_texts(&f.data)?;
@@ -203,19 +195,7 @@ pub fn finetune(f: &FinetuneArgs) -> anyhow::Result<()> {
     }
     let tty = std::io::stderr().is_terminal();
     let report = finetune::finetune(&mut model, &sha256, &texts, &config, &f.out, |p| {
-        let line = format!(
-            "step {:>5}/{}  loss {:.4}  {:.0} tokens/s  ETA {}",
-            p.step,
-            p.steps,
-            p.loss,
-            p.tokens_per_second,
-            clock(p.eta.as_secs())
-        );
-        match tty {
-            true => eprint!("\r{line}   "),
-            false if p.step % 10 == 0 || p.step == p.steps || p.step == 1 => eprintln!("{line}"),
-            false => {}
-        }
+        show_step(p, tty);
         std::ops::ControlFlow::Continue(())
     })?;
     if tty {
@@ -238,6 +218,38 @@ pub fn finetune(f: &FinetuneArgs) -> anyhow::Result<()> {
     );
     println!("{}", f.out.display());
     Ok(())
+}
+
+/// The adapter `--rank`, `--alpha` and `--targets` describe.
+pub(super) fn lora_config(l: &crate::cli::LoraArgs) -> anyhow::Result<LoraConfig> {
+    let targets = l
+        .targets
+        .iter()
+        .map(|t| {
+            Target::parse(t).with_context(|| {
+                format!("--targets: unknown projection `{t}`; use q, k, v, o, gate, up, down")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(LoraConfig { rank: l.rank, alpha: l.alpha, targets })
+}
+
+/// A training step on the progress display: one line rewritten in place on a terminal, a line
+/// every ten steps otherwise.
+pub(super) fn show_step(p: &finetune::Progress, tty: bool) {
+    let line = format!(
+        "step {:>5}/{}  loss {:.4}  {:.0} tokens/s  ETA {}",
+        p.step,
+        p.steps,
+        p.loss,
+        p.tokens_per_second,
+        clock(p.eta.as_secs())
+    );
+    match tty {
+        true => eprint!("\r{line}   "),
+        false if p.step.is_multiple_of(10) || p.step == p.steps || p.step == 1 => eprintln!("{line}"),
+        false => {}
+    }
 }
 
 pub(super) fn clock(seconds: u64) -> String {

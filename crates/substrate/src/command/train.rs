@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use substrate_models::Weights;
 use substrate_models::fetch;
-use substrate_models::{LoraConfig, Weights};
 use substrate_store::DataDir;
 use substrate_training::record::Builder;
 use substrate_training::run::{self, Phase, TrainOptions};
@@ -16,8 +16,7 @@ use crate::cli::{AdaptersCommand, AuditCommand, TrainArgs};
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let data = DataDir::new(&args.models.data.data_dir);
-    let targets = run::targets(&args.targets)
-        .with_context(|| format!("--targets {}: use q, k, v, o, gate, up, down", args.targets.join(",")))?;
+    let lora = super::models::lora_config(&args.lora)?;
     let node_key_path = args.node_key.clone().unwrap_or_else(|| data.root().join("node.key"));
     let (_, node_key) = crate::keys::load(&node_key_path).with_context(|| {
         format!(
@@ -87,12 +86,12 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         out: out.clone(),
         base_name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         base_sha256,
-        lora: LoraConfig { rank: args.rank, alpha: args.alpha, targets },
-        steps: args.steps,
-        batch: args.batch,
-        seq_len: args.seq_len,
-        lr: args.lr,
-        save_every: args.save_every,
+        lora,
+        steps: args.lora.steps,
+        batch: args.lora.batch,
+        seq_len: args.lora.seq_len,
+        lr: args.lora.lr,
+        save_every: args.lora.save_every,
         node_key,
         signing_key,
         builder: builder()?,
@@ -114,21 +113,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         Phase::Planned { windows, held_out } => {
             eprintln!("planned     {windows} windows; {held_out} texts held out to measure the loss")
         }
-        Phase::Step(p) => {
-            let line = format!(
-                "step {:>5}/{}  loss {:.4}  {:.0} tokens/s  ETA {}",
-                p.step,
-                p.steps,
-                p.loss,
-                p.tokens_per_second,
-                super::models::clock(p.eta.as_secs())
-            );
-            match tty {
-                true => eprint!("\r{line}   "),
-                false if p.step % 10 == 0 || p.step == p.steps || p.step == 1 => eprintln!("{line}"),
-                false => {}
-            }
-        }
+        Phase::Step(p) => super::models::show_step(p, tty),
         Phase::Signing => {
             if tty {
                 eprintln!();
