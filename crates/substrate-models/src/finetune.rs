@@ -393,7 +393,10 @@ fn held_out_losses(
     held_out: &BTreeMap<String, Vec<Vec<u32>>>,
     config: &TrainConfig,
 ) -> Result<BTreeMap<String, f32>> {
-    held_out.iter().map(|(name, texts)| Ok((name.clone(), held_out_loss(model, texts, config)?))).collect()
+    // At most 64 windows in all, as a run with one set measures, and at least 8 per set: the
+    // measurement must not cost more than the training it measures.
+    let rows = (64 / held_out.len().max(1)).max(8);
+    held_out.iter().map(|(name, texts)| Ok((name.clone(), held_out_loss(model, texts, config, rows)?))).collect()
 }
 
 /// The sets' losses weighted by their number of texts (the only set's loss when there is one).
@@ -564,11 +567,11 @@ fn windows(rows: &[&[u32]], seq_len: usize, pad: u32) -> TokenBatch {
     TokenBatch { inputs, targets, mask, rows: n, len: seq_len }
 }
 
-/// The mean loss over the held-out texts, in windows of `seq_len + 1` (at most 64 of them).
-fn held_out_loss(model: &Llama, held_out: &[Vec<u32>], config: &TrainConfig) -> Result<f32> {
+/// The mean loss over the held-out texts, in windows of `seq_len + 1` (at most `limit` of them).
+fn held_out_loss(model: &Llama, held_out: &[Vec<u32>], config: &TrainConfig, limit: usize) -> Result<f32> {
     let span = config.seq_len + 1;
     let rows: Vec<&[u32]> =
-        held_out.iter().flat_map(|t| t.chunks(span).filter(|c| c.len() > 1)).take(64).collect();
+        held_out.iter().flat_map(|t| t.chunks(span).filter(|c| c.len() > 1)).take(limit).collect();
     let (mut sum, mut count) = (0f64, 0f64);
     for chunk in rows.chunks(config.batch) {
         let batch = windows(chunk, config.seq_len, model.tokenizer.eos);

@@ -253,13 +253,7 @@ pub fn train(
     }
 
     on_phase(Phase::Tokenising { texts: texts.len() });
-    let mut tokenised = Vec::with_capacity(texts.len());
-    for bytes in &texts {
-        let text = String::from_utf8_lossy(bytes);
-        let (mut ids, offsets) = model.tokenizer.encode_with_offsets(&text)?;
-        ids.push(model.tokenizer.eos);
-        tokenised.push((ids, offsets, text.len()));
-    }
+    let tokenised = tokenise(model, &texts)?;
 
     // About a tenth of each register's texts (one when it has three to nine, none below) is held
     // out to measure the loss, chosen by a hash of the root and the CID: reproducible, and not
@@ -434,6 +428,37 @@ pub fn train(
     std::fs::rename(&staging, &options.out).map_err(io(&options.out))?;
     on_phase(Phase::Published { dir: &options.out });
     Ok(record)
+}
+
+/// A text's token ids (end-of-text last), each token's byte range, and the text's length.
+type Tokenised = (Vec<u32>, substrate_models::tokenizer::Offsets, usize);
+
+/// Tokenises `texts` on every core, in order.
+fn tokenise(model: &Llama, texts: &[Vec<u8>]) -> Result<Vec<Tokenised>, TrainError> {
+    let one = |bytes: &Vec<u8>| -> Result<Tokenised, TrainError> {
+        let text = String::from_utf8_lossy(bytes);
+        let (mut ids, offsets) = model.tokenizer.encode_with_offsets(&text)?;
+        ids.push(model.tokenizer.eos);
+        Ok((ids, offsets, text.len()))
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = texts.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = texts
+            .chunks(per)
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Result<Vec<_>, _>>()))
+            .collect();
+        let mut all = Vec::with_capacity(texts.len());
+        for part in parts {
+            let done = part.join().map_err(|_| {
+                TrainError::Model(substrate_models::ModelError::Invalid(
+                    "a tokenising thread panicked".into(),
+                ))
+            })??;
+            all.extend(done);
+        }
+        Ok(all)
+    })
 }
 
 /// Where a run into `out` stages its files until it publishes them.

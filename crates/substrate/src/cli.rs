@@ -681,6 +681,18 @@ pub enum BenchCommand {
         #[arg(long)]
         consent: Option<substrate_core::ConsentTier>,
     },
+    /// The governed training run's bookkeeping over a commons of N deposits: fold and snapshot,
+    /// reading and tokenising the texts, the plan, one short training step, the record, cards,
+    /// attestation and signature; then `audit per` over the result.
+    Training {
+        #[arg(long, default_value_t = 100_000)]
+        deposits: usize,
+        /// Text size in bytes.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+        #[command(flatten)]
+        models: ModelArgs,
+    },
     /// Build a log of N entries, then time `replay --check` over it.
     Replay {
         #[arg(long, default_value_t = 1_000_000)]

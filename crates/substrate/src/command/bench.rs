@@ -22,6 +22,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Deposits { clients, deposits, size } => bench_deposits(clients, deposits, size),
         BenchCommand::Replay { entries } => bench_replay(entries),
+        BenchCommand::Training { deposits, size, models } => bench_training(deposits, size, &models),
         BenchCommand::Governance { voters, proposals } => bench_governance(voters, proposals),
         BenchCommand::Mesh { entries, mirrors, submitters, size, consent } => {
             bench_mesh(entries, mirrors, submitters, size, consent)
@@ -274,6 +275,146 @@ fn bench_replay(entries: u64) -> anyhow::Result<()> {
         report.entries as f64 / report.seconds
     );
     println!("machine bound: ed25519 verify {:.0} /s on one core", ed25519_verifies_per_second());
+    Ok(())
+}
+
+/// A text of about `size` bytes of ordinary words, distinct for each `n`.
+fn prose(n: usize, size: usize) -> Vec<u8> {
+    const WORDS: [&str; 24] = [
+        "bread",
+        "river",
+        "song",
+        "prayer",
+        "grandmother",
+        "stone",
+        "light",
+        "table",
+        "story",
+        "voice",
+        "morning",
+        "field",
+        "the",
+        "and",
+        "of",
+        "we",
+        "told",
+        "again",
+        "under",
+        "winter",
+        "salt",
+        "kept",
+        "door",
+        "lamp",
+    ];
+    let mut text = format!("text {n}:");
+    let mut state = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    while text.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        text.push(' ');
+        text.push_str(WORDS[(state % WORDS.len() as u64) as usize]);
+    }
+    text.into_bytes()
+}
+
+fn bench_training(deposits: usize, size: usize, models: &crate::cli::ModelArgs) -> anyhow::Result<()> {
+    use substrate_training::run::{self, Phase, TrainOptions};
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("commons");
+    let mut ledger = init_commons(&dir)?;
+    let keys: Vec<SigningKey> = (0..64).map(|_| crate::keys::generate()).collect();
+    let started = Instant::now();
+    let mut made = 0;
+    while made < deposits {
+        let n = 4096.min(deposits - made);
+        let submissions: Vec<Submission> = (made..made + n)
+            .map(|i| {
+                let text = prose(i, size);
+                let (mut event, _) = sample_deposit(&keys[i % keys.len()], i, size, ConsentTier::ALL[i % 3]);
+                let Event::Deposit(mut d) = event.event.clone() else { unreachable!("a deposit") };
+                d.cid = Some(Cid::of(&text));
+                d.size = text.len() as u64;
+                event = SignedEvent::sign(Event::Deposit(d), &keys[i % keys.len()]);
+                Submission { event, content: Some(text) }
+            })
+            .collect();
+        ledger.append_batch(submissions, super::now_ms())?;
+        made += n;
+    }
+    ledger.flush_texts()?;
+    drop(ledger);
+    println!(
+        "built a commons of {deposits} deposits of {size} bytes in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let node_key = dir.join("node.key");
+    crate::keys::create(&node_key, substrate_core::identity::ActorKind::Node, false)?;
+    let (_, node_key) = crate::keys::load(&node_key)?;
+    let path = super::models::model_path(models, &substrate_models::fetch::GENERATION);
+    let path = match path.exists() {
+        true => path,
+        false => {
+            println!("the default base model is not fetched: a tiny model's tokenizer and pass stand in");
+            substrate_models::tiny::llama(tmp.path(), 1, substrate_models::tiny::GgmlDType::F32)?.path
+        }
+    };
+    let mut model = substrate_models::Llama::load(&path, substrate_models::Weights::Dense)?;
+    let options = TrainOptions {
+        data_dir: DataDir::new(&dir),
+        decision: None,
+        out: tmp.path().join("adapter"),
+        base_name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        base_sha256: substrate_models::fetch::file_sha256(&path)?,
+        lora: substrate_models::LoraConfig {
+            rank: 8,
+            alpha: 16.0,
+            targets: vec![substrate_models::Target::Q, substrate_models::Target::V],
+        },
+        steps: 1,
+        batch: 1,
+        seq_len: 16,
+        lr: 1e-3,
+        save_every: 1,
+        node_key,
+        signing_key: substrate_training::signing::ModelSigningKey::generate(),
+        builder: substrate_training::record::Builder {
+            name: "substrate".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            sha256: "0".repeat(64),
+        },
+        now: || substrate_core::timestamp::rfc3339(super::now_ms()),
+    };
+    let mut marks: Vec<(&str, Instant)> = vec![("start", Instant::now())];
+    let record = run::train(&mut model, &options, |phase| {
+        let name = match phase {
+            Phase::Snapshot { .. } => "fold the log and take the snapshot",
+            Phase::Tokenising { .. } => "read the texts from the blob directory",
+            Phase::Planned { .. } => "tokenise every text, hold out, plan the windows",
+            Phase::Step(_) => "one training step of 16 tokens",
+            Phase::Signing => "attribute every window, build the record",
+            Phase::Published { .. } => "write manifest, cards, attestation, model-signing; publish",
+        };
+        marks.push((name, Instant::now()));
+    })?;
+    println!(
+        "training run over {} deposits ({} tokens in the snapshot):",
+        record.contributions.len(),
+        record.contributions.iter().map(|c| c.tokens).sum::<u64>()
+    );
+    for pair in marks.windows(2) {
+        println!("  {:>8.2}s  {}", (pair[1].1 - pair[0].1).as_secs_f64(), pair[1].0);
+    }
+    let total = marks.last().map(|m| m.1 - marks[0].1).unwrap_or_default().as_secs_f64();
+    println!("  {total:>8.2}s  in all");
+    let audit = Instant::now();
+    let stages = substrate_training::audit::per(&options.out, &DataDir::new(&dir))?;
+    println!(
+        "audit per: {:.2}s, every stage at {:?}",
+        audit.elapsed().as_secs_f64(),
+        stages.iter().map(|s| s.rate()).collect::<Vec<_>>()
+    );
     Ok(())
 }
 
