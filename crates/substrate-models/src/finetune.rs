@@ -396,7 +396,10 @@ fn held_out_losses(
     // At most 64 windows in all, as a run with one set measures, and at least 8 per set: the
     // measurement must not cost more than the training it measures.
     let rows = (64 / held_out.len().max(1)).max(8);
-    held_out.iter().map(|(name, texts)| Ok((name.clone(), held_out_loss(model, texts, config, rows)?))).collect()
+    held_out
+        .iter()
+        .map(|(name, texts)| Ok((name.clone(), held_out_loss(model, texts, config, rows)?)))
+        .collect()
 }
 
 /// The sets' losses weighted by their number of texts (the only set's loss when there is one).
