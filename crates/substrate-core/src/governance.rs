@@ -3,6 +3,7 @@
 
 pub mod acts;
 pub mod book;
+pub mod credits;
 pub mod fold;
 pub mod mixture;
 pub mod params;

@@ -228,6 +228,12 @@ impl State {
         if index != self.size {
             return Err(Rejection::OutOfOrder { expected: self.size, got: index });
         }
+        // The act is checked first, for every kind, so the same signers' same statement is one
+        // entry and another signer's is never taken for it.
+        let act = event.act_digest();
+        if let Some(existing) = self.act_index(&act) {
+            return Err(Rejection::Duplicate(existing));
+        }
         let changes = self.next(index, time, event)?;
         for change in &changes {
             match change {
@@ -238,7 +244,7 @@ impl State {
                 Change::Record(record) => self.governance.put(record.clone()),
             }
         }
-        self.acts.insert(event.act_digest(), index);
+        self.acts.insert(act, index);
         let mut hasher = sha2::Sha256::new();
         hasher.update(b"substrate/state/v1\n");
         hasher.update(self.root);
@@ -251,9 +257,6 @@ impl State {
 
     /// The changes `event` would make as entry `index`.
     fn next(&self, index: u64, time: u64, signed: &SignedEvent) -> Result<Vec<Change>, Rejection> {
-        if let Some(existing) = self.act_index(&signed.act_digest()) {
-            return Err(Rejection::Duplicate(existing));
-        }
         let Some(commons) = &self.commons else {
             let Event::Genesis(genesis) = &signed.event else { return Err(Rejection::NoGenesis) };
             let verifier = substrate_tlog::NoteVerifier::from_vkey(&genesis.log_key)

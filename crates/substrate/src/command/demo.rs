@@ -291,9 +291,11 @@ fn train_demo_adapter(
         &SignedEvent::sign(substrate_core::event::Event::NodeRegistration(registration), operator),
     )?;
     println!("  alice registers the training node {} (entry {})", node.did, receipt.log_index);
+    // Where `substrate models fetch` puts the defaults: SUBSTRATE_MODELS, or the default data
+    // directory's `models`.
     let models_dir = std::env::var_os("SUBSTRATE_MODELS")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| dir.join("models"));
+        .unwrap_or_else(|| std::path::PathBuf::from("substrate-data").join("models"));
     let default = substrate_models::fetch::GENERATION.path(&models_dir);
     let (model, seq_len, steps) = match default.exists() {
         true => {
