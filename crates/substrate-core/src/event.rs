@@ -4,6 +4,7 @@
 use ed25519_dalek::SigningKey;
 
 use crate::PREDICATE_BASE;
+use crate::adapter::{AdapterPublication, MAX_ADAPTER_NAME, is_sha256_hex};
 use crate::cid::{Cid, CidError};
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::governance::acts::{
@@ -100,10 +101,11 @@ pub enum Event {
     Dispute(Dispute),
     DisputeRuling(DisputeRuling),
     JobReceipt(JobReceipt),
+    Adapter(AdapterPublication),
 }
 
 /// Every event kind, as named in predicate types.
-pub const KINDS: [&str; 13] = [
+pub const KINDS: [&str; 14] = [
     "genesis",
     "deposit",
     "withdrawal",
@@ -117,6 +119,7 @@ pub const KINDS: [&str; 13] = [
     "dispute",
     "dispute-ruling",
     "job-receipt",
+    "adapter",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -173,6 +176,7 @@ impl Event {
             Event::Dispute(_) => "dispute",
             Event::DisputeRuling(_) => "dispute-ruling",
             Event::JobReceipt(_) => "job-receipt",
+            Event::Adapter(_) => "adapter",
         }
     }
 
@@ -217,6 +221,9 @@ impl Event {
             Event::Dispute(d) => (subjects(d.cid.as_ref()), serde_json::to_value(d)),
             Event::DisputeRuling(r) => (named(&format!("dispute/{}", r.dispute)), serde_json::to_value(r)),
             Event::JobReceipt(j) => (named(&j.workload), serde_json::to_value(j)),
+            Event::Adapter(a) => {
+                (vec![Subject::sha256(a.name.clone(), a.adapter.clone())], serde_json::to_value(a))
+            }
         };
         Statement {
             statement_type: STATEMENT_TYPE.to_owned(),
@@ -276,6 +283,17 @@ impl Event {
             }
             "dispute-ruling" => Event::DisputeRuling(predicate("dispute-ruling", statement.predicate)?),
             "job-receipt" => Event::JobReceipt(predicate("job-receipt", statement.predicate)?),
+            "adapter" => {
+                let a: AdapterPublication = predicate("adapter", statement.predicate)?;
+                let [subject] = statement.subject.as_slice() else { return Err(EventError::Subject) };
+                if subject.digest.get("sha256") != Some(&a.adapter) || subject.name != a.name {
+                    return Err(EventError::Field {
+                        field: "subject",
+                        detail: "the subject is the adapter weights: its name and sha256 are the predicate's name and adapter".into(),
+                    });
+                }
+                Event::Adapter(a)
+            }
             _ => return Err(EventError::UnknownPredicate(statement.predicate_type)),
         };
         event.validate()?;
@@ -390,6 +408,24 @@ impl Event {
                 "reason",
                 format!("at most {MAX_REASON} characters"),
             ),
+            Event::Adapter(a) => {
+                field(
+                    !a.name.trim().is_empty()
+                        && a.name.chars().count() <= MAX_ADAPTER_NAME
+                        && !a.name.chars().any(|c| c.is_control() || c == '/'),
+                    "name",
+                    format!("name the adapter in 1 to {MAX_ADAPTER_NAME} characters, without '/'"),
+                )?;
+                for (name, digest) in [
+                    ("adapter", &a.adapter),
+                    ("provenance", &a.provenance),
+                    ("baseModel", &a.base_model),
+                    ("snapshotRoot", &a.snapshot_root),
+                ] {
+                    field(is_sha256_hex(digest), name, "a sha256 digest in lowercase hex (64 characters)")?;
+                }
+                Ok(())
+            }
             Event::JobReceipt(j) => {
                 did(&j.node, "node")?;
                 field(!j.workload.trim().is_empty(), "workload", "name the workload")?;

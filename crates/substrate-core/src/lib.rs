@@ -3,6 +3,7 @@
 //! Nothing here does I/O, reads a clock or draws randomness: time and keys come in as arguments,
 //! so the same log always folds to the same state on every machine.
 
+pub mod adapter;
 pub mod cid;
 pub mod datacite;
 pub mod entry;

@@ -1,20 +1,25 @@
 //! The training snapshot: the deposits a training run may use at a point of the log, and the root
 //! that names that set, so that anyone holding the log recomputes it.
 //!
-//! A deposit is in the snapshot over a set of registers when it is active (not withdrawn, not
-//! removed), not under an open dispute, and its primary register is one of them. Every consent
-//! tier allows training; `local` texts train only on the node that holds them, which the run's
-//! cards say. The snapshot is sorted by CID and identified by the RFC 6962 root over its
-//! entries' leaves ([`SnapshotEntry::leaf`]).
+//! A deposit is in the snapshot over a set of registers at a log size when, as of that size, it
+//! was deposited, active (not withdrawn, not removed) and not under an open dispute, and its
+//! primary register is one of them. Every consent tier allows training; `local` texts train only
+//! on the node that holds them, which the run's cards say. The snapshot is sorted by CID and
+//! identified by the RFC 6962 root over its entries' leaves ([`SnapshotEntry::leaf`]).
+//!
+//! Every field of a leaf is fixed once the deposit is made, and every change of status keeps the
+//! log index it happened at, so the snapshot at an earlier size is recomputed from today's state:
+//! the fold checks a published adapter's snapshot that way. Consent can narrow after the
+//! snapshot, so it is reported beside each entry but is not part of its leaf.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use crate::cid::Cid;
 use crate::register::{ConsentTier, Register};
 use crate::state::{DepositRecord, State};
 
 /// What the first field of every snapshot leaf says: the leaf format and its version.
-pub const LEAF_FORMAT: &str = "substrate/snapshot-entry/v1";
+pub const LEAF_FORMAT: &str = "substrate/snapshot-entry/v2";
 
 /// One deposit of a snapshot, as the log records it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -23,6 +28,7 @@ pub struct SnapshotEntry {
     pub handle: String,
     pub register: Register,
     pub depositor: String,
+    /// The deposit's consent tier when the snapshot was read (not part of the leaf).
     pub consent: ConsentTier,
     /// The text's size in bytes.
     pub bytes: u64,
@@ -40,9 +46,9 @@ impl SnapshotEntry {
         }
     }
 
-    /// The leaf this entry contributes to the snapshot root: seven netstrings
+    /// The leaf this entry contributes to the snapshot root: six netstrings
     /// (`<byte length in decimal>:<bytes>,`), in this order: [`LEAF_FORMAT`], the CID, the
-    /// handle, the register, the depositor's did:key, the consent tier, the size in decimal.
+    /// handle, the register, the depositor's did:key, the size in decimal.
     pub fn leaf(&self) -> Vec<u8> {
         let size = self.bytes.to_string();
         let fields = [
@@ -51,7 +57,6 @@ impl SnapshotEntry {
             &self.handle,
             self.register.as_str(),
             &self.depositor,
-            self.consent.as_str(),
             &size,
         ];
         let mut leaf = Vec::with_capacity(fields.iter().map(|f| f.len() + 8).sum());
@@ -75,9 +80,24 @@ pub fn snapshot_root(entries: &[SnapshotEntry]) -> [u8; 32] {
 impl State {
     /// The snapshot over `registers` as of the entries folded so far, sorted by CID.
     pub fn snapshot(&self, registers: &BTreeSet<Register>) -> Vec<SnapshotEntry> {
+        self.snapshot_at(self.size(), registers)
+    }
+
+    /// The snapshot over `registers` as of the log's first `size` entries (at most the entries
+    /// folded so far), sorted by CID: recomputed from today's records, which keep the log index
+    /// of every withdrawal, removal, dispute and ruling.
+    pub fn snapshot_at(&self, size: u64, registers: &BTreeSet<Register>) -> Vec<SnapshotEntry> {
+        let disputed: HashSet<&Cid> = self
+            .governance()
+            .disputes()
+            .filter(|d| d.id < size && d.status.closed_at().is_none_or(|closed| closed >= size))
+            .map(|d| &d.cid)
+            .collect();
         let mut entries: Vec<SnapshotEntry> = self
-            .training_snapshot()
-            .filter(|d| registers.contains(&d.register))
+            .deposits()
+            .filter(|d| d.log_index < size && registers.contains(&d.register))
+            .filter(|d| d.status.gone_at().is_none_or(|gone| gone >= size))
+            .filter(|d| !disputed.contains(&d.cid))
             .map(SnapshotEntry::of)
             .collect();
         entries.sort_by_cached_key(|e| e.cid.to_string());
@@ -101,11 +121,11 @@ mod tests {
     }
 
     #[test]
-    fn a_leaf_is_seven_netstrings_in_a_fixed_order() {
+    fn a_leaf_is_six_netstrings_in_a_fixed_order() {
         let e = entry("bread", "oral");
         let leaf = String::from_utf8(e.leaf()).expect("utf-8");
         let expected = format!(
-            "27:substrate/snapshot-entry/v1,{}:{},24:tag:example.org,2026:c/5,4:oral,28:did:key:z6MkexampleDepositor,7:commons,1:5,",
+            "27:substrate/snapshot-entry/v2,{}:{},24:tag:example.org,2026:c/5,4:oral,28:did:key:z6MkexampleDepositor,1:5,",
             e.cid.to_string().len(),
             e.cid
         );

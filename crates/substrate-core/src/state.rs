@@ -65,6 +65,16 @@ impl DepositStatus {
     pub fn is_gone(&self) -> bool {
         !matches!(self, DepositStatus::Active)
     }
+
+    /// The log index of the entry that withdrew or removed the text, if one did.
+    pub fn gone_at(&self) -> Option<u64> {
+        match self {
+            DepositStatus::Active => None,
+            DepositStatus::Withdrawn { log_index, .. } | DepositStatus::Removed { log_index, .. } => {
+                Some(*log_index)
+            }
+        }
+    }
 }
 
 /// What one entry changed: the records after the change.
@@ -140,6 +150,22 @@ pub enum Rejection {
     DecisionPending { proposal: u64 },
     #[error("no dispute has the id {0}; `substrate dispute list` lists them")]
     UnknownDispute(u64),
+    #[error(
+        "{0} is not a registered node of this commons; its operator registers it with `substrate node-register`"
+    )]
+    UnregisteredNode(String),
+    #[error("entry {0} is not a decision that set the mixture; `substrate mixture` names the one in force")]
+    NotAMixtureDecision(u64),
+    #[error(
+        "a snapshot of the first {size} entries cannot follow the decision at entry {decision} and come before this entry ({index})"
+    )]
+    SnapshotSize { size: u64, decision: u64, index: u64 },
+    #[error(
+        "the snapshot of the first {size} entries is not the one stated: stated {stated}, recomputed from the log {recomputed}"
+    )]
+    SnapshotMismatch { size: u64, stated: String, recomputed: String },
+    #[error("the adapter {adapter} is already published as adapter {id}")]
+    AdapterPublished { adapter: String, id: u64 },
     #[error("the job receipt is not verified compute: {0}")]
     Compute(String),
     #[error("{0}")]

@@ -1581,3 +1581,5 @@ fn a_revoked_operators_node_cannot_verify_compute() {
 
 #[path = "governance/acts.rs"]
 mod acts;
+#[path = "governance/adapters.rs"]
+mod adapters;

@@ -159,8 +159,16 @@ impl Ledger {
                 None => return Err(LedgerError::NotInitialised(dir.root().display().to_string())),
             },
         };
-        let conn = schema::open(&dir.database())
-            .map_err(|source| LedgerError::Database { path: dir.database().display().to_string(), source })?;
+        let database = |source| LedgerError::Database { path: dir.database().display().to_string(), source };
+        let mut conn = schema::open(&dir.database()).map_err(database)?;
+        if schema::records_predate_history(&conn).map_err(database)? {
+            // The materialised records were written before they kept every decided mixture:
+            // they are recomputed from the log once.
+            drop(conn);
+            crate::replay::replay(dir, crate::replay::ReplayMode::Rebuild, Some(verifier.clone()))
+                .map_err(|e| LedgerError::Inconsistent(format!("upgrading the materialised records: {e}")))?;
+            conn = schema::open(&dir.database()).map_err(database)?;
+        }
         let blobs = BlobStore::open(&dir.blobs()).map_err(io_error(&dir.blobs()))?;
         let mut ledger = Ledger {
             dir: dir.clone(),

@@ -68,6 +68,13 @@ pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Whether the materialised records were written before every decided mixture was kept (under
+/// its decision's index): then only the mixture in force is stored, under an empty key, and the
+/// records must be rebuilt from the log.
+pub fn records_predate_history(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare("SELECT 1 FROM records WHERE kind = 'mixture' AND key = ''")?.exists([])
+}
+
 /// Brings a database of an earlier schema version up to [`VERSION`], in one transaction.
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let version =

@@ -145,6 +145,18 @@ pub enum DisputeStatus {
     },
 }
 
+impl DisputeStatus {
+    /// The log index of the entry that ruled on the dispute (the board's ruling or the chambers'
+    /// decision), if one did.
+    pub fn closed_at(&self) -> Option<u64> {
+        match self {
+            DisputeStatus::Open => None,
+            DisputeStatus::Ruled { log_index, .. } => Some(*log_index),
+            DisputeStatus::Resolved { decision, .. } => Some(*decision),
+        }
+    }
+}
+
 /// Verified compute: a job receipt signed by its worker node and co-signed by a node of another
 /// operator.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -224,6 +236,29 @@ pub struct MixtureRecord {
     pub at: u64,
 }
 
+/// An adapter a registered node trained on a decided mixture and published in the log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdapterRecord {
+    /// The publication's log index.
+    pub id: u64,
+    pub node: String,
+    /// The node's operator when it published.
+    pub operator: String,
+    /// sha256 (hex) of the adapter weights and of the provenance attestation.
+    pub adapter: String,
+    pub provenance: String,
+    pub base_model: String,
+    /// The decision whose mixture the run followed.
+    pub decision: u64,
+    /// The snapshot: the first `snapshot_size` entries of the log, its root (hex) and deposits.
+    pub snapshot_size: u64,
+    pub snapshot_root: String,
+    pub deposits: u64,
+    pub name: String,
+    pub published_at: u64,
+}
+
 /// The stewardship board: founding stewards until the first election.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -248,6 +283,7 @@ pub enum Record {
     Credits(Credits),
     Workload(WorkloadRecord),
     Mixture(MixtureRecord),
+    Adapter(AdapterRecord),
 }
 
 impl Record {
@@ -264,7 +300,8 @@ impl Record {
             Record::Compute(c) => ("compute", format!("{:020}", c.receipt)),
             Record::Credits(c) => ("credits", c.holder.clone()),
             Record::Workload(w) => ("workload", format!("{}@{}", w.kind, w.version)),
-            Record::Mixture(_) => ("mixture", String::new()),
+            Record::Mixture(m) => ("mixture", format!("{:020}", m.decision)),
+            Record::Adapter(a) => ("adapter", format!("{:020}", a.id)),
         }
     }
 }
@@ -282,7 +319,10 @@ pub struct Governance {
     pub(crate) compute: BTreeMap<u64, ComputeGrant>,
     pub(crate) credits: BTreeMap<String, Credits>,
     pub(crate) workloads: BTreeMap<String, WorkloadRecord>,
-    pub(crate) mixture: Option<MixtureRecord>,
+    /// Every decided mixture by its decision's log index; the last is in force.
+    pub(crate) mixtures: BTreeMap<u64, MixtureRecord>,
+    /// Published adapters by their entry's log index.
+    pub(crate) adapters: BTreeMap<u64, AdapterRecord>,
     /// Derived: open proposals by close time, and deposits under an open dispute.
     closing: BTreeSet<(u64, u64)>,
     disputed: BTreeMap<Cid, BTreeSet<u64>>,
@@ -340,7 +380,12 @@ impl Governance {
             Record::Workload(w) => {
                 self.workloads.insert(format!("{}@{}", w.kind, w.version), w);
             }
-            Record::Mixture(m) => self.mixture = Some(m),
+            Record::Mixture(m) => {
+                self.mixtures.insert(m.decision, m);
+            }
+            Record::Adapter(a) => {
+                self.adapters.insert(a.id, a);
+            }
         }
     }
 
@@ -356,7 +401,8 @@ impl Governance {
         records.extend(self.compute.values().cloned().map(Record::Compute));
         records.extend(self.credits.values().cloned().map(Record::Credits));
         records.extend(self.workloads.values().cloned().map(Record::Workload));
-        records.extend(self.mixture.clone().map(Record::Mixture));
+        records.extend(self.mixtures.values().cloned().map(Record::Mixture));
+        records.extend(self.adapters.values().cloned().map(Record::Adapter));
         records
     }
 
@@ -378,6 +424,10 @@ impl Governance {
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.members.values()
+    }
+
+    pub fn node(&self, node: &str) -> Option<&NodeRecord> {
+        self.nodes.get(node)
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &NodeRecord> {
@@ -426,8 +476,22 @@ impl Governance {
         self.workloads.values()
     }
 
+    /// The mixture in force: the last decided.
     pub fn mixture(&self) -> Option<&MixtureRecord> {
-        self.mixture.as_ref()
+        self.mixtures.values().next_back()
+    }
+
+    /// The mixture the decision at log index `decision` set, in force or since replaced.
+    pub fn mixture_decided_at(&self, decision: u64) -> Option<&MixtureRecord> {
+        self.mixtures.get(&decision)
+    }
+
+    pub fn adapter(&self, id: u64) -> Option<&AdapterRecord> {
+        self.adapters.get(&id)
+    }
+
+    pub fn adapters(&self) -> impl Iterator<Item = &AdapterRecord> {
+        self.adapters.values()
     }
 
     /// The open proposal that closes first, as (close time, id): it must be decided before any

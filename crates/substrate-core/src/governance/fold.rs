@@ -60,6 +60,7 @@ impl State {
             Event::Dispute(d) => self.open_dispute(index, time, signer, d, params),
             Event::DisputeRuling(r) => self.endorse_ruling(index, time, &signed.signers, r, params),
             Event::JobReceipt(j) => self.verify_compute(index, time, &signed.signers, j, params),
+            Event::Adapter(a) => self.publish_adapter(index, time, signed, a),
             Event::Genesis(_) | Event::Deposit(_) | Event::Withdrawal(_) | Event::ConsentChange(_) => {
                 Ok(Vec::new())
             }

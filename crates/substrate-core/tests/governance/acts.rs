@@ -105,6 +105,21 @@ fn identical_statements(kind: &str, signers: &[u8]) -> (Commons, Vec<SignedEvent
                 .collect();
             (signed, 1)
         }
+        "adapter" => {
+            // The same publication signed by each member's registered node: one adapter, once.
+            for member in &members {
+                commons.register_node(*member, member * 10);
+            }
+            commons.deposit(16, b"a text to train on", "oral");
+            let ballot = mix(&[("oral", 1.0)]);
+            let voters: Vec<u8> = (10..=16).collect();
+            let decision =
+                commons.pass(16, ProposalClass::Ordinary, vec![Action::SetMixture { ballot }], &voters);
+            let event =
+                super::adapters::publication(&commons.state, decision, commons.state.size(), "weights");
+            let nodes: Vec<u8> = members.iter().map(|m| m * 10).collect();
+            (each(&event, &nodes), 1)
+        }
         other => panic!("no scenario for the event kind {other}"),
     };
     (commons, signed, accepted)

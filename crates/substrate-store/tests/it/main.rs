@@ -285,3 +285,31 @@ fn a_ledger_keyed_by_statement_is_upgraded_to_acts_when_opened() {
     let report = substrate_store::replay::replay(&DataDir::new(dir.path()), ReplayMode::Check, None);
     assert!(report.is_ok(), "{report:?}");
 }
+
+#[test]
+fn records_from_before_the_mixture_history_are_rebuilt_from_the_log_when_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    let root = {
+        let mut ledger = found(dir.path());
+        ledger
+            .append_batch((0..3).map(|n| deposit(&alice, n, ConsentTier::Public)).collect(), 2_000)
+            .expect("append");
+        ledger.state().root()
+    };
+    // The earlier layout kept only the mixture in force, under an empty key; this one is stale.
+    let database = DataDir::new(dir.path()).database();
+    {
+        let conn = rusqlite::Connection::open(&database).expect("open");
+        let stale = r#"{"kind":"mixture","record":{"weights":{"oral":1.0},"decision":1,"proposal":1,"ballots":1,"at":0}}"#;
+        conn.execute("INSERT INTO records (kind, key, record) VALUES ('mixture', '', ?1)", [stale])
+            .expect("insert");
+    }
+    let ledger = Ledger::open(&DataDir::new(dir.path())).expect("opens, rebuilding its records");
+    assert_eq!(ledger.state().root(), root);
+    assert!(ledger.state().governance().mixture().is_none(), "the log decided no mixture");
+    let conn = rusqlite::Connection::open(&database).expect("open");
+    assert!(!substrate_store::schema::records_predate_history(&conn).expect("query"));
+    let report = substrate_store::replay::replay(&DataDir::new(dir.path()), ReplayMode::Check, None);
+    assert!(report.is_ok(), "{report:?}");
+}
