@@ -94,6 +94,11 @@ impl From<Rejection> for ApiError {
             Rejection::Ballot { .. } => (StatusCode::BAD_REQUEST, "malformed_ballot"),
             Rejection::Proposal(_) => (StatusCode::BAD_REQUEST, "proposal_refused"),
             Rejection::DecisionPending { .. } => (StatusCode::CONFLICT, "decision_pending"),
+            Rejection::UnregisteredNode(_) => (StatusCode::FORBIDDEN, "unregistered_node"),
+            Rejection::NotAMixtureDecision(_) => (StatusCode::BAD_REQUEST, "not_a_mixture_decision"),
+            Rejection::SnapshotSize { .. } => (StatusCode::BAD_REQUEST, "snapshot_size"),
+            Rejection::SnapshotMismatch { .. } => (StatusCode::CONFLICT, "snapshot_mismatch"),
+            Rejection::AdapterPublished { .. } => (StatusCode::CONFLICT, "adapter_published"),
             _ => (StatusCode::BAD_REQUEST, "refused"),
         };
         ApiError::new(status, code, r.to_string())

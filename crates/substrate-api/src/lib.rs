@@ -1,6 +1,7 @@
 //! The HTTP API of a commons node: `/v1` JSON, the OpenAPI document, C2SP tlog-tiles reads and
 //! `/health`. The only crate that knows HTTP.
 
+mod adapters;
 mod error;
 mod governance;
 mod routes;

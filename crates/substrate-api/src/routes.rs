@@ -66,6 +66,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/disputes/{id}", get(crate::governance::dispute))
         .route("/v1/credits", get(crate::governance::all_credits))
         .route("/v1/credits/{did}", get(crate::governance::credits))
+        .route("/v1/adapters", get(crate::adapters::list))
+        .route("/v1/adapters/{id}", get(crate::adapters::show))
+        .route(
+            "/v1/adapters/{id}/files/{name}",
+            get(crate::adapters::file)
+                .put(crate::adapters::upload)
+                .layer(DefaultBodyLimit::max(substrate_training::registry::MAX_FILE_BYTES)),
+        )
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/checkpoints/{size}", get(checkpoint_at))
         .route("/v1/log/entries", get(entries))

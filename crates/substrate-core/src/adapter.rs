@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 
 use crate::event::SignedEvent;
-use crate::governance::book::{AdapterRecord, Record};
+use crate::governance::book::{AdapterRecord, Governance, Record};
 use crate::register::Register;
-use crate::snapshot::snapshot_root;
-use crate::state::{Change, Rejection, State};
+use crate::snapshot::{in_snapshot, snapshot_root};
+use crate::state::{Change, DepositRecord, Rejection, State};
 
 /// The most characters an adapter's name may have.
 pub const MAX_ADAPTER_NAME: usize = 100;
@@ -43,11 +43,36 @@ pub fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The deposits of `adapter`'s snapshot that are gone since (withdrawn by their depositor or
+/// removed by the commons), among `gone`: the deposits gone now. The adapter was trained before;
+/// this marks it, and retraining on today's snapshot leaves them out. Nothing claims unlearning.
+pub fn gone_since<'a>(
+    governance: &Governance,
+    adapter: &AdapterRecord,
+    gone: impl IntoIterator<Item = &'a DepositRecord>,
+) -> Vec<&'a DepositRecord> {
+    let Some(registers) = governance.weighted_registers(adapter.decision) else { return Vec::new() };
+    let disputed = governance.disputed_at(adapter.snapshot_size);
+    let mut found: Vec<&DepositRecord> = gone
+        .into_iter()
+        .filter(|d| d.status.is_gone() && in_snapshot(d, adapter.snapshot_size, &registers, &disputed))
+        .collect();
+    found.sort_by_key(|d| (d.status.gone_at(), d.log_index));
+    found
+}
+
+impl Governance {
+    /// The registers a decided mixture gives weight to: the ones its snapshot is taken over.
+    pub fn weighted_registers(&self, decision: u64) -> Option<BTreeSet<Register>> {
+        let mixture = self.mixture_decided_at(decision)?;
+        Some(mixture.weights.iter().filter(|(_, w)| **w > 0.0).map(|(r, _)| r.clone()).collect())
+    }
+}
+
 impl State {
     /// The registers a decided mixture gives weight to: the ones its snapshot is taken over.
     pub fn weighted_registers(&self, decision: u64) -> Option<BTreeSet<Register>> {
-        let mixture = self.governance.mixture_decided_at(decision)?;
-        Some(mixture.weights.iter().filter(|(_, w)| **w > 0.0).map(|(r, _)| r.clone()).collect())
+        self.governance.weighted_registers(decision)
     }
 
     /// The changes publishing `a` makes as entry `index` at `time`.

@@ -87,22 +87,29 @@ impl State {
     /// folded so far), sorted by CID: recomputed from today's records, which keep the log index
     /// of every withdrawal, removal, dispute and ruling.
     pub fn snapshot_at(&self, size: u64, registers: &BTreeSet<Register>) -> Vec<SnapshotEntry> {
-        let disputed: HashSet<&Cid> = self
-            .governance()
-            .disputes()
-            .filter(|d| d.id < size && d.status.closed_at().is_none_or(|closed| closed >= size))
-            .map(|d| &d.cid)
-            .collect();
+        let disputed = self.governance().disputed_at(size);
         let mut entries: Vec<SnapshotEntry> = self
             .deposits()
-            .filter(|d| d.log_index < size && registers.contains(&d.register))
-            .filter(|d| d.status.gone_at().is_none_or(|gone| gone >= size))
-            .filter(|d| !disputed.contains(&d.cid))
+            .filter(|d| in_snapshot(d, size, registers, &disputed))
             .map(SnapshotEntry::of)
             .collect();
         entries.sort_by_cached_key(|e| e.cid.to_string());
         entries
     }
+}
+
+/// Whether `deposit` is in the snapshot over `registers` of the log's first `size` entries, given
+/// the deposits under an open dispute then (`Governance::disputed_at`).
+pub fn in_snapshot(
+    deposit: &DepositRecord,
+    size: u64,
+    registers: &BTreeSet<Register>,
+    disputed: &HashSet<&Cid>,
+) -> bool {
+    deposit.log_index < size
+        && registers.contains(&deposit.register)
+        && deposit.status.gone_at().is_none_or(|gone| gone >= size)
+        && !disputed.contains(&deposit.cid)
 }
 
 #[cfg(test)]

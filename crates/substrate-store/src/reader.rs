@@ -184,6 +184,28 @@ impl Reader {
         })
     }
 
+    /// Every deposit withdrawn or removed, as its record (tombstone) stands.
+    pub fn gone_deposits(&self) -> Result<Vec<DepositRecord>, ReadError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT record FROM deposits WHERE status != 'active'")?;
+            let mut rows = stmt.query([])?;
+            let mut gone = Vec::new();
+            while let Some(row) = rows.next()? {
+                gone.push(
+                    serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?).map_err(
+                        |e| ReadError::Ledger(LedgerError::Inconsistent(format!("deposit record: {e}"))),
+                    )?,
+                );
+            }
+            Ok(gone)
+        })
+    }
+
+    /// The data directory read.
+    pub fn dir(&self) -> &DataDir {
+        &self.inner.dir
+    }
+
     /// Active deposits per register (primary), as (register, count).
     pub fn active_by_register(&self) -> Result<Vec<(String, Vec<String>)>, ReadError> {
         self.with(|conn| {

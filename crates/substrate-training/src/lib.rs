@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cards;
 pub mod provenance;
 pub mod record;
+pub mod registry;
 pub mod run;
 pub mod sampler;
 pub mod signing;

@@ -313,6 +313,42 @@ pub struct FinetuneArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum AdaptersCommand {
+    /// The adapters published in the commons' log, with what was withdrawn from under them.
+    List {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// One adapter: its record in the log, the deposits of its snapshot withdrawn or removed
+    /// since, its files on the node and its model card.
+    Show {
+        /// The adapter's id (the log index of its publication).
+        id: u64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Download an adapter's files from the node's registry and verify them.
+    Pull {
+        id: u64,
+        /// Where to put it. Default: ./adapter-ID.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Record an adapter directory in the log (signed by the node key that trained it) and
+    /// upload its files to the node's registry; running it again finishes an interrupted upload.
+    Publish {
+        dir: PathBuf,
+        /// The node key that trained it. Default: DATA_DIR/node.key.
+        #[arg(long)]
+        node_key: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Verify an adapter directory offline: the model-signing signature over every file, the
     /// node's attestation against the files and run.json, run.json's sums and snapshot root;
     /// with --data-dir also the snapshot root against that log and the node's registration.
@@ -345,8 +381,19 @@ pub struct TrainArgs {
     pub models: ModelArgs,
     /// The decision entry whose mixture to follow. Default: the mixture in force (every register
     /// weighs the same while none was decided).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "like")]
     pub decision: Option<u64>,
+    /// Retrain a published adapter on today's snapshot: its decision, base model and
+    /// hyperparameters (which replace the LoRA flags), without what was withdrawn or removed
+    /// since. Takes the adapter's id (`substrate adapters list`).
+    #[arg(long, value_name = "ADAPTER")]
+    pub like: Option<u64>,
+    /// Do not record the adapter in the log or upload it to the node (`substrate adapters
+    /// publish` does it later).
+    #[arg(long)]
+    pub no_publish: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
     /// The adapter directory to publish. Default: DATA_DIR/adapters/eLOGSIZE-ROOT (the log's
     /// size and the first 12 hex digits of the snapshot root).
     #[arg(long)]

@@ -43,6 +43,26 @@ impl Client {
         self.answer(self.agent.post(&self.url(path)).send_json(body))
     }
 
+    /// Sends `bytes` as the body of a PUT.
+    pub fn put_bytes(&self, path: &str, bytes: &[u8]) -> anyhow::Result<Answer> {
+        self.answer(
+            self.agent.put(&self.url(path)).set("Content-Type", "application/octet-stream").send_bytes(bytes),
+        )
+    }
+
+    /// GETs a body that may not be text.
+    pub fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        match self.agent.get(&self.url(path)).call() {
+            Ok(response) => {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes)
+                    .context("reading the node's answer")?;
+                Ok(bytes)
+            }
+            Err(e) => self.answer(Err(e)).map(|a| a.body.into_bytes()),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -1,5 +1,6 @@
 //! What each subcommand does.
 
+mod adapters;
 mod bench;
 mod demo;
 mod deposit;
@@ -77,7 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Finetune(args) => models::finetune(&args),
         Command::Train(args) => train::train(&args),
-        Command::Adapters(command) => train::adapters(command),
+        Command::Adapters(command) => adapters::run(command),
         Command::Audit(command) => train::audit(command),
         Command::Bench(command) => bench::run(command),
     }

@@ -455,6 +455,15 @@ impl Governance {
         self.disputes.values()
     }
 
+    /// The deposits that were under an open dispute once the log's first `size` entries were in.
+    pub fn disputed_at(&self, size: u64) -> std::collections::HashSet<&Cid> {
+        self.disputes
+            .values()
+            .filter(|d| d.id < size && d.status.closed_at().is_none_or(|closed| closed >= size))
+            .map(|d| &d.cid)
+            .collect()
+    }
+
     /// Whether `cid` is under an open dispute (and so out of training snapshots).
     pub fn under_dispute(&self, cid: &Cid) -> bool {
         self.disputed.contains_key(cid)

@@ -172,7 +172,11 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
     }
 
     step(20, "members deposit more texts in the registers the mixture weighs");
+    let mut bobs = Vec::new();
     for (key, register, title, text) in MORE_TEXTS {
+        if *key == "bob" {
+            bobs.push(substrate_core::Cid::of(text.as_bytes()).to_string());
+        }
         let key = if *key == "alice" { &alice } else { &bob };
         let meta =
             Metadata { register, also: &[], consent: "commons", title, language: "en", license: "CC-BY-4.0" };
@@ -184,7 +188,23 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
     step(21, "the decided mixture trains a LoRA adapter on the snapshot, signed and attributed");
     let adapter = train_demo_adapter(&dir, artifacts, &client, &alice)?;
 
-    step(22, "stop the node and replay the whole log from scratch");
+    step(22, "the registry: bob withdraws a text the adapter was trained on, and the adapter is marked");
+    let listed: serde_json::Value = client.get("/v1/adapters")?.json()?;
+    let id = listed["adapters"]
+        .as_array()
+        .and_then(|list| list.last())
+        .and_then(|a| a["id"].as_u64())
+        .context("the adapter is not in the registry")?;
+    let by_bob = SignedEvent::sign(withdrawal(&bobs[0], Some("my family asked me to".into()))?, &bob);
+    let taken_back = submit_event(&client, &by_bob)?;
+    println!("  bob withdraws {} (entry {})", bobs[0], taken_back.log_index);
+    super::adapters::run(crate::cli::AdaptersCommand::Show {
+        id,
+        json: false,
+        node: crate::cli::NodeArgs { node: client.base().to_owned() },
+    })?;
+
+    step(23, "stop the node and replay the whole log from scratch");
     node.stop()?;
     let report = substrate_store::replay::replay(&DataDir::new(&dir), ReplayMode::Check, Some(log))?;
     println!(
@@ -322,6 +342,9 @@ fn train_demo_adapter(
             data: crate::cli::DataArgs { data_dir: dir.to_path_buf() },
         },
         decision: None,
+        like: None,
+        no_publish: false,
+        node: crate::cli::NodeArgs { node: client.base().to_owned() },
         out: Some(out.clone()),
         base_sha256: None,
         node_key: Some(node_key),
@@ -339,7 +362,7 @@ fn train_demo_adapter(
     };
     super::train::train(&args)?;
     println!();
-    super::train::adapters(crate::cli::AdaptersCommand::Verify {
+    super::adapters::run(crate::cli::AdaptersCommand::Verify {
         dir: out.clone(),
         data_dir: Some(dir.to_path_buf()),
     })?;

@@ -22,7 +22,7 @@ use substrate_core::{Cid, Register, SignedEvent};
 use crate::cli::{DisputeCommand, MemberCommand, ProposeArgs};
 use crate::client::{Client, segment};
 
-fn requested() -> String {
+pub(super) fn requested() -> String {
     substrate_core::timestamp::rfc3339(super::now_ms())
 }
 

@@ -12,9 +12,17 @@ use substrate_training::record::Builder;
 use substrate_training::run::{self, Phase, TrainOptions};
 use substrate_training::signing::ModelSigningKey;
 
-use crate::cli::{AdaptersCommand, AuditCommand, TrainArgs};
+use crate::cli::{AuditCommand, TrainArgs};
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
+    let like;
+    let args = match args.like {
+        Some(id) => {
+            like = like_adapter(args, id)?;
+            &like
+        }
+        None => args,
+    };
     let data = DataDir::new(&args.models.data.data_dir);
     let lora = super::models::lora_config(&args.lora)?;
     let node_key_path = args.node_key.clone().unwrap_or_else(|| data.root().join("node.key"));
@@ -159,7 +167,59 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         );
     }
     println!("  contributors: {}", record.contributors().len());
-    Ok(())
+    if args.no_publish {
+        println!(
+            "not published (--no-publish): `substrate adapters publish {}` records it in the log",
+            out.display()
+        );
+        return Ok(());
+    }
+    match super::adapters::publish(&args.node.node, &out, &node_key_path) {
+        Ok(_) => Ok(()),
+        Err(e) if format!("{e:#}").contains("cannot reach the node") => {
+            eprintln!(
+                "note: not recorded in the log: {e:#}\nthe adapter is complete in {}; `substrate adapters publish {}` records and uploads it once the node runs",
+                out.display(),
+                out.display()
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.context(format!(
+            "the adapter is complete in {}, but the log did not take it; fix what is said and run `substrate adapters publish {}`",
+            out.display(),
+            out.display()
+        ))),
+    }
+}
+
+/// The arguments of a run like adapter `id`: its decision, base model and hyperparameters.
+fn like_adapter(args: &TrainArgs, id: u64) -> anyhow::Result<TrainArgs> {
+    let client = crate::client::Client::new(&args.node.node);
+    let adapter: serde_json::Value = client.get(&format!("/v1/adapters/{id}"))?.json()?;
+    let record: substrate_training::RunRecord = serde_json::from_slice(
+        &client
+            .get_bytes(&format!("/v1/adapters/{id}/files/run.json"))
+            .with_context(|| format!("the run record of adapter {id}, for its hyperparameters"))?,
+    )
+    .with_context(|| format!("the run record of adapter {id}"))?;
+    let mut like = args.clone();
+    like.like = None;
+    like.decision = adapter["decision"].as_u64();
+    like.base_sha256 = adapter["baseModel"].as_str().map(str::to_owned);
+    let h = &record.hyperparameters;
+    like.lora.rank = h.rank;
+    like.lora.alpha = h.alpha;
+    like.lora.targets = h.targets.clone();
+    like.lora.steps = h.steps;
+    like.lora.batch = h.batch;
+    like.lora.seq_len = h.seq_len;
+    like.lora.lr = h.lr;
+    let withdrawn = adapter["withdrawals"].as_array().map_or(0, Vec::len);
+    eprintln!(
+        "like adapter {id}: decision {}, rank {}, {} steps of {} windows of {} tokens; {withdrawn} of its deposits are gone since and are not in today's snapshot",
+        adapter["decision"], h.rank, h.steps, h.batch, h.seq_len
+    );
+    Ok(like)
 }
 
 /// An interrupted run under DATA_DIR/adapters that a run with `decision` would resume: its
@@ -191,38 +251,6 @@ fn builder() -> anyhow::Result<Builder> {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         sha256: fetch::file_sha256(&exe)?,
     })
-}
-
-pub fn adapters(command: AdaptersCommand) -> anyhow::Result<()> {
-    match command {
-        AdaptersCommand::Verify { dir, data_dir } => {
-            let log = data_dir.as_ref().map(DataDir::new);
-            let verified = substrate_training::verify::verify(&dir, log.as_ref())
-                .with_context(|| format!("{} does NOT verify", dir.display()))?;
-            let record = &verified.record;
-            println!("adapter verifies: {}", dir.display());
-            println!("  signature:   ok, model-signing over {} files", verified.files);
-            println!(
-                "  attestation: ok, signed by node {}, {} subjects match their files",
-                record.node, verified.subjects
-            );
-            println!(
-                "  record:      ok, {} deposits of {} contributors, {} tokens in {} windows add up",
-                record.contributions.len(),
-                record.contributors().len(),
-                record.tokens_trained,
-                record.windows
-            );
-            match verified.log_checked {
-                true => println!(
-                    "  log:         ok, the snapshot root is the log's at entry {} and the node is registered",
-                    record.log_size
-                ),
-                false => println!("  log:         not checked (give --data-dir with the commons' log)"),
-            }
-            Ok(())
-        }
-    }
 }
 
 pub fn audit(command: AuditCommand) -> anyhow::Result<()> {
