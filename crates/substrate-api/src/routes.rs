@@ -45,6 +45,10 @@ const MAX_ENTRIES_PAGE: u64 = 1000;
 pub fn router(state: AppState) -> Router {
     // Base64 inflates the text by 4/3; the envelope and JSON add at most the envelope limit.
     let body_limit = state.max_deposit_bytes / 3 * 4 + 8 + substrate_core::event::MAX_ENVELOPE_BYTES + 4096;
+    // An adapter's weights are larger than any deposit.
+    let adapter_files = get(crate::adapters::file)
+        .put(crate::adapters::upload)
+        .layer(DefaultBodyLimit::max(substrate_training::registry::MAX_FILE_BYTES));
     Router::new()
         .route("/health", get(health))
         .route("/v1/openapi.json", get(openapi))
@@ -68,12 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/credits/{did}", get(crate::governance::credits))
         .route("/v1/adapters", get(crate::adapters::list))
         .route("/v1/adapters/{id}", get(crate::adapters::show))
-        .route(
-            "/v1/adapters/{id}/files/{name}",
-            get(crate::adapters::file)
-                .put(crate::adapters::upload)
-                .layer(DefaultBodyLimit::max(substrate_training::registry::MAX_FILE_BYTES)),
-        )
+        .route("/v1/adapters/{id}/files/{name}", adapter_files)
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/checkpoints/{size}", get(checkpoint_at))
         .route("/v1/log/entries", get(entries))

@@ -167,6 +167,12 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         );
     }
     println!("  contributors: {}", record.contributors().len());
+    if record.decision.is_none() {
+        println!(
+            "not published: the log records runs that follow a decided mixture, and none is decided yet"
+        );
+        return Ok(());
+    }
     if args.no_publish {
         println!(
             "not published (--no-publish): `substrate adapters publish {}` records it in the log",

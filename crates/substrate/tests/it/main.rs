@@ -11,6 +11,7 @@ mod governance;
 mod interop;
 mod mesh;
 mod models;
+mod registry;
 mod tamper;
 mod tidy;
 mod tiles;

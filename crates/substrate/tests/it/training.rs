@@ -19,7 +19,8 @@ use crate::util::{Commons, Http, command, deposit_event, fails, new_key, ok, pat
 const REGISTERS: [&str; 3] = ["narrative", "oral", "sacred"];
 
 /// Settings small enough for a debug build: the tiny model's context is 96 tokens.
-const SETTINGS: [&str; 8] = ["--batch", "2", "--seq-len", "32", "--save-every", "4", "--rank", "4"];
+const SETTINGS: [&str; 9] =
+    ["--batch", "2", "--seq-len", "32", "--save-every", "4", "--rank", "4", "--no-publish"];
 
 /// Steps of a run that only has to finish.
 const STEPS: usize = 24;
