@@ -147,8 +147,15 @@ fn scope(dir: &Path) -> Result<(Option<u64>, Option<Vec<String>>), AuditError> {
 
 /// Audits the adapter directory `dir` against the log in `data`.
 pub fn per(dir: &Path, data: &DataDir) -> Result<Vec<Stage>, AuditError> {
+    let state = substrate_store::replay::fold_to(data, None, |_, _, _| {}).map_err(AuditError::Log)?;
+    per_on(dir, &state)
+}
+
+/// Audits the adapter directory `dir` against `state`, folded from the log at least as far as
+/// the run's snapshot: the snapshot is recomputed at the run's size from it.
+pub fn per_on(dir: &Path, state: &substrate_core::State) -> Result<Vec<Stage>, AuditError> {
     let (log_size, registers) = scope(dir)?;
-    let state = substrate_store::replay::fold_to(data, log_size, |_, _, _| {}).map_err(AuditError::Log)?;
+    let log_size = log_size.unwrap_or(state.size());
     let registers: std::collections::BTreeSet<Register> = match registers {
         Some(names) => names.iter().filter_map(|r| Register::new(r).ok()).collect(),
         None => {
@@ -156,7 +163,7 @@ pub fn per(dir: &Path, data: &DataDir) -> Result<Vec<Stage>, AuditError> {
         }
     };
     let eligible: Claims = state
-        .snapshot(&registers)
+        .snapshot_at(log_size, &registers)
         .into_iter()
         .map(|e| {
             let claim = Claim {

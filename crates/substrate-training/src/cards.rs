@@ -204,7 +204,16 @@ pub fn model_card(record: &RunRecord, per_table: Option<&str>) -> String {
     out.push("## Provenance Erasure Rate".into());
     out.push(String::new());
     match per_table {
-        Some(table) => out.push(table.trim_end().to_owned()),
+        Some(table) => {
+            out.push(
+                "For each stage of the run, the contributions that entered it and how many it lost or \
+                 misattributed, audited against the commons' log when this directory was published \
+                 (`substrate audit per <dir> --data-dir <commons>` recomputes it):"
+                    .into(),
+            );
+            out.push(String::new());
+            out.push(table.trim_end().to_owned());
+        }
         None => out.push(
             "The share of contributions whose attribution a stage lost is not in this card: \
              `substrate audit per <dir>` computes it from this directory."

@@ -102,6 +102,8 @@ pub enum TrainError {
     Provenance(#[from] provenance::ProvenanceError),
     #[error(transparent)]
     Signing(#[from] signing::SigningError),
+    #[error("auditing the published directory: {0}")]
+    Audit(String),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
 }
@@ -122,6 +124,8 @@ pub struct Snapshot {
     pub details: BTreeMap<String, (String, String, String)>,
     /// The node keys registered in the log.
     pub nodes: BTreeSet<String>,
+    /// The state the snapshot was taken from, for the run's own audit.
+    pub state: substrate_core::State,
 }
 
 /// What an interrupted run in `OUT.partial` was started on, so that running it again resumes on
@@ -204,7 +208,7 @@ pub fn snapshot(dir: &DataDir, decision: Option<u64>, size: Option<u64>) -> Resu
         .collect();
     let root = snapshot_root(&entries);
     let nodes = state.governance().nodes().map(|n| n.node.clone()).collect();
-    Ok(Snapshot { commons, decision, mixture, log_size: size, entries, root, details, nodes })
+    Ok(Snapshot { commons, decision, mixture, log_size: size, entries, root, details, nodes, state })
 }
 
 /// Runs the whole pipeline with `model` and publishes the adapter into `options.out`.
@@ -424,7 +428,7 @@ pub fn train(
     };
 
     on_phase(Phase::Signing);
-    publish(&staging, &record, options)?;
+    publish(&staging, &record, options, &snapshot.state)?;
     std::fs::rename(&staging, &options.out).map_err(io(&options.out))?;
     on_phase(Phase::Published { dir: &options.out });
     Ok(record)
@@ -468,8 +472,15 @@ pub fn partial_dir(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
-/// Writes the record and the cards, then the attestation over every file, then the signature.
-fn publish(dir: &Path, record: &RunRecord, options: &TrainOptions) -> Result<(), TrainError> {
+/// Writes the record and the cards, then the attestation over every file and the signature;
+/// then audits the directory against the log and writes the PER table into the model card, and
+/// attests and signs again, so the published card carries the audit of the files beside it.
+fn publish(
+    dir: &Path,
+    record: &RunRecord,
+    options: &TrainOptions,
+    state: &substrate_core::State,
+) -> Result<(), TrainError> {
     for staged in [finetune::checkpoint_path(dir), dir.join(PENDING_FILE)] {
         if staged.exists() {
             std::fs::remove_file(&staged).map_err(io(&staged))?;
@@ -490,7 +501,18 @@ fn publish(dir: &Path, record: &RunRecord, options: &TrainOptions) -> Result<(),
     write("croissant.json", &json(&cards::croissant(record, MANIFEST_FILE, &manifest_sha256)))?;
     write("eu-training-summary.md", cards::eu_training_summary(record).as_bytes())?;
     write(SIGNING_KEY_FILE, options.signing_key.public_key_pem().as_bytes())?;
+    attest_and_sign(dir, record, options)?;
+    // The audit reads the attestation and the card's token table, which the PER section does
+    // not change.
+    let stages = crate::audit::per_on(dir, state).map_err(|e| TrainError::Audit(e.to_string()))?;
+    write("README.md", cards::model_card(record, Some(&crate::audit::table(&stages))).as_bytes())?;
+    attest_and_sign(dir, record, options)?;
+    sync_dir(dir)
+}
 
+/// The attestation over every file of `dir` but itself and the signature, then the
+/// model-signing signature over all of them.
+fn attest_and_sign(dir: &Path, record: &RunRecord, options: &TrainOptions) -> Result<(), TrainError> {
     let mut subjects = Vec::new();
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(io(dir))?
@@ -505,9 +527,10 @@ fn publish(dir: &Path, record: &RunRecord, options: &TrainOptions) -> Result<(),
         subjects.push((name, sha256));
     }
     let statement = provenance::statement(record, &subjects);
-    write(provenance::PROVENANCE_FILE, &provenance::sign(&statement, &options.node_key))?;
+    let path = dir.join(provenance::PROVENANCE_FILE);
+    std::fs::write(&path, provenance::sign(&statement, &options.node_key)).map_err(io(&path))?;
     signing::sign_directory(dir, &options.signing_key, SIGNATURE_FILE)?;
-    sync_dir(dir)
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), TrainError> {

@@ -245,7 +245,9 @@ fn the_model_card_opens_with_hugging_face_front_matter() {
     assert!(card.contains("No deposit of this snapshot was withdrawn"));
     assert!(!card.to_lowercase().contains("unlearned"), "nothing claims unlearning");
     let with_table = model_card(&record, Some("| stage | PER |\n|---|---|\n| snapshot | 0 |\n"));
-    assert!(with_table.contains("| snapshot | 0 |") && !with_table.contains("substrate audit per"));
+    assert!(with_table.contains("| snapshot | 0 |"), "{with_table}");
+    assert!(with_table.contains("audited against the commons' log when this directory was published"));
+    assert!(!with_table.contains("is not in this card"), "{with_table}");
 }
 
 #[test]
