@@ -9,9 +9,10 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, allow_block_list, gossipsub, identify, ping};
 
 use crate::protocol::{
-    CHECKPOINT_PROTOCOL, CONSISTENCY_PROTOCOL, CheckpointRequest, CheckpointResponse, ConsistencyRequest,
-    ConsistencyResponse, IDENTIFY_PROTOCOL, LOG_PROTOCOL, LogRequest, LogResponse, RESPONSE_SIZE_MAXIMUM,
-    SUBMIT_PROTOCOL, SubmitRequest, SubmitResponse, TEXT_PROTOCOL, TextRequest, TextResponse,
+    ADAPTER_PROTOCOL, AdapterFileRequest, AdapterFileResponse, CHECKPOINT_PROTOCOL, CONSISTENCY_PROTOCOL,
+    CheckpointRequest, CheckpointResponse, ConsistencyRequest, ConsistencyResponse, IDENTIFY_PROTOCOL,
+    LOG_PROTOCOL, LogRequest, LogResponse, RESPONSE_SIZE_MAXIMUM, SUBMIT_PROTOCOL, SubmitRequest,
+    SubmitResponse, TEXT_PROTOCOL, TextRequest, TextResponse,
 };
 
 /// Every behaviour of a node. The allow-list comes first so that a connection it denies is
@@ -27,6 +28,7 @@ pub(crate) struct Behaviour {
     pub checkpoint: request_response::cbor::Behaviour<CheckpointRequest, CheckpointResponse>,
     pub text: request_response::cbor::Behaviour<TextRequest, TextResponse>,
     pub submit: request_response::cbor::Behaviour<SubmitRequest, SubmitResponse>,
+    pub adapter: request_response::cbor::Behaviour<AdapterFileRequest, AdapterFileResponse>,
 }
 
 impl Behaviour {
@@ -71,6 +73,14 @@ impl Behaviour {
             )],
             request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
         );
+        // One adapter file per response, as large as the registry takes (the weights), with room
+        // for the CBOR around it; a slow link gets two minutes for it.
+        let adapter = request_response::Behaviour::with_codec(
+            request_response::cbor::codec::Codec::default()
+                .set_response_size_maximum(substrate_training::registry::MAX_FILE_BYTES as u64 + 64 * 1024),
+            [(StreamProtocol::new(ADAPTER_PROTOCOL), ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(120)),
+        );
         Ok(Behaviour {
             allowed: allow_block_list::Behaviour::default(),
             identify: identify::Behaviour::new(
@@ -84,6 +94,7 @@ impl Behaviour {
             checkpoint,
             text,
             submit,
+            adapter,
         })
     }
 }

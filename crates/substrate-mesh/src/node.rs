@@ -6,7 +6,8 @@
 //! `/substrate/log/1` from whoever announced it, asks it for the consistency proof from the
 //! checkpoint it holds (`/substrate/consistency/1`), and hands both to its own ledger
 //! ([`Ledger::extend`]), which keeps the range only if every check passes. It then serves and
-//! re-announces what it holds, publishes its C2SP cosignature, and fetches the texts it may hold.
+//! re-announces what it holds, publishes its C2SP cosignature, and fetches the texts it may hold
+//! and the files of the adapters the log publishes (`node/adapters.rs`).
 //! Everything outside the task talks to it through a cloneable [`MeshHandle`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -45,10 +46,12 @@ use crate::SwarmKey;
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::peer::{PeerError, did_of_peer, node_keypair, peer_id_of};
 use crate::protocol::{
-    CheckpointRequest, CheckpointResponse, ConsistencyRequest, ConsistencyResponse, LogRequest, LogResponse,
-    MAX_RANGE, MAX_TEXTS, SubmitRequest, SubmitResponse, Text, TextRequest, TextResponse, checkpoint_topic,
-    cosignature_topic,
+    AdapterFileResponse, CheckpointRequest, CheckpointResponse, ConsistencyRequest, ConsistencyResponse,
+    LogRequest, LogResponse, MAX_RANGE, MAX_TEXTS, SubmitRequest, SubmitResponse, Text, TextRequest,
+    TextResponse, checkpoint_topic, cosignature_topic,
 };
+
+mod adapters;
 
 /// Connections with nothing in flight for this long are closed. Gossipsub's long-lived streams
 /// keep a connection between two subscribed nodes open, so in practice this closes links that
@@ -176,6 +179,12 @@ pub enum MeshEvent {
     /// The mirror fetched and kept this many texts.
     TextsKept {
         count: usize,
+    },
+    /// The mirror fetched file `name` of the adapter published at log index `adapter`, and its
+    /// registry accepted it.
+    AdapterFileKept {
+        adapter: u64,
+        name: String,
     },
 }
 
@@ -351,6 +360,7 @@ struct Metrics {
     texts_served: Counter,
     texts_withheld: Counter,
     texts_kept: Counter,
+    adapter_files_kept: Counter,
     forwarded: Counter,
 }
 
@@ -388,7 +398,11 @@ impl Metrics {
                 "cosignatures_verified",
                 "Cosignatures by registered nodes verified",
             ),
-            bytes_served: counter(ours, "bytes_served", "Bytes of leaves, proofs and texts served to peers"),
+            bytes_served: counter(
+                ours,
+                "bytes_served",
+                "Bytes of leaves, proofs, texts and adapter files served to peers",
+            ),
             texts_served: counter(ours, "texts_served", "Texts sent to peers"),
             texts_withheld: counter(
                 ours,
@@ -396,6 +410,11 @@ impl Metrics {
                 "Texts asked for and not sent (consent, withdrawal, absent)",
             ),
             texts_kept: counter(ours, "texts_kept", "Texts a mirror fetched and kept"),
+            adapter_files_kept: counter(
+                ours,
+                "adapter_files_kept",
+                "Adapter files a mirror fetched and its registry accepted",
+            ),
             forwarded: counter(ours, "submissions_forwarded", "Events this node forwarded to the sequencer"),
             libp2p,
             registry,
@@ -480,6 +499,7 @@ impl Mesh {
             Role::Mirror { ledger, reader } => {
                 let tree = ledger.tree();
                 let wanted = ledger.wanted_texts().into_iter().collect();
+                let adapter_files = adapters::AdapterFiles::new(ledger.dir().clone());
                 let follower = Follower {
                     ledger: Arc::new(Mutex::new(*ledger)),
                     tree,
@@ -487,6 +507,7 @@ impl Mesh {
                     best: None,
                     wanted,
                     texts_in_flight: None,
+                    adapter_files,
                 };
                 (reader, NodeRole::Mirror(Box::new(follower)), None)
             }
@@ -585,6 +606,9 @@ enum Served {
     Submitted(ResponseChannel<SubmitResponse>, SubmitResponse),
     Extended { from: PeerId, note: String, entries: u64, result: Result<Extended, FollowError> },
     TextsKept(Result<usize, String>),
+    AdapterFile(ResponseChannel<AdapterFileResponse>, AdapterFileResponse),
+    AdapterFileWanted(adapters::Wanted),
+    AdapterFileKept(adapters::Kept),
     Registered(Vec<PeerId>),
 }
 
@@ -605,6 +629,8 @@ struct Follower {
     wanted: VecDeque<Cid>,
     /// The text request in flight and the CIDs it asked for (asked again if it fails).
     texts_in_flight: Option<(OutboundRequestId, Vec<Cid>)>,
+    /// Fetching the files of published adapters.
+    adapter_files: adapters::AdapterFiles,
 }
 
 impl Follower {
@@ -871,6 +897,11 @@ impl Node {
         self.refresh_allowed();
         self.sync_next();
         self.fetch_texts();
+        if let NodeRole::Mirror(follower) = &self.role
+            && follower.adapter_files.due(Instant::now())
+        {
+            self.fetch_adapter_files();
+        }
     }
 
     /// Recomputes the allow-list from the node registrations in the log held (off the task).
@@ -942,6 +973,7 @@ impl Node {
             SwarmEvent::Behaviour(BehaviourEvent::Checkpoint(event)) => self.on_step(event),
             SwarmEvent::Behaviour(BehaviourEvent::Text(event)) => self.on_text(event),
             SwarmEvent::Behaviour(BehaviourEvent::Submit(event)) => self.on_submit(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Adapter(event)) => self.on_adapter_file(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
                 self.metrics.libp2p.record(&event);
                 if let identify::Event::Received { peer_id, info, .. } = event {
@@ -1231,6 +1263,18 @@ impl Node {
                 self.fetch_texts();
                 true
             }
+            Served::AdapterFile(channel, response) => {
+                self.metrics.bytes_served.inc_by(response.content.as_ref().map_or(0, |c| c.len()) as u64);
+                behaviour.adapter.send_response(channel, response).is_ok()
+            }
+            Served::AdapterFileWanted(wanted) => {
+                self.on_adapter_file_wanted(wanted);
+                true
+            }
+            Served::AdapterFileKept(kept) => {
+                self.on_adapter_file_kept(kept);
+                true
+            }
             Served::Registered(registered) => {
                 for peer in registered {
                     self.allow(peer);
@@ -1372,6 +1416,10 @@ impl Node {
                 }
                 self.cosign(&note);
                 self.fetch_texts();
+                if let NodeRole::Mirror(follower) = &mut self.role {
+                    follower.adapter_files.checkpoint_kept();
+                }
+                self.fetch_adapter_files();
             }
             Err(e) => {
                 // A signed checkpoint that does not extend the one held is a fork, unless the peer
@@ -1470,25 +1518,28 @@ impl Node {
         }
     }
 
+    /// Whom a mirror asks for texts and adapter files: the sequencer holds every text and every
+    /// file uploaded to it; another mirror only those it fetched.
+    fn source(&self) -> Option<PeerId> {
+        let NodeRole::Mirror(follower) = &self.role else { return None };
+        self.peers
+            .iter()
+            .find(|(_, p)| p.sequencer)
+            .map(|(id, _)| *id)
+            .or_else(|| follower.best.as_ref().map(|b| b.from).filter(|p| self.swarm.is_connected(p)))
+    }
+
     /// Asks a peer that may hold them for the next texts this mirror lacks.
     fn fetch_texts(&mut self) {
         if self.partitioned {
             return;
         }
+        let source = self.source();
         let NodeRole::Mirror(follower) = &mut self.role else { return };
         if follower.texts_in_flight.is_some() || follower.wanted.is_empty() {
             return;
         }
-        // The sequencer holds every text; another mirror only those it fetched.
-        let Some(source) = self
-            .peers
-            .iter()
-            .find(|(_, p)| p.sequencer)
-            .map(|(id, _)| *id)
-            .or_else(|| follower.best.as_ref().map(|b| b.from).filter(|p| self.swarm.is_connected(p)))
-        else {
-            return;
-        };
+        let Some(source) = source else { return };
         let count = follower.wanted.len().min(MAX_TEXTS);
         let asked: Vec<Cid> = follower.wanted.drain(..count).collect();
         let cids = asked.iter().map(Cid::to_string).collect();

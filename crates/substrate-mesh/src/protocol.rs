@@ -9,6 +9,8 @@
 //! checkpoint extends the one it holds, and afterwards publishes its cosignature on a second topic.
 //! Texts move separately, on `/substrate/text/1`, and only as their consent tier allows; events a
 //! member sends to any node travel to the sequencer on `/substrate/submit/1`, and the receipt back.
+//! The files of an adapter the log publishes travel one by one on `/substrate/adapter-file/1`;
+//! the receiver keeps each only if its registry accepts it against the log and the attestation.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +22,9 @@ pub const CONSISTENCY_PROTOCOL: &str = "/substrate/consistency/1";
 
 /// The request-response protocol for deposit texts, by CID.
 pub const TEXT_PROTOCOL: &str = "/substrate/text/1";
+
+/// The request-response protocol for the files of published adapters, one file per request.
+pub const ADAPTER_PROTOCOL: &str = "/substrate/adapter-file/1";
 
 /// The request-response protocol that carries a signed event to the sequencer and its receipt back.
 /// Only the sequencer accepts it, so identify tells every peer which node sequences.
@@ -111,6 +116,21 @@ pub struct TextResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Text {
     pub cid: String,
+    pub content: Option<serde_bytes::ByteBuf>,
+    pub refused: Option<String>,
+}
+
+/// File `name` of the adapter the log published at index `adapter`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdapterFileRequest {
+    pub adapter: u64,
+    pub name: String,
+}
+
+/// The file's bytes, or why they are not sent: an adapter the node does not know, or a file its
+/// registry does not hold (yet).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdapterFileResponse {
     pub content: Option<serde_bytes::ByteBuf>,
     pub refused: Option<String>,
 }

@@ -115,6 +115,23 @@ pub enum Command {
     Id(IdCommand),
     /// Deposit a text (a file, or stdin when FILE is omitted or '-').
     Deposit(DepositArgs),
+    /// Deposit every text of a JSONL corpus, one {"text", "register", "title", "license",
+    /// "language"} object per line (optional "also", "consent", "source"), signed with your key.
+    /// Every line is checked before any is sent; texts already deposited are skipped, so an
+    /// interrupted import is finished by running it again.
+    Import {
+        file: PathBuf,
+        /// The consent tier of lines that do not name one.
+        #[arg(long, default_value = "public")]
+        consent: String,
+        /// Save each text's receipt here as CID.receipt.json.
+        #[arg(long)]
+        receipts: Option<PathBuf>,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Show a deposit by CID or handle.
     Show {
         id: String,

@@ -6,6 +6,7 @@ mod demo;
 mod deposit;
 mod govern;
 mod identity;
+mod import;
 mod ledger;
 mod models;
 mod node;
@@ -33,6 +34,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Peers { json, node } => node::peers(&node.node, json),
         Command::Id(command) => identity::run(command),
         Command::Deposit(args) => deposit::deposit(args),
+        Command::Import { file, consent, receipts, key, node } => {
+            import::import(&node.node, key.key.as_deref(), &file, &consent, receipts)
+        }
         Command::Show { id, datacite, json, node } => deposit::show(&node.node, &id, datacite, json),
         Command::Verify { receipt, commons_key, content } => {
             deposit::verify(&receipt, &commons_key, content.as_deref())

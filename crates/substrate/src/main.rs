@@ -9,8 +9,23 @@ mod keys;
 
 use clap::Parser;
 
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // A command whose reader stops early (`| head`, `| grep -q`) ends quietly, as Unix tools do,
+    // instead of panicking at its next print. Commands that run a server keep SIGPIPE ignored, so
+    // a client that hangs up is an error on its socket, not the end of the node.
+    if !matches!(cli.command, cli::Command::Serve { .. } | cli::Command::Demo { .. } | cli::Command::Bench(_))
+    {
+        default_sigpipe();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

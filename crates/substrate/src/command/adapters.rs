@@ -45,14 +45,15 @@ fn list(node: &str) -> anyhow::Result<()> {
         "id", "name", "decision", "snapshot", "deposits", "withdrawn", "files"
     );
     for a in &adapters {
+        let n = |v: &Value| v.as_u64().map(|n| n.to_string()).unwrap_or_else(|| "-".into());
         println!(
             "{:>6}  {:<28} {:>8} {:>10} {:>8}  {:<9} {:<8} {}",
-            a["id"],
+            n(&a["id"]),
             s(&a["name"]),
-            a["decision"],
-            a["snapshotSize"],
-            a["deposits"],
-            a["withdrawn"],
+            n(&a["decision"]),
+            n(&a["snapshotSize"]),
+            n(&a["deposits"]),
+            n(&a["withdrawn"]),
             if a["filesComplete"] == true { "complete" } else { "partial" },
             substrate_core::timestamp::rfc3339(a["publishedAt"].as_u64().unwrap_or(0)),
         );

@@ -219,3 +219,42 @@ fn the_cli_flow_from_init_to_replay() {
     assert!(out.contains("2 deposits (1 withdrawn, 0 removed)"), "{out}");
     assert!(out.contains("materialised tables match the fold"), "{out}");
 }
+
+#[test]
+fn a_corpus_is_imported_whole_or_not_at_all_and_again_without_duplicates() {
+    let commons = Commons::init("imported commons");
+    let daemon = commons.start();
+    let node = daemon.url.as_str();
+    let key = commons.file("me.json");
+    ok(&["id", "new", "--key", path(&key)]);
+    let line = |text: &str, register: &str| {
+        serde_json::json!({"text": text, "register": register, "title": "A line", "license": "CC0-1.0", "language": "en", "source": "test"})
+            .to_string()
+    };
+    // A bad line anywhere means nothing is sent: the error names the line and what is wrong.
+    let corpus = commons.file("corpus.jsonl");
+    let good: Vec<String> =
+        (0..20).map(|n| line(&format!("Text number {n} of a small corpus."), "oral")).collect();
+    let mut bad = good.clone();
+    bad.insert(7, line("A text in no register of this commons.", "poetry"));
+    std::fs::write(&corpus, bad.join("\n")).unwrap();
+    let err = fails(&["import", path(&corpus), "--key", path(&key), "--node", node]);
+    assert!(err.contains("line 8") && err.contains("poetry"), "{err}");
+    bad[7] = "{\"text\": \"no register\"}".into();
+    std::fs::write(&corpus, bad.join("\n")).unwrap();
+    let err = fails(&["import", path(&corpus), "--key", path(&key), "--node", node]);
+    assert!(err.contains("line 8: not a corpus line") && err.contains("\"register\""), "{err}");
+    assert_eq!(daemon.http().log_size(), 1, "a refused import deposited something");
+
+    // A good corpus goes in whole, with a receipt per text; a second run adds nothing.
+    std::fs::write(&corpus, good.join("\n") + "\n").unwrap();
+    let receipts = commons.file("receipts");
+    let (out, _) =
+        ok(&["import", path(&corpus), "--key", path(&key), "--node", node, "--receipts", path(&receipts)]);
+    assert!(out.starts_with("imported 20 texts") && out.contains("(0 were already in the commons)"), "{out}");
+    assert_eq!(std::fs::read_dir(&receipts).unwrap().count(), 20);
+    let (out, _) =
+        ok(&["import", path(&corpus), "--key", path(&key), "--node", node, "--consent", "commons"]);
+    assert!(out.starts_with("imported 0 texts") && out.contains("(20 were already in the commons)"), "{out}");
+    assert_eq!(daemon.http().log_size(), 21);
+}

@@ -10,6 +10,7 @@ mod crash;
 mod governance;
 mod interop;
 mod mesh;
+mod mesh_adapters;
 mod models;
 mod registry;
 mod tamper;
