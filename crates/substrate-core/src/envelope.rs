@@ -106,6 +106,26 @@ impl Envelope {
         Ok(signers)
     }
 
+    /// The signers' dids in order, with the same checks of form as [`Envelope::verify_all`] but
+    /// no signature checked: for an envelope whose signatures were checked when it entered the
+    /// log and whose bytes a signed checkpoint vouches for.
+    pub fn signers_unverified(&self) -> Result<Vec<String>, EnvelopeError> {
+        if self.payload_type != PAYLOAD_TYPE {
+            return Err(EnvelopeError::PayloadType(self.payload_type.clone()));
+        }
+        if self.signatures.is_empty() {
+            return Err(EnvelopeError::SignatureCount(0));
+        }
+        let mut signers: Vec<String> = Vec::with_capacity(self.signatures.len());
+        for signature in &self.signatures {
+            if signers.contains(&signature.keyid) {
+                return Err(EnvelopeError::RepeatedSigner(signature.keyid.clone()));
+            }
+            signers.push(signature.keyid.clone());
+        }
+        Ok(signers)
+    }
+
     /// Adds `key`'s signature to the envelope (DSSE allows several over the same payload).
     pub fn cosign(&mut self, key: &SigningKey) {
         let sig = key.sign(&pae(&self.payload_type, &self.payload));

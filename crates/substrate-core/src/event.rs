@@ -549,6 +549,20 @@ impl SignedEvent {
             return Err(EventError::EnvelopeTooLarge(size));
         }
         let signers = envelope.verify_all()?;
+        SignedEvent::parse(envelope, signers)
+    }
+
+    /// Parses envelope JSON bytes of an entry already in the log without checking its signatures
+    /// again: they were checked when it was appended, and the caller has checked the entry's
+    /// bytes against a checkpoint the log key signed.
+    pub fn open_logged(bytes: &[u8]) -> Result<SignedEvent, EventError> {
+        let envelope: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| EventError::EnvelopeJson(e.to_string()))?;
+        let signers = envelope.signers_unverified()?;
+        SignedEvent::parse(envelope, signers)
+    }
+
+    fn parse(envelope: Envelope, signers: Vec<String>) -> Result<SignedEvent, EventError> {
         let statement: Statement =
             serde_json::from_slice(&envelope.payload).map_err(|e| EventError::Statement(e.to_string()))?;
         let event = Event::from_statement(statement)?;

@@ -112,6 +112,13 @@ impl GgufTokenizer {
         Ok(encoding.get_ids().to_vec())
     }
 
+    /// The same ids as [`Tokenizer::encode`], without tracking where each token came from.
+    pub fn encode_ids(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding =
+            self.tokenizer.encode_fast(text, false).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
     /// The ids of `text` with each token's byte range in `text` (a token that is part of a
     /// multi-byte character spans the whole character).
     pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Offsets)> {

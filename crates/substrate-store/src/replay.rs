@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use substrate_core::state::{Change, DepositRecord, State};
 use substrate_core::{Cid, LogEntry, SignedEvent};
 use substrate_tlog::{Checkpoint, NoteSigner, NoteVerifier, Tree};
@@ -69,22 +69,7 @@ pub fn replay(
     let started = Instant::now();
     let verifier = match verifier {
         Some(v) => v,
-        None => match std::fs::read_to_string(dir.log_key()) {
-            Ok(skey) => {
-                NoteSigner::from_skey(skey.trim()).map_err(|e| ReplayError::LogKey(e.to_string()))?.verifier()
-            }
-            // A mirror holds only the public key.
-            Err(_) => {
-                let vkey = std::fs::read_to_string(dir.log_public_key()).map_err(|e| {
-                    ReplayError::LogKey(format!(
-                        "neither {} nor {}: {e}",
-                        dir.log_key().display(),
-                        dir.log_public_key().display()
-                    ))
-                })?;
-                NoteVerifier::from_vkey(vkey.trim()).map_err(|e| ReplayError::LogKey(e.to_string()))?
-            }
-        },
+        None => log_verifier(dir)?,
     };
     let mut conn = schema::open(&dir.database())?;
     // One snapshot for the whole replay, so a node appending meanwhile cannot make the log and
@@ -191,14 +176,19 @@ pub fn replay(
 }
 
 /// The state after the first `size` entries of the log in `dir` (all of them when `None`), folded
-/// from the log alone in one read snapshot: every signature and stored leaf hash is checked (the
-/// checkpoints are `replay`'s to check). `on_entry` sees each entry as it is folded. Returns the
-/// state; its `size()` says how many entries it holds.
+/// from the log alone in one read snapshot. The log key vouches for the entries: each entry's
+/// bytes must hash to its stored leaf hash, the tree over the leaves must have the root of the
+/// first checkpoint the log key signed at or beyond `size`, and when that checkpoint is at `size`
+/// the folded state must have its state root. The members' signatures, which the sequencer
+/// checked when it appended each entry and which the leaf hashes cover, are not checked again
+/// (`replay` checks them). `on_entry` sees each entry as it is folded. Returns the state; its
+/// `size()` says how many entries it holds.
 pub fn fold_to(
     dir: &DataDir,
     size: Option<u64>,
     mut on_entry: impl FnMut(u64, u64, &SignedEvent),
 ) -> Result<State, ReplayError> {
+    let verifier = log_verifier(dir)?;
     let mut conn = schema::open(&dir.database())?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
     let conn: &Connection = &tx;
@@ -210,7 +200,27 @@ pub fn fold_to(
             detail: format!("the log holds {held} entries; choose a size of at most {held}"),
         });
     }
+    let checkpoint = match conn
+        .query_row("SELECT size, note FROM checkpoints WHERE size >= ?1 ORDER BY size LIMIT 1", [size], |r| {
+            Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
+        })
+        .optional()?
+    {
+        Some((at, note)) => Some(
+            Checkpoint::open(&note, &verifier)
+                .map_err(|e| ReplayError::Checkpoint { size: at, detail: e.to_string() })?,
+        ),
+        // An empty log has no checkpoint.
+        None if size == 0 => None,
+        None => {
+            return Err(ReplayError::Checkpoint {
+                size,
+                detail: "no checkpoint signed by the log key covers it".into(),
+            });
+        }
+    };
     let mut state = State::new();
+    let mut tree = Tree::new();
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     while state.size() < size {
         let mut rows = read_chunk(conn, state.size())?;
@@ -218,13 +228,14 @@ pub fn fold_to(
         if rows.is_empty() {
             return Err(ReplayError::Entry { index: state.size(), detail: "missing from the log".into() });
         }
-        let opened = open_parallel(&rows, workers);
+        let opened = parse_parallel(&rows, workers);
         for ((index, leaf, stored_hash), event) in rows.into_iter().zip(opened) {
             let fail = |detail: String| ReplayError::Entry { index, detail };
             let entry = LogEntry::from_leaf(index, &leaf).map_err(|e| fail(e.to_string()))?;
             if stored_hash != entry.leaf_hash() {
                 return Err(fail("its bytes no longer match the stored leaf hash (tampered entry)".into()));
             }
+            tree.push(stored_hash);
             let event = event.map_err(fail)?;
             state
                 .apply(index, entry.integrated_time, &event)
@@ -232,8 +243,52 @@ pub fn fold_to(
             on_entry(index, entry.integrated_time, &event);
         }
     }
+    if let Some(checkpoint) = checkpoint {
+        // The leaves after `size` up to the checkpoint count only by their hashes.
+        let mut stmt =
+            conn.prepare("SELECT leaf_hash FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")?;
+        let mut rows = stmt.query([size, checkpoint.size])?;
+        while let Some(row) = rows.next()? {
+            let bytes = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+            tree.push(
+                crate::ledger::hash_column(bytes)
+                    .map_err(|e| ReplayError::Checkpoint { size: checkpoint.size, detail: e.to_string() })?,
+            );
+        }
+        if tree.size() != checkpoint.size || tree.root() != checkpoint.root {
+            return Err(ReplayError::Checkpoint {
+                size: checkpoint.size,
+                detail:
+                    "the log's entries do not have the root the log key signed (tampered or lost entries)"
+                        .into(),
+            });
+        }
+        if checkpoint.size == size {
+            check_state_root(&checkpoint, &state)?;
+        }
+    }
     tx.commit()?;
     Ok(state)
+}
+
+/// The log key's verifier: from the secret key a sequencer holds, or the public key a mirror does.
+fn log_verifier(dir: &DataDir) -> Result<NoteVerifier, ReplayError> {
+    match std::fs::read_to_string(dir.log_key()) {
+        Ok(skey) => {
+            Ok(NoteSigner::from_skey(skey.trim()).map_err(|e| ReplayError::LogKey(e.to_string()))?.verifier())
+        }
+        // A mirror holds only the public key.
+        Err(_) => {
+            let vkey = std::fs::read_to_string(dir.log_public_key()).map_err(|e| {
+                ReplayError::LogKey(format!(
+                    "neither {} nor {}: {e}",
+                    dir.log_key().display(),
+                    dir.log_public_key().display()
+                ))
+            })?;
+            NoteVerifier::from_vkey(vkey.trim()).map_err(|e| ReplayError::LogKey(e.to_string()))
+        }
+    }
 }
 
 fn load_checkpoints(
@@ -270,6 +325,26 @@ fn read_chunk(conn: &Connection, start: u64) -> Result<Vec<Row>, ReplayError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Parses a chunk of entries on `workers` threads, keeping their order, without checking their
+/// signatures again ([`fold_to`]).
+fn parse_parallel(rows: &[Row], workers: usize) -> Vec<Result<SignedEvent, String>> {
+    let parse = |(_, leaf, _): &Row| {
+        let envelope = leaf.get(8..).ok_or("the entry is shorter than its 8-byte time")?;
+        SignedEvent::open_logged(envelope).map_err(|e| format!("its signed event does not parse: {e}"))
+    };
+    let per = rows.len().div_ceil(workers.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(per)
+            .map(|part| scope.spawn(move || part.iter().map(parse).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| vec![Err("a parsing thread panicked".to_owned())]))
+            .collect()
+    })
+}
+
 /// Parses and signature-checks a chunk of entries on `workers` threads, keeping their order.
 fn open_parallel(rows: &[Row], workers: usize) -> Vec<Result<SignedEvent, String>> {
     let open = |(_, leaf, _): &Row| {
@@ -298,6 +373,11 @@ fn check_checkpoint(checkpoint: &Checkpoint, tree: &Tree, state: &State) -> Resu
             STANDARD.encode(tree.root())
         )));
     }
+    check_state_root(checkpoint, state)
+}
+
+fn check_state_root(checkpoint: &Checkpoint, state: &State) -> Result<(), ReplayError> {
+    let fail = |detail: String| ReplayError::Checkpoint { size: checkpoint.size, detail };
     let stated =
         checkpoint.extension(STATE_EXTENSION).ok_or_else(|| fail(format!("no '{STATE_EXTENSION}' line")))?;
     let replayed = STANDARD.encode(state.root());

@@ -154,6 +154,16 @@ pub fn per(dir: &Path, data: &DataDir) -> Result<Vec<Stage>, AuditError> {
 /// Audits the adapter directory `dir` against `state`, folded from the log at least as far as
 /// the run's snapshot: the snapshot is recomputed at the run's size from it.
 pub fn per_on(dir: &Path, state: &substrate_core::State) -> Result<Vec<Stage>, AuditError> {
+    per_with(dir, state, None)
+}
+
+/// [`per_on`], with the attestation's statement given rather than read from `dir` (a run audits
+/// its directory before it signs the statement).
+pub fn per_with(
+    dir: &Path,
+    state: &substrate_core::State,
+    statement: Option<&Value>,
+) -> Result<Vec<Stage>, AuditError> {
     let (log_size, registers) = scope(dir)?;
     let log_size = log_size.unwrap_or(state.size());
     let registers: std::collections::BTreeSet<Register> = match registers {
@@ -237,9 +247,14 @@ pub fn per_on(dir: &Path, state: &substrate_core::State) -> Result<Vec<Stage>, A
     stages.push(compare("windows", &trained, windows.as_ref(), true));
 
     // 4. The attestation's dependencies.
-    let provenance: Option<Claims> = read_json(dir, crate::provenance::PROVENANCE_FILE)?.map(|envelope| {
-        let payload = STANDARD.decode(text(&envelope["payload"])).unwrap_or_default();
-        let statement: Value = serde_json::from_slice(&payload).unwrap_or_default();
+    let read = match statement {
+        Some(statement) => Some(statement.clone()),
+        None => read_json(dir, crate::provenance::PROVENANCE_FILE)?.map(|envelope| {
+            let payload = STANDARD.decode(text(&envelope["payload"])).unwrap_or_default();
+            serde_json::from_slice::<Value>(&payload).unwrap_or_default()
+        }),
+    };
+    let provenance: Option<Claims> = read.map(|statement| {
         statement["predicate"]["buildDefinition"]["resolvedDependencies"]
             .as_array()
             .into_iter()

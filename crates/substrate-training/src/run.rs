@@ -288,7 +288,7 @@ pub fn train(
         .iter()
         .map(|&i| Candidate {
             register: snapshot.entries[i].register.to_string(),
-            tokens: tokenised[i].0.len(),
+            tokens: tokenised[i].len(),
         })
         .collect();
     let seed = u64::from_be_bytes(snapshot.root[..8].try_into().unwrap_or_default());
@@ -297,10 +297,7 @@ pub fn train(
     let mut held_out: BTreeMap<String, Vec<Vec<u32>>> = BTreeMap::new();
     for (i, flag) in held_out_flags.iter().enumerate() {
         if *flag {
-            held_out
-                .entry(snapshot.entries[i].register.to_string())
-                .or_default()
-                .push(tokenised[i].0.clone());
+            held_out.entry(snapshot.entries[i].register.to_string()).or_default().push(tokenised[i].clone());
         }
     }
     on_phase(Phase::Planned {
@@ -316,10 +313,8 @@ pub fn train(
         let path = staging.join(PENDING_FILE);
         std::fs::write(&path, serde_json::to_vec(&started).unwrap_or_default()).map_err(io(&path))?;
     }
-    let planned_texts: Vec<(String, Vec<u32>)> = trainable
-        .iter()
-        .map(|&i| (snapshot.entries[i].register.to_string(), tokenised[i].0.clone()))
-        .collect();
+    let planned_texts: Vec<(String, Vec<u32>)> =
+        trainable.iter().map(|&i| (snapshot.entries[i].register.to_string(), tokenised[i].clone())).collect();
     let config = TrainConfig {
         lora: options.lora.clone(),
         steps: options.steps,
@@ -342,14 +337,30 @@ pub fn train(
         },
     )?;
 
-    // Attribution: every window back to its deposit, with its byte range.
+    // Attribution: every window back to its deposit, with its byte range, from the token offsets
+    // of the texts drawn (tokenised again with offsets: the same ids, checked).
+    let mut offsets: BTreeMap<usize, substrate_models::tokenizer::Offsets> = BTreeMap::new();
+    for &Window { text, .. } in plan.steps.iter().flatten() {
+        let i = trainable[text];
+        if let std::collections::btree_map::Entry::Vacant(slot) = offsets.entry(i) {
+            let (ids, found) = model.tokenizer.encode_with_offsets(&String::from_utf8_lossy(&texts[i]))?;
+            if ids[..] != tokenised[i][..tokenised[i].len() - 1] {
+                return Err(TrainError::Model(substrate_models::ModelError::Tokenizer(format!(
+                    "{} tokenises differently with offsets",
+                    snapshot.entries[i].cid
+                ))));
+            }
+            slot.insert(found);
+        }
+    }
     let mut trained = vec![(0u64, 0u64); snapshot.entries.len()];
     let windows_path = staging.join(WINDOWS_FILE);
     let mut side = std::io::BufWriter::new(std::fs::File::create(&windows_path).map_err(io(&windows_path))?);
     for (step, rows) in plan.steps.iter().enumerate() {
         for (row, &Window { text, start, end }) in rows.iter().enumerate() {
             let i = trainable[text];
-            let (ids, offsets, len) = &tokenised[i];
+            let (ids, offsets, len) = (&tokenised[i], &offsets[&i], String::from_utf8_lossy(&texts[i]).len());
+            let len = &len;
             trained[i].0 += (end - start - 1) as u64;
             trained[i].1 += 1;
             let byte =
@@ -380,7 +391,7 @@ pub fn train(
                 title,
                 license,
                 language,
-                tokens: tokenised[i].0.len() as u64,
+                tokens: tokenised[i].len() as u64,
                 tokens_trained: trained[i].0,
                 windows: trained[i].1,
                 held_out: held_out_flags[i],
@@ -434,16 +445,16 @@ pub fn train(
     Ok(record)
 }
 
-/// A text's token ids (end-of-text last), each token's byte range, and the text's length.
-type Tokenised = (Vec<u32>, substrate_models::tokenizer::Offsets, usize);
+/// A text's token ids, end-of-text last.
+type Tokenised = Vec<u32>;
 
-/// Tokenises `texts` on every core, in order.
+/// Tokenises `texts` on every core, in order. Only the ids: the byte ranges are found later for
+/// the few texts the plan draws windows from.
 fn tokenise(model: &Llama, texts: &[Vec<u8>]) -> Result<Vec<Tokenised>, TrainError> {
     let one = |bytes: &Vec<u8>| -> Result<Tokenised, TrainError> {
-        let text = String::from_utf8_lossy(bytes);
-        let (mut ids, offsets) = model.tokenizer.encode_with_offsets(&text)?;
+        let mut ids = model.tokenizer.encode_ids(&String::from_utf8_lossy(bytes))?;
         ids.push(model.tokenizer.eos);
-        Ok((ids, offsets, text.len()))
+        Ok(ids)
     };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = texts.len().div_ceil(workers).max(1);
@@ -501,10 +512,12 @@ fn publish(
     write("croissant.json", &json(&cards::croissant(record, MANIFEST_FILE, &manifest_sha256)))?;
     write("eu-training-summary.md", cards::eu_training_summary(record).as_bytes())?;
     write(SIGNING_KEY_FILE, options.signing_key.public_key_pem().as_bytes())?;
-    attest_and_sign(dir, record, options)?;
-    // The audit reads the attestation and the card's token table, which the PER section does
-    // not change.
-    let stages = crate::audit::per_on(dir, state).map_err(|e| TrainError::Audit(e.to_string()))?;
+    // The audit reads the statement's dependencies (which do not depend on the subjects) and the
+    // card's token table (which the PER section does not change): it runs before both are final.
+    let draft = provenance::statement(record, &[]);
+    let stages =
+        crate::audit::per_with(dir, state, Some(&draft)).map_err(|e| TrainError::Audit(e.to_string()))?;
+    drop(draft);
     write("README.md", cards::model_card(record, Some(&crate::audit::table(&stages))).as_bytes())?;
     attest_and_sign(dir, record, options)?;
     sync_dir(dir)

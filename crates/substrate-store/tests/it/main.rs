@@ -313,3 +313,39 @@ fn records_from_before_the_mixture_history_are_rebuilt_from_the_log_when_opened(
     let report = substrate_store::replay::replay(&DataDir::new(dir.path()), ReplayMode::Check, None);
     assert!(report.is_ok(), "{report:?}");
 }
+
+#[test]
+fn fold_to_trusts_entries_only_as_far_as_the_log_keys_checkpoint_vouches_for_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    let mallory = SigningKey::from_bytes(&[9u8; 32]);
+    let root = {
+        let mut ledger = found(dir.path());
+        ledger
+            .append_batch((0..4).map(|n| deposit(&alice, n, ConsentTier::Public)).collect(), 2_000)
+            .expect("append");
+        ledger.state().root()
+    };
+    let data = DataDir::new(dir.path());
+    let state = substrate_store::replay::fold_to(&data, None, |_, _, _| {}).expect("folds");
+    assert_eq!(state.root(), root);
+    assert_eq!(substrate_store::replay::fold_to(&data, Some(3), |_, _, _| {}).expect("a prefix").size(), 3);
+    // Someone with the database rewrites entry 2 as a deposit signed by another key, and its
+    // stored leaf hash to match: the signature is valid, but the log key never signed that tree.
+    let conn = rusqlite::Connection::open(data.database()).expect("open");
+    let Submission { event, .. } = deposit(&mallory, 77, ConsentTier::Public);
+    let time: Vec<u8> =
+        conn.query_row("SELECT leaf FROM entries WHERE idx = 2", [], |r| r.get(0)).expect("leaf");
+    let mut leaf = time[..8].to_vec();
+    leaf.extend_from_slice(&event.envelope.to_bytes());
+    let hash = substrate_tlog::leaf_hash(&leaf);
+    conn.execute(
+        "UPDATE entries SET leaf = ?1, leaf_hash = ?2 WHERE idx = 2",
+        rusqlite::params![leaf, hash.as_slice()],
+    )
+    .expect("rewrite");
+    let err = substrate_store::replay::fold_to(&data, None, |_, _, _| {}).expect_err("refused");
+    assert!(err.to_string().contains("do not have the root the log key signed"), "{err}");
+    let err = substrate_store::replay::fold_to(&data, Some(3), |_, _, _| {}).expect_err("a prefix too");
+    assert!(err.to_string().contains("do not have the root the log key signed"), "{err}");
+}

@@ -29,6 +29,11 @@ pub fn run(command: AdaptersCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `n thing` or `n things`.
+fn count(n: u64, thing: &str) -> String {
+    if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
+}
+
 fn s(v: &Value) -> String {
     v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
 }
@@ -85,13 +90,13 @@ fn show(node: &str, id: u64, json: bool) -> anyhow::Result<()> {
         println!("  withdrawals: none; every deposit of its snapshot is still in the commons");
     } else {
         println!(
-            "  withdrawals: {} deposits of its snapshot are gone since it was trained; `substrate train --like {id}` retrains without them (nothing is unlearned)",
-            withdrawals.len()
+            "  withdrawals: {} of its snapshot gone since it was trained; `substrate train --like {id}` retrains without them (nothing is unlearned)",
+            count(withdrawals.len() as u64, "deposit")
         );
         for w in &withdrawals {
             let windows = match w["windows"].as_u64() {
                 Some(0) => ", drawn in no window".to_owned(),
-                Some(n) => format!(", drawn in {n} windows"),
+                Some(n) => format!(", drawn in {}", count(n, "window")),
                 None => String::new(),
             };
             println!(

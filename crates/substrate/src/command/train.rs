@@ -222,7 +222,7 @@ fn like_adapter(args: &TrainArgs, id: u64) -> anyhow::Result<TrainArgs> {
     like.lora.lr = h.lr;
     let withdrawn = adapter["withdrawals"].as_array().map_or(0, Vec::len);
     eprintln!(
-        "like adapter {id}: decision {}, rank {}, {} steps of {} windows of {} tokens; {withdrawn} of its deposits are gone since and are not in today's snapshot",
+        "like adapter {id}: decision {}, rank {}, {} steps of {} windows of {} tokens; {withdrawn} of its snapshot's deposits gone since, and not in today's snapshot",
         adapter["decision"], h.rank, h.steps, h.batch, h.seq_len
     );
     Ok(like)

@@ -241,7 +241,8 @@ fn a_decided_mixture_trains_an_adapter_that_the_registry_keeps_and_marks() {
     );
     let (text, _) = ok(&["adapters", "show", &id.to_string(), "--node", node]);
     assert!(
-        text.contains("withdrawals: 1 deposits") && text.contains(&format!("train --like {id}")),
+        text.contains("withdrawals: 1 deposit of its snapshot gone")
+            && text.contains(&format!("train --like {id}")),
         "{text}"
     );
 
