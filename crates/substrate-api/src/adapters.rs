@@ -121,11 +121,17 @@ pub async fn show(
         let holding = registry::holding(r.dir(), &adapter)?;
         let card =
             registry::read(r.dir(), &adapter, "README.md")?.map(|b| String::from_utf8_lossy(&b).into_owned());
+        // The attestation's statement, decoded from its DSSE envelope (the registry checked the
+        // node's signature when it kept the file).
+        let provenance = registry::read(r.dir(), &adapter, substrate_training::provenance::PROVENANCE_FILE)?
+            .and_then(|bytes| serde_json::from_slice::<substrate_core::Envelope>(&bytes).ok())
+            .and_then(|envelope| serde_json::from_slice::<serde_json::Value>(&envelope.payload).ok());
         let mut view = summary(&adapter, withdrawals.len(), holding.complete);
         view["withdrawals"] = json!(withdrawals);
         view["files"] = json!(holding.files);
         view["missing"] = json!(holding.missing);
         view["card"] = json!(card);
+        view["attestation"] = provenance.unwrap_or(serde_json::Value::Null);
         Ok(view)
     })
     .await?;

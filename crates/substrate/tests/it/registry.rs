@@ -147,6 +147,8 @@ fn a_decided_mixture_trains_an_adapter_that_the_registry_keeps_and_marks() {
     assert_eq!((adapter["filesComplete"].as_bool(), adapter["withdrawn"].as_u64()), (Some(true), Some(0)));
     let shown = http.get(&format!("/v1/adapters/{id}")).json();
     assert!(shown["card"].as_str().unwrap().starts_with("---\n"), "{shown}");
+    assert_eq!(shown["attestation"]["predicateType"], "https://slsa.dev/provenance/v1", "{shown}");
+    assert_eq!(shown["files"].as_array().map(Vec::len), Some(13), "{shown}");
 
     // Anyone may upload, so nothing but the adapter's own files is kept.
     let files = format!("/v1/adapters/{id}/files");
