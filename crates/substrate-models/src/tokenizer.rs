@@ -112,7 +112,7 @@ impl GgufTokenizer {
         Ok(encoding.get_ids().to_vec())
     }
 
-    /// The same ids as [`Tokenizer::encode`], without tracking where each token came from.
+    /// The same ids as [`GgufTokenizer::encode`], without tracking where each token came from.
     pub fn encode_ids(&self, text: &str) -> Result<Vec<u32>> {
         let encoding =
             self.tokenizer.encode_fast(text, false).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
