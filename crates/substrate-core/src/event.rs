@@ -45,6 +45,10 @@ pub struct Genesis {
     /// Voting windows other than the defaults (7, 7 and 14 days), e.g. seconds for a test commons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub windows: Option<Windows>,
+    /// The state root's encoding of each entry's changes (`crate::canonical::VERSION` for a new
+    /// commons); absent in the logs founded before there was a choice, which keep version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_encoding: Option<u32>,
 }
 
 /// A text entering the commons. The subject is the text's CID and sha256.
@@ -326,6 +330,14 @@ impl Event {
                     g.windows.is_none_or(|w| w.ordinary.min(w.resource).min(w.constitutional) >= 1000),
                     "windows",
                     "a voting window is at least one second",
+                )?;
+                field(
+                    g.state_encoding.is_none_or(|v| v == crate::canonical::VERSION),
+                    "stateEncoding",
+                    format!(
+                        "this node folds state encoding {} (or none, for version 1)",
+                        crate::canonical::VERSION
+                    ),
                 )
             }
             Event::Deposit(d) => {

@@ -4,6 +4,7 @@
 //! so the same log always folds to the same state on every machine.
 
 pub mod adapter;
+pub mod canonical;
 pub mod cid;
 pub mod datacite;
 pub mod entry;

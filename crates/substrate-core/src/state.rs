@@ -20,6 +20,22 @@ pub struct Commons {
     pub log_did: String,
     pub handle_prefix: String,
     pub founded_at: u64,
+    /// How the state root encodes each entry's changes: 2, the canonical encoding
+    /// (`crate::canonical`), for every commons founded since it exists; 1, the changes' JSON, for
+    /// the logs founded before, which replay with it unchanged.
+    #[serde(default = "legacy_encoding", skip_serializing_if = "is_legacy_encoding")]
+    pub state_encoding: u32,
+}
+
+/// The state encoding of a commons whose genesis names none.
+pub const LEGACY_STATE_ENCODING: u32 = 1;
+
+fn legacy_encoding() -> u32 {
+    LEGACY_STATE_ENCODING
+}
+
+fn is_legacy_encoding(v: &u32) -> bool {
+    *v == LEGACY_STATE_ENCODING
 }
 
 /// A deposit's state: its metadata, current consent and whether it was withdrawn.
@@ -272,10 +288,20 @@ impl State {
         }
         self.acts.insert(act, index);
         let mut hasher = sha2::Sha256::new();
-        hasher.update(b"substrate/state/v1\n");
-        hasher.update(self.root);
-        hasher.update(index.to_be_bytes());
-        hasher.update(serde_json::to_vec(&changes).unwrap_or_default());
+        match self.commons.as_ref().map_or(LEGACY_STATE_ENCODING, |c| c.state_encoding) {
+            LEGACY_STATE_ENCODING => {
+                hasher.update(b"substrate/state/v1\n");
+                hasher.update(self.root);
+                hasher.update(index.to_be_bytes());
+                hasher.update(serde_json::to_vec(&changes).unwrap_or_default());
+            }
+            _ => {
+                hasher.update(crate::canonical::ROOT_PREFIX);
+                hasher.update(self.root);
+                hasher.update(index.to_be_bytes());
+                hasher.update(crate::canonical::changes(&changes));
+            }
+        }
         self.root = hasher.finalize().into();
         self.size += 1;
         Ok(Applied { index, changes })
@@ -304,6 +330,7 @@ impl State {
                     log_did,
                     handle_prefix: genesis.handle_prefix.clone(),
                     founded_at: time,
+                    state_encoding: genesis.state_encoding.unwrap_or(LEGACY_STATE_ENCODING),
                 }),
                 Change::Record(Record::Parameters(params)),
                 Change::Record(Record::Board(Board { members: genesis.stewards.clone(), elected_by: None })),
@@ -444,6 +471,7 @@ mod tests {
                 created: "2026-11-22T00:00:00.000Z".into(),
                 stewards: Vec::new(),
                 windows: None,
+                state_encoding: Some(crate::canonical::VERSION),
             }),
             log,
         )

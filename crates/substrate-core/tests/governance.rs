@@ -3,7 +3,6 @@
 //! elections, disputes, credits, and replay.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -51,10 +50,15 @@ fn mix(weights: &[(&str, f64)]) -> BTreeMap<Register, f64> {
     weights.iter().map(|(name, weight)| (register(name), *weight)).collect()
 }
 
-/// A fresh `requested` value, so that no two statements of a test are the same statement.
+/// A fresh `requested` value, so that no two statements of a test are the same statement; the
+/// same on every run of a test (each test counts on its own thread), so logs are reproducible.
 fn requested() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("request-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    thread_local!(static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+    NEXT.with(|next| {
+        let n = next.get();
+        next.set(n + 1);
+        format!("request-{n}")
+    })
 }
 
 fn attestation(person: &str, days: Option<u32>) -> Event {
@@ -174,6 +178,11 @@ struct Commons {
 impl Commons {
     /// Founds a commons with the default registers, short windows and these stewards.
     fn found(stewards: &[u8]) -> Commons {
+        Commons::found_encoded(stewards, Some(substrate_core::canonical::VERSION))
+    }
+
+    /// [`Commons::found`] with the state encoding its genesis names (none: version 1).
+    fn found_encoded(stewards: &[u8], state_encoding: Option<u32>) -> Commons {
         let log = key(LOG_KEY);
         let signer = substrate_tlog::NoteSigner::new(ORIGIN, log.clone()).expect("note signer");
         let genesis = Event::Genesis(Genesis {
@@ -185,6 +194,7 @@ impl Commons {
             created: "2026-11-22T00:00:00.000Z".into(),
             stewards: stewards.iter().map(|n| did(*n)).collect(),
             windows: Some(WINDOWS),
+            state_encoding,
         });
         let mut commons = Commons { state: State::new(), log: log.clone(), now: START, entries: Vec::new() };
         commons.ok(genesis, &log);
@@ -534,6 +544,7 @@ fn a_vocabulary_with_a_register_twice_is_refused() {
         created: "2026-11-22T00:00:00.000Z".into(),
         stewards: Vec::new(),
         windows: None,
+        state_encoding: Some(substrate_core::canonical::VERSION),
     });
     let signed = SignedEvent::sign(genesis, &log);
     let opened = SignedEvent::open(signed.envelope);
@@ -1583,3 +1594,5 @@ fn a_revoked_operators_node_cannot_verify_compute() {
 mod acts;
 #[path = "governance/adapters.rs"]
 mod adapters;
+#[path = "governance/golden.rs"]
+mod golden;

@@ -122,6 +122,7 @@ impl Ledger {
                 created: substrate_core::timestamp::rfc3339(options.now),
                 stewards: options.stewards,
                 windows: options.windows,
+                state_encoding: Some(substrate_core::canonical::VERSION),
             }),
             &log_key,
         );
