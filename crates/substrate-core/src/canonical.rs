@@ -625,7 +625,7 @@ mod tests {
             &[b'u', 0, 0, 0, 0, 0, 0, 0, 1],
             &[b'i', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe],
             &[b'd', 0x3f, 0xe0, 0, 0, 0, 0, 0, 0],
-            &[b'n', b't'],
+            b"nt",
         ]
         .concat();
         assert_eq!(e.into_bytes(), expected);
