@@ -99,7 +99,32 @@ impl From<Rejection> for ApiError {
             Rejection::SnapshotSize { .. } => (StatusCode::BAD_REQUEST, "snapshot_size"),
             Rejection::SnapshotMismatch { .. } => (StatusCode::CONFLICT, "snapshot_mismatch"),
             Rejection::AdapterPublished { .. } => (StatusCode::CONFLICT, "adapter_published"),
-            _ => (StatusCode::BAD_REQUEST, "refused"),
+            Rejection::AttestationDays { .. } => (StatusCode::BAD_REQUEST, "attestation_days"),
+            Rejection::NodeKeyNotPerson(_) => (StatusCode::CONFLICT, "node_key_not_person"),
+            Rejection::RevokedDuplicate(_) => (StatusCode::CONFLICT, "revoked_duplicate"),
+            Rejection::SelfAttestation => (StatusCode::FORBIDDEN, "self_attestation"),
+            Rejection::MayNotVouch(_) => (StatusCode::FORBIDDEN, "may_not_vouch"),
+            Rejection::StewardOnly { .. } => (StatusCode::FORBIDDEN, "steward_only"),
+            Rejection::StewardRevocation { .. } => (StatusCode::FORBIDDEN, "steward_revocation_quorum"),
+            Rejection::AlreadyRevoked(_) => (StatusCode::CONFLICT, "already_revoked"),
+            Rejection::NodeTaken { .. } => (StatusCode::CONFLICT, "node_taken"),
+            Rejection::PersonKeyNotNode(_) => (StatusCode::CONFLICT, "person_key_not_node"),
+            Rejection::NodeBinding(_) => (StatusCode::BAD_REQUEST, "node_binding"),
+            Rejection::AlreadyDecided(_) => (StatusCode::CONFLICT, "already_decided"),
+            Rejection::DecisionEarly { .. } => (StatusCode::CONFLICT, "decision_early"),
+            Rejection::DisputeRegister => (StatusCode::BAD_REQUEST, "dispute_register"),
+            Rejection::AlreadyRuled(_) => (StatusCode::CONFLICT, "already_ruled"),
+            Rejection::AlreadyEndorsed(_) => (StatusCode::CONFLICT, "already_endorsed"),
+            Rejection::SameRegister { .. } => (StatusCode::CONFLICT, "same_register"),
+            Rejection::Compute(_) => (StatusCode::FORBIDDEN, "not_verified_compute"),
+            Rejection::Duplicate(_) => (StatusCode::CONFLICT, "duplicate"),
+            Rejection::DecisionMismatch { .. } => (StatusCode::CONFLICT, "decision_mismatch"),
+            Rejection::OutOfOrder { .. } => (StatusCode::CONFLICT, "out_of_order"),
+            Rejection::NoGenesis
+            | Rejection::SecondGenesis
+            | Rejection::GenesisSigner { .. }
+            | Rejection::GenesisLogKey(_) => (StatusCode::BAD_REQUEST, "genesis"),
+            Rejection::Governance(_) => (StatusCode::BAD_REQUEST, "refused"),
         };
         ApiError::new(status, code, r.to_string())
     }

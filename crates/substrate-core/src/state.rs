@@ -182,6 +182,46 @@ pub enum Rejection {
     SnapshotMismatch { size: u64, stated: String, recomputed: String },
     #[error("the adapter {adapter} is already published as adapter {id}")]
     AdapterPublished { adapter: String, id: u64 },
+    #[error("an attestation holds 1 to {max} days (the commons' attestation.days), not {days}")]
+    AttestationDays { days: u32, max: u32 },
+    #[error("{0} is a registered node key; persons and nodes have different keys")]
+    NodeKeyNotPerson(String),
+    #[error("{0} was revoked as a duplicate of someone already verified and cannot be attested again")]
+    RevokedDuplicate(String),
+    #[error("nobody can attest or vouch for themselves")]
+    SelfAttestation,
+    #[error("{0} lost the right to vouch by vouching for a duplicate")]
+    MayNotVouch(String),
+    #[error("{person} is {status}; only a steward can attest them again")]
+    StewardOnly { person: String, status: String },
+    #[error(
+        "{person} is a steward; revoking a steward takes {needed} stewards' signatures in one envelope, this has {got}"
+    )]
+    StewardRevocation { person: String, needed: usize, got: usize },
+    #[error("{0} is already revoked")]
+    AlreadyRevoked(String),
+    #[error("node {node} is already registered to {operator}")]
+    NodeTaken { node: String, operator: String },
+    #[error("{0} is a person's key, not a node key")]
+    PersonKeyNotNode(String),
+    #[error("{0}")]
+    NodeBinding(String),
+    #[error("proposal {0} is already decided")]
+    AlreadyDecided(u64),
+    #[error("proposal {proposal} closes at {closes}; it cannot be decided before")]
+    DecisionEarly { proposal: u64, closes: String },
+    #[error("a wrong-register dispute names the register the deposit should carry")]
+    DisputeRegister,
+    #[error(
+        "dispute {0} is already ruled on; an appeal goes to the contributor chamber as a resolve-dispute proposal"
+    )]
+    AlreadyRuled(u64),
+    #[error(
+        "every signer of this ruling has already endorsed it on dispute {0}; it takes effect when other stewards sign the same ruling"
+    )]
+    AlreadyEndorsed(u64),
+    #[error("{cid} already carries the register {register}")]
+    SameRegister { cid: String, register: String },
     #[error("the job receipt is not verified compute: {0}")]
     Compute(String),
     #[error("{0}")]

@@ -364,7 +364,7 @@ fn a_steward_attests_a_person_for_the_attestation_days() {
 
     for days in [0, days + 1] {
         let refused = commons.apply(attestation(&did(12), Some(days)), &key(1));
-        assert!(matches!(refused, Err(Rejection::Governance(_))), "{days} days: {refused:?}");
+        assert!(matches!(refused, Err(Rejection::AttestationDays { .. })), "{days} days: {refused:?}");
     }
     assert!(commons.state.governance().member(&did(12)).is_none());
 }
@@ -417,7 +417,7 @@ fn a_steward_revokes_a_membership() {
     );
     assert!(commons.member(10).history.contains(&index));
     let again = commons.apply(revocation(&did(10), false), &key(1));
-    assert!(matches!(again, Err(Rejection::Governance(_))), "{again:?}");
+    assert!(matches!(again, Err(Rejection::AlreadyRevoked(_))), "{again:?}");
 
     let id = commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
     assert_eq!(commons.apply(vote(id, Vote::Yes), &key(10)), Err(Rejection::NotMember(did(10))));
@@ -446,7 +446,7 @@ fn vouching_verifies_after_a_constitutional_vote_and_a_duplicate_costs_the_vouch
     assert_eq!(commons.member(20).status, MemberStatus::Pending);
     assert_eq!(commons.member(20).vouches.len(), 1);
     let myself = commons.apply(attestation(&did(11), None), &key(11));
-    assert!(matches!(myself, Err(Rejection::Governance(_))), "{myself:?}");
+    assert!(matches!(myself, Err(Rejection::SelfAttestation)), "{myself:?}");
 
     commons.ok(attestation(&did(20), None), &key(11));
     assert_eq!(commons.member(20).status, MemberStatus::Verified);
@@ -461,7 +461,7 @@ fn vouching_verifies_after_a_constitutional_vote_and_a_duplicate_costs_the_vouch
     assert!(commons.member(10).history.contains(&index));
     let refused = commons.apply(attestation(&did(21), None), &key(10));
     assert!(
-        matches!(&refused, Err(Rejection::Governance(detail)) if detail.contains("lost the right to vouch")),
+        matches!(&refused, Err(e @ Rejection::MayNotVouch(_)) if e.to_string().contains("lost the right to vouch")),
         "{refused:?}"
     );
     commons.ok(attestation(&did(21), None), &key(12));
@@ -469,7 +469,7 @@ fn vouching_verifies_after_a_constitutional_vote_and_a_duplicate_costs_the_vouch
 
     // A duplicate stays revoked, whoever attests them.
     let back = commons.apply(attestation(&did(20), None), &key(1));
-    assert!(matches!(back, Err(Rejection::Governance(_))), "{back:?}");
+    assert!(matches!(back, Err(Rejection::RevokedDuplicate(_))), "{back:?}");
 }
 
 #[test]
@@ -485,11 +485,20 @@ fn vouching_neither_renews_nor_undoes_a_revocation_and_node_keys_are_not_persons
     );
     commons.ok(revocation(&did(11), false), &key(1));
     let undo = commons.apply(attestation(&did(11), None), &key(10));
-    assert!(matches!(&undo, Err(Rejection::Governance(d)) if d.contains("only a steward")), "{undo:?}");
+    assert!(
+        matches!(&undo, Err(e @ Rejection::StewardOnly { .. }) if e.to_string().contains("only a steward")),
+        "{undo:?}"
+    );
     let renew = commons.apply(attestation(&did(12), None), &key(10));
-    assert!(matches!(&renew, Err(Rejection::Governance(d)) if d.contains("only a steward")), "{renew:?}");
+    assert!(
+        matches!(&renew, Err(e @ Rejection::StewardOnly { .. }) if e.to_string().contains("only a steward")),
+        "{renew:?}"
+    );
     let node = commons.apply(attestation(&did(120), None), &key(10));
-    assert!(matches!(&node, Err(Rejection::Governance(d)) if d.contains("node key")), "{node:?}");
+    assert!(
+        matches!(&node, Err(e @ Rejection::NodeKeyNotPerson(_)) if e.to_string().contains("node key")),
+        "{node:?}"
+    );
     // A steward can bring the revoked member back.
     commons.ok(attestation(&did(11), None), &key(1));
     assert_eq!(commons.member(11).status, MemberStatus::Verified);
@@ -499,7 +508,10 @@ fn vouching_neither_renews_nor_undoes_a_revocation_and_node_keys_are_not_persons
 fn one_steward_cannot_revoke_the_others() {
     let mut commons = Commons::found(&[1, 2, 3]);
     let alone = commons.apply(revocation(&did(2), false), &key(1));
-    assert!(matches!(&alone, Err(Rejection::Governance(d)) if d.contains("2 stewards")), "{alone:?}");
+    assert!(
+        matches!(&alone, Err(e @ Rejection::StewardRevocation { .. }) if e.to_string().contains("2 stewards")),
+        "{alone:?}"
+    );
     let mut signed = SignedEvent::sign(revocation(&did(2), false), &key(1));
     signed.cosign(&key(3));
     commons.submit(signed).expect("two of three stewards revoke a third");
@@ -561,7 +573,7 @@ fn a_node_is_registered_only_with_its_own_binding_signature() {
     let node = commons.state.governance().nodes().find(|n| n.node == did(100)).expect("node");
     assert_eq!((node.operator.clone(), node.log_index), (did(10), index));
 
-    let binding_refused = |result: Result<Applied, Rejection>| matches!(&result, Err(Rejection::Governance(detail)) if detail.contains("binding"));
+    let binding_refused = |result: Result<Applied, Rejection>| matches!(&result, Err(Rejection::NodeBinding(detail)) if detail.contains("binding"));
     // Node 101 agreed to be bound to 11, not to 10.
     let other_operator = node_registration(&did(11), &key(101));
     assert!(binding_refused(commons.apply(other_operator, &key(10))));
@@ -587,9 +599,9 @@ fn a_node_is_registered_only_with_its_own_binding_signature() {
     assert!(binding_refused(commons.apply(garbage, &key(10))));
 
     let taken = commons.apply(node_registration(&did(11), &key(100)), &key(11));
-    assert!(matches!(taken, Err(Rejection::Governance(_))), "{taken:?}");
+    assert!(matches!(taken, Err(Rejection::NodeTaken { .. })), "{taken:?}");
     let person = commons.apply(node_registration(&did(10), &key(11)), &key(10));
-    assert!(matches!(person, Err(Rejection::Governance(_))), "a person's key is no node: {person:?}");
+    assert!(matches!(person, Err(Rejection::PersonKeyNotNode(_))), "a person's key is no node: {person:?}");
     assert_eq!(
         commons.apply(node_registration(&did(12), &key(102)), &key(12)),
         Err(Rejection::NotMember(did(12)))
@@ -888,7 +900,7 @@ fn a_decision_before_the_close_is_refused() {
     let log = commons.log.clone();
     let refused = commons.apply(Event::Decision(early.clone()), &log);
     assert!(
-        matches!(&refused, Err(Rejection::Governance(detail)) if detail.contains("cannot be decided before")),
+        matches!(&refused, Err(e @ Rejection::DecisionEarly { .. }) if e.to_string().contains("cannot be decided before")),
         "{refused:?}"
     );
     commons.wait_until(closes_at);
@@ -903,7 +915,7 @@ fn a_decision_before_the_close_is_refused() {
     other.contributor.abstain += 1.0;
     let refused = commons.apply(Event::Decision(other), &log);
     assert!(
-        matches!(&refused, Err(Rejection::Governance(detail)) if detail.contains("already decided")),
+        matches!(&refused, Err(e @ Rejection::AlreadyDecided(_)) if e.to_string().contains("already decided")),
         "{refused:?}"
     );
 }
@@ -1192,7 +1204,7 @@ fn a_ruling_applies_at_k_board_signatures_and_the_deposit_returns_to_training() 
     assert!(!commons.state.governance().under_dispute(&cid));
 
     let late = commons.apply(ruling(id, Ruling::Dismiss), &key(3));
-    assert!(matches!(late, Err(Rejection::Governance(_))), "{late:?}");
+    assert!(matches!(late, Err(Rejection::AlreadyRuled(_))), "{late:?}");
     // Dispute work earns credits: each signer, and the member whose dispute was upheld.
     let rates = commons.params().credits;
     let share = f64::from(rates.stability_share_ppm) / 1e6;

@@ -215,14 +215,19 @@ mod tests {
             let w: BTreeMap<String, f64> =
                 registers.iter().zip(&raw).map(|(r, x)| ((*r).to_owned(), x / sum)).collect();
             let p = plan(&candidates, &w, 300, 4, 64, seed).expect("plan");
+            // Within one percentage point, or within one window where a register's windows are
+            // coarser than that (texts of a few tokens beside long ones: one window of the long
+            // text is then more than a point of the run).
+            let total: u64 = p.tokens.values().sum();
+            let widest = p.steps.iter().flatten().map(|w| w.end - w.start - 1).max().unwrap_or(0);
+            let bound = 0.01f64.max(widest as f64 / total.max(1) as f64);
             for (register, share) in &w {
-                prop_assert!((p.achieved[register] - share).abs() <= 0.01, "{register}: {} vs {share}", p.achieved[register]);
+                prop_assert!((p.achieved[register] - share).abs() <= bound, "{register}: {} vs {share} (bound {bound})", p.achieved[register]);
             }
             for window in p.steps.iter().flatten() {
                 prop_assert!(window.start < window.end && window.end <= candidates[window.text].tokens);
                 prop_assert!(window.end - window.start <= 65);
             }
-            let total: u64 = p.tokens.values().sum();
             let counted: u64 = p.steps.iter().flatten().map(|w| (w.end - w.start - 1) as u64).sum();
             prop_assert_eq!(total, counted);
         }

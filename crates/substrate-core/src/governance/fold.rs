@@ -102,10 +102,7 @@ impl State {
         let g = &self.governance;
         let days = a.days.unwrap_or(params.attestation_days);
         if days == 0 || days > params.attestation_days {
-            return Err(Rejection::Governance(format!(
-                "an attestation holds 1 to {} days (the commons' attestation.days), not {days}",
-                params.attestation_days
-            )));
+            return Err(Rejection::AttestationDays { days, max: params.attestation_days });
         }
         let mut member = g.members.get(&a.person).cloned().unwrap_or_else(|| Member {
             person: a.person.clone(),
@@ -117,19 +114,13 @@ impl State {
             history: Vec::new(),
         });
         if g.nodes.contains_key(&a.person) {
-            return Err(Rejection::Governance(format!(
-                "{} is a registered node key; persons and nodes have different keys",
-                a.person
-            )));
+            return Err(Rejection::NodeKeyNotPerson(a.person.clone()));
         }
         if let MemberStatus::Revoked { duplicate: true, .. } = member.status {
-            return Err(Rejection::Governance(format!(
-                "{} was revoked as a duplicate of someone already verified and cannot be attested again",
-                a.person
-            )));
+            return Err(Rejection::RevokedDuplicate(a.person.clone()));
         }
         if signer == a.person {
-            return Err(Rejection::Governance("nobody can attest or vouch for themselves".into()));
+            return Err(Rejection::SelfAttestation);
         }
         member.history.push(index);
         let expires_at = time.saturating_add(u64::from(days) * DAY_MS);
@@ -145,18 +136,16 @@ impl State {
         }
         self.require_member(signer, time)?;
         if !g.members.get(signer).is_some_and(|m| m.may_vouch) {
-            return Err(Rejection::Governance(format!(
-                "{signer} lost the right to vouch by vouching for a duplicate"
-            )));
+            return Err(Rejection::MayNotVouch(signer.to_owned()));
         }
         // Vouching brings new people in; renewing an attestation or undoing a revocation is the
         // stewards' alone.
         if member.status != MemberStatus::Pending {
-            return Err(Rejection::Governance(format!(
-                "{} is {}; only a steward can attest them again",
-                a.person,
-                if member.status == MemberStatus::Verified { "or was verified" } else { "revoked" }
-            )));
+            return Err(Rejection::StewardOnly {
+                person: a.person.clone(),
+                status: if member.status == MemberStatus::Verified { "or was verified" } else { "revoked" }
+                    .to_owned(),
+            });
         }
         member.vouches.retain(|(voucher, _)| voucher != signer);
         member.vouches.push((signer.to_owned(), index));
@@ -192,16 +181,16 @@ impl State {
         // signatures (in one co-signed envelope) as a ruling does.
         let needed = params.ruling_quorum(g.board.members.len());
         if g.is_steward(&r.person) && signers.len() < needed {
-            return Err(Rejection::Governance(format!(
-                "{} is a steward; revoking a steward takes {needed} stewards' signatures in one envelope, this has {}",
-                r.person,
-                signers.len()
-            )));
+            return Err(Rejection::StewardRevocation {
+                person: r.person.clone(),
+                needed,
+                got: signers.len(),
+            });
         }
         let mut member =
             g.members.get(&r.person).cloned().ok_or_else(|| Rejection::NotMember(r.person.clone()))?;
         if matches!(member.status, MemberStatus::Revoked { .. }) {
-            return Err(Rejection::Governance(format!("{} is already revoked", r.person)));
+            return Err(Rejection::AlreadyRevoked(r.person.clone()));
         }
         member.status =
             MemberStatus::Revoked { log_index: index, duplicate: r.duplicate, reason: r.reason.clone() };
@@ -235,24 +224,21 @@ impl State {
         self.require_member(signer, time)?;
         let g = &self.governance;
         if let Some(existing) = g.nodes.get(&n.node) {
-            return Err(Rejection::Governance(format!(
-                "node {} is already registered to {}",
-                n.node, existing.operator
-            )));
+            return Err(Rejection::NodeTaken { node: n.node.clone(), operator: existing.operator.clone() });
         }
         if g.members.contains_key(&n.node) {
-            return Err(Rejection::Governance(format!("{} is a person's key, not a node key", n.node)));
+            return Err(Rejection::PersonKeyNotNode(n.node.clone()));
         }
-        let key = crate::identity::key_of(&n.node).map_err(|e| Rejection::Governance(e.to_string()))?;
+        let key = crate::identity::key_of(&n.node).map_err(|e| Rejection::NodeBinding(e.to_string()))?;
         let sig = STANDARD
             .decode(&n.binding)
             .ok()
             .and_then(|bytes| ed25519_dalek::Signature::from_slice(&bytes).ok())
             .ok_or_else(|| {
-                Rejection::Governance("the node binding is not a base64 Ed25519 signature".into())
+                Rejection::NodeBinding("the node binding is not a base64 Ed25519 signature".into())
             })?;
         key.verify(&node_binding_message(&commons.origin, signer), &sig).map_err(|_| {
-            Rejection::Governance(format!(
+            Rejection::NodeBinding(format!(
                 "the node binding is not {}'s signature binding it to {signer} in {}",
                 n.node, commons.origin
             ))
@@ -572,14 +558,13 @@ impl State {
         let proposal =
             self.governance.proposals.get(&d.proposal).ok_or(Rejection::UnknownProposal(d.proposal))?;
         if proposal.status != ProposalStatus::Open {
-            return Err(Rejection::Governance(format!("proposal {} is already decided", d.proposal)));
+            return Err(Rejection::AlreadyDecided(d.proposal));
         }
         if time < proposal.closes_at {
-            return Err(Rejection::Governance(format!(
-                "proposal {} closes at {}; it cannot be decided before",
-                d.proposal,
-                crate::timestamp::rfc3339(proposal.closes_at)
-            )));
+            return Err(Rejection::DecisionEarly {
+                proposal: d.proposal,
+                closes: crate::timestamp::rfc3339(proposal.closes_at),
+            });
         }
         let recomputed = self.decision(d.proposal)?;
         if &recomputed != d {
@@ -659,9 +644,7 @@ impl State {
         self.active_deposit(&cid)?;
         if d.ground == Ground::WrongRegister {
             let Some(register) = &d.register else {
-                return Err(Rejection::Governance(
-                    "a wrong-register dispute names the register the deposit should carry".into(),
-                ));
+                return Err(Rejection::DisputeRegister);
             };
             self.check_ruling(&cid, &Ruling::Relabel { register: register.clone() }, params)?;
         }
@@ -690,10 +673,7 @@ impl State {
         self.require_stewards(signers, time)?;
         let mut dispute = g.disputes.get(&r.dispute).cloned().ok_or(Rejection::UnknownDispute(r.dispute))?;
         if dispute.status != DisputeStatus::Open {
-            return Err(Rejection::Governance(format!(
-                "dispute {} is already ruled on; an appeal goes to the contributor chamber as a resolve-dispute proposal",
-                r.dispute
-            )));
+            return Err(Rejection::AlreadyRuled(r.dispute));
         }
         self.check_ruling(&dispute.cid, &r.ruling, params)?;
         let position = match dispute.endorsements.iter().position(|e| e.ruling == r.ruling) {
@@ -706,10 +686,7 @@ impl State {
         let endorsement = &mut dispute.endorsements[position];
         // An entry that adds no signature would be an act that changed nothing: say so instead.
         if signers.iter().all(|s| endorsement.signers.contains(s)) {
-            return Err(Rejection::Governance(format!(
-                "every signer of this ruling has already endorsed it on dispute {}; it takes effect when other stewards sign the same ruling",
-                r.dispute
-            )));
+            return Err(Rejection::AlreadyEndorsed(r.dispute));
         }
         for signer in signers {
             if !endorsement.signers.contains(signer) {
@@ -835,9 +812,10 @@ impl State {
                     });
                 }
                 if &record.register == register {
-                    return Err(Rejection::Governance(format!(
-                        "{cid} already carries the register {register}"
-                    )));
+                    return Err(Rejection::SameRegister {
+                        cid: cid.to_string(),
+                        register: register.to_string(),
+                    });
                 }
             }
             Ruling::NarrowConsent { consent } => {
