@@ -447,4 +447,57 @@ mod tests {
         served.sort();
         assert_eq!(served, documented);
     }
+
+    /// Every error code the API can answer with is listed in the OpenAPI document's `Error`
+    /// schema, so a client can tell the refusals apart from the document alone.
+    #[test]
+    fn openapi_lists_every_error_code() {
+        let doc: serde_json::Value = serde_json::from_str(crate::OPENAPI).expect("valid JSON");
+        let listed = doc["components"]["schemas"]["Error"]["properties"]["error"]["description"]
+            .as_str()
+            .expect("the error code's description")
+            .to_owned();
+        let sources = [
+            include_str!("error.rs"),
+            include_str!("adapters.rs"),
+            include_str!("governance.rs"),
+            include_str!("routes.rs"),
+            include_str!("tiles.rs"),
+        ];
+        // Each source with its whitespace runs collapsed, so a code on the line after its status
+        // is found too.
+        let collapsed: Vec<String> =
+            sources.iter().map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+        let mut codes = std::collections::BTreeSet::new();
+        for source in &collapsed {
+            for (prefix, from_error_rs_only) in
+                [("StatusCode::", false), ("bad_request(\"", false), ("=> \"", true)]
+            {
+                if from_error_rs_only && !std::ptr::eq(source, &collapsed[0]) {
+                    continue;
+                }
+                for part in source.split(prefix).skip(1) {
+                    let rest = match prefix {
+                        "StatusCode::" => match part.split_once(", \"") {
+                            Some((status, rest))
+                                if status.chars().all(|c| c.is_ascii_uppercase() || c == '_') =>
+                            {
+                                rest
+                            }
+                            _ => continue,
+                        },
+                        _ => part,
+                    };
+                    let code: String =
+                        rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+                    if !code.is_empty() && rest[code.len()..].starts_with('"') {
+                        codes.insert(code);
+                    }
+                }
+            }
+        }
+        assert!(codes.len() > 40, "the scan found only {codes:?}");
+        let missing: Vec<&String> = codes.iter().filter(|c| !listed.contains(&format!("`{c}`"))).collect();
+        assert!(missing.is_empty(), "error codes missing from openapi.json's Error schema: {missing:?}");
+    }
 }
