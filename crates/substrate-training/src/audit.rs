@@ -193,7 +193,7 @@ pub fn per_with(
     }];
 
     // 2. The manifest.
-    let manifest: Option<Claims> = read_lines(dir, crate::run::MANIFEST_FILE)?.map(|lines| {
+    let manifest: Option<Claims> = read_lines(dir, crate::record::MANIFEST_FILE)?.map(|lines| {
         lines
             .iter()
             .map(|l| {
@@ -224,7 +224,7 @@ pub fn per_with(
         .unwrap_or_else(|| eligible.iter().map(|(k, c)| (k.clone(), c.clone())).collect());
 
     // 3. The windows.
-    let windows: Option<Claims> = read_lines(dir, crate::run::WINDOWS_FILE)?.map(|lines| {
+    let windows: Option<Claims> = read_lines(dir, crate::record::WINDOWS_FILE)?.map(|lines| {
         let mut claims: Claims = BTreeMap::new();
         for l in lines {
             let cid = text(&l["cid"]);

@@ -20,7 +20,7 @@ pub const CONTRIBUTIONS_JSON_FILE: &str = "contributions.json";
 /// The Croissant description of the snapshot.
 pub const CROISSANT_FILE: &str = "croissant.json";
 /// The snapshot manifest the Croissant file describes.
-pub const MANIFEST_FILE: &str = "manifest.jsonl";
+pub use crate::record::MANIFEST_FILE;
 /// The EU AI Act public summary of training content.
 pub const EU_SUMMARY_FILE: &str = "eu-training-summary.md";
 

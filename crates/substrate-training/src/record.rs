@@ -8,6 +8,10 @@ use substrate_core::snapshot::SnapshotEntry;
 
 /// The file name of the record inside an adapter directory.
 pub const RUN_FILE: &str = "run.json";
+/// The side table of every trained window (step, row, CID, token and byte range).
+pub const WINDOWS_FILE: &str = "windows.jsonl";
+/// The snapshot manifest: one line per deposit.
+pub const MANIFEST_FILE: &str = "manifest.jsonl";
 
 /// A training run, from the decision it followed to the adapter it made.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -25,9 +25,7 @@ use crate::sampler::{self, Candidate};
 use crate::signing::ModelSigningKey;
 use crate::{cards, provenance, signing};
 
-/// The side table of the sampler: one line per window (step, row, CID, token and byte range).
-pub const WINDOWS_FILE: &str = "windows.jsonl";
-pub const MANIFEST_FILE: &str = "manifest.jsonl";
+pub use crate::record::{MANIFEST_FILE, WINDOWS_FILE};
 pub const SIGNATURE_FILE: &str = "model.sig";
 /// The node's P-256 public key the signature verifies with (its SHA-256 is in the attestation).
 pub const SIGNING_KEY_FILE: &str = "model-signing.pub.pem";
