@@ -100,7 +100,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<serde_json::Value>
         let mut list = Vec::new();
         for adapter in g.adapters() {
             let withdrawn = substrate_core::adapter::gone_since(&g, adapter, &gone).len();
-            let complete = registry::holding(r.dir(), adapter)?.complete;
+            let complete = registry::is_complete(r.dir(), adapter);
             list.push(summary(adapter, withdrawn, complete));
         }
         Ok(list)

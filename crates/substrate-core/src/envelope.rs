@@ -89,19 +89,9 @@ impl Envelope {
     /// Checks every signature of a co-signed envelope (at least one, each key once) and returns
     /// the signers' dids in order.
     pub fn verify_all(&self) -> Result<Vec<String>, EnvelopeError> {
-        if self.payload_type != PAYLOAD_TYPE {
-            return Err(EnvelopeError::PayloadType(self.payload_type.clone()));
-        }
-        if self.signatures.is_empty() {
-            return Err(EnvelopeError::SignatureCount(0));
-        }
-        let mut signers: Vec<String> = Vec::with_capacity(self.signatures.len());
+        let signers = self.signers_unverified()?;
         for signature in &self.signatures {
-            if signers.contains(&signature.keyid) {
-                return Err(EnvelopeError::RepeatedSigner(signature.keyid.clone()));
-            }
             self.check(signature)?;
-            signers.push(signature.keyid.clone());
         }
         Ok(signers)
     }

@@ -5,6 +5,7 @@
 //! file must be one of its subjects with the same sha256, and the model-signing signature comes
 //! last and must verify over the complete directory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -90,33 +91,39 @@ fn subjects(dir: &Path, record: &AdapterRecord) -> Result<Option<Vec<(String, St
     ))
 }
 
-/// What is stored of `record`.
+/// What is stored of `record`. The digests are the ones each file was accepted against (the
+/// attestation's subjects, the log's record of the attestation); only the small signature is
+/// hashed again.
 pub fn holding(data: &DataDir, record: &AdapterRecord) -> Result<Holding, RegistryError> {
     let dir = dir(data, record.id);
-    let mut files = Vec::new();
     let expected = subjects(&dir, record)?;
-    let mut names: Vec<String> = match &expected {
-        Some(subjects) => subjects.iter().map(|(n, _)| n.clone()).collect(),
-        None => Vec::new(),
-    };
-    names.push(PROVENANCE_FILE.to_owned());
-    names.push(SIGNATURE_FILE.to_owned());
-    names.sort();
-    let mut missing = Vec::new();
-    for name in names {
+    let mut digests: BTreeMap<String, Option<String>> =
+        expected.iter().flatten().map(|(name, sha256)| (name.clone(), Some(sha256.clone()))).collect();
+    digests.insert(PROVENANCE_FILE.to_owned(), Some(record.provenance.clone()));
+    digests.insert(SIGNATURE_FILE.to_owned(), None);
+    let (mut files, mut missing) = (Vec::new(), Vec::new());
+    for (name, sha256) in digests {
         let path = dir.join(&name);
-        match std::fs::read(&path) {
-            Ok(bytes) => files.push(StoredFile {
-                name,
-                bytes: bytes.len() as u64,
-                sha256: hex::encode(Sha256::digest(&bytes)),
-            }),
+        match std::fs::metadata(&path) {
+            Ok(meta) => {
+                let sha256 = match sha256 {
+                    Some(known) => known,
+                    None => hex::encode(Sha256::digest(std::fs::read(&path).map_err(io(&path))?)),
+                };
+                files.push(StoredFile { name, bytes: meta.len(), sha256 });
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(name),
             Err(e) => return Err(io(&path)(e)),
         }
     }
     let complete = expected.is_some() && missing.is_empty();
     Ok(Holding { files, missing, complete })
+}
+
+/// Whether every file of `record` is stored: the signature is kept only once it verifies over
+/// all the others, so its presence says so without reading anything.
+pub fn is_complete(data: &DataDir, record: &AdapterRecord) -> bool {
+    dir(data, record.id).join(SIGNATURE_FILE).is_file()
 }
 
 /// The content of stored file `name` of adapter `record`, if it is stored.
