@@ -1,0 +1,98 @@
+//! Forwarding, on `/substrate/submit/1`: a node that is not the sequencer passes the events it
+//! is sent to the sequencer and the receipt back; the sequencer admits them as its HTTP API does.
+
+use super::*;
+
+impl Node {
+    /// Sends a submission to the sequencer; the reply comes when it answers.
+    pub(super) fn forward(&mut self, request: SubmitRequest, reply: SubmitReply) {
+        let Some(sequencer) = self.peers.iter().find(|(_, p)| p.sequencer).map(|(id, _)| *id) else {
+            let _ =
+                reply.send(Err(SubmitError::Unreachable("no sequencer is connected to this node".into())));
+            return;
+        };
+        self.metrics.forwarded.inc();
+        let id = self.swarm.behaviour_mut().submit.send_request(&sequencer, request);
+        self.forwards.insert(id, reply);
+    }
+
+    pub(super) fn on_submit(&mut self, event: request_response::Event<SubmitRequest, SubmitResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.take_submission(peer, request, channel)
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.forwards.remove(&request_id) {
+                        let _ = reply.send(match response {
+                            SubmitResponse::Submitted(submitted) => Ok(submitted),
+                            SubmitResponse::Refused(rejection) => Err(SubmitError::Refused(rejection)),
+                            SubmitResponse::Failed(detail) => Err(SubmitError::Unreachable(detail)),
+                        });
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let Some(reply) = self.forwards.remove(&request_id) {
+                    let _ = reply
+                        .send(Err(SubmitError::Unreachable(format!("forwarding to {peer} failed: {error}"))));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "a forwarded submission could not be answered");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// The sequencer's side of forwarding: the same checks as the HTTP API, then the sequencer.
+    pub(super) fn take_submission(
+        &mut self,
+        peer: PeerId,
+        request: SubmitRequest,
+        channel: ResponseChannel<SubmitResponse>,
+    ) {
+        let NodeRole::Sequencer { sequencer: Some(sequencer) } = &self.role else {
+            let response = SubmitResponse::Failed("this node does not sequence the log".into());
+            let _ = self.swarm.behaviour_mut().submit.send_response(channel, response);
+            return;
+        };
+        let submission = match admit(request) {
+            Ok(submission) => submission,
+            Err(detail) => {
+                warn!(%peer, %detail, "refused a forwarded submission");
+                let _ =
+                    self.swarm.behaviour_mut().submit.send_response(channel, SubmitResponse::Failed(detail));
+                return;
+            }
+        };
+        let sequencer = sequencer.clone();
+        let served = self.served_tx.clone();
+        tokio::spawn(async move {
+            let response = match sequencer.submit(submission).await {
+                Ok(submitted) => SubmitResponse::Submitted(submitted),
+                Err(SubmitError::Refused(rejection)) => SubmitResponse::Refused(rejection),
+                Err(e) => SubmitResponse::Failed(e.to_string()),
+            };
+            let _ = served.send(Served::Submitted(channel, response)).await;
+        });
+    }
+}
+
+/// What a forwarded submission must be before the sequencer sees it: an envelope that opens, of a
+/// kind members send, and for a deposit the text its statement describes.
+pub(super) fn admit(request: SubmitRequest) -> Result<Submission, String> {
+    let event =
+        SignedEvent::open_bytes(&request.envelope).map_err(|e| format!("the envelope does not open: {e}"))?;
+    let content = request.content.map(serde_bytes::ByteBuf::into_vec);
+    match (&event.event, &content) {
+        (Event::Genesis(_) | Event::Decision(_), _) => {
+            return Err(format!("a {} entry is the sequencer's own", event.event.kind()));
+        }
+        (Event::Deposit(deposit), Some(text)) => deposit.check_content(text).map_err(|e| e.to_string())?,
+        (Event::Deposit(_), None) => return Err("a deposit must carry its text".into()),
+        (_, Some(_)) => return Err(format!("a {} event carries no text", event.event.kind())),
+        (_, None) => {}
+    }
+    Ok(Submission { event, content })
+}

@@ -1,0 +1,129 @@
+//! Deposit texts between nodes, on `/substrate/text/1`: a mirror asks for the texts it lacks, and
+//! a node sends only those whose consent lets them leave it.
+
+use super::*;
+
+impl Node {
+    /// Whom a mirror asks for texts and adapter files: the sequencer holds every text and every
+    /// file uploaded to it; another mirror only those it fetched.
+    pub(super) fn source(&self) -> Option<PeerId> {
+        let NodeRole::Mirror(follower) = &self.role else { return None };
+        self.peers
+            .iter()
+            .find(|(_, p)| p.sequencer)
+            .map(|(id, _)| *id)
+            .or_else(|| follower.best.as_ref().map(|b| b.from).filter(|p| self.swarm.is_connected(p)))
+    }
+
+    /// Asks a peer that may hold them for the next texts this mirror lacks.
+    pub(super) fn fetch_texts(&mut self) {
+        if self.partitioned {
+            return;
+        }
+        let source = self.source();
+        let NodeRole::Mirror(follower) = &mut self.role else { return };
+        if follower.texts_in_flight.is_some() || follower.wanted.is_empty() {
+            return;
+        }
+        let Some(source) = source else { return };
+        let count = follower.wanted.len().min(MAX_TEXTS);
+        let asked: Vec<Cid> = follower.wanted.drain(..count).collect();
+        let cids = asked.iter().map(Cid::to_string).collect();
+        let id = self.swarm.behaviour_mut().text.send_request(&source, TextRequest { cids });
+        follower.texts_in_flight = Some((id, asked));
+    }
+
+    pub(super) fn on_text(&mut self, event: request_response::Event<TextRequest, TextResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.serve_texts(peer, request, channel)
+                }
+                request_response::Message::Response { request_id, response } => {
+                    let NodeRole::Mirror(follower) = &mut self.role else { return };
+                    if follower.texts_in_flight.as_ref().is_none_or(|(id, _)| *id != request_id) {
+                        return;
+                    }
+                    let mut texts = Vec::new();
+                    for text in response.texts {
+                        let Ok(cid) = Cid::parse(&text.cid) else { continue };
+                        match text.content {
+                            Some(content) => texts.push((cid, content.into_vec())),
+                            None => {
+                                debug!(%peer, cid = %text.cid, refused = ?text.refused, "a text was not sent")
+                            }
+                        }
+                    }
+                    let ledger = Arc::clone(&follower.ledger);
+                    let served = self.served_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let kept = ledger.lock().unwrap_or_else(|e| e.into_inner()).keep_texts(texts);
+                        let _ = served.blocking_send(Served::TextsKept(kept.map_err(|e| e.to_string())));
+                    });
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let NodeRole::Mirror(follower) = &mut self.role
+                    && let Some((_, asked)) = follower.texts_in_flight.take_if(|(id, _)| *id == request_id)
+                {
+                    warn!(%peer, %error, "a text request failed; the texts are asked for again");
+                    follower.wanted.extend(asked);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "a text request from a peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Sends the texts consent lets leave this node: `public` and `commons` texts of deposits
+    /// still active, to registered nodes (the only peers that can connect). Everything else is
+    /// answered with the reason and no content.
+    pub(super) fn serve_texts(
+        &mut self,
+        peer: PeerId,
+        request: TextRequest,
+        channel: ResponseChannel<TextResponse>,
+    ) {
+        let reader = self.reader.clone();
+        let served = self.served_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let texts = request
+                .cids
+                .into_iter()
+                .take(MAX_TEXTS)
+                .map(|cid| {
+                    let (content, refused) = match text_for_peer(&reader, &cid) {
+                        Ok(content) => (Some(serde_bytes::ByteBuf::from(content)), None),
+                        Err(reason) => {
+                            debug!(%peer, %cid, %reason, "a text was withheld");
+                            (None, Some(reason))
+                        }
+                    };
+                    Text { cid, content, refused }
+                })
+                .collect();
+            let _ = served.blocking_send(Served::Texts(channel, TextResponse { texts }));
+        });
+    }
+}
+
+/// The text of `cid` if consent lets it leave this node for a member's mirror, else why not.
+pub(super) fn text_for_peer(reader: &Reader, cid: &str) -> Result<Vec<u8>, String> {
+    let deposit = reader.deposit(cid).map_err(|e| e.to_string())?;
+    if deposit.status.is_gone() {
+        return Err(format!("{cid} was withdrawn or removed"));
+    }
+    if !replicates(deposit.consent) {
+        return Err(format!(
+            "{cid} is {}: its text does not leave its node (only public and commons texts replicate)",
+            deposit.consent.as_str()
+        ));
+    }
+    match reader.content(&deposit.cid) {
+        Ok(Some(content)) => Ok(content),
+        Ok(None) => Err(format!("this node does not hold the text of {cid} yet")),
+        Err(e) => Err(e.to_string()),
+    }
+}
