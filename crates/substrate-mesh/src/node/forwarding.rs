@@ -1,7 +1,16 @@
 //! Forwarding, on `/substrate/submit/1`: a node that is not the sequencer passes the events it
 //! is sent to the sequencer and the receipt back; the sequencer admits them as its HTTP API does.
 
-use super::*;
+use libp2p::PeerId;
+use libp2p::request_response::{self, ResponseChannel};
+use substrate_core::SignedEvent;
+use substrate_core::event::Event;
+use substrate_store::{Submission, SubmitError};
+use tracing::{debug, warn};
+
+use super::handle::SubmitReply;
+use super::{Node, NodeRole, Served};
+use crate::protocol::{SubmitRequest, SubmitResponse};
 
 impl Node {
     /// Sends a submission to the sequencer; the reply comes when it answers.

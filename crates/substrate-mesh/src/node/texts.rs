@@ -1,7 +1,37 @@
 //! Deposit texts between nodes, on `/substrate/text/1`: a mirror asks for the texts it lacks, and
 //! a node sends only those whose consent lets them leave it.
 
-use super::*;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use libp2p::PeerId;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use substrate_core::Cid;
+use substrate_store::Reader;
+use substrate_store::follow::replicates;
+use tracing::{debug, warn};
+
+use super::{MeshEvent, Node, NodeRole, Served};
+use crate::protocol::{MAX_TEXTS, Text, TextRequest, TextResponse};
+
+/// The texts a mirror lacks, and the request in flight for some of them.
+pub(super) struct WantedTexts {
+    /// Texts to fetch (CIDs).
+    wanted: VecDeque<Cid>,
+    /// The text request in flight and the CIDs it asked for (asked again if it fails).
+    in_flight: Option<(OutboundRequestId, Vec<Cid>)>,
+}
+
+impl WantedTexts {
+    pub(super) fn new(wanted: impl IntoIterator<Item = Cid>) -> WantedTexts {
+        WantedTexts { wanted: wanted.into_iter().collect(), in_flight: None }
+    }
+
+    /// More texts to fetch.
+    pub(super) fn want(&mut self, cids: impl IntoIterator<Item = Cid>) {
+        self.wanted.extend(cids);
+    }
+}
 
 impl Node {
     /// Whom a mirror asks for texts and adapter files: the sequencer holds every text and every
@@ -12,7 +42,7 @@ impl Node {
             .iter()
             .find(|(_, p)| p.sequencer)
             .map(|(id, _)| *id)
-            .or_else(|| follower.best.as_ref().map(|b| b.from).filter(|p| self.swarm.is_connected(p)))
+            .or_else(|| follower.sync.best().map(|b| b.from).filter(|p| self.swarm.is_connected(p)))
     }
 
     /// Asks a peer that may hold them for the next texts this mirror lacks.
@@ -22,15 +52,16 @@ impl Node {
         }
         let source = self.source();
         let NodeRole::Mirror(follower) = &mut self.role else { return };
-        if follower.texts_in_flight.is_some() || follower.wanted.is_empty() {
+        let texts = &mut follower.texts;
+        if texts.in_flight.is_some() || texts.wanted.is_empty() {
             return;
         }
         let Some(source) = source else { return };
-        let count = follower.wanted.len().min(MAX_TEXTS);
-        let asked: Vec<Cid> = follower.wanted.drain(..count).collect();
+        let count = texts.wanted.len().min(MAX_TEXTS);
+        let asked: Vec<Cid> = texts.wanted.drain(..count).collect();
         let cids = asked.iter().map(Cid::to_string).collect();
         let id = self.swarm.behaviour_mut().text.send_request(&source, TextRequest { cids });
-        follower.texts_in_flight = Some((id, asked));
+        texts.in_flight = Some((id, asked));
     }
 
     pub(super) fn on_text(&mut self, event: request_response::Event<TextRequest, TextResponse>) {
@@ -41,7 +72,7 @@ impl Node {
                 }
                 request_response::Message::Response { request_id, response } => {
                     let NodeRole::Mirror(follower) = &mut self.role else { return };
-                    if follower.texts_in_flight.as_ref().is_none_or(|(id, _)| *id != request_id) {
+                    if follower.texts.in_flight.as_ref().is_none_or(|(id, _)| *id != request_id) {
                         return;
                     }
                     let mut texts = Vec::new();
@@ -64,10 +95,10 @@ impl Node {
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
                 if let NodeRole::Mirror(follower) = &mut self.role
-                    && let Some((_, asked)) = follower.texts_in_flight.take_if(|(id, _)| *id == request_id)
+                    && let Some((_, asked)) = follower.texts.in_flight.take_if(|(id, _)| *id == request_id)
                 {
                     warn!(%peer, %error, "a text request failed; the texts are asked for again");
-                    follower.wanted.extend(asked);
+                    follower.texts.wanted.extend(asked);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -75,6 +106,21 @@ impl Node {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+
+    /// The ledger kept the fetched texts (or could not): ask for the next ones.
+    pub(super) fn on_texts_kept(&mut self, result: Result<usize, String>) {
+        if let NodeRole::Mirror(follower) = &mut self.role {
+            follower.texts.in_flight = None;
+        }
+        match result {
+            Ok(count) => {
+                self.metrics.texts_kept.inc_by(count as u64);
+                self.emit(MeshEvent::TextsKept { count });
+            }
+            Err(e) => warn!(error = %e, "could not keep fetched texts; they are fetched again"),
+        }
+        self.fetch_texts();
     }
 
     /// Sends the texts consent lets leave this node: `public` and `commons` texts of deposits
