@@ -75,7 +75,7 @@ impl From<ContentError> for ApiError {
 
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
-        let (status, code) = match r {
+        let (status, code) = match &r {
             Rejection::UnknownRegister { .. } => (StatusCode::BAD_REQUEST, "unknown_register"),
             Rejection::AlreadyDeposited { .. } => (StatusCode::CONFLICT, "already_deposited"),
             Rejection::UnknownDeposit(_) => (StatusCode::NOT_FOUND, "unknown_deposit"),
@@ -92,7 +92,7 @@ impl From<Rejection> for ApiError {
             Rejection::UnknownDispute(_) => (StatusCode::NOT_FOUND, "unknown_dispute"),
             Rejection::VotingClosed { .. } => (StatusCode::CONFLICT, "voting_closed"),
             Rejection::Ballot { .. } => (StatusCode::BAD_REQUEST, "malformed_ballot"),
-            Rejection::Proposal(_) => (StatusCode::BAD_REQUEST, "proposal_refused"),
+            Rejection::Proposal(fault) => (StatusCode::BAD_REQUEST, fault.code()),
             Rejection::DecisionPending { .. } => (StatusCode::CONFLICT, "decision_pending"),
             Rejection::UnregisteredNode(_) => (StatusCode::FORBIDDEN, "unregistered_node"),
             Rejection::NotAMixtureDecision(_) => (StatusCode::BAD_REQUEST, "not_a_mixture_decision"),
@@ -120,11 +120,11 @@ impl From<Rejection> for ApiError {
             Rejection::Duplicate(_) => (StatusCode::CONFLICT, "duplicate"),
             Rejection::DecisionMismatch { .. } => (StatusCode::CONFLICT, "decision_mismatch"),
             Rejection::OutOfOrder { .. } => (StatusCode::CONFLICT, "out_of_order"),
-            Rejection::NoGenesis
-            | Rejection::SecondGenesis
-            | Rejection::GenesisSigner { .. }
-            | Rejection::GenesisLogKey(_) => (StatusCode::BAD_REQUEST, "genesis"),
-            Rejection::Governance(_) => (StatusCode::BAD_REQUEST, "refused"),
+            Rejection::NoGenesis => (StatusCode::CONFLICT, "no_genesis"),
+            Rejection::SecondGenesis => (StatusCode::CONFLICT, "second_genesis"),
+            Rejection::GenesisSigner { .. } => (StatusCode::FORBIDDEN, "genesis_signer"),
+            Rejection::GenesisLogKey(_) => (StatusCode::BAD_REQUEST, "genesis_log_key"),
+            Rejection::GenesisSteward { .. } => (StatusCode::BAD_REQUEST, "genesis_steward"),
         };
         ApiError::new(status, code, r.to_string())
     }
@@ -139,16 +139,20 @@ impl From<SubmitError> for ApiError {
                 "sequencer_unreachable",
                 format!("{detail}; nothing was recorded, try again later or send it to the sequencer"),
             ),
-            SubmitError::Storage(_) | SubmitError::Stopped => {
-                tracing::error!(error = %e, "submission not stored");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the node could not store the event durably; nothing was recorded, try again later",
-                )
-            }
+            SubmitError::Storage(ref ledger) => ledger_failure(ledger).unwrap_or_else(|| not_stored(&e)),
+            SubmitError::Stopped => not_stored(&e),
         }
     }
+}
+
+/// A submission the node could not store for now: retrying later may succeed.
+fn not_stored(e: &SubmitError) -> ApiError {
+    tracing::error!(error = %e, "submission not stored");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the node could not store the event durably; nothing was recorded, try again later",
+    )
 }
 
 impl From<ReadError> for ApiError {
@@ -156,9 +160,54 @@ impl From<ReadError> for ApiError {
         match e {
             ReadError::NotFound(detail) => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
             ReadError::BadRequest(detail) => ApiError::bad_request("bad_request", detail),
+            ReadError::Ledger(ledger) => {
+                ledger_failure(&ledger).unwrap_or_else(|| ApiError::internal(&ledger))
+            }
             other => ApiError::internal(&other),
         }
     }
+}
+
+/// A failure of the ledger with a code of its own: a 500 whose cause is logged and whose detail
+/// says only whether the stored log is damaged. `None` for storage that failed to answer (SQL,
+/// I/O), which a read reports as `internal` and a submission as `unavailable`.
+fn ledger_failure(e: &substrate_store::LedgerError) -> Option<ApiError> {
+    use substrate_store::LedgerError;
+    let code = match e {
+        LedgerError::MissingEntry { .. } => "missing_entry",
+        LedgerError::MalformedLeaf { .. } => "malformed_leaf",
+        LedgerError::UnopenableEntry { .. } => "unopenable_entry",
+        LedgerError::MalformedHash { .. } => "malformed_hash",
+        LedgerError::UnparsableRecord { .. } => "unparsable_record",
+        LedgerError::UnparsablePendingText { .. } => "unparsable_pending_text",
+        LedgerError::UnverifiedCheckpoint { .. } => "unverified_checkpoint",
+        LedgerError::CheckpointMismatch { .. } => "checkpoint_mismatch",
+        LedgerError::NoStateLine { .. } => "checkpoint_without_state",
+        LedgerError::InclusionProof { .. } => "inclusion_proof_failed",
+        LedgerError::Tally { .. } => "tally_refused",
+        LedgerError::DecisionLogged { .. } => "decision_already_logged",
+        LedgerError::DecisionRefused { .. } => "decision_refused",
+        LedgerError::RecordsUpgrade { .. } => "records_upgrade_failed",
+        LedgerError::Signing { .. } => "checkpoint_signing_failed",
+        LedgerError::NoOutcome { .. } => "no_outcome",
+        LedgerError::Database { .. }
+        | LedgerError::Sql(_)
+        | LedgerError::Column(_)
+        | LedgerError::Blob(_)
+        | LedgerError::Io { .. }
+        | LedgerError::AlreadyInitialised(_)
+        | LedgerError::NotInitialised(_)
+        | LedgerError::LogKey { .. }
+        | LedgerError::Genesis(_)
+        | LedgerError::Mirror => return None,
+    };
+    tracing::error!(cause = %e, code, "the ledger failed");
+    let detail = if e.is_damage() {
+        "the node's stored log is damaged; its operator can find where with `substrate ledger replay --check`"
+    } else {
+        "the node failed to answer; its log says why"
+    };
+    Some(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, detail))
 }
 
 /// Turns the framework's own plain-text refusals (a path or query that does not parse, a wrong
@@ -184,4 +233,84 @@ pub async fn json_errors(response: Response) -> Response {
     let detail =
         if detail.is_empty() { status.canonical_reason().unwrap_or("refused").to_owned() } else { detail };
     ApiError::new(status, code, detail).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use substrate_core::state::Rejection;
+    use substrate_store::{LedgerError, ReadError, ReplayError, SubmitError};
+
+    use super::*;
+
+    /// One of each ledger failure that has a code of its own.
+    fn failures() -> Vec<LedgerError> {
+        let json = || serde_json::from_str::<u8>("x").expect_err("not json");
+        let checkpoint = || substrate_tlog::CheckpointError::MissingNewline;
+        vec![
+            LedgerError::MissingEntry { index: 7 },
+            LedgerError::MalformedLeaf { index: 7, source: substrate_core::entry::EntryError(3) },
+            LedgerError::UnopenableEntry {
+                index: 7,
+                source: Box::new(substrate_core::SignedEvent::open_bytes(b"x").expect_err("no envelope")),
+            },
+            LedgerError::MalformedHash { column: "leaf hash", index: 7, len: 2 },
+            LedgerError::UnparsableRecord { table: substrate_store::ledger::Table::Deposits, source: json() },
+            LedgerError::UnparsablePendingText {
+                source: substrate_core::Cid::parse("x").expect_err("not a CID"),
+            },
+            LedgerError::UnverifiedCheckpoint { source: checkpoint() },
+            LedgerError::CheckpointMismatch {
+                checkpoint_size: 8,
+                checkpoint_root: [1; 32],
+                log_size: 7,
+                log_root: [2; 32],
+            },
+            LedgerError::NoStateLine { size: 8 },
+            LedgerError::InclusionProof {
+                index: 9,
+                size: 8,
+                source: substrate_tlog::ProofError::IndexOutOfRange { index: 9, size: 8 },
+            },
+            LedgerError::Tally { proposal: 3, rejection: Box::new(Rejection::UnknownProposal(3)) },
+            LedgerError::DecisionLogged { proposal: 3, index: 7 },
+            LedgerError::DecisionRefused { proposal: 3, rejection: Box::new(Rejection::UnknownProposal(3)) },
+            LedgerError::RecordsUpgrade { source: ReplayError::LogKey("unreadable".into()) },
+            LedgerError::Signing { size: 8, source: checkpoint() },
+            LedgerError::NoOutcome { position: 0, batch: 1 },
+        ]
+    }
+
+    /// Whether read or submitted, each failure is a 500 with a code of its own; damage says so
+    /// and points at replay, and no detail carries the cause.
+    #[test]
+    fn ledger_failures_are_500s_with_distinct_codes() {
+        let mut codes = std::collections::BTreeSet::new();
+        for failure in failures() {
+            let cause = failure.to_string();
+            let damage = failure.is_damage();
+            let shared = Arc::new(failure);
+            let submitted = ApiError::from(SubmitError::Storage(Arc::clone(&shared)));
+            let read = ApiError::from(ReadError::Ledger(Arc::into_inner(shared).expect("one owner")));
+            for api in [&read, &submitted] {
+                assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR, "{cause}");
+                assert_ne!(api.error, "internal", "{cause}");
+                assert_eq!(api.detail.contains("replay --check"), damage, "{cause}: {}", api.detail);
+                assert!(!api.detail.contains(&cause), "{cause}");
+            }
+            assert_eq!(read.error, submitted.error);
+            assert!(codes.insert(read.error), "{} is used twice", read.error);
+        }
+    }
+
+    /// Storage that merely failed to answer keeps its old answers: `internal` for a read, a
+    /// retryable `unavailable` for a submission.
+    #[test]
+    fn storage_that_failed_to_answer_has_no_code_of_its_own() {
+        let io = || LedgerError::Io { path: "blobs".into(), source: std::io::Error::other("disk full") };
+        assert_eq!(ApiError::from(ReadError::Ledger(io())).error, "internal");
+        let submitted = ApiError::from(SubmitError::Storage(Arc::new(io())));
+        assert_eq!((submitted.status, submitted.error), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
+    }
 }

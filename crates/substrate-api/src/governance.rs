@@ -79,10 +79,13 @@ fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64, with_votes
             (*contributor, *technical, outcome.clone())
         }
         ProposalStatus::Open => {
-            let (contributor, technical) = g.tally(proposal.id, at);
-            let thresholds =
-                g.parameters().map_or(proposal.class.thresholds(), |p| p.thresholds(proposal.class));
-            (contributor, technical, tally::decide_with(thresholds, proposal.lead, &contributor, &technical))
+            let (contributor, technical, outcome) = g.standing(proposal.id, at);
+            let outcome = outcome.unwrap_or_else(|| {
+                let thresholds =
+                    g.parameters().map_or(proposal.class.thresholds(), |p| p.thresholds(proposal.class));
+                tally::decide_with(thresholds, proposal.lead, &contributor, &technical)
+            });
+            (contributor, technical, outcome)
         }
     };
     let mut view = json!({

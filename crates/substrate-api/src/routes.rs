@@ -216,11 +216,11 @@ async fn event(
             ));
         }
         Event::Genesis(_) => {
-            return Err(ApiError::bad_request("refused", "a commons has exactly one genesis"));
+            return Err(ApiError::bad_request("second_genesis", "a commons has exactly one genesis"));
         }
         Event::Decision(_) => {
             return Err(ApiError::bad_request(
-                "refused",
+                "decision_by_sequencer",
                 "decisions are the sequencer's own: it appends one when a proposal's window closes",
             ));
         }
@@ -457,23 +457,26 @@ mod tests {
             .as_str()
             .expect("the error code's description")
             .to_owned();
+        // The sources, and whether their match arms map to codes (`=> "code"`).
         let sources = [
-            include_str!("error.rs"),
-            include_str!("adapters.rs"),
-            include_str!("governance.rs"),
-            include_str!("routes.rs"),
-            include_str!("tiles.rs"),
+            (include_str!("error.rs"), true),
+            (include_str!("../../substrate-core/src/governance/acts.rs"), true),
+            (include_str!("adapters.rs"), false),
+            (include_str!("governance.rs"), false),
+            (include_str!("routes.rs"), false),
+            (include_str!("tiles.rs"), false),
         ];
-        // Each source with its whitespace runs collapsed, so a code on the line after its status
-        // is found too.
-        let collapsed: Vec<String> =
-            sources.iter().map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+        // Each source with its whitespace runs collapsed (and none after an opening parenthesis),
+        // so a code on the line after its status is found too.
+        let collapsed: Vec<(String, bool)> = sources
+            .iter()
+            .map(|(s, arms)| (s.split_whitespace().collect::<Vec<_>>().join(" ").replace("( ", "("), *arms))
+            .collect();
         let mut codes = std::collections::BTreeSet::new();
-        for source in &collapsed {
-            for (prefix, from_error_rs_only) in
-                [("StatusCode::", false), ("bad_request(\"", false), ("=> \"", true)]
+        for (source, arms) in &collapsed {
+            for (prefix, needs_arms) in [("StatusCode::", false), ("bad_request(\"", false), ("=> \"", true)]
             {
-                if from_error_rs_only && !std::ptr::eq(source, &collapsed[0]) {
+                if needs_arms && !arms {
                     continue;
                 }
                 for part in source.split(prefix).skip(1) {

@@ -1,4 +1,4 @@
-//! The canonical encoding of state changes, version 2: the bytes the state root hashes. It is
+//! The canonical encoding of state changes, versions 2 and 3: the bytes the state root hashes. It is
 //! written by hand, field by field, so that no rename, attribute or library upgrade can change a
 //! root; the API's JSON and the SQLite rows are other encodings of the same records.
 //!
@@ -18,8 +18,11 @@
 //!
 //! One entry's changes are a sequence of changes, each a tag (`commons`, `deposit`, or the
 //! record's kind) and the record. The state root after entry `index` is
-//! `SHA-256("substrate/state/v2\n" ‖ root before ‖ index as u64 ‖ encoded changes)`, starting
-//! from 32 zero bytes.
+//! `SHA-256("substrate/state/v<version>\n" ‖ root before ‖ index as u64 ‖ encoded changes)`,
+//! starting from 32 zero bytes.
+//!
+//! Versions 2 and 3 write the same bytes; they differ in the arithmetic decisions are computed in
+//! ([`crate::governance::number`]): version 3 decides in fixed point, version 2 in `f64`.
 
 use std::collections::BTreeMap;
 
@@ -34,11 +37,19 @@ use crate::governance::tally::{Chamber, ChamberTally, Outcome, ProposalClass, Th
 use crate::register::{ConsentTier, Register};
 use crate::state::{Change, Commons, DepositRecord, DepositStatus};
 
-/// The state encoding this module writes; a commons' genesis chooses it.
-pub const VERSION: u32 = 2;
+/// The state encoding a new commons is founded with; its genesis records it.
+pub const VERSION: u32 = 3;
 
-/// The domain separator of a version 2 state root.
-pub const ROOT_PREFIX: &[u8] = b"substrate/state/v2\n";
+/// The state encodings this module folds: 2 (`f64` decisions) and 3 (fixed-point decisions).
+pub const VERSIONS: [u32; 2] = [2, 3];
+
+/// The domain separator of a state root of `version` (2 or later).
+pub fn root_prefix(version: u32) -> &'static [u8] {
+    match version {
+        2 => b"substrate/state/v2\n",
+        _ => b"substrate/state/v3\n",
+    }
+}
 
 /// Bytes being written.
 #[derive(Default)]
@@ -640,7 +651,7 @@ mod tests {
             log_did: "d".into(),
             handle_prefix: "h/".into(),
             founded_at: 5,
-            state_encoding: VERSION,
+            state_encoding: 3,
         };
         let bytes = changes(&[Change::Commons(commons)]);
         let expected: Vec<u8> = [
@@ -649,7 +660,7 @@ mod tests {
             b"commons",
             &[0, 0, 0, 1, b'c', 0, 0, 0, 1, b'o', 0, 0, 0, 1, b'k', 0, 0, 0, 1, b'd', 0, 0, 0, 2, b'h', b'/'],
             &[0, 0, 0, 0, 0, 0, 0, 5],
-            &[0, 0, 0, 2],
+            &[0, 0, 0, 3],
         ]
         .concat();
         assert_eq!(bytes, expected);

@@ -45,8 +45,10 @@ pub struct Genesis {
     /// Voting windows other than the defaults (7, 7 and 14 days), e.g. seconds for a test commons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub windows: Option<Windows>,
-    /// The state root's encoding of each entry's changes (`crate::canonical::VERSION` for a new
-    /// commons); absent in the logs founded before there was a choice, which keep version 1.
+    /// The state root's encoding of each entry's changes and the arithmetic of decisions
+    /// (`crate::canonical::VERSION` for a new commons, or an earlier one of
+    /// `crate::canonical::VERSIONS`); absent in the logs founded before there was a choice, which
+    /// keep version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_encoding: Option<u32>,
 }
@@ -332,10 +334,11 @@ impl Event {
                     "a voting window is at least one second",
                 )?;
                 field(
-                    g.state_encoding.is_none_or(|v| v == crate::canonical::VERSION),
+                    g.state_encoding.is_none_or(|v| crate::canonical::VERSIONS.contains(&v)),
                     "stateEncoding",
                     format!(
-                        "this node folds state encoding {} (or none, for version 1)",
+                        "this node folds state encodings {:?} (or none, for version 1); a new commons uses {}",
+                        crate::canonical::VERSIONS,
                         crate::canonical::VERSION
                     ),
                 )

@@ -6,6 +6,7 @@ pub mod book;
 pub mod credits;
 pub mod fold;
 pub mod mixture;
+pub mod number;
 pub mod params;
 pub mod stv;
 pub mod tally;

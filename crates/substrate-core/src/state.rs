@@ -8,6 +8,7 @@ use sha2::Digest;
 use crate::cid::Cid;
 use crate::event::{Event, SignedEvent};
 use crate::governance::book::{Board, Governance, Member, MemberStatus, Record};
+use crate::governance::number::Arithmetic;
 use crate::governance::params::{DAY_MS, Parameters};
 use crate::register::{ConsentTier, Register};
 
@@ -20,9 +21,10 @@ pub struct Commons {
     pub log_did: String,
     pub handle_prefix: String,
     pub founded_at: u64,
-    /// How the state root encodes each entry's changes: 2, the canonical encoding
-    /// (`crate::canonical`), for every commons founded since it exists; 1, the changes' JSON, for
-    /// the logs founded before, which replay with it unchanged.
+    /// How the state root encodes each entry's changes and how decisions are computed: 3, the
+    /// canonical encoding (`crate::canonical`) with fixed-point decisions, for every commons
+    /// founded now; 2, the same encoding with `f64` decisions; 1, the changes' JSON and `f64`
+    /// decisions, for the logs founded before there was a choice. Every version replays unchanged.
     #[serde(default = "legacy_encoding", skip_serializing_if = "is_legacy_encoding")]
     pub state_encoding: u32,
 }
@@ -155,7 +157,7 @@ pub enum Rejection {
     #[error("the ballot on proposal {proposal} is malformed: {detail}")]
     Ballot { proposal: u64, detail: String },
     #[error("the proposal is refused: {0}")]
-    Proposal(String),
+    Proposal(crate::governance::acts::ProposalFault),
     #[error(
         "the decision on proposal {proposal} differs from the tally of the log: stated {stated}, recomputed {recomputed}"
     )]
@@ -224,8 +226,8 @@ pub enum Rejection {
     SameRegister { cid: String, register: String },
     #[error("the job receipt is not verified compute: {0}")]
     Compute(String),
-    #[error("{0}")]
-    Governance(String),
+    #[error("the genesis names the steward '{steward}', which is not a did:key: {detail}")]
+    GenesisSteward { steward: String, detail: String },
 }
 
 /// What applying an entry did.
@@ -262,10 +264,11 @@ impl State {
         size: u64,
         root: [u8; 32],
     ) -> State {
+        let arithmetic = Arithmetic::of(commons.as_ref().map_or(LEGACY_STATE_ENCODING, |c| c.state_encoding));
         State {
             commons,
             deposits: deposits.into_iter().map(|d| (d.cid.clone(), d)).collect(),
-            governance: Governance::restore(records),
+            governance: Governance::restore(records, arithmetic),
             acts: acts.into_iter().collect(),
             size,
             root,
@@ -319,7 +322,10 @@ impl State {
         let changes = self.next(index, time, event)?;
         for change in &changes {
             match change {
-                Change::Commons(commons) => self.commons = Some(commons.clone()),
+                Change::Commons(commons) => {
+                    self.governance.arithmetic = Arithmetic::of(commons.state_encoding);
+                    self.commons = Some(commons.clone());
+                }
                 Change::Deposit(record) => {
                     self.deposits.insert(record.cid.clone(), record.clone());
                 }
@@ -335,8 +341,8 @@ impl State {
                 hasher.update(index.to_be_bytes());
                 hasher.update(serde_json::to_vec(&changes).unwrap_or_default());
             }
-            _ => {
-                hasher.update(crate::canonical::ROOT_PREFIX);
+            version => {
+                hasher.update(crate::canonical::root_prefix(version));
                 hasher.update(self.root);
                 hasher.update(index.to_be_bytes());
                 hasher.update(crate::canonical::changes(&changes));
@@ -377,8 +383,10 @@ impl State {
             ];
             // The founding stewards are the first verified members.
             for steward in &genesis.stewards {
-                crate::identity::key_of(steward)
-                    .map_err(|e| Rejection::Governance(format!("steward: {e}")))?;
+                crate::identity::key_of(steward).map_err(|e| Rejection::GenesisSteward {
+                    steward: steward.clone(),
+                    detail: e.to_string(),
+                })?;
                 changes.push(Change::Record(Record::Member(Member {
                     person: steward.clone(),
                     status: MemberStatus::Verified,

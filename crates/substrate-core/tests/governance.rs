@@ -12,14 +12,15 @@ use serde_json::json;
 
 use substrate_core::event::{Deposit, EventError, Genesis, KINDS};
 use substrate_core::governance::acts::{
-    Action, Attestation, Decision, Dispute, DisputeRuling, Effect, Ground, JobReceipt, NodeRegistration,
-    Proposal, Revocation, Ruling, VoteCast, node_binding_message,
+    Action, ActionProblem, Attestation, Decision, Dispute, DisputeRuling, Effect, Ground, JobReceipt,
+    NodeRegistration, Proposal, ProposalFault, Revocation, Ruling, VoteCast, node_binding_message,
 };
 use substrate_core::governance::book::{
     Board, DisputeStatus, Endorsement, Member, MemberStatus, ProposalRecord, ProposalStatus, STABILITY_POOL,
     day_of, decay,
 };
 use substrate_core::governance::mixture::{self, MixtureBallot, MixtureRules};
+use substrate_core::governance::number::Fixed;
 use substrate_core::governance::params::{DAY_MS, Parameters, Windows};
 use substrate_core::governance::stv::{self, RankedBallot};
 use substrate_core::governance::tally::{self, Chamber, ChamberTally, Outcome, ProposalClass, Vote};
@@ -432,7 +433,7 @@ fn elect(
             count: 1,
         })
         .collect();
-    let outcome = stv::elect(&names, &ballots, seats as usize).expect("stv");
+    let outcome = stv::elect::<Fixed, _>(&names, &ballots, seats as usize).expect("stv");
     (id, index, outcome.elected.iter().map(|&i| names[i].clone()).collect())
 }
 
@@ -737,7 +738,7 @@ fn a_proposal_without_actions_is_refused() {
     assert!(matches!(unopened, Err(EventError::Field { field: "actions", .. })), "{unopened:?}");
     let root = commons.state.root();
     let refused = commons.submit(empty);
-    assert!(matches!(refused, Err(Rejection::Proposal(_))), "{refused:?}");
+    assert_eq!(refused, Err(Rejection::Proposal(ProposalFault::NoActions)));
     assert_eq!(commons.state.root(), root);
 }
 #[path = "governance/acts.rs"]
@@ -750,6 +751,8 @@ mod compute;
 mod decisions;
 #[path = "governance/disputes.rs"]
 mod disputes;
+#[path = "governance/exact.rs"]
+mod exact;
 #[path = "governance/golden.rs"]
 mod golden;
 #[path = "governance/membership.rs"]

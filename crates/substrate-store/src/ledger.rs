@@ -7,17 +7,20 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::SigningKey;
 use rusqlite::{Connection, OptionalExtension, params};
-use substrate_core::event::{Event, Genesis};
+use substrate_core::cid::CidError;
+use substrate_core::entry::EntryError;
+use substrate_core::event::{Event, EventError, Genesis};
 use substrate_core::governance::book::Record;
 use substrate_core::governance::params::Windows;
 use substrate_core::receipt::Receipt;
 use substrate_core::register::Register;
 use substrate_core::state::{Change, Commons, DepositRecord, DepositStatus, Rejection, State};
 use substrate_core::{Cid, LogEntry, SignedEvent};
-use substrate_tlog::{Checkpoint, NoteSigner, Tree};
+use substrate_tlog::{Checkpoint, CheckpointError, Hash, NoteSigner, ProofError, Tree};
 
 use crate::DataDir;
 use crate::blobs::{BlobError, BlobStore};
+use crate::replay::ReplayError;
 use crate::schema;
 
 /// The checkpoint extension line that carries the state root.
@@ -41,14 +44,117 @@ pub enum LedgerError {
     NotInitialised(String),
     #[error("the log key in {path} is unusable: {detail}")]
     LogKey { path: String, detail: String },
-    #[error("the stored log is inconsistent: {0}; run `substrate ledger replay --check` for details")]
-    Inconsistent(String),
     #[error("the genesis was refused: {0}")]
     Genesis(Rejection),
     #[error(
         "this node mirrors the commons and does not hold its log key; events go to the sequencer (any node forwards them)"
     )]
     Mirror,
+
+    // The stored log or materialised state is damaged: each says what, and `replay --check` where.
+    #[error("entry {index} is missing from the log; {REPLAY_CHECK}")]
+    MissingEntry { index: u64 },
+    #[error("stored leaf {index} is not a log entry: {source}; {REPLAY_CHECK}")]
+    MalformedLeaf { index: u64, source: EntryError },
+    #[error("stored entry {index} does not open as a signed event: {source}; {REPLAY_CHECK}")]
+    UnopenableEntry { index: u64, source: Box<EventError> },
+    #[error("the stored {column} of entry {index} is {len} bytes, not 32; {REPLAY_CHECK}")]
+    MalformedHash { column: &'static str, index: u64, len: usize },
+    #[error("a row of the {table} table does not parse: {source}; {REPLAY_CHECK}")]
+    UnparsableRecord { table: Table, source: serde_json::Error },
+    #[error(
+        "a text waiting in pending_texts is stored under a key that is not a CID: {source}; {REPLAY_CHECK}"
+    )]
+    UnparsablePendingText { source: CidError },
+    #[error("the latest checkpoint does not open with the log key: {source}; {REPLAY_CHECK}")]
+    UnverifiedCheckpoint { source: CheckpointError },
+    #[error(
+        "the latest checkpoint is for size {checkpoint_size} with root {} but the log holds {log_size} entries with root {}; {REPLAY_CHECK}",
+        hex::encode(.checkpoint_root),
+        hex::encode(.log_root)
+    )]
+    CheckpointMismatch { checkpoint_size: u64, checkpoint_root: Hash, log_size: u64, log_root: Hash },
+    #[error("checkpoint {size} carries no '{STATE_EXTENSION}' line; {REPLAY_CHECK}")]
+    NoStateLine { size: u64 },
+    #[error(
+        "no inclusion proof of entry {index} in size {size} can be built from the tree held: {source}; {REPLAY_CHECK}"
+    )]
+    InclusionProof { index: u64, size: u64, source: ProofError },
+    #[error("tallying proposal {proposal}, whose window closed, was refused: {rejection}; {REPLAY_CHECK}")]
+    Tally { proposal: u64, rejection: Box<Rejection> },
+    #[error(
+        "the decision on proposal {proposal} is already logged at {index} but the proposal is still open; {REPLAY_CHECK}"
+    )]
+    DecisionLogged { proposal: u64, index: u64 },
+    #[error(
+        "the fold refused the sequencer's own decision on proposal {proposal}: {rejection}; {REPLAY_CHECK}"
+    )]
+    DecisionRefused { proposal: u64, rejection: Box<Rejection> },
+    #[error("upgrading the materialised records from the log failed: {source}; {REPLAY_CHECK}")]
+    RecordsUpgrade { source: ReplayError },
+
+    // Failures of the ledger itself, not of what it stores.
+    #[error("the log key could not sign the checkpoint for size {size}: {source}")]
+    Signing { size: u64, source: CheckpointError },
+    #[error("submission {position} of a batch of {batch} was left without an outcome")]
+    NoOutcome { position: usize, batch: usize },
+}
+
+/// Where a damaged store's message sends its operator.
+const REPLAY_CHECK: &str = "run `substrate ledger replay --check` for details";
+
+impl LedgerError {
+    /// Whether the stored log or materialised state is damaged (`substrate ledger replay --check`
+    /// says where), rather than unreadable, refused or failed for another reason.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            LedgerError::MissingEntry { .. }
+            | LedgerError::MalformedLeaf { .. }
+            | LedgerError::UnopenableEntry { .. }
+            | LedgerError::MalformedHash { .. }
+            | LedgerError::UnparsableRecord { .. }
+            | LedgerError::UnparsablePendingText { .. }
+            | LedgerError::UnverifiedCheckpoint { .. }
+            | LedgerError::CheckpointMismatch { .. }
+            | LedgerError::NoStateLine { .. }
+            | LedgerError::InclusionProof { .. }
+            | LedgerError::Tally { .. }
+            | LedgerError::DecisionLogged { .. }
+            | LedgerError::DecisionRefused { .. }
+            | LedgerError::RecordsUpgrade { .. } => true,
+            LedgerError::Database { .. }
+            | LedgerError::Sql(_)
+            | LedgerError::Column(_)
+            | LedgerError::Blob(_)
+            | LedgerError::Io { .. }
+            | LedgerError::AlreadyInitialised(_)
+            | LedgerError::NotInitialised(_)
+            | LedgerError::LogKey { .. }
+            | LedgerError::Genesis(_)
+            | LedgerError::Mirror
+            | LedgerError::Signing { .. }
+            | LedgerError::NoOutcome { .. } => false,
+        }
+    }
+}
+
+/// A table of the materialised state whose rows are JSON records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    Commons,
+    Deposits,
+    /// The governance records.
+    Records,
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Table::Commons => "commons",
+            Table::Deposits => "deposits",
+            Table::Records => "records (governance)",
+        })
+    }
 }
 
 /// How a new commons is founded.
@@ -131,7 +237,10 @@ impl Ledger {
         match outcome.into_iter().next() {
             Some(Outcome::Appended(_)) => Ok(ledger),
             Some(Outcome::Refused(rejection)) => Err(LedgerError::Genesis(rejection)),
-            _ => Err(LedgerError::Inconsistent("the genesis was not appended".into())),
+            Some(Outcome::Duplicate(receipt)) => {
+                Err(LedgerError::Genesis(Rejection::Duplicate(receipt.log_index)))
+            }
+            None => Err(LedgerError::NoOutcome { position: 0, batch: 1 }),
         }
     }
 
@@ -167,7 +276,7 @@ impl Ledger {
             // they are recomputed from the log once.
             drop(conn);
             crate::replay::replay(dir, crate::replay::ReplayMode::Rebuild, Some(verifier.clone()))
-                .map_err(|e| LedgerError::Inconsistent(format!("upgrading the materialised records: {e}")))?;
+                .map_err(|source| LedgerError::RecordsUpgrade { source })?;
             conn = schema::open(&dir.database()).map_err(database)?;
         }
         let blobs = BlobStore::open(&dir.blobs()).map_err(io_error(&dir.blobs()))?;
@@ -194,9 +303,9 @@ impl Ledger {
             while let Some(row) = rows.next()? {
                 let idx: u64 = row.get(0)?;
                 if idx != tree.size() {
-                    return Err(LedgerError::Inconsistent(format!("entry {} is missing", tree.size())));
+                    return Err(LedgerError::MissingEntry { index: tree.size() });
                 }
-                tree.push(hash_column(row.get_ref(1)?.as_blob()?)?);
+                tree.push(hash_column(row.get_ref(1)?.as_blob()?, "leaf hash", idx)?);
             }
         }
         let latest = latest_checkpoint(&self.conn)?;
@@ -204,13 +313,14 @@ impl Ledger {
             None => (0, [0u8; 32]),
             Some((_, note)) => {
                 let checkpoint = Checkpoint::open(note, &self.verifier)
-                    .map_err(|e| LedgerError::Inconsistent(format!("latest checkpoint: {e}")))?;
+                    .map_err(|source| LedgerError::UnverifiedCheckpoint { source })?;
                 if checkpoint.size != tree.size() || checkpoint.root != tree.root() {
-                    return Err(LedgerError::Inconsistent(format!(
-                        "the latest checkpoint is for size {} but the log holds {} entries",
-                        checkpoint.size,
-                        tree.size()
-                    )));
+                    return Err(LedgerError::CheckpointMismatch {
+                        checkpoint_size: checkpoint.size,
+                        checkpoint_root: checkpoint.root,
+                        log_size: tree.size(),
+                        log_root: tree.root(),
+                    });
                 }
                 (checkpoint.size, state_root_of(&checkpoint)?)
             }
@@ -221,14 +331,14 @@ impl Ledger {
             .optional()?
             .map(|json| serde_json::from_str(&json))
             .transpose()
-            .map_err(|e| LedgerError::Inconsistent(format!("commons record: {e}")))?;
+            .map_err(|source| LedgerError::UnparsableRecord { table: Table::Commons, source })?;
         let mut deposits = Vec::new();
         {
             let mut stmt = self.conn.prepare("SELECT record FROM deposits")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let record: DepositRecord = serde_json::from_str(row.get_ref(0)?.as_str()?)
-                    .map_err(|e| LedgerError::Inconsistent(format!("deposit record: {e}")))?;
+                    .map_err(|source| LedgerError::UnparsableRecord { table: Table::Deposits, source })?;
                 deposits.push(record);
             }
         }
@@ -238,7 +348,7 @@ impl Ledger {
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let record: Record = serde_json::from_str(row.get_ref(0)?.as_str()?)
-                    .map_err(|e| LedgerError::Inconsistent(format!("governance record: {e}")))?;
+                    .map_err(|source| LedgerError::UnparsableRecord { table: Table::Records, source })?;
                 records.push(record);
             }
         }
@@ -247,7 +357,8 @@ impl Ledger {
             let mut stmt = self.conn.prepare("SELECT act, idx FROM entries")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                acts.push((hash_column(row.get_ref(0)?.as_blob()?)?, row.get(1)?));
+                let index: u64 = row.get(1)?;
+                acts.push((hash_column(row.get_ref(0)?.as_blob()?, "act digest", index)?, index));
             }
         }
         self.last_time = match self
@@ -350,22 +461,20 @@ impl Ledger {
             let decision = self
                 .state
                 .decision(id)
-                .map_err(|e| LedgerError::Inconsistent(format!("tallying proposal {id}: {e}")))?;
+                .map_err(|rejection| LedgerError::Tally { proposal: id, rejection: Box::new(rejection) })?;
             let event = SignedEvent::sign(Event::Decision(decision), self.signer()?.signing_key());
             match self.append_now(vec![Submission { event, content: None }], now)?.pop() {
                 Some(Outcome::Appended(_)) => decided.push(id),
                 Some(Outcome::Duplicate(receipt)) => {
-                    return Err(LedgerError::Inconsistent(format!(
-                        "the decision on proposal {id} is already logged at {} but the proposal is still open",
-                        receipt.log_index
-                    )));
+                    return Err(LedgerError::DecisionLogged { proposal: id, index: receipt.log_index });
                 }
                 Some(Outcome::Refused(rejection)) => {
-                    return Err(LedgerError::Inconsistent(format!(
-                        "the fold refused the sequencer's own decision on proposal {id}: {rejection}"
-                    )));
+                    return Err(LedgerError::DecisionRefused {
+                        proposal: id,
+                        rejection: Box::new(rejection),
+                    });
                 }
-                None => return Err(LedgerError::Inconsistent("a decision left no outcome".into())),
+                None => return Err(LedgerError::NoOutcome { position: 0, batch: 1 }),
             }
         }
         Ok(decided)
@@ -435,7 +544,7 @@ impl Ledger {
         drop(tree);
         let note = checkpoint
             .sign(signer)
-            .map_err(|e| LedgerError::Inconsistent(format!("signing the checkpoint: {e}")))?;
+            .map_err(|source| LedgerError::Signing { size: checkpoint.size, source })?;
 
         let tx = self.conn.transaction()?;
         {
@@ -508,11 +617,11 @@ impl Ledger {
             let entry = reader.entry(index)?;
             outcomes[position] = Some(Outcome::Duplicate(reader.receipt(&batch[position].event, &entry)?));
         }
+        let batch = outcomes.len();
         outcomes
             .into_iter()
-            .map(|o| {
-                o.ok_or_else(|| LedgerError::Inconsistent("a submission was left without an outcome".into()))
-            })
+            .enumerate()
+            .map(|(position, o)| o.ok_or(LedgerError::NoOutcome { position, batch }))
             .collect()
     }
 }
@@ -530,7 +639,7 @@ pub fn flush_texts(conn: &mut Connection, blobs: &BlobStore, limit: usize) -> Re
     }
     let mut cids = Vec::with_capacity(texts.len());
     for (cid, content) in &texts {
-        let cid = Cid::parse(cid).map_err(|e| LedgerError::Inconsistent(format!("pending text: {e}")))?;
+        let cid = Cid::parse(cid).map_err(|source| LedgerError::UnparsablePendingText { source })?;
         blobs.put_unsynced(&cid, content)?;
         cids.push(cid);
     }
@@ -559,10 +668,14 @@ pub(crate) struct ReceiptSource<'a> {
 }
 
 impl ReceiptSource<'_> {
+    /// The entry at `index`; [`LedgerError::MissingEntry`] when the log holds none there.
     pub fn entry(&self, index: u64) -> Result<LogEntry, LedgerError> {
-        let leaf: Vec<u8> =
-            self.conn.query_row("SELECT leaf FROM entries WHERE idx = ?1", [index], |r| r.get(0))?;
-        LogEntry::from_leaf(index, &leaf).map_err(|e| LedgerError::Inconsistent(e.to_string()))
+        let leaf: Vec<u8> = self
+            .conn
+            .query_row("SELECT leaf FROM entries WHERE idx = ?1", [index], |r| r.get(0))
+            .optional()?
+            .ok_or(LedgerError::MissingEntry { index })?;
+        LogEntry::from_leaf(index, &leaf).map_err(|source| LedgerError::MalformedLeaf { index, source })
     }
 
     /// The receipt of the entry at `entry.index`: its proof leads to the first checkpoint that
@@ -594,8 +707,10 @@ pub(crate) fn tlog_proof(
     size: u64,
     note: String,
 ) -> Result<substrate_tlog::TlogProof, LedgerError> {
-    let hashes = tree.inclusion_proof(index, size).map_err(|e| {
-        LedgerError::Inconsistent(format!("inclusion proof of entry {index} in size {size}: {e}"))
+    let hashes = tree.inclusion_proof(index, size).map_err(|source| LedgerError::InclusionProof {
+        index,
+        size,
+        source,
     })?;
     Ok(substrate_tlog::TlogProof { index, hashes, extra: None, checkpoint: note })
 }
@@ -666,16 +781,12 @@ pub(crate) fn state_root_of(checkpoint: &Checkpoint) -> Result<[u8; 32], LedgerE
         .extension(STATE_EXTENSION)
         .and_then(|b64| STANDARD.decode(b64).ok())
         .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| {
-            LedgerError::Inconsistent(format!(
-                "checkpoint {} carries no '{STATE_EXTENSION}' line",
-                checkpoint.size
-            ))
-        })
+        .ok_or(LedgerError::NoStateLine { size: checkpoint.size })
 }
 
-pub(crate) fn hash_column(bytes: &[u8]) -> Result<[u8; 32], LedgerError> {
-    bytes.try_into().map_err(|_| LedgerError::Inconsistent(format!("a stored hash is {} bytes", bytes.len())))
+/// A hash stored in `column` of entry `index`, which must be 32 bytes.
+fn hash_column(bytes: &[u8], column: &'static str, index: u64) -> Result<Hash, LedgerError> {
+    bytes.try_into().map_err(|_| LedgerError::MalformedHash { column, index, len: bytes.len() })
 }
 
 /// A key file's text, or `None` when it does not exist.

@@ -5,14 +5,15 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{Connection, OptionalExtension};
 use substrate_core::governance::book::Governance;
+use substrate_core::governance::number::Arithmetic;
 use substrate_core::receipt::Receipt;
-use substrate_core::state::{Commons, DepositRecord};
+use substrate_core::state::{Commons, DepositRecord, LEGACY_STATE_ENCODING};
 use substrate_core::{Cid, LogEntry, SignedEvent};
 use substrate_tlog::{Hash, NoteVerifier, TlogProof, Tree};
 
 use crate::DataDir;
 use crate::blobs::{BlobError, BlobStore};
-use crate::ledger::{LedgerError, ReceiptSource, latest_checkpoint};
+use crate::ledger::{LedgerError, ReceiptSource, Table, latest_checkpoint};
 use crate::schema;
 
 #[derive(Debug, thiserror::Error)]
@@ -131,8 +132,8 @@ impl Reader {
     pub fn commons(&self) -> Result<Commons, ReadError> {
         self.with(|conn| {
             let json: String = conn.query_row("SELECT record FROM commons WHERE id = 0", [], |r| r.get(0))?;
-            serde_json::from_str(&json)
-                .map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(e.to_string())))
+            Ok(serde_json::from_str(&json)
+                .map_err(|source| LedgerError::UnparsableRecord { table: Table::Commons, source })?)
         })
     }
 
@@ -149,8 +150,8 @@ impl Reader {
                     .optional()?,
             };
             let json = json.ok_or_else(not_found)?;
-            serde_json::from_str(&json)
-                .map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(e.to_string())))
+            Ok(serde_json::from_str(&json)
+                .map_err(|source| LedgerError::UnparsableRecord { table: Table::Deposits, source })?)
         })
     }
 
@@ -173,12 +174,21 @@ impl Reader {
             let mut records = Vec::new();
             while let Some(row) = rows.next()? {
                 records.push(
-                    serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?).map_err(
-                        |e| ReadError::Ledger(LedgerError::Inconsistent(format!("governance record: {e}"))),
-                    )?,
+                    serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?)
+                        .map_err(|source| LedgerError::UnparsableRecord { table: Table::Records, source })?,
                 );
             }
-            let governance = Arc::new(Governance::restore(records));
+            let commons: Option<String> =
+                tx.query_row("SELECT record FROM commons WHERE id = 0", [], |r| r.get(0)).optional()?;
+            let encoding = match commons {
+                Some(json) => {
+                    serde_json::from_str::<Commons>(&json)
+                        .map_err(|source| LedgerError::UnparsableRecord { table: Table::Commons, source })?
+                        .state_encoding
+                }
+                None => LEGACY_STATE_ENCODING,
+            };
+            let governance = Arc::new(Governance::restore(records, Arithmetic::of(encoding)));
             *cached = Some((size, Arc::clone(&governance)));
             Ok(governance)
         })
@@ -192,9 +202,8 @@ impl Reader {
             let mut gone = Vec::new();
             while let Some(row) = rows.next()? {
                 gone.push(
-                    serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?).map_err(
-                        |e| ReadError::Ledger(LedgerError::Inconsistent(format!("deposit record: {e}"))),
-                    )?,
+                    serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?)
+                        .map_err(|source| LedgerError::UnparsableRecord { table: Table::Deposits, source })?,
                 );
             }
             Ok(gone)
@@ -229,9 +238,12 @@ impl Reader {
     pub fn receipt(&self, index: u64) -> Result<Receipt, ReadError> {
         self.with(|conn| {
             let source = ReceiptSource { conn, tree: &self.inner.tree };
-            let entry = source.entry(index).map_err(|_| ReadError::NotFound(format!("no entry {index}")))?;
+            let entry = source.entry(index).map_err(|e| match e {
+                LedgerError::MissingEntry { .. } => ReadError::NotFound(format!("no entry {index}")),
+                damaged => ReadError::Ledger(damaged),
+            })?;
             let event = SignedEvent::open_bytes(&entry.envelope)
-                .map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(format!("entry {index}: {e}"))))?;
+                .map_err(|e| LedgerError::UnopenableEntry { index, source: Box::new(e) })?;
             Ok(source.receipt(&event, &entry)?)
         })
     }
@@ -355,7 +367,7 @@ impl Reader {
                 let (index, leaf) = row?;
                 entries.push(
                     LogEntry::from_leaf(index, &leaf)
-                        .map_err(|e| ReadError::Ledger(LedgerError::Inconsistent(e.to_string())))?,
+                        .map_err(|source| LedgerError::MalformedLeaf { index, source })?,
                 );
             }
             Ok(entries)

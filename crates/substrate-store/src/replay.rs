@@ -246,14 +246,15 @@ pub fn fold_to(
     if let Some(checkpoint) = checkpoint {
         // The leaves after `size` up to the checkpoint count only by their hashes.
         let mut stmt =
-            conn.prepare("SELECT leaf_hash FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")?;
+            conn.prepare("SELECT leaf_hash, idx FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")?;
         let mut rows = stmt.query([size, checkpoint.size])?;
         while let Some(row) = rows.next()? {
             let bytes = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
-            tree.push(
-                crate::ledger::hash_column(bytes)
-                    .map_err(|e| ReplayError::Checkpoint { size: checkpoint.size, detail: e.to_string() })?,
-            );
+            let index: u64 = row.get(1)?;
+            tree.push(<[u8; 32]>::try_from(bytes).map_err(|_| ReplayError::Checkpoint {
+                size: checkpoint.size,
+                detail: format!("the stored leaf hash of entry {index} is {} bytes, not 32", bytes.len()),
+            })?);
         }
         if tree.size() != checkpoint.size || tree.root() != checkpoint.root {
             return Err(ReplayError::Checkpoint {

@@ -11,7 +11,7 @@ use substrate_core::receipt::Receipt;
 use substrate_core::state::Rejection;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::ledger::{Ledger, Outcome, Submission};
+use crate::ledger::{Ledger, LedgerError, Outcome, Submission};
 
 /// The most submissions one batch takes; more wait for the next batch.
 pub const MAX_BATCH: usize = 2048;
@@ -41,8 +41,9 @@ pub struct Submitted {
 pub enum SubmitError {
     #[error(transparent)]
     Refused(Rejection),
+    /// Shared: one failed batch answers every submission in it.
     #[error("the log could not store the event: {0}")]
-    Storage(String),
+    Storage(Arc<LedgerError>),
     #[error("the sequencer has stopped")]
     Stopped,
     #[error("the sequencer cannot be reached from this node: {0}")]
@@ -237,8 +238,9 @@ fn commit(ledger: &mut Ledger, batch: Vec<Submission>, replies: Vec<Reply>) {
         }
         Err(error) => {
             tracing::error!(%error, batch = size, "batch failed; nothing of it was acknowledged");
+            let error = Arc::new(error);
             for reply in replies {
-                let _ = reply.send(Err(SubmitError::Storage(error.to_string())));
+                let _ = reply.send(Err(SubmitError::Storage(Arc::clone(&error))));
             }
         }
     }

@@ -220,3 +220,84 @@ pub struct JobReceipt {
     pub outputs: Vec<String>,
     pub requested: String,
 }
+
+/// Why a proposal is refused when it is made; each is its own API error code
+/// ([`ProposalFault::code`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProposalFault {
+    #[error("a proposal carries at least one action")]
+    NoActions,
+    #[error(
+        "data actions (led by the contributor chamber) and workload actions (led by the technical chamber) cannot share a proposal; split it in two"
+    )]
+    MixedChambers,
+    #[error("a proposal sets the mixture or elects the board at most once")]
+    Repeated,
+    /// One action cannot be carried: `position` counts from 1.
+    #[error("action {position} ({action}): {problem}")]
+    Action { position: usize, action: String, problem: ActionProblem },
+}
+
+/// What is wrong with one action of a proposal.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionProblem {
+    #[error("needs a {} proposal, this one is {}", needed.name(), class.name())]
+    ClassTooLow { needed: ProposalClass, class: ProposalClass },
+    #[error("the ballot: {0}")]
+    Ballot(String),
+    /// A parameter the key or value of which the rules refuse (`after` earlier actions of the
+    /// same proposal changed the parameters it was checked against).
+    #[error("{reason}{}", if *after { " (after this proposal's earlier actions)" } else { "" })]
+    Parameter { reason: String, after: bool },
+    /// The deposit to remove, or the one a ruling is about, cannot be acted on.
+    #[error("{0}")]
+    Deposit(Box<crate::state::Rejection>),
+    #[error("no dispute {0}")]
+    UnknownDispute(u64),
+    #[error("dispute {dispute} was resolved by decision {decision}")]
+    DisputeResolved { dispute: u64, decision: u64 },
+    #[error("{0}")]
+    Ruling(Box<crate::state::Rejection>),
+    #[error("unknown workload kind '{kind}'; the kinds are {}", crate::governance::book::WORKLOAD_KINDS.join(", "))]
+    UnknownWorkload { kind: String },
+    #[error("a workload needs a version")]
+    WorkloadVersion,
+    #[error("at most {0} candidates")]
+    TooManyCandidates(usize),
+    #[error(
+        "{seats} seats for {candidates} candidates; seats run from 1 to {max} and no more than the candidates"
+    )]
+    Seats { seats: u32, candidates: usize, max: u32 },
+    #[error("{0} is a candidate twice")]
+    CandidateTwice(String),
+    #[error("candidate {0} is not a verified member")]
+    CandidateNotMember(String),
+}
+
+impl ProposalFault {
+    /// The API's error code for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProposalFault::NoActions => "proposal_without_actions",
+            ProposalFault::MixedChambers => "proposal_mixes_chambers",
+            ProposalFault::Repeated => "proposal_repeats_action",
+            ProposalFault::Action { problem, .. } => match problem {
+                ActionProblem::ClassTooLow { .. } => "proposal_class_too_low",
+                ActionProblem::Ballot(_) => "proposal_ballot",
+                ActionProblem::Parameter { .. } => "proposal_parameter",
+                ActionProblem::Deposit(_) => "proposal_deposit",
+                ActionProblem::UnknownDispute(_) | ActionProblem::DisputeResolved { .. } => {
+                    "proposal_dispute"
+                }
+                ActionProblem::Ruling(_) => "proposal_ruling",
+                ActionProblem::UnknownWorkload { .. } | ActionProblem::WorkloadVersion => "proposal_workload",
+                ActionProblem::TooManyCandidates(_)
+                | ActionProblem::Seats { .. }
+                | ActionProblem::CandidateTwice(_)
+                | ActionProblem::CandidateNotMember(_) => "proposal_election",
+            },
+        }
+    }
+}

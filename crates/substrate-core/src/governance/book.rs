@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cid::Cid;
 use crate::governance::acts::{Action, Ground, Ruling};
+use crate::governance::number::{Arithmetic, Fixed, Number};
 use crate::governance::params::{DAY_MS, Parameters};
 use crate::governance::tally::{self, Chamber, ChamberTally, ComputeRecord, Outcome, ProposalClass, Vote};
 use crate::register::Register;
@@ -323,15 +324,18 @@ pub struct Governance {
     pub(crate) mixtures: BTreeMap<u64, MixtureRecord>,
     /// Published adapters by their entry's log index.
     pub(crate) adapters: BTreeMap<u64, AdapterRecord>,
+    /// How decisions are computed: set from the commons' state encoding.
+    pub(crate) arithmetic: Arithmetic,
     /// Derived: open proposals by close time, and deposits under an open dispute.
     closing: BTreeSet<(u64, u64)>,
     disputed: BTreeMap<Cid, BTreeSet<u64>>,
 }
 
 impl Governance {
-    /// Rebuilds governance from its materialised records.
-    pub fn restore(records: impl IntoIterator<Item = Record>) -> Governance {
-        let mut governance = Governance::default();
+    /// Rebuilds governance from its materialised records, deciding in `arithmetic` (the
+    /// commons' [`Arithmetic::of`] its state encoding).
+    pub fn restore(records: impl IntoIterator<Item = Record>, arithmetic: Arithmetic) -> Governance {
+        let mut governance = Governance { arithmetic, ..Governance::default() };
         for record in records {
             governance.put(record);
         }
@@ -523,6 +527,16 @@ impl Governance {
     /// summing to 1; until any compute is verified, each operator weighs the same. Empty without
     /// operators.
     pub fn technical_chamber(&self, at: u64) -> BTreeMap<String, f64> {
+        match self.arithmetic {
+            Arithmetic::Float => self.technical_chamber_in::<f64>(at),
+            Arithmetic::Fixed => {
+                self.technical_chamber_in::<Fixed>(at).into_iter().map(|(who, w)| (who, w.to_f64())).collect()
+            }
+        }
+    }
+
+    /// [`Governance::technical_chamber`] in `N`.
+    pub(crate) fn technical_chamber_in<N: Number>(&self, at: u64) -> BTreeMap<String, N> {
         let operators: BTreeSet<&str> = self
             .nodes
             .values()
@@ -533,7 +547,7 @@ impl Governance {
             .compute
             .values()
             .filter(|c| c.at <= at && operators.contains(c.operator.as_str()))
-            .map(|c| ComputeRecord { operator: c.operator.clone(), units: c.units as f64, at: c.at })
+            .map(|c| ComputeRecord { operator: c.operator.clone(), units: c.units, at: c.at })
             .collect();
         let operators: Vec<&str> = operators.into_iter().collect();
         tally::operator_weights(&operators, &records, at)

@@ -11,12 +11,13 @@ use ed25519_dalek::Verifier;
 use crate::cid::Cid;
 use crate::event::{Event, SignedEvent};
 use crate::governance::acts::{
-    Action, Attestation, Decision, Dispute, DisputeRuling, Effect, Ground, JobReceipt, NodeRegistration,
-    Proposal, Revocation, Ruling, VoteCast, node_binding_message,
+    Action, ActionProblem, Attestation, Decision, Dispute, DisputeRuling, Effect, Ground, JobReceipt,
+    NodeRegistration, Proposal, ProposalFault, Revocation, Ruling, VoteCast, node_binding_message,
 };
 use crate::governance::book::*;
 use crate::governance::credits::CreditBook;
 use crate::governance::mixture;
+use crate::governance::number::{Arithmetic, Fixed, Number};
 use crate::governance::params::{DAY_MS, Parameters};
 use crate::governance::stv::{self, RankedBallot};
 use crate::governance::tally::{self, ChamberTally, Outcome};
@@ -260,9 +261,7 @@ impl State {
         params: &Parameters,
     ) -> Result<Vec<Change>, Rejection> {
         self.require_member(signer, time)?;
-        let invalid = |detail: String| Rejection::Proposal(detail);
-        let first =
-            p.actions.first().ok_or_else(|| invalid("a proposal carries at least one action".into()))?;
+        let first = p.actions.first().ok_or(Rejection::Proposal(ProposalFault::NoActions))?;
         let lead = lead_of(first);
         let mut mixtures = 0;
         let mut elections = 0;
@@ -271,86 +270,81 @@ impl State {
         // are refused now rather than skipped at the close.
         let mut working = params.clone();
         for (position, action) in p.actions.iter().enumerate() {
-            let at =
-                |detail: String| invalid(format!("action {} ({}): {detail}", position + 1, action.name()));
+            let at = |problem: ActionProblem| {
+                Rejection::Proposal(ProposalFault::Action {
+                    position: position + 1,
+                    action: action.name().to_owned(),
+                    problem,
+                })
+            };
             if lead_of(action) != lead {
-                return Err(invalid(
-                    "data actions (led by the contributor chamber) and workload actions (led by the technical chamber) cannot share a proposal; split it in two".into(),
-                ));
+                return Err(Rejection::Proposal(ProposalFault::MixedChambers));
             }
-            let needed = min_class(action).map_err(&at)?;
+            let needed =
+                min_class(action).map_err(|reason| at(ActionProblem::Parameter { reason, after: false }))?;
             if class_rank(needed) > class_rank(p.class) {
-                return Err(at(format!(
-                    "needs a {} proposal, this one is {}",
-                    serde_json::to_value(needed).unwrap_or_default().as_str().unwrap_or_default(),
-                    serde_json::to_value(p.class).unwrap_or_default().as_str().unwrap_or_default()
-                )));
+                return Err(at(ActionProblem::ClassTooLow { needed, class: p.class }));
             }
             match action {
                 Action::SetMixture { ballot } => {
                     mixtures += 1;
                     mixture::check_ballot(&working.registers, ballot)
-                        .map_err(|e| at(format!("the ballot: {e}")))?;
+                        .map_err(|e| at(ActionProblem::Ballot(e)))?;
                 }
                 Action::SetParameter { key, value } => {
-                    working.set(key, value).map_err(|e| {
-                        if position == 0 {
-                            at(e)
-                        } else {
-                            at(format!("{e} (after this proposal's earlier actions)"))
-                        }
-                    })?;
+                    working
+                        .set(key, value)
+                        .map_err(|reason| at(ActionProblem::Parameter { reason, after: position > 0 }))?;
                 }
                 Action::RemoveDeposit { cid, .. } => {
-                    self.active_deposit(cid).map_err(|e| at(e.to_string()))?;
+                    self.active_deposit(cid).map_err(|e| at(ActionProblem::Deposit(Box::new(e))))?;
                 }
                 Action::ResolveDispute { dispute, ruling } => {
                     let d = self
                         .governance
                         .disputes
                         .get(dispute)
-                        .ok_or_else(|| at(format!("no dispute {dispute}")))?;
+                        .ok_or_else(|| at(ActionProblem::UnknownDispute(*dispute)))?;
                     if let DisputeStatus::Resolved { decision, .. } = d.status {
-                        return Err(at(format!("dispute {dispute} was resolved by decision {decision}")));
+                        return Err(at(ActionProblem::DisputeResolved { dispute: *dispute, decision }));
                     }
-                    self.check_ruling(&d.cid, ruling, &working).map_err(|e| at(e.to_string()))?;
+                    self.check_ruling(&d.cid, ruling, &working)
+                        .map_err(|e| at(ActionProblem::Ruling(Box::new(e))))?;
                 }
                 Action::ApproveWorkload { kind, version } => {
                     if !WORKLOAD_KINDS.contains(&kind.as_str()) {
-                        return Err(at(format!(
-                            "unknown workload kind '{kind}'; the kinds are {}",
-                            WORKLOAD_KINDS.join(", ")
-                        )));
+                        return Err(at(ActionProblem::UnknownWorkload { kind: kind.clone() }));
                     }
                     if version.trim().is_empty() {
-                        return Err(at("a workload needs a version".into()));
+                        return Err(at(ActionProblem::WorkloadVersion));
                     }
                 }
                 Action::ElectBoard { seats, candidates } => {
                     elections += 1;
                     if candidates.len() > MAX_CANDIDATES {
-                        return Err(at(format!("at most {MAX_CANDIDATES} candidates")));
+                        return Err(at(ActionProblem::TooManyCandidates(MAX_CANDIDATES)));
                     }
                     if *seats == 0 || *seats > MAX_SEATS || *seats as usize > candidates.len() {
-                        return Err(at(format!(
-                            "{seats} seats for {} candidates; seats run from 1 to {MAX_SEATS} and no more than the candidates",
-                            candidates.len()
-                        )));
+                        return Err(at(ActionProblem::Seats {
+                            seats: *seats,
+                            candidates: candidates.len(),
+                            max: MAX_SEATS,
+                        }));
                     }
                     let mut seen = std::collections::BTreeSet::new();
                     for candidate in candidates {
                         if !seen.insert(candidate) {
-                            return Err(at(format!("{candidate} is a candidate twice")));
+                            return Err(at(ActionProblem::CandidateTwice(candidate.clone())));
                         }
                         if !self.governance.is_verified(candidate, time) {
-                            return Err(at(format!("candidate {candidate} is not a verified member")));
+                            return Err(at(ActionProblem::CandidateNotMember(candidate.clone())));
                         }
                     }
                 }
             }
         }
         if mixtures > 1 || elections > 1 {
-            return Err(invalid("a proposal sets the mixture or elects the board at most once".into()));
+            return Err(Rejection::Proposal(ProposalFault::Repeated));
         }
         Ok(vec![Change::Record(Record::Proposal(ProposalRecord {
             id: index,
@@ -417,30 +411,44 @@ impl State {
         }))])
     }
 
-    /// The decision on proposal `id`, tallied as of its close. The sequencer signs exactly this;
-    /// the fold accepts a decision only if it is exactly this.
+    /// The decision on proposal `id`, tallied as of its close in the commons' arithmetic. The
+    /// sequencer signs exactly this; the fold accepts a decision only if it is exactly this.
     pub fn decision(&self, id: u64) -> Result<Decision, Rejection> {
+        match self.governance.arithmetic {
+            Arithmetic::Float => self.decision_in::<f64>(id),
+            Arithmetic::Fixed => self.decision_in::<Fixed>(id),
+        }
+    }
+
+    fn decision_in<N: Number>(&self, id: u64) -> Result<Decision, Rejection> {
         let g = &self.governance;
         let params = g.params.as_ref().ok_or(Rejection::NoGenesis)?;
         let proposal = g.proposals.get(&id).ok_or(Rejection::UnknownProposal(id))?;
         let at = proposal.closes_at;
-        let (contributor, technical, votes) = g.tally_votes(id, at);
+        let (contributor, technical, votes) = g.tally_votes::<N>(id, at);
         let eligible: Vec<&VoteRecord> =
-            votes.into_iter().filter(|(_, w, _)| *w > 0.0).map(|(v, _, _)| v).collect();
+            votes.into_iter().filter(|(_, w, _)| *w > N::ZERO).map(|(v, _, _)| v).collect();
         let outcome =
             tally::decide_with(params.thresholds(proposal.class), proposal.lead, &contributor, &technical);
         // Actions take effect in order, each on what the ones before it left.
         let mut working = Working { params: params.clone(), removed: std::collections::BTreeSet::new() };
         let effects = if outcome == Outcome::Passed {
-            proposal.actions.iter().map(|a| self.effect(proposal, a, &eligible, &mut working)).collect()
+            proposal.actions.iter().map(|a| self.effect::<N>(proposal, a, &eligible, &mut working)).collect()
         } else {
             Vec::new()
         };
-        Ok(Decision { proposal: id, closed_at: at, contributor, technical, outcome, effects })
+        Ok(Decision {
+            proposal: id,
+            closed_at: at,
+            contributor: contributor.to_f64(),
+            technical: technical.to_f64(),
+            outcome,
+            effects,
+        })
     }
 
     /// What `action` of the passed `proposal` does now.
-    fn effect(
+    fn effect<N: Number>(
         &self,
         proposal: &ProposalRecord,
         action: &Action,
@@ -464,7 +472,7 @@ impl State {
                 if !proposer_voted && self.governance.is_verified(&proposal.proposer, proposal.closes_at) {
                     ballots.push(ballot);
                 }
-                match mixture::aggregate_weights(&params.registers, &ballots, &params.mixture_rules()) {
+                match mixture::aggregate_weights::<N>(&params.registers, &ballots, &params.mixture_rules()) {
                     Ok(m) => Effect::Mixture { weights: m.weights, ballots: ballots.len() as u64 },
                     Err(e) => skipped(e.to_string()),
                 }
@@ -492,17 +500,16 @@ impl State {
             Action::ResolveDispute { dispute, ruling } => {
                 let check = self.governance.disputes.get(dispute).map(|d| match d.status {
                     DisputeStatus::Resolved { decision, .. } => {
-                        Err(Rejection::Governance(format!("resolved by decision {decision}")))
+                        Err(format!("resolved by decision {decision}"))
                     }
-                    _ if working.removed.contains(&d.cid) => Err(Rejection::Governance(format!(
-                        "{} is removed by an earlier action of this proposal",
-                        d.cid
-                    ))),
-                    _ => self.check_ruling(&d.cid, ruling, params),
+                    _ if working.removed.contains(&d.cid) => {
+                        Err(format!("{} is removed by an earlier action of this proposal", d.cid))
+                    }
+                    _ => self.check_ruling(&d.cid, ruling, params).map_err(|e| e.to_string()),
                 });
                 match check {
                     Some(Ok(())) => Effect::Ruling { dispute: *dispute, ruling: ruling.clone() },
-                    Some(Err(e)) => skipped(e.to_string()),
+                    Some(Err(reason)) => skipped(reason),
                     None => skipped(format!("no dispute {dispute}")),
                 }
             }
@@ -533,7 +540,7 @@ impl State {
                     return skipped("nobody ranked the candidates".into());
                 }
                 let seats = (*seats as usize).min(standing.len());
-                match stv::elect(&standing, &ballots, seats) {
+                match stv::elect::<N, _>(&standing, &ballots, seats) {
                     Ok(outcome) => Effect::Board {
                         members: outcome.elected.iter().map(|&i| standing[i].clone()).collect(),
                         ballots: ballots.len() as u64,
@@ -896,27 +903,49 @@ struct Working {
 impl Governance {
     /// Both chambers' tallies of proposal `id` with the electorate of `at`.
     pub fn tally(&self, id: u64, at: u64) -> (ChamberTally, ChamberTally) {
-        let (contributor, technical, _) = self.tally_votes(id, at);
+        let (contributor, technical, _) = self.standing(id, at);
         (contributor, technical)
     }
 
-    /// [`Governance::tally`], with every vote and its weight in each chamber.
+    /// Both chambers' tallies of proposal `id` with the electorate of `at`, and what they would
+    /// decide if it closed then, in the commons' arithmetic.
+    pub fn standing(&self, id: u64, at: u64) -> (ChamberTally, ChamberTally, Option<Outcome>) {
+        fn standing_in<N: Number>(
+            g: &Governance,
+            id: u64,
+            at: u64,
+        ) -> (ChamberTally, ChamberTally, Option<Outcome>) {
+            let (contributor, technical, _) = g.tally_votes::<N>(id, at);
+            let outcome = g.proposals.get(&id).map(|proposal| {
+                let thresholds =
+                    g.params.as_ref().map_or(proposal.class.thresholds(), |p| p.thresholds(proposal.class));
+                tally::decide_with(thresholds, proposal.lead, &contributor, &technical)
+            });
+            (contributor.to_f64(), technical.to_f64(), outcome)
+        }
+        match self.arithmetic {
+            Arithmetic::Float => standing_in::<f64>(self, id, at),
+            Arithmetic::Fixed => standing_in::<Fixed>(self, id, at),
+        }
+    }
+
+    /// Both chambers' tallies in `N`, with every vote and its weight in each chamber.
     #[allow(clippy::type_complexity)]
-    pub fn tally_votes(
+    fn tally_votes<N: Number>(
         &self,
         id: u64,
         at: u64,
-    ) -> (ChamberTally, ChamberTally, Vec<(&VoteRecord, f64, f64)>) {
-        let technical_chamber = self.technical_chamber(at);
+    ) -> (ChamberTally<N>, ChamberTally<N>, Vec<(&VoteRecord, N, N)>) {
+        let technical_chamber = self.technical_chamber_in::<N>(at);
         let votes = self.weighed_votes(id, at, &technical_chamber);
         // Sums run in a fixed order (the chamber's and the votes'), so every node adds the same
-        // floating-point numbers in the same order.
+        // numbers in the same order.
         let contributor = ChamberTally::weighed(
-            self.contributor_count(at) as f64,
+            N::from_u64(self.contributor_count(at) as u64),
             votes.iter().map(|(v, weight, _)| (*weight, v.choice)),
         );
         let technical = ChamberTally::weighed(
-            technical_chamber.values().sum(),
+            N::sum(technical_chamber.values().copied()),
             votes.iter().map(|(v, _, weight)| (*weight, v.choice)),
         );
         (contributor, technical, votes)
@@ -925,12 +954,12 @@ impl Governance {
     /// Every vote on proposal `id` with its voter's weight at `at` in the contributor chamber (1
     /// for a verified person) and in `technical` (0 where they do not count). Votes, members and
     /// the chamber are all sorted by person, so one merge pairs them without copying a name.
-    pub fn weighed_votes(
+    pub fn weighed_votes<N: Number>(
         &self,
         id: u64,
         at: u64,
-        technical: &BTreeMap<String, f64>,
-    ) -> Vec<(&VoteRecord, f64, f64)> {
+        technical: &BTreeMap<String, N>,
+    ) -> Vec<(&VoteRecord, N, N)> {
         fn weight<'a, V: 'a>(
             chamber: &mut Peekable<impl Iterator<Item = (&'a String, V)>>,
             voter: &str,
@@ -943,8 +972,8 @@ impl Governance {
         self.votes_on(id)
             .map(|v| {
                 let person =
-                    weight(&mut members, &v.voter).filter(|m| m.verified_at(at)).map_or(0.0, |_| 1.0);
-                (v, person, weight(&mut operators, &v.voter).copied().unwrap_or(0.0))
+                    weight(&mut members, &v.voter).filter(|m| m.verified_at(at)).map_or(N::ZERO, |_| N::ONE);
+                (v, person, weight(&mut operators, &v.voter).copied().unwrap_or(N::ZERO))
             })
             .collect()
     }

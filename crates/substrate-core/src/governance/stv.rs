@@ -32,10 +32,14 @@
 //!   tolerance, in set iteration order); here ties are decided by tolerance and list order only.
 //!
 //! Ballots are merged and sorted before counting, so the order they arrive in cannot change a
-//! single bit of the result; all arithmetic is IEEE f64 addition, multiplication and division,
-//! which every platform computes alike.
+//! single bit of the result. The count runs in a commons' [`Number`]: fixed point for commons
+//! founded with state encoding 3 or later, where both tolerances widen to the rounding the count
+//! can gather ([`Number::slack`]: 2^−28 of the votes), so tallies equal in exact arithmetic tie;
+//! IEEE f64 addition, multiplication and division for the ones before.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use crate::governance::number::Number;
 
 /// Keep factors that move by no more than this have converged; a tally this close to the quota
 /// has reached it (pref_voting's `tol`).
@@ -111,9 +115,9 @@ enum Status {
     Excluded,
 }
 
-/// Elects `seats` of `candidates` from `ballots` by Meek STV; the candidate list is also the
-/// tie-break order (earlier is favoured).
-pub fn elect<S: AsRef<str>>(
+/// Elects `seats` of `candidates` from `ballots` by Meek STV counted in `N`; the candidate list
+/// is also the tie-break order (earlier is favoured).
+pub fn elect<N: Number, S: AsRef<str>>(
     candidates: &[S],
     ballots: &[RankedBallot],
     seats: usize,
@@ -130,27 +134,30 @@ pub fn elect<S: AsRef<str>>(
             return Err(ElectionError::DuplicateCandidate(name.as_ref().to_owned()));
         }
     }
-    let count = Count::new(candidates, ballots, seats)?;
+    let count = Count::<N>::new(candidates, ballots, seats)?;
     Ok(count.run())
 }
 
 /// The merged ballots and the running state of the count.
-struct Count {
+struct Count<N> {
     seats: usize,
     /// Distinct rankings in ascending order, each with its total count.
-    ballots: Vec<(Vec<usize>, f64)>,
-    total: f64,
-    keep: Vec<f64>,
+    ballots: Vec<(Vec<usize>, N)>,
+    total: N,
+    keep: Vec<N>,
     status: Vec<Status>,
     elected: Vec<usize>,
+    /// [`CONVERGENCE`] and [`NEGLIGIBLE`] in `N`, at least its [`Number::slack`].
+    convergence: N,
+    negligible: N,
 }
 
-impl Count {
+impl<N: Number> Count<N> {
     fn new<S: AsRef<str>>(
         candidates: &[S],
         ballots: &[RankedBallot],
         seats: usize,
-    ) -> Result<Count, ElectionError> {
+    ) -> Result<Count<N>, ElectionError> {
         let n = candidates.len();
         let mut merged: BTreeMap<&[usize], u64> = BTreeMap::new();
         for (index, ballot) in ballots.iter().enumerate() {
@@ -177,16 +184,22 @@ impl Count {
             .ok_or(ElectionError::TooManyVotes)?;
         Ok(Count {
             seats,
-            ballots: merged.into_iter().map(|(ranking, count)| (ranking.to_vec(), count as f64)).collect(),
-            total: total as f64,
-            keep: vec![1.0; n],
+            ballots: merged
+                .into_iter()
+                .map(|(ranking, count)| (ranking.to_vec(), N::from_u64(count)))
+                .collect(),
+            total: N::from_u64(total),
+            keep: vec![N::ONE; n],
             status: vec![Status::Hopeful; n],
             elected: Vec::with_capacity(seats),
+            convergence: N::from_f64(CONVERGENCE).max(N::slack(N::from_u64(total))),
+            negligible: N::from_f64(NEGLIGIBLE).max(N::slack(N::from_u64(total))),
         })
     }
 
     fn run(mut self) -> StvOutcome {
         let mut rounds = Vec::new();
+        let (convergence, negligible) = (self.convergence, self.negligible);
         while self.elected.len() < self.seats {
             let (iterations, tally, exhausted) = self.converge();
             let quota = self.quota(exhausted);
@@ -194,36 +207,45 @@ impl Count {
             let hopeful = self.hopeful();
             let open = self.seats - self.elected.len();
             let reached: Vec<usize> =
-                hopeful.iter().copied().filter(|&c| tally[c] >= quota - CONVERGENCE).collect();
+                hopeful.iter().copied().filter(|&c| tally[c] >= quota - convergence).collect();
             let decision = if !reached.is_empty() {
-                let newly: Vec<usize> = by_tally(reached, &tally).into_iter().take(open).collect();
+                let newly: Vec<usize> =
+                    by_tally(reached, &tally, negligible).into_iter().take(open).collect();
                 for &c in &newly {
                     self.status[c] = Status::Elected;
                     self.elected.push(c);
-                    if tally[c] > quota + CONVERGENCE {
+                    if tally[c] > quota + convergence {
                         self.keep[c] = quota / tally[c];
                     }
                 }
                 StvDecision::Elected(newly)
             } else if hopeful.len() <= open {
-                let rest = by_tally(hopeful, &tally);
+                let rest = by_tally(hopeful, &tally, negligible);
                 for &c in &rest {
                     self.status[c] = Status::Elected;
                     self.elected.push(c);
                 }
                 StvDecision::ElectedRemaining(rest)
             } else {
-                let lowest = hopeful.iter().map(|&c| tally[c]).fold(f64::INFINITY, f64::min);
+                let Some(lowest) = hopeful.iter().map(|&c| tally[c]).reduce(N::min) else { break };
                 let mut tied: Vec<usize> =
-                    hopeful.into_iter().filter(|&c| tally[c] <= lowest + NEGLIGIBLE).collect();
+                    hopeful.into_iter().filter(|&c| tally[c] <= lowest + negligible).collect();
                 // `tied` ascends, so its last is the least favoured; it holds at least the lowest.
                 let Some(candidate) = tied.pop() else { break };
                 self.status[candidate] = Status::Excluded;
-                self.keep[candidate] = 0.0;
+                self.keep[candidate] = N::ZERO;
                 StvDecision::Excluded { candidate, tied_with: tied }
             };
             let finished = matches!(decision, StvDecision::ElectedRemaining(_));
-            rounds.push(StvRound { keep, tally, exhausted, quota, iterations, decision });
+            let f64s = |values: Vec<N>| values.into_iter().map(N::to_f64).collect();
+            rounds.push(StvRound {
+                keep: f64s(keep),
+                tally: f64s(tally),
+                exhausted: exhausted.to_f64(),
+                quota: quota.to_f64(),
+                iterations,
+                decision,
+            });
             if finished {
                 break;
             }
@@ -233,7 +255,7 @@ impl Count {
 
     /// Adjusts the elected candidates' keep factors until they settle; returns the adjustments
     /// made and the tallies and exhausted weight under the final keep factors.
-    fn converge(&mut self) -> (usize, Vec<f64>, f64) {
+    fn converge(&mut self) -> (usize, Vec<N>, N) {
         let mut iterations = 0;
         loop {
             let (tally, exhausted) = self.tally();
@@ -243,9 +265,9 @@ impl Count {
             let quota = self.quota(exhausted);
             let mut changed = false;
             for &c in &self.elected {
-                if tally[c] > CONVERGENCE && self.keep[c] > 0.0 {
-                    let keep = (self.keep[c] * quota / tally[c]).clamp(0.0, 1.0);
-                    if (self.keep[c] - keep).abs() > CONVERGENCE {
+                if tally[c] > self.convergence && self.keep[c] > N::ZERO {
+                    let keep = (self.keep[c] * quota / tally[c]).clamp(N::ZERO, N::ONE);
+                    if (self.keep[c] - keep).abs() > self.convergence {
                         self.keep[c] = keep;
                         changed = true;
                     }
@@ -259,29 +281,29 @@ impl Count {
     }
 
     /// Each candidate's votes and the exhausted weight under the current keep factors.
-    fn tally(&self) -> (Vec<f64>, f64) {
-        let mut tally = vec![0.0; self.keep.len()];
-        let mut exhausted = 0.0;
+    fn tally(&self) -> (Vec<N>, N) {
+        let mut tally = vec![N::ZERO; self.keep.len()];
+        let mut exhausted = N::ZERO;
         for (ranking, count) in &self.ballots {
-            let mut remaining = 1.0;
+            let mut remaining = N::ONE;
             for &c in ranking {
                 if self.status[c] == Status::Excluded {
                     continue;
                 }
-                tally[c] += self.keep[c] * remaining * count;
-                remaining *= 1.0 - self.keep[c];
-                if remaining <= NEGLIGIBLE {
+                tally[c] = tally[c] + self.keep[c] * remaining * *count;
+                remaining = remaining * (N::ONE - self.keep[c]);
+                if remaining <= self.negligible {
                     break;
                 }
             }
-            exhausted += remaining * count;
+            exhausted = exhausted + remaining * *count;
         }
         (tally, exhausted)
     }
 
-    fn quota(&self, exhausted: f64) -> f64 {
+    fn quota(&self, exhausted: N) -> N {
         let live = self.total - exhausted;
-        if live > NEGLIGIBLE { live / (self.seats + 1) as f64 } else { 0.0 }
+        if live > self.negligible { live / N::from_u64(self.seats as u64 + 1) } else { N::ZERO }
     }
 
     fn hopeful(&self) -> Vec<usize> {
@@ -289,12 +311,12 @@ impl Count {
     }
 }
 
-/// `pool` (ascending) ordered by tally, highest first; tallies within [`NEGLIGIBLE`] of the
-/// highest left count as equal and go in list order.
-fn by_tally(mut pool: Vec<usize>, tally: &[f64]) -> Vec<usize> {
+/// `pool` (ascending) ordered by tally, highest first; tallies within `negligible` of the highest
+/// left count as equal and go in list order.
+fn by_tally<N: Number>(mut pool: Vec<usize>, tally: &[N], negligible: N) -> Vec<usize> {
     let mut order = Vec::with_capacity(pool.len());
-    while let Some(top) = pool.iter().map(|&c| tally[c]).reduce(f64::max) {
-        let Some(first) = pool.iter().position(|&c| tally[c] >= top - NEGLIGIBLE) else { break };
+    while let Some(top) = pool.iter().map(|&c| tally[c]).reduce(N::max) {
+        let Some(first) = pool.iter().position(|&c| tally[c] >= top - negligible) else { break };
         order.push(pool.remove(first));
     }
     order
@@ -307,6 +329,25 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::governance::number::Fixed;
+
+    /// Elects in both arithmetics, checks that they elect the same board in the same order (or
+    /// refuse alike), and returns the fixed-point count.
+    fn elect<S: AsRef<str>>(
+        candidates: &[S],
+        ballots: &[RankedBallot],
+        seats: usize,
+    ) -> Result<StvOutcome, ElectionError> {
+        let float = super::elect::<f64, S>(candidates, ballots, seats);
+        let fixed = super::elect::<Fixed, S>(candidates, ballots, seats);
+        match (&float, &fixed) {
+            // The rounds may differ where a tally sits within the tolerance of the quota (one
+            // arithmetic elects it by reaching the quota, the other as the last one remaining).
+            (Ok(a), Ok(b)) => assert_eq!(a.elected, b.elected, "float {a:#?}\nfixed {b:#?}"),
+            _ => assert_eq!(float, fixed),
+        }
+        fixed
+    }
 
     /// Ballots written as names separated by spaces ("" is blank), each with its count.
     fn ballots(candidates: &[&str], text: &[(&str, u64)]) -> Vec<RankedBallot> {

@@ -205,7 +205,20 @@ fn a_proposal_whose_actions_contradict_each_other_is_refused_when_proposed() {
         vec![parameter("mixture.floor.sacred", json!(0.2)), parameter("mixture.cap.sacred", json!(0.1))],
     ] {
         let refused = commons.apply(proposal(ProposalClass::Ordinary, actions), &key(10));
-        let Err(Rejection::Proposal(detail)) = &refused else { panic!("accepted: {refused:?}") };
+        let Err(Rejection::Proposal(fault)) = &refused else { panic!("accepted: {refused:?}") };
+        assert!(
+            matches!(
+                fault,
+                ProposalFault::Action {
+                    position: 2,
+                    problem: ActionProblem::Parameter { after: true, .. },
+                    ..
+                }
+            ),
+            "{fault:?}"
+        );
+        assert_eq!(fault.code(), "proposal_parameter");
+        let detail = fault.to_string();
         assert!(detail.starts_with("action 2 (set-parameter)"), "{detail}");
         assert!(detail.contains("after this proposal's earlier actions"), "{detail}");
     }

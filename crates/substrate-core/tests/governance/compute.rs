@@ -36,7 +36,8 @@ fn a_workload_is_decided_by_the_technical_chamber_weighted_by_verified_compute()
     }
     // Until some compute is verified every operator weighs the same.
     let technical = commons.state.governance().technical_chamber(commons.now);
-    assert_eq!(technical, [10, 11, 12].map(|n| (did(n), 1.0 / 3.0)).into_iter().collect());
+    assert_eq!(technical.len(), 3, "{technical:?}");
+    assert!(technical.values().all(|w| (w - 1.0 / 3.0).abs() < 1e-12), "{technical:?}");
 
     let index = commons.receipt(100, &[110], 400).expect("verified compute").index;
     commons.receipt(110, &[120], 100).expect("verified compute");

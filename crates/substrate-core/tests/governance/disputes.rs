@@ -113,7 +113,16 @@ fn an_appeal_to_the_chambers_applies_its_ruling() {
         ),
         &key(10),
     );
-    assert!(matches!(again, Err(Rejection::Proposal(_))), "{again:?}");
+    assert!(
+        matches!(
+            &again,
+            Err(Rejection::Proposal(ProposalFault::Action {
+                problem: ActionProblem::DisputeResolved { .. } | ActionProblem::Ruling(_),
+                ..
+            }))
+        ),
+        "{again:?}"
+    );
 }
 
 // Credits.

@@ -1,6 +1,7 @@
 //! The state root is pinned: one log with every kind of change, from fixed keys at fixed times,
-//! must fold to the root committed here, in the canonical encoding a new commons uses and in the
-//! JSON encoding of the logs founded before it. A change to either encoding, or to what the fold
+//! must fold to the root committed here, in the canonical encoding with fixed-point decisions a
+//! new commons uses, with the `f64` decisions of version 2, and in the JSON encoding of the logs
+//! founded before either. A change to either encoding, or to what the fold
 //! records, fails here before it can split the nodes of a commons.
 
 use super::*;
@@ -59,7 +60,7 @@ fn root(commons: &Commons) -> String {
 fn a_fixed_log_folds_to_its_committed_state_root() {
     let commons = golden(Some(canonical::VERSION));
     assert_eq!(commons.state.size(), 31, "the golden log changed length");
-    assert_eq!(root(&commons), "4a5310e2df39aa5b6f223a012b49b6c0a26399bbc86b6b27377aa9f7a1d49199");
+    assert_eq!(root(&commons), "fa3cbe6b85d20a44deb899a679209ddfc521cd133a9c4b08b3a16bf4d197afa4");
     // Replay from the envelopes alone gives the same root.
     let mut again = State::new();
     for (index, (time, signed)) in commons.entries.iter().enumerate() {
@@ -67,6 +68,12 @@ fn a_fixed_log_folds_to_its_committed_state_root() {
         again.apply(index as u64, *time, &reopened).expect("replays");
     }
     assert_eq!(again.root(), commons.state.root());
+}
+
+#[test]
+fn a_log_founded_with_float_decisions_keeps_its_root() {
+    let commons = golden(Some(2));
+    assert_eq!(root(&commons), "4a5310e2df39aa5b6f223a012b49b6c0a26399bbc86b6b27377aa9f7a1d49199");
 }
 
 #[test]
@@ -89,8 +96,8 @@ fn a_genesis_naming_an_unknown_state_encoding_is_refused() {
         created: "2026-11-22T00:00:00.000Z".into(),
         stewards: Vec::new(),
         windows: None,
-        state_encoding: Some(3),
+        state_encoding: Some(4),
     });
-    let refused = Event::from_statement(genesis.to_statement()).expect_err("version 3");
+    let refused = Event::from_statement(genesis.to_statement()).expect_err("version 4");
     assert!(matches!(refused, EventError::Field { field: "stateEncoding", .. }), "{refused:?}");
 }

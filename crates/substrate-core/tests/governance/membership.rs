@@ -92,7 +92,10 @@ fn vouching_verifies_after_a_constitutional_vote_and_a_duplicate_costs_the_vouch
     commons.attest_all(1, [10, 11, 12]);
     let turn_on = || vec![parameter("vouching.required", json!(2))];
     let too_low = commons.apply(proposal(ProposalClass::Resource, turn_on()), &key(1));
-    assert!(matches!(too_low, Err(Rejection::Proposal(_))), "{too_low:?}");
+    assert!(
+        matches!(&too_low, Err(Rejection::Proposal(f)) if f.code() == "proposal_class_too_low"),
+        "{too_low:?}"
+    );
     commons.pass(1, ProposalClass::Constitutional, turn_on(), &[1, 2, 3, 10]);
     assert_eq!(commons.params().vouches_required, 2);
 

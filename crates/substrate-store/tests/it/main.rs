@@ -7,6 +7,8 @@ use substrate_core::{Cid, ConsentTier, Register, SignedEvent};
 use substrate_store::ledger::Outcome;
 use substrate_store::{DataDir, InitOptions, Ledger, ReplayMode, SequencerHandle, Submission};
 
+mod damage;
+
 fn found(dir: &std::path::Path) -> Ledger {
     Ledger::init(
         &DataDir::new(dir),

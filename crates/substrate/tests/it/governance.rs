@@ -399,7 +399,7 @@ fn bad_governance_input_is_refused_with_a_reason_and_changes_nothing() {
     let reply = refused_without_trace(&http, "a member's decision", || {
         post_event(&http, &ada.sign(Event::Decision(forged_decision)))
     });
-    assert_mentions(&reply.error(400, "refused"), &["decisions are the sequencer's"]);
+    assert_mentions(&reply.error(400, "decision_by_sequencer"), &["decisions are the sequencer's"]);
 
     // A vote by someone who is not a member.
     let err = refused_without_trace(&http, "a stranger's vote", || {
