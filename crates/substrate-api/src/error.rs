@@ -179,7 +179,7 @@ fn ledger_failure(e: &substrate_store::LedgerError) -> Option<ApiError> {
         LedgerError::UnopenableEntry { .. } => "unopenable_entry",
         LedgerError::MalformedHash { .. } => "malformed_hash",
         LedgerError::UnparsableRecord { .. } => "unparsable_record",
-        LedgerError::UnparsablePendingText { .. } => "unparsable_pending_text",
+        LedgerError::UnparsableCid { .. } => "unparsable_cid",
         LedgerError::UnverifiedCheckpoint { .. } => "unverified_checkpoint",
         LedgerError::CheckpointMismatch { .. } => "checkpoint_mismatch",
         LedgerError::NoStateLine { .. } => "checkpoint_without_state",
@@ -257,7 +257,8 @@ mod tests {
             },
             LedgerError::MalformedHash { column: "leaf hash", index: 7, len: 2 },
             LedgerError::UnparsableRecord { table: substrate_store::ledger::Table::Deposits, source: json() },
-            LedgerError::UnparsablePendingText {
+            LedgerError::UnparsableCid {
+                table: substrate_store::ledger::Table::PendingTexts,
                 source: substrate_core::Cid::parse("x").expect_err("not a CID"),
             },
             LedgerError::UnverifiedCheckpoint { source: checkpoint() },

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use substrate_core::governance::book::{Governance, ProposalRecord, ProposalStatus};
 use substrate_core::governance::tally;
+use substrate_store::ProposalVotes;
 
 use crate::ApiError;
 use crate::routes::{AppState, blocking};
@@ -71,7 +72,13 @@ pub async fn member(
 
 /// A proposal with both chambers' tallies: live while open (as of now), final once decided; and
 /// its votes, when asked for.
-fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64, with_votes: bool) -> serde_json::Value {
+fn proposal_view(
+    g: &Governance,
+    votes: &ProposalVotes,
+    proposal: &ProposalRecord,
+    now: u64,
+    with_votes: bool,
+) -> serde_json::Value {
     let at = now.min(proposal.closes_at);
     // A decided proposal shows the tally its decision recorded; an open one is tallied now.
     let (contributor, technical, standing) = match &proposal.status {
@@ -79,7 +86,7 @@ fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64, with_votes
             (*contributor, *technical, outcome.clone())
         }
         ProposalStatus::Open => {
-            let (contributor, technical, outcome) = g.standing(proposal.id, at);
+            let (contributor, technical, outcome) = g.standing_of(proposal.id, at, &votes.on(proposal.id));
             let outcome = outcome.unwrap_or_else(|| {
                 let thresholds =
                     g.parameters().map_or(proposal.class.thresholds(), |p| p.thresholds(proposal.class));
@@ -96,11 +103,11 @@ fn proposal_view(g: &Governance, proposal: &ProposalRecord, now: u64, with_votes
             "contributor": contributor,
             "technical": technical,
             "outcome": standing,
-            "votes": g.votes_on(proposal.id).count(),
+            "votes": votes.count(proposal.id),
         },
     });
     if with_votes {
-        view["votes"] = json!(g.votes_on(proposal.id).collect::<Vec<_>>());
+        view["votes"] = json!(votes.on(proposal.id));
     }
     view
 }
@@ -115,13 +122,20 @@ pub async fn proposals(
     State(app): State<AppState>,
     Query(filter): Query<ProposalFilter>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    let listed =
+        move |p: &ProposalRecord| filter.open.is_none_or(|open| open == (p.status == ProposalStatus::Open));
+    // Open proposals are tallied now, from their votes; decided ones show their recorded tallies.
+    let (g, votes) = blocking(&app.reader, move |r| {
+        Ok(r.governance_with_votes(|g| {
+            let shown: Vec<&ProposalRecord> = g.proposals().filter(|p| listed(p)).collect();
+            let open = shown.iter().filter(|p| p.status == ProposalStatus::Open).map(|p| p.id).collect();
+            (open, shown.iter().map(|p| p.id).collect())
+        })?)
+    })
+    .await?;
     let now = now_ms();
-    let list: Vec<_> = g
-        .proposals()
-        .filter(|p| filter.open.is_none_or(|open| open == (p.status == ProposalStatus::Open)))
-        .map(|p| proposal_view(&g, p, now, false))
-        .collect();
+    let list: Vec<_> =
+        g.proposals().filter(|p| listed(p)).map(|p| proposal_view(&g, &votes, p, now, false)).collect();
     Ok(Json(json!({"proposals": list})))
 }
 
@@ -129,20 +143,20 @@ pub async fn proposal(
     State(app): State<AppState>,
     Path(id): Path<u64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (g, effects) = blocking(&app.reader, move |r| {
-        let g = r.governance()?;
+    let (g, votes, effects) = blocking(&app.reader, move |r| {
+        let (g, votes) = r.governance_with_votes(|_| (vec![id], Vec::new()))?;
         // A decided proposal shows what each passed action did, skipped ones with their reason.
         let effects = match g.proposal(id).map(|p| &p.status) {
             Some(ProposalStatus::Closed { decision, .. }) => decision_effects(r, *decision)?,
             _ => None,
         };
-        Ok((g, effects))
+        Ok((g, votes, effects))
     })
     .await?;
     let proposal = g
         .proposal(id)
         .ok_or_else(|| not_found(format!("no proposal has the id {id}; GET /v1/proposals lists them")))?;
-    let mut view = proposal_view(&g, proposal, now_ms(), true);
+    let mut view = proposal_view(&g, &votes, proposal, now_ms(), true);
     if let Some(effects) = effects {
         view["effects"] = json!(effects);
     }

@@ -46,6 +46,16 @@ pub enum EnvelopeError {
     RepeatedSigner(String),
 }
 
+/// One Ed25519 equation an envelope's signature must satisfy: the signature by `key` over
+/// `message`, the PAE of the payload. [`Envelope::signature_checks`] hands these out so that a
+/// caller can verify many envelopes' signatures in one batch.
+#[derive(Clone, Debug)]
+pub struct SignatureCheck {
+    pub message: Vec<u8>,
+    pub signature: ed25519_dalek::Signature,
+    pub key: VerifyingKey,
+}
+
 /// DSSE pre-authentication encoding: `DSSEv1 SP len(type) SP type SP len(body) SP body`.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
@@ -96,6 +106,25 @@ impl Envelope {
         Ok(signers)
     }
 
+    /// Everything [`Envelope::verify_all`] checks except the Ed25519 equations themselves: the
+    /// form, each keyid and each signature's length. Returns the signers' dids in order and the
+    /// equations, one per signature, for the caller to verify (in a batch). When this fails,
+    /// `verify_all` fails too, though not necessarily with the same error: it checks each
+    /// signature's equation before the next signature's keyid.
+    pub fn signature_checks(&self) -> Result<(Vec<String>, Vec<SignatureCheck>), EnvelopeError> {
+        let signers = self.signers_unverified()?;
+        let message = pae(&self.payload_type, &self.payload);
+        let checks = self
+            .signatures
+            .iter()
+            .map(|signature| {
+                let (key, signature) = decode(signature)?;
+                Ok(SignatureCheck { message: message.clone(), signature, key })
+            })
+            .collect::<Result<_, EnvelopeError>>()?;
+        Ok((signers, checks))
+    }
+
     /// The signers' dids in order, with the same checks of form as [`Envelope::verify_all`] but
     /// no signature checked: for an envelope whose signatures were checked when it entered the
     /// log and whose bytes a signed checkpoint vouches for.
@@ -126,9 +155,7 @@ impl Envelope {
     }
 
     fn check(&self, signature: &EnvelopeSignature) -> Result<VerifyingKey, EnvelopeError> {
-        let key = identity::key_of(&signature.keyid)?;
-        let sig = ed25519_dalek::Signature::from_slice(&signature.sig)
-            .map_err(|_| EnvelopeError::SignatureLength)?;
+        let (key, sig) = decode(signature)?;
         key.verify(&pae(&self.payload_type, &self.payload), &sig)
             .map_err(|_| EnvelopeError::BadSignature(signature.keyid.clone()))?;
         Ok(key)
@@ -139,6 +166,14 @@ impl Envelope {
         // Serialising plain strings and byte vectors cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
+}
+
+/// The key a signature's keyid names, and the signature itself.
+fn decode(signature: &EnvelopeSignature) -> Result<(VerifyingKey, ed25519_dalek::Signature), EnvelopeError> {
+    let key = identity::key_of(&signature.keyid)?;
+    let sig =
+        ed25519_dalek::Signature::from_slice(&signature.sig).map_err(|_| EnvelopeError::SignatureLength)?;
+    Ok((key, sig))
 }
 
 pub(crate) mod base64_bytes {

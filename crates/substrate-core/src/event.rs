@@ -6,7 +6,7 @@ use ed25519_dalek::SigningKey;
 use crate::PREDICATE_BASE;
 use crate::adapter::{AdapterPublication, MAX_ADAPTER_NAME, is_sha256_hex};
 use crate::cid::{Cid, CidError};
-use crate::envelope::{Envelope, EnvelopeError};
+use crate::envelope::{Envelope, EnvelopeError, SignatureCheck};
 use crate::governance::acts::{
     Attestation, Decision, Dispute, DisputeRuling, JobReceipt, MAX_ACTIONS, MAX_PROPOSAL_SUMMARY,
     MAX_PROPOSAL_TITLE, NodeRegistration, Proposal, Revocation, VoteCast,
@@ -508,6 +508,14 @@ fn language_tag(tag: &str) -> bool {
         && subtags.all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+fn check_size(envelope: &Envelope) -> Result<(), EventError> {
+    let size = envelope.to_bytes().len();
+    if size > MAX_ENVELOPE_BYTES {
+        return Err(EventError::EnvelopeTooLarge(size));
+    }
+    Ok(())
+}
+
 /// An event together with the envelope it arrived in, its signer and its statement digest.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignedEvent {
@@ -559,12 +567,23 @@ impl SignedEvent {
 
     /// Verifies the signature and parses the statement and its predicate.
     pub fn open(envelope: Envelope) -> Result<SignedEvent, EventError> {
-        let size = envelope.to_bytes().len();
-        if size > MAX_ENVELOPE_BYTES {
-            return Err(EventError::EnvelopeTooLarge(size));
-        }
+        check_size(&envelope)?;
         let signers = envelope.verify_all()?;
         SignedEvent::parse(envelope, signers)
+    }
+
+    /// Parses envelope JSON bytes and makes every check [`SignedEvent::open_bytes`] makes except
+    /// the Ed25519 equations, which it returns for the caller to verify: replay verifies many
+    /// entries' signatures in one batch. The event is what `open_bytes` returns once every
+    /// returned check verifies. When this fails, `open_bytes` fails too, though not always with
+    /// the same error (it verifies the signatures before it parses the statement); a caller that
+    /// reports the error asks `open_bytes` for it.
+    pub fn open_deferred(bytes: &[u8]) -> Result<(SignedEvent, Vec<SignatureCheck>), EventError> {
+        let envelope: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| EventError::EnvelopeJson(e.to_string()))?;
+        check_size(&envelope)?;
+        let (signers, checks) = envelope.signature_checks()?;
+        Ok((SignedEvent::parse(envelope, signers)?, checks))
     }
 
     /// Parses envelope JSON bytes of an entry already in the log without checking its signatures
@@ -656,6 +675,53 @@ pub(crate) mod tests {
         ));
 
         assert!(matches!(SignedEvent::open_bytes(b"{not json"), Err(EventError::EnvelopeJson(_))));
+    }
+
+    /// Opening with the signature checks deferred, then making them, accepts exactly what
+    /// opening at once accepts, as the same event.
+    #[test]
+    fn deferred_checks_agree_with_opening_at_once() {
+        use ed25519_dalek::Verifier;
+        let key = SigningKey::from_bytes(&[1u8; 32]);
+        let other = SigningKey::from_bytes(&[2u8; 32]);
+        let signed = SignedEvent::sign(deposit(b"story", "narrative", ConsentTier::Public), &key);
+        let mut by_another_key = signed.envelope.clone();
+        by_another_key.signatures[0].sig =
+            Envelope::sign(signed.envelope.payload.clone(), &other).signatures[0].sig.clone();
+        let mut short = signed.envelope.clone();
+        short.signatures[0].sig.pop();
+        let mut unknown_keyid = signed.envelope.clone();
+        unknown_keyid.signatures[0].keyid = "did:key:zNothing".into();
+        let mut twice = signed.envelope.clone();
+        twice.cosign(&other);
+        let mut not_a_statement = Envelope::sign(b"{}".to_vec(), &key);
+        let mut bad_and_not_a_statement = not_a_statement.clone();
+        bad_and_not_a_statement.signatures[0].sig[0] ^= 1;
+        not_a_statement.payload_type = "text/plain".into();
+        let cases = [
+            ("good", signed.envelope.to_bytes()),
+            ("by another key", by_another_key.to_bytes()),
+            ("short", short.to_bytes()),
+            ("unknown keyid", unknown_keyid.to_bytes()),
+            ("two signers on a deposit", twice.to_bytes()),
+            ("not a statement", not_a_statement.to_bytes()),
+            ("a bad signature over no statement", bad_and_not_a_statement.to_bytes()),
+            ("not json", b"{not json".to_vec()),
+        ];
+        for (what, bytes) in cases {
+            let at_once = SignedEvent::open_bytes(&bytes);
+            let deferred = SignedEvent::open_deferred(&bytes)
+                .ok()
+                .filter(|(_, checks)| checks.iter().all(|c| c.key.verify(&c.message, &c.signature).is_ok()));
+            assert_eq!(at_once.as_ref().ok(), deferred.as_ref().map(|(event, _)| event), "{what}");
+        }
+        let (_, checks) = SignedEvent::open_deferred(&signed.envelope.to_bytes()).expect("opens");
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].key, key.verifying_key());
+        assert_eq!(
+            checks[0].message,
+            crate::envelope::pae(crate::envelope::PAYLOAD_TYPE, &signed.envelope.payload)
+        );
     }
 
     #[test]

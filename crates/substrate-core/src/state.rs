@@ -237,16 +237,41 @@ pub struct Applied {
     pub changes: Vec<Change>,
 }
 
+/// A state is whole or held in part.
+///
+/// A state folded from the log ([`State::new`] and [`State::apply`]) is *whole*: every deposit,
+/// act and vote is in memory. A ledger keeps those in its tables instead, so that opening a
+/// large commons costs little: its state is *partial* ([`State::restore`], [`State::release`])
+/// and holds the commons, the governance records other than votes, and whatever its current
+/// batch loaded or wrote. Before it applies an entry, the ledger loads what the fold of that
+/// entry reads ([`State::reads`]); the fold itself never knows the difference.
 #[derive(Clone, Debug, Default)]
 pub struct State {
     pub(crate) commons: Option<Commons>,
+    /// Every deposit (whole), or those loaded and written since the last release (partial).
     pub(crate) deposits: HashMap<Cid, DepositRecord>,
     pub(crate) governance: Governance,
-    /// Every act in the log by its [`SignedEvent::act_digest`]: the same signers' same statement
-    /// is one act, whoever else signs the same words.
+    /// Every act in the log by its [`SignedEvent::act_digest`] (whole), or those loaded and
+    /// written since the last release: the same signers' same statement is one act, whoever else
+    /// signs the same words.
     acts: HashMap<[u8; 32], u64>,
     size: u64,
     root: [u8; 32],
+    /// Whether deposits, acts and votes are held in part.
+    partial: bool,
+}
+
+/// What the fold of one entry reads beyond what a partial state holds: the deposits, the act and
+/// the votes a ledger loads from its tables before applying it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// The entry's act, to find it already in the log.
+    pub act: Option<[u8; 32]>,
+    pub deposits: std::collections::BTreeSet<Cid>,
+    /// Every deposit: an adapter's snapshot is recomputed from all of them.
+    pub every_deposit: bool,
+    /// Every vote on these proposals.
+    pub votes_on: std::collections::BTreeSet<u64>,
 }
 
 impl State {
@@ -254,24 +279,102 @@ impl State {
         State::default()
     }
 
-    /// Rebuilds a state from materialised records, without replaying: `size` and `root` come from
-    /// the checkpoint the records were stored with.
+    /// Rebuilds a partial state from materialised records, without replaying: `size` and `root`
+    /// come from the checkpoint the records were stored with. Deposits, acts and votes stay in
+    /// the tables; [`State::reads`] says which to load before applying an entry. Vote records
+    /// among `records` are held as loaded.
     pub fn restore(
         commons: Option<Commons>,
-        deposits: impl IntoIterator<Item = DepositRecord>,
         records: impl IntoIterator<Item = Record>,
-        acts: impl IntoIterator<Item = ([u8; 32], u64)>,
         size: u64,
         root: [u8; 32],
     ) -> State {
         let arithmetic = Arithmetic::of(commons.as_ref().map_or(LEGACY_STATE_ENCODING, |c| c.state_encoding));
         State {
             commons,
-            deposits: deposits.into_iter().map(|d| (d.cid.clone(), d)).collect(),
+            deposits: HashMap::new(),
             governance: Governance::restore(records, arithmetic),
-            acts: acts.into_iter().collect(),
+            acts: HashMap::new(),
             size,
             root,
+            partial: true,
+        }
+    }
+
+    /// Whether deposits, acts and votes are held in part (see [`State`]).
+    pub fn is_partial(&self) -> bool {
+        self.partial
+    }
+
+    /// Drops the deposits, acts and votes held, keeping everything else; the state is partial
+    /// from now on. A ledger calls this once what it wrote is in its tables.
+    pub fn release(&mut self) {
+        self.deposits = HashMap::new();
+        self.acts = HashMap::new();
+        self.governance.release_votes();
+        self.partial = true;
+    }
+
+    /// Holds `record` as loaded from the tables, unless the state holds a newer one.
+    pub fn load_deposit(&mut self, record: DepositRecord) {
+        self.deposits.entry(record.cid.clone()).or_insert(record);
+    }
+
+    /// Holds the act `digest` at `index`, as loaded from the tables.
+    pub fn load_act(&mut self, digest: [u8; 32], index: u64) {
+        self.acts.entry(digest).or_insert(index);
+    }
+
+    /// Holds `votes` as loaded from the tables, unless the state holds a newer vote of the same
+    /// voter on the same proposal.
+    pub fn load_votes(&mut self, votes: impl IntoIterator<Item = crate::governance::book::VoteRecord>) {
+        self.governance.load_votes(votes);
+    }
+
+    /// What the fold of `signed` reads of deposits, acts and votes (see [`State`]).
+    pub fn reads(&self, signed: &SignedEvent) -> Reads {
+        let mut reads = Reads { act: Some(signed.act_digest()), ..Reads::default() };
+        let disputed = |id: &u64| self.governance.disputes.get(id).map(|d| d.cid.clone());
+        match &signed.event {
+            Event::Deposit(d) => reads.deposits.extend(d.cid.clone()),
+            Event::Withdrawal(w) => reads.deposits.extend(w.cid.clone()),
+            Event::ConsentChange(c) => reads.deposits.extend(c.cid.clone()),
+            Event::Dispute(d) => reads.deposits.extend(d.cid.clone()),
+            Event::DisputeRuling(r) => reads.deposits.extend(disputed(&r.dispute)),
+            Event::Proposal(p) => self.action_reads(&p.actions, &mut reads),
+            Event::Decision(d) => {
+                let decision = self.decision_reads(d.proposal);
+                reads.deposits.extend(decision.deposits);
+                reads.votes_on.extend(decision.votes_on);
+            }
+            Event::Adapter(_) => reads.every_deposit = true,
+            _ => {}
+        }
+        reads
+    }
+
+    /// What [`State::decision`] on proposal `id` reads: its votes, and the deposits its actions
+    /// name.
+    pub fn decision_reads(&self, id: u64) -> Reads {
+        let mut reads = Reads { votes_on: std::collections::BTreeSet::from([id]), ..Reads::default() };
+        if let Some(proposal) = self.governance.proposals.get(&id) {
+            self.action_reads(&proposal.actions, &mut reads);
+        }
+        reads
+    }
+
+    fn action_reads(&self, actions: &[crate::governance::acts::Action], reads: &mut Reads) {
+        use crate::governance::acts::Action;
+        for action in actions {
+            match action {
+                Action::RemoveDeposit { cid, .. } => {
+                    reads.deposits.insert(cid.clone());
+                }
+                Action::ResolveDispute { dispute, .. } => {
+                    reads.deposits.extend(self.governance.disputes.get(dispute).map(|d| d.cid.clone()));
+                }
+                _ => {}
+            }
         }
     }
 
@@ -279,10 +382,12 @@ impl State {
         self.commons.as_ref()
     }
 
+    /// The deposit `cid`, if held (a partial state holds what it loaded).
     pub fn deposit(&self, cid: &Cid) -> Option<&DepositRecord> {
         self.deposits.get(cid)
     }
 
+    /// Every deposit held: all of them in a whole state.
     pub fn deposits(&self) -> impl Iterator<Item = &DepositRecord> {
         self.deposits.values()
     }

@@ -99,6 +99,8 @@ pub enum MeshError {
     Publish(String),
     #[error("the mesh task has stopped")]
     Stopped,
+    #[error("the mirror's ledger could not be read: {0}")]
+    Ledger(#[from] substrate_store::LedgerError),
     #[error("waited {waited:?} in vain; the last status was {last}")]
     TimedOut { waited: Duration, last: String },
 }
@@ -192,7 +194,7 @@ impl Mesh {
             }
             Role::Mirror { ledger, reader } => {
                 let tree = ledger.tree();
-                let texts = texts::WantedTexts::new(ledger.wanted_texts());
+                let texts = texts::WantedTexts::new(ledger.wanted_texts()?);
                 let adapter_files = adapters::AdapterFiles::new(ledger.dir().clone());
                 let follower = Follower {
                     ledger: Arc::new(Mutex::new(*ledger)),

@@ -10,13 +10,13 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rusqlite::params;
-use substrate_core::state::Change;
+use rusqlite::{OptionalExtension, params};
+use substrate_core::state::{Change, DepositRecord};
 use substrate_core::{Cid, ConsentTier, LogEntry, SignedEvent};
 use substrate_tlog::{Checkpoint, Hash, verify_consistency};
 
 use crate::DataDir;
-use crate::ledger::{Ledger, LedgerError, STATE_EXTENSION, materialise};
+use crate::ledger::{Ledger, LedgerError, STATE_EXTENSION, Table, materialise};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FollowError {
@@ -181,6 +181,8 @@ impl Ledger {
         let mut changes: Vec<Change> = Vec::new();
         let mut digests = Vec::with_capacity(entries.len());
         let mut last_time = self.last_time;
+        // What earlier ranges wrote is in the tables now; each entry loads what it reads.
+        self.state.release();
         for entry in entries {
             let index = entry.index;
             if entry.integrated_time < last_time {
@@ -193,6 +195,7 @@ impl Ledger {
             last_time = entry.integrated_time;
             let event = SignedEvent::open_bytes(&entry.envelope)
                 .map_err(|e| FollowError::UnopenableEntry { index, detail: e.to_string() })?;
+            self.load(&self.state.reads(&event))?;
             let applied = self
                 .state
                 .apply(index, entry.integrated_time, &event)
@@ -255,12 +258,22 @@ impl Ledger {
 
     /// Texts this mirror may hold and lacks: every active deposit whose consent replicates and
     /// whose blob is missing (after a restart, or texts that could not be fetched before).
-    pub fn wanted_texts(&self) -> Vec<Cid> {
-        self.state
-            .deposits()
-            .filter(|d| !d.status.is_gone() && replicates(d.consent) && !self.blobs.contains(&d.cid))
-            .map(|d| d.cid.clone())
-            .collect()
+    pub fn wanted_texts(&self) -> Result<Vec<Cid>, LedgerError> {
+        let mut stmt = self.conn.prepare("SELECT record FROM deposits WHERE status = 'active'")?;
+        let mut rows = stmt.query([])?;
+        let mut wanted = Vec::new();
+        while let Some(row) = rows.next()? {
+            let deposit = self.stored_deposit(row.get_ref(0)?.as_str()?)?;
+            if replicates(deposit.consent) && !self.blobs.contains(&deposit.cid) {
+                wanted.push(deposit.cid);
+            }
+        }
+        Ok(wanted)
+    }
+
+    fn stored_deposit(&self, json: &str) -> Result<DepositRecord, LedgerError> {
+        serde_json::from_str(json)
+            .map_err(|source| LedgerError::UnparsableRecord { table: Table::Deposits, source })
     }
 
     /// Keeps texts fetched from a peer: each must hash to its CID and belong to an active deposit
@@ -268,8 +281,13 @@ impl Ledger {
     pub fn keep_texts(&mut self, texts: Vec<(Cid, Vec<u8>)>) -> Result<usize, LedgerError> {
         let mut kept = 0;
         for (cid, content) in texts {
-            let allowed =
-                self.state.deposit(&cid).is_some_and(|d| !d.status.is_gone() && replicates(d.consent));
+            let stored: Option<String> = self
+                .conn
+                .prepare_cached("SELECT record FROM deposits WHERE cid = ?1")?
+                .query_row([cid.to_string()], |row| row.get(0))
+                .optional()?;
+            let deposit = stored.map(|json| self.stored_deposit(&json)).transpose()?;
+            let allowed = deposit.is_some_and(|d| !d.status.is_gone() && replicates(d.consent));
             if !allowed || Cid::of(&content) != cid {
                 tracing::warn!(%cid, "a text that does not match an active replicable deposit was dropped");
                 continue;

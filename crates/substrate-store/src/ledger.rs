@@ -10,11 +10,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use substrate_core::cid::CidError;
 use substrate_core::entry::EntryError;
 use substrate_core::event::{Event, EventError, Genesis};
-use substrate_core::governance::book::Record;
+use substrate_core::governance::book::{Record, vote_keys};
 use substrate_core::governance::params::Windows;
 use substrate_core::receipt::Receipt;
 use substrate_core::register::Register;
-use substrate_core::state::{Change, Commons, DepositRecord, DepositStatus, Rejection, State};
+use substrate_core::state::{Change, Commons, DepositRecord, DepositStatus, Reads, Rejection, State};
 use substrate_core::{Cid, LogEntry, SignedEvent};
 use substrate_tlog::{Checkpoint, CheckpointError, Hash, NoteSigner, ProofError, Tree};
 
@@ -62,10 +62,8 @@ pub enum LedgerError {
     MalformedHash { column: &'static str, index: u64, len: usize },
     #[error("a row of the {table} table does not parse: {source}; {REPLAY_CHECK}")]
     UnparsableRecord { table: Table, source: serde_json::Error },
-    #[error(
-        "a text waiting in pending_texts is stored under a key that is not a CID: {source}; {REPLAY_CHECK}"
-    )]
-    UnparsablePendingText { source: CidError },
+    #[error("a row of the {table} table is stored under a key that is not a CID: {source}; {REPLAY_CHECK}")]
+    UnparsableCid { table: Table, source: CidError },
     #[error("the latest checkpoint does not open with the log key: {source}; {REPLAY_CHECK}")]
     UnverifiedCheckpoint { source: CheckpointError },
     #[error(
@@ -113,7 +111,7 @@ impl LedgerError {
             | LedgerError::UnopenableEntry { .. }
             | LedgerError::MalformedHash { .. }
             | LedgerError::UnparsableRecord { .. }
-            | LedgerError::UnparsablePendingText { .. }
+            | LedgerError::UnparsableCid { .. }
             | LedgerError::UnverifiedCheckpoint { .. }
             | LedgerError::CheckpointMismatch { .. }
             | LedgerError::NoStateLine { .. }
@@ -145,6 +143,8 @@ pub enum Table {
     Deposits,
     /// The governance records.
     Records,
+    /// Accepted texts not yet in the blob directory.
+    PendingTexts,
 }
 
 impl std::fmt::Display for Table {
@@ -153,6 +153,7 @@ impl std::fmt::Display for Table {
             Table::Commons => "commons",
             Table::Deposits => "deposits",
             Table::Records => "records (governance)",
+            Table::PendingTexts => "pending_texts",
         })
     }
 }
@@ -332,33 +333,16 @@ impl Ledger {
             .map(|json| serde_json::from_str(&json))
             .transpose()
             .map_err(|source| LedgerError::UnparsableRecord { table: Table::Commons, source })?;
-        let mut deposits = Vec::new();
-        {
-            let mut stmt = self.conn.prepare("SELECT record FROM deposits")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let record: DepositRecord = serde_json::from_str(row.get_ref(0)?.as_str()?)
-                    .map_err(|source| LedgerError::UnparsableRecord { table: Table::Deposits, source })?;
-                deposits.push(record);
-            }
-        }
+        // Votes stay in their table, as deposits and acts do: the state is partial and each
+        // batch loads what its entries read (`load`).
         let mut records = Vec::new();
         {
-            let mut stmt = self.conn.prepare("SELECT record FROM records")?;
+            let mut stmt = self.conn.prepare("SELECT record FROM records WHERE kind != 'vote'")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let record: Record = serde_json::from_str(row.get_ref(0)?.as_str()?)
                     .map_err(|source| LedgerError::UnparsableRecord { table: Table::Records, source })?;
                 records.push(record);
-            }
-        }
-        let mut acts = Vec::new();
-        {
-            let mut stmt = self.conn.prepare("SELECT act, idx FROM entries")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let index: u64 = row.get(1)?;
-                acts.push((hash_column(row.get_ref(0)?.as_blob()?, "act digest", index)?, index));
             }
         }
         self.last_time = match self
@@ -372,12 +356,16 @@ impl Ledger {
             None => 0,
         };
         // Withdrawals and removals whose blob deletion was interrupted by a crash are finished now.
-        for record in &deposits {
-            if record.status.is_gone() {
-                self.blobs.delete(&record.cid)?;
+        {
+            let mut stmt = self.conn.prepare("SELECT cid FROM deposits WHERE status != 'active'")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let cid = Cid::parse(row.get_ref(0)?.as_str()?)
+                    .map_err(|source| LedgerError::UnparsableCid { table: Table::Deposits, source })?;
+                self.blobs.delete(&cid)?;
             }
         }
-        self.state = State::restore(commons, deposits, records, acts, size, state_root);
+        self.state = State::restore(commons, records, size, state_root);
         *self.tree.write().unwrap_or_else(|e| e.into_inner()) = tree;
         Ok(())
     }
@@ -458,6 +446,7 @@ impl Ledger {
         while let Some((_, id)) =
             self.state.governance().next_close().filter(|(closes, _)| *closes <= now_or_later)
         {
+            self.load(&self.state.decision_reads(id))?;
             let decision = self
                 .state
                 .decision(id)
@@ -490,8 +479,11 @@ impl Ledger {
         let mut duplicates: Vec<(usize, u64)> = Vec::new();
         let mut texts: Vec<(String, Vec<u8>)> = Vec::new();
         let mut batch = batch;
+        // What earlier batches wrote is in the tables now; each entry loads what it reads.
+        self.state.release();
         for (position, submission) in batch.iter_mut().enumerate() {
             let index = self.state.size();
+            self.load(&self.state.reads(&submission.event))?;
             let result = self.state.apply(index, time, &submission.event);
             if let (Ok(_), Some(content), Some(cid)) =
                 (&result, submission.content.take(), submission.event.event.cid())
@@ -592,6 +584,70 @@ impl Ledger {
         self.finish(batch, outcomes, duplicates, &staged, Some((checkpoint.size, note)))
     }
 
+    /// Loads into the partial state what `reads` names and the state does not hold yet (what it
+    /// holds was written by this batch, and is newer than the tables).
+    pub(crate) fn load(&mut self, reads: &Reads) -> Result<(), LedgerError> {
+        if let Some(act) = reads.act
+            && self.state.act_index(&act).is_none()
+            && let Some(index) = self
+                .conn
+                .prepare_cached("SELECT idx FROM entries WHERE act = ?1")?
+                .query_row([act.as_slice()], |row| row.get::<_, u64>(0))
+                .optional()?
+        {
+            self.state.load_act(act, index);
+        }
+        let parse = |json: &str| {
+            serde_json::from_str::<DepositRecord>(json)
+                .map_err(|source| LedgerError::UnparsableRecord { table: Table::Deposits, source })
+        };
+        if reads.every_deposit {
+            let mut stmt = self.conn.prepare_cached("SELECT record FROM deposits")?;
+            let mut rows = stmt.query([])?;
+            let mut all = Vec::new();
+            while let Some(row) = rows.next()? {
+                all.push(parse(row.get_ref(0)?.as_str()?)?);
+            }
+            drop(rows);
+            drop(stmt);
+            all.into_iter().for_each(|record| self.state.load_deposit(record));
+        } else {
+            for cid in &reads.deposits {
+                if self.state.deposit(cid).is_some() {
+                    continue;
+                }
+                let json: Option<String> = self
+                    .conn
+                    .prepare_cached("SELECT record FROM deposits WHERE cid = ?1")?
+                    .query_row([cid.to_string()], |row| row.get(0))
+                    .optional()?;
+                if let Some(json) = json {
+                    self.state.load_deposit(parse(&json)?);
+                }
+            }
+        }
+        for proposal in &reads.votes_on {
+            let (from, to) = vote_keys(*proposal);
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT record FROM records WHERE kind = 'vote' AND key >= ?1 AND key < ?2",
+            )?;
+            let mut rows = stmt.query([from, to])?;
+            let mut votes = Vec::new();
+            while let Some(row) = rows.next()? {
+                match serde_json::from_str::<Record>(row.get_ref(0)?.as_str()?)
+                    .map_err(|source| LedgerError::UnparsableRecord { table: Table::Records, source })?
+                {
+                    Record::Vote(vote) => votes.push(vote),
+                    _ => continue,
+                }
+            }
+            drop(rows);
+            drop(stmt);
+            self.state.load_votes(votes);
+        }
+        Ok(())
+    }
+
     fn finish(
         &self,
         batch: Vec<Submission>,
@@ -639,7 +695,8 @@ pub fn flush_texts(conn: &mut Connection, blobs: &BlobStore, limit: usize) -> Re
     }
     let mut cids = Vec::with_capacity(texts.len());
     for (cid, content) in &texts {
-        let cid = Cid::parse(cid).map_err(|source| LedgerError::UnparsablePendingText { source })?;
+        let cid = Cid::parse(cid)
+            .map_err(|source| LedgerError::UnparsableCid { table: Table::PendingTexts, source })?;
         blobs.put_unsynced(&cid, content)?;
         cids.push(cid);
     }

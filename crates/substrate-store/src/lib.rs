@@ -12,7 +12,7 @@ pub mod sequencer;
 pub use blobs::BlobStore;
 pub use follow::{Extended, FollowError};
 pub use ledger::{InitOptions, Ledger, LedgerError, Submission};
-pub use reader::{Cosigned, ReadError, Reader, TextReader};
+pub use reader::{Cosigned, ProposalVotes, ReadError, Reader, TextReader};
 pub use replay::{ReplayError, ReplayMode, ReplayReport};
 pub use sequencer::{Forward, Head, SequencerHandle, SubmitError, Submitted};
 

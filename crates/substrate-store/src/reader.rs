@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{Connection, OptionalExtension};
-use substrate_core::governance::book::Governance;
+use substrate_core::governance::book::{Governance, Record, VoteRecord, vote_keys};
 use substrate_core::governance::number::Arithmetic;
 use substrate_core::receipt::Receipt;
 use substrate_core::state::{Commons, DepositRecord, LEGACY_STATE_ENCODING};
@@ -155,43 +155,87 @@ impl Reader {
         })
     }
 
-    /// The governance state as of the last commit, from its materialised records; restored again
-    /// only when the log has grown since the last call.
+    /// The governance state as of the last commit, from its materialised records, without the
+    /// votes (they stay in their table: [`Reader::governance_with_votes`]); restored again only
+    /// when the log has grown since the last call.
     pub fn governance(&self) -> Result<Arc<Governance>, ReadError> {
+        self.governance_with_votes(|_| (Vec::new(), Vec::new())).map(|(governance, _)| governance)
+    }
+
+    /// [`Reader::governance`] and, of the same commit, the votes on the proposals `which` picks
+    /// from it: (those whose every vote is read, in voter order; those whose votes are counted).
+    pub fn governance_with_votes(
+        &self,
+        which: impl FnOnce(&Governance) -> (Vec<u64>, Vec<u64>),
+    ) -> Result<(Arc<Governance>, ProposalVotes), ReadError> {
         self.with(|conn| {
-            // One read transaction: the size and the records are of the same commit.
+            // One read transaction: the size, the records and the votes are of the same commit.
             let tx = conn.unchecked_transaction()?;
             let size: u64 =
                 tx.query_row("SELECT COALESCE(MAX(size), 0) FROM checkpoints", [], |r| r.get(0))?;
-            let mut cached = self.inner.governance.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, governance)) = cached.as_ref()
-                && *at == size
-            {
-                return Ok(Arc::clone(governance));
-            }
-            let mut stmt = tx.prepare_cached("SELECT record FROM records")?;
-            let mut rows = stmt.query([])?;
-            let mut records = Vec::new();
-            while let Some(row) = rows.next()? {
-                records.push(
-                    serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?)
-                        .map_err(|source| LedgerError::UnparsableRecord { table: Table::Records, source })?,
-                );
-            }
-            let commons: Option<String> =
-                tx.query_row("SELECT record FROM commons WHERE id = 0", [], |r| r.get(0)).optional()?;
-            let encoding = match commons {
-                Some(json) => {
-                    serde_json::from_str::<Commons>(&json)
-                        .map_err(|source| LedgerError::UnparsableRecord { table: Table::Commons, source })?
-                        .state_encoding
+            let governance = self.cached_governance(&tx, size)?;
+            let mut votes = ProposalVotes::default();
+            let (read, counted) = which(&governance);
+            for id in read {
+                let (from, to) = vote_keys(id);
+                let mut stmt = tx.prepare_cached(
+                    "SELECT record FROM records WHERE kind = 'vote' AND key >= ?1 AND key < ?2 ORDER BY key",
+                )?;
+                let mut rows = stmt.query([from, to])?;
+                let mut list = Vec::new();
+                while let Some(row) = rows.next()? {
+                    if let Record::Vote(vote) =
+                        parse_record(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?)?
+                    {
+                        list.push(vote);
+                    }
                 }
-                None => LEGACY_STATE_ENCODING,
-            };
-            let governance = Arc::new(Governance::restore(records, Arithmetic::of(encoding)));
-            *cached = Some((size, Arc::clone(&governance)));
-            Ok(governance)
+                votes.counts.insert(id, list.len() as u64);
+                votes.on.insert(id, list);
+            }
+            for id in counted {
+                if votes.counts.contains_key(&id) {
+                    continue;
+                }
+                let (from, to) = vote_keys(id);
+                let count: u64 = tx
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM records WHERE kind = 'vote' AND key >= ?1 AND key < ?2",
+                    )?
+                    .query_row([from, to], |row| row.get(0))?;
+                votes.counts.insert(id, count);
+            }
+            Ok((governance, votes))
         })
+    }
+
+    /// The governance records other than votes at `size`, restored when the log has grown.
+    fn cached_governance(&self, tx: &Connection, size: u64) -> Result<Arc<Governance>, ReadError> {
+        let mut cached = self.inner.governance.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, governance)) = cached.as_ref()
+            && *at == size
+        {
+            return Ok(Arc::clone(governance));
+        }
+        let mut stmt = tx.prepare_cached("SELECT record FROM records WHERE kind != 'vote'")?;
+        let mut rows = stmt.query([])?;
+        let mut records = Vec::new();
+        while let Some(row) = rows.next()? {
+            records.push(parse_record(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?)?);
+        }
+        let commons: Option<String> =
+            tx.query_row("SELECT record FROM commons WHERE id = 0", [], |r| r.get(0)).optional()?;
+        let encoding = match commons {
+            Some(json) => {
+                serde_json::from_str::<Commons>(&json)
+                    .map_err(|source| LedgerError::UnparsableRecord { table: Table::Commons, source })?
+                    .state_encoding
+            }
+            None => LEGACY_STATE_ENCODING,
+        };
+        let governance = Arc::new(Governance::restore(records, Arithmetic::of(encoding)));
+        *cached = Some((size, Arc::clone(&governance)));
+        Ok(governance)
     }
 
     /// Every deposit withdrawn or removed, as its record (tombstone) stands.
@@ -443,4 +487,28 @@ fn beyond_sql(n: u64, what: &str) -> Result<(), ReadError> {
         return Err(ReadError::NotFound(format!("{what} {n} is beyond any log")));
     }
     Ok(())
+}
+
+/// Votes read with a governance state: every vote on the proposals asked for, and how many votes
+/// the proposals asked for or counted have.
+#[derive(Clone, Debug, Default)]
+pub struct ProposalVotes {
+    pub on: std::collections::BTreeMap<u64, Vec<VoteRecord>>,
+    pub counts: std::collections::BTreeMap<u64, u64>,
+}
+
+impl ProposalVotes {
+    /// The votes read on proposal `id`, in voter order (none if it was not asked for).
+    pub fn on(&self, id: u64) -> Vec<&VoteRecord> {
+        self.on.get(&id).map(|votes| votes.iter().collect()).unwrap_or_default()
+    }
+
+    pub fn count(&self, id: u64) -> u64 {
+        self.counts.get(&id).copied().unwrap_or(0)
+    }
+}
+
+fn parse_record(json: &str) -> Result<Record, ReadError> {
+    Ok(serde_json::from_str(json)
+        .map_err(|source| LedgerError::UnparsableRecord { table: Table::Records, source })?)
 }

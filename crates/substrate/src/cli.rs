@@ -761,5 +761,9 @@ pub enum BenchCommand {
     Replay {
         #[arg(long, default_value_t = 1_000_000)]
         entries: u64,
+        /// Build the log in this directory and keep it; when it already holds a commons, replay
+        /// that log instead of building one (building takes minutes, mostly signing).
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
 }

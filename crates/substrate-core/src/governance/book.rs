@@ -287,6 +287,12 @@ pub enum Record {
     Adapter(AdapterRecord),
 }
 
+/// The keys of every vote on proposal `id`, as a half-open range [from, to) of `Record::key`s.
+pub fn vote_keys(id: u64) -> (String, String) {
+    // '0' is the byte after '/', so the range holds "{id}/<voter>" and nothing else.
+    (format!("{id:020}/"), format!("{id:020}0"))
+}
+
 impl Record {
     /// The (kind, key) this record is stored under; a later record with the same pair replaces it.
     pub fn key(&self) -> (&'static str, String) {
@@ -340,6 +346,19 @@ impl Governance {
             governance.put(record);
         }
         governance
+    }
+
+    /// Drops every vote held (a partial state's, whose votes are in the ledger's tables).
+    pub(crate) fn release_votes(&mut self) {
+        self.votes = BTreeMap::new();
+    }
+
+    /// Holds votes loaded from the tables, keeping any newer one held for the same voter and
+    /// proposal.
+    pub(crate) fn load_votes(&mut self, votes: impl IntoIterator<Item = VoteRecord>) {
+        for vote in votes {
+            self.votes.entry((vote.proposal, vote.voter.clone())).or_insert(vote);
+        }
     }
 
     /// Stores `record`, replacing the one under the same key.

@@ -910,12 +910,25 @@ impl Governance {
     /// Both chambers' tallies of proposal `id` with the electorate of `at`, and what they would
     /// decide if it closed then, in the commons' arithmetic.
     pub fn standing(&self, id: u64, at: u64) -> (ChamberTally, ChamberTally, Option<Outcome>) {
+        let votes: Vec<&VoteRecord> = self.votes_on(id).collect();
+        self.standing_of(id, at, &votes)
+    }
+
+    /// [`Governance::standing`] over `votes`, every vote on proposal `id` in voter order, for a
+    /// reader that keeps votes in a table rather than in this governance.
+    pub fn standing_of(
+        &self,
+        id: u64,
+        at: u64,
+        votes: &[&VoteRecord],
+    ) -> (ChamberTally, ChamberTally, Option<Outcome>) {
         fn standing_in<N: Number>(
             g: &Governance,
             id: u64,
             at: u64,
+            votes: &[&VoteRecord],
         ) -> (ChamberTally, ChamberTally, Option<Outcome>) {
-            let (contributor, technical, _) = g.tally_votes::<N>(id, at);
+            let (contributor, technical, _) = g.tally_of::<N>(at, votes);
             let outcome = g.proposals.get(&id).map(|proposal| {
                 let thresholds =
                     g.params.as_ref().map_or(proposal.class.thresholds(), |p| p.thresholds(proposal.class));
@@ -924,20 +937,32 @@ impl Governance {
             (contributor.to_f64(), technical.to_f64(), outcome)
         }
         match self.arithmetic {
-            Arithmetic::Float => standing_in::<f64>(self, id, at),
-            Arithmetic::Fixed => standing_in::<Fixed>(self, id, at),
+            Arithmetic::Float => standing_in::<f64>(self, id, at, votes),
+            Arithmetic::Fixed => standing_in::<Fixed>(self, id, at, votes),
         }
     }
 
-    /// Both chambers' tallies in `N`, with every vote and its weight in each chamber.
+    /// Both chambers' tallies in `N` of every vote held on proposal `id`, with each vote and its
+    /// weight in each chamber.
     #[allow(clippy::type_complexity)]
     fn tally_votes<N: Number>(
         &self,
         id: u64,
         at: u64,
     ) -> (ChamberTally<N>, ChamberTally<N>, Vec<(&VoteRecord, N, N)>) {
+        let votes: Vec<&VoteRecord> = self.votes_on(id).collect();
+        self.tally_of(at, &votes)
+    }
+
+    /// Both chambers' tallies in `N` of `votes` (one proposal's, in voter order).
+    #[allow(clippy::type_complexity)]
+    fn tally_of<'a, N: Number>(
+        &self,
+        at: u64,
+        votes: &[&'a VoteRecord],
+    ) -> (ChamberTally<N>, ChamberTally<N>, Vec<(&'a VoteRecord, N, N)>) {
         let technical_chamber = self.technical_chamber_in::<N>(at);
-        let votes = self.weighed_votes(id, at, &technical_chamber);
+        let votes = self.weighed_votes(votes, at, &technical_chamber);
         // Sums run in a fixed order (the chamber's and the votes'), so every node adds the same
         // numbers in the same order.
         let contributor = ChamberTally::weighed(
@@ -951,15 +976,16 @@ impl Governance {
         (contributor, technical, votes)
     }
 
-    /// Every vote on proposal `id` with its voter's weight at `at` in the contributor chamber (1
-    /// for a verified person) and in `technical` (0 where they do not count). Votes, members and
-    /// the chamber are all sorted by person, so one merge pairs them without copying a name.
-    pub fn weighed_votes<N: Number>(
+    /// Every vote of `votes` (one proposal's, in voter order) with its voter's weight at `at` in
+    /// the contributor chamber (1 for a verified person) and in `technical` (0 where they do not
+    /// count). Votes, members and the chamber are all sorted by person, so one merge pairs them
+    /// without copying a name.
+    pub fn weighed_votes<'a, N: Number>(
         &self,
-        id: u64,
+        votes: &[&'a VoteRecord],
         at: u64,
         technical: &BTreeMap<String, N>,
-    ) -> Vec<(&VoteRecord, N, N)> {
+    ) -> Vec<(&'a VoteRecord, N, N)> {
         fn weight<'a, V: 'a>(
             chamber: &mut Peekable<impl Iterator<Item = (&'a String, V)>>,
             voter: &str,
@@ -969,8 +995,9 @@ impl Governance {
         }
         let mut members = self.members.iter().peekable();
         let mut operators = technical.iter().peekable();
-        self.votes_on(id)
-            .map(|v| {
+        votes
+            .iter()
+            .map(|&v| {
                 let person =
                     weight(&mut members, &v.voter).filter(|m| m.verified_at(at)).map_or(N::ZERO, |_| N::ONE);
                 (v, person, weight(&mut operators, &v.voter).copied().unwrap_or(N::ZERO))

@@ -49,13 +49,34 @@ fn a_lost_last_entry_is_a_checkpoint_that_does_not_match_the_log() {
 #[test]
 fn a_record_that_does_not_parse_names_its_table() {
     for (damage, table) in [
-        ("UPDATE deposits SET record = '{' WHERE log_index = 2", Table::Deposits),
         ("UPDATE commons SET record = 'not json'", Table::Commons),
-        ("UPDATE records SET record = '[]'", Table::Records),
+        ("UPDATE records SET record = '[]' WHERE kind != 'vote'", Table::Records),
     ] {
         let error = open_fails(damage);
         assert!(matches!(error, LedgerError::UnparsableRecord { table: t, .. } if t == table), "{error:?}");
     }
+}
+
+#[test]
+fn a_deposit_row_that_does_not_parse_is_named_when_an_act_reads_it() {
+    // Deposits stay in their table when the ledger opens; a withdrawal of the damaged one reads it.
+    let (_dir, data) = damaged("UPDATE deposits SET record = '{' WHERE log_index = 2");
+    let mut ledger = Ledger::open(&data).expect("deposits are not read at open");
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    let withdrawal = substrate_core::SignedEvent::sign(
+        substrate_core::event::Event::Withdrawal(substrate_core::event::Withdrawal {
+            cid: Some(crate::cid_of(2)),
+            reason: None,
+            requested: "2026-11-22T00:00:03.000Z".into(),
+        }),
+        &alice,
+    );
+    let error = ledger
+        .append_batch(vec![substrate_store::Submission { event: withdrawal, content: None }], 3_000)
+        .expect_err("the damaged row");
+    assert!(matches!(error, LedgerError::UnparsableRecord { table: Table::Deposits, .. }), "{error:?}");
+    assert!(error.is_damage(), "{error}");
+    assert_eq!(ledger.state().size(), 4, "nothing was appended");
 }
 
 #[test]

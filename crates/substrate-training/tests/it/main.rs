@@ -246,7 +246,7 @@ fn a_decided_mixture_trains_an_adapter_whose_every_token_is_attributed() {
     assert!(cids.contains(&c.local.to_string()));
     assert_eq!(record.local_texts, 1);
     let weighted = ["narrative", "oral", "sacred", "technical"].map(|r| Register::new(r).expect("r"));
-    let entries = c.ledger.state().snapshot(&weighted.into_iter().collect());
+    let entries = whole_state(&c.dir).snapshot(&weighted.into_iter().collect());
     assert_eq!(record.snapshot_root, hex::encode(snapshot_root(&entries)));
     assert_eq!(record.registers_without_text, vec!["technical".to_owned()]);
 
@@ -338,8 +338,9 @@ fn bad_requests_are_refused_with_what_to_do_and_publish_nothing() {
     assert!(matches!(run::train(&mut model, &wrong, |_| {}), Err(TrainError::NoSuchEntry { .. })));
 
     // A text the node does not hold is named.
-    let gone =
-        c.ledger.state().snapshot(&[Register::new("oral").expect("r")].into_iter().collect())[0].cid.clone();
+    let gone = whole_state(&c.dir).snapshot(&[Register::new("oral").expect("r")].into_iter().collect())[0]
+        .cid
+        .clone();
     c.ledger.flush_texts().expect("flush");
     std::fs::remove_file(c.dir.blobs().join(&gone.to_string()[..2]).join(gone.to_string()))
         .or_else(|_| {
@@ -495,4 +496,10 @@ fn the_erasure_rate_is_zero_for_a_run_and_the_audit_sees_every_injected_erasure(
         .expect("copy");
     let stages = audit::per(&plain, &c.dir).expect("audit");
     assert!(stages[1..].iter().all(|s| s.rate() == 1.0), "{stages:?}");
+}
+
+/// The commons' state folded from its log, every deposit in memory (a ledger holds them in its
+/// tables).
+fn whole_state(dir: &substrate_store::DataDir) -> substrate_core::state::State {
+    substrate_store::replay::fold_to(dir, None, |_, _, _| {}).expect("the log folds")
 }
