@@ -139,9 +139,20 @@ pub async fn proposals(
     Ok(Json(json!({"proposals": list})))
 }
 
+/// Which votes a proposal's view lists: all (the default), none (`votes=false`: the tallies and the
+/// count only), or one voter's (`voter=DID`).
+#[derive(serde::Deserialize)]
+pub struct VoteFilter {
+    #[serde(default)]
+    votes: Option<bool>,
+    #[serde(default)]
+    voter: Option<String>,
+}
+
 pub async fn proposal(
     State(app): State<AppState>,
     Path(id): Path<u64>,
+    Query(filter): Query<VoteFilter>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (g, votes, effects) = blocking(&app.reader, move |r| {
         let (g, votes) = r.governance_with_votes(|_| (vec![id], Vec::new()))?;
@@ -156,7 +167,11 @@ pub async fn proposal(
     let proposal = g
         .proposal(id)
         .ok_or_else(|| not_found(format!("no proposal has the id {id}; GET /v1/proposals lists them")))?;
-    let mut view = proposal_view(&g, &votes, proposal, now_ms(), true);
+    let listed = filter.votes != Some(false);
+    let mut view = proposal_view(&g, &votes, proposal, now_ms(), listed);
+    if let (true, Some(voter)) = (listed, filter.voter.as_deref()) {
+        view["votes"] = json!(votes.on(id).into_iter().filter(|v| v.voter == voter).collect::<Vec<_>>());
+    }
     if let Some(effects) = effects {
         view["effects"] = json!(effects);
     }

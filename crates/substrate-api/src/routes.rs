@@ -11,6 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 use substrate_core::event::Event;
+use substrate_core::identity::KeyCache;
 use substrate_core::state::DepositStatus;
 use substrate_core::{ConsentTier, Envelope, SignedEvent};
 use substrate_store::{Reader, SequencerHandle, Submission};
@@ -163,6 +164,17 @@ fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiE
     })
 }
 
+thread_local! {
+    /// The signers' keys this worker thread has decoded: depositors sign again and again, and
+    /// decoding a did:key (base58, a point decompression) is a tenth of checking a signature.
+    static KEYS: std::cell::RefCell<KeyCache> = std::cell::RefCell::default();
+}
+
+/// [`SignedEvent::open`], with the keys this thread has decoded before.
+fn open(envelope: Envelope) -> Result<SignedEvent, substrate_core::event::EventError> {
+    KEYS.with_borrow_mut(|keys| SignedEvent::open_with(envelope, keys))
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not {shape}: {e}")))
@@ -188,7 +200,7 @@ async fn deposit(
             ),
         ));
     }
-    let event = SignedEvent::open(request.envelope)?;
+    let event = open(request.envelope)?;
     let Event::Deposit(deposit) = &event.event else {
         return Err(ApiError::bad_request(
             "wrong_endpoint",
@@ -207,7 +219,7 @@ async fn event(
 ) -> Result<Response, ApiError> {
     let raw = body(raw, app.max_deposit_bytes)?;
     let request: EventRequest = parse_json(&raw, "JSON {envelope}")?;
-    let event = SignedEvent::open(request.envelope)?;
+    let event = open(request.envelope)?;
     match event.event {
         Event::Deposit(_) => {
             return Err(ApiError::bad_request(

@@ -99,9 +99,22 @@ impl Envelope {
     /// Checks every signature of a co-signed envelope (at least one, each key once) and returns
     /// the signers' dids in order.
     pub fn verify_all(&self) -> Result<Vec<String>, EnvelopeError> {
+        self.verify_all_with(identity::key_of)
+    }
+
+    /// [`Envelope::verify_all`], taking the signers' keys from `keys` (which decodes each did:key
+    /// it has not seen).
+    pub fn verify_all_cached(&self, keys: &mut identity::KeyCache) -> Result<Vec<String>, EnvelopeError> {
+        self.verify_all_with(|did| keys.key_of(did))
+    }
+
+    fn verify_all_with(
+        &self,
+        mut key_of: impl FnMut(&str) -> Result<VerifyingKey, DidError>,
+    ) -> Result<Vec<String>, EnvelopeError> {
         let signers = self.signers_unverified()?;
         for signature in &self.signatures {
-            self.check(signature)?;
+            self.check_with(signature, &mut key_of)?;
         }
         Ok(signers)
     }
@@ -155,7 +168,17 @@ impl Envelope {
     }
 
     fn check(&self, signature: &EnvelopeSignature) -> Result<VerifyingKey, EnvelopeError> {
-        let (key, sig) = decode(signature)?;
+        self.check_with(signature, identity::key_of)
+    }
+
+    fn check_with(
+        &self,
+        signature: &EnvelopeSignature,
+        key_of: impl FnOnce(&str) -> Result<VerifyingKey, DidError>,
+    ) -> Result<VerifyingKey, EnvelopeError> {
+        let key = key_of(&signature.keyid)?;
+        let sig = ed25519_dalek::Signature::from_slice(&signature.sig)
+            .map_err(|_| EnvelopeError::SignatureLength)?;
         key.verify(&pae(&self.payload_type, &self.payload), &sig)
             .map_err(|_| EnvelopeError::BadSignature(signature.keyid.clone()))?;
         Ok(key)

@@ -509,15 +509,20 @@ fn language_tag(tag: &str) -> bool {
 }
 
 fn check_size(envelope: &Envelope) -> Result<(), EventError> {
-    let size = envelope.to_bytes().len();
-    if size > MAX_ENVELOPE_BYTES {
-        return Err(EventError::EnvelopeTooLarge(size));
+    canonical_bytes(envelope).map(drop)
+}
+
+/// The envelope's canonical bytes, if they are within [`MAX_ENVELOPE_BYTES`].
+fn canonical_bytes(envelope: &Envelope) -> Result<Vec<u8>, EventError> {
+    let bytes = envelope.to_bytes();
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        return Err(EventError::EnvelopeTooLarge(bytes.len()));
     }
-    Ok(())
+    Ok(bytes)
 }
 
 /// An event together with the envelope it arrived in, its signer and its statement digest.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub struct SignedEvent {
     pub event: Event,
     /// The (first) signer's did:key.
@@ -527,6 +532,32 @@ pub struct SignedEvent {
     pub envelope: Envelope,
     /// SHA-256 of the statement payload.
     pub statement_digest: [u8; 32],
+    /// The envelope's canonical bytes, serialised once: [`SignedEvent::open`] keeps the bytes its
+    /// size check made, and the log's leaf is built from them.
+    canonical: std::sync::OnceLock<Vec<u8>>,
+}
+
+/// Equal events: the cache of canonical bytes is derived from the envelope and not compared.
+impl PartialEq for SignedEvent {
+    fn eq(&self, other: &SignedEvent) -> bool {
+        self.event == other.event
+            && self.signer == other.signer
+            && self.signers == other.signers
+            && self.envelope == other.envelope
+            && self.statement_digest == other.statement_digest
+    }
+}
+
+impl std::fmt::Debug for SignedEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedEvent")
+            .field("event", &self.event)
+            .field("signer", &self.signer)
+            .field("signers", &self.signers)
+            .field("envelope", &self.envelope)
+            .field("statement_digest", &self.statement_digest)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SignedEvent {
@@ -550,26 +581,59 @@ impl SignedEvent {
         crate::sha256(&bytes)
     }
 
+    /// The envelope's canonical bytes (compact JSON, fixed field order): what the log's leaf
+    /// holds after the integrated time. Serialised at most once per event.
+    pub fn envelope_bytes(&self) -> &[u8] {
+        self.canonical.get_or_init(|| self.envelope.to_bytes())
+    }
+
     /// Signs `event` with `key`.
     pub fn sign(event: Event, key: &SigningKey) -> SignedEvent {
         let payload = serde_json::to_vec(&event.to_statement()).unwrap_or_default();
         let statement_digest = crate::sha256(&payload);
         let envelope = Envelope::sign(payload, key);
         let signer = envelope.signatures[0].keyid.clone();
-        SignedEvent { event, signers: vec![signer.clone()], signer, envelope, statement_digest }
+        SignedEvent {
+            event,
+            signers: vec![signer.clone()],
+            signer,
+            envelope,
+            statement_digest,
+            canonical: std::sync::OnceLock::new(),
+        }
     }
 
     /// Adds `key`'s signature (a board member on a ruling, a verifier on a job receipt).
     pub fn cosign(&mut self, key: &SigningKey) {
         self.envelope.cosign(key);
         self.signers.push(self.envelope.signatures.last().map(|s| s.keyid.clone()).unwrap_or_default());
+        self.canonical = std::sync::OnceLock::new();
     }
 
     /// Verifies the signature and parses the statement and its predicate.
     pub fn open(envelope: Envelope) -> Result<SignedEvent, EventError> {
-        check_size(&envelope)?;
-        let signers = envelope.verify_all()?;
-        SignedEvent::parse(envelope, signers)
+        SignedEvent::open_verified(envelope, Envelope::verify_all)
+    }
+
+    /// [`SignedEvent::open`], taking the signers' keys from `keys`: the same event or the same
+    /// error, without decoding a did:key seen before.
+    pub fn open_with(
+        envelope: Envelope,
+        keys: &mut crate::identity::KeyCache,
+    ) -> Result<SignedEvent, EventError> {
+        SignedEvent::open_verified(envelope, |envelope| envelope.verify_all_cached(keys))
+    }
+
+    fn open_verified(
+        envelope: Envelope,
+        verify_all: impl FnOnce(&Envelope) -> Result<Vec<String>, EnvelopeError>,
+    ) -> Result<SignedEvent, EventError> {
+        let bytes = canonical_bytes(&envelope)?;
+        let signers = verify_all(&envelope)?;
+        let event = SignedEvent::parse(envelope, signers)?;
+        // The size check's serialisation is the canonical one; it is not made again.
+        let _ = event.canonical.set(bytes);
+        Ok(event)
     }
 
     /// Parses envelope JSON bytes and makes every check [`SignedEvent::open_bytes`] makes except
@@ -604,7 +668,14 @@ impl SignedEvent {
             return Err(EventError::Envelope(EnvelopeError::SignatureCount(signers.len())));
         }
         let statement_digest = crate::sha256(&envelope.payload);
-        Ok(SignedEvent { event, signer: signers[0].clone(), signers, envelope, statement_digest })
+        Ok(SignedEvent {
+            event,
+            signer: signers[0].clone(),
+            signers,
+            envelope,
+            statement_digest,
+            canonical: std::sync::OnceLock::new(),
+        })
     }
 
     /// Parses envelope JSON bytes, then [`SignedEvent::open`]s it.
@@ -643,6 +714,25 @@ pub(crate) mod tests {
         let statement: serde_json::Value = serde_json::from_slice(&signed.envelope.payload).expect("json");
         assert_eq!(statement["predicateType"], "https://substrate.commons/predicate/deposit/v1");
         assert_eq!(statement["subject"][0]["digest"]["sha256"], Cid::of(b"story").digest_hex());
+    }
+
+    /// The bytes an event keeps are its envelope's canonical bytes, however it was made, and
+    /// a cosignature replaces them.
+    #[test]
+    fn envelope_bytes_are_the_canonical_serialisation() {
+        let key = SigningKey::from_bytes(&[1u8; 32]);
+        let signed = SignedEvent::sign(deposit(b"story", "narrative", ConsentTier::Public), &key);
+        assert_eq!(signed.envelope_bytes(), signed.envelope.to_bytes());
+        let opened = SignedEvent::open(signed.envelope.clone()).expect("opens");
+        assert_eq!(opened.envelope_bytes(), signed.envelope.to_bytes());
+        let logged = SignedEvent::open_logged(&signed.envelope.to_bytes()).expect("opens");
+        assert_eq!(logged.envelope_bytes(), signed.envelope.to_bytes());
+
+        let mut ruling = SignedEvent::sign(deposit(b"story", "narrative", ConsentTier::Public), &key);
+        let before = ruling.envelope_bytes().to_vec();
+        ruling.cosign(&SigningKey::from_bytes(&[2u8; 32]));
+        assert_ne!(ruling.envelope_bytes(), before.as_slice());
+        assert_eq!(ruling.envelope_bytes(), ruling.envelope.to_bytes());
     }
 
     #[test]
@@ -722,6 +812,35 @@ pub(crate) mod tests {
             checks[0].message,
             crate::envelope::pae(crate::envelope::PAYLOAD_TYPE, &signed.envelope.payload)
         );
+    }
+
+    /// Opening with a cache of keys gives what opening alone gives, event or error, whether the
+    /// cache has seen the signer or not (and a key that does not decode is never kept).
+    #[test]
+    fn a_cache_of_keys_changes_no_outcome() {
+        let key = SigningKey::from_bytes(&[1u8; 32]);
+        let other = SigningKey::from_bytes(&[2u8; 32]);
+        let signed = SignedEvent::sign(deposit(b"story", "narrative", ConsentTier::Public), &key);
+        let mut by_another_key = signed.envelope.clone();
+        by_another_key.signatures[0].sig =
+            Envelope::sign(signed.envelope.payload.clone(), &other).signatures[0].sig.clone();
+        let mut altered = signed.envelope.clone();
+        altered.payload.push(b' ');
+        let mut unknown_keyid = signed.envelope.clone();
+        unknown_keyid.signatures[0].keyid = "did:key:zNothing".into();
+        let mut short = signed.envelope.clone();
+        short.signatures[0].sig.pop();
+        let cases = [signed.envelope.clone(), by_another_key, altered, unknown_keyid, short];
+        let mut keys = crate::identity::KeyCache::default();
+        for round in 0..2 {
+            for (n, envelope) in cases.iter().enumerate() {
+                let alone = SignedEvent::open(envelope.clone());
+                let cached = SignedEvent::open_with(envelope.clone(), &mut keys);
+                assert_eq!(alone, cached, "case {n}, round {round}");
+            }
+        }
+        assert_eq!(keys.key_of(&signed.signer), Ok(key.verifying_key()));
+        assert!(keys.key_of("did:key:zNothing").is_err());
     }
 
     #[test]

@@ -36,6 +36,33 @@ pub fn key_of(did: &str) -> Result<VerifyingKey, DidError> {
     VerifyingKey::from_bytes(&raw).map_err(|_| DidError::NotEd25519(did.to_owned()))
 }
 
+/// Keys already decoded from their did:key, so a signer seen before costs a lookup rather than a
+/// base58 decoding and a point decompression (a tenth of checking a signature). Exact: a key is
+/// a function of its did:key alone; a did:key that does not decode is not kept, and fails again
+/// with the same error. Bounded: when full it forgets everything and starts again.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    keys: std::collections::HashMap<String, VerifyingKey>,
+}
+
+impl KeyCache {
+    /// Keys held at most.
+    pub const CAPACITY: usize = 4096;
+
+    /// [`key_of`], remembered.
+    pub fn key_of(&mut self, did: &str) -> Result<VerifyingKey, DidError> {
+        if let Some(key) = self.keys.get(did) {
+            return Ok(*key);
+        }
+        let key = key_of(did)?;
+        if self.keys.len() >= KeyCache::CAPACITY {
+            self.keys.clear();
+        }
+        self.keys.insert(did.to_owned(), key);
+        Ok(key)
+    }
+}
+
 /// The kind of actor a key belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

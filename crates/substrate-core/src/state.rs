@@ -154,8 +154,8 @@ pub enum Rejection {
     UnknownProposal(u64),
     #[error("voting on proposal {proposal} closed at {closed}")]
     VotingClosed { proposal: u64, closed: String },
-    #[error("the ballot on proposal {proposal} is malformed: {detail}")]
-    Ballot { proposal: u64, detail: String },
+    #[error("the ballot on proposal {proposal} is refused: {fault}")]
+    Ballot { proposal: u64, fault: crate::governance::acts::BallotFault },
     #[error("the proposal is refused: {0}")]
     Proposal(crate::governance::acts::ProposalFault),
     #[error(
@@ -225,7 +225,7 @@ pub enum Rejection {
     #[error("{cid} already carries the register {register}")]
     SameRegister { cid: String, register: String },
     #[error("the job receipt is not verified compute: {0}")]
-    Compute(String),
+    Compute(crate::governance::acts::ComputeFault),
     #[error("the genesis names the steward '{steward}', which is not a did:key: {detail}")]
     GenesisSteward { steward: String, detail: String },
 }

@@ -12,8 +12,9 @@ use serde_json::json;
 
 use substrate_core::event::{Deposit, EventError, Genesis, KINDS};
 use substrate_core::governance::acts::{
-    Action, ActionProblem, Attestation, Decision, Dispute, DisputeRuling, Effect, Ground, JobReceipt,
-    NodeRegistration, Proposal, ProposalFault, Revocation, Ruling, VoteCast, node_binding_message,
+    Action, ActionProblem, Attestation, BallotFault, ComputeFault, Decision, Dispute, DisputeRuling, Effect,
+    Ground, JobReceipt, NodeRegistration, Proposal, ProposalFault, Revocation, Ruling, VoteCast,
+    node_binding_message,
 };
 use substrate_core::governance::book::{
     Board, DisputeStatus, Endorsement, Member, MemberStatus, ProposalRecord, ProposalStatus, STABILITY_POOL,

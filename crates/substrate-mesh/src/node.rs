@@ -4,8 +4,9 @@
 //! takes events other nodes forward, and serves texts that consent lets leave. A mirror verifies
 //! every announced checkpoint with the log key, fetches the entries it lacks over
 //! `/substrate/log/1` from whoever announced it, asks it for the consistency proof from the
-//! checkpoint it holds (`/substrate/consistency/1`), and hands both to its own ledger
-//! ([`Ledger::extend`]), which keeps the range only if every check passes. It then serves and
+//! checkpoint it holds (`/substrate/consistency/1`), opens the range with it off the task
+//! ([`OpenedRange::open`]), and hands it to its own ledger ([`Ledger::keep`]), which keeps the
+//! range only if every check passes; the next step is fetched and opened meanwhile. It then serves and
 //! re-announces what it holds, publishes its C2SP cosignature, and fetches the texts it may hold
 //! and the files of the adapters the log publishes (`node/adapters.rs`).
 //! Everything outside the task talks to it through a cloneable [`MeshHandle`].
@@ -40,7 +41,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, Transport, identify, noise, tcp, yamux};
 use substrate_store::follow::FollowError;
-use substrate_store::{Extended, Ledger, Reader, SequencerHandle};
+use substrate_store::{Extended, Ledger, OpenedRange, Reader, SequencerHandle, WalCheckpoints};
 use substrate_tlog::{Checkpoint, Hash, NoteVerifier, Tree};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -196,8 +197,10 @@ impl Mesh {
                 let tree = ledger.tree();
                 let texts = texts::WantedTexts::new(ledger.wanted_texts()?);
                 let adapter_files = adapters::AdapterFiles::new(ledger.dir().clone());
+                let wal = WalCheckpoints::start(&ledger)?;
                 let follower = Follower {
                     ledger: Arc::new(Mutex::new(*ledger)),
+                    wal,
                     tree,
                     sync: sync::SyncState::new(config.sync_step),
                     texts,
@@ -290,6 +293,7 @@ enum Served {
     Checkpoint(ResponseChannel<CheckpointResponse>, CheckpointResponse),
     Texts(ResponseChannel<TextResponse>, TextResponse),
     Submitted(ResponseChannel<SubmitResponse>, SubmitResponse),
+    Opened { id: u64, result: Result<OpenedRange, FollowError> },
     Extended { from: PeerId, note: String, entries: u64, result: Result<Extended, FollowError> },
     TextsKept(Result<usize, String>),
     AdapterFile(ResponseChannel<AdapterFileResponse>, AdapterFileResponse),
@@ -306,6 +310,8 @@ enum NodeRole {
 /// A mirror's ledger and what it is fetching: the sync in progress, texts, adapter files.
 struct Follower {
     ledger: Arc<Mutex<Ledger>>,
+    /// Checkpoints the ledger's WAL after its commits, off the ledger's thread.
+    wal: WalCheckpoints,
     /// The ledger's tree, shared: read here for the held size and split-view checks.
     tree: Arc<RwLock<Tree>>,
     sync: sync::SyncState,
@@ -575,6 +581,10 @@ impl Node {
                 behaviour.text.send_response(channel, response).is_ok()
             }
             Served::Submitted(channel, response) => behaviour.submit.send_response(channel, response).is_ok(),
+            Served::Opened { id, result } => {
+                self.on_opened(id, result);
+                true
+            }
             Served::Extended { from, note, entries, result } => {
                 self.on_extended(from, note, entries, result);
                 true

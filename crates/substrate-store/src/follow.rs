@@ -12,11 +12,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rusqlite::{OptionalExtension, params};
 use substrate_core::state::{Change, DepositRecord};
-use substrate_core::{Cid, ConsentTier, LogEntry, SignedEvent};
-use substrate_tlog::{Checkpoint, Hash, verify_consistency};
+use substrate_core::{Cid, ConsentTier, LogEntry};
+use substrate_tlog::{Checkpoint, Hash, NoteVerifier, verify_consistency};
 
 use crate::DataDir;
 use crate::ledger::{Ledger, LedgerError, STATE_EXTENSION, Table, materialise};
+use crate::opening::{self, Opened};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FollowError {
@@ -63,6 +64,116 @@ impl From<LedgerError> for FollowError {
 pub struct Extended {
     /// Texts of deposits in the range that consent lets this mirror hold and that it lacks.
     pub wanted: Vec<Cid>,
+}
+
+/// A fetched range, checked as far as it can be away from the ledger and with every entry
+/// opened: what [`Ledger::keep`] takes. Opening the entries (their signatures above all) is most
+/// of a range's work and needs no ledger, so a mirror opens the next range on other cores while
+/// its ledger keeps the one before.
+pub struct OpenedRange {
+    note: String,
+    /// The checkpoint's state root line.
+    stated: String,
+    /// The size and root of the log the range was proven to follow.
+    follows: (u64, Hash),
+    leaves: Vec<Vec<u8>>,
+    /// Each entry's integrated time and leaf hash.
+    times: Vec<u64>,
+    hashes: Vec<Hash>,
+    /// Each entry's event, or why it does not open, reported by `keep` in order.
+    events: Vec<Opened>,
+}
+
+impl OpenedRange {
+    /// Checks that the log key (`verifier`) signed the checkpoint in `note`, that `leaves` take
+    /// the log of `follows` (its size and root) to the checkpoint's size and that `proof` shows
+    /// the checkpoint extends it, before any leaf is read; that the checkpoint states a state
+    /// root; and that every leaf is an entry. Then opens every entry, over every core, the
+    /// signatures in Ed25519 batches.
+    pub fn open(
+        verifier: &NoteVerifier,
+        follows: (u64, Hash),
+        note: &str,
+        leaves: Vec<Vec<u8>>,
+        proof: &[Hash],
+    ) -> Result<OpenedRange, FollowError> {
+        let checkpoint =
+            Checkpoint::open(note, verifier).map_err(|e| FollowError::Unsigned(e.to_string()))?;
+        let (old, old_root) = follows;
+        let got = old + leaves.len() as u64;
+        if got != checkpoint.size {
+            return Err(FollowError::WrongSize { got, expected: checkpoint.size });
+        }
+        verify_consistency(old, checkpoint.size, &old_root, &checkpoint.root, proof)
+            .map_err(|e| FollowError::Inconsistent { old, new: checkpoint.size, detail: e.to_string() })?;
+        let stated = checkpoint
+            .extension(STATE_EXTENSION)
+            .ok_or(FollowError::NoStateLine { size: checkpoint.size })?
+            .to_owned();
+        let mut times = Vec::with_capacity(leaves.len());
+        let mut hashes = Vec::with_capacity(leaves.len());
+        for (offset, leaf) in leaves.iter().enumerate() {
+            let index = old + offset as u64;
+            let entry = LogEntry::from_leaf(index, leaf).map_err(|_| FollowError::MalformedLeaf { index })?;
+            times.push(entry.integrated_time);
+            // The leaf is the entry's bytes: its hash is the entry's leaf hash.
+            hashes.push(substrate_tlog::leaf_hash(leaf));
+        }
+        let events = opening::open_parallel(&leaves, open_leaves);
+        Ok(OpenedRange { note: note.to_owned(), stated, follows, leaves, times, hashes, events })
+    }
+
+    /// How many entries the range holds.
+    pub fn entries(&self) -> usize {
+        self.leaves.len()
+    }
+}
+
+/// Folds a mirror's SQLite WAL back into its database on a thread of its own, from a connection
+/// of its own, so that the ledger's commits never pay for it: SQLite's automatic checkpoint runs
+/// inside a commit every ~1000 pages, which for a mirror keeping steps of 4 MiB is nearly every
+/// commit. PASSIVE checkpoints never block the ledger. (The sequencer's maintenance thread does
+/// the same for it.) Dropping the handle ends the thread.
+pub struct WalCheckpoints {
+    nudge: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WalCheckpoints {
+    /// Starts the thread and turns off the automatic checkpoints of `ledger`'s connection.
+    pub fn start(ledger: &Ledger) -> Result<WalCheckpoints, LedgerError> {
+        let conn = crate::schema::open(&ledger.dir().database())?;
+        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("wal-checkpoints".into())
+            .spawn(move || {
+                for () in nudged {
+                    if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(%error, "WAL checkpoint failed; retrying after the next commit");
+                    }
+                }
+            })
+            .map_err(crate::ledger::io_error(ledger.dir().root()))?;
+        ledger.leave_checkpoints_to_others()?;
+        Ok(WalCheckpoints { nudge: Some(nudge), thread: Some(thread) })
+    }
+
+    /// Asks for a checkpoint soon (after a commit); one asked for and not yet begun covers this
+    /// one too.
+    pub fn nudge(&self) {
+        if let Some(nudge) = &self.nudge {
+            let _ = nudge.try_send(());
+        }
+    }
+}
+
+impl Drop for WalCheckpoints {
+    fn drop(&mut self) {
+        drop(self.nudge.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Whether consent lets a text leave its node for a member mirror: `public` and `commons` do;
@@ -112,7 +223,7 @@ impl Ledger {
 
     /// Keeps `leaves` (which follow the last entry held) if `proof` shows the checkpoint in `note`
     /// extends the one held and every check in the module's description passes; otherwise keeps
-    /// nothing and says which check failed.
+    /// nothing and says which check failed. [`OpenedRange::open`], then [`Ledger::keep`].
     pub fn extend(
         &mut self,
         note: &str,
@@ -122,33 +233,42 @@ impl Ledger {
         if self.is_sequencer() {
             return Err(FollowError::NotAMirror);
         }
-        let checkpoint =
-            Checkpoint::open(note, &self.verifier).map_err(|e| FollowError::Unsigned(e.to_string()))?;
-        let old = self.state.size();
-        let got = old + leaves.len() as u64;
+        let range = OpenedRange::open(&self.verifier, self.held(), note, leaves, proof)?;
+        self.keep(range)
+    }
+
+    /// Keeps a range opened off this ledger's thread if it follows exactly the log held and the
+    /// checks left pass: the log key signed its checkpoint, the leaves give the checkpoint's root,
+    /// and then, entry by entry, times never go back, each entry opened and folds; last the
+    /// state root. Otherwise keeps nothing and says which check failed, the first in that order.
+    pub fn keep(&mut self, range: OpenedRange) -> Result<Extended, FollowError> {
+        if self.is_sequencer() {
+            return Err(FollowError::NotAMirror);
+        }
+        // The range may have been opened with another key: its checkpoint counts only if this
+        // ledger's log key signed it.
+        let checkpoint = Checkpoint::open(&range.note, &self.verifier)
+            .map_err(|e| FollowError::Unsigned(e.to_string()))?;
+        let (old, held_root) = self.held();
+        let got = old + range.leaves.len() as u64;
         if got != checkpoint.size {
             return Err(FollowError::WrongSize { got, expected: checkpoint.size });
         }
-        let held_root = self.tree.read().unwrap_or_else(|e| e.into_inner()).root();
-        verify_consistency(old, checkpoint.size, &held_root, &checkpoint.root, proof)
-            .map_err(|e| FollowError::Inconsistent { old, new: checkpoint.size, detail: e.to_string() })?;
-        let stated = checkpoint
-            .extension(STATE_EXTENSION)
-            .ok_or(FollowError::NoStateLine { size: checkpoint.size })?
-            .to_owned();
-        let entries = leaves
-            .iter()
-            .enumerate()
-            .map(|(offset, leaf)| {
-                let index = old + offset as u64;
-                LogEntry::from_leaf(index, leaf).map_err(|_| FollowError::MalformedLeaf { index })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let hashes: Vec<Hash> = entries.iter().map(LogEntry::leaf_hash).collect();
+        if range.follows.1 != held_root {
+            return Err(FollowError::Inconsistent {
+                old,
+                new: checkpoint.size,
+                detail: format!(
+                    "it was proven to follow root {} at that size, not the root {} held",
+                    hex(&range.follows.1),
+                    hex(&held_root)
+                ),
+            });
+        }
         {
             // Pushed in place and taken back on a mismatch: no copy of the tree.
             let mut tree = self.tree.write().unwrap_or_else(|e| e.into_inner());
-            for hash in &hashes {
+            for hash in &range.hashes {
                 tree.push(*hash);
             }
             if tree.root() != checkpoint.root {
@@ -162,43 +282,45 @@ impl Ledger {
             }
         }
         // The fold changes the state in place; a failure anywhere below reloads it from disk.
-        let result = self.fold_and_store(&checkpoint, note, &stated, &entries, &leaves, &hashes);
+        let result = self.fold_and_store(&checkpoint, range);
         if result.is_err() {
             self.reload()?;
         }
         result
     }
 
+    /// The size and root of the log held.
+    fn held(&self) -> (u64, Hash) {
+        let tree = self.tree.read().unwrap_or_else(|e| e.into_inner());
+        (tree.size(), tree.root())
+    }
+
+    /// Folds the range's opened entries in order, checks the state root, and keeps it all in one
+    /// commit.
     fn fold_and_store(
         &mut self,
         checkpoint: &Checkpoint,
-        note: &str,
-        stated: &str,
-        entries: &[LogEntry],
-        leaves: &[Vec<u8>],
-        hashes: &[Hash],
+        range: OpenedRange,
     ) -> Result<Extended, FollowError> {
+        let clock = std::time::Instant::now();
+        let OpenedRange { note, stated, leaves, times, hashes, events, .. } = range;
+        let first = self.state.size();
         let mut changes: Vec<Change> = Vec::new();
-        let mut digests = Vec::with_capacity(entries.len());
+        let mut digests = Vec::with_capacity(leaves.len());
         let mut last_time = self.last_time;
         // What earlier ranges wrote is in the tables now; each entry loads what it reads.
         self.state.release();
-        for entry in entries {
-            let index = entry.index;
-            if entry.integrated_time < last_time {
-                return Err(FollowError::TimeGoesBack {
-                    index,
-                    time: entry.integrated_time,
-                    previous: last_time,
-                });
+        for ((offset, time), opened) in times.into_iter().enumerate().zip(events) {
+            let index = first + offset as u64;
+            if time < last_time {
+                return Err(FollowError::TimeGoesBack { index, time, previous: last_time });
             }
-            last_time = entry.integrated_time;
-            let event = SignedEvent::open_bytes(&entry.envelope)
-                .map_err(|e| FollowError::UnopenableEntry { index, detail: e.to_string() })?;
+            last_time = time;
+            let event = opened.map_err(|detail| FollowError::UnopenableEntry { index, detail })?;
             self.load(&self.state.reads(&event))?;
             let applied = self
                 .state
-                .apply(index, entry.integrated_time, &event)
+                .apply(index, time, &event)
                 .map_err(|e| FollowError::FoldRefused { index, detail: e.to_string() })?;
             changes.extend(applied.changes);
             digests.push(event.act_digest());
@@ -216,39 +338,53 @@ impl Ledger {
             return Err(FollowError::StateMismatch {
                 size: checkpoint.size,
                 got: replayed,
-                expected: stated.to_owned(),
+                expected: stated,
             });
         }
 
+        let folded = clock.elapsed();
         let tx = self.conn.transaction().map_err(LedgerError::from)?;
         {
             let mut insert = tx
                 .prepare_cached("INSERT INTO entries (idx, leaf, leaf_hash, act) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(LedgerError::from)?;
-            for (((entry, leaf), hash), digest) in entries.iter().zip(leaves).zip(hashes).zip(&digests) {
+            for (offset, ((leaf, hash), digest)) in leaves.iter().zip(&hashes).zip(&digests).enumerate() {
                 insert
-                    .execute(params![entry.index, leaf, hash.as_slice(), digest.as_slice()])
+                    .execute(params![first + offset as u64, leaf, hash.as_slice(), digest.as_slice()])
                     .map_err(LedgerError::from)?;
             }
-            materialise(&tx, &changes)?;
+            materialise(&tx, &changes, checkpoint.size)?;
             tx.execute(
                 "INSERT INTO checkpoints (size, note) VALUES (?1, ?2)",
                 params![checkpoint.size, note],
             )
             .map_err(LedgerError::from)?;
         }
+        let inserted = clock.elapsed();
         tx.commit().map_err(LedgerError::from)?;
+        tracing::debug!(
+            entries = leaves.len(),
+            fold_us = folded.as_micros() as u64,
+            insert_us = (inserted - folded).as_micros() as u64,
+            commit_us = (clock.elapsed() - inserted).as_micros() as u64,
+            "range kept"
+        );
         self.last_time = last_time;
 
         // Texts whose deposit went away, or whose consent narrowed, leave this mirror now.
         // A deposit changed twice in one range is wanted once: `seen` keeps that check O(1).
+        // A deposit made in this range has no text here to delete or find: a CID is deposited
+        // once, and `keep_texts` keeps only texts of deposits already in the tables.
         let mut wanted = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for change in &changes {
             if let Change::Deposit(record) = change {
+                let made_here = record.log_index >= first;
                 if record.status.is_gone() || !replicates(record.consent) {
-                    self.blobs.delete(&record.cid).map_err(LedgerError::from)?;
-                } else if !self.blobs.contains(&record.cid) && seen.insert(&record.cid) {
+                    if !made_here {
+                        self.blobs.delete(&record.cid).map_err(LedgerError::from)?;
+                    }
+                } else if (made_here || !self.blobs.contains(&record.cid)) && seen.insert(&record.cid) {
                     wanted.push(record.cid.clone());
                 }
             }
@@ -300,6 +436,14 @@ impl Ledger {
         }
         Ok(kept)
     }
+}
+
+/// Opens a chunk of a range's leaves (each checked to hold its 8-byte time and more), the
+/// signatures in Ed25519 batches; an entry that does not open says why as
+/// [`SignedEvent::open_bytes`] does.
+fn open_leaves(leaves: &[Vec<u8>]) -> Vec<Opened> {
+    let envelopes: Vec<&[u8]> = leaves.iter().map(|leaf| leaf.get(8..).unwrap_or_default()).collect();
+    opening::open_batched(&envelopes).into_iter().map(|opened| opened.map_err(|e| e.to_string())).collect()
 }
 
 fn hex(hash: &Hash) -> String {

@@ -26,6 +26,9 @@ use crate::schema;
 /// The checkpoint extension line that carries the state root.
 pub const STATE_EXTENSION: &str = "substrate-state";
 
+/// The writer connection's page cache, in KiB.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("database {path}: {source}")]
@@ -181,14 +184,43 @@ pub struct Submission {
     pub content: Option<Vec<u8>>,
 }
 
-/// The outcome of one submission in a batch.
+/// The outcome of one submission in a batch. A fresh entry's receipt is `R`: built, or (on the
+/// sequencer's path) [`Unbuilt`], for the caller waiting for it to build.
 #[derive(Debug)]
-pub enum Outcome {
-    Appended(Receipt),
+pub enum Outcome<R = Receipt> {
+    Appended(R),
     /// The same act (the same statement from the same signers) was already in the log: its
     /// receipt again.
     Duplicate(Receipt),
     Refused(Rejection),
+}
+
+impl Outcome<Unbuilt> {
+    /// The outcome with its receipt built.
+    pub fn build(self) -> Outcome {
+        match self {
+            Outcome::Appended(unbuilt) => Outcome::Appended(unbuilt.build()),
+            Outcome::Duplicate(receipt) => Outcome::Duplicate(receipt),
+            Outcome::Refused(rejection) => Outcome::Refused(rejection),
+        }
+    }
+}
+
+/// A fresh entry's receipt before it is built: its event, its entry and its inclusion proof.
+/// Building it (the envelope copied, the leaf and the proof in base64) is left to whoever waits
+/// for it, off the sequencer's thread, which every batch waits for.
+#[derive(Debug)]
+pub struct Unbuilt {
+    event: SignedEvent,
+    entry: LogEntry,
+    handle: Option<String>,
+    proof: substrate_tlog::TlogProof,
+}
+
+impl Unbuilt {
+    pub fn build(self) -> Receipt {
+        Receipt::new(&self.event, &self.entry, self.handle, self.proof.to_text())
+    }
 }
 
 pub struct Ledger {
@@ -280,6 +312,9 @@ impl Ledger {
                 .map_err(|source| LedgerError::RecordsUpgrade { source })?;
             conn = schema::open(&dir.database()).map_err(database)?;
         }
+        // The writer's working set (the tables' right edges, the index pages its lookups and
+        // inserts touch) outgrows SQLite's default page cache of 2 MiB; a miss is a read call.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(database)?;
         let blobs = BlobStore::open(&dir.blobs()).map_err(io_error(&dir.blobs()))?;
         let mut ledger = Ledger {
             dir: dir.clone(),
@@ -423,12 +458,21 @@ impl Ledger {
     /// On a storage error nothing of the batch is acknowledged and the ledger reloads from disk.
     /// Proposals whose window closed by then are decided first, so the batch lands after them.
     pub fn append_batch(&mut self, batch: Vec<Submission>, now: u64) -> Result<Vec<Outcome>, LedgerError> {
+        Ok(self.append_unbuilt(batch, now)?.into_iter().map(Outcome::build).collect())
+    }
+
+    /// [`Ledger::append_batch`], leaving the fresh entries' receipts for the caller to build.
+    pub fn append_unbuilt(
+        &mut self,
+        batch: Vec<Submission>,
+        now: u64,
+    ) -> Result<Vec<Outcome<Unbuilt>>, LedgerError> {
         self.signer()?;
         self.decide_due(now)?;
         self.append_now(batch, now)
     }
 
-    fn append_now(&mut self, batch: Vec<Submission>, now: u64) -> Result<Vec<Outcome>, LedgerError> {
+    fn append_now(&mut self, batch: Vec<Submission>, now: u64) -> Result<Vec<Outcome<Unbuilt>>, LedgerError> {
         let result = self.try_append(batch, now);
         if result.is_err() {
             self.reload()?;
@@ -469,26 +513,30 @@ impl Ledger {
         Ok(decided)
     }
 
-    fn try_append(&mut self, batch: Vec<Submission>, now: u64) -> Result<Vec<Outcome>, LedgerError> {
+    fn try_append(&mut self, batch: Vec<Submission>, now: u64) -> Result<Vec<Outcome<Unbuilt>>, LedgerError> {
         let time = now.max(self.last_time);
         let start = self.state.size();
         let clock = std::time::Instant::now();
         let mut staged: Vec<(LogEntry, usize)> = Vec::new();
         let mut changes: Vec<Change> = Vec::new();
-        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+        let mut outcomes: Vec<Option<Outcome<Unbuilt>>> = Vec::with_capacity(batch.len());
         let mut duplicates: Vec<(usize, u64)> = Vec::new();
-        let mut texts: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut texts: Vec<(u64, String, Vec<u8>)> = Vec::new();
         let mut batch = batch;
-        // What earlier batches wrote is in the tables now; each entry loads what it reads.
+        // What earlier batches wrote is in the tables now; each entry loads what it reads. The
+        // acts and deposits the entries name are looked up for the whole batch first.
         self.state.release();
+        let absent = self.preload(&batch)?;
         for (position, submission) in batch.iter_mut().enumerate() {
             let index = self.state.size();
-            self.load(&self.state.reads(&submission.event))?;
+            let mut reads = self.state.reads(&submission.event);
+            absent.prune(&mut reads);
+            self.load(&reads)?;
             let result = self.state.apply(index, time, &submission.event);
             if let (Ok(_), Some(content), Some(cid)) =
                 (&result, submission.content.take(), submission.event.event.cid())
             {
-                texts.push((cid.to_string(), content));
+                texts.push((index, cid.to_string(), content));
             }
             match result {
                 Ok(applied) => {
@@ -496,7 +544,7 @@ impl Ledger {
                     let entry = LogEntry {
                         index,
                         integrated_time: time,
-                        envelope: submission.event.envelope.to_bytes(),
+                        envelope: submission.event.envelope_bytes().to_vec(),
                     };
                     staged.push((entry, position));
                     outcomes.push(None);
@@ -509,7 +557,7 @@ impl Ledger {
             }
         }
         if staged.is_empty() {
-            return self.finish(batch, outcomes, duplicates, &[], None);
+            return self.finish(batch, outcomes, duplicates, Vec::new(), None);
         }
         let applied_at = clock.elapsed();
 
@@ -553,11 +601,11 @@ impl Ledger {
             // The texts become durable with their entries, in this one commit; the blob directory
             // gets them later (see `flush_texts`), off the path every deposit waits on.
             let mut pending =
-                tx.prepare_cached("INSERT OR REPLACE INTO pending_texts (cid, content) VALUES (?1, ?2)")?;
-            for (cid, content) in &texts {
-                pending.execute(params![cid, content])?;
+                tx.prepare_cached("INSERT INTO pending_texts (idx, cid, content) VALUES (?1, ?2, ?3)")?;
+            for (index, cid, content) in &texts {
+                pending.execute(params![index, cid, content])?;
             }
-            materialise(&tx, &changes)?;
+            materialise(&tx, &changes, checkpoint.size)?;
             tx.execute(
                 "INSERT INTO checkpoints (size, note) VALUES (?1, ?2)",
                 params![checkpoint.size, note],
@@ -581,7 +629,57 @@ impl Ledger {
                 self.blobs.delete(&record.cid)?;
             }
         }
-        self.finish(batch, outcomes, duplicates, &staged, Some((checkpoint.size, note)))
+        self.finish(batch, outcomes, duplicates, staged, Some((checkpoint.size, note)))
+    }
+
+    /// Loads into the partial state, a few queries for the whole batch, the acts and deposits
+    /// its entries name (as the state before the batch says: `reads` of an entry may name more
+    /// once earlier entries are applied, and `load` fetches that). Returns the keys the tables do
+    /// not hold: they stay absent until the batch commits, so no entry looks them up again.
+    fn preload(&mut self, batch: &[Submission]) -> Result<Absent, LedgerError> {
+        let mut acts = std::collections::BTreeSet::new();
+        let mut cids = std::collections::BTreeSet::new();
+        for submission in batch {
+            let reads = self.state.reads(&submission.event);
+            acts.extend(reads.act);
+            cids.extend(reads.deposits);
+        }
+        let acts: Vec<[u8; 32]> = acts.into_iter().collect();
+        let cids: Vec<Cid> = cids.into_iter().collect();
+        let keys: Vec<String> = cids.iter().map(Cid::to_string).collect();
+        let mut found_acts = std::collections::HashSet::new();
+        for chunk in acts.chunks(LOOKUP) {
+            let mut stmt = self.conn.prepare_cached(&lookup_sql("SELECT act, idx FROM entries WHERE act"))?;
+            let keys = (0..LOOKUP).map(|i| chunk.get(i).unwrap_or(&chunk[0]).as_slice());
+            let mut rows = stmt.query(rusqlite::params_from_iter(keys))?;
+            while let Some(row) = rows.next()? {
+                let index: u64 = row.get(1)?;
+                let act = hash_column(row.get_ref(0)?.as_blob()?, "act", index)?;
+                found_acts.insert(act);
+                self.state.load_act(act, index);
+            }
+        }
+        let mut found_deposits = std::collections::HashSet::new();
+        for chunk in keys.chunks(LOOKUP) {
+            let mut stmt = self.conn.prepare_cached(&lookup_sql("SELECT record FROM deposits WHERE cid"))?;
+            let keys = (0..LOOKUP).map(|i| chunk.get(i).unwrap_or(&chunk[0]));
+            let mut rows = stmt.query(rusqlite::params_from_iter(keys))?;
+            let mut records = Vec::new();
+            while let Some(row) = rows.next()? {
+                records
+                    .push(serde_json::from_str::<DepositRecord>(row.get_ref(0)?.as_str()?).map_err(
+                        |source| LedgerError::UnparsableRecord { table: Table::Deposits, source },
+                    )?);
+            }
+            for record in records {
+                found_deposits.insert(record.cid.clone());
+                self.state.load_deposit(record);
+            }
+        }
+        Ok(Absent {
+            acts: acts.into_iter().filter(|act| !found_acts.contains(act)).collect(),
+            deposits: cids.into_iter().filter(|cid| !found_deposits.contains(cid)).collect(),
+        })
     }
 
     /// Loads into the partial state what `reads` names and the state does not hold yet (what it
@@ -651,27 +749,28 @@ impl Ledger {
     fn finish(
         &self,
         batch: Vec<Submission>,
-        mut outcomes: Vec<Option<Outcome>>,
+        mut outcomes: Vec<Option<Outcome<Unbuilt>>>,
         duplicates: Vec<(usize, u64)>,
-        staged: &[(LogEntry, usize)],
+        staged: Vec<(LogEntry, usize)>,
         checkpoint: Option<(u64, String)>,
-    ) -> Result<Vec<Outcome>, LedgerError> {
-        // Fresh entries all lead to this batch's checkpoint; handles come from the state in hand.
-        if let Some((size, note)) = checkpoint {
-            let tree = self.tree.read().unwrap_or_else(|e| e.into_inner());
-            for (entry, position) in staged {
-                let event = &batch[*position].event;
-                let proof = tlog_proof(&tree, entry.index, size, note.clone())?;
-                let handle =
-                    event.event.cid().and_then(|cid| self.state.deposit(cid)).map(|d| d.handle.clone());
-                outcomes[*position] =
-                    Some(Outcome::Appended(Receipt::new(event, entry, handle, proof.to_text())));
-            }
-        }
+    ) -> Result<Vec<Outcome<Unbuilt>>, LedgerError> {
         let reader = ReceiptSource { conn: &self.conn, tree: &self.tree };
         for (position, index) in duplicates {
             let entry = reader.entry(index)?;
             outcomes[position] = Some(Outcome::Duplicate(reader.receipt(&batch[position].event, &entry)?));
+        }
+        // Fresh entries all lead to this batch's checkpoint; handles come from the state in hand.
+        if let Some((size, note)) = checkpoint {
+            let mut events: Vec<Option<SignedEvent>> =
+                batch.into_iter().map(|submission| Some(submission.event)).collect();
+            let tree = self.tree.read().unwrap_or_else(|e| e.into_inner());
+            for (entry, position) in staged {
+                let Some(event) = events[position].take() else { continue };
+                let proof = tlog_proof(&tree, entry.index, size, note.clone())?;
+                let handle =
+                    event.event.cid().and_then(|cid| self.state.deposit(cid)).map(|d| d.handle.clone());
+                outcomes[position] = Some(Outcome::Appended(Unbuilt { event, entry, handle, proof }));
+            }
         }
         let batch = outcomes.len();
         outcomes
@@ -682,31 +781,58 @@ impl Ledger {
     }
 }
 
+/// Keys looked up per query when a batch's acts and deposits are loaded; a shorter list repeats
+/// its first key, so the statement is prepared once.
+const LOOKUP: usize = 32;
+
+/// `prefix` followed by `IN (?1, ..., ?LOOKUP)`.
+fn lookup_sql(prefix: &str) -> String {
+    let placeholders: Vec<String> = (1..=LOOKUP).map(|i| format!("?{i}")).collect();
+    format!("{prefix} IN ({})", placeholders.join(", "))
+}
+
+/// What a batch's first lookups found missing from the tables (see `Ledger::preload`).
+struct Absent {
+    acts: std::collections::HashSet<[u8; 32]>,
+    deposits: std::collections::HashSet<Cid>,
+}
+
+impl Absent {
+    /// Drops from `reads` what is known to be missing from the tables.
+    fn prune(&self, reads: &mut Reads) {
+        if reads.act.is_some_and(|act| self.acts.contains(&act)) {
+            reads.act = None;
+        }
+        reads.deposits.retain(|cid| !self.deposits.contains(cid));
+    }
+}
+
 /// Moves up to `limit` accepted texts from `pending_texts` into the blob directory: files written,
 /// one `syncfs`, then the pending rows deleted. A text whose deposit was withdrawn meanwhile (its
 /// row already gone) has its file removed again. Returns how many texts moved.
 pub fn flush_texts(conn: &mut Connection, blobs: &BlobStore, limit: usize) -> Result<usize, LedgerError> {
-    let texts: Vec<(String, Vec<u8>)> = {
-        let mut stmt = conn.prepare_cached("SELECT cid, content FROM pending_texts LIMIT ?1")?;
-        stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+    let texts: Vec<(u64, String, Vec<u8>)> = {
+        let mut stmt = conn.prepare_cached("SELECT idx, cid, content FROM pending_texts LIMIT ?1")?;
+        stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?
     };
     if texts.is_empty() {
         return Ok(0);
     }
     let mut cids = Vec::with_capacity(texts.len());
-    for (cid, content) in &texts {
+    for (index, cid, content) in &texts {
         let cid = Cid::parse(cid)
             .map_err(|source| LedgerError::UnparsableCid { table: Table::PendingTexts, source })?;
         blobs.put_unsynced(&cid, content)?;
-        cids.push(cid);
+        cids.push((*index, cid));
     }
     blobs.sync()?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut withdrawn = Vec::new();
     {
-        let mut delete = tx.prepare_cached("DELETE FROM pending_texts WHERE cid = ?1")?;
-        for cid in &cids {
-            if delete.execute([cid.to_string()])? == 0 {
+        let mut delete = tx.prepare_cached("DELETE FROM pending_texts WHERE idx = ?1")?;
+        for (index, cid) in &cids {
+            if delete.execute([index])? == 0 {
                 withdrawn.push(cid);
             }
         }
@@ -773,7 +899,9 @@ pub(crate) fn tlog_proof(
 }
 
 /// Writes the records `changes` leave behind into the materialised tables.
-pub(crate) fn materialise(tx: &Connection, changes: &[Change]) -> Result<(), LedgerError> {
+/// Writes `changes` into the materialised tables; governance records are stamped with `size`, the
+/// log size this batch brings the log to.
+pub(crate) fn materialise(tx: &Connection, changes: &[Change], size: u64) -> Result<(), LedgerError> {
     let mut upsert = tx.prepare_cached(
         "INSERT INTO deposits (cid, log_index, handle, depositor, status, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (cid) DO UPDATE SET status = excluded.status, record = excluded.record",
@@ -793,7 +921,10 @@ pub(crate) fn materialise(tx: &Connection, changes: &[Change]) -> Result<(), Led
             }
             Change::Deposit(record) => {
                 if record.status.is_gone() {
-                    tx.execute("DELETE FROM pending_texts WHERE cid = ?1", [record.cid.to_string()])?;
+                    tx.execute(
+                        "DELETE FROM pending_texts WHERE idx = ?1 AND cid = ?2",
+                        params![record.log_index, record.cid.to_string()],
+                    )?;
                 }
                 let (log_index, handle, depositor, status) = deposit_columns(record);
                 upsert.execute(params![
@@ -808,9 +939,9 @@ pub(crate) fn materialise(tx: &Connection, changes: &[Change]) -> Result<(), Led
         }
     }
     let mut put =
-        tx.prepare_cached("INSERT OR REPLACE INTO records (kind, key, record) VALUES (?1, ?2, ?3)")?;
+        tx.prepare_cached("INSERT OR REPLACE INTO records (kind, key, record, at) VALUES (?1, ?2, ?3, ?4)")?;
     for ((kind, key), record) in records {
-        put.execute(params![kind, key, serde_json::to_string(record).unwrap_or_default()])?;
+        put.execute(params![kind, key, serde_json::to_string(record).unwrap_or_default(), size])?;
     }
     Ok(())
 }

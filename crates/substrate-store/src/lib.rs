@@ -4,13 +4,14 @@
 pub mod blobs;
 pub mod follow;
 pub mod ledger;
+mod opening;
 pub mod reader;
 pub mod replay;
 pub mod schema;
 pub mod sequencer;
 
 pub use blobs::BlobStore;
-pub use follow::{Extended, FollowError};
+pub use follow::{Extended, FollowError, OpenedRange, WalCheckpoints};
 pub use ledger::{InitOptions, Ledger, LedgerError, Submission};
 pub use reader::{Cosigned, ProposalVotes, ReadError, Reader, TextReader};
 pub use replay::{ReplayError, ReplayMode, ReplayReport};

@@ -37,6 +37,11 @@ pub struct TextReader {
     conn: Connection,
 }
 
+/// A text still waiting for the blob directory, by CID: pending texts are keyed by their
+/// deposit's log index.
+const PENDING_TEXT: &str = "SELECT content FROM pending_texts
+     WHERE idx = (SELECT log_index FROM deposits WHERE cid = ?1) AND cid = ?1";
+
 impl TextReader {
     pub fn open(dir: &DataDir) -> Result<TextReader, ReadError> {
         let blobs = BlobStore::open(&dir.blobs()).map_err(|source| {
@@ -50,10 +55,8 @@ impl TextReader {
         if let Some(text) = self.blobs.get(cid)? {
             return Ok(Some(text));
         }
-        let pending: Option<Vec<u8>> = self
-            .conn
-            .query_row("SELECT content FROM pending_texts WHERE cid = ?1", [cid.to_string()], |r| r.get(0))
-            .optional()?;
+        let pending: Option<Vec<u8>> =
+            self.conn.query_row(PENDING_TEXT, [cid.to_string()], |r| r.get(0)).optional()?;
         // The text may have moved to the blob directory between the two reads.
         match pending {
             Some(text) => Ok(Some(text)),
@@ -209,12 +212,24 @@ impl Reader {
         })
     }
 
-    /// The governance records other than votes at `size`, restored when the log has grown.
+    /// The governance records other than votes at `size`. The copy held is brought up to date
+    /// with the records written since it was read (`records.at`), by key; it is read whole only
+    /// the first time, or when the log is shorter than the copy (a rebuilt or replaced database).
     fn cached_governance(&self, tx: &Connection, size: u64) -> Result<Arc<Governance>, ReadError> {
         let mut cached = self.inner.governance.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, governance)) = cached.as_ref()
-            && *at == size
+        if let Some((at, governance)) = cached.as_mut()
+            && *at <= size
         {
+            if *at < size {
+                let mut stmt =
+                    tx.prepare_cached("SELECT record FROM records WHERE at > ?1 AND kind != 'vote'")?;
+                let mut rows = stmt.query([*at])?;
+                let updated = Arc::make_mut(governance);
+                while let Some(row) = rows.next()? {
+                    updated.put(parse_record(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?)?);
+                }
+                *at = size;
+            }
             return Ok(Arc::clone(governance));
         }
         let mut stmt = tx.prepare_cached("SELECT record FROM records WHERE kind != 'vote'")?;
@@ -298,13 +313,8 @@ impl Reader {
         if let Some(text) = self.inner.blobs.get(cid)? {
             return Ok(Some(text));
         }
-        let pending = self.with(|conn| {
-            Ok(conn
-                .query_row("SELECT content FROM pending_texts WHERE cid = ?1", [cid.to_string()], |r| {
-                    r.get(0)
-                })
-                .optional()?)
-        })?;
+        let pending = self
+            .with(|conn| Ok(conn.query_row(PENDING_TEXT, [cid.to_string()], |r| r.get(0)).optional()?))?;
         // The text may have moved to the blob directory between the two reads.
         match pending {
             Some(text) => Ok(Some(text)),

@@ -2,21 +2,20 @@
 //! leaf hash, every checkpoint's tree root and state root, and finally the materialised tables.
 //! `Check` reports the first divergence; `Rebuild` rewrites the materialised tables from the fold.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::mpsc;
 use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signature, VerifyingKey};
 use rusqlite::{Connection, OptionalExtension};
-use substrate_core::envelope::SignatureCheck;
 use substrate_core::state::{Change, DepositRecord, State};
 use substrate_core::{Cid, LogEntry, SignedEvent};
 use substrate_tlog::{Checkpoint, NoteSigner, NoteVerifier, Tree};
 
 use crate::DataDir;
 use crate::ledger::{STATE_EXTENSION, materialise};
+use crate::opening::{self, Opened};
 use crate::schema;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,14 +62,7 @@ pub enum ReplayError {
 /// is checked while the one before it is folded.
 const CHUNK: u64 = 8192;
 
-/// Chunks handed to the opening thread ahead of the fold: the one it opens while a chunk is
-/// folded, and the next, read in time for it to go straight on to.
-const AHEAD: usize = 2;
-
-/// Entries whose signatures are verified in one Ed25519 batch. Larger batches cost less per
-/// signature (256 entries: 513 points in one multiscalar multiplication); a batch that fails is
-/// verified again one signature at a time.
-pub const BATCH: usize = 256;
+pub use crate::opening::BATCH;
 
 /// Replays the log in `dir`. Checkpoints are checked against `verifier`, or the node's own log
 /// key when none is given.
@@ -313,9 +305,6 @@ fn load_checkpoints(
 
 type Row = (u64, Vec<u8>, [u8; 32]);
 
-/// An entry opened into its event, or why it does not open.
-type Opened = Result<SignedEvent, String>;
-
 /// Reads a chunk of entries from index `start` on, at most `limit` of them.
 fn read_chunk(conn: &Connection, start: u64, limit: u64) -> Result<Vec<Row>, ReplayError> {
     let mut stmt = conn
@@ -328,85 +317,37 @@ fn read_chunk(conn: &Connection, start: u64, limit: u64) -> Result<Vec<Row>, Rep
 }
 
 /// Hands the log's entries from the first on (the first `size` when given) to `fold` in order,
-/// each with its event as `open` opens it. Opening is most of the work and spreads over every
-/// core, while folding is sequential; so a thread of its own opens the chunk after the one being
-/// folded. At most two chunks are held: the one being folded and the next, being opened (the one
-/// after is read between two folds). The first error wins, as in a sequential replay:
-/// `fold`'s at an entry before a chunk that could not be read, then the reading's.
+/// each with its event as `open` opens it, read a chunk at a time and opened ahead of the fold
+/// ([`opening::pipeline`]). Entries missing before `size` are an error once those before them
+/// are folded.
 fn pipeline(
     conn: &Connection,
     size: Option<u64>,
     open: fn(&[Row]) -> Vec<Opened>,
-    mut fold: impl FnMut(Row, Opened) -> Result<(), ReplayError>,
+    fold: impl FnMut(Row, Opened) -> Result<(), ReplayError>,
 ) -> Result<(), ReplayError> {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    std::thread::scope(|scope| {
-        // Both channels' ends on this side drop when this closure returns, early or not, which
-        // ends the opening thread before the scope waits for it.
-        let (to_open, unopened) = mpsc::sync_channel::<Vec<Row>>(1);
-        let (to_fold, opened) = mpsc::sync_channel::<(Vec<Row>, Vec<Opened>)>(1);
-        scope.spawn(move || {
-            for rows in unopened {
-                let events = open_parallel(&rows, workers, open);
-                if to_fold.send((rows, events)).is_err() {
-                    break;
-                }
-            }
-        });
-        let stopped =
-            |index| ReplayError::Entry { index, detail: "the thread opening entries stopped".into() };
-        let (mut next, mut read, mut in_flight) = (0u64, 0u64, 0usize);
-        // Why the reading ended early: a chunk that could not be read, or entries missing.
-        let mut ended: Option<ReplayError> = None;
-        let mut reading = true;
-        loop {
-            while reading && in_flight < AHEAD {
-                let wanted = size.map_or(u64::MAX, |size| size - read);
-                let rows = if wanted == 0 { Ok(Vec::new()) } else { read_chunk(conn, next, wanted) };
-                let rows = rows.unwrap_or_else(|e| {
-                    ended = Some(e);
-                    Vec::new()
-                });
-                let Some(&(last, _, _)) = rows.last() else {
-                    if ended.is_none() && wanted > 0 && size.is_some() {
-                        ended =
-                            Some(ReplayError::Entry { index: read, detail: "missing from the log".into() });
-                    }
-                    reading = false;
-                    break;
-                };
-                next = last + 1;
-                read += rows.len() as u64;
-                to_open.send(rows).map_err(|_| stopped(next))?;
-                in_flight += 1;
-            }
-            if in_flight == 0 {
-                return ended.map_or(Ok(()), Err);
-            }
-            let (rows, events) = opened.recv().map_err(|_| stopped(next))?;
-            in_flight -= 1;
-            for (row, event) in rows.into_iter().zip(events) {
-                fold(row, event)?;
-            }
+    // The index of the next entry to read, and how many were read.
+    let next = Cell::new(0u64);
+    let mut read = 0u64;
+    let read_next = || {
+        let wanted = size.map_or(u64::MAX, |size| size - read);
+        if wanted == 0 {
+            return Ok(None);
         }
-    })
-}
-
-/// Opens a chunk of entries on `workers` threads, keeping their order.
-fn open_parallel(rows: &[Row], workers: usize, open: fn(&[Row]) -> Vec<Opened>) -> Vec<Opened> {
-    let per = rows.len().div_ceil(workers.max(1)).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = rows.chunks(per).map(|part| scope.spawn(move || open(part))).collect();
-        handles
-            .into_iter()
-            .zip(rows.chunks(per))
-            .flat_map(|(handle, part)| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| vec![Err("an opening thread panicked".to_owned()); part.len()])
-            })
-            .collect()
-    })
+        let rows = read_chunk(conn, next.get(), wanted)?;
+        let Some(&(last, _, _)) = rows.last() else {
+            return match size {
+                Some(_) => Err(ReplayError::Entry { index: read, detail: "missing from the log".into() }),
+                None => Ok(None),
+            };
+        };
+        next.set(last + 1);
+        read += rows.len() as u64;
+        Ok(Some(rows))
+    };
+    let stopped =
+        || ReplayError::Entry { index: next.get(), detail: "the thread opening entries stopped".into() };
+    opening::pipeline(read_next, open, stopped, fold)
 }
 
 /// The envelope in an entry: the entry's bytes after its 8-byte time.
@@ -424,41 +365,20 @@ fn open_logged(rows: &[Row]) -> Vec<Opened> {
         .collect()
 }
 
-/// Parses and signature-checks entries, the signatures of [`BATCH`] entries at a time in one
-/// Ed25519 batch. An entry that fails comes out as [`SignedEvent::open_bytes`], the sequencer's
-/// single verification, says: a batch that does not verify is opened again entry by entry.
-///
-/// Accepting a batch is as safe here as checking each signature alone. A batch accepts every
-/// signature single verification accepts, and more only where a signature's nonce point is
-/// encoded non-canonically or it or the key carries a small-order component: signatures only the
-/// holder of the signer's secret key can make (malleated signatures of the signer's own, never
-/// forgeries), which single verification refuses. The leaf hashes and the tree roots the log
-/// key signed fix every envelope's exact bytes, so replay still detects any change to the log.
+/// Parses and signature-checks entries in Ed25519 batches ([`opening::open_batched`]): an entry
+/// that fails comes out as [`SignedEvent::open_bytes`], the sequencer's single verification,
+/// says. The leaf hashes and the tree roots the log key signed fix every envelope's exact bytes,
+/// so replay still detects any change to the log.
 fn open_verified(rows: &[Row]) -> Vec<Opened> {
-    let open_alone = |leaf: &[u8]| {
-        SignedEvent::open_bytes(envelope(leaf)?).map_err(|e| format!("its signed event does not verify: {e}"))
-    };
-    let mut opened = Vec::with_capacity(rows.len());
-    for batch in rows.chunks(BATCH) {
-        let deferred: Vec<_> = batch
-            .iter()
-            .map(|(_, leaf, _)| envelope(leaf).ok().and_then(|bytes| SignedEvent::open_deferred(bytes).ok()))
-            .collect();
-        let checks: Vec<&SignatureCheck> =
-            deferred.iter().flatten().flat_map(|(_, checks)| checks.iter()).collect();
-        let messages: Vec<&[u8]> = checks.iter().map(|c| c.message.as_slice()).collect();
-        let signatures: Vec<Signature> = checks.iter().map(|c| c.signature).collect();
-        let keys: Vec<VerifyingKey> = checks.iter().map(|c| c.key).collect();
-        let verified = ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok();
-        for ((_, leaf, _), deferred) in batch.iter().zip(deferred) {
-            opened.push(match deferred {
-                Some((event, _)) if verified => Ok(event),
-                // An entry that does not open, or any of a batch that does not verify.
-                _ => open_alone(leaf),
-            });
-        }
-    }
-    opened
+    let envelopes: Vec<&[u8]> = rows.iter().map(|(_, leaf, _)| leaf.get(8..).unwrap_or_default()).collect();
+    opening::open_batched(&envelopes)
+        .into_iter()
+        .zip(rows)
+        .map(|(opened, (_, leaf, _))| {
+            envelope(leaf)?;
+            opened.map_err(|e| format!("its signed event does not verify: {e}"))
+        })
+        .collect()
 }
 
 fn check_checkpoint(checkpoint: &Checkpoint, tree: &Tree, state: &State) -> Result<(), ReplayError> {
@@ -560,7 +480,7 @@ fn rebuild(tx: &Connection, state: &State) -> Result<u64, ReplayError> {
     let mut changes: Vec<Change> = state.commons().cloned().map(Change::Commons).into_iter().collect();
     changes.extend(state.deposits().cloned().map(Change::Deposit));
     changes.extend(state.governance().records().into_iter().map(Change::Record));
-    materialise(tx, &changes).map_err(|e| ReplayError::Materialised(e.to_string()))?;
+    materialise(tx, &changes, state.size()).map_err(|e| ReplayError::Materialised(e.to_string()))?;
     Ok(changes.len() as u64)
 }
 

@@ -6,11 +6,16 @@
 use rusqlite::{Connection, TransactionBehavior};
 use substrate_core::{LogEntry, SignedEvent};
 
-/// The schema's version, kept in SQLite's `user_version`. Version 1 keys each entry by its act
-/// (`entries.act`: the statement and its signers, see `SignedEvent::act_digest`); version 0
-/// kept the statement digest alone in `entries.statement`, which merged identical statements
-/// signed by different people.
-pub const VERSION: i64 = 1;
+/// The schema's version, kept in SQLite's `user_version`. Version 3 keys the texts waiting for
+/// the blob directory by their deposit's log index (`pending_texts.idx`): a batch appends them at
+/// the end of the table instead of also inserting each into an index of random CIDs, which wrote
+/// a page of the write-ahead log per text. Version 2 stamps each governance record
+/// with the log size of the batch that last wrote it (`records.at`), so a reader brings its copy
+/// up to date by reading only what changed. Version 1 keys each entry by its act (`entries.act`:
+/// the statement and its signers, see `SignedEvent::act_digest`); version 0 kept the statement
+/// digest alone in `entries.statement`, which merged identical statements signed by different
+/// people.
+pub const VERSION: i64 = 3;
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entries (
@@ -23,8 +28,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
     note TEXT NOT NULL
 );
+-- By the deposit's log index; a text is found by CID through `deposits.log_index`.
 CREATE TABLE IF NOT EXISTS pending_texts (
-    cid TEXT PRIMARY KEY,
+    idx INTEGER PRIMARY KEY,
+    cid TEXT NOT NULL,
     content BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS commons (
@@ -39,6 +46,9 @@ CREATE TABLE IF NOT EXISTS deposits (
     status TEXT NOT NULL,
     record TEXT NOT NULL
 );
+-- The withdrawn and removed deposits alone, so opening a ledger finds the blobs a crash left
+-- behind without reading every deposit.
+CREATE INDEX IF NOT EXISTS deposits_gone ON deposits (cid) WHERE status != 'active';
 CREATE TABLE IF NOT EXISTS cosignatures (
     cosigner TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -49,8 +59,10 @@ CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL,
     key TEXT NOT NULL,
     record TEXT NOT NULL,
+    at INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, key)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_at ON records (at);
 ";
 
 /// Opens the database with the durability the log promises: WAL, and a full fsync of the WAL at
@@ -107,6 +119,30 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             let event = SignedEvent::open_bytes(&entry.envelope).map_err(|e| unreadable(e.to_string()))?;
             update.execute(rusqlite::params![event.act_digest().as_slice(), index])?;
         }
+    }
+    let records_lack_at = tx.prepare("SELECT 1 FROM sqlite_master WHERE name = 'records'")?.exists([])?
+        && !tx.prepare("SELECT 1 FROM pragma_table_info('records') WHERE name = 'at'")?.exists([])?;
+    if records_lack_at {
+        // Every record counts as written at the start: a reader reads them all once.
+        tx.execute_batch("ALTER TABLE records ADD COLUMN at INTEGER NOT NULL DEFAULT 0")?;
+    }
+    let pending_by_cid = tx.prepare("SELECT 1 FROM sqlite_master WHERE name = 'pending_texts'")?.exists([])?
+        && !tx.prepare("SELECT 1 FROM pragma_table_info('pending_texts') WHERE name = 'idx'")?.exists([])?;
+    if pending_by_cid {
+        // Every pending text belongs to an active deposit (a withdrawal deletes its text in the
+        // same commit), whose row gives its log index.
+        tx.execute_batch(
+            "CREATE TABLE pending_texts_by_index (
+                 idx INTEGER PRIMARY KEY,
+                 cid TEXT NOT NULL,
+                 content BLOB NOT NULL
+             );
+             INSERT INTO pending_texts_by_index (idx, cid, content)
+                 SELECT deposits.log_index, pending_texts.cid, pending_texts.content
+                 FROM pending_texts JOIN deposits ON deposits.cid = pending_texts.cid;
+             DROP TABLE pending_texts;
+             ALTER TABLE pending_texts_by_index RENAME TO pending_texts;",
+        )?;
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()

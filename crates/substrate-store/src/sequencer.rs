@@ -11,14 +11,16 @@ use substrate_core::receipt::Receipt;
 use substrate_core::state::Rejection;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::ledger::{Ledger, LedgerError, Outcome, Submission};
+use crate::ledger::{Ledger, LedgerError, Outcome, Submission, Unbuilt};
 
 /// The most submissions one batch takes; more wait for the next batch.
 pub const MAX_BATCH: usize = 2048;
 /// How many submissions may wait for the sequencer before callers are made to wait.
 const QUEUE: usize = 16 * 1024;
 
-type Reply = oneshot::Sender<Result<Submitted, SubmitError>>;
+/// The sequencer's answer to one submission: its outcome, whose receipt the caller builds on
+/// its own thread, or why its batch failed.
+type Reply = oneshot::Sender<Result<Outcome<Unbuilt>, SubmitError>>;
 
 /// What reaches the sequencer: a submission, or the clock's tick that lets it close proposals
 /// whose window has ended.
@@ -119,7 +121,13 @@ impl SequencerHandle {
                     .send(Job::Submit(Box::new(submission), reply))
                     .await
                     .map_err(|_| SubmitError::Stopped)?;
-                response.await.map_err(|_| SubmitError::Stopped)?
+                match response.await.map_err(|_| SubmitError::Stopped)?? {
+                    Outcome::Appended(unbuilt) => {
+                        Ok(Submitted { receipt: unbuilt.build(), duplicate: false })
+                    }
+                    Outcome::Duplicate(receipt) => Ok(Submitted { receipt, duplicate: true }),
+                    Outcome::Refused(rejection) => Err(SubmitError::Refused(rejection)),
+                }
             }
             Route::Forward(forward) => forward.forward(submission).await,
         }
@@ -130,6 +138,22 @@ impl SequencerHandle {
 /// SQLite WAL back into the database file.
 const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// Texts moved to the blob directory per round (one `syncfs`, one SQLite transaction).
+const MOVE_AT_ONCE: usize = 512;
+
+/// The share of its time the sequencer may spend committing before texts stop moving: above it,
+/// moving them (file creation in the kernel, a transaction that takes the write lock) competes
+/// with the deposits for the same cores and the same lock.
+const BUSY_SHARE: f64 = 0.25;
+
+/// How many entries' texts may wait in SQLite while the sequencer is busy; past that they move
+/// regardless, so a long busy spell cannot grow the database without bound.
+const MAX_DEFERRED: u64 = 100_000;
+
+/// Nanoseconds the sequencer has spent appending batches, for the maintenance thread to see how
+/// busy it is.
+type Busy = Arc<std::sync::atomic::AtomicU64>;
+
 /// Background upkeep beside the sequencer, from a connection of its own: moves accepted texts
 /// from SQLite into the blob directory, and checkpoints the WAL so the sequencer's commits never
 /// pay for it (SQLite's automatic checkpoint would run inside a commit every ~1000 pages).
@@ -138,6 +162,7 @@ fn maintenance(
     path: std::path::PathBuf,
     blobs: crate::blobs::BlobStore,
     stop: std::sync::mpsc::Receiver<()>,
+    busy: Busy,
 ) {
     // Upkeep can wait: under load, deposits come first and texts simply stay in SQLite longer.
     crate::blobs::lower_this_threads_priority();
@@ -148,12 +173,25 @@ fn maintenance(
             return;
         }
     };
+    // The sequencer's busy time as last seen, and when.
+    let mut seen = (std::time::Instant::now(), busy.load(std::sync::atomic::Ordering::Relaxed));
+    // Whether the sequencer spent less than `BUSY_SHARE` of the time since the last look appending.
+    let mut quiet = || {
+        let now = (std::time::Instant::now(), busy.load(std::sync::atomic::Ordering::Relaxed));
+        let share =
+            now.1.saturating_sub(seen.1) as f64 / now.0.duration_since(seen.0).as_nanos().max(1) as f64;
+        seen = now;
+        share < BUSY_SHARE
+    };
     loop {
         let stopping =
             !matches!(stop.recv_timeout(MAINTENANCE_EVERY), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
-        loop {
-            match crate::ledger::flush_texts(&mut conn, &blobs, 1024) {
-                Ok(1024) => continue,
+        let mut move_texts = quiet() || stopping || deferred(&conn) > MAX_DEFERRED;
+        while move_texts {
+            match crate::ledger::flush_texts(&mut conn, &blobs, MOVE_AT_ONCE) {
+                Ok(MOVE_AT_ONCE) => {
+                    move_texts = quiet() || stopping || deferred(&conn) > MAX_DEFERRED;
+                }
                 Ok(_) => break,
                 Err(error) => {
                     tracing::warn!(%error, "moving texts to the blob directory failed; they stay in SQLite for now");
@@ -171,17 +209,30 @@ fn maintenance(
     }
 }
 
+/// How many entries the texts waiting in SQLite span (an upper bound on their number, read
+/// without counting the rows); 0 when none wait or the database cannot say.
+fn deferred(conn: &rusqlite::Connection) -> u64 {
+    conn.query_row("SELECT max(idx) - min(idx) + 1 FROM pending_texts", [], |row| {
+        row.get::<_, Option<u64>>(0)
+    })
+    .ok()
+    .flatten()
+    .unwrap_or(0)
+}
+
 fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<Job>, head: watch::Sender<Head>) {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let database = ledger.dir().database();
     let blobs = ledger.blobs().clone();
+    let busy = Busy::default();
+    let seen = Arc::clone(&busy);
     let upkeep = std::thread::Builder::new()
         .name("maintenance".into())
-        .spawn(move || maintenance(database, blobs, stopped));
+        .spawn(move || maintenance(database, blobs, stopped, seen));
     if let Err(error) = ledger.leave_checkpoints_to_others() {
         tracing::warn!(%error, "could not turn off SQLite's automatic checkpoints");
     }
-    sequence(&mut ledger, &mut receiver, &head);
+    sequence(&mut ledger, &mut receiver, &head, &busy);
     drop(stop);
     if let Ok(upkeep) = upkeep {
         let _ = upkeep.join();
@@ -192,9 +243,15 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-fn sequence(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<Job>, head: &watch::Sender<Head>) {
+fn sequence(
+    ledger: &mut Ledger,
+    receiver: &mut mpsc::Receiver<Job>,
+    head: &watch::Sender<Head>,
+    busy: &Busy,
+) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     while receiver.blocking_recv_many(&mut pending, MAX_BATCH) > 0 {
+        let started = std::time::Instant::now();
         let (batch, replies): (Vec<Submission>, Vec<Reply>) = pending
             .drain(..)
             .filter_map(|job| match job {
@@ -218,22 +275,18 @@ fn sequence(ledger: &mut Ledger, receiver: &mut mpsc::Receiver<Job>, head: &watc
                 Err(error) => tracing::warn!(%error, "could not read the checkpoint just signed"),
             }
         }
+        busy.fetch_add(started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
 fn commit(ledger: &mut Ledger, batch: Vec<Submission>, replies: Vec<Reply>) {
     let size = batch.len();
-    match ledger.append_batch(batch, now_ms()) {
+    match ledger.append_unbuilt(batch, now_ms()) {
         Ok(outcomes) => {
             tracing::debug!(batch = size, log_size = ledger.state().size(), "batch committed");
             for (outcome, reply) in outcomes.into_iter().zip(replies) {
-                let result = match outcome {
-                    Outcome::Appended(receipt) => Ok(Submitted { receipt, duplicate: false }),
-                    Outcome::Duplicate(receipt) => Ok(Submitted { receipt, duplicate: true }),
-                    Outcome::Refused(rejection) => Err(SubmitError::Refused(rejection)),
-                };
                 // A caller that went away no longer needs its answer; the entry stays.
-                let _ = reply.send(result);
+                let _ = reply.send(Ok(outcome));
             }
         }
         Err(error) => {

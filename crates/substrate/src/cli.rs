@@ -757,6 +757,30 @@ pub enum BenchCommand {
         #[command(flatten)]
         models: ModelArgs,
     },
+    /// Open a stored commons in a fresh process: how long `Ledger::open` takes and the memory it
+    /// holds.
+    Open {
+        /// The commons' data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// A commons of V voters with P open proposals each voted on by all of them: time opening it,
+    /// then `GET /v1/proposals/{id}` while clients keep depositing.
+    Reads {
+        #[arg(long, default_value_t = 10_000)]
+        voters: usize,
+        #[arg(long, default_value_t = 100)]
+        proposals: usize,
+        /// Concurrent depositing clients during the reads.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// How long to read for, in seconds.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Build the commons in this directory and keep it; when it already holds one, reuse it.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
     /// Build a log of N entries, then time `replay --check` over it.
     Replay {
         #[arg(long, default_value_t = 1_000_000)]

@@ -301,3 +301,71 @@ impl ProposalFault {
         }
     }
 }
+
+/// Why a vote's ballot is refused; each is its own API error code ([`BallotFault::code`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BallotFault {
+    #[error("this proposal does not set the mixture; vote without one")]
+    NoMixture,
+    /// The distribution is not one over the commons' registers (the reason says how).
+    #[error("{0}")]
+    Distribution(String),
+    #[error("this proposal elects no board; vote without a ranking")]
+    NoElection,
+    #[error("{0} is not a candidate")]
+    NotACandidate(String),
+    #[error("{0} is ranked twice")]
+    RankedTwice(String),
+}
+
+impl BallotFault {
+    /// The API's error code for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BallotFault::NoMixture => "ballot_without_mixture",
+            BallotFault::Distribution(_) => "malformed_ballot",
+            BallotFault::NoElection => "ballot_without_election",
+            BallotFault::NotACandidate(_) => "ballot_not_a_candidate",
+            BallotFault::RankedTwice(_) => "ballot_ranked_twice",
+        }
+    }
+}
+
+/// Why a job receipt is not verified compute; each is its own API error code
+/// ([`ComputeFault::code`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComputeFault {
+    #[error("{0} is not a registered node")]
+    UnregisteredWorker(String),
+    #[error("the worker node {0} did not sign its receipt")]
+    WorkerUnsigned(String),
+    #[error("the worker's operator {0} is not a verified member")]
+    OperatorUnverified(String),
+    #[error(
+        "a job receipt counts as verified compute only when co-signed by nodes of other verified operators (and nobody else)"
+    )]
+    NotCosigned,
+    #[error("a job receipt reports 1 to {0} units (CPU-seconds)")]
+    Units(u64),
+    #[error("workload '{0}' is not approved; compute counts only for a KIND@VERSION the chambers approved")]
+    WorkloadNotApproved(String),
+    #[error("this job was already credited at entry {0}")]
+    AlreadyCredited(u64),
+}
+
+impl ComputeFault {
+    /// The API's error code for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ComputeFault::UnregisteredWorker(_) => "compute_unregistered_worker",
+            ComputeFault::WorkerUnsigned(_) => "compute_worker_unsigned",
+            ComputeFault::OperatorUnverified(_) => "compute_operator_unverified",
+            ComputeFault::NotCosigned => "compute_not_cosigned",
+            ComputeFault::Units(_) => "compute_units",
+            ComputeFault::WorkloadNotApproved(_) => "compute_workload_not_approved",
+            ComputeFault::AlreadyCredited(_) => "compute_already_credited",
+        }
+    }
+}

@@ -11,8 +11,9 @@ use ed25519_dalek::Verifier;
 use crate::cid::Cid;
 use crate::event::{Event, SignedEvent};
 use crate::governance::acts::{
-    Action, ActionProblem, Attestation, Decision, Dispute, DisputeRuling, Effect, Ground, JobReceipt,
-    NodeRegistration, Proposal, ProposalFault, Revocation, Ruling, VoteCast, node_binding_message,
+    Action, ActionProblem, Attestation, BallotFault, ComputeFault, Decision, Dispute, DisputeRuling, Effect,
+    Ground, JobReceipt, NodeRegistration, Proposal, ProposalFault, Revocation, Ruling, VoteCast,
+    node_binding_message,
 };
 use crate::governance::book::*;
 use crate::governance::credits::CreditBook;
@@ -377,26 +378,27 @@ impl State {
             });
         }
         self.require_member(signer, time)?;
-        let ballot = |detail: String| Rejection::Ballot { proposal: v.proposal, detail };
+        let ballot = |fault: BallotFault| Rejection::Ballot { proposal: v.proposal, fault };
         if let Some(weights) = &v.mixture {
             if !proposal.actions.iter().any(|a| matches!(a, Action::SetMixture { .. })) {
-                return Err(ballot("this proposal does not set the mixture; vote without one".into()));
+                return Err(ballot(BallotFault::NoMixture));
             }
-            mixture::check_ballot(&params.registers, weights).map_err(ballot)?;
+            mixture::check_ballot(&params.registers, weights)
+                .map_err(|e| ballot(BallotFault::Distribution(e)))?;
         }
         if let Some(ranking) = &v.ranking {
             let Some(Action::ElectBoard { candidates, .. }) =
                 proposal.actions.iter().find(|a| matches!(a, Action::ElectBoard { .. }))
             else {
-                return Err(ballot("this proposal elects no board; vote without a ranking".into()));
+                return Err(ballot(BallotFault::NoElection));
             };
             let mut seen = std::collections::BTreeSet::new();
             for name in ranking {
                 if !candidates.contains(name) {
-                    return Err(ballot(format!("{name} is not a candidate")));
+                    return Err(ballot(BallotFault::NotACandidate(name.clone())));
                 }
                 if !seen.insert(name) {
-                    return Err(ballot(format!("{name} is ranked twice")));
+                    return Err(ballot(BallotFault::RankedTwice(name.clone())));
                 }
             }
         }
@@ -734,17 +736,14 @@ impl State {
         params: &Parameters,
     ) -> Result<Vec<Change>, Rejection> {
         let g = &self.governance;
-        let refuse = |detail: String| Rejection::Compute(detail);
+        let refuse = Rejection::Compute;
         let worker =
-            g.nodes.get(&j.node).ok_or_else(|| refuse(format!("{} is not a registered node", j.node)))?;
+            g.nodes.get(&j.node).ok_or_else(|| refuse(ComputeFault::UnregisteredWorker(j.node.clone())))?;
         if !signers.contains(&j.node) {
-            return Err(refuse(format!("the worker node {} did not sign its receipt", j.node)));
+            return Err(refuse(ComputeFault::WorkerUnsigned(j.node.clone())));
         }
         if !g.is_verified(&worker.operator, time) {
-            return Err(refuse(format!(
-                "the worker's operator {} is not a verified member",
-                worker.operator
-            )));
+            return Err(refuse(ComputeFault::OperatorUnverified(worker.operator.clone())));
         }
         let verifiers: Vec<String> = signers
             .iter()
@@ -757,23 +756,17 @@ impl State {
             .cloned()
             .collect();
         if verifiers.len() != signers.len() - 1 || verifiers.is_empty() {
-            return Err(refuse(
-                "a job receipt counts as verified compute only when co-signed by nodes of other verified operators (and nobody else)"
-                    .into(),
-            ));
+            return Err(refuse(ComputeFault::NotCosigned));
         }
         if j.units == 0 || j.units > MAX_JOB_UNITS {
-            return Err(refuse(format!("a job receipt reports 1 to {MAX_JOB_UNITS} units (CPU-seconds)")));
+            return Err(refuse(ComputeFault::Units(MAX_JOB_UNITS)));
         }
         if !g.workloads.contains_key(&j.workload) {
-            return Err(refuse(format!(
-                "workload '{}' is not approved; compute counts only for a KIND@VERSION the chambers approved",
-                j.workload
-            )));
+            return Err(refuse(ComputeFault::WorkloadNotApproved(j.workload.clone())));
         }
         let job = job_digest(j);
         if let Some(earlier) = g.compute.values().find(|c| c.job == job) {
-            return Err(refuse(format!("this job was already credited at entry {}", earlier.receipt)));
+            return Err(refuse(ComputeFault::AlreadyCredited(earlier.receipt)));
         }
         let mut credits = CreditBook::new(g, params);
         credits.grant(&worker.operator, params.credits.compute.saturating_mul(j.units), time);

@@ -12,7 +12,7 @@ fn a_job_is_credited_once_and_only_for_an_approved_workload() {
     unapproved.cosign(&key(110));
     let unapproved = commons.submit(unapproved);
     assert!(
-        matches!(&unapproved, Err(Rejection::Compute(d)) if d.contains("not approved")),
+        matches!(&unapproved, Err(Rejection::Compute(ComputeFault::WorkloadNotApproved(w))) if w == "embed@1"),
         "{unapproved:?}"
     );
     commons.approve_embed();
@@ -24,7 +24,7 @@ fn a_job_is_credited_once_and_only_for_an_approved_workload() {
     let mut again = SignedEvent::sign(Event::JobReceipt(job), &key(100));
     again.cosign(&key(110));
     let twice = commons.submit(again);
-    assert!(matches!(&twice, Err(Rejection::Compute(d)) if d.contains("already credited")), "{twice:?}");
+    assert!(matches!(&twice, Err(Rejection::Compute(ComputeFault::AlreadyCredited(_)))), "{twice:?}");
 }
 
 #[test]

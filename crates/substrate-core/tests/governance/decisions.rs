@@ -136,7 +136,7 @@ fn a_malformed_mixture_ballot_is_refused() {
     for (weights, says) in cases {
         let refused = commons.apply(ballot(id, Vote::Yes, Some(weights.clone()), None), &key(2));
         assert!(
-            matches!(&refused, Err(Rejection::Ballot { proposal, detail }) if *proposal == id && detail.contains(says)),
+            matches!(&refused, Err(Rejection::Ballot { proposal, fault: BallotFault::Distribution(detail) }) if *proposal == id && detail.contains(says)),
             "{weights:?}: {refused:?}"
         );
     }
@@ -146,7 +146,7 @@ fn a_malformed_mixture_ballot_is_refused() {
         commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
     let refused = commons.apply(ballot(plain, Vote::Yes, Some(mix(&[("oral", 1.0)])), None), &key(2));
     assert!(
-        matches!(refused, Err(Rejection::Ballot { .. })),
+        matches!(refused, Err(Rejection::Ballot { fault: BallotFault::NoMixture, .. })),
         "a mixture on a proposal without one: {refused:?}"
     );
 }
@@ -158,16 +158,20 @@ fn a_ranking_is_accepted_only_on_an_election_of_its_candidates() {
     let plain =
         commons.propose(1, ProposalClass::Ordinary, vec![parameter("mixture.cap.sacred", json!(0.5))]);
     let refused = commons.apply(ballot(plain, Vote::Yes, None, Some(vec![did(10)])), &key(2));
-    assert!(matches!(&refused, Err(Rejection::Ballot { proposal, .. }) if *proposal == plain), "{refused:?}");
+    assert_eq!(refused, Err(Rejection::Ballot { proposal: plain, fault: BallotFault::NoElection }));
 
     let election = commons.propose(
         1,
         ProposalClass::Ordinary,
         vec![Action::ElectBoard { seats: 1, candidates: vec![did(10), did(11)] }],
     );
-    for ranking in [vec![did(12)], vec![did(10), did(10)]] {
+    let cases = [
+        (vec![did(12)], BallotFault::NotACandidate(did(12))),
+        (vec![did(10), did(10)], BallotFault::RankedTwice(did(10))),
+    ];
+    for (ranking, fault) in cases {
         let refused = commons.apply(ballot(election, Vote::Yes, None, Some(ranking.clone())), &key(2));
-        assert!(matches!(refused, Err(Rejection::Ballot { .. })), "{ranking:?}: {refused:?}");
+        assert_eq!(refused, Err(Rejection::Ballot { proposal: election, fault }), "{ranking:?}");
     }
     commons.ok(ballot(election, Vote::Yes, None, Some(vec![did(11), did(10)])), &key(2));
 }

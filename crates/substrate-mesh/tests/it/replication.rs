@@ -238,3 +238,66 @@ async fn a_mirror_far_behind_catches_up_in_signed_steps() -> Result<()> {
     sequencer.shutdown().await;
     Ok(())
 }
+
+/// While the ledger checks one step, the next is fetched; when a step is refused, the one fetched
+/// after it goes too, and the mirror keeps the steps before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_step_drops_the_step_fetched_after_it() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut ledger, reader) = commons(dir.path())?;
+    // Checkpoints at sizes 1, 2, 4 and 9 so far; then one every 10 entries up to 59.
+    for batch in 0..5u32 {
+        ledger.append_batch(
+            (100 + batch * 10..110 + batch * 10).map(deposit).collect(),
+            START + 10 + u64::from(batch),
+        )?;
+    }
+    // Tamper with entry 12, in the step from 9 to 19, behind the store's back: one bit of its
+    // integrated time.
+    let db = rusqlite::Connection::open(DataDir::new(dir.path()).database())?;
+    let mut leaf: Vec<u8> = db.query_row("SELECT leaf FROM entries WHERE idx = 12", [], |r| r.get(0))?;
+    leaf[7] ^= 1;
+    assert_eq!(db.execute("UPDATE entries SET leaf = ?1 WHERE idx = 12", [&leaf])?, 1);
+    drop(db);
+    let log = ledger.verifier();
+    let sequencer = Mesh::start(MeshConfig {
+        allowed: vec![did(MIRROR_NODE)],
+        ..MeshConfig::new(
+            key(SEQUENCER_NODE),
+            log.clone(),
+            Role::Sequencer { reader: reader.clone(), sequencer: None },
+        )
+    })
+    .await?;
+    let note = reader.checkpoint()?.1;
+    sequencer.handle().announce(note.clone()).await?;
+
+    let mirror_dir = tempfile::tempdir()?;
+    let mirror =
+        Mesh::start(MeshConfig { sync_step: 12, ..mirror_of(&sequencer, &log, mirror_dir.path())? }).await?;
+    let mut events = mirror.handle().events();
+    let (mut kept, mut refusals) = (Vec::new(), Vec::new());
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    // Refused, then asked again: a step fetched after the refused one and handed to the ledger
+    // anyway would be a refusal of its own in between.
+    while refusals.len() < 2 {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(substrate_mesh::MeshEvent::CaughtUp { size, .. })) => kept.push(size),
+            Ok(Ok(substrate_mesh::MeshEvent::Rejected { reason, .. })) => {
+                refusals.push(reason);
+                sequencer.handle().announce(note.clone()).await?;
+            }
+            Ok(_) => {}
+            Err(_) => bail!("the mirror did not refuse the step twice (kept {kept:?}, refused {refusals:?})"),
+        }
+    }
+    assert_eq!(kept, vec![9], "the step before the tampered one is kept");
+    for reason in &refusals {
+        assert!(reason.contains("the checkpoint for size 19 says"), "{reason}");
+    }
+    assert_eq!(mirror.handle().status().await?.held.0, 9);
+
+    mirror.shutdown().await;
+    sequencer.shutdown().await;
+    Ok(())
+}

@@ -8,6 +8,7 @@ use substrate_store::ledger::Outcome;
 use substrate_store::{DataDir, InitOptions, Ledger, ReplayMode, SequencerHandle, Submission};
 
 mod damage;
+mod follow;
 mod replay;
 
 fn found(dir: &std::path::Path) -> Ledger {
@@ -292,6 +293,48 @@ fn a_ledger_keyed_by_statement_is_upgraded_to_acts_when_opened() {
     assert_eq!(version, substrate_store::schema::VERSION);
     let report = substrate_store::replay::replay(&DataDir::new(dir.path()), ReplayMode::Check, None);
     assert!(report.is_ok(), "{report:?}");
+}
+
+#[test]
+fn texts_waiting_under_the_earlier_schema_are_kept_by_log_index_when_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    {
+        let mut ledger = found(dir.path());
+        ledger
+            .append_batch((0..4).map(|n| deposit(&alice, n, ConsentTier::Public)).collect(), 2_000)
+            .expect("append");
+    }
+    // Schema version 2 kept the texts waiting for the blob directory by CID.
+    let data = DataDir::new(dir.path());
+    {
+        let conn = rusqlite::Connection::open(data.database()).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE by_cid (cid TEXT PRIMARY KEY, content BLOB NOT NULL);
+             INSERT INTO by_cid SELECT cid, content FROM pending_texts;
+             DROP TABLE pending_texts;
+             ALTER TABLE by_cid RENAME TO pending_texts;
+             PRAGMA user_version = 2;",
+        )
+        .expect("downgrade");
+    }
+    let mut ledger = Ledger::open(&data).expect("the old schema opens");
+    let texts = substrate_store::TextReader::open(&data).expect("text reader");
+    for n in 0..4 {
+        assert_eq!(texts.text(&cid_of(n)).expect("read"), Some(format!("text number {n}").into_bytes()));
+    }
+    // A withdrawal deletes its waiting text in its own commit; the others move to the blobs.
+    let withdrawal = submission(&Step::Withdraw(1, true), &alice, &alice, 0);
+    let outcomes = ledger.append_batch(vec![withdrawal], 3_000).expect("withdraw");
+    assert!(matches!(&outcomes[0], Outcome::Appended(_)), "{outcomes:?}");
+    assert_eq!(texts.text(&cid_of(1)).expect("read"), None);
+    assert_eq!(ledger.flush_texts().expect("flush"), 3);
+    for n in [0, 2, 3] {
+        assert!(ledger.blobs().contains(&cid_of(n)), "text {n} moved to the blob directory");
+    }
+    let conn = rusqlite::Connection::open(data.database()).expect("open");
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).expect("version");
+    assert_eq!(version, substrate_store::schema::VERSION);
 }
 
 #[test]

@@ -22,6 +22,10 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Deposits { clients, deposits, size } => bench_deposits(clients, deposits, size),
         BenchCommand::Replay { entries, keep } => bench_replay(entries, keep.as_deref()),
+        BenchCommand::Open { data } => bench_open(&data),
+        BenchCommand::Reads { voters, proposals, clients, seconds, keep } => {
+            bench_reads(voters, proposals, clients, seconds, keep.as_deref())
+        }
         BenchCommand::Training { deposits, size, models } => bench_training(deposits, size, &models),
         BenchCommand::Governance { voters, proposals } => bench_governance(voters, proposals),
         BenchCommand::Mesh { entries, mirrors, submitters, size, consent } => {
@@ -140,15 +144,59 @@ fn bench_deposits(clients: usize, count: usize, size: usize) -> anyhow::Result<(
         })
         .collect();
     let url = format!("{}/v1/deposits", daemon.url);
+    // Each client reads its receipt whole, as a depositor keeps it; that also returns the
+    // connection to the client's pool, so every client posts over one kept-alive connection.
     let post = |agent: &ureq::Agent, body: &str| -> anyhow::Result<()> {
         let response = agent.post(&url).set("content-type", "application/json").send_string(body)?;
         anyhow::ensure!(response.status() == 201, "unexpected status {}", response.status());
+        let receipt = response.into_string()?;
+        anyhow::ensure!(receipt.contains("\"log_index\""), "the answer is not a receipt: {receipt}");
         Ok(())
     };
     let agent = ureq::AgentBuilder::new().max_idle_connections(clients * 2).build();
     for body in &bodies[count..] {
         post(&agent, body)?;
     }
+
+    // CPU seconds (user + system) of a process, and of every process on the machine, from /proc
+    // (ticks of USER_HZ, 100 on Linux): the clients and the node share these cores, so the run
+    // says how much of them each took.
+    fn cpu_seconds(pid: &str) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<f64> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| {
+                rest.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect()
+            })
+            .unwrap_or_default();
+        fields.iter().sum::<f64>() / 100.0
+    }
+    fn machine_busy_seconds() -> f64 {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<f64> = stat
+            .lines()
+            .next()
+            .map(|line| line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect())
+            .unwrap_or_default();
+        // user, nice, system, irq, softirq, steal: everything but idle and iowait.
+        [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| ticks.get(i)).sum::<f64>() / 100.0
+    }
+    // The node's CPU seconds by thread name (the sequencer, the HTTP workers, the maintenance).
+    fn cpu_by_thread(pid: &str) -> std::collections::BTreeMap<String, f64> {
+        let mut by_name = std::collections::BTreeMap::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let name = stat.split_once('(').and_then(|(_, rest)| rest.rsplit_once(')')).map(|(n, _)| n);
+            let tid = task.file_name().to_string_lossy().into_owned();
+            *by_name.entry(name.unwrap_or("?").to_owned()).or_default() +=
+                cpu_seconds(&format!("{pid}/task/{tid}"));
+        }
+        by_name
+    }
+    let server_pid = daemon.child.id().to_string();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let threads_before = cpu_by_thread(&server_pid);
+    let cpu_before = (cpu_seconds("self"), cpu_seconds(&server_pid), machine_busy_seconds());
 
     let next = AtomicUsize::new(0);
     let started = Instant::now();
@@ -177,6 +225,15 @@ fn bench_deposits(clients: usize, count: usize, size: usize) -> anyhow::Result<(
         Ok::<_, anyhow::Error>(all)
     })?;
     let elapsed = started.elapsed().as_secs_f64();
+    let clients_cpu = cpu_seconds("self") - cpu_before.0;
+    let server_cpu = cpu_seconds(&server_pid) - cpu_before.1;
+    let others_cpu = machine_busy_seconds() - cpu_before.2 - clients_cpu - server_cpu;
+    let threads: Vec<String> = cpu_by_thread(&server_pid)
+        .into_iter()
+        .map(|(name, after)| (after - threads_before.get(&name).copied().unwrap_or(0.0), name))
+        .filter(|(seconds, _)| *seconds >= 0.05)
+        .map(|(seconds, name)| format!("{name} {seconds:.1} s"))
+        .collect();
     // Texts are durable in SQLite at receipt time; the move into the blob directory runs at low
     // priority behind the deposits. Measure how far it lagged and how long it takes to drain.
     let health = |agent: &ureq::Agent| -> anyhow::Result<u64> {
@@ -189,6 +246,7 @@ fn bench_deposits(clients: usize, count: usize, size: usize) -> anyhow::Result<(
         std::thread::sleep(Duration::from_millis(50));
     }
     let drained = drain_started.elapsed().as_secs_f64();
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     let mut sorted = latencies;
     sorted.sort();
     let pct =
@@ -206,6 +264,18 @@ fn bench_deposits(clients: usize, count: usize, size: usize) -> anyhow::Result<(
         "  texts still waiting for the blob directory at the end: {pending_at_end} (drained {drained:.1} s later)"
     );
     println!("  including that drain: {:.0} deposits/s", count as f64 / (elapsed + drained));
+    println!(
+        "  CPU while posting:  node {server_cpu:.1} s, clients {clients_cpu:.1} s, other processes {:.1} s, of {:.1} s ({elapsed:.1} s x {} cores)",
+        others_cpu.max(0.0),
+        elapsed * cores as f64,
+        cores
+    );
+    println!("  node CPU by thread: {}", threads.join(", "));
+    println!(
+        "  node CPU per deposit: {:.0} us; load average before the run {}",
+        server_cpu / count as f64 * 1e6,
+        load.split_whitespace().next().unwrap_or("?")
+    );
     println!("machine bounds measured in the same run:");
     println!("  ed25519 verify:    {verifies:.0} /s on one core");
     println!("  fsync (4 KiB):     {fsyncs:.0} /s");
@@ -293,6 +363,263 @@ fn bench_replay(entries: u64, keep: Option<&std::path::Path>) -> anyhow::Result<
         ed25519_verifies_per_second(),
         ed25519_batch_verifies_per_second(substrate_store::replay::BATCH),
         substrate_store::replay::BATCH
+    );
+    Ok(())
+}
+
+/// Opens the commons in `data` and reports the time `Ledger::open` took and this process's memory
+/// (peak and current resident set, from /proc/self/status).
+fn bench_open(data: &std::path::Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let ledger = Ledger::open(&DataDir::new(data))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    println!(
+        "opened a commons of {} entries in {seconds:.2} s; peak resident memory {:.0} MiB, now {:.0} MiB",
+        ledger.state().size(),
+        kib("VmHWM:") as f64 / 1024.0,
+        kib("VmRSS:") as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// Opens the commons in `dir` in a child process (`bench open`), so its memory is its own.
+fn open_in_child(dir: &std::path::Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the substrate binary")?;
+    let output = Command::new(exe).args(["bench", "open", "--data"]).arg(dir).output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "bench open failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    Ok(())
+}
+
+fn bench_reads(
+    voters: usize,
+    proposals: usize,
+    clients: usize,
+    seconds: u64,
+    keep: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = keep.unwrap_or(tmp.path());
+    let steward = SigningKey::from_bytes(&[7u8; 32]);
+    if DataDir::new(dir).database().exists() {
+        println!("reading the commons already in {}", dir.display());
+    } else {
+        build_votes(dir, &steward, voters, proposals)?;
+    }
+    open_in_child(dir)?;
+
+    let daemon = Daemon::start(dir)?;
+    let first_proposal = {
+        let body: serde_json::Value =
+            ureq::get(&format!("{}/v1/proposals?open=true", daemon.url)).call()?.into_json()?;
+        let ids: Vec<u64> = body["proposals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["proposal"]["id"].as_u64())
+            .collect();
+        anyhow::ensure!(!ids.is_empty(), "the commons has no open proposal");
+        ids
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let deposited = AtomicUsize::new(0);
+    let url = daemon.url.clone();
+    let keys: Vec<SigningKey> = (0..clients).map(|_| crate::keys::generate()).collect();
+    type Latencies = (Vec<Duration>, Vec<Duration>);
+    let (latencies, elapsed) = std::thread::scope(|scope| -> anyhow::Result<(Latencies, f64)> {
+        for (c, key) in keys.iter().enumerate() {
+            let (stop, deposited, url) = (&stop, &deposited, &url);
+            scope.spawn(move || {
+                let agent = ureq::AgentBuilder::new().build();
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let (event, text) =
+                        sample_deposit(key, 1_000_000_000 + c * 10_000_000 + n, 1024, ConsentTier::Public);
+                    let body =
+                        json!({"envelope": event.envelope, "content": STANDARD.encode(text)}).to_string();
+                    if agent
+                        .post(&format!("{url}/v1/deposits"))
+                        .set("content-type", "application/json")
+                        .send_string(&body)
+                        .is_ok()
+                    {
+                        deposited.fetch_add(1, Ordering::Relaxed);
+                    }
+                    n += 1;
+                }
+            });
+        }
+        let agent = ureq::AgentBuilder::new().build();
+        let started = Instant::now();
+        // In turn: the whole view (every vote listed) and the tallies alone (`votes=false`).
+        let mut latencies = (Vec::new(), Vec::new());
+        let mut i = 0usize;
+        while started.elapsed() < Duration::from_secs(seconds) {
+            let id = first_proposal[(i / 2) % first_proposal.len()];
+            let bare = i % 2 == 1;
+            let query = if bare { "?votes=false" } else { "" };
+            let t = Instant::now();
+            let body: serde_json::Value =
+                agent.get(&format!("{url}/v1/proposals/{id}{query}")).call()?.into_json()?;
+            let took = t.elapsed();
+            if bare {
+                latencies.1.push(took)
+            } else {
+                latencies.0.push(took)
+            }
+            anyhow::ensure!(
+                body["tally"]["votes"].as_u64() == Some(voters as u64),
+                "proposal {id}: {}",
+                body["tally"]
+            );
+            i += 1;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        Ok((latencies, elapsed))
+    })?;
+    println!(
+        "GET /v1/proposals/{{id}} ({voters} votes each, {} votes on record) while {clients} clients deposited {:.0}/s:",
+        voters * proposals,
+        deposited.load(Ordering::Relaxed) as f64 / elapsed
+    );
+    for (what, mut sorted) in [("every vote listed", latencies.0), ("votes=false", latencies.1)] {
+        sorted.sort();
+        let pct = |p: f64| {
+            sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1000.0
+        };
+        println!(
+            "  {what}: {} reads, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            sorted.len(),
+            pct(0.5),
+            pct(0.99),
+            pct(1.0)
+        );
+    }
+    Ok(())
+}
+
+/// A commons in `dir` whose steward attests `voters` members, one of whom opens `proposals`
+/// ordinary proposals (open for the default 7 days), and every member votes on every proposal.
+fn build_votes(
+    dir: &std::path::Path,
+    steward: &SigningKey,
+    voters: usize,
+    proposals: usize,
+) -> anyhow::Result<()> {
+    use substrate_core::governance::acts::{Action, Attestation, Proposal, VoteCast};
+    use substrate_core::governance::tally::{ProposalClass, Vote};
+    let started = Instant::now();
+    let steward_did = substrate_core::identity::did_of(&steward.verifying_key());
+    let mut ledger = Ledger::init(
+        &DataDir::new(dir),
+        crate::keys::generate(),
+        InitOptions {
+            name: "bench".into(),
+            origin: "substrate.local/bench".into(),
+            handle_prefix: "tag:substrate.local,2026:bench/".into(),
+            registers: Register::defaults(),
+            stewards: vec![steward_did],
+            windows: None,
+            now: super::now_ms(),
+        },
+    )?;
+    let requested = || substrate_core::timestamp::rfc3339(super::now_ms());
+    let members: Vec<SigningKey> = (0..voters).map(|_| crate::keys::generate()).collect();
+    let append = |ledger: &mut Ledger, events: Vec<SignedEvent>| -> anyhow::Result<()> {
+        for chunk in events.chunks(4096) {
+            let outcomes = ledger.append_batch(
+                chunk.iter().map(|event| Submission { event: event.clone(), content: None }).collect(),
+                super::now_ms(),
+            )?;
+            for outcome in outcomes {
+                anyhow::ensure!(
+                    matches!(outcome, substrate_store::ledger::Outcome::Appended(_)),
+                    "{outcome:?}"
+                );
+            }
+        }
+        Ok(())
+    };
+    let attestations = members
+        .iter()
+        .map(|key| {
+            let person = substrate_core::identity::did_of(&key.verifying_key());
+            SignedEvent::sign(
+                Event::Attestation(Attestation { person, days: None, note: None, requested: requested() }),
+                steward,
+            )
+        })
+        .collect();
+    append(&mut ledger, attestations)?;
+    let first = ledger.state().size();
+    let opened = (0..proposals)
+        .map(|p| {
+            SignedEvent::sign(
+                Event::Proposal(Proposal {
+                    title: format!("bench proposal {p}"),
+                    summary: None,
+                    class: ProposalClass::Ordinary,
+                    actions: vec![Action::SetParameter {
+                        key: "mixture.cap.sacred".into(),
+                        value: json!(0.5),
+                    }],
+                    requested: requested(),
+                }),
+                &members[p % voters],
+            )
+        })
+        .collect();
+    append(&mut ledger, opened)?;
+    for p in 0..proposals {
+        let proposal = first + p as u64;
+        // Signed on two threads: signing is the slow part.
+        let votes: Vec<SignedEvent> = std::thread::scope(|scope| {
+            let sign = |keys: &[SigningKey]| {
+                let keys = keys.to_vec();
+                scope.spawn(move || {
+                    keys.iter()
+                        .enumerate()
+                        .map(|(v, key)| {
+                            let choice = [Vote::Yes, Vote::No, Vote::Abstain][(v + p) % 3];
+                            let cast = VoteCast {
+                                proposal,
+                                choice,
+                                mixture: None,
+                                ranking: None,
+                                requested: requested(),
+                            };
+                            SignedEvent::sign(Event::Vote(cast), key)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            };
+            let (a, b) = members.split_at(voters / 2);
+            let (a, b) = (sign(a), sign(b));
+            let mut all = a.join().unwrap_or_default();
+            all.extend(b.join().unwrap_or_default());
+            all
+        });
+        append(&mut ledger, votes)?;
+    }
+    println!(
+        "built a commons of {voters} members, {proposals} open proposals and {} votes ({} entries) in {:.1} s",
+        voters * proposals,
+        ledger.state().size(),
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -335,10 +335,13 @@ pub fn vote(
     let choice: Vote = named(choice, "a vote", "yes, no or abstain")?;
     let mixture = mixture.map(parse_ballot).transpose().context("--mixture")?;
     let (voter, _) = crate::keys::load(&crate::keys::path(key)?)?;
-    // The proposal as the node shows it; when it cannot be read (no such proposal, say), the
-    // vote goes as given and the node's refusal says what is wrong.
-    let view: Option<Value> =
-        Client::new(node).get(&format!("/v1/proposals/{proposal}")).and_then(|a| a.json()).ok();
+    // The proposal as the node shows it, with this voter's earlier vote only; when it cannot be
+    // read (no such proposal, say), the vote goes as given and the node's refusal says what is
+    // wrong.
+    let view: Option<Value> = Client::new(node)
+        .get(&format!("/v1/proposals/{proposal}?voter={}", voter.did))
+        .and_then(|a| a.json())
+        .ok();
     let (mixture, ranking, notes) = match view {
         Some(view) => ballot_for(&view, proposal, &voter.did, mixture, rank)?,
         None => (mixture, (!rank.is_empty()).then_some(rank), Vec::new()),

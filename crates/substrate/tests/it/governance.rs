@@ -280,6 +280,12 @@ fn a_governance_round_changes_the_mixture() {
     let bo_vote =
         votes.as_array().into_iter().flatten().find(|v| v["voter"] == bo.did.as_str()).expect("bo's vote");
     assert_eq!(bo_vote["mixture"]["conversational"], 0.6, "{votes}");
+    // The view can leave the votes out (the count stays) or list one voter's.
+    let bare = http.get(&format!("/v1/proposals/{id}?votes=false")).json();
+    assert!(bare.get("votes").is_none() && bare["tally"]["votes"] == 3, "{bare}");
+    let bos = http.get(&format!("/v1/proposals/{id}?voter={}", bo.did)).json();
+    assert_eq!(bos["votes"].as_array().map(Vec::len), Some(1), "{bos}");
+    assert_eq!(bos["votes"][0]["voter"], bo.did.as_str(), "{bos}");
 
     let view = decided(node, id);
     assert_eq!(view["proposal"]["status"]["outcome"]["outcome"], "passed", "{view}");
