@@ -88,7 +88,9 @@ def main():
 
     from imm_reference import imm_exact
 
-    with Check("independent IMM reference: the decision's mixture is the exact aggregate of the signed ballots"):
+    # The commons decides in fixed point with 40 fractional bits (state encoding 3): each weight
+    # is within a few units of 2^-40 (about 1e-12) of the exact aggregate, and 1e-10 bounds that.
+    with Check("independent IMM reference: the decision's mixture is the exact aggregate of the signed ballots, to 1e-10"):
         proposer, proposal = statements["proposal"]
         decision = statements["decision"][1]["predicate"]
         assert decision["outcome"]["outcome"] == "passed", f"outcome {decision['outcome']}"
@@ -109,7 +111,7 @@ def main():
         weights = exact["weights"]
         for register, want in zip(registers, weights):
             got = Fraction(repr(effect["weights"][register]))
-            assert abs(got - Fraction(want)) < Fraction(1, 10**12), f"{register}: decision {got}, reference {want}"
+            assert abs(got - Fraction(want)) < Fraction(1, 10**10), f"{register}: decision {got}, reference {want}"
         info("reference weights " + ", ".join(f"{r}={float(Fraction(w)):.6f}" for r, w in zip(registers, weights)))
 
     if cr.failures:
