@@ -295,6 +295,10 @@ impl Reader {
 
     /// The receipt of the entry at `index`.
     pub fn receipt(&self, index: u64) -> Result<Receipt, ReadError> {
+        // An index past the log (even one SQLite cannot hold) is simply not there.
+        if index >= self.inner.tree.read().unwrap_or_else(|e| e.into_inner()).size() {
+            return Err(ReadError::NotFound(format!("no entry {index}")));
+        }
         self.with(|conn| {
             let source = ReceiptSource { conn, tree: &self.inner.tree };
             let entry = source.entry(index).map_err(|e| match e {
