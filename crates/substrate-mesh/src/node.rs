@@ -41,7 +41,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, Transport, identify, noise, tcp, yamux};
 use substrate_store::follow::FollowError;
-use substrate_store::{Extended, Ledger, OpenedRange, Reader, SequencerHandle, WalCheckpoints};
+use substrate_store::{Extended, Ledger, OpenedRange, Reader, SequencerHandle};
 use substrate_tlog::{Checkpoint, Hash, NoteVerifier, Tree};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -197,10 +197,8 @@ impl Mesh {
                 let tree = ledger.tree();
                 let texts = texts::WantedTexts::new(ledger.wanted_texts()?);
                 let adapter_files = adapters::AdapterFiles::new(ledger.dir().clone());
-                let wal = WalCheckpoints::start(&ledger)?;
                 let follower = Follower {
                     ledger: Arc::new(Mutex::new(*ledger)),
-                    wal,
                     tree,
                     sync: sync::SyncState::new(config.sync_step),
                     texts,
@@ -310,8 +308,6 @@ enum NodeRole {
 /// A mirror's ledger and what it is fetching: the sync in progress, texts, adapter files.
 struct Follower {
     ledger: Arc<Mutex<Ledger>>,
-    /// Checkpoints the ledger's WAL after its commits, off the ledger's thread.
-    wal: WalCheckpoints,
     /// The ledger's tree, shared: read here for the held size and split-view checks.
     tree: Arc<RwLock<Tree>>,
     sync: sync::SyncState,

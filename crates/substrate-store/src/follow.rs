@@ -3,10 +3,15 @@
 //! check passes; then it fetches the texts that consent lets it hold.
 //!
 //! A range is kept only if the checkpoint extends the one held (an RFC 6962 consistency proof,
-//! checked against the held root before any leaf is read), the leaves give exactly its root,
-//! integrated times never go back, every entry opens and folds, and the fold gives exactly the
-//! checkpoint's `substrate-state` line. Then entries, materialised state and the checkpoint land
-//! in one SQLite commit. On any failure nothing of the range is kept.
+//! checked before any leaf is read), the leaves give exactly its root, integrated times never go
+//! back, every entry opens and folds, and the fold gives exactly the checkpoint's
+//! `substrate-state` line. Then entries, materialised state and the checkpoint land in one SQLite
+//! commit. On any failure nothing of the range is kept.
+//!
+//! Opening the entries needs no ledger, so it is a step of its own ([`OpenedRange::open`]): a
+//! mirror opens the next range, proven to extend the checkpoint of the range its ledger is
+//! keeping, on other threads meanwhile; [`Ledger::keep`] takes it only if that checkpoint is the
+//! log held by then. [`Ledger::extend`] does both, one after the other.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -126,53 +131,6 @@ impl OpenedRange {
     /// How many entries the range holds.
     pub fn entries(&self) -> usize {
         self.leaves.len()
-    }
-}
-
-/// Folds a mirror's SQLite WAL back into its database on a thread of its own, from a connection
-/// of its own, so that the ledger's commits never pay for it: SQLite's automatic checkpoint runs
-/// inside a commit every ~1000 pages, which for a mirror keeping steps of 4 MiB is nearly every
-/// commit. PASSIVE checkpoints never block the ledger. (The sequencer's maintenance thread does
-/// the same for it.) Dropping the handle ends the thread.
-pub struct WalCheckpoints {
-    nudge: Option<std::sync::mpsc::SyncSender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl WalCheckpoints {
-    /// Starts the thread and turns off the automatic checkpoints of `ledger`'s connection.
-    pub fn start(ledger: &Ledger) -> Result<WalCheckpoints, LedgerError> {
-        let conn = crate::schema::open(&ledger.dir().database())?;
-        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("wal-checkpoints".into())
-            .spawn(move || {
-                for () in nudged {
-                    if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::warn!(%error, "WAL checkpoint failed; retrying after the next commit");
-                    }
-                }
-            })
-            .map_err(crate::ledger::io_error(ledger.dir().root()))?;
-        ledger.leave_checkpoints_to_others()?;
-        Ok(WalCheckpoints { nudge: Some(nudge), thread: Some(thread) })
-    }
-
-    /// Asks for a checkpoint soon (after a commit); one asked for and not yet begun covers this
-    /// one too.
-    pub fn nudge(&self) {
-        if let Some(nudge) = &self.nudge {
-            let _ = nudge.try_send(());
-        }
-    }
-}
-
-impl Drop for WalCheckpoints {
-    fn drop(&mut self) {
-        drop(self.nudge.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

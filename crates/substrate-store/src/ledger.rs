@@ -29,6 +29,17 @@ pub const STATE_EXTENSION: &str = "substrate-state";
 /// The writer connection's page cache, in KiB.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
+/// How long the writer waits for a lock another connection holds, in steps of `LOCK_STEP`.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const LOCK_STEP: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// SQLite's busy handler for the writer (and the checkpointer, which waits for it): waits a
+/// step, up to [`LOCK_WAIT`] in all.
+pub(crate) fn wait_for_lock(attempt: i32) -> bool {
+    std::thread::sleep(LOCK_STEP);
+    u128::from(attempt.unsigned_abs()) < LOCK_WAIT.as_micros() / LOCK_STEP.as_micros()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("database {path}: {source}")]
@@ -315,6 +326,9 @@ impl Ledger {
         // The writer's working set (the tables' right edges, the index pages its lookups and
         // inserts touch) outgrows SQLite's default page cache of 2 MiB; a miss is a read call.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(database)?;
+        // Another connection's write (moving texts, a checkpoint restarting the WAL) holds the
+        // writer off for a millisecond or two; SQLite's own wait would sleep 1, 2, 5, 10 ms.
+        conn.busy_handler(Some(wait_for_lock)).map_err(database)?;
         let blobs = BlobStore::open(&dir.blobs()).map_err(io_error(&dir.blobs()))?;
         let mut ledger = Ledger {
             dir: dir.clone(),

@@ -11,7 +11,7 @@ pub mod schema;
 pub mod sequencer;
 
 pub use blobs::BlobStore;
-pub use follow::{Extended, FollowError, OpenedRange, WalCheckpoints};
+pub use follow::{Extended, FollowError, OpenedRange};
 pub use ledger::{InitOptions, Ledger, LedgerError, Submission};
 pub use reader::{Cosigned, ProposalVotes, ReadError, Reader, TextReader};
 pub use replay::{ReplayError, ReplayMode, ReplayReport};

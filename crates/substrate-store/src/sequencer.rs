@@ -134,9 +134,20 @@ impl SequencerHandle {
     }
 }
 
-/// How often the maintenance thread moves pending texts to the blob directory and folds the
-/// SQLite WAL back into the database file.
+/// How often the maintenance thread moves pending texts to the blob directory, and the
+/// checkpointer folds the SQLite WAL back into the database file.
 const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Frames in the WAL (4 KiB pages, so 64 MiB) past which the checkpointer makes the next commit
+/// write at the start of the WAL again. While the sequencer commits without pause, a passive
+/// checkpoint never finds every frame copied, so SQLite never restarts the WAL on its own: it
+/// grew by every page every batch wrote (350 MB for 20,000 deposits), each write extending the
+/// file rather than overwriting a page already cached.
+const RESTART_FRAMES: i64 = 16 * 1024;
+
+/// Frames left to copy at which the checkpointer holds writers off to copy the rest (and syncs
+/// the database file): a few milliseconds at most.
+const RESTART_REMAINDER: i64 = 1024;
 
 /// Texts moved to the blob directory per round (one `syncfs`, one SQLite transaction).
 const MOVE_AT_ONCE: usize = 512;
@@ -155,9 +166,8 @@ const MAX_DEFERRED: u64 = 100_000;
 type Busy = Arc<std::sync::atomic::AtomicU64>;
 
 /// Background upkeep beside the sequencer, from a connection of its own: moves accepted texts
-/// from SQLite into the blob directory, and checkpoints the WAL so the sequencer's commits never
-/// pay for it (SQLite's automatic checkpoint would run inside a commit every ~1000 pages).
-/// PASSIVE checkpoints never block the writer. Stops, after a last round, when `stop` is dropped.
+/// from SQLite into the blob directory while the sequencer is not busy. Stops, after a last
+/// round, when `stop` is dropped.
 fn maintenance(
     path: std::path::PathBuf,
     blobs: crate::blobs::BlobStore,
@@ -199,8 +209,61 @@ fn maintenance(
                 }
             }
         }
-        let mode = if stopping { "TRUNCATE" } else { "PASSIVE" };
-        if let Err(error) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Checkpoints the WAL beside the sequencer, from a connection of its own, so the sequencer's
+/// commits never pay for it (SQLite's automatic checkpoint would run inside a commit every ~1000
+/// pages). Passive checkpoints never block the writer; once the WAL passes `RESTART_FRAMES`,
+/// passive passes copy all but the last few frames and a RESTART checkpoint copies those while
+/// holding the writer off for a moment, so the next commit starts the WAL over. Runs at normal
+/// priority, unlike the text mover: a checkpoint that holds the writer off must not wait for a
+/// core. Truncates the WAL and stops when `stop` is dropped.
+fn checkpoints(path: std::path::PathBuf, stop: std::sync::mpsc::Receiver<()>) {
+    let conn = match crate::schema::open(&path).and_then(|conn| {
+        // A RESTART waits for the writer's commit to end; it takes the lock as soon as it does.
+        conn.busy_handler(Some(crate::ledger::wait_for_lock))?;
+        Ok(conn)
+    }) {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::error!(%error, "the checkpointer cannot open the database; the WAL is not checkpointed");
+            return;
+        }
+    };
+    // (frames in the WAL, frames copied into the database).
+    let checkpoint = |mode: &str| {
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        })
+    };
+    loop {
+        let stopping =
+            !matches!(stop.recv_timeout(MAINTENANCE_EVERY), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
+        let result = if stopping {
+            checkpoint("TRUNCATE")
+        } else {
+            checkpoint("PASSIVE").and_then(|(frames, copied)| {
+                if frames < RESTART_FRAMES {
+                    return Ok((frames, copied));
+                }
+                let mut left = frames - copied;
+                for _ in 0..8 {
+                    if left < RESTART_REMAINDER {
+                        // The writer waits while these few frames are copied.
+                        return checkpoint("RESTART");
+                    }
+                    let (frames, copied) = checkpoint("PASSIVE")?;
+                    left = frames - copied;
+                }
+                // The writer outpaced the passes; try again at the next round.
+                Ok((frames, copied))
+            })
+        };
+        if let Err(error) = result {
             tracing::warn!(%error, "WAL checkpoint failed; retrying");
         }
         if stopping {
@@ -222,13 +285,18 @@ fn deferred(conn: &rusqlite::Connection) -> u64 {
 
 fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<Job>, head: watch::Sender<Head>) {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let (stop_checkpoints, checkpoints_stopped) = std::sync::mpsc::channel::<()>();
     let database = ledger.dir().database();
     let blobs = ledger.blobs().clone();
     let busy = Busy::default();
     let seen = Arc::clone(&busy);
+    let texts = database.clone();
     let upkeep = std::thread::Builder::new()
         .name("maintenance".into())
-        .spawn(move || maintenance(database, blobs, stopped, seen));
+        .spawn(move || maintenance(texts, blobs, stopped, seen));
+    let checkpointer = std::thread::Builder::new()
+        .name("checkpoints".into())
+        .spawn(move || checkpoints(database, checkpoints_stopped));
     if let Err(error) = ledger.leave_checkpoints_to_others() {
         tracing::warn!(%error, "could not turn off SQLite's automatic checkpoints");
     }
@@ -236,6 +304,11 @@ fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<Job>, head: watch::Sende
     drop(stop);
     if let Ok(upkeep) = upkeep {
         let _ = upkeep.join();
+    }
+    // The last round of moving texts is in the WAL before it is truncated.
+    drop(stop_checkpoints);
+    if let Ok(checkpointer) = checkpointer {
+        let _ = checkpointer.join();
     }
 }
 

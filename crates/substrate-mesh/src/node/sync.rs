@@ -428,7 +428,6 @@ impl Node {
         debug!(next_opened, "the ledger is done with a step");
         match result {
             Ok(extended) => {
-                follower.wal.nudge();
                 let (size, root) = follower.held();
                 follower.texts.want(extended.wanted);
                 self.metrics.entries_verified.inc_by(entries);
