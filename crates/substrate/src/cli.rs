@@ -304,6 +304,17 @@ pub enum Command {
     /// The governed training run: the decided mixture trains a LoRA adapter on the snapshot of
     /// eligible deposits, published with its record, cards, provenance and signature.
     Train(TrainArgs),
+    /// What this machine's kernel offers a job's sandbox, checked by running one confined job.
+    Sandbox {
+        /// Accept the weaker guarantee of no network namespace (only the seccomp filter keeps
+        /// a job off the network), for kernels that refuse unprivileged namespaces.
+        #[arg(long)]
+        without_network_namespace: bool,
+        /// Accept the weaker guarantee of no Landlock scopes (before Linux 6.12): a job could
+        /// signal other processes of its user.
+        #[arg(long)]
+        without_scopes: bool,
+    },
     /// Measure throughput and replay speed.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -780,6 +791,18 @@ pub enum BenchCommand {
         /// Build the commons in this directory and keep it; when it already holds one, reuse it.
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+    /// Start a job that exits at once, N times plain and N times in its sandbox: what the
+    /// confinement costs before the workload's first instruction.
+    Sandbox {
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        /// Also embed this file's lines (`substrate embed`) plain and confined, five times each:
+        /// the sandbox's overhead on a real workload (target: under 5%).
+        #[arg(long)]
+        embed: Option<PathBuf>,
+        #[command(flatten)]
+        models: ModelArgs,
     },
     /// Build a log of N entries, then time `replay --check` over it.
     Replay {

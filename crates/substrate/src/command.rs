@@ -10,6 +10,7 @@ mod import;
 mod ledger;
 mod models;
 mod node;
+mod sandbox;
 mod train;
 
 use crate::cli::{Cli, Command};
@@ -84,6 +85,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::train(&args),
         Command::Adapters(command) => adapters::run(command),
         Command::Audit(command) => train::audit(command),
+        Command::Sandbox { without_network_namespace, without_scopes } => {
+            sandbox::check(without_network_namespace, without_scopes)
+        }
         Command::Bench(command) => bench::run(command),
     }
 }

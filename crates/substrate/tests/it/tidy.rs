@@ -64,6 +64,8 @@ fn only_the_owning_crate_names_each_outside_library() {
         ("candle-nn", &["substrate-models"]),
         ("candle-transformers", &["substrate-models"]),
         ("tokenizers", &["substrate-models"]),
+        ("landlock", &["substrate-jobs"]),
+        ("seccompiler", &["substrate-jobs"]),
     ];
     for (name, dir) in crates() {
         let deps = dependencies(&read(&dir.join("Cargo.toml")));
@@ -72,6 +74,28 @@ fn only_the_owning_crate_names_each_outside_library() {
                 assert!(
                     allowed.contains(&name.as_str()),
                     "{name} depends on {library}; only {allowed:?} may"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_the_jobs_crate_confines_processes() {
+    // What a sandbox is made of; anywhere else it would be a second, unreviewed sandbox.
+    for (name, dir) in crates() {
+        if name == "substrate-jobs" {
+            continue;
+        }
+        for file in sources(&dir.join("src")) {
+            let text = read(&file);
+            for confinement in
+                ["pre_exec", "landlock_restrict_self", "SECCOMP_SET_MODE_FILTER", "CLONE_NEWNET"]
+            {
+                assert!(
+                    !text.contains(confinement),
+                    "{} uses {confinement}: sandboxes belong to substrate-jobs",
+                    file.display()
                 );
             }
         }
