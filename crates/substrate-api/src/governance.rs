@@ -4,9 +4,10 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde_json::json;
-use substrate_core::governance::book::{Governance, ProposalRecord, ProposalStatus};
-use substrate_core::governance::tally;
+use substrate_core::governance::book::{Governance, ProposalRecord, ProposalStatus, VoteRecord};
+use substrate_core::governance::tally::{self, ChamberTally, Outcome};
 use substrate_store::ProposalVotes;
 
 use crate::ApiError;
@@ -71,17 +72,40 @@ pub async fn member(
 }
 
 /// A proposal with both chambers' tallies: live while open (as of now), final once decided; and
-/// its votes, when asked for.
-fn proposal_view(
+/// its votes, when asked for. Borrowed and serialised straight to the response's bytes: a view
+/// lists up to every vote on record, and a JSON tree of 10,000 votes cost more than the tally.
+#[derive(serde::Serialize)]
+struct ProposalView<'a> {
+    proposal: &'a ProposalRecord,
+    tally: TallyView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    votes: Option<Vec<&'a VoteRecord>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effects: Option<Vec<substrate_core::governance::acts::Effect>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TallyView {
+    as_of: u64,
+    #[serde(rename = "final")]
+    decided: bool,
+    contributor: ChamberTally,
+    technical: ChamberTally,
+    outcome: Outcome,
+    votes: u64,
+}
+
+fn proposal_view<'a>(
     g: &Governance,
-    votes: &ProposalVotes,
-    proposal: &ProposalRecord,
+    votes: &'a ProposalVotes,
+    proposal: &'a ProposalRecord,
     now: u64,
     with_votes: bool,
-) -> serde_json::Value {
+) -> ProposalView<'a> {
     let at = now.min(proposal.closes_at);
     // A decided proposal shows the tally its decision recorded; an open one is tallied now.
-    let (contributor, technical, standing) = match &proposal.status {
+    let (contributor, technical, outcome) = match &proposal.status {
         ProposalStatus::Closed { outcome, contributor, technical, .. } => {
             (*contributor, *technical, outcome.clone())
         }
@@ -95,21 +119,19 @@ fn proposal_view(
             (contributor, technical, outcome)
         }
     };
-    let mut view = json!({
-        "proposal": proposal,
-        "tally": {
-            "asOf": at,
-            "final": proposal.status != ProposalStatus::Open,
-            "contributor": contributor,
-            "technical": technical,
-            "outcome": standing,
-            "votes": votes.count(proposal.id),
+    ProposalView {
+        proposal,
+        tally: TallyView {
+            as_of: at,
+            decided: proposal.status != ProposalStatus::Open,
+            contributor,
+            technical,
+            outcome,
+            votes: votes.count(proposal.id),
         },
-    });
-    if with_votes {
-        view["votes"] = json!(votes.on(proposal.id));
+        votes: with_votes.then(|| votes.on(proposal.id)),
+        effects: None,
     }
-    view
 }
 
 #[derive(serde::Deserialize)]
@@ -153,7 +175,7 @@ pub async fn proposal(
     State(app): State<AppState>,
     Path(id): Path<u64>,
     Query(filter): Query<VoteFilter>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let (g, votes, effects) = blocking(&app.reader, move |r| {
         let (g, votes) = r.governance_with_votes(|_| (vec![id], Vec::new()))?;
         // A decided proposal shows what each passed action did, skipped ones with their reason.
@@ -169,13 +191,11 @@ pub async fn proposal(
         .ok_or_else(|| not_found(format!("no proposal has the id {id}; GET /v1/proposals lists them")))?;
     let listed = filter.votes != Some(false);
     let mut view = proposal_view(&g, &votes, proposal, now_ms(), listed);
-    if let (true, Some(voter)) = (listed, filter.voter.as_deref()) {
-        view["votes"] = json!(votes.on(id).into_iter().filter(|v| v.voter == voter).collect::<Vec<_>>());
+    if let (Some(listed), Some(voter)) = (view.votes.as_mut(), filter.voter.as_deref()) {
+        listed.retain(|v| v.voter == voter);
     }
-    if let Some(effects) = effects {
-        view["effects"] = json!(effects);
-    }
-    Ok(Json(view))
+    view.effects = effects;
+    Ok(Json(view).into_response())
 }
 
 /// The effects recorded in the decision entry at `index`.

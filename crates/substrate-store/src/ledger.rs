@@ -323,9 +323,6 @@ impl Ledger {
                 .map_err(|source| LedgerError::RecordsUpgrade { source })?;
             conn = schema::open(&dir.database()).map_err(database)?;
         }
-        // The writer's working set (the tables' right edges, the index pages its lookups and
-        // inserts touch) outgrows SQLite's default page cache of 2 MiB; a miss is a read call.
-        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(database)?;
         // Another connection's write (moving texts, a checkpoint restarting the WAL) holds the
         // writer off for a millisecond or two; SQLite's own wait would sleep 1, 2, 5, 10 ms.
         conn.busy_handler(Some(wait_for_lock)).map_err(database)?;
@@ -341,6 +338,10 @@ impl Ledger {
             last_time: 0,
         };
         ledger.reload()?;
+        // The writer's working set (the tables' right edges, the index pages its lookups and
+        // inserts touch) outgrows SQLite's default page cache of 2 MiB; a miss is a read call.
+        // Set after the tree is rebuilt, so the pages that read leaves do not fill it at open.
+        ledger.conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(database)?;
         Ok(ledger)
     }
 

@@ -296,6 +296,36 @@ fn a_ledger_keyed_by_statement_is_upgraded_to_acts_when_opened() {
 }
 
 #[test]
+fn opening_reads_the_leaves_from_their_own_index_not_the_envelopes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    let root = {
+        let mut ledger = found(dir.path());
+        ledger
+            .append_batch((0..5).map(|n| deposit(&alice, n, ConsentTier::Public)).collect(), 2_000)
+            .expect("append");
+        ledger.state().root()
+    };
+    let database = DataDir::new(dir.path()).database();
+    let conn = rusqlite::Connection::open(&database).expect("open");
+    // A ledger of the previous schema, without the index, gets it when opened.
+    conn.execute_batch("DROP INDEX entries_leaves; PRAGMA user_version = 3;").expect("downgrade");
+    drop(conn);
+    let ledger = Ledger::open(&DataDir::new(dir.path())).expect("opens");
+    assert_eq!(ledger.state().root(), root);
+    assert_eq!(ledger.state().size(), 6);
+    let conn = rusqlite::Connection::open(&database).expect("open");
+    let plan: Vec<String> = conn
+        .prepare("EXPLAIN QUERY PLAN SELECT idx, leaf_hash FROM entries ORDER BY idx")
+        .expect("plan")
+        .query_map([], |row| row.get(3))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    assert!(plan.iter().any(|step| step.contains("COVERING INDEX entries_leaves")), "{plan:?}");
+}
+
+#[test]
 fn texts_waiting_under_the_earlier_schema_are_kept_by_log_index_when_opened() {
     let dir = tempfile::tempdir().expect("tempdir");
     let alice = SigningKey::from_bytes(&[1u8; 32]);
