@@ -13,11 +13,47 @@ pub use routes::{AppState, MeshView, router};
 /// The OpenAPI 3.1 document describing every route.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// How much of a request's head (request line and headers) the HTTP layer reads before it gives
+/// up with a bare 431 of its own. Set well past the limits the API enforces itself (16 KiB of
+/// request target, 64 KiB of headers), so that a request past those gets the API's
+/// `{error, detail}` answer; only a head past this one does not.
+const MAX_HEAD_BYTES: usize = 1536 * 1024;
+
 /// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let app = router(state);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(MAX_HEAD_BYTES);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of descriptors, or a connection reset before it was accepted: the
+                    // listener is fine; wait a moment rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection =
+            connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "a connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
 }

@@ -86,8 +86,42 @@ pub fn router(state: AppState) -> Router {
         .route("/tile/{*path}", get(crate::tiles::tile))
         .fallback(not_found)
         .layer(axum::middleware::map_response(crate::error::json_errors))
+        .layer(axum::middleware::from_fn(request_head_within_limits))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// The longest request target (path and query) the API reads, in bytes.
+pub const MAX_URI_BYTES: usize = 16 * 1024;
+/// The most header bytes (names and values) a request may carry.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Refuses a request whose target or headers are past the API's limits, in the API's own shape,
+/// before any route reads it.
+async fn request_head_within_limits(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let target = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is {target} bytes; this node reads at most {MAX_URI_BYTES}"),
+        )
+        .into_response();
+    }
+    let headers: usize =
+        request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if headers > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request's headers are {headers} bytes; this node reads at most {MAX_HEADER_BYTES}"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Runs blocking reads off the async workers.
@@ -170,9 +204,21 @@ thread_local! {
     static KEYS: std::cell::RefCell<KeyCache> = std::cell::RefCell::default();
 }
 
-/// [`SignedEvent::open`], with the keys this thread has decoded before.
-fn open(envelope: Envelope) -> Result<SignedEvent, substrate_core::event::EventError> {
-    KEYS.with_borrow_mut(|keys| SignedEvent::open_with(envelope, keys))
+/// [`SignedEvent::open`], with the keys this thread has decoded before; an event whose text
+/// fields hold control characters is refused here, before the sequencer.
+fn open(envelope: Envelope) -> Result<SignedEvent, ApiError> {
+    let event = KEYS.with_borrow_mut(|keys| SignedEvent::open_with(envelope, keys))?;
+    if let Some(field) = event.event.control_characters() {
+        return Err(ApiError::bad_request(
+            "control_characters",
+            format!(
+                "the {} event's {field} holds a control character (such as NUL, an escape, or a line break \
+                 where one line is expected); write it as plain text and sign it again",
+                event.event.kind()
+            ),
+        ));
+    }
+    Ok(event)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
@@ -268,6 +314,8 @@ async fn receipt(State(app): State<AppState>, Path(index): Path<u64>) -> Result<
 }
 
 async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    // Only a node that forwards to a sequencer (a mirror) may hold an entry without its text.
+    let mirror = app.sequencer.head().is_none();
     blocking(&app.reader, move |r| {
         let deposit = r.deposit(&id)?;
         match deposit.status {
@@ -303,8 +351,21 @@ async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Result<
                 ),
             ));
         }
+        // A mirror holds an entry before it has fetched the text (or, for a text consent keeps on
+        // its depositor's node, never): that is not replicated here yet, not a fault.
         let text = r.content(&deposit.cid)?.ok_or_else(|| {
-            ApiError::internal(&format!("blob {} missing for an active deposit", deposit.cid))
+            if !mirror {
+                return ApiError::internal(&format!("blob {} missing for an active deposit", deposit.cid));
+            }
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_replicated",
+                format!(
+                    "{} is in this node's log but its text is not here yet; a mirror fetches texts after \
+                     their entries, so ask again shortly or ask the sequencer",
+                    deposit.cid
+                ),
+            )
         })?;
         Ok(([(header::CONTENT_TYPE, deposit.media_type)], text).into_response())
     })

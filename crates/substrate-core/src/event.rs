@@ -306,6 +306,40 @@ impl Event {
         Ok(event)
     }
 
+    /// The first of this event's text fields that holds a control character: NUL, an escape, a
+    /// bell and the like, anywhere; a line break or tab in a one-line field (a title, a licence,
+    /// a name). Nodes refuse such events when they are submitted. The fold does not check this:
+    /// logs written before the check still replay as they were.
+    pub fn control_characters(&self) -> Option<&'static str> {
+        let one_line = |text: &str| text.chars().any(char::is_control);
+        let lines = |text: &str| text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+        let fields: Vec<(&'static str, &str, bool)> = match self {
+            Event::Genesis(g) => vec![("name", &g.name, false), ("origin", &g.origin, false)],
+            Event::Deposit(d) => vec![
+                ("title", &d.title, false),
+                ("language", &d.language, false),
+                ("license", &d.license, false),
+                ("mediaType", &d.media_type, false),
+                ("created", &d.created, false),
+            ],
+            Event::Withdrawal(w) => w.reason.iter().map(|r| ("reason", r.as_str(), true)).collect(),
+            Event::Attestation(a) => a.note.iter().map(|n| ("note", n.as_str(), true)).collect(),
+            Event::Revocation(r) => vec![("reason", &r.reason, true)],
+            Event::Proposal(p) => {
+                let mut fields = vec![("title", p.title.as_str(), false)];
+                fields.extend(p.summary.iter().map(|s| ("summary", s.as_str(), true)));
+                fields
+            }
+            Event::Dispute(d) => vec![("detail", &d.detail, true)],
+            Event::DisputeRuling(r) => vec![("reason", &r.reason, true)],
+            _ => Vec::new(),
+        };
+        fields
+            .into_iter()
+            .find(|(_, text, multiline)| if *multiline { lines(text) } else { one_line(text) })
+            .map(|(name, _, _)| name)
+    }
+
     /// Stateless checks of field values; what depends on the commons' state is checked by the fold.
     fn validate(&self) -> Result<(), EventError> {
         fn field(ok: bool, field: &'static str, detail: impl Into<String>) -> Result<(), EventError> {

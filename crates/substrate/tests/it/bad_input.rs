@@ -383,3 +383,80 @@ fn an_unknown_event_kind_is_refused() {
         "active"
     );
 }
+
+#[test]
+fn control_characters_in_text_fields_are_refused() {
+    let node = Node::new();
+    let story = text("a text with a strange label", 200);
+    for (field, value) in [
+        ("license", "CC0\u{0}1.0"),
+        ("title", "\u{7}\u{7}\u{7}"),
+        ("title", "a title\nwith a second line"),
+        ("title", "escape \u{1b}[31mred"),
+        ("mediaType", "text/plain\u{0}"),
+    ] {
+        let mut statement = statement(&deposit_event(&story, "narrative", ConsentTier::Public));
+        statement["predicate"][field] = json!(value);
+        let envelope = sign_statement(&statement, &node.alice);
+        let detail = node.post_deposit(&deposit_body(&envelope, &story)).error(400, "control_characters");
+        assert_mentions(&detail, &["deposit", field, "control character"]);
+        assert!(
+            !detail.contains('\u{0}') && !detail.contains('\u{1b}'),
+            "the detail echoes the bytes: {detail:?}"
+        );
+        node.nothing_stored(Some(&Cid::of(&story)));
+    }
+    // A withdrawal's reason may run over lines, not carry a NUL.
+    let withdrawal = |reason: &str| {
+        let event = Event::Withdrawal(Withdrawal {
+            cid: Some(node.cid.clone()),
+            reason: Some(reason.into()),
+            requested: "2026-01-02T00:00:00.000Z".into(),
+        });
+        envelope_json(&SignedEvent::sign(event, &node.alice).envelope)
+    };
+    let detail = node.post_event(withdrawal("no longer\u{0}mine")).error(400, "control_characters");
+    assert_mentions(&detail, &["withdrawal", "reason"]);
+    node.nothing_stored(None);
+    let reply = node.post_event(withdrawal("no longer mine:\nI wrote it for my family"));
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
+/// Sends `head` (a request line and headers, without the blank line) over a raw connection and
+/// returns the status and the body.
+fn raw_request(base: &str, head: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
+    stream
+        .write_all(format!("{head}\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes())
+        .expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read the answer");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status =
+        answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{answer:.200}"));
+    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn an_oversized_request_target_or_header_gets_the_api_s_refusal() {
+    let node = Node::new();
+    let long = format!("GET /v1/deposits/{} HTTP/1.1", "a".repeat(20 * 1024));
+    let (status, body) = raw_request(&node.http.base, &long);
+    let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:.200}"));
+    assert_eq!((status, body["error"].as_str()), (414, Some("uri_too_long")), "{body}");
+    assert_mentions(body["detail"].as_str().unwrap_or_default(), &["16384"]);
+
+    let big = format!("GET /health HTTP/1.1\r\nX-Padding: {}", "b".repeat(1 << 20));
+    let (status, body) = raw_request(&node.http.base, &big);
+    let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:.200}"));
+    assert_eq!((status, body["error"].as_str()), (431, Some("headers_too_large")), "{body}");
+    assert_mentions(body["detail"].as_str().unwrap_or_default(), &["65536"]);
+
+    // The node goes on serving, and stored nothing.
+    node.nothing_stored(None);
+    assert_eq!(node.http.get("/health").status, 200);
+}

@@ -252,6 +252,16 @@ fn three_nodes_replicate_forward_cosign_and_keep_consent() {
     let content = m2.get(&format!("/v1/deposits/{}/content", substrate_core::Cid::of(&public)));
     assert_eq!(content.status, 200, "{}", content.body);
     assert_eq!(content.body.as_bytes(), &public[..]);
+    // A mirror that holds an entry without its text (not fetched yet) says so: 404, not a 500.
+    let (blob, _) = every_file(&mesh.dir("mirror-2"))
+        .into_iter()
+        .find(|(path, bytes)| bytes[..] == public[..] && path.components().any(|c| c.as_os_str() == "blobs"))
+        .expect("the public text as a blob on mirror-2");
+    std::fs::remove_file(&blob).expect("remove the blob");
+    let missing = m2.get(&format!("/v1/deposits/{}/content", substrate_core::Cid::of(&public)));
+    let detail = missing.error(404, "not_replicated");
+    assert!(detail.contains("not here yet"), "{detail}");
+    std::fs::write(&blob, &public).expect("put the blob back");
     for mirror in ["mirror-1", "mirror-2"] {
         for (path, bytes) in every_file(&mesh.dir(mirror)) {
             for secret in [&training[..], &local[..], b"5f3c0a", b"91d2be"] {

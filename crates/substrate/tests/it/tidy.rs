@@ -54,6 +54,8 @@ fn only_the_owning_crate_names_each_outside_library() {
     // library -> the crates allowed to depend on it
     let owners: &[(&str, &[&str])] = &[
         ("axum", &["substrate-api"]),
+        ("hyper", &["substrate-api"]),
+        ("hyper-util", &["substrate-api"]),
         ("rusqlite", &["substrate-store"]),
         ("tracing-subscriber", &["substrate"]),
         ("clap", &["substrate"]),
