@@ -44,7 +44,21 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // The size limits are checked here rather than as a router layer, which cost a fifth of
+        // the node's CPU per deposit.
+        let router = hyper_util::service::TowerToHyperService::new(app.clone());
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let answer = match routes::oversized(request.uri(), request.headers()) {
+                Some(refusal) => Err(refusal),
+                None => Ok(hyper::service::Service::call(&router, request)),
+            };
+            async move {
+                match answer {
+                    Ok(routed) => routed.await,
+                    Err(refusal) => Ok(refusal),
+                }
+            }
+        });
         let connection =
             connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -86,7 +86,6 @@ pub fn router(state: AppState) -> Router {
         .route("/tile/{*path}", get(crate::tiles::tile))
         .fallback(not_found)
         .layer(axum::middleware::map_response(crate::error::json_errors))
-        .layer(axum::middleware::from_fn(request_head_within_limits))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -96,32 +95,29 @@ pub const MAX_URI_BYTES: usize = 16 * 1024;
 /// The most header bytes (names and values) a request may carry.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// Refuses a request whose target or headers are past the API's limits, in the API's own shape,
-/// before any route reads it.
-async fn request_head_within_limits(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let target = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+/// The API's refusal of a request whose target or headers are past its limits, in its own shape;
+/// checked for every request before the router sees it.
+pub(crate) fn oversized(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> Option<Response> {
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_URI_BYTES {
-        return ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            "uri_too_long",
-            format!("the request target is {target} bytes; this node reads at most {MAX_URI_BYTES}"),
-        )
-        .into_response();
+        return Some(
+            ApiError::new(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                format!("the request target is {target} bytes; this node reads at most {MAX_URI_BYTES}"),
+            )
+            .into_response(),
+        );
     }
-    let headers: usize =
-        request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
-    if headers > MAX_HEADER_BYTES {
-        return ApiError::new(
+    let size: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    (size > MAX_HEADER_BYTES).then(|| {
+        ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "headers_too_large",
-            format!("the request's headers are {headers} bytes; this node reads at most {MAX_HEADER_BYTES}"),
+            format!("the request's headers are {size} bytes; this node reads at most {MAX_HEADER_BYTES}"),
         )
-        .into_response();
-    }
-    next.run(request).await
+        .into_response()
+    })
 }
 
 /// Runs blocking reads off the async workers.
