@@ -23,6 +23,19 @@ pub struct NodeArgs {
     pub node: String,
 }
 
+/// Whose key a checkpoint, proof or cosignature must be signed by.
+#[derive(Args, Debug, Clone)]
+pub struct TrustArgs {
+    /// The commons' log key (the signed-note verifier key `init` prints). The node's own
+    /// statement of it cannot vouch for the node's checkpoints.
+    #[arg(long, env = "SUBSTRATE_COMMONS_KEY")]
+    pub commons_key: Option<String>,
+    /// Take the log key the node states at `/v1/commons` instead, and say so: checks only that
+    /// the node is consistent with itself.
+    #[arg(long, conflicts_with = "commons_key")]
+    pub trust_node_key: bool,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
     /// The node's data directory (ledger, blobs, log key, config).
@@ -564,6 +577,8 @@ pub enum LedgerCommand {
     Checkpoint {
         #[command(flatten)]
         node: NodeArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// List entries.
     Entries {
@@ -579,6 +594,8 @@ pub enum LedgerCommand {
         index: u64,
         #[command(flatten)]
         node: NodeArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Fetch and check a consistency proof between two checkpoint sizes.
     Consistency {
@@ -586,6 +603,8 @@ pub enum LedgerCommand {
         new: u64,
         #[command(flatten)]
         node: NodeArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Recompute the whole state from the log and compare it with every checkpoint.
     Replay {

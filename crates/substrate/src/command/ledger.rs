@@ -12,7 +12,10 @@ use crate::client::Client;
 
 pub fn run(command: LedgerCommand) -> anyhow::Result<()> {
     match command {
-        LedgerCommand::Checkpoint { node } => checkpoint(&Client::new(&node.node)),
+        LedgerCommand::Checkpoint { node, trust } => {
+            let client = Client::new(&node.node);
+            checkpoint(&client, &trusted_key(&client, &trust)?)
+        }
         LedgerCommand::Entries { start, limit, node } => {
             let page: serde_json::Value = Client::new(&node.node)
                 .get(&format!("/v1/log/entries?start={start}&limit={limit}"))?
@@ -29,9 +32,9 @@ pub fn run(command: LedgerCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        LedgerCommand::Prove { index, node } => {
+        LedgerCommand::Prove { index, node, trust } => {
             let client = Client::new(&node.node);
-            let log = commons_key(&client)?;
+            let log = trusted_key(&client, &trust)?;
             let text = client.get(&format!("/v1/log/proofs/inclusion/{index}"))?.body;
             let proof = TlogProof::parse(&text).context("the node's proof is malformed")?;
             let receipt: substrate_core::receipt::Receipt =
@@ -46,9 +49,9 @@ pub fn run(command: LedgerCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        LedgerCommand::Consistency { old, new, node } => {
+        LedgerCommand::Consistency { old, new, node, trust } => {
             let client = Client::new(&node.node);
-            let log = commons_key(&client)?;
+            let log = trusted_key(&client, &trust)?;
             let proof: ConsistencyProof =
                 client.get(&format!("/v1/log/proofs/consistency?old={old}&new={new}"))?.json()?;
             let verified = check_consistency(&proof, &log)?;
@@ -89,10 +92,9 @@ pub fn run(command: LedgerCommand) -> anyhow::Result<()> {
 
 /// Prints the latest checkpoint with every mirror's cosignature of it appended (a C2SP note
 /// other tools can check), then, on stderr, who cosigned it and who lags behind.
-fn checkpoint(client: &Client) -> anyhow::Result<()> {
-    let log = commons_key(client)?;
+fn checkpoint(client: &Client, log: &NoteVerifier) -> anyhow::Result<()> {
     let note = client.get("/v1/log/checkpoint")?.body;
-    let checkpoint = Checkpoint::open(&note, &log).context("the node's checkpoint does NOT verify")?;
+    let checkpoint = Checkpoint::open(&note, log).context("the node's checkpoint does NOT verify")?;
     let kept: serde_json::Value = client.get("/v1/log/cosignatures")?.json()?;
     let mut merged = note.clone();
     let mut cosigners = Vec::new();
@@ -134,6 +136,41 @@ fn checkpoint(client: &Client) -> anyhow::Result<()> {
         eprintln!("  not yet at size {}: {name}", checkpoint.size);
     }
     Ok(())
+}
+
+/// The key the node's checkpoints must verify against: the one the user named, or, when asked
+/// for, the one the node states (with a warning). A node that states another key than the one
+/// named is not this commons' node, and is refused before anything it signed is read.
+fn trusted_key(client: &Client, trust: &crate::cli::TrustArgs) -> anyhow::Result<NoteVerifier> {
+    let stated = commons_key(client)?;
+    match &trust.commons_key {
+        Some(named) => {
+            let named = NoteVerifier::from_vkey(named.trim()).context(
+                "--commons-key is not a signed-note verifier key (name+hash+base64, printed by `substrate init`)",
+            )?;
+            anyhow::ensure!(
+                stated.to_vkey() == named.to_vkey(),
+                "the node states the log key {}, not the commons key you named, {}: it is not this \
+                 commons' node, or it is lying; nothing it signed was checked",
+                stated.to_vkey(),
+                named.to_vkey()
+            );
+            Ok(named)
+        }
+        None if trust.trust_node_key => {
+            eprintln!(
+                "note: checking against the log key the node states ({}); this shows the node agrees with \
+                 itself, not that it is the commons you mean (pass --commons-key for that)",
+                stated.name()
+            );
+            Ok(stated)
+        }
+        None => anyhow::bail!(
+            "which commons? pass --commons-key with its log key (printed by `substrate init`, or set \
+             SUBSTRATE_COMMONS_KEY): a node's own statement of its key cannot vouch for what it signs; \
+             --trust-node-key checks against it anyway"
+        ),
+    }
 }
 
 /// The commons' log key as the node states it.

@@ -181,7 +181,21 @@ fn the_cli_flow_from_init_to_replay() {
     assert_eq!(http.log_size(), 5);
 
     // Ledger reads.
-    let (checkpoint, _) = ok(&["ledger", "checkpoint", "--node", node]);
+    // Ledger reads check what the node signed against the key the user names, never the node's
+    // own statement of it.
+    let err = fails(&["ledger", "checkpoint", "--node", node]);
+    assert!(err.contains("--commons-key") && err.contains("cannot vouch"), "{err}");
+    for command in
+        [&["ledger", "checkpoint"][..], &["ledger", "prove", "1"], &["ledger", "consistency", "2", "5"]]
+    {
+        let mut args = command.to_vec();
+        args.extend(["--node", node, "--commons-key", &other.vkey]);
+        let err = fails(&args);
+        assert!(err.contains("not the commons key you named") && err.contains(&other.vkey), "{err}");
+    }
+    let (_, note) = ok(&["ledger", "checkpoint", "--node", node, "--trust-node-key"]);
+    assert!(note.contains("agrees with itself"), "{note}");
+    let (checkpoint, _) = ok(&["ledger", "checkpoint", "--node", node, "--commons-key", vkey]);
     let mut lines = checkpoint.lines();
     assert_eq!(lines.next(), Some("substrate.local/e2e-commons"), "{checkpoint}");
     assert_eq!(lines.next(), Some("5"), "{checkpoint}");
@@ -194,20 +208,21 @@ fn the_cli_flow_from_init_to_replay() {
     assert_eq!(page.lines().count(), 1, "{page}");
     assert!(page.trim_start().starts_with("3 ") && page.contains(&did), "{page}");
 
-    let (proof, ok_line) = ok(&["ledger", "prove", "1", "--node", node]);
+    let (proof, ok_line) = ok(&["ledger", "prove", "1", "--node", node, "--commons-key", vkey]);
     assert!(proof.starts_with("c2sp.org/tlog-proof@v1\nindex 1\n"), "{proof}");
     assert!(
         ok_line.contains("ok: entry 1 (deposit") && ok_line.contains("checkpoint of size 5"),
         "{ok_line}"
     );
-    let err = fails(&["ledger", "prove", "5", "--node", node]);
+    let err = fails(&["ledger", "prove", "5", "--node", node, "--commons-key", vkey]);
     assert!(err.contains("not in the log"), "{err}");
 
-    let (consistency, ok_line) = ok(&["ledger", "consistency", "2", "5", "--node", node]);
+    let (consistency, ok_line) =
+        ok(&["ledger", "consistency", "2", "5", "--node", node, "--commons-key", vkey]);
     let consistency: serde_json::Value = serde_json::from_str(&consistency).expect("consistency JSON");
     assert!(consistency["proof"].as_array().is_some_and(|p| !p.is_empty()), "{consistency}");
     assert!(ok_line.contains("ok: the tree of size 2 is a prefix of the tree of size 5"), "{ok_line}");
-    let err = fails(&["ledger", "consistency", "5", "2", "--node", node]);
+    let err = fails(&["ledger", "consistency", "5", "2", "--node", node, "--commons-key", vkey]);
     assert!(err.contains("400") && err.contains("larger"), "{err}");
 
     // Replay while the daemon runs (WAL readers), then after a clean stop.

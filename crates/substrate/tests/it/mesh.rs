@@ -216,7 +216,7 @@ fn three_nodes_replicate_forward_cosign_and_keep_consent() {
         let cosigners = cosigners_at(&seq, size);
         if mirror_dids.iter().all(|d| cosigners.contains(d)) { Ok(()) } else { Err(format!("{cosigners:?}")) }
     });
-    let (out, err) = ok(&["ledger", "checkpoint", "--node", &seq.base]);
+    let (out, err) = ok(&["ledger", "checkpoint", "--node", &seq.base, "--commons-key", &mesh.vkey]);
     for did in &mirror_dids {
         assert!(out.contains(&format!("— {did} ")), "no cosignature line for {did}:\n{out}");
         assert!(err.contains(did.as_str()), "{did} not listed as a cosigner:\n{err}");
