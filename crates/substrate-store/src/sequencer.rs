@@ -221,7 +221,8 @@ fn maintenance(
 /// passive passes copy all but the last few frames and a RESTART checkpoint copies those while
 /// holding the writer off for a moment, so the next commit starts the WAL over. Runs at normal
 /// priority, unlike the text mover: a checkpoint that holds the writer off must not wait for a
-/// core. Truncates the WAL and stops when `stop` is dropped.
+/// core. After a deposit is withdrawn or removed it truncates the WAL, whose old frames may still
+/// hold the text. Truncates the WAL and stops when `stop` is dropped.
 fn checkpoints(path: std::path::PathBuf, stop: std::sync::mpsc::Receiver<()>) {
     let conn = match crate::schema::open(&path).and_then(|conn| {
         // A RESTART waits for the writer's commit to end; it takes the lock as soon as it does.
@@ -234,21 +235,44 @@ fn checkpoints(path: std::path::PathBuf, stop: std::sync::mpsc::Receiver<()>) {
             return;
         }
     };
-    // (frames in the WAL, frames copied into the database).
+    // (frames in the WAL, frames copied into the database); SQLite's first column says whether a
+    // RESTART or TRUNCATE could not finish because a reader or writer held it off.
     let checkpoint = |mode: &str| {
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        })
+        .map(|(blocked, frames, copied)| (blocked != 0, frames, copied))
+    };
+    // Deposits withdrawn or removed: their texts' bytes may still sit in old frames of the WAL,
+    // which a checkpoint copies from but does not erase. Each time this count grows, the WAL is
+    // truncated (the database's own pages are zeroed by `secure_delete`).
+    let gone = || {
+        conn.query_row("SELECT count(*) FROM deposits WHERE status != 'active'", [], |row| {
+            row.get::<_, i64>(0)
         })
     };
+    let mut erased = -1;
     loop {
         let stopping =
             !matches!(stop.recv_timeout(MAINTENANCE_EVERY), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
+        match gone() {
+            Ok(now) if now != erased => match checkpoint("TRUNCATE") {
+                Ok((false, _, _)) => erased = now,
+                // Readers held it off; the next round tries again.
+                Ok((true, _, _)) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "truncating the WAL after a withdrawal failed; retrying")
+                }
+            },
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "counting withdrawn deposits failed"),
+        }
         let result = if stopping {
             checkpoint("TRUNCATE")
         } else {
-            checkpoint("PASSIVE").and_then(|(frames, copied)| {
+            checkpoint("PASSIVE").and_then(|(blocked, frames, copied)| {
                 if frames < RESTART_FRAMES {
-                    return Ok((frames, copied));
+                    return Ok((blocked, frames, copied));
                 }
                 let mut left = frames - copied;
                 for _ in 0..8 {
@@ -256,11 +280,11 @@ fn checkpoints(path: std::path::PathBuf, stop: std::sync::mpsc::Receiver<()>) {
                         // The writer waits while these few frames are copied.
                         return checkpoint("RESTART");
                     }
-                    let (frames, copied) = checkpoint("PASSIVE")?;
+                    let (_, frames, copied) = checkpoint("PASSIVE")?;
                     left = frames - copied;
                 }
                 // The writer outpaced the passes; try again at the next round.
-                Ok((frames, copied))
+                Ok((blocked, frames, copied))
             })
         };
         if let Err(error) = result {

@@ -18,3 +18,4 @@ mod tidy;
 mod tiles;
 mod training;
 mod util;
+mod withdrawal;
