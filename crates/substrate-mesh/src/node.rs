@@ -374,6 +374,8 @@ impl Node {
                             {
                                 warn!(error = %e, "could not announce the sequencer's checkpoint");
                             }
+                            // The batch may have registered a node: it may connect at once.
+                            self.refresh_allowed();
                         }
                         // The sequencer stopped; the node keeps serving what is stored.
                         Err(_) => head = None,

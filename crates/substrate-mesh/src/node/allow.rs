@@ -1,6 +1,7 @@
 //! The allow-list: which peers may connect. The bootstrap list and `MeshConfig::allowed`, plus
-//! every node key the log registers, recomputed from the ledger every [`ALLOW_REFRESH`] and as
-//! soon as an unknown peer is refused. A partition disallows every peer until it heals.
+//! every node key the log registers, recomputed from the ledger whenever the log held grows (at
+//! most every [`ALLOW_REFRESH`]) and at once when an unknown peer is refused. A partition
+//! disallows every peer until it heals.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -14,9 +15,10 @@ use crate::peer::peer_id_of;
 /// How many refused peers [`MeshStatus::refused`](super::MeshStatus::refused) remembers.
 const REFUSED_REMEMBERED: usize = 64;
 
-/// How often the allow-list is recomputed from the node registrations in the log: registrations
-/// are rare, and reading governance records is not free under a stream of deposits.
-const ALLOW_REFRESH: Duration = Duration::from_secs(2);
+/// How often at most the allow-list is recomputed as the log grows: a reader brings its
+/// governance records up to date with what changed, which is cheap, but a stream of deposits
+/// grows the log hundreds of times a second.
+const ALLOW_REFRESH: Duration = Duration::from_millis(250);
 
 /// Which peers may connect, and which were refused lately.
 pub(super) struct AllowList {
@@ -105,6 +107,7 @@ impl Node {
     pub(super) fn refused(&mut self, peer: PeerId) {
         warn!(%peer, "refused a peer whose key is not registered in the ledger");
         // It may have been registered since the last look: its next dial gets in if so.
+        self.allowed.refreshed = None;
         self.refresh_allowed();
         if !self.allowed.refused.contains(&peer) {
             if self.allowed.refused.len() == REFUSED_REMEMBERED {

@@ -93,8 +93,16 @@ impl Node {
             }
             let peer = match peer_id_of(&name) {
                 Ok(peer) if self.allowed.contains(&peer) || peer == *self.swarm.local_peer_id() => peer,
-                _ => {
-                    self.reject(from, format!("a cosignature by {name}, which is not a registered node"));
+                // A node this one has not seen registered yet: the entry that registers it may
+                // be in a part of the log not kept here yet. Not a sign of tampering; it counts
+                // once its registration is held.
+                Ok(_) => {
+                    debug!(cosigner = %name, "a cosignature by a node not registered in the log held; skipped");
+                    self.refresh_allowed();
+                    continue;
+                }
+                Err(_) => {
+                    self.reject(from, format!("a cosignature by {name}, which is not a node's did:key"));
                     continue;
                 }
             };

@@ -439,6 +439,8 @@ impl Node {
                     debug!(error = %e, "could not re-announce");
                 }
                 self.cosign(&note);
+                // The step may have registered nodes: they may connect, and their cosignatures count.
+                self.refresh_allowed();
                 self.fetch_texts();
                 if let NodeRole::Mirror(follower) = &mut self.role {
                     follower.adapter_files.checkpoint_kept();

@@ -295,6 +295,16 @@ fn three_nodes_replicate_forward_cosign_and_keep_consent() {
     ] {
         assert!(metrics.body.contains(name), "no {name} in /metrics:\n{}", metrics.body);
     }
+    // A healthy start is quiet: no range refused and no peer's message dropped on any node (a
+    // cosignature by a node registered in entries not kept yet is not tampering).
+    for (name, http) in [("sequencer", &seq), ("mirror-1", &m1), ("mirror-2", &m2)] {
+        let body = http.get("/metrics").body;
+        let rejected = body
+            .lines()
+            .find_map(|l| l.strip_prefix("substrate_ranges_rejected_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        assert_eq!(rejected, Some(0.0), "{name} counted rejections on a healthy start:\n{body}");
+    }
     let served = seq.get("/metrics").body;
     let bytes_served = served
         .lines()
