@@ -197,9 +197,14 @@ impl Mesh {
                 let tree = ledger.tree();
                 let texts = texts::WantedTexts::new(ledger.wanted_texts()?);
                 let adapter_files = adapters::AdapterFiles::new(ledger.dir().clone());
+                let kept = {
+                    let tree = tree.read().unwrap_or_else(|e| e.into_inner());
+                    (tree.size(), tree.root())
+                };
                 let follower = Follower {
                     ledger: Arc::new(Mutex::new(*ledger)),
                     tree,
+                    kept,
                     sync: sync::SyncState::new(config.sync_step),
                     texts,
                     adapter_files,
@@ -308,6 +313,9 @@ enum NodeRole {
 /// A mirror's ledger and what it is fetching: the sync in progress, texts, adapter files.
 struct Follower {
     ledger: Arc<Mutex<Ledger>>,
+    /// The size and root of the log committed: what the node reports as held. The tree runs
+    /// ahead of it while a step is folded and committed, and goes back if the step is refused.
+    kept: (u64, Hash),
     /// The ledger's tree, shared: read here for the held size and split-view checks.
     tree: Arc<RwLock<Tree>>,
     sync: sync::SyncState,

@@ -101,9 +101,10 @@ pub(super) struct Peer {
 }
 
 impl Node {
+    /// The log this node has committed: what it reports (metrics, `/v1/peers`, status).
     pub(super) fn held(&self) -> (u64, Hash) {
         match &self.role {
-            NodeRole::Mirror(follower) => follower.held(),
+            NodeRole::Mirror(follower) => follower.kept,
             NodeRole::Sequencer { .. } => self.reader.tree_head(),
         }
     }

@@ -429,6 +429,7 @@ impl Node {
         match result {
             Ok(extended) => {
                 let (size, root) = follower.held();
+                follower.kept = (size, root);
                 follower.texts.want(extended.wanted);
                 self.metrics.entries_verified.inc_by(entries);
                 info!(size, from = %peer, "mirror verified and kept a checkpoint");
