@@ -248,17 +248,20 @@ fn the_same_statement_from_another_signer_is_never_given_the_first_signers_recei
     assert_eq!(ledger.state().size(), 2);
 }
 
+/// A commons with five of alice's deposits, closed; its state root.
+fn five_deposits(dir: &std::path::Path) -> (SigningKey, [u8; 32]) {
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    let mut ledger = found(dir);
+    ledger
+        .append_batch((0..5).map(|n| deposit(&alice, n, ConsentTier::Public)).collect(), 2_000)
+        .expect("append");
+    (alice, ledger.state().root())
+}
+
 #[test]
 fn a_ledger_keyed_by_statement_is_upgraded_to_acts_when_opened() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let alice = SigningKey::from_bytes(&[1u8; 32]);
-    let root = {
-        let mut ledger = found(dir.path());
-        ledger
-            .append_batch((0..5).map(|n| deposit(&alice, n, ConsentTier::Public)).collect(), 2_000)
-            .expect("append");
-        ledger.state().root()
-    };
+    let (alice, root) = five_deposits(dir.path());
     // Turn the database back into the earlier schema: entries keyed by their statement digest.
     let database = DataDir::new(dir.path()).database();
     {
@@ -298,14 +301,7 @@ fn a_ledger_keyed_by_statement_is_upgraded_to_acts_when_opened() {
 #[test]
 fn opening_reads_the_leaves_from_their_own_index_not_the_envelopes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let alice = SigningKey::from_bytes(&[1u8; 32]);
-    let root = {
-        let mut ledger = found(dir.path());
-        ledger
-            .append_batch((0..5).map(|n| deposit(&alice, n, ConsentTier::Public)).collect(), 2_000)
-            .expect("append");
-        ledger.state().root()
-    };
+    let (_, root) = five_deposits(dir.path());
     let database = DataDir::new(dir.path()).database();
     let conn = rusqlite::Connection::open(&database).expect("open");
     // A ledger of the previous schema, without the index, gets it when opened.
