@@ -24,6 +24,10 @@ use crate::DataDir;
 use crate::ledger::{Ledger, LedgerError, STATE_EXTENSION, Table, materialise};
 use crate::opening::{self, Opened};
 
+/// How far ahead of a mirror's clock an entry's integration time may be: clocks on different
+/// machines disagree by seconds, not minutes.
+pub const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FollowError {
     #[error("the checkpoint is not one the log key signed: {0}")]
@@ -38,6 +42,11 @@ pub enum FollowError {
     RootMismatch { size: u64, got: String, expected: String },
     #[error("entry {index} goes back in time ({time} after {previous})")]
     TimeGoesBack { index: u64, time: u64, previous: u64 },
+    #[error(
+        "entry {index} was integrated at {time}, {ahead_ms} ms ahead of this node's clock: the \
+         sequencer's clock jumped, or this one is behind; the range is fetched again later"
+    )]
+    FromTheFuture { index: u64, time: u64, ahead_ms: u64 },
     #[error("entry {index} does not open: {detail}")]
     UnopenableEntry { index: u64, detail: String },
     #[error("entry {index} is refused by the fold: {detail}")]
@@ -266,12 +275,24 @@ impl Ledger {
         let mut changes: Vec<Change> = Vec::new();
         let mut digests = Vec::with_capacity(leaves.len());
         let mut last_time = self.last_time;
+        // The latest integration time this node accepts, by its own clock.
+        let latest = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .saturating_add(FUTURE_TOLERANCE_MS);
         // What earlier ranges wrote is in the tables now; each entry loads what it reads.
         self.state.release();
         for ((offset, time), opened) in times.into_iter().enumerate().zip(events) {
             let index = first + offset as u64;
             if time < last_time {
                 return Err(FollowError::TimeGoesBack { index, time, previous: last_time });
+            }
+            if time > latest {
+                return Err(FollowError::FromTheFuture {
+                    index,
+                    time,
+                    ahead_ms: time - latest + FUTURE_TOLERANCE_MS,
+                });
             }
             last_time = time;
             let event = opened.map_err(|detail| FollowError::UnopenableEntry { index, detail })?;

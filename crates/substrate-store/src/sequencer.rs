@@ -80,11 +80,21 @@ impl SequencerHandle {
     /// Starts the sequencer thread; it stops when every handle is dropped, after finishing the
     /// batch in hand.
     pub fn spawn(ledger: Ledger) -> std::io::Result<(SequencerHandle, std::thread::JoinHandle<()>)> {
+        SequencerHandle::spawn_with_clock(ledger, wall_clock_ms)
+    }
+
+    /// [`spawn`](Self::spawn), reading the wall clock from `wall` (milliseconds since the Unix
+    /// epoch) instead of the system's: how a test makes the clock jump.
+    pub fn spawn_with_clock(
+        ledger: Ledger,
+        wall: impl Fn() -> u64 + Send + 'static,
+    ) -> std::io::Result<(SequencerHandle, std::thread::JoinHandle<()>)> {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let (head_tx, head) = watch::channel(ledger.checkpoint_note().ok().flatten());
+        let clock = Clock::new(Box::new(wall));
         let thread = std::thread::Builder::new()
             .name("sequencer".into())
-            .spawn(move || run(ledger, receiver, head_tx))?;
+            .spawn(move || run(ledger, receiver, head_tx, clock))?;
         // The clock holds only a weak sender, so the sequencer still stops when the last handle goes.
         let clock = queue.downgrade();
         std::thread::Builder::new().name("sequencer-clock".into()).spawn(move || {
@@ -307,7 +317,7 @@ fn deferred(conn: &rusqlite::Connection) -> u64 {
     .unwrap_or(0)
 }
 
-fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<Job>, head: watch::Sender<Head>) {
+fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<Job>, head: watch::Sender<Head>, mut clock: Clock) {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let (stop_checkpoints, checkpoints_stopped) = std::sync::mpsc::channel::<()>();
     let database = ledger.dir().database();
@@ -324,7 +334,7 @@ fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<Job>, head: watch::Sende
     if let Err(error) = ledger.leave_checkpoints_to_others() {
         tracing::warn!(%error, "could not turn off SQLite's automatic checkpoints");
     }
-    sequence(&mut ledger, &mut receiver, &head, &busy);
+    sequence(&mut ledger, &mut receiver, &head, &busy, &mut clock);
     drop(stop);
     if let Ok(upkeep) = upkeep {
         let _ = upkeep.join();
@@ -336,8 +346,64 @@ fn run(mut ledger: Ledger, mut receiver: mpsc::Receiver<Job>, head: watch::Sende
     }
 }
 
-fn now_ms() -> u64 {
+fn wall_clock_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// How much faster than real time (the monotonic clock) integrated time may run to catch up with
+/// a wall clock that jumped ahead: a tenth.
+const CATCH_UP_SHARE: u64 = 10;
+
+/// A wall clock this far ahead of the time last trusted plus the real time since is a jump, not
+/// drift or a slow batch.
+const CLOCK_TOLERANCE_MS: u64 = 2_000;
+
+/// The time entries are integrated at: the wall clock, unless it ran ahead of real time. Between
+/// two readings the monotonic clock says how much time really passed; a wall clock more than
+/// [`CLOCK_TOLERANCE_MS`] past that (an NTP step, an operator's mistake, a forged time source)
+/// is not followed at once: integrated time runs at most a tenth faster than real time until it
+/// meets the wall clock again. So a forward jump cannot close a vote early by more than a tenth
+/// of the time that really passed. A clock that goes back is the ledger's to handle (integrated
+/// time never goes back). After a restart there is no real time to compare with: the wall clock
+/// is taken as it is.
+struct Clock {
+    wall: Box<dyn Fn() -> u64 + Send>,
+    /// The last wall-clock reading that was followed, and when it was read.
+    trusted: Option<(u64, std::time::Instant)>,
+    /// When the jump was last logged.
+    warned: Option<std::time::Instant>,
+}
+
+impl Clock {
+    fn new(wall: Box<dyn Fn() -> u64 + Send>) -> Clock {
+        Clock { wall, trusted: None, warned: None }
+    }
+
+    fn now(&mut self) -> u64 {
+        let wall = (self.wall)();
+        let read = std::time::Instant::now();
+        let Some((trusted, at)) = self.trusted else {
+            self.trusted = Some((wall, read));
+            return wall;
+        };
+        let real = u64::try_from(read.duration_since(at).as_millis()).unwrap_or(u64::MAX);
+        let most = trusted.saturating_add(real).saturating_add(real / CATCH_UP_SHARE);
+        if wall <= most.saturating_add(CLOCK_TOLERANCE_MS) {
+            self.trusted = Some((wall, read));
+            self.warned = None;
+            return wall;
+        }
+        if self.warned.is_none_or(|warned| warned.elapsed() >= std::time::Duration::from_secs(60)) {
+            tracing::error!(
+                ahead_ms = wall - most,
+                "CLOCK JUMP: the wall clock is ahead of the real time passed since it was last trusted; \
+                 entries are integrated at most a tenth faster than real time until it is met again \
+                 (if the clock was wrong before, restart the node to take the wall clock as it is)"
+            );
+            self.warned = Some(read);
+        }
+        most
+    }
 }
 
 fn sequence(
@@ -345,6 +411,7 @@ fn sequence(
     receiver: &mut mpsc::Receiver<Job>,
     head: &watch::Sender<Head>,
     busy: &Busy,
+    clock: &mut Clock,
 ) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     while receiver.blocking_recv_many(&mut pending, MAX_BATCH) > 0 {
@@ -359,8 +426,8 @@ fn sequence(
         // A batch decides closed proposals before its own entries (`Ledger::append_batch`); a
         // tick alone decides them when nothing else arrives.
         if !batch.is_empty() {
-            commit(ledger, batch, replies);
-        } else if let Err(error) = ledger.decide_due(now_ms()) {
+            commit(ledger, batch, replies, clock.now());
+        } else if let Err(error) = ledger.decide_due(clock.now()) {
             tracing::error!(%error, "deciding closed proposals failed; retrying at the next tick");
         }
         let size = ledger.state().size();
@@ -376,9 +443,9 @@ fn sequence(
     }
 }
 
-fn commit(ledger: &mut Ledger, batch: Vec<Submission>, replies: Vec<Reply>) {
+fn commit(ledger: &mut Ledger, batch: Vec<Submission>, replies: Vec<Reply>, now: u64) {
     let size = batch.len();
-    match ledger.append_unbuilt(batch, now_ms()) {
+    match ledger.append_unbuilt(batch, now) {
         Ok(outcomes) => {
             tracing::debug!(batch = size, log_size = ledger.state().size(), "batch committed");
             for (outcome, reply) in outcomes.into_iter().zip(replies) {

@@ -14,8 +14,9 @@ use substrate_mesh::{Mesh, MeshConfig, MeshHandle, MeshStatus, Role};
 use substrate_store::{DataDir, InitOptions, Ledger, Reader, Submission};
 
 pub(crate) const ORIGIN: &str = "mesh.test/commons";
-/// 2027-01-15, ms since the epoch.
-pub(crate) const START: u64 = 1_800_000_000_000;
+/// 2023-11-14, ms since the epoch: a time in the past, since a mirror refuses entries integrated
+/// after its own clock.
+pub(crate) const START: u64 = 1_700_000_000_000;
 pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
 pub(crate) const STEWARD: u8 = 1;

@@ -99,3 +99,26 @@ fn a_wrong_signature_in_a_range_is_named_at_its_entry_as_the_single_check_names_
     assert_eq!(error, FollowError::UnopenableEntry { index: 260, detail: expected });
     assert_eq!(mirror.checkpoint_note().expect("read"), None, "nothing is kept");
 }
+
+#[test]
+fn entries_integrated_past_the_mirror_s_clock_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    let mut sequencer = found(dir.path());
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+    // A sequencer whose clock ran a day ahead.
+    let tomorrow = now + 24 * 3600 * 1000;
+    sequencer.append_batch(vec![deposit(&alice, 1, ConsentTier::Public)], tomorrow).expect("append");
+    let reader =
+        Reader::new(sequencer.dir(), sequencer.tree(), sequencer.verifier(), sequencer.blobs().clone());
+    let (size, note) = reader.checkpoint().expect("checkpoint");
+
+    let mirror_dir = tempfile::tempdir().expect("tempdir");
+    let mut mirror = mirror(mirror_dir.path(), &sequencer);
+    let error = mirror.extend(&note, leaves(&reader, 0, size), &[]).expect_err("refused");
+    let FollowError::FromTheFuture { index, time, ahead_ms } = error else { panic!("{error:?}") };
+    assert_eq!((index, time), (1, tomorrow));
+    assert!(ahead_ms > 23 * 3600 * 1000, "{ahead_ms}");
+    assert_eq!(mirror.checkpoint_note().expect("read"), None, "nothing is kept");
+}

@@ -192,6 +192,56 @@ fn init_refuses_an_existing_commons_and_open_an_empty_directory() {
 }
 
 #[test]
+fn a_forward_jump_of_the_wall_clock_is_caught_up_with_slowly_not_followed() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const DAY: u64 = 24 * 3600 * 1000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = found(dir.path());
+    let start = 1_790_000_000_000;
+    let wall = std::sync::Arc::new(AtomicU64::new(start));
+    let clock = std::sync::Arc::clone(&wall);
+    let (sequencer, thread) =
+        SequencerHandle::spawn_with_clock(ledger, move || clock.load(Ordering::SeqCst)).expect("spawn");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let alice = SigningKey::from_bytes(&[1u8; 32]);
+    let submit = |n: u32| {
+        runtime
+            .block_on(sequencer.submit(deposit(&alice, n, ConsentTier::Public)))
+            .expect("accepted")
+            .receipt
+            .log_index
+    };
+    let first = submit(0);
+    let real = std::time::Instant::now();
+    // The wall clock jumps a year ahead (an NTP step, a mistyped date).
+    wall.fetch_add(365 * DAY, Ordering::SeqCst);
+    let second = submit(1);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let third = submit(2);
+    let passed = real.elapsed().as_millis() as u64;
+    // An operator sets the clock right again: integrated time does not go back either.
+    wall.store(start + passed, Ordering::SeqCst);
+    let fourth = submit(3);
+    drop(sequencer);
+    thread.join().expect("the sequencer stops");
+
+    let conn = rusqlite::Connection::open(DataDir::new(dir.path()).database()).expect("open");
+    let time = |index: u64| {
+        let leaf: Vec<u8> = conn
+            .query_row("SELECT leaf FROM entries WHERE idx = ?1", [index], |row| row.get(0))
+            .expect("entry");
+        substrate_core::LogEntry::from_leaf(index, &leaf).expect("entry").integrated_time
+    };
+    let (t1, t2, t3, t4) = (time(first), time(second), time(third), time(fourth));
+    assert!(t1 >= start && t1 < start + 60_000, "{t1}");
+    // At most a tenth faster than the real time that passed, plus the tolerance for a slow batch.
+    let most = t1 + passed + passed / 10 + 2_000;
+    assert!(t2 <= most && t3 <= most, "the jump was followed: {t1} {t2} {t3} (at most {most})");
+    assert!(t1 <= t2 && t2 <= t3 && t3 <= t4, "time went back: {t1} {t2} {t3} {t4}");
+    assert!(t4 < start + DAY, "{t4}");
+}
+
+#[test]
 fn the_sequencer_answers_concurrent_submissions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = found(dir.path());
