@@ -196,11 +196,34 @@ pub enum Command {
     Member(MemberCommand),
     /// Register a node key as yours (you must be a verified member).
     NodeRegister {
-        /// The node's key file (made by `substrate id new --kind node`).
-        #[arg(long)]
-        node_key: PathBuf,
+        /// The node's key file (made by `substrate id new --kind node`), when it is on this
+        /// machine; otherwise the node's did:key and the binding `node-bind` made on its machine.
+        #[arg(long, required_unless_present_all = ["node_did", "binding"], conflicts_with_all = ["node_did", "binding"])]
+        node_key: Option<PathBuf>,
+        /// The node's did:key (printed by `node-bind` on the node's machine).
+        #[arg(long, requires = "binding")]
+        node_did: Option<String>,
+        /// The node's binding to you as its operator (printed by `node-bind`).
+        #[arg(long, requires = "node_did")]
+        binding: Option<String>,
         #[command(flatten)]
         key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// On the node's machine: sign the node's half of its registration, binding it to an
+    /// operator, so the node's private key never leaves it; the operator then runs
+    /// `node-register --node-did … --binding …`.
+    NodeBind {
+        /// The node's key file.
+        #[arg(long)]
+        node_key: PathBuf,
+        /// The operator's did:key (a verified member).
+        #[arg(long)]
+        operator: String,
+        /// The commons' origin; by default asked of the node at --node.
+        #[arg(long)]
+        origin: Option<String>,
         #[command(flatten)]
         node: NodeArgs,
     },

@@ -50,8 +50,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Ledger(command) => ledger::run(command),
         Command::Member(command) => govern::member(command),
-        Command::NodeRegister { node_key, key, node } => {
-            govern::register_node(&node.node, key.key.as_deref(), &node_key)
+        Command::NodeRegister { node_key, node_did, binding, key, node } => {
+            let half = match (node_key, node_did, binding) {
+                (Some(node_key), _, _) => govern::NodeHalf::Key(node_key),
+                (None, Some(did), Some(binding)) => govern::NodeHalf::Signed { did, binding },
+                _ => anyhow::bail!(
+                    "name the node: --node-key FILE, or --node-did DID with --binding B from `node-bind`"
+                ),
+            };
+            govern::register_node(&node.node, key.key.as_deref(), half)
+        }
+        Command::NodeBind { node_key, operator, origin, node } => {
+            govern::bind_node(&node.node, &node_key, &operator, origin.as_deref())
         }
         Command::Propose(args) => govern::propose(args),
         Command::Vote { proposal, choice, mixture, rank, key, node } => {

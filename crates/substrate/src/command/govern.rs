@@ -155,23 +155,55 @@ pub fn member(command: MemberCommand) -> anyhow::Result<()> {
     }
 }
 
-pub fn register_node(node: &str, key: Option<&Path>, node_key: &Path) -> anyhow::Result<()> {
+/// The node's half of a registration: its key on this machine, or its did and the binding it
+/// signed on its own machine (`node-bind`).
+pub enum NodeHalf {
+    Key(std::path::PathBuf),
+    Signed { did: String, binding: String },
+}
+
+fn origin_of(node: &str) -> anyhow::Result<String> {
+    let commons: Value = Client::new(node).get("/v1/commons")?.json()?;
+    Ok(s(&commons["origin"]))
+}
+
+pub fn register_node(node: &str, key: Option<&Path>, half: NodeHalf) -> anyhow::Result<()> {
     let (person, _) = crate::keys::load(&crate::keys::path(key)?)?;
-    let (node_file, node_signing) = crate::keys::load(node_key)?;
-    let client = Client::new(node);
-    let commons: Value = client.get("/v1/commons")?.json()?;
-    let origin = s(&commons["origin"]);
-    let binding = node_signing.sign(&node_binding_message(&origin, &person.did));
+    let (did, binding) = match half {
+        NodeHalf::Key(node_key) => {
+            let (node_file, node_signing) = crate::keys::load(&node_key)?;
+            let binding = node_signing.sign(&node_binding_message(&origin_of(node)?, &person.did));
+            (node_file.did, STANDARD.encode(binding.to_bytes()))
+        }
+        NodeHalf::Signed { did, binding } => (did.trim().to_owned(), binding.trim().to_owned()),
+    };
     let receipt = send(
         node,
         key,
-        Event::NodeRegistration(NodeRegistration {
-            node: node_file.did.clone(),
-            binding: STANDARD.encode(binding.to_bytes()),
-            requested: requested(),
-        }),
+        Event::NodeRegistration(NodeRegistration { node: did.clone(), binding, requested: requested() }),
     )?;
-    logged(&format!("node {} registered to {}", node_file.did, person.did), &receipt);
+    logged(&format!("node {did} registered to {}", person.did), &receipt);
+    Ok(())
+}
+
+/// Signs the node's half of its registration on the node's machine and prints what the operator
+/// needs: the node's did and the binding.
+pub fn bind_node(node: &str, node_key: &Path, operator: &str, origin: Option<&str>) -> anyhow::Result<()> {
+    substrate_core::identity::key_of(operator).with_context(|| {
+        format!("--operator '{operator}' is not a did:key; the operator's `substrate id show` prints it")
+    })?;
+    let (node_file, node_signing) = crate::keys::load(node_key)?;
+    let origin = match origin {
+        Some(origin) => origin.to_owned(),
+        None => origin_of(node).context("asking the node for the commons' origin (or give --origin)")?,
+    };
+    let binding = STANDARD.encode(node_signing.sign(&node_binding_message(&origin, operator)).to_bytes());
+    println!("node:    {}", node_file.did);
+    println!("binding: {binding}");
+    eprintln!(
+        "give both to the operator, who registers the node with:\n  substrate node-register --node-did {} --binding {binding} --key OPERATOR_KEY",
+        node_file.did
+    );
     Ok(())
 }
 

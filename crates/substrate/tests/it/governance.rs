@@ -890,4 +890,37 @@ fn decisions_survive_a_restart() {
     assert!(out.contains("2 decisions recomputed from the log"), "{out}");
 }
 
+#[test]
+fn a_node_is_registered_without_its_private_key_leaving_its_machine() {
+    let (commons, board) = found("two machines", &["ada"]);
+    let ada = &board[0];
+    let daemon = commons.start();
+    let node = daemon.url.as_str();
+    let other = Person::new(commons.tmp.path(), "bob");
+    ada.attest(node, &other);
+    // On the node's machine: its key, and its half of the registration for ada.
+    let node_key = commons.tmp.path().join("node.key");
+    ok(&["id", "new", "--kind", "node", "--key", path(&node_key)]);
+    let (half, how) =
+        ok(&["node-bind", "--node-key", path(&node_key), "--operator", &ada.did, "--node", node]);
+    let (node_did, binding) = (field(&half, "node:"), field(&half, "binding:"));
+    assert!(node_did.starts_with("did:key:z6Mk") && how.contains("node-register --node-did"), "{half}{how}");
+
+    // A binding made out to ada is not bob's to use.
+    let refused = other.refused(node, &["node-register", "--node-did", &node_did, "--binding", &binding]);
+    assert!(refused.contains("node_binding"), "{refused}");
+    // Nor one of a node whose key did not sign it.
+    let stranger = commons.tmp.path().join("stranger.key");
+    let (stranger_did, _) = ok(&["id", "new", "--kind", "node", "--key", path(&stranger)]);
+    let refused =
+        ada.refused(node, &["node-register", "--node-did", stranger_did.trim(), "--binding", &binding]);
+    assert!(refused.contains("node_binding"), "{refused}");
+    // On ada's machine, with nothing of the node's but its did and its binding.
+    let out = ada.run(node, &["node-register", "--node-did", &node_did, "--binding", &binding]);
+    assert!(out.starts_with(&format!("node {node_did} registered to {}", ada.did)), "{out}");
+    // Half a registration is refused before anything is sent.
+    let err = fails(&["node-register", "--node-did", &node_did, "--key", ada.key(), "--node", node]);
+    assert!(err.contains("--binding"), "{err}");
+}
+
 mod voters;
