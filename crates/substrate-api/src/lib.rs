@@ -25,6 +25,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let largest_body =
+        routes::json_body_limit(state.max_deposit_bytes).max(substrate_training::registry::MAX_FILE_BYTES);
     let app = router(state);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.max_buf_size(MAX_HEAD_BYTES);
@@ -48,7 +50,7 @@ pub async fn serve(
         // the node's CPU per deposit.
         let router = hyper_util::service::TowerToHyperService::new(app.clone());
         let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            let answer = match routes::oversized(request.uri(), request.headers()) {
+            let answer = match routes::oversized(request.uri(), request.headers(), largest_body) {
                 Some(refusal) => Err(refusal),
                 None => Ok(hyper::service::Service::call(&router, request)),
             };

@@ -43,9 +43,14 @@ pub trait MeshView: Send + Sync {
 /// Entries returned by one `GET /v1/log/entries` at most.
 const MAX_ENTRIES_PAGE: u64 = 1000;
 
+/// The largest JSON body a route takes: a deposit of `max_deposit_bytes`, base64 (4/3 of the text)
+/// with its envelope.
+pub(crate) fn json_body_limit(max_deposit_bytes: usize) -> usize {
+    max_deposit_bytes / 3 * 4 + 8 + substrate_core::event::MAX_ENVELOPE_BYTES + 4096
+}
+
 pub fn router(state: AppState) -> Router {
-    // Base64 inflates the text by 4/3; the envelope and JSON add at most the envelope limit.
-    let body_limit = state.max_deposit_bytes / 3 * 4 + 8 + substrate_core::event::MAX_ENVELOPE_BYTES + 4096;
+    let body_limit = json_body_limit(state.max_deposit_bytes);
     // An adapter's weights are larger than any deposit.
     let adapter_files = get(crate::adapters::file)
         .put(crate::adapters::upload)
@@ -97,7 +102,11 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// The API's refusal of a request whose target or headers are past its limits, in its own shape;
 /// checked for every request before the router sees it.
-pub(crate) fn oversized(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> Option<Response> {
+pub(crate) fn oversized(
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    largest_body: usize,
+) -> Option<Response> {
     let target = uri.path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_URI_BYTES {
         return Some(
@@ -105,6 +114,22 @@ pub(crate) fn oversized(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) 
                 StatusCode::URI_TOO_LONG,
                 "uri_too_long",
                 format!("the request target is {target} bytes; this node reads at most {MAX_URI_BYTES}"),
+            )
+            .into_response(),
+        );
+    }
+    // A body announced larger than any route takes is refused before it is read, rather than
+    // waited for.
+    let announced = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if let Some(announced) = announced.filter(|&length| length > largest_body as u64) {
+        return Some(
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the request announces a body of {announced} bytes; this node takes at most {largest_body}"),
             )
             .into_response(),
         );

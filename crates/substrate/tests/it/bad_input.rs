@@ -442,7 +442,7 @@ fn raw_request(base: &str, head: &str) -> (u16, String) {
 }
 
 #[test]
-fn an_oversized_request_target_or_header_gets_the_api_s_refusal() {
+fn an_oversized_request_target_header_or_body_gets_the_api_s_refusal() {
     let node = Node::new();
     let long = format!("GET /v1/deposits/{} HTTP/1.1", "a".repeat(20 * 1024));
     let (status, body) = raw_request(&node.http.base, &long);
@@ -455,6 +455,13 @@ fn an_oversized_request_target_or_header_gets_the_api_s_refusal() {
     let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:.200}"));
     assert_eq!((status, body["error"].as_str()), (431, Some("headers_too_large")), "{body}");
     assert_mentions(body["detail"].as_str().unwrap_or_default(), &["65536"]);
+
+    // A body announced larger than anything the node takes is refused at once, not waited for.
+    let announced =
+        "POST /v1/events HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 99999999999";
+    let (status, body) = raw_request(&node.http.base, announced);
+    let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:.200}"));
+    assert_eq!((status, body["error"].as_str()), (413, Some("too_large")), "{body}");
 
     // The node goes on serving, and stored nothing.
     node.nothing_stored(None);
