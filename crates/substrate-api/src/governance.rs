@@ -134,31 +134,66 @@ fn proposal_view<'a>(
     }
 }
 
+/// Proposals listed by one `GET /v1/proposals` unless `limit` says otherwise, and at most.
+const PROPOSALS_PAGE: usize = 100;
+const MAX_PROPOSALS_PAGE: usize = 1000;
+
 #[derive(serde::Deserialize)]
 pub struct ProposalFilter {
     #[serde(default)]
     open: Option<bool>,
+    /// List proposals with an id greater than this (the `next` of the page before).
+    #[serde(default)]
+    after: Option<u64>,
+    #[serde(default)]
+    limit: Option<usize>,
 }
 
 pub async fn proposals(
     State(app): State<AppState>,
     Query(filter): Query<ProposalFilter>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let listed =
-        move |p: &ProposalRecord| filter.open.is_none_or(|open| open == (p.status == ProposalStatus::Open));
-    // Open proposals are tallied now, from their votes; decided ones show their recorded tallies.
+    let limit = filter.limit.unwrap_or(PROPOSALS_PAGE);
+    if !(1..=MAX_PROPOSALS_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            format!("limit is {limit}; a page lists 1 to {MAX_PROPOSALS_PAGE} proposals"),
+        ));
+    }
+    let listed = move |p: &ProposalRecord| {
+        filter.open.is_none_or(|open| open == (p.status == ProposalStatus::Open))
+            && filter.after.is_none_or(|after| p.id > after)
+    };
+    // One page, in id order; only its open proposals' votes are read and tallied.
+    let page = move |g: &Governance| -> Vec<u64> {
+        let mut ids: Vec<u64> = g.proposals().filter(|p| listed(p)).map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids.truncate(limit + 1);
+        ids
+    };
     let (g, votes) = blocking(&app.reader, move |r| {
         Ok(r.governance_with_votes(|g| {
-            let shown: Vec<&ProposalRecord> = g.proposals().filter(|p| listed(p)).collect();
-            let open = shown.iter().filter(|p| p.status == ProposalStatus::Open).map(|p| p.id).collect();
-            (open, shown.iter().map(|p| p.id).collect())
+            let ids = page(g);
+            let open = ids
+                .iter()
+                .take(limit)
+                .filter(|id| g.proposal(**id).is_some_and(|p| p.status == ProposalStatus::Open))
+                .copied()
+                .collect();
+            (open, ids)
         })?)
     })
     .await?;
     let now = now_ms();
-    let list: Vec<_> =
-        g.proposals().filter(|p| listed(p)).map(|p| proposal_view(&g, &votes, p, now, false)).collect();
-    Ok(Json(json!({"proposals": list})))
+    let ids = page(&g);
+    let next = (ids.len() > limit).then(|| ids[limit - 1]);
+    let list: Vec<_> = ids
+        .iter()
+        .take(limit)
+        .filter_map(|id| g.proposal(*id))
+        .map(|p| proposal_view(&g, &votes, p, now, false))
+        .collect();
+    Ok(Json(json!({"proposals": list, "next": next})))
 }
 
 /// Which votes a proposal's view lists: all (the default), none (`votes=false`: the tallies and the

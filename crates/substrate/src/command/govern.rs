@@ -492,14 +492,24 @@ fn print_proposal(view: &Value) {
 }
 
 pub fn proposals(node: &str, open: bool) -> anyhow::Result<()> {
-    let path = if open { "/v1/proposals?open=true" } else { "/v1/proposals" };
-    let list: Value = Client::new(node).get(path)?.json()?;
-    let proposals = list["proposals"].as_array().cloned().unwrap_or_default();
-    if proposals.is_empty() {
-        println!("no {}proposals", if open { "open " } else { "" });
+    let client = Client::new(node);
+    let filter = if open { "open=true&" } else { "" };
+    let mut after = String::new();
+    let mut shown = 0;
+    // A page at a time, as the node lists them.
+    loop {
+        let list: Value = client.get(&format!("/v1/proposals?{filter}limit=100{after}"))?.json()?;
+        for view in list["proposals"].as_array().into_iter().flatten() {
+            print_proposal(view);
+            shown += 1;
+        }
+        match list["next"].as_u64() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
     }
-    for view in &proposals {
-        print_proposal(view);
+    if shown == 0 {
+        println!("no {}proposals", if open { "open " } else { "" });
     }
     Ok(())
 }

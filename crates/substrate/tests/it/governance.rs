@@ -891,6 +891,42 @@ fn decisions_survive_a_restart() {
 }
 
 #[test]
+fn proposals_are_listed_a_page_at_a_time() {
+    let (commons, board) = found("pages", &["ada"]);
+    let ada = &board[0];
+    let daemon = commons.start();
+    let node = daemon.url.as_str();
+    let http = daemon.http();
+    let ids: Vec<u64> = ["first", "second", "third"]
+        .iter()
+        .map(|title| ada.propose(node, &["--title", title, "--set-mixture", "narrative=0.6,oral=0.4"]))
+        .collect();
+    let page = |query: &str| http.get(&format!("/v1/proposals?{query}")).json();
+    let listed = |page: &Value| -> Vec<u64> {
+        page["proposals"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|v| v["proposal"]["id"].as_u64())
+            .collect()
+    };
+    let first = page("open=true&limit=2");
+    assert_eq!(listed(&first), ids[..2], "{first}");
+    assert_eq!(first["next"].as_u64(), Some(ids[1]), "{first}");
+    let second = page(&format!("open=true&limit=2&after={}", ids[1]));
+    assert_eq!(listed(&second), ids[2..], "{second}");
+    assert!(second["next"].is_null(), "{second}");
+    assert_eq!(listed(&page("")), ids, "one default page holds them all");
+    http.get("/v1/proposals?limit=0").error(400, "bad_request");
+    http.get("/v1/proposals?limit=1001").error(400, "bad_request");
+    // The command line follows the pages.
+    let (out, _) = ok(&["proposals", "--open", "--node", node]);
+    for title in ["first", "second", "third"] {
+        assert!(out.contains(title), "{out}");
+    }
+}
+
+#[test]
 fn a_node_is_registered_without_its_private_key_leaving_its_machine() {
     let (commons, board) = found("two machines", &["ada"]);
     let ada = &board[0];
