@@ -330,8 +330,23 @@ async fn deposit_receipt(State(app): State<AppState>, Path(id): Path<String>) ->
     .await
 }
 
-async fn receipt(State(app): State<AppState>, Path(index): Path<u64>) -> Result<Response, ApiError> {
-    blocking(&app.reader, move |r| Ok(Json(r.receipt(index)?).into_response())).await
+#[derive(serde::Deserialize)]
+struct ReceiptQuery {
+    /// The proof leads to the checkpoint most witnesses cosigned, their cosignatures in its note.
+    #[serde(default)]
+    witnessed: bool,
+}
+
+async fn receipt(
+    State(app): State<AppState>,
+    Path(index): Path<u64>,
+    Query(query): Query<ReceiptQuery>,
+) -> Result<Response, ApiError> {
+    blocking(&app.reader, move |r| {
+        let receipt = if query.witnessed { r.witnessed_receipt(index)? } else { r.receipt(index)? };
+        Ok(Json(receipt).into_response())
+    })
+    .await
 }
 
 async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {

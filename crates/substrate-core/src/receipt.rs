@@ -61,6 +61,24 @@ pub enum VerifyError {
 }
 
 impl Receipt {
+    /// Which of `witnesses` (did:keys of mirrors) cosigned the checkpoint this receipt's proof
+    /// leads to, each cosignature checked against its key. Check the receipt itself with
+    /// [`verify`](Self::verify) too: this says nothing of the entry.
+    pub fn witnessed_by(&self, witnesses: &[String]) -> Result<Vec<String>, VerifyError> {
+        let proof = TlogProof::parse(&self.proof).map_err(|e| VerifyError::Proof(e.to_string()))?;
+        let mut cosigned = Vec::new();
+        for witness in witnesses {
+            let key = crate::identity::key_of(witness)
+                .map_err(|e| VerifyError::Fields(format!("the witness {witness} is not a did:key: {e}")))?;
+            if substrate_tlog::cosignature::verify_with(&proof.checkpoint, witness, &key).is_ok()
+                && !cosigned.contains(witness)
+            {
+                cosigned.push(witness.clone());
+            }
+        }
+        Ok(cosigned)
+    }
+
     pub fn new(event: &SignedEvent, entry: &LogEntry, handle: Option<String>, proof: String) -> Receipt {
         Receipt {
             kind: event.event.kind().to_owned(),

@@ -311,6 +311,42 @@ impl Reader {
         })
     }
 
+    /// The receipt of the entry at `index`, its proof leading instead to the checkpoint that
+    /// most of the witnesses (the mirrors whose cosignatures this node keeps) cosigned, with
+    /// their cosignature lines in its note: a receipt whose trust no longer rests on the log key
+    /// alone. Not found while no checkpoint covering the entry is cosigned.
+    pub fn witnessed_receipt(&self, index: u64) -> Result<Receipt, ReadError> {
+        let mut receipt = self.receipt(index)?;
+        let cosigned = self.cosignatures()?;
+        let mut by_size: std::collections::BTreeMap<u64, Vec<&Cosigned>> = std::collections::BTreeMap::new();
+        for kept in cosigned.iter().filter(|c| c.size > index) {
+            by_size.entry(kept.size).or_default().push(kept);
+        }
+        let Some((&size, witnesses)) =
+            by_size.iter().max_by_key(|(size, witnesses)| (witnesses.len(), **size))
+        else {
+            return Err(ReadError::NotFound(format!(
+                "entry {index} is in no checkpoint a witness has cosigned yet; mirrors cosign each checkpoint they \
+                 verify, so ask again shortly"
+            )));
+        };
+        let note = self.checkpoint_at(size)?;
+        let body = substrate_tlog::cosignature::body_of(&note).ok();
+        let mut merged = note.clone();
+        for witness in witnesses {
+            if substrate_tlog::cosignature::body_of(&witness.note).ok() != body {
+                continue;
+            }
+            let prefix = format!("\u{2014} {} ", witness.cosigner);
+            if let Some(line) = witness.note.lines().rfind(|line| line.starts_with(&prefix)) {
+                merged.push_str(line);
+                merged.push('\n');
+            }
+        }
+        receipt.proof = crate::ledger::tlog_proof(&self.tree(), index, size, merged)?.to_text();
+        Ok(receipt)
+    }
+
     /// The deposit's text, if it is still held (withdrawn texts are gone): from the blob
     /// directory, or from SQLite while it waits to be moved there.
     pub fn content(&self, cid: &Cid) -> Result<Option<Vec<u8>>, ReadError> {

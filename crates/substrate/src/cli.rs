@@ -166,6 +166,22 @@ pub enum Command {
         /// Also check that this file is the deposited text.
         #[arg(long)]
         content: Option<PathBuf>,
+        /// A witness whose cosignature the receipt's checkpoint must carry: a mirror's node
+        /// did:key (repeat for several).
+        #[arg(long = "witness", value_name = "DID")]
+        witnesses: Vec<String>,
+        /// How many of the named witnesses must have cosigned (default: all of them).
+        #[arg(long = "witnesses", value_name = "N")]
+        required: Option<usize>,
+    },
+    /// Print the receipt of the entry at INDEX as JSON (what `verify` reads).
+    Receipt {
+        index: u64,
+        /// Its proof leads to the checkpoint most witnesses cosigned, their cosignatures in it.
+        #[arg(long)]
+        witnessed: bool,
+        #[command(flatten)]
+        node: NodeArgs,
     },
     /// Withdraw your deposit: its text is deleted, a tombstone keeps its hash and receipt.
     Withdraw {

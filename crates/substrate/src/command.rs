@@ -39,9 +39,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             import::import(&node.node, key.key.as_deref(), &file, &consent, receipts)
         }
         Command::Show { id, datacite, json, node } => deposit::show(&node.node, &id, datacite, json),
-        Command::Verify { receipt, commons_key, content } => {
-            deposit::verify(&receipt, &commons_key, content.as_deref())
+        Command::Verify { receipt, commons_key, content, witnesses, required } => {
+            deposit::verify(&receipt, &commons_key, content.as_deref(), &witnesses, required)
         }
+        Command::Receipt { index, witnessed, node } => deposit::receipt(&node.node, index, witnessed),
         Command::Withdraw { cid, reason, key, node } => {
             deposit::withdraw(&node.node, key.key.as_deref(), &cid, reason)
         }

@@ -73,7 +73,7 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
     super::deposit::save_receipt(&receipt_path, &receipt)?;
     let content_path = tmp.path().join("story.txt");
     std::fs::write(&content_path, STORY)?;
-    super::deposit::verify(&receipt_path, &log.to_vkey(), Some(&content_path))?;
+    super::deposit::verify(&receipt_path, &log.to_vkey(), Some(&content_path), &[], None)?;
     let mut forged = receipt.clone();
     forged.log_index = 0;
     forged.proof = forged.proof.replacen("\nindex 1\n", "\nindex 0\n", 1);

@@ -168,7 +168,20 @@ pub fn show(node: &str, id: &str, datacite: bool, raw: bool) -> anyhow::Result<(
     Ok(())
 }
 
-pub fn verify(receipt_path: &Path, commons_key: &str, content: Option<&Path>) -> anyhow::Result<()> {
+pub fn receipt(node: &str, index: u64, witnessed: bool) -> anyhow::Result<()> {
+    let query = if witnessed { "?witnessed=true" } else { "" };
+    let receipt: Receipt = Client::new(node).get(&format!("/v1/receipts/{index}{query}"))?.json()?;
+    println!("{}", serde_json::to_string_pretty(&receipt)?);
+    Ok(())
+}
+
+pub fn verify(
+    receipt_path: &Path,
+    commons_key: &str,
+    content: Option<&Path>,
+    witnesses: &[String],
+    required: Option<usize>,
+) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(receipt_path)
         .with_context(|| format!("reading {}", receipt_path.display()))?;
     let receipt: Receipt = serde_json::from_str(&text).with_context(|| {
@@ -181,6 +194,24 @@ pub fn verify(receipt_path: &Path, commons_key: &str, content: Option<&Path>) ->
         .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
         .transpose()?;
     let verified = receipt.verify(&log, content.as_deref()).context("the receipt does NOT verify")?;
+    let required = required.unwrap_or(witnesses.len());
+    anyhow::ensure!(
+        required <= witnesses.len(),
+        "--witnesses {required} asks for more witnesses than the {} named with --witness",
+        witnesses.len()
+    );
+    let cosigned = receipt.witnessed_by(witnesses).context("the receipt's witnesses cannot be checked")?;
+    anyhow::ensure!(
+        cosigned.len() >= required,
+        "the receipt does NOT verify: its checkpoint is cosigned by {} of the witnesses named ({}), not {required}{}",
+        cosigned.len(),
+        if cosigned.is_empty() { "none".to_owned() } else { cosigned.join(", ") },
+        if witnesses.is_empty() {
+            ""
+        } else {
+            "; `substrate receipt INDEX --witnessed` fetches the receipt with its witnesses' cosignatures"
+        }
+    );
     println!("receipt verifies");
     println!("  signature:  ok, {} signed this {}", verified.event.signer, verified.event.event.kind());
     println!(
@@ -188,6 +219,14 @@ pub fn verify(receipt_path: &Path, commons_key: &str, content: Option<&Path>) ->
         verified.entry.index, verified.checkpoint.size
     );
     println!("  checkpoint: ok, signed by {}", log.name());
+    if !witnesses.is_empty() {
+        println!(
+            "  witnesses:  ok, cosigned by {} of {} named: {}",
+            cosigned.len(),
+            witnesses.len(),
+            cosigned.join(", ")
+        );
+    }
     if let Some(cid) = &receipt.cid {
         println!(
             "  content:    {}",

@@ -224,6 +224,36 @@ fn three_nodes_replicate_forward_cosign_and_keep_consent() {
     let cosigned = mesh.tmp.path().join("cosigned.note");
     std::fs::write(&cosigned, &out).expect("write");
 
+    // A receipt witnessed by both mirrors: its proof leads to a checkpoint carrying their
+    // cosignatures, which `verify` checks offline against the witnesses named.
+    let (witnessed, _) = ok(&["receipt", &index.to_string(), "--witnessed", "--node", &seq.base]);
+    let witnessed_path = mesh.tmp.path().join("witnessed.json");
+    std::fs::write(&witnessed_path, &witnessed).expect("write");
+    fn verify<'a>(file: &'a Path, vkey: &'a str, witnesses: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["verify", path(file), "--commons-key", vkey];
+        args.extend(witnesses.iter().flat_map(|w| ["--witness", *w]));
+        args
+    }
+    let both = [mirror_dids[0].as_str(), mirror_dids[1].as_str()];
+    let (out, _) = ok(&verify(&witnessed_path, &mesh.vkey, &both));
+    assert!(out.contains("witnesses:  ok, cosigned by 2 of 2 named"), "{out}");
+    let err =
+        crate::util::fails(&[verify(&witnessed_path, &mesh.vkey, &both), vec!["--witnesses", "3"]].concat());
+    assert!(err.contains("asks for more witnesses"), "{err}");
+    // A witness that did not cosign, and a receipt fetched without its witnesses, fall short.
+    let stranger = substrate_core::identity::did_of(&new_key().verifying_key());
+    let err = crate::util::fails(&verify(&witnessed_path, &mesh.vkey, &[&stranger]));
+    assert!(err.contains("cosigned by 0 of the witnesses named"), "{err}");
+    let err = crate::util::fails(&verify(&receipt, &mesh.vkey, &both[..1]));
+    assert!(err.contains("does NOT verify") && err.contains("--witnessed"), "{err}");
+    // Tampering with a cosignature line is caught.
+    let line = format!("\u{2014} {} ", mirror_dids[0]);
+    let forged = witnessed.replacen(&line, &format!("{line}A"), 1);
+    assert_ne!(forged, witnessed, "no cosignature line by {} in:\n{witnessed}", mirror_dids[0]);
+    let forged_path = mesh.tmp.path().join("forged-witness.json");
+    std::fs::write(&forged_path, &forged).expect("write");
+    let _ = crate::util::fails(&verify(&forged_path, &mesh.vkey, &both));
+
     // A mirror serves reads of everything it holds: the same checkpoint, entries and receipts.
     let checkpoint = |http: &Http| http.get("/v1/log/checkpoint").body;
     until("the mirror to hold the same checkpoint", || {
