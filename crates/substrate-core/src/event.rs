@@ -801,6 +801,19 @@ pub(crate) mod tests {
         assert!(matches!(SignedEvent::open_bytes(b"{not json"), Err(EventError::EnvelopeJson(_))));
     }
 
+    /// `envelope` signed over by `other` under the signer's keyid, with its signature cut short,
+    /// and under a keyid that is no key.
+    fn damaged(envelope: &Envelope, other: &SigningKey) -> [Envelope; 3] {
+        let mut by_another_key = envelope.clone();
+        by_another_key.signatures[0].sig =
+            Envelope::sign(envelope.payload.clone(), other).signatures[0].sig.clone();
+        let mut short = envelope.clone();
+        short.signatures[0].sig.pop();
+        let mut unknown_keyid = envelope.clone();
+        unknown_keyid.signatures[0].keyid = "did:key:zNothing".into();
+        [by_another_key, short, unknown_keyid]
+    }
+
     /// Opening with the signature checks deferred, then making them, accepts exactly what
     /// opening at once accepts, as the same event.
     #[test]
@@ -809,13 +822,7 @@ pub(crate) mod tests {
         let key = SigningKey::from_bytes(&[1u8; 32]);
         let other = SigningKey::from_bytes(&[2u8; 32]);
         let signed = SignedEvent::sign(deposit(b"story", "narrative", ConsentTier::Public), &key);
-        let mut by_another_key = signed.envelope.clone();
-        by_another_key.signatures[0].sig =
-            Envelope::sign(signed.envelope.payload.clone(), &other).signatures[0].sig.clone();
-        let mut short = signed.envelope.clone();
-        short.signatures[0].sig.pop();
-        let mut unknown_keyid = signed.envelope.clone();
-        unknown_keyid.signatures[0].keyid = "did:key:zNothing".into();
+        let [by_another_key, short, unknown_keyid] = damaged(&signed.envelope, &other);
         let mut twice = signed.envelope.clone();
         twice.cosign(&other);
         let mut not_a_statement = Envelope::sign(b"{}".to_vec(), &key);
@@ -855,15 +862,9 @@ pub(crate) mod tests {
         let key = SigningKey::from_bytes(&[1u8; 32]);
         let other = SigningKey::from_bytes(&[2u8; 32]);
         let signed = SignedEvent::sign(deposit(b"story", "narrative", ConsentTier::Public), &key);
-        let mut by_another_key = signed.envelope.clone();
-        by_another_key.signatures[0].sig =
-            Envelope::sign(signed.envelope.payload.clone(), &other).signatures[0].sig.clone();
+        let [by_another_key, short, unknown_keyid] = damaged(&signed.envelope, &other);
         let mut altered = signed.envelope.clone();
         altered.payload.push(b' ');
-        let mut unknown_keyid = signed.envelope.clone();
-        unknown_keyid.signatures[0].keyid = "did:key:zNothing".into();
-        let mut short = signed.envelope.clone();
-        short.signatures[0].sig.pop();
         let cases = [signed.envelope.clone(), by_another_key, altered, unknown_keyid, short];
         let mut keys = crate::identity::KeyCache::default();
         for round in 0..2 {

@@ -76,6 +76,11 @@ impl Drop for Daemon {
 }
 
 fn init_commons(dir: &std::path::Path) -> anyhow::Result<Ledger> {
+    init_commons_with(dir, Vec::new())
+}
+
+/// A bench commons in `dir` whose first board is `stewards`.
+fn init_commons_with(dir: &std::path::Path, stewards: Vec<String>) -> anyhow::Result<Ledger> {
     Ok(Ledger::init(
         &DataDir::new(dir),
         crate::keys::generate(),
@@ -84,7 +89,7 @@ fn init_commons(dir: &std::path::Path) -> anyhow::Result<Ledger> {
             origin: "substrate.local/bench".into(),
             handle_prefix: "tag:substrate.local,2026:bench/".into(),
             registers: Register::defaults(),
-            stewards: Vec::new(),
+            stewards,
             windows: None,
             now: super::now_ms(),
         },

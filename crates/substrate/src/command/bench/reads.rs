@@ -182,19 +182,7 @@ fn build_votes(
     use substrate_core::governance::tally::{ProposalClass, Vote};
     let started = Instant::now();
     let steward_did = substrate_core::identity::did_of(&steward.verifying_key());
-    let mut ledger = Ledger::init(
-        &DataDir::new(dir),
-        crate::keys::generate(),
-        InitOptions {
-            name: "bench".into(),
-            origin: "substrate.local/bench".into(),
-            handle_prefix: "tag:substrate.local,2026:bench/".into(),
-            registers: Register::defaults(),
-            stewards: vec![steward_did],
-            windows: None,
-            now: crate::command::now_ms(),
-        },
-    )?;
+    let mut ledger = init_commons_with(dir, vec![steward_did])?;
     let requested = || substrate_core::timestamp::rfc3339(crate::command::now_ms());
     let members: Vec<SigningKey> = (0..voters).map(|_| crate::keys::generate()).collect();
     let append = |ledger: &mut Ledger, events: Vec<SignedEvent>| -> anyhow::Result<()> {
