@@ -25,8 +25,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let largest_body =
-        routes::json_body_limit(state.max_deposit_bytes).max(substrate_training::registry::MAX_FILE_BYTES);
+    let max_deposit_bytes = state.max_deposit_bytes;
     let app = router(state);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.max_buf_size(MAX_HEAD_BYTES);
@@ -50,7 +49,7 @@ pub async fn serve(
         // the node's CPU per deposit.
         let router = hyper_util::service::TowerToHyperService::new(app.clone());
         let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            let answer = match routes::oversized(request.uri(), request.headers(), largest_body) {
+            let answer = match routes::oversized(request.uri(), request.headers(), max_deposit_bytes) {
                 Some(refusal) => Err(refusal),
                 None => Ok(hyper::service::Service::call(&router, request)),
             };

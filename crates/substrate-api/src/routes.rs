@@ -105,7 +105,7 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub(crate) fn oversized(
     uri: &axum::http::Uri,
     headers: &axum::http::HeaderMap,
-    largest_body: usize,
+    max_deposit_bytes: usize,
 ) -> Option<Response> {
     let target = uri.path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_URI_BYTES {
@@ -118,8 +118,13 @@ pub(crate) fn oversized(
             .into_response(),
         );
     }
-    // A body announced larger than any route takes is refused before it is read, rather than
-    // waited for.
+    // A body announced larger than its route takes is refused before it is read, rather than
+    // waited for: an adapter's files take up to the registry's limit, everything else JSON.
+    let largest_body = if uri.path().starts_with("/v1/adapters/") && uri.path().contains("/files/") {
+        substrate_training::registry::MAX_FILE_BYTES
+    } else {
+        json_body_limit(max_deposit_bytes)
+    };
     let announced = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -129,7 +134,11 @@ pub(crate) fn oversized(
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
-                format!("the request announces a body of {announced} bytes; this node takes at most {largest_body}"),
+                format!(
+                    "the request announces a body of {announced} bytes; {} takes at most {largest_body} (texts up to \
+                     {max_deposit_bytes} bytes, as base64 in JSON)",
+                    uri.path()
+                ),
             )
             .into_response(),
         );

@@ -321,15 +321,23 @@ pub enum SandboxError {
     Program { path: PathBuf, source: std::io::Error },
     #[error("the job's input {path} cannot be read: {source}; name a file or directory on this node")]
     Input { path: PathBuf, source: std::io::Error },
-    #[error("the job's output directory {path} cannot be made: {source}")]
+    #[error(
+        "the job's output directory {path} cannot be made: {source}; name a directory this node can write"
+    )]
     Output { path: PathBuf, source: std::io::Error },
     #[error("the Landlock ruleset for {path} cannot be built: {detail}")]
     Ruleset { path: PathBuf, detail: String },
     #[error("the seccomp filter cannot be built: {0}")]
     Filter(String),
-    #[error("the empty network namespace for jobs cannot be made: {0}")]
+    #[error(
+        "the empty network namespace for jobs cannot be made: {0}; `substrate sandbox` says what this kernel offers, \
+         and an operator who accepts the weaker guarantee runs jobs without one"
+    )]
     Namespace(String),
-    #[error("the workload {program} did not start in its sandbox: {source}")]
+    #[error(
+        "the workload {program} did not start in its sandbox: {source}; `substrate sandbox` says what this kernel \
+         offers"
+    )]
     Spawn { program: PathBuf, source: std::io::Error },
     #[error("waiting for the job's process failed: {0}")]
     Wait(std::io::Error),

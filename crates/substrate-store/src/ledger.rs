@@ -34,8 +34,7 @@ const WRITER_CACHE_KIB: i64 = 64 * 1024;
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 const LOCK_STEP: std::time::Duration = std::time::Duration::from_micros(100);
 
-/// SQLite's busy handler for the writer (and the checkpointer, which waits for it): waits a
-/// step, up to [`LOCK_WAIT`] in all.
+/// SQLite's busy handler for the writer: waits a step, up to [`LOCK_WAIT`] in all.
 pub(crate) fn wait_for_lock(attempt: i32) -> bool {
     std::thread::sleep(LOCK_STEP);
     u128::from(attempt.unsigned_abs()) < LOCK_WAIT.as_micros() / LOCK_STEP.as_micros()

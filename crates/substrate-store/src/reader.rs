@@ -317,31 +317,39 @@ impl Reader {
     /// alone. Not found while no checkpoint covering the entry is cosigned.
     pub fn witnessed_receipt(&self, index: u64) -> Result<Receipt, ReadError> {
         let mut receipt = self.receipt(index)?;
+        use substrate_tlog::cosignature::{body_of, line_of};
         let cosigned = self.cosignatures()?;
-        let mut by_size: std::collections::BTreeMap<u64, Vec<&Cosigned>> = std::collections::BTreeMap::new();
+        // Each witness's newest cosignature, grouped by the size it cosigned; only those over the
+        // very checkpoint this log signed at that size count.
+        let mut by_size: std::collections::BTreeMap<u64, (String, Vec<&str>)> =
+            std::collections::BTreeMap::new();
         for kept in cosigned.iter().filter(|c| c.size > index) {
-            by_size.entry(kept.size).or_default().push(kept);
+            let (note, lines) = match by_size.entry(kept.size) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert((self.checkpoint_at(kept.size)?, Vec::new()))
+                }
+            };
+            if body_of(&kept.note).ok() == body_of(note).ok()
+                && let Some(line) = line_of(&kept.note, &kept.cosigner)
+            {
+                lines.push(line);
+            }
         }
-        let Some((&size, witnesses)) =
-            by_size.iter().max_by_key(|(size, witnesses)| (witnesses.len(), **size))
+        let Some((&size, (note, lines))) = by_size
+            .iter()
+            .filter(|(_, (_, lines))| !lines.is_empty())
+            .max_by_key(|(size, (_, lines))| (lines.len(), **size))
         else {
             return Err(ReadError::NotFound(format!(
                 "entry {index} is in no checkpoint a witness has cosigned yet; mirrors cosign each checkpoint they \
                  verify, so ask again shortly"
             )));
         };
-        let note = self.checkpoint_at(size)?;
-        let body = substrate_tlog::cosignature::body_of(&note).ok();
         let mut merged = note.clone();
-        for witness in witnesses {
-            if substrate_tlog::cosignature::body_of(&witness.note).ok() != body {
-                continue;
-            }
-            let prefix = format!("\u{2014} {} ", witness.cosigner);
-            if let Some(line) = witness.note.lines().rfind(|line| line.starts_with(&prefix)) {
-                merged.push_str(line);
-                merged.push('\n');
-            }
+        for line in lines {
+            merged.push_str(line);
+            merged.push('\n');
         }
         receipt.proof = crate::ledger::tlog_proof(&self.tree(), index, size, merged)?.to_text();
         Ok(receipt)

@@ -225,6 +225,16 @@ fn maintenance(
     }
 }
 
+/// How long, in all, the checkpointer waits for a lock before it tries again at its next round.
+const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The checkpointer's busy handler: steps of 100 µs, up to [`CHECKPOINT_WAIT`].
+fn wait_briefly(attempt: i32) -> bool {
+    const STEP: std::time::Duration = std::time::Duration::from_micros(100);
+    std::thread::sleep(STEP);
+    u128::from(attempt.unsigned_abs()) < CHECKPOINT_WAIT.as_micros() / STEP.as_micros()
+}
+
 /// Checkpoints the WAL beside the sequencer, from a connection of its own, so the sequencer's
 /// commits never pay for it (SQLite's automatic checkpoint would run inside a commit every ~1000
 /// pages). Passive checkpoints never block the writer; once the WAL passes `RESTART_FRAMES`,
@@ -235,8 +245,10 @@ fn maintenance(
 /// hold the text. Truncates the WAL and stops when `stop` is dropped.
 fn checkpoints(path: std::path::PathBuf, stop: std::sync::mpsc::Receiver<()>) {
     let conn = match crate::schema::open(&path).and_then(|conn| {
-        // A RESTART waits for the writer's commit to end; it takes the lock as soon as it does.
-        conn.busy_handler(Some(crate::ledger::wait_for_lock))?;
+        // A RESTART or TRUNCATE waits for the writer's commit to end, then for the readers of
+        // older snapshots, holding new writers off meanwhile: so it waits briefly and, if they
+        // are not done, gives up until the next round rather than stall the sequencer.
+        conn.busy_handler(Some(wait_briefly))?;
         Ok(conn)
     }) {
         Ok(conn) => conn,

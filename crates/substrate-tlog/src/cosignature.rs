@@ -82,6 +82,16 @@ pub fn signers(note: &str) -> Vec<String> {
         .collect()
 }
 
+/// `name`'s signature line in `note` (the last one, with its newline left off), if it signed.
+pub fn line_of<'a>(note: &'a str, name: &str) -> Option<&'a str> {
+    let body = body_of(note).ok()?;
+    note[body.len() + 1..].lines().rfind(|line| {
+        line.strip_prefix(SIG_PREFIX)
+            .and_then(|rest| rest.strip_prefix(name))
+            .is_some_and(|rest| rest.starts_with(' '))
+    })
+}
+
 /// Verifies the cosignature by `name` with `key` on `note`.
 pub fn verify_with(note: &str, name: &str, key: &VerifyingKey) -> Result<Cosignature, CosignatureError> {
     let body = body_of(note)?;
@@ -137,6 +147,10 @@ mod tests {
         // The log's signature still opens: cosignature lines are signatures by unknown keys.
         assert_eq!(Checkpoint::open(&cosigned, &log.verifier()), Ok(checkpoint));
         assert!(signed_message(body_of(&note).expect("body"), 5).starts_with("cosignature/v1\ntime 5\n"));
+        let line = line_of(&cosigned, &name).expect("the witness's line");
+        assert!(line.starts_with(&format!("\u{2014} {name} ")) && cosigned.ends_with(&format!("{line}\n")));
+        assert_eq!(line_of(&cosigned, "witness.example/mirro"), None, "a name's prefix is not the name");
+        assert_eq!(line_of(&note, &name), None);
 
         let moved = cosigned.replacen("\n3\n", "\n4\n", 1);
         assert_eq!(verify_with(&moved, &name, &key), Err(CosignatureError::Invalid { name: name.clone() }));

@@ -313,9 +313,9 @@ pub enum BallotFault {
     Distribution(String),
     #[error("this proposal elects no board; vote without a ranking")]
     NoElection,
-    #[error("{0} is not a candidate")]
+    #[error("{0} is not a candidate; rank only the candidates the proposal lists (GET /v1/proposals/ID)")]
     NotACandidate(String),
-    #[error("{0} is ranked twice")]
+    #[error("{0} is ranked twice; rank each candidate once")]
     RankedTwice(String),
 }
 
@@ -337,7 +337,7 @@ impl BallotFault {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ComputeFault {
-    #[error("{0} is not a registered node")]
+    #[error("{0} is not a registered node; its operator registers it with `substrate node-register`")]
     UnregisteredWorker(String),
     #[error("the worker node {0} did not sign its receipt")]
     WorkerUnsigned(String),

@@ -89,10 +89,18 @@ impl Node {
 }
 
 /// What a forwarded submission must be before the sequencer sees it: an envelope that opens, of a
-/// kind members send, and for a deposit the text its statement describes.
+/// kind members send, with no control characters in its text fields, and for a deposit the text
+/// its statement describes.
 pub(super) fn admit(request: SubmitRequest) -> Result<Submission, String> {
     let event =
         SignedEvent::open_bytes(&request.envelope).map_err(|e| format!("the envelope does not open: {e}"))?;
+    // The same refusal the HTTP API makes at its edge: a peer does not get round it.
+    if let Some(field) = event.event.control_characters() {
+        return Err(format!(
+            "the {} event's {field} holds a control character; write it as plain text and sign it again",
+            event.event.kind()
+        ));
+    }
     let content = request.content.map(serde_bytes::ByteBuf::into_vec);
     match (&event.event, &content) {
         (Event::Genesis(_) | Event::Decision(_), _) => {
@@ -104,4 +112,41 @@ pub(super) fn admit(request: SubmitRequest) -> Result<Submission, String> {
         (_, None) => {}
     }
     Ok(Submission { event, content })
+}
+
+#[cfg(test)]
+mod tests {
+    use substrate_core::event::{Deposit, Event};
+    use substrate_core::{Cid, ConsentTier, Register, SignedEvent};
+
+    use super::admit;
+    use crate::protocol::SubmitRequest;
+
+    fn request(title: &str) -> SubmitRequest {
+        let text = b"a text sent by a peer".to_vec();
+        let event = Event::Deposit(Deposit {
+            cid: Some(Cid::of(&text)),
+            register: Register::defaults()[0].clone(),
+            secondary_registers: vec![],
+            consent: ConsentTier::Public,
+            title: title.into(),
+            language: "en".into(),
+            license: "CC0-1.0".into(),
+            media_type: "text/plain; charset=utf-8".into(),
+            size: text.len() as u64,
+            created: "2026-01-01T00:00:00.000Z".into(),
+        });
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]);
+        SubmitRequest {
+            envelope: serde_bytes::ByteBuf::from(SignedEvent::sign(event, &key).envelope.to_bytes()),
+            content: Some(serde_bytes::ByteBuf::from(text)),
+        }
+    }
+
+    #[test]
+    fn a_peer_is_refused_what_the_http_api_refuses() {
+        assert!(admit(request("a plain title")).is_ok());
+        let refused = admit(request("a title\u{0}with a NUL")).expect_err("refused");
+        assert!(refused.contains("title") && refused.contains("control character"), "{refused}");
+    }
 }

@@ -164,7 +164,10 @@ pub enum NodeHalf {
 
 fn origin_of(node: &str) -> anyhow::Result<String> {
     let commons: Value = Client::new(node).get("/v1/commons")?.json()?;
-    Ok(s(&commons["origin"]))
+    commons["origin"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("the node at {node} states no commons origin; is it a Substrate node?"))
 }
 
 pub fn register_node(node: &str, key: Option<&Path>, half: NodeHalf) -> anyhow::Result<()> {

@@ -114,10 +114,8 @@ fn checkpoint(client: &Client, log: &NoteVerifier) -> anyhow::Result<()> {
             behind.push(format!("{name} (last cosigned size {size})"));
             continue;
         }
-        let line = cosigned
-            .lines()
-            .rfind(|l| l.starts_with(&format!("\u{2014} {name} ")))
-            .context("a cosigned note without its cosignature line")?;
+        let line =
+            cosignature::line_of(cosigned, name).context("a cosigned note without its cosignature line")?;
         merged.push_str(line);
         merged.push('\n');
         cosigners

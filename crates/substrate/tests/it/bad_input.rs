@@ -462,6 +462,12 @@ fn an_oversized_request_target_header_or_body_gets_the_api_s_refusal() {
     let (status, body) = raw_request(&node.http.base, announced);
     let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:.200}"));
     assert_eq!((status, body["error"].as_str()), (413, Some("too_large")), "{body}");
+    // A deposit announced past the deposit limit, far below an adapter file's, too.
+    let deposit = "POST /v1/deposits HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 50000000";
+    let (status, body) = raw_request(&node.http.base, deposit);
+    let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:.200}"));
+    assert_eq!((status, body["error"].as_str()), (413, Some("too_large")), "{body}");
+    assert_mentions(body["detail"].as_str().unwrap_or_default(), &["/v1/deposits", "50000000"]);
 
     // The node goes on serving, and stored nothing.
     node.nothing_stored(None);
