@@ -117,6 +117,9 @@ impl From<Rejection> for ApiError {
             Rejection::AlreadyEndorsed(_) => (StatusCode::CONFLICT, "already_endorsed"),
             Rejection::SameRegister { .. } => (StatusCode::CONFLICT, "same_register"),
             Rejection::Compute(fault) => (StatusCode::FORBIDDEN, fault.code()),
+            Rejection::Job(fault) => {
+                (StatusCode::from_u16(fault.status()).unwrap_or(StatusCode::BAD_REQUEST), fault.code())
+            }
             Rejection::Duplicate(_) => (StatusCode::CONFLICT, "duplicate"),
             Rejection::DecisionMismatch { .. } => (StatusCode::CONFLICT, "decision_mismatch"),
             Rejection::OutOfOrder { .. } => (StatusCode::CONFLICT, "out_of_order"),

@@ -4,6 +4,7 @@
 mod adapters;
 mod error;
 mod governance;
+mod jobs;
 mod routes;
 mod tiles;
 

@@ -76,6 +76,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/disputes/{id}", get(crate::governance::dispute))
         .route("/v1/credits", get(crate::governance::all_credits))
         .route("/v1/credits/{did}", get(crate::governance::credits))
+        .route("/v1/jobs", get(crate::jobs::list))
+        .route("/v1/jobs/{id}", get(crate::jobs::show))
+        .route("/v1/workers", get(crate::jobs::workers))
         .route("/v1/adapters", get(crate::adapters::list))
         .route("/v1/adapters/{id}", get(crate::adapters::show))
         .route("/v1/adapters/{id}/files/{name}", adapter_files)
@@ -464,7 +467,10 @@ async fn peers(State(app): State<AppState>) -> Result<Json<serde_json::Value>, A
 /// Prometheus text format: the mesh's libp2p, gossipsub and replication metrics when it runs,
 /// and the log height in any case.
 async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let (size, pending) = blocking(&app.reader, |r| Ok((r.tree_head().0, r.pending_texts()?))).await?;
+    let (size, pending, jobs) = blocking(&app.reader, |r| {
+        Ok((r.tree_head().0, r.pending_texts()?, crate::jobs::metrics(&*r.governance()?)))
+    })
+    .await?;
     let mut body = match &app.mesh {
         Some(mesh) => mesh.metrics().await.unwrap_or_default(),
         None => format!(
@@ -478,6 +484,7 @@ async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
     body.push_str(&format!(
         "# HELP substrate_texts_pending Accepted texts not yet moved to the blob directory.\n# TYPE substrate_texts_pending gauge\nsubstrate_texts_pending {pending}\n"
     ));
+    body.push_str(&jobs);
     if eof.is_some() {
         body.push_str("# EOF\n");
     }

@@ -32,6 +32,9 @@ use crate::governance::book::{
     MemberStatus, MixtureRecord, NodeRecord, ProposalRecord, ProposalStatus, Record, VoteRecord,
     WorkloadRecord,
 };
+use crate::governance::jobs::{
+    JobDispute, JobInput, JobOutput, JobRecord, JobStatus, OfferRecord, Reputation, Role, Run, Verdict,
+};
 use crate::governance::params::{ChamberThresholds, CreditRates, Parameters, Thresholds, Windows};
 use crate::governance::tally::{Chamber, ChamberTally, Outcome, ProposalClass, Threshold, Vote};
 use crate::register::{ConsentTier, Register};
@@ -255,6 +258,24 @@ impl Canonical for ConsentTier {
 
 impl Canonical for Record {
     fn encode(&self, e: &mut Encoder) {
+        // A workload pinned to model files, and parameters with a check rate other than the
+        // default, carry fields that came later: they are named apart, so the records without
+        // them encode as they always did.
+        match self {
+            Record::Workload(w) if !w.models.is_empty() => {
+                e.str("workload/pinned");
+                w.encode(e);
+                e.strings(&w.models);
+                return;
+            }
+            Record::Parameters(p) if p.check_ppm != crate::governance::jobs::DEFAULT_CHECK_PPM => {
+                e.str("parameters/jobs");
+                p.encode(e);
+                e.u32(p.check_ppm);
+                return;
+            }
+            _ => {}
+        }
         e.str(self.key().0);
         match self {
             Record::Parameters(p) => p.encode(e),
@@ -269,6 +290,9 @@ impl Canonical for Record {
             Record::Workload(w) => w.encode(e),
             Record::Mixture(m) => m.encode(e),
             Record::Adapter(a) => a.encode(e),
+            Record::Offer(o) => o.encode(e),
+            Record::Job(j) => j.encode(e),
+            Record::Reputation(r) => r.encode(e),
         }
     }
 }
@@ -454,6 +478,15 @@ impl Canonical for Ground {
 
 impl Canonical for Action {
     fn encode(&self, e: &mut Encoder) {
+        if let Action::ApproveWorkload { kind, version, models } = self
+            && !models.is_empty()
+        {
+            e.str("approve-workload/pinned");
+            e.str(kind);
+            e.str(version);
+            e.strings(models);
+            return;
+        }
         e.str(self.name());
         match self {
             Action::SetMixture { ballot } => e.weights(ballot),
@@ -469,7 +502,7 @@ impl Canonical for Action {
                 e.u64(*dispute);
                 ruling.encode(e);
             }
-            Action::ApproveWorkload { kind, version } => {
+            Action::ApproveWorkload { kind, version, .. } => {
                 e.str(kind);
                 e.str(version);
             }
@@ -602,6 +635,149 @@ impl Canonical for AdapterRecord {
         e.u64(self.deposits);
         e.str(&self.name);
         e.u64(self.published_at);
+    }
+}
+
+impl Canonical for OfferRecord {
+    fn encode(&self, e: &mut Encoder) {
+        e.str(&self.node);
+        e.str(&self.operator);
+        e.u32(self.cores);
+        e.u64(self.memory_mib);
+        e.strings(&self.models);
+        e.strings(&self.workloads);
+        e.u64(self.log_index);
+        e.u64(self.at);
+    }
+}
+
+impl Canonical for Reputation {
+    fn encode(&self, e: &mut Encoder) {
+        e.str(&self.node);
+        e.u64(self.passed);
+        e.u64(self.failed);
+        e.u64(self.missed);
+    }
+}
+
+impl Canonical for Role {
+    fn encode(&self, e: &mut Encoder) {
+        e.str(self.name());
+    }
+}
+
+impl Canonical for JobInput {
+    fn encode(&self, e: &mut Encoder) {
+        e.str(self.kind());
+        match self {
+            JobInput::Embed { texts } => e.strings(texts),
+            JobInput::Generate { prompt, max_tokens } => {
+                e.str(prompt);
+                e.u32(*max_tokens);
+            }
+        }
+    }
+}
+
+impl Canonical for JobOutput {
+    fn encode(&self, e: &mut Encoder) {
+        match self {
+            JobOutput::Embed { vectors } => {
+                e.str("embed");
+                e.strings(vectors);
+            }
+            JobOutput::Generate { tokens, text } => {
+                e.str("generate");
+                e.seq(tokens, |e, t| e.u32(*t));
+                e.str(text);
+            }
+        }
+    }
+}
+
+impl Canonical for Run {
+    fn encode(&self, e: &mut Encoder) {
+        e.u64(self.assignment);
+        e.str(&self.node);
+        e.str(&self.operator);
+        self.role.encode(e);
+        e.u64(self.deadline);
+        e.u64(self.assigned_at);
+        e.option(self.result.as_ref(), |e, r| e.u64(*r));
+        e.option(self.output_digest.as_ref(), |e, d| e.str(d));
+        e.option(self.failure.as_ref(), |e, f| e.str(f));
+        e.u64(self.cpu_ms);
+        e.bool(self.missed);
+    }
+}
+
+impl Canonical for Verdict {
+    fn encode(&self, e: &mut Encoder) {
+        e.str(match self {
+            Verdict::Unsampled => "unsampled",
+            Verdict::Passed => "passed",
+            Verdict::Unchecked => "unchecked",
+            Verdict::Upheld => "upheld",
+            Verdict::Overturned => "overturned",
+            Verdict::Unresolved => "unresolved",
+        });
+    }
+}
+
+impl Canonical for JobStatus {
+    fn encode(&self, e: &mut Encoder) {
+        match self {
+            JobStatus::Open { needs } => {
+                e.str("open");
+                needs.encode(e);
+            }
+            JobStatus::Drawing => e.str("drawing"),
+            JobStatus::Done { verdict, result, units, paid, at } => {
+                e.str("done");
+                verdict.encode(e);
+                e.u64(*result);
+                e.u64(*units);
+                e.u64(*paid);
+                e.u64(*at);
+            }
+            JobStatus::Failed { reason, at } => {
+                e.str("failed");
+                e.str(reason);
+                e.u64(*at);
+            }
+        }
+    }
+}
+
+impl Canonical for JobDispute {
+    fn encode(&self, e: &mut Encoder) {
+        e.u64(self.opened_at);
+        e.seq(&self.results, |e, r| e.u64(*r));
+        e.option(self.arbiter.as_ref(), |e, a| e.u64(*a));
+        e.option(self.finding.as_ref(), |e, f| e.str(f));
+    }
+}
+
+impl Canonical for JobRecord {
+    fn encode(&self, e: &mut Encoder) {
+        e.u64(self.id);
+        e.str(&self.workload);
+        e.str(&self.requester);
+        e.str(&self.input_digest);
+        e.u64(self.budget);
+        e.u64(self.reserved);
+        e.u64(self.deadline_ms);
+        e.u64(self.requested_at);
+        e.option(self.input.as_ref(), |e, i| i.encode(e));
+        e.seq(&self.runs, |e, r| r.encode(e));
+        e.option(self.draw.as_ref(), |e, d| e.u64(*d));
+        e.option(self.drawn.as_ref(), |e, d| e.bool(*d));
+        self.status.encode(e);
+        e.option(self.dispute.as_ref(), |e, d| d.encode(e));
+        e.map(&self.outputs, |e, index, output| {
+            e.u64(*index);
+            output.encode(e);
+        });
     }
 }
 

@@ -11,6 +11,7 @@ use crate::governance::acts::{
     Attestation, Decision, Dispute, DisputeRuling, JobReceipt, MAX_ACTIONS, MAX_PROPOSAL_SUMMARY,
     MAX_PROPOSAL_TITLE, NodeRegistration, Proposal, Revocation, VoteCast,
 };
+use crate::governance::jobs::{JobInput, JobRequest, JobResult, JobSchedule, NodeOffer};
 use crate::governance::params::Windows;
 use crate::register::{ConsentTier, Register};
 use crate::statement::{STATEMENT_TYPE, Statement, Subject};
@@ -108,10 +109,14 @@ pub enum Event {
     DisputeRuling(DisputeRuling),
     JobReceipt(JobReceipt),
     Adapter(AdapterPublication),
+    NodeOffer(NodeOffer),
+    JobRequest(JobRequest),
+    JobSchedule(JobSchedule),
+    JobResult(JobResult),
 }
 
 /// Every event kind, as named in predicate types.
-pub const KINDS: [&str; 14] = [
+pub const KINDS: [&str; 18] = [
     "genesis",
     "deposit",
     "withdrawal",
@@ -126,6 +131,10 @@ pub const KINDS: [&str; 14] = [
     "dispute-ruling",
     "job-receipt",
     "adapter",
+    "node-offer",
+    "job-request",
+    "job-schedule",
+    "job-result",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -183,6 +192,10 @@ impl Event {
             Event::DisputeRuling(_) => "dispute-ruling",
             Event::JobReceipt(_) => "job-receipt",
             Event::Adapter(_) => "adapter",
+            Event::NodeOffer(_) => "node-offer",
+            Event::JobRequest(_) => "job-request",
+            Event::JobSchedule(_) => "job-schedule",
+            Event::JobResult(_) => "job-result",
         }
     }
 
@@ -230,6 +243,10 @@ impl Event {
             Event::Adapter(a) => {
                 (vec![Subject::sha256(a.name.clone(), a.adapter.clone())], serde_json::to_value(a))
             }
+            Event::NodeOffer(o) => (named(&o.node), serde_json::to_value(o)),
+            Event::JobRequest(r) => (named(&r.workload), serde_json::to_value(r)),
+            Event::JobSchedule(s) => (named(&format!("job/{}", s.job)), serde_json::to_value(s)),
+            Event::JobResult(r) => (named(&format!("job/{}", r.job)), serde_json::to_value(r)),
         };
         Statement {
             statement_type: STATEMENT_TYPE.to_owned(),
@@ -289,6 +306,10 @@ impl Event {
             }
             "dispute-ruling" => Event::DisputeRuling(predicate("dispute-ruling", statement.predicate)?),
             "job-receipt" => Event::JobReceipt(predicate("job-receipt", statement.predicate)?),
+            "node-offer" => Event::NodeOffer(predicate("node-offer", statement.predicate)?),
+            "job-request" => Event::JobRequest(predicate("job-request", statement.predicate)?),
+            "job-schedule" => Event::JobSchedule(predicate("job-schedule", statement.predicate)?),
+            "job-result" => Event::JobResult(predicate("job-result", statement.predicate)?),
             "adapter" => {
                 let a: AdapterPublication = predicate("adapter", statement.predicate)?;
                 let [subject] = statement.subject.as_slice() else { return Err(EventError::Subject) };
@@ -332,6 +353,21 @@ impl Event {
             }
             Event::Dispute(d) => vec![("detail", &d.detail, true)],
             Event::DisputeRuling(r) => vec![("reason", &r.reason, true)],
+            Event::JobRequest(r) => {
+                let mut fields = vec![("workload", r.workload.as_str(), false)];
+                match &r.input {
+                    JobInput::Embed { texts } => {
+                        fields.extend(texts.iter().map(|t| ("input.texts", t.as_str(), true)))
+                    }
+                    JobInput::Generate { prompt, .. } => fields.push(("input.prompt", prompt, true)),
+                }
+                fields
+            }
+            Event::JobResult(r) => r.failure.iter().map(|f| ("failure", f.as_str(), true)).collect(),
+            Event::JobSchedule(s) => match &s.step {
+                crate::governance::jobs::Step::Abandon { reason } => vec![("reason", reason.as_str(), true)],
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         };
         fields
@@ -475,6 +511,22 @@ impl Event {
                 }
                 Ok(())
             }
+            Event::NodeOffer(o) => {
+                did(&o.node, "node")?;
+                crate::governance::jobs::validate_offer(o)
+                    .map_err(|detail| EventError::Field { field: "offer", detail })
+            }
+            Event::JobRequest(r) => {
+                field(
+                    r.workload.split_once('@').is_some_and(|(k, v)| !k.is_empty() && !v.is_empty()),
+                    "workload",
+                    "name the workload as KIND@VERSION, e.g. embed@1",
+                )?;
+                crate::governance::jobs::validate_input(&r.input)
+                    .map_err(|detail| EventError::Field { field: "input", detail })
+            }
+            Event::JobSchedule(_) => Ok(()),
+            Event::JobResult(r) => did(&r.node, "node"),
             Event::JobReceipt(j) => {
                 did(&j.node, "node")?;
                 field(!j.workload.trim().is_empty(), "workload", "name the workload")?;

@@ -5,6 +5,7 @@ pub mod acts;
 pub mod book;
 pub mod credits;
 pub mod fold;
+pub mod jobs;
 pub mod mixture;
 pub mod number;
 pub mod params;

@@ -226,6 +226,8 @@ pub enum Rejection {
     SameRegister { cid: String, register: String },
     #[error("the job receipt is not verified compute: {0}")]
     Compute(crate::governance::acts::ComputeFault),
+    #[error("{0}")]
+    Job(crate::governance::jobs::JobFault),
     #[error("the genesis names the steward '{steward}', which is not a did:key: {detail}")]
     GenesisSteward { steward: String, detail: String },
 }

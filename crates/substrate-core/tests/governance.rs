@@ -101,7 +101,7 @@ fn parameter(key: &str, value: serde_json::Value) -> Action {
 }
 
 fn workload(kind: &str, version: &str) -> Action {
-    Action::ApproveWorkload { kind: kind.to_owned(), version: version.to_owned() }
+    Action::ApproveWorkload { kind: kind.to_owned(), version: version.to_owned(), models: Vec::new() }
 }
 
 fn ballot(
@@ -756,5 +756,7 @@ mod disputes;
 mod exact;
 #[path = "governance/golden.rs"]
 mod golden;
+#[path = "governance/jobs.rs"]
+mod jobs;
 #[path = "governance/membership.rs"]
 mod membership;

@@ -1,4 +1,5 @@
-//! Runs the commons' approved workloads: the sandbox a job's process is confined to.
+//! Runs the commons' approved workloads: the workload processes ([`workload`]) and the sandbox a
+//! job's process is confined to ([`sandbox`]).
 //!
 //! The only crate that spawns job processes. A job is a child process that can read its inputs
 //! and model files, write its output directory, and nothing else: no network, no new processes,
@@ -8,5 +9,7 @@
 //! assigns jobs. This crate only makes sure that what runs stays inside its walls.
 
 pub mod sandbox;
+pub mod worker;
+pub mod workload;
 
 pub use sandbox::{Ended, Isolation, Kernel, Limits, Network, Report, Sandbox, SandboxError, Strength};

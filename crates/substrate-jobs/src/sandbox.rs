@@ -125,6 +125,42 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// The isolation a job gets here with `strength`, or why this kernel cannot give it.
+    pub fn check(&self, strength: Strength) -> Result<Isolation, SandboxError> {
+        let kernel = self;
+        if kernel.landlock_abi < 1 {
+            return Err(SandboxError::Unconfinable {
+                what: "restrict a process's files with Landlock",
+                hint: " (boot with `lsm=...,landlock`)",
+            });
+        }
+        if !kernel.seccomp {
+            return Err(SandboxError::Unconfinable { what: "install seccomp filters", hint: "" });
+        }
+        if strength.scoped && kernel.landlock_abi < SCOPED_ABI {
+            return Err(SandboxError::Unconfinable {
+                what: "keep a job's signals inside its sandbox (Landlock ABI 6, Linux 6.12)",
+                hint: "; an operator who accepts that a job could signal other processes of its user can \
+                       run jobs without that scope",
+            });
+        }
+        let network = match (strength.network_namespace, kernel.network_namespace) {
+            (true, Some(_)) => Network::Namespace,
+            (true, None) => {
+                return Err(SandboxError::Unconfinable {
+                    what: "give a job a network namespace of its own",
+                    hint: "; an operator who accepts the socket filter alone can run jobs without one",
+                });
+            }
+            (false, _) => Network::SocketFilter,
+        };
+        Ok(Isolation {
+            landlock_abi: kernel.landlock_abi,
+            network,
+            scoped: kernel.landlock_abi >= SCOPED_ABI,
+        })
+    }
+
     /// What this kernel offers, asked once (each probe is a short-lived forked child).
     pub fn probe() -> Kernel {
         static KERNEL: OnceLock<Kernel> = OnceLock::new();
@@ -499,37 +535,7 @@ impl Sandbox {
 
     /// The confinement this kernel gives, or why it cannot give what the operator requires.
     fn isolation(&self, kernel: &Kernel) -> Result<Isolation, SandboxError> {
-        if kernel.landlock_abi < 1 {
-            return Err(SandboxError::Unconfinable {
-                what: "restrict a process's files with Landlock",
-                hint: " (boot with `lsm=...,landlock`)",
-            });
-        }
-        if !kernel.seccomp {
-            return Err(SandboxError::Unconfinable { what: "install seccomp filters", hint: "" });
-        }
-        if self.strength.scoped && kernel.landlock_abi < SCOPED_ABI {
-            return Err(SandboxError::Unconfinable {
-                what: "keep a job's signals inside its sandbox (Landlock ABI 6, Linux 6.12)",
-                hint: "; an operator who accepts that a job could signal other processes of its user can \
-                       run jobs without that scope",
-            });
-        }
-        let network = match (self.strength.network_namespace, kernel.network_namespace) {
-            (true, Some(_)) => Network::Namespace,
-            (true, None) => {
-                return Err(SandboxError::Unconfinable {
-                    what: "give a job a network namespace of its own",
-                    hint: "; an operator who accepts the socket filter alone can run jobs without one",
-                });
-            }
-            (false, _) => Network::SocketFilter,
-        };
-        Ok(Isolation {
-            landlock_abi: kernel.landlock_abi,
-            network,
-            scoped: kernel.landlock_abi >= SCOPED_ABI,
-        })
+        kernel.check(self.strength)
     }
 
     /// The Landlock ruleset: read and execute the program; read the system's libraries and the

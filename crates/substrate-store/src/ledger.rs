@@ -363,6 +363,54 @@ impl Ledger {
         result
     }
 
+    /// Takes the scheduling steps open jobs wait for at `now` (`Governance::job_plan`): assigns
+    /// jobs to workers, reassigns those whose deadline passed, draws whether a result is checked
+    /// (signing the draw with the log key) and gives up what nobody can do. Each step is one
+    /// entry signed by the log key. Returns how many were appended; a step the fold refuses is
+    /// logged and skipped, so one stuck job never holds the others.
+    pub fn schedule_jobs(&mut self, now: u64) -> Result<usize, LedgerError> {
+        use substrate_core::governance::jobs::{JobSchedule, Planned, Step, draw_message};
+        self.signer()?;
+        let time = now.max(self.last_time);
+        let plan = self.state.governance().job_plan(time);
+        if plan.is_empty() {
+            return Ok(0);
+        }
+        let origin = self.state.commons().map(|c| c.origin.clone()).unwrap_or_default();
+        let mut batch = Vec::new();
+        for (job, planned) in plan {
+            let step = match planned {
+                Planned::Assign { node, role, deadline } => Step::Assign { node, role, deadline },
+                Planned::Draw(result) => {
+                    use ed25519_dalek::Signer;
+                    let signature = self.signer()?.signing_key().sign(&draw_message(&origin, job, result));
+                    Step::Draw { result, proof: STANDARD.encode(signature.to_bytes()) }
+                }
+                Planned::Abandon(reason) => Step::Abandon { reason },
+                Planned::Wait => continue,
+            };
+            let event = SignedEvent::sign(
+                Event::JobSchedule(JobSchedule { job, step }),
+                self.signer()?.signing_key(),
+            );
+            batch.push(Submission { event, content: None });
+        }
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut appended = 0;
+        for outcome in self.append_now(batch, now)? {
+            match outcome {
+                Outcome::Appended(_) => appended += 1,
+                Outcome::Refused(rejection) => {
+                    tracing::error!(%rejection, "the fold refused the sequencer's own job step; skipped");
+                }
+                Outcome::Duplicate(_) => {}
+            }
+        }
+        Ok(appended)
+    }
+
     /// Decides every open proposal whose window closed by `now`: one `Decision` entry each, signed
     /// by the log key, appended one after another so each is tallied on the state the previous
     /// one left. Returns the decided proposals.

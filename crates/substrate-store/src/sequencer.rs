@@ -437,10 +437,15 @@ fn sequence(
             .unzip();
         // A batch decides closed proposals before its own entries (`Ledger::append_batch`); a
         // tick alone decides them when nothing else arrives.
+        let now = clock.now();
         if !batch.is_empty() {
-            commit(ledger, batch, replies, clock.now());
-        } else if let Err(error) = ledger.decide_due(clock.now()) {
+            commit(ledger, batch, replies, now);
+        } else if let Err(error) = ledger.decide_due(now) {
             tracing::error!(%error, "deciding closed proposals failed; retrying at the next tick");
+        }
+        // Jobs are scheduled after what arrived, so a request or a result is acted on at once.
+        if let Err(error) = ledger.schedule_jobs(now) {
+            tracing::error!(%error, "scheduling jobs failed; retrying at the next tick");
         }
         let size = ledger.state().size();
         if head.borrow().as_ref().is_none_or(|(held, _)| *held != size) {

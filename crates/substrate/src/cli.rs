@@ -53,9 +53,9 @@ pub struct KeyArgs {
 /// How a node joins the mesh; each overrides `[mesh]` in the config file.
 #[derive(Args, Debug, Clone)]
 pub struct MeshArgs {
-    /// What this node does: `sequencer` (holds the log key) or `mirror` (follows and verifies).
-    /// Default: whichever the data directory was made for.
-    #[arg(long, value_parser = ["sequencer", "mirror"])]
+    /// What this node does: `sequencer` (holds the log key), `mirror` (follows and verifies) or
+    /// `worker` (a mirror that also takes jobs). Default: whichever the data directory was made for.
+    #[arg(long, value_parser = ["sequencer", "mirror", "worker"])]
     pub role: Option<String>,
     /// libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/7879 (port 0 picks one).
     #[arg(long, env = "SUBSTRATE_P2P_LISTEN")]
@@ -114,6 +114,8 @@ pub enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         mesh: MeshArgs,
+        #[command(flatten)]
+        worker: WorkerArgs,
     },
     /// List the mesh peers a node is connected to: role, log height, lag.
     Peers {
@@ -356,6 +358,34 @@ pub enum Command {
     /// The governed training run: the decided mixture trains a LoRA adapter on the snapshot of
     /// eligible deposits, published with its record, cards, provenance and signature.
     Train(TrainArgs),
+    /// Jobs on the mesh: ask for one, follow it.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// List jobs: where each stands, who ran it, how it was checked.
+    Jobs {
+        /// open, done or failed.
+        #[arg(long)]
+        state: Option<String>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// The worker nodes: what each offers, and its reputation from checked jobs.
+    Workers {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Runs one built-in workload: the process a worker confines in its sandbox (`--input FILE
+    /// --output FILE --model FILE…`). Not for people: workers call it.
+    #[command(hide = true)]
+    Workload {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// What this machine's kernel offers a job's sandbox, checked by running one confined job.
     Sandbox {
         /// Accept the weaker guarantee of no network namespace (only the seccomp filter keeps
@@ -695,6 +725,67 @@ pub enum MemberCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum JobCommand {
+    /// Ask the mesh to run an approved workload; its log index is the job's id.
+    Submit {
+        /// The approved workload, KIND@VERSION (e.g. embed@1, generate@1).
+        workload: String,
+        /// A text to embed (repeat for more, up to 16), for an embed job.
+        #[arg(long = "text")]
+        texts: Vec<String>,
+        /// The prompt, for a generate job (greedy decoding, so any worker gives the same tokens).
+        #[arg(long)]
+        prompt: Option<String>,
+        #[arg(long, default_value_t = 64)]
+        max_tokens: u32,
+        /// Credits reserved for the job; what it does not use comes back.
+        #[arg(long, default_value_t = 5)]
+        budget: u64,
+        /// How long one attempt may take before the job goes to another worker, in seconds.
+        #[arg(long)]
+        deadline: Option<u32>,
+        /// Wait for the job to end and print its output.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// One job: its runs, draw, verdict and output.
+    Show {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+/// How a node works for the mesh: each overrides `[worker]` in the config file.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// Take jobs: offer the approved workloads whose pinned model files this node holds, run
+    /// what the sequencer assigns in the sandbox, and sign the results. Default: only with
+    /// `--role worker`.
+    #[arg(long)]
+    pub work: bool,
+    /// Where the worker's model files are (repeat): every file under it, three levels deep, is
+    /// known by its sha256. Default: DATA_DIR/models and $SUBSTRATE_MODELS.
+    #[arg(long = "worker-models")]
+    pub worker_models: Vec<PathBuf>,
+    /// The program that runs workloads (called as `PROGRAM workload …`). Default: this binary.
+    #[arg(long)]
+    pub workload_program: Option<PathBuf>,
+    /// Run jobs without a network namespace (only the seccomp filter keeps them off the network).
+    #[arg(long)]
+    pub without_network_namespace: bool,
+    /// Run jobs without Landlock scopes (before Linux 6.12).
+    #[arg(long)]
+    pub without_scopes: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct ProposeArgs {
     #[arg(long)]
@@ -718,7 +809,9 @@ pub struct ProposeArgs {
     /// narrow:TIER, remove or dismiss.
     #[arg(long)]
     pub resolve_dispute: Vec<String>,
-    /// Approve a workload kind at a version, KIND@VERSION (e.g. embed@1).
+    /// Approve a workload kind at a version, pinned to its model files: KIND@VERSION=MODEL,…
+    /// where each MODEL is a sha256, a file or a directory of files (e.g.
+    /// embed@1=models/all-MiniLM-L6-v2). Workers run it only on files with those digests.
     #[arg(long)]
     pub approve_workload: Vec<String>,
     /// Elect the board: this many seats, from the --candidate list.

@@ -7,6 +7,7 @@ mod deposit;
 mod govern;
 mod identity;
 mod import;
+mod jobs;
 mod ledger;
 mod models;
 mod node;
@@ -31,7 +32,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let name = name.unwrap_or_default();
             node::init(&data.data_dir, &name, origin, handle_prefix, registers, stewards, voting_window)
         }
-        Command::Serve { data, listen, config, mesh } => node::serve(&data.data_dir, listen, config, mesh),
+        Command::Serve { data, listen, config, mesh, worker } => {
+            node::serve(&data.data_dir, listen, config, mesh, worker)
+        }
+        Command::Job(command) => jobs::run(command),
+        Command::Jobs { state, json, node } => jobs::list(&node.node, state.as_deref(), json),
+        Command::Workers { json, node } => jobs::workers(&node.node, json),
+        Command::Workload { args } => {
+            substrate_jobs::workload::main_with(&args, |input| input).map_err(anyhow::Error::from)
+        }
         Command::Peers { json, node } => node::peers(&node.node, json),
         Command::Id(command) => identity::run(command),
         Command::Deposit(args) => deposit::deposit(args),

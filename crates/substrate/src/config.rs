@@ -16,6 +16,21 @@ pub struct NodeConfig {
     pub max_deposit_bytes: usize,
     /// The mesh: other nodes of this commons over libp2p. Off unless configured.
     pub mesh: MeshSettings,
+    /// Taking jobs. Off unless enabled.
+    pub worker: WorkerSettings,
+}
+
+/// `[worker]` in `substrate.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    pub enabled: bool,
+    /// Where the model files are. Default: DATA_DIR/models and $SUBSTRATE_MODELS.
+    pub models: Vec<std::path::PathBuf>,
+    /// The program that runs workloads. Default: this binary.
+    pub program: Option<std::path::PathBuf>,
+    pub without_network_namespace: bool,
+    pub without_scopes: bool,
 }
 
 /// `[mesh]` in `substrate.toml`.
@@ -48,6 +63,7 @@ impl Default for NodeConfig {
             listen: "127.0.0.1:7878".into(),
             max_deposit_bytes: 1024 * 1024,
             mesh: MeshSettings::default(),
+            worker: WorkerSettings::default(),
         }
     }
 }

@@ -77,8 +77,14 @@ pub enum Action {
     RemoveDeposit { cid: Cid, reason: String },
     /// Rules on a dispute; an appeal of the board's ruling comes to the chambers this way.
     ResolveDispute { dispute: u64, ruling: Ruling },
-    /// Approves a built-in workload kind at a version for the mesh to run.
-    ApproveWorkload { kind: String, version: String },
+    /// Approves a built-in workload kind at a version for the mesh to run, pinned to the model
+    /// files it uses (sha256 hex each): a worker runs it only on files with those digests.
+    ApproveWorkload {
+        kind: String,
+        version: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        models: Vec<String>,
+    },
     /// Elects the stewardship board by Meek STV from the voters' rankings.
     ElectBoard { seats: u32, candidates: Vec<String> },
 }
@@ -148,6 +154,8 @@ pub enum Effect {
     Workload {
         kind: String,
         version: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        models: Vec<String>,
     },
     Board {
         members: Vec<String>,
@@ -264,6 +272,8 @@ pub enum ActionProblem {
     UnknownWorkload { kind: String },
     #[error("a workload needs a version")]
     WorkloadVersion,
+    #[error("a workload pins at most 64 model files, each by its sha256 in lowercase hex; '{0}' is not one")]
+    WorkloadModel(String),
     #[error("at most {0} candidates")]
     TooManyCandidates(usize),
     #[error(
@@ -292,7 +302,9 @@ impl ProposalFault {
                     "proposal_dispute"
                 }
                 ActionProblem::Ruling(_) => "proposal_ruling",
-                ActionProblem::UnknownWorkload { .. } | ActionProblem::WorkloadVersion => "proposal_workload",
+                ActionProblem::UnknownWorkload { .. }
+                | ActionProblem::WorkloadVersion
+                | ActionProblem::WorkloadModel(_) => "proposal_workload",
                 ActionProblem::TooManyCandidates(_)
                 | ActionProblem::Seats { .. }
                 | ActionProblem::CandidateTwice(_)

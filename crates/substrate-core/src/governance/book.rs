@@ -224,6 +224,9 @@ pub struct WorkloadRecord {
     pub kind: String,
     pub version: String,
     pub decision: u64,
+    /// The model files it is pinned to (sha256 hex).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
 }
 
 /// The mixture the next training run must use, and the decision that set it.
@@ -285,6 +288,9 @@ pub enum Record {
     Workload(WorkloadRecord),
     Mixture(MixtureRecord),
     Adapter(AdapterRecord),
+    Offer(crate::governance::jobs::OfferRecord),
+    Job(Box<crate::governance::jobs::JobRecord>),
+    Reputation(crate::governance::jobs::Reputation),
 }
 
 /// The keys of every vote on proposal `id`, as a half-open range [from, to) of `Record::key`s.
@@ -309,6 +315,9 @@ impl Record {
             Record::Workload(w) => ("workload", format!("{}@{}", w.kind, w.version)),
             Record::Mixture(m) => ("mixture", format!("{:020}", m.decision)),
             Record::Adapter(a) => ("adapter", format!("{:020}", a.id)),
+            Record::Offer(o) => ("offer", o.node.clone()),
+            Record::Job(j) => ("job", format!("{:020}", j.id)),
+            Record::Reputation(r) => ("reputation", r.node.clone()),
         }
     }
 }
@@ -330,6 +339,12 @@ pub struct Governance {
     pub(crate) mixtures: BTreeMap<u64, MixtureRecord>,
     /// Published adapters by their entry's log index.
     pub(crate) adapters: BTreeMap<u64, AdapterRecord>,
+    /// Jobs by id (their request's log index), offers and reputations by node key.
+    pub(crate) jobs: BTreeMap<u64, crate::governance::jobs::JobRecord>,
+    pub(crate) offers: BTreeMap<String, crate::governance::jobs::OfferRecord>,
+    pub(crate) reputations: BTreeMap<String, crate::governance::jobs::Reputation>,
+    /// Derived: the jobs not yet ended.
+    pub(crate) open_jobs: BTreeSet<u64>,
     /// How decisions are computed: set from the commons' state encoding.
     pub(crate) arithmetic: Arithmetic,
     /// Derived: open proposals by close time, and deposits under an open dispute.
@@ -409,6 +424,20 @@ impl Governance {
             Record::Adapter(a) => {
                 self.adapters.insert(a.id, a);
             }
+            Record::Offer(o) => {
+                self.offers.insert(o.node.clone(), o);
+            }
+            Record::Job(j) => {
+                if j.is_open() {
+                    self.open_jobs.insert(j.id);
+                } else {
+                    self.open_jobs.remove(&j.id);
+                }
+                self.jobs.insert(j.id, *j);
+            }
+            Record::Reputation(r) => {
+                self.reputations.insert(r.node.clone(), r);
+            }
         }
     }
 
@@ -426,6 +455,9 @@ impl Governance {
         records.extend(self.workloads.values().cloned().map(Record::Workload));
         records.extend(self.mixtures.values().cloned().map(Record::Mixture));
         records.extend(self.adapters.values().cloned().map(Record::Adapter));
+        records.extend(self.offers.values().cloned().map(Record::Offer));
+        records.extend(self.jobs.values().cloned().map(|j| Record::Job(Box::new(j))));
+        records.extend(self.reputations.values().cloned().map(Record::Reputation));
         records
     }
 

@@ -66,6 +66,26 @@ impl<'a> CreditBook<'a> {
         account.balance = account.balance.saturating_sub(milli - pool);
     }
 
+    /// What `holder` has at `time`, in thousandths, after decay.
+    pub(crate) fn balance(&mut self, holder: &str, time: u64) -> u64 {
+        self.account(holder, time).balance
+    }
+
+    /// Holds `milli` back from `holder` (a job's reservation); the caller checked the balance.
+    pub(crate) fn debit(&mut self, holder: &str, milli: u64, time: u64) {
+        let account = self.account(holder, time);
+        account.balance = account.balance.saturating_sub(milli);
+    }
+
+    /// Returns `milli` held back from `holder`: not a grant, nothing goes to the pool.
+    pub(crate) fn credit_back(&mut self, holder: &str, milli: u64, time: u64) {
+        if milli == 0 {
+            return;
+        }
+        let account = self.account(holder, time);
+        account.balance = account.balance.saturating_add(milli);
+    }
+
     pub(crate) fn into_changes(self) -> Vec<Change> {
         self.touched.into_values().map(|c| Change::Record(Record::Credits(c))).collect()
     }

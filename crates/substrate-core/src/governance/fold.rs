@@ -62,6 +62,10 @@ impl State {
             Event::Dispute(d) => self.open_dispute(index, time, signer, d, params),
             Event::DisputeRuling(r) => self.endorse_ruling(index, time, &signed.signers, r, params),
             Event::JobReceipt(j) => self.verify_compute(index, time, &signed.signers, j, params),
+            Event::NodeOffer(o) => self.offer(index, time, signer, o),
+            Event::JobRequest(r) => self.request_job(index, time, signer, r, params),
+            Event::JobSchedule(s) => self.schedule_job(index, time, signer, s, commons, params),
+            Event::JobResult(r) => self.job_result(index, time, signer, r, params),
             Event::Adapter(a) => self.publish_adapter(index, time, signed, a),
             Event::Genesis(_) | Event::Deposit(_) | Event::Withdrawal(_) | Event::ConsentChange(_) => {
                 Ok(Vec::new())
@@ -82,7 +86,7 @@ impl State {
         }
     }
 
-    fn require_member(&self, who: &str, time: u64) -> Result<(), Rejection> {
+    pub(crate) fn require_member(&self, who: &str, time: u64) -> Result<(), Rejection> {
         match self.governance.members.get(who) {
             Some(m) if m.verified_at(time) => Ok(()),
             Some(m) if m.status == MemberStatus::Verified => Err(Rejection::MembershipExpired {
@@ -312,12 +316,24 @@ impl State {
                     self.check_ruling(&d.cid, ruling, &working)
                         .map_err(|e| at(ActionProblem::Ruling(Box::new(e))))?;
                 }
-                Action::ApproveWorkload { kind, version } => {
+                Action::ApproveWorkload { kind, version, models } => {
                     if !WORKLOAD_KINDS.contains(&kind.as_str()) {
                         return Err(at(ActionProblem::UnknownWorkload { kind: kind.clone() }));
                     }
-                    if version.trim().is_empty() {
+                    if version.trim().is_empty()
+                        || version.contains('@')
+                        || version.chars().any(char::is_whitespace)
+                    {
                         return Err(at(ActionProblem::WorkloadVersion));
+                    }
+                    let sha256 = |m: &String| {
+                        m.len() == 64 && m.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                    };
+                    if let Some(bad) = models.iter().find(|m| !sha256(m)) {
+                        return Err(at(ActionProblem::WorkloadModel(bad.clone())));
+                    }
+                    if models.len() > crate::governance::jobs::MAX_OFFERED {
+                        return Err(at(ActionProblem::WorkloadModel(format!("{} files", models.len()))));
                     }
                 }
                 Action::ElectBoard { seats, candidates } => {
@@ -515,8 +531,8 @@ impl State {
                     None => skipped(format!("no dispute {dispute}")),
                 }
             }
-            Action::ApproveWorkload { kind, version } => {
-                Effect::Workload { kind: kind.clone(), version: version.clone() }
+            Action::ApproveWorkload { kind, version, models } => {
+                Effect::Workload { kind: kind.clone(), version: version.clone(), models: models.clone() }
             }
             Action::ElectBoard { seats, candidates } => {
                 // Only candidates still verified at the close stand; rankings skip the others.
@@ -616,11 +632,12 @@ impl State {
                     record.status = DisputeStatus::Resolved { ruling: ruling.clone(), decision: index };
                     changes.push(Change::Record(Record::Dispute(record)));
                 }
-                Effect::Workload { kind, version } => {
+                Effect::Workload { kind, version, models } => {
                     changes.push(Change::Record(Record::Workload(WorkloadRecord {
                         kind: kind.clone(),
                         version: version.clone(),
                         decision: index,
+                        models: models.clone(),
                     })));
                 }
                 Effect::Board { members, .. } => {

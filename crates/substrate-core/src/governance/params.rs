@@ -32,6 +32,19 @@ pub struct Parameters {
     pub mixture_caps: BTreeMap<Register, f64>,
     /// The aggregate gives a register at least its floor.
     pub mixture_floors: BTreeMap<Register, f64>,
+    /// The share of job results re-executed by another operator, in parts per million.
+    /// Absent from the JSON at its default, so the records of logs kept before it read and
+    /// hash as they did.
+    #[serde(default = "default_check_ppm", skip_serializing_if = "is_default_check_ppm")]
+    pub check_ppm: u32,
+}
+
+fn default_check_ppm() -> u32 {
+    crate::governance::jobs::DEFAULT_CHECK_PPM
+}
+
+fn is_default_check_ppm(ppm: &u32) -> bool {
+    *ppm == default_check_ppm()
 }
 
 /// The (contributor, technical) thresholds of each class.
@@ -107,6 +120,7 @@ impl Parameters {
             },
             mixture_caps: BTreeMap::new(),
             mixture_floors: BTreeMap::new(),
+            check_ppm: default_check_ppm(),
         }
     }
 
@@ -154,7 +168,8 @@ impl Parameters {
             | "credits.dispute"
             | "credits.floor"
             | "credits.stability-share"
-            | "credits.half-life-days" => ProposalClass::Resource,
+            | "credits.half-life-days"
+            | "jobs.check-ppm" => ProposalClass::Resource,
             _ if key.starts_with("mixture.cap.") || key.starts_with("mixture.floor.") => {
                 ProposalClass::Ordinary
             }
@@ -209,6 +224,7 @@ impl Parameters {
             "credits.floor" => next.credits.floor = whole(0, 1_000_000)?,
             "credits.stability-share" => next.credits.stability_share_ppm = small(0, 1_000_000)?,
             "credits.half-life-days" => next.credits.half_life_days = small(1, 3650)?,
+            "jobs.check-ppm" => next.check_ppm = small(0, 1_000_000)?,
             _ if threshold_slot(key).is_some() => {
                 let (class, chamber, field) = threshold_slot(key).unwrap_or_default();
                 let share = value
@@ -268,7 +284,7 @@ fn threshold_slot(key: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// The parameter keys, for error messages.
-pub const KEYS: [&str; 18] = [
+pub const KEYS: [&str; 19] = [
     "registers",
     "window.ordinary",
     "window.resource",
@@ -284,6 +300,7 @@ pub const KEYS: [&str; 18] = [
     "credits.floor",
     "credits.stability-share",
     "credits.half-life-days",
+    "jobs.check-ppm",
     "mixture.cap.<register>",
     "mixture.floor.<register>",
     "threshold.<ordinary|resource|constitutional>.<contributor|technical>.<majority|quorum>",

@@ -120,6 +120,51 @@ fn identical_statements(kind: &str, signers: &[u8]) -> (Commons, Vec<SignedEvent
             let nodes: Vec<u8> = members.iter().map(|m| m * 10).collect();
             (each(&event, &nodes), 1)
         }
+        "node-offer" => {
+            // Each member's node signs the offer of the first member's node: only it offers itself.
+            for member in &members {
+                commons.register_node(*member, member * 10);
+            }
+            let offer = super::jobs::offer(members[0] * 10, &[]);
+            let nodes: Vec<u8> = members.iter().map(|m| m * 10).collect();
+            (each(&offer, &nodes), 1)
+        }
+        "job-request" | "job-schedule" | "job-result" => {
+            // Node 100 of operator 10 offers embedding; every member holds a deposit's credits.
+            commons.register_node(10, 100);
+            commons.approve_embed();
+            commons.ok(super::jobs::offer(100, &["embed@1"]), &key(100));
+            for member in 10..=16 {
+                commons.deposit(member, format!("credits for {member}").as_bytes(), "oral");
+            }
+            let request = super::jobs::job_request("embed@1", 1);
+            if kind == "job-request" {
+                return (commons, each(&request, &members), n);
+            }
+            let job = commons.ok(request, &key(members[0])).index;
+            let assign = Event::JobSchedule(substrate_core::governance::jobs::JobSchedule {
+                job,
+                step: substrate_core::governance::jobs::Step::Assign {
+                    node: did(100),
+                    role: substrate_core::governance::jobs::Role::Run,
+                    deadline: commons.now + 30_000,
+                },
+            });
+            if kind == "job-schedule" {
+                // Only the log key schedules; members signing the same step are refused.
+                let mut signed = each(&assign, &members[1..]);
+                signed.insert(0, SignedEvent::sign(assign, &commons.log));
+                return (commons, signed, 1);
+            }
+            let log = commons.log.clone();
+            let assignment = commons.ok(assign, &log).index;
+            let result =
+                super::jobs::job_result(job, assignment, 100, None, Some("the model would not load"), 5);
+            // Only the assigned node answers; the same words from members' keys are refused.
+            let mut signed = each(&result, &members[1..]);
+            signed.insert(0, SignedEvent::sign(result, &key(100)));
+            return (commons, signed, 1);
+        }
         other => panic!("no scenario for the event kind {other}"),
     };
     (commons, signed, accepted)

@@ -246,10 +246,17 @@ fn actions(args: &ProposeArgs) -> anyhow::Result<Vec<Action>> {
         actions.push(Action::ResolveDispute { dispute, ruling: parse_ruling(ruling.trim())? });
     }
     for item in &args.approve_workload {
-        let (kind, version) = item
+        let (workload, pins) = item.split_once('=').unwrap_or((item, ""));
+        let (kind, version) = workload
             .split_once('@')
-            .with_context(|| format!("--approve-workload '{item}' is not KIND@VERSION"))?;
-        actions.push(Action::ApproveWorkload { kind: kind.to_owned(), version: version.to_owned() });
+            .with_context(|| format!("--approve-workload '{item}' is not KIND@VERSION[=MODEL,…]"))?;
+        let mut models = Vec::new();
+        for pin in pins.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            models.extend(model_digests(pin)?);
+        }
+        models.sort();
+        models.dedup();
+        actions.push(Action::ApproveWorkload { kind: kind.to_owned(), version: version.to_owned(), models });
     }
     if let Some(seats) = args.elect_board {
         actions.push(Action::ElectBoard { seats, candidates: args.candidates.clone() });
@@ -652,4 +659,33 @@ pub fn credits(node: &str, key: Option<&Path>, who: Option<String>) -> anyhow::R
     println!("  stability pool: {:.3}", f("stabilityPool"));
     println!("credits are earned by rule and never move between holders: there is no transfer");
     Ok(())
+}
+
+/// The sha256 digests a workload pin names: a digest as it is, a file's digest, or the digest of
+/// every file in a directory (an embedding model's `config.json`, `model.safetensors` and
+/// `tokenizer.json`).
+fn model_digests(pin: &str) -> anyhow::Result<Vec<String>> {
+    if pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(vec![pin.to_ascii_lowercase()]);
+    }
+    let path = std::path::Path::new(pin);
+    let files: Vec<std::path::PathBuf> = if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .with_context(|| format!("reading the model directory {pin}"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        files
+    } else if path.is_file() {
+        vec![path.to_path_buf()]
+    } else {
+        anyhow::bail!(
+            "--approve-workload pins '{pin}', which is neither a sha256 digest nor a model file or directory"
+        )
+    };
+    files
+        .iter()
+        .map(|f| substrate_models::fetch::file_sha256(f).with_context(|| format!("hashing {}", f.display())))
+        .collect()
 }

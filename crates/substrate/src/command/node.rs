@@ -12,7 +12,7 @@ use substrate_store::{DataDir, InitOptions, Ledger, Reader, SequencerHandle};
 
 use substrate_mesh::{Mesh, MeshConfig, MeshHandle, Role, SwarmKey};
 
-use crate::cli::MeshArgs;
+use crate::cli::{MeshArgs, WorkerArgs};
 use crate::config::NodeConfig;
 
 pub fn init(
@@ -238,6 +238,11 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
         (None, Some(mesh)) => SequencerHandle::forwarding(Arc::new(mesh.handle())),
         (None, None) => anyhow::bail!("a mirror without the mesh cannot take events"),
     };
+    let worker = if config.worker.enabled {
+        Some(start_worker(&data, config, reader.clone(), sequencer.clone(), runtime.handle().clone())?)
+    } else {
+        None
+    };
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let max_deposit_bytes = config.max_deposit_bytes;
     let thread = std::thread::Builder::new().name("node".into()).spawn(move || {
@@ -246,6 +251,8 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
         let served = runtime.block_on(substrate_api::serve(listener, state, async {
             let _ = stopped.await;
         }));
+        // The worker finishes the job in hand and stops before the runtime it submits on.
+        drop(worker);
         if let Some(mesh) = mesh {
             runtime.block_on(mesh.shutdown());
         }
@@ -264,6 +271,7 @@ pub fn serve(
     listen: Option<String>,
     config_path: Option<PathBuf>,
     mesh: MeshArgs,
+    worker: WorkerArgs,
 ) -> anyhow::Result<()> {
     let config_path = config_path.unwrap_or_else(|| DataDir::new(dir).config());
     let mut config = NodeConfig::load(&config_path)?;
@@ -282,18 +290,29 @@ pub fn serve(
     if let Some(key) = mesh.swarm_key {
         config.mesh.swarm_key = Some(key);
     }
+    if worker.work || mesh.role.as_deref() == Some("worker") {
+        config.worker.enabled = true;
+    }
+    if !worker.worker_models.is_empty() {
+        config.worker.models = worker.worker_models;
+    }
+    if let Some(program) = worker.workload_program {
+        config.worker.program = Some(program);
+    }
+    config.worker.without_network_namespace |= worker.without_network_namespace;
+    config.worker.without_scopes |= worker.without_scopes;
     let data = DataDir::new(dir);
     match mesh.role.as_deref() {
         Some("sequencer") if !data.log_key().exists() => anyhow::bail!(
             "--role sequencer needs the log key, and {} has none (it is a mirror, or not a commons: `substrate init`)",
             data.log_key().display()
         ),
-        Some("mirror") if data.log_key().exists() => anyhow::bail!(
-            "--role mirror: {} holds the log key, so this directory is the sequencer; prepare a mirror elsewhere with `substrate init --mirror-of <log key>`",
+        Some(role @ ("mirror" | "worker")) if data.log_key().exists() => anyhow::bail!(
+            "--role {role}: {} holds the log key, so this directory is the sequencer; prepare a mirror elsewhere with `substrate init --mirror-of <log key>`",
             dir.display()
         ),
-        Some("mirror") if !config.mesh.enabled() => {
-            anyhow::bail!("--role mirror needs the mesh: give --bootstrap <sequencer multiaddr>")
+        Some(role @ ("mirror" | "worker")) if !config.mesh.enabled() => {
+            anyhow::bail!("--role {role} needs the mesh: give --bootstrap <sequencer multiaddr>")
         }
         _ => {}
     }
@@ -306,6 +325,72 @@ pub fn serve(
     wait_for_signal()?;
     tracing::info!("shutting down");
     node.stop()
+}
+
+/// Starts taking jobs with the node key, in the sandbox the configuration asks for: refused at
+/// once if this kernel cannot give it.
+fn start_worker(
+    data: &DataDir,
+    config: &NodeConfig,
+    reader: Reader,
+    sequencer: SequencerHandle,
+    runtime: tokio::runtime::Handle,
+) -> anyhow::Result<substrate_jobs::worker::Worker> {
+    let key_path = config.mesh.node_key.clone().unwrap_or_else(|| data.root().join("node.key"));
+    let (_, key) = crate::keys::load(&key_path).with_context(|| {
+        format!(
+            "a worker signs its results with its node key: make one with `substrate id new --kind node --key {}` and have an operator register it",
+            key_path.display()
+        )
+    })?;
+    let strength = substrate_jobs::Strength {
+        network_namespace: !config.worker.without_network_namespace,
+        scoped: !config.worker.without_scopes,
+    };
+    let kernel = substrate_jobs::Kernel::probe();
+    if let Err(error) = kernel.check(strength) {
+        anyhow::bail!(
+            "this node cannot take jobs: {error} (`substrate sandbox` shows what the kernel offers)"
+        );
+    }
+    let mut models = config.worker.models.clone();
+    if models.is_empty() {
+        models.push(data.root().join("models"));
+        models.extend(std::env::var_os("SUBSTRATE_MODELS").map(PathBuf::from));
+    }
+    let program = match &config.worker.program {
+        Some(program) => program.clone(),
+        None => std::env::current_exe().context("locating the substrate binary to run workloads")?,
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let worker_config = substrate_jobs::worker::WorkerConfig {
+        models,
+        program,
+        scratch: data.root().join("jobs"),
+        cores,
+        memory_mib: memory_mib(),
+        strength,
+        poll: std::time::Duration::from_millis(200),
+    };
+    let submit: substrate_jobs::worker::Submit = Box::new(move |event| {
+        runtime
+            .block_on(sequencer.submit(substrate_store::Submission { event, content: None }))
+            .map(|submitted| submitted.receipt.log_index)
+            .map_err(|error| error.to_string())
+    });
+    substrate_jobs::worker::Worker::start(worker_config, key, reader, submit)
+        .context("starting the worker thread")
+}
+
+/// This machine's memory, from /proc/meminfo (MiB); 1024 where it cannot be read.
+fn memory_mib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(1024, |kib| kib / 1024)
 }
 
 /// The private-network key: the configured file (which must exist), else DATA_DIR/swarm.key if

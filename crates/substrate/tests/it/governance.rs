@@ -377,7 +377,11 @@ fn bad_governance_input_is_refused_with_a_reason_and_changes_nothing() {
         title: "Let credits move".into(),
         summary: None,
         class: ProposalClass::Ordinary,
-        actions: vec![Action::ApproveWorkload { kind: "embed".into(), version: "1".into() }],
+        actions: vec![Action::ApproveWorkload {
+            kind: "embed".into(),
+            version: "1".into(),
+            models: Vec::new(),
+        }],
         requested: requested(),
     };
     let mut unknown = statement(&Event::Proposal(valid));

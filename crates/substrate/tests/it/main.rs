@@ -9,6 +9,7 @@ mod cli_flow;
 mod crash;
 mod governance;
 mod interop;
+mod jobs;
 mod mesh;
 mod mesh_adapters;
 mod models;

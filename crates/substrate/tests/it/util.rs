@@ -194,10 +194,16 @@ impl Daemon {
     /// Starts a mesh node on `data`, listening for peers on a free loopback port and dialling
     /// `bootstrap`; returns it and its mesh address (`…/p2p/<peer id>`), as it printed them.
     pub fn start_mesh(data: &Path, logs: &Path, bootstrap: &[&str]) -> (Daemon, String) {
+        Daemon::start_mesh_with(data, logs, bootstrap, &[])
+    }
+
+    /// [`Daemon::start_mesh`] with `more` arguments after the mesh's.
+    pub fn start_mesh_with(data: &Path, logs: &Path, bootstrap: &[&str], more: &[&str]) -> (Daemon, String) {
         let mut extra = vec!["--p2p-listen", "/ip4/127.0.0.1/tcp/0"];
         for addr in bootstrap {
             extra.extend(["--bootstrap", addr]);
         }
+        extra.extend_from_slice(more);
         let mut daemon = Daemon::start_with(data, logs, &extra);
         let mut line = String::new();
         daemon.stdout.read_line(&mut line).expect("read the daemon's mesh line");

@@ -1,0 +1,367 @@
+//! A worker: the part of a node that takes the jobs the sequencer assigns to it. It offers what
+//! it can run (the approved workloads whose pinned model files it holds), watches its own copy of
+//! the state for assignments to its node key, runs each in a [`Sandbox`] by re-executing a
+//! workload program (its own binary, `… workload --input … --output … --model …`), and signs the
+//! output, or why there is none, as a `JobResult` it submits like any other event.
+//!
+//! Invariant: a worker never decides what runs; it runs what the log assigned to it, of a
+//! workload the chambers approved, on model files whose sha256 the approval pins.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use substrate_core::SignedEvent;
+use substrate_core::event::{Event, MAX_ENVELOPE_BYTES};
+use substrate_core::governance::book::Governance;
+use substrate_core::governance::jobs::{
+    JobOutput, JobRecord, JobResult, NodeOffer, RUNNABLE_KINDS, Run, check_output,
+};
+use substrate_store::Reader;
+
+use crate::sandbox::{Limits, Sandbox, Strength};
+use crate::workload::Invocation;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Where the model files are: every file under it (three levels deep) is known by its sha256.
+    pub models: Vec<PathBuf>,
+    /// The program that runs workloads, called as `PROGRAM workload --input … --output …`.
+    pub program: PathBuf,
+    /// Where each job's input and output live while it runs (one directory per assignment).
+    pub scratch: PathBuf,
+    pub cores: u32,
+    pub memory_mib: u64,
+    pub strength: Strength,
+    /// How often the state is looked at for new assignments.
+    pub poll: Duration,
+}
+
+/// The worker's view of its model files: sha256 → path.
+#[derive(Debug, Clone, Default)]
+pub struct ModelFiles(BTreeMap<String, PathBuf>);
+
+impl ModelFiles {
+    /// Hashes every file under `roots`, three directory levels deep.
+    pub fn scan(roots: &[PathBuf]) -> ModelFiles {
+        let mut files = BTreeMap::new();
+        for root in roots {
+            walk(root, 3, &mut |path| {
+                if let Ok(digest) = substrate_models::fetch::file_sha256(path) {
+                    files.entry(digest).or_insert_with(|| path.to_path_buf());
+                }
+            });
+        }
+        ModelFiles(files)
+    }
+
+    pub fn digests(&self) -> impl Iterator<Item = &String> {
+        self.0.keys()
+    }
+
+    /// The files with these digests, if every one is here.
+    pub fn paths(&self, digests: &[String]) -> Option<Vec<PathBuf>> {
+        digests.iter().map(|d| self.0.get(d).cloned()).collect()
+    }
+}
+
+fn walk(path: &Path, depth: usize, visit: &mut impl FnMut(&Path)) {
+    let Ok(meta) = std::fs::metadata(path) else { return };
+    if meta.is_file() {
+        visit(path);
+    } else if meta.is_dir() && depth > 0 {
+        let Ok(entries) = std::fs::read_dir(path) else { return };
+        let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        children.sort();
+        for child in children {
+            walk(&child, depth - 1, visit);
+        }
+    }
+}
+
+/// What the worker offers now: the approved, runnable workloads whose pinned files it holds.
+pub fn offer_for(
+    governance: &Governance,
+    node: &str,
+    files: &ModelFiles,
+    config: &WorkerConfig,
+) -> NodeOffer {
+    let workloads: Vec<String> = governance
+        .workloads()
+        .filter(|w| RUNNABLE_KINDS.contains(&w.kind.as_str()) && files.paths(&w.models).is_some())
+        .map(|w| format!("{}@{}", w.kind, w.version))
+        .collect();
+    let pinned: BTreeSet<&String> = governance.workloads().flat_map(|w| &w.models).collect();
+    NodeOffer {
+        node: node.to_owned(),
+        cores: config.cores,
+        memory_mib: config.memory_mib,
+        // The files the commons pins, not every file the operator happens to hold.
+        models: files.digests().filter(|d| pinned.contains(d)).cloned().collect(),
+        workloads,
+        requested: now_rfc3339(),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn now_rfc3339() -> String {
+    substrate_core::timestamp::rfc3339(now_ms())
+}
+
+/// How the worker hands a signed event to the log (the node's own sequencer, or the mesh that
+/// forwards to it): the entry's index, or why it was not taken.
+pub type Submit = Box<dyn Fn(SignedEvent) -> Result<u64, String> + Send>;
+
+/// A running worker; dropping it stops the loop after the job in hand.
+pub struct Worker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the worker loop on a thread of its own; it reads the state through `reader` and
+    /// sends what it signs through `submit`.
+    pub fn start(
+        config: WorkerConfig,
+        key: SigningKey,
+        reader: Reader,
+        submit: Submit,
+    ) -> std::io::Result<Worker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new().name("worker".into()).spawn(move || {
+            let mut worker = Loop {
+                config,
+                key,
+                reader,
+                submit,
+                files: ModelFiles::default(),
+                done: BTreeSet::new(),
+                offered: None,
+            };
+            worker.files = ModelFiles::scan(&worker.config.models);
+            tracing::info!(models = worker.files.0.len(), "worker started");
+            while !flag.load(Ordering::Relaxed) {
+                worker.step();
+                std::thread::sleep(worker.config.poll);
+            }
+        })?;
+        Ok(Worker { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Loop {
+    config: WorkerConfig,
+    key: SigningKey,
+    reader: Reader,
+    submit: Submit,
+    files: ModelFiles,
+    /// Assignments already answered (or being answered) by this process.
+    done: BTreeSet<u64>,
+    /// The last offer submitted, and when: offered again only when it changes.
+    offered: Option<(NodeOffer, std::time::Instant)>,
+}
+
+impl Loop {
+    fn node(&self) -> String {
+        substrate_core::identity::did_of(&self.key.verifying_key())
+    }
+
+    fn step(&mut self) {
+        let governance = match self.reader.governance() {
+            Ok(g) => g,
+            Err(error) => {
+                tracing::warn!(%error, "the worker cannot read the state; trying again");
+                return;
+            }
+        };
+        let node = self.node();
+        if governance.node(&node).is_none() {
+            return;
+        }
+        self.keep_offer(&governance, &node);
+        let mine: Vec<(JobRecord, Run)> = governance
+            .jobs()
+            .values()
+            .filter(|job| job.is_open())
+            .filter_map(|job| job.live_run().filter(|r| r.node == node).map(|r| (job.clone(), r.clone())))
+            .filter(|(_, run)| !self.done.contains(&run.assignment))
+            .collect();
+        for (job, run) in mine {
+            self.done.insert(run.assignment);
+            let result = self.run(&governance, &job, &run);
+            let event = SignedEvent::sign(Event::JobResult(result), &self.key);
+            let event = if event.envelope.to_bytes().len() > MAX_ENVELOPE_BYTES {
+                let too_large = JobResult {
+                    job: job.id,
+                    assignment: run.assignment,
+                    node: node.clone(),
+                    output: None,
+                    failure: Some(format!(
+                        "the output does not fit a log entry ({MAX_ENVELOPE_BYTES} bytes)"
+                    )),
+                    cpu_ms: 0,
+                    requested: now_rfc3339(),
+                };
+                SignedEvent::sign(Event::JobResult(too_large), &self.key)
+            } else {
+                event
+            };
+            self.submit(event, &format!("the result of job {} (assignment {})", job.id, run.assignment));
+        }
+    }
+
+    fn keep_offer(&mut self, governance: &Governance, node: &str) {
+        let offer = offer_for(governance, node, &self.files, &self.config);
+        let same = |a: &NodeOffer, b_models: &[String], b_workloads: &[String], cores: u32, memory: u64| {
+            a.models == b_models && a.workloads == b_workloads && a.cores == cores && a.memory_mib == memory
+        };
+        let standing = governance.offers().get(node);
+        if standing.is_some_and(|s| same(&offer, &s.models, &s.workloads, s.cores, s.memory_mib)) {
+            return;
+        }
+        if standing.is_none() && offer.workloads.is_empty() {
+            return;
+        }
+        // Wait for the last offer to land before sending another.
+        if let Some((last, at)) = &self.offered
+            && same(last, &offer.models, &offer.workloads, offer.cores, offer.memory_mib)
+            && at.elapsed() < Duration::from_secs(10)
+        {
+            return;
+        }
+        self.offered = Some((offer.clone(), std::time::Instant::now()));
+        let what = format!("the offer of {}", offer.workloads.join(", "));
+        self.submit(SignedEvent::sign(Event::NodeOffer(offer), &self.key), &what);
+    }
+
+    fn submit(&self, event: SignedEvent, what: &str) {
+        match (self.submit)(event) {
+            Ok(index) => tracing::info!(index, "{what} is in the log"),
+            Err(error) => tracing::warn!(%error, "{what} was not taken"),
+        }
+    }
+
+    /// Runs one assignment in the sandbox and says what came of it.
+    fn run(&self, governance: &Governance, job: &JobRecord, run: &Run) -> JobResult {
+        let node = self.node();
+        let mut result = JobResult {
+            job: job.id,
+            assignment: run.assignment,
+            node,
+            output: None,
+            failure: None,
+            cpu_ms: 0,
+            requested: String::new(),
+        };
+        match self.execute(governance, job, run) {
+            Ok((output, cpu_ms)) => {
+                result.output = Some(output);
+                result.cpu_ms = cpu_ms;
+            }
+            Err((failure, cpu_ms)) => {
+                tracing::warn!(job = job.id, %failure, "the job failed here");
+                result.failure = Some(failure.chars().take(1000).collect());
+                result.cpu_ms = cpu_ms;
+            }
+        }
+        result.requested = now_rfc3339();
+        result
+    }
+
+    fn execute(
+        &self,
+        governance: &Governance,
+        job: &JobRecord,
+        run: &Run,
+    ) -> Result<(JobOutput, u64), (String, u64)> {
+        let fail = |text: String| Err((text, 0));
+        let Some(input) = &job.input else { return fail("the job's input is not in the state".into()) };
+        let Some(workload) = governance.workload(&job.workload) else {
+            return fail(format!("{} is not approved here", job.workload));
+        };
+        let Some(models) = self.files.paths(&workload.models) else {
+            return fail(format!("this node does not hold the model files {} pins", job.workload));
+        };
+        let dir = self.config.scratch.join(format!("{:020}", run.assignment));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = dir.join("out");
+        let input_file = dir.join("input.json");
+        if let Err(error) = std::fs::create_dir_all(&out)
+            .and_then(|()| std::fs::write(&input_file, serde_json::to_vec(input).unwrap_or_default()))
+        {
+            return fail(format!("preparing the job's directory {}: {error}", dir.display()));
+        }
+        let invocation =
+            Invocation { input: input_file.clone(), output: out.join("output.json"), models: models.clone() };
+        let left = run.deadline.saturating_sub(now_ms()).max(1000);
+        let limits = Limits {
+            cpu_seconds: (left / 1000 + 1) * u64::from(self.config.cores.max(1)),
+            memory_bytes: (self.config.memory_mib.max(512) << 20).min(16 << 30),
+            open_files: 256,
+            file_bytes: 64 << 20,
+            deadline: Duration::from_millis(left),
+        };
+        let mut sandbox = Sandbox::new(&self.config.program, &out)
+            .arg("workload")
+            .args(invocation.args())
+            .input(&input_file)
+            .limits(limits)
+            .strength(self.config.strength);
+        for model in &models {
+            sandbox = sandbox.input(model);
+            // An embedding model is its directory's files; the loader reads them by name.
+            if let Some(parent) =
+                model.parent().filter(|_| model.file_name().is_some_and(|n| n == "model.safetensors"))
+            {
+                sandbox = sandbox.input(parent);
+            }
+        }
+        let report = sandbox.run();
+        let result = match report {
+            Err(error) => Err((format!("the sandbox refused to run the job: {error}"), 0)),
+            Ok(report) => {
+                let cpu_ms = report.cpu.as_millis() as u64;
+                if !report.succeeded() {
+                    let stderr = String::from_utf8_lossy(&report.stderr);
+                    let tail: String =
+                        stderr.trim().lines().last().unwrap_or_default().chars().take(400).collect();
+                    Err((format!("the workload {}: {tail}", report.ended), cpu_ms))
+                } else {
+                    match std::fs::read(&invocation.output).map_err(|e| e.to_string()).and_then(|bytes| {
+                        serde_json::from_slice::<JobOutput>(&bytes).map_err(|e| e.to_string())
+                    }) {
+                        Ok(output) => match check_output(input, &output) {
+                            Ok(()) => Ok((output, cpu_ms)),
+                            Err(e) => {
+                                Err((format!("the workload's output does not fit the job: {e}"), cpu_ms))
+                            }
+                        },
+                        Err(e) => Err((format!("the workload wrote no readable output: {e}"), cpu_ms)),
+                    }
+                }
+            }
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+}

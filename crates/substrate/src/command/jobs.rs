@@ -1,0 +1,216 @@
+//! `substrate job submit|show`, `substrate jobs` and `substrate workers`: jobs on the mesh from the
+//! command line, through a node's HTTP API.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use substrate_core::SignedEvent;
+use substrate_core::event::Event;
+use substrate_core::governance::jobs::{JobInput, JobRequest, decode_vector};
+
+use crate::cli::JobCommand;
+use crate::client::Client;
+
+pub fn run(command: JobCommand) -> anyhow::Result<()> {
+    match command {
+        JobCommand::Submit { workload, texts, prompt, max_tokens, budget, deadline, wait, key, node } => {
+            let kind = workload.split('@').next().unwrap_or_default();
+            let input = match (kind, prompt) {
+                ("embed", None) if !texts.is_empty() => JobInput::Embed { texts },
+                ("embed", _) => {
+                    anyhow::bail!("an embed job takes its texts as --text TEXT (repeat it), and no --prompt")
+                }
+                ("generate", Some(prompt)) if texts.is_empty() => JobInput::Generate { prompt, max_tokens },
+                ("generate", _) => {
+                    anyhow::bail!("a generate job takes --prompt TEXT (and --max-tokens), and no --text")
+                }
+                _ => anyhow::bail!(
+                    "jobs of '{workload}' cannot be asked for from here; the runnable kinds are embed@V and generate@V"
+                ),
+            };
+            let request = JobRequest {
+                workload,
+                input,
+                budget,
+                deadline_seconds: deadline,
+                requested: super::govern::requested(),
+            };
+            let (_, key) = crate::keys::load(&crate::keys::path(key.key.as_deref())?)?;
+            let signed = SignedEvent::sign(Event::JobRequest(request), &key);
+            let client = Client::new(&node.node);
+            let receipt = super::deposit::submit_event(&client, &signed)?;
+            let id = receipt.log_index;
+            println!("job {id} requested; {budget} credits reserved (what it does not use comes back)");
+            if wait {
+                let view =
+                    wait_for(&client, id, Duration::from_secs(u64::from(deadline.unwrap_or(120)) * 4 + 60))?;
+                print_job(&view["job"]);
+                print_output(&view["output"]);
+            } else {
+                println!("follow it with: substrate job show {id}");
+            }
+            Ok(())
+        }
+        JobCommand::Show { id, json, node } => {
+            let view: Value = Client::new(&node.node).get(&format!("/v1/jobs/{id}"))?.json()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print_job(&view["job"]);
+                print_output(&view["output"]);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Polls the job until it ends, or fails after `patience`.
+fn wait_for(client: &Client, id: u64, patience: Duration) -> anyhow::Result<Value> {
+    let start = Instant::now();
+    loop {
+        let view: Value = client.get(&format!("/v1/jobs/{id}"))?.json()?;
+        if view["state"] != "open" {
+            return Ok(view);
+        }
+        anyhow::ensure!(
+            start.elapsed() < patience,
+            "job {id} is still open after {} s; `substrate job show {id}` follows it",
+            patience.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
+}
+
+fn print_job(job: &Value) {
+    let status = &job["status"];
+    println!("job {}: {} requested by {}", job["id"], text(&job["workload"]), text(&job["requester"]));
+    match text(&status["state"]).as_str() {
+        "done" => println!(
+            "  done: {} (result at entry {}, {} CPU-seconds, {} credits paid)",
+            text(&status["verdict"]),
+            status["result"],
+            status["units"],
+            status["paid"].as_u64().unwrap_or(0) as f64 / 1000.0
+        ),
+        "failed" => println!("  failed: {}", text(&status["reason"])),
+        "drawing" => println!("  its result is in; the draw for a check comes next"),
+        _ => println!("  open: needs a {}", text(&status["needs"])),
+    }
+    for run in job["runs"].as_array().into_iter().flatten() {
+        let outcome = match (&run["result"], &run["failure"]) {
+            (Value::Null, _) if run["missed"] == true => "missed its deadline".to_owned(),
+            (Value::Null, _) => format!(
+                "running until {}",
+                substrate_core::timestamp::rfc3339(run["deadline"].as_u64().unwrap_or(0))
+            ),
+            (result, Value::Null) => format!("answered at entry {result} ({} ms CPU)", run["cpuMs"]),
+            (result, failure) => format!("failed at entry {result}: {}", text(failure)),
+        };
+        println!("  {:<9} {}  {outcome}", text(&run["role"]), text(&run["node"]));
+    }
+    if let Some(drawn) = job["drawn"].as_bool() {
+        println!(
+            "  draw at entry {}: {}",
+            job["draw"],
+            if drawn { "checked by another operator" } else { "not drawn for a check" }
+        );
+    }
+    if let Some(dispute) = job["dispute"].as_object() {
+        println!("  dispute: results {} disagree", dispute["results"]);
+        if let Some(finding) = dispute.get("finding").and_then(Value::as_str) {
+            println!("    {finding}");
+        }
+    }
+}
+
+pub fn list(node: &str, state: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let client = Client::new(node);
+    let mut jobs = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let mut path =
+            format!("/v1/jobs?limit=1000{}", state.map(|s| format!("&state={s}")).unwrap_or_default());
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        let page: Value = client.get(&path)?.json()?;
+        jobs.extend(page["jobs"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_u64() {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&jobs)?);
+        return Ok(());
+    }
+    if jobs.is_empty() {
+        println!("no jobs{}", state.map(|s| format!(" {s}")).unwrap_or_default());
+    }
+    for job in &jobs {
+        let status = &job["status"];
+        let runs = job["runs"].as_array().map_or(0, Vec::len);
+        let state = match text(&status["state"]).as_str() {
+            "done" => format!("done ({})", text(&status["verdict"])),
+            "failed" => format!("failed: {}", text(&status["reason"])),
+            "drawing" => "drawing".to_owned(),
+            _ => format!("open, needs a {}", text(&status["needs"])),
+        };
+        println!("{:>6}  {:<12} {:<28} {runs} run(s)", job["id"], text(&job["workload"]), state);
+    }
+    Ok(())
+}
+
+pub fn workers(node: &str, json: bool) -> anyhow::Result<()> {
+    let view: Value = Client::new(node).get("/v1/workers")?.json()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    let workers = view["workers"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{} worker(s); {}% of results are re-executed by another operator",
+        workers.len(),
+        view["checkPpm"].as_u64().unwrap_or(0) as f64 / 10_000.0
+    );
+    for worker in &workers {
+        let offer = &worker["offer"];
+        let reputation = &worker["reputation"];
+        println!(
+            "  {}  operator {}\n    offers {}; {} cores\n    checks passed {}, failed {}, deadlines missed {}; score {:.2}{}",
+            text(&offer["node"]),
+            text(&offer["operator"]),
+            offer["workloads"]
+                .as_array()
+                .map(|w| w.iter().map(text).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+            offer["cores"],
+            reputation["passed"],
+            reputation["failed"],
+            reputation["missed"],
+            worker["score"].as_f64().unwrap_or(0.0),
+            if worker["shunned"] == true { " (passed over while others can take its jobs)" } else { "" },
+        );
+    }
+    Ok(())
+}
+
+/// The output that stands: each vector's width and first values, or the generated text.
+fn print_output(output: &Value) {
+    match text(&output["kind"]).as_str() {
+        "embed" => {
+            for (i, vector) in output["vectors"].as_array().into_iter().flatten().enumerate() {
+                if let Some(v) = vector.as_str().and_then(decode_vector) {
+                    let head: Vec<String> = v.iter().take(4).map(|x| format!("{x:.4}")).collect();
+                    println!("  vector {}: {} dimensions [{}, …]", i + 1, v.len(), head.join(", "));
+                }
+            }
+        }
+        "generate" => println!("  text: {}", text(&output["text"])),
+        _ => {}
+    }
+}

@@ -1,0 +1,436 @@
+//! Jobs on the mesh end to end: a sequencer and three workers of three operators, each a real
+//! `substrate serve` process on 127.0.0.1, running embedding and generation jobs in the sandbox on
+//! tiny models the chambers approved by digest. One worker runs a cheating workload program that
+//! embeds half of each text and generates half the tokens; the spot checks catch it, its
+//! reputation falls, its jobs go elsewhere, and the dispute is in the log.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use substrate_core::SignedEvent;
+use substrate_core::event::Event;
+use substrate_core::governance::jobs::{JobOutput, JobResult, decode_vector};
+use substrate_models::tiny::{self, GgmlDType};
+
+use crate::util::{Daemon, Http, Reply, field, ok, path, sign_statement};
+
+/// How long the job stream may take before the test gives up.
+const PATIENCE: Duration = Duration::from_secs(180);
+
+fn until<T>(what: &str, patience: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + patience;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The test-only workload program that cuts corners, built beside `substrate`.
+fn cheating_workload() -> PathBuf {
+    let program = Path::new(env!("CARGO_BIN_EXE_substrate")).with_file_name("cheating-workload");
+    assert!(
+        program.exists(),
+        "{} is missing: build it with `cargo build -p substrate-jobs --bins` (cargo test --workspace does)",
+        program.display()
+    );
+    program
+}
+
+fn key_of(file: &Path) -> ed25519_dalek::SigningKey {
+    let text = std::fs::read_to_string(file).expect("read the key file");
+    substrate_core::identity::KeyFile::parse(&text).expect("a usable key file").1
+}
+
+fn post(http: &Http, envelope: &substrate_core::Envelope) -> Reply {
+    http.post_json("/v1/events", &json!({ "envelope": envelope }))
+}
+
+/// A job request statement as a client other than the CLI would send it, signed by `key`.
+fn request(http: &Http, predicate: Value, key: &ed25519_dalek::SigningKey) -> Reply {
+    let template = Event::JobRequest(substrate_core::governance::jobs::JobRequest {
+        workload: "embed@1".into(),
+        input: substrate_core::governance::jobs::JobInput::Embed { texts: vec!["x".into()] },
+        budget: 1,
+        deadline_seconds: None,
+        requested: "2026-12-07T00:00:00Z".into(),
+    });
+    let mut statement = crate::util::statement(&template);
+    statement["predicate"] = predicate;
+    post(http, &sign_statement(&statement, key))
+}
+
+fn did_of(key: &Path) -> String {
+    ok(&["id", "show", "--key", path(key)]).0.trim().to_owned()
+}
+
+fn jobs(http: &Http, query: &str) -> Vec<Value> {
+    let reply = http.get(&format!("/v1/jobs?limit=1000{query}"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["jobs"].as_array().cloned().unwrap_or_default()
+}
+
+fn balance(http: &Http, who: &str) -> f64 {
+    let reply = http.get(&format!("/v1/credits/{}", crate::util::segment(who)));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["balance"].as_f64().expect("balance")
+}
+
+/// Votes yes on every proposal of `ids` with every key, then waits for the sequencer's decisions.
+fn pass(seq: &Http, ids: &[&str], voters: &[&Path]) {
+    for id in ids {
+        for voter in voters {
+            ok(&["vote", id, "yes", "--key", path(voter), "--node", &seq.base]);
+        }
+    }
+    for id in ids {
+        passed(seq, id);
+    }
+}
+
+fn passed(seq: &Http, id: &str) {
+    until(&format!("proposal {id} to pass"), Duration::from_secs(30), || {
+        let view = seq.get(&format!("/v1/proposals/{id}")).json();
+        match view["proposal"]["status"]["outcome"]["outcome"].as_str() {
+            Some("passed") => Ok(()),
+            Some(other) => panic!("proposal {id} {other}: {view}"),
+            None => Err(view["proposal"]["status"].to_string()),
+        }
+    });
+}
+
+#[test]
+fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = |name: &str| tmp.path().join(name);
+    let steward = dir("steward.json");
+    let steward_did = ok(&["id", "new", "--key", path(&steward)]).0.trim().to_owned();
+    let (out, _) = ok(&[
+        "init",
+        "--data-dir",
+        path(&dir("sequencer")),
+        "--name",
+        "Jobs Test",
+        "--steward",
+        &steward_did,
+        "--voting-window",
+        "5s",
+    ]);
+    let vkey = field(&out, "log key:");
+    ok(&["id", "new", "--kind", "node", "--key", path(&dir("sequencer").join("node.key"))]);
+    let (sequencer, sequencer_p2p) = Daemon::start_mesh(&dir("sequencer"), tmp.path(), &[]);
+    let seq = sequencer.http();
+
+    // Three operators, each verified by the steward, each with a worker node of their own.
+    let mut operators = Vec::new();
+    let mut nodes = Vec::new();
+    for n in 1..=3 {
+        let operator = dir(&format!("operator-{n}.json"));
+        let did = ok(&["id", "new", "--key", path(&operator)]).0.trim().to_owned();
+        ok(&["member", "attest", &did, "--key", path(&steward), "--node", &seq.base]);
+        let data = dir(&format!("worker-{n}"));
+        ok(&["init", "--data-dir", path(&data), "--mirror-of", &vkey]);
+        let key = data.join("node.key");
+        ok(&["id", "new", "--kind", "node", "--key", path(&key)]);
+        ok(&["node-register", "--node-key", path(&key), "--key", path(&operator), "--node", &seq.base]);
+        nodes.push(did_of(&key));
+        operators.push(operator);
+    }
+
+    // Tiny models in the real formats; the chambers approve the workloads pinned to their digests.
+    let models = dir("models");
+    std::fs::create_dir_all(&models).expect("models dir");
+    let bert = tiny::bert(&models, 1).expect("tiny bert");
+    let llama = tiny::llama(&models, 1, GgmlDType::Q8_0).expect("tiny llama");
+    let approve = [format!("embed@1={}", path(&bert)), format!("generate@1={}", path(&llama.path))];
+    let (out, _) = ok(&[
+        "propose",
+        "--title",
+        "Run embeddings and generation",
+        "--approve-workload",
+        &approve[0],
+        "--approve-workload",
+        &approve[1],
+        "--key",
+        path(&steward),
+        "--node",
+        &seq.base,
+    ]);
+    let approval = out.split_whitespace().nth(1).expect("proposal id").to_owned();
+    let (out, _) = ok(&[
+        "propose",
+        "--title",
+        "Check half of all results",
+        "--set",
+        "jobs.check-ppm=500000",
+        "--key",
+        path(&steward),
+        "--node",
+        &seq.base,
+    ]);
+    let rate = out.split_whitespace().nth(1).expect("proposal id").to_owned();
+    let voters: Vec<&Path> =
+        std::iter::once(steward.as_path()).chain(operators.iter().map(PathBuf::as_path)).collect();
+    pass(&seq, &[&approval, &rate], &voters);
+    let governance = seq.get("/v1/governance").json();
+    assert!(governance.to_string().contains("embed"), "{governance}");
+
+    // Workers 1 and 2 are honest; worker 3 runs the cheating program.
+    let cheat = cheating_workload();
+    let worker = |n: usize, extra: &[&str]| {
+        let mut args = vec!["--role", "worker", "--worker-models", path(&models)];
+        args.extend_from_slice(extra);
+        Daemon::start_mesh_with(&dir(&format!("worker-{n}")), tmp.path(), &[&sequencer_p2p], &args)
+    };
+    let (_w1, _) = worker(1, &[]);
+    let (_w2, _) = worker(2, &[]);
+    let (_w3, _) = worker(3, &["--workload-program", path(&cheat)]);
+    until("three workers to offer both workloads", Duration::from_secs(60), || {
+        let view = seq.get("/v1/workers").json();
+        let ready = view["workers"].as_array().map_or(0, |w| {
+            w.iter().filter(|w| w["offer"]["workloads"].as_array().is_some_and(|l| l.len() == 2)).count()
+        });
+        if ready == 3 { Ok(()) } else { Err(view.to_string()) }
+    });
+
+    // The requester earns credits by depositing, then asks for a stream of jobs.
+    for i in 0..8 {
+        let story = dir(&format!("story-{i}.txt"));
+        std::fs::write(
+            &story,
+            format!("We told the story of the flood, the {i} time, at the kitchen table.\n"),
+        )
+        .expect("write");
+        let receipt = dir(&format!("story-{i}.receipt.json"));
+        ok(&[
+            "deposit",
+            path(&story),
+            "--register",
+            "oral",
+            "--consent",
+            "public",
+            "--title",
+            "The flood",
+            "--lang",
+            "en",
+            "--license",
+            "CC-BY-4.0",
+            "--key",
+            path(&steward),
+            "--node",
+            &seq.base,
+            "--receipt",
+            path(&receipt),
+        ]);
+    }
+    let before = balance(&seq, &steward_did);
+    let cheater = nodes[2].clone();
+    let honest = [&nodes[0], &nodes[1]];
+    // Jobs go out in waves of twelve until a check has caught the cheater. It runs about a third
+    // of the jobs, and each of its runs is drawn for a check at 50%, or it is caught checking an
+    // honest run: the expected number of its outputs that stand unchecked before it is caught is
+    // about one, and five waves leave it uncaught with a chance under one in a million.
+    let mut submitted = Vec::new();
+    for wave in 0..5 {
+        for i in 0..12 {
+            let n = wave * 12 + i;
+            let (out, _) = if n % 3 == 2 {
+                let prompt = format!("tell the story number {n}");
+                ok(&[
+                    "job",
+                    "submit",
+                    "generate@1",
+                    "--prompt",
+                    &prompt,
+                    "--max-tokens",
+                    "12",
+                    "--budget",
+                    "1",
+                    "--key",
+                    path(&steward),
+                    "--node",
+                    &seq.base,
+                ])
+            } else {
+                let text = format!(
+                    "{} ({n})",
+                    ["the bread rose overnight", "we sing at dawn", "a lesson on fractions"][n % 3]
+                );
+                ok(&[
+                    "job",
+                    "submit",
+                    "embed@1",
+                    "--text",
+                    &text,
+                    "--text",
+                    "and a second text",
+                    "--budget",
+                    "1",
+                    "--key",
+                    path(&steward),
+                    "--node",
+                    &seq.base,
+                ])
+            };
+            let id: u64 = out.split_whitespace().nth(1).and_then(|id| id.parse().ok()).expect("job id");
+            submitted.push(id);
+        }
+        // Every job ends: none is lost, none stays open.
+        until("every job to end", PATIENCE, || {
+            let open = jobs(&seq, "&state=open");
+            if open.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} open: {:?}",
+                    open.len(),
+                    open.iter().map(|j| &j["status"]).collect::<Vec<_>>()
+                ))
+            }
+        });
+        if jobs(&seq, "").iter().any(|j| j.get("dispute").is_some_and(|d| !d.is_null())) {
+            break;
+        }
+    }
+    let all = jobs(&seq, "");
+    assert_eq!(all.len(), submitted.len(), "{all:?}");
+    let disputes: Vec<&Value> =
+        all.iter().filter(|j| j.get("dispute").is_some_and(|d| !d.is_null())).collect();
+    assert!(!disputes.is_empty(), "no check caught the cheater in {} jobs: {all:?}", all.len());
+    // When the first check caught it: the arbiter's result.
+    let first_caught =
+        disputes.iter().map(|d| d["dispute"]["arbiter"].as_u64().expect("arbiter result")).min().unwrap();
+    let mut standing_cheats = 0;
+    for job in &all {
+        let status = &job["status"];
+        assert_eq!(status["state"], "done", "job {} did not finish: {job}", job["id"]);
+        // The cheater's output stands only where no check was drawn, and only before it was caught.
+        let result = status["result"].as_u64().expect("result");
+        let standing =
+            job["runs"].as_array().unwrap().iter().find(|r| r["result"] == result).expect("the standing run");
+        if standing["node"] == cheater.as_str() {
+            assert_eq!(status["verdict"], "unsampled", "{job}");
+            assert!(result < first_caught, "{job}");
+            standing_cheats += 1;
+        }
+    }
+    eprintln!(
+        "{} jobs; the cheater was caught at entry {first_caught}; {standing_cheats} of its outputs stand undrawn",
+        all.len()
+    );
+
+    // The cheater was caught: a dispute names it, its reputation fell, and no run went to it after.
+    assert!(!disputes.is_empty(), "no check caught the cheater: {all:?}");
+    for dispute in &disputes {
+        let finding = dispute["dispute"]["finding"].as_str().unwrap_or_default();
+        assert!(finding.contains(cheater.as_str()), "{dispute}");
+        assert!(
+            ["upheld", "overturned"].contains(&dispute["status"]["verdict"].as_str().unwrap_or_default()),
+            "{dispute}"
+        );
+    }
+    let workers = seq.get("/v1/workers").json();
+    let entry = |node: &str| {
+        workers["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["offer"]["node"] == node)
+            .cloned()
+            .expect("worker")
+    };
+    let caught = entry(&cheater);
+    assert!(caught["reputation"]["failed"].as_u64().unwrap_or(0) >= 1, "{caught}");
+    assert_eq!(caught["shunned"], true, "{caught}");
+    for node in honest {
+        assert_eq!(entry(node)["reputation"]["failed"], 0, "an honest worker failed a check: {workers}");
+    }
+    let later_runs: Vec<&Value> = all
+        .iter()
+        .flat_map(|j| j["runs"].as_array().unwrap())
+        .filter(|r| r["assignment"].as_u64().unwrap() > first_caught && r["node"] == cheater.as_str())
+        .collect();
+    assert!(later_runs.is_empty(), "the cheater was still assigned after it was caught: {later_runs:?}");
+
+    // The outputs are the model's: a done embedding job holds what `substrate embed` gives here.
+    let standing_node = |job: &Value| {
+        let result = &job["status"]["result"];
+        job["runs"].as_array().unwrap().iter().find(|r| &r["result"] == result).map(|r| r["node"].clone())
+    };
+    let embedded = all
+        .iter()
+        .find(|j| j["workload"] == "embed@1" && standing_node(j).is_some_and(|n| n != cheater.as_str()))
+        .expect("an embed job an honest worker ran");
+    let view = seq.get(&format!("/v1/jobs/{}", embedded["id"])).json();
+    let Ok(JobOutput::Embed { vectors }) = serde_json::from_value::<JobOutput>(view["output"].clone()) else {
+        panic!("no embedding output: {view}")
+    };
+    let texts = embedded_texts(&seq, embedded["id"].as_u64().expect("id"));
+    let (local, _) =
+        crate::util::ok_stdin(&["embed", "--model", path(&bert)], Some(texts.join("\n").as_bytes()));
+    let local: Vec<Vec<f32>> = local.lines().map(|l| serde_json::from_str(l).expect("vector")).collect();
+    let got: Vec<Vec<f32>> = vectors.iter().map(|v| decode_vector(v).expect("vector")).collect();
+    assert_eq!(got, local, "the job's vectors are not what the model gives");
+
+    // Credits: the requester paid for what ran and got the rest back; operators earned.
+    let paid: f64 = all.iter().map(|j| j["status"]["paid"].as_f64().unwrap_or(0.0) / 1000.0).sum();
+    let after = balance(&seq, &steward_did);
+    assert!(paid > 0.0, "{all:?}");
+    assert!((before - paid - after).abs() < 0.01, "before {before}, paid {paid}, after {after}");
+    for (n, operator) in operators.iter().take(2).enumerate() {
+        assert!(balance(&seq, &did_of(operator)) > 0.0, "operator {} earned nothing", n + 1);
+    }
+
+    // The metrics count what happened.
+    let metrics = seq.get("/metrics").body;
+    let done = format!("substrate_jobs_done {}", all.len());
+    for line in [done.as_str(), "substrate_jobs_queued 0", "substrate_jobs_running 0"] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    assert!(!metrics.contains("substrate_jobs_mismatched 0"), "{metrics}");
+
+    // Refusals: each says why, and nothing changes.
+    let size = seq.log_size();
+    let stranger = crate::util::new_key();
+    let job = all[0]["id"].as_u64().unwrap();
+    let assignment = all[0]["runs"][0]["assignment"].as_u64().unwrap();
+    let forged = JobResult {
+        job,
+        assignment,
+        node: crate::util::did(&stranger),
+        output: None,
+        failure: Some("nothing".into()),
+        cpu_ms: 1,
+        requested: "2026-12-07T00:00:00Z".into(),
+    };
+    let reply = post(&seq, &SignedEvent::sign(Event::JobResult(forged), &stranger).envelope);
+    reply.error(409, "job_ended");
+    let ask = |workload: &str, budget: u64| json!({"workload": workload, "input": {"kind": "embed", "texts": ["x"]}, "budget": budget, "requested": "2026-12-07T00:00:00Z"});
+    request(&seq, ask("train-lora@1", 1), &key_of(&steward)).error(403, "job_workload_not_approved");
+    request(&seq, ask("embed@2", 1), &key_of(&steward)).error(403, "job_workload_not_approved");
+    request(&seq, ask("embed@1", 1), &stranger).error(403, "not_member");
+    request(&seq, ask("embed@1", 0), &key_of(&steward)).error(400, "job_budget");
+    request(&seq, ask("embed@1", 100_000), &key_of(&steward)).error(402, "job_credits");
+    let mut wrong = ask("generate@1", 1);
+    wrong["input"] = json!({"kind": "generate", "prompt": "x", "maxTokens": 100_000});
+    request(&seq, wrong, &key_of(&steward)).error(400, "invalid_event");
+    assert_eq!(seq.log_size(), size, "a refusal changed the log");
+}
+
+/// The texts job `id` asked to embed, from its request's log entry.
+fn embedded_texts(http: &Http, id: u64) -> Vec<String> {
+    let page = http.get(&format!("/v1/log/entries?start={id}&limit=1")).json();
+    let envelope: substrate_core::Envelope =
+        serde_json::from_value(page["entries"][0]["envelope"].clone()).expect("an envelope");
+    let signed = SignedEvent::open(envelope).expect("a signed event");
+    match signed.event {
+        Event::JobRequest(request) => match request.input {
+            substrate_core::governance::jobs::JobInput::Embed { texts } => texts,
+            other => panic!("job {id} is not an embedding: {other:?}"),
+        },
+        other => panic!("entry {id} is not a job request: {other:?}"),
+    }
+}
