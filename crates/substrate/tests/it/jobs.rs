@@ -102,131 +102,194 @@ fn passed(seq: &Http, id: &str) {
     });
 }
 
-#[test]
-fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = |name: &str| tmp.path().join(name);
-    let steward = dir("steward.json");
-    let steward_did = ok(&["id", "new", "--key", path(&steward)]).0.trim().to_owned();
-    let (out, _) = ok(&[
-        "init",
-        "--data-dir",
-        path(&dir("sequencer")),
-        "--name",
-        "Jobs Test",
-        "--steward",
-        &steward_did,
-        "--voting-window",
-        "5s",
-    ]);
-    let vkey = field(&out, "log key:");
-    ok(&["id", "new", "--kind", "node", "--key", path(&dir("sequencer").join("node.key"))]);
-    let (sequencer, sequencer_p2p) = Daemon::start_mesh(&dir("sequencer"), tmp.path(), &[]);
-    let seq = sequencer.http();
+/// A commons founded for jobs: a steward, a sequencer joined to the mesh, `workers` operators
+/// each verified with a registered worker node (prepared, not started), tiny models in the real
+/// formats, and `embed@1` and `generate@1` approved pinned to their digests (with `settings`
+/// decided alongside, e.g. `jobs.check-ppm=500000`).
+struct Site {
+    tmp: tempfile::TempDir,
+    steward: PathBuf,
+    steward_did: String,
+    sequencer: Option<Daemon>,
+    p2p: String,
+    operators: Vec<PathBuf>,
+    nodes: Vec<String>,
+    models: PathBuf,
+    bert: PathBuf,
+}
 
-    // Three operators, each verified by the steward, each with a worker node of their own.
-    let mut operators = Vec::new();
-    let mut nodes = Vec::new();
-    for n in 1..=3 {
-        let operator = dir(&format!("operator-{n}.json"));
-        let did = ok(&["id", "new", "--key", path(&operator)]).0.trim().to_owned();
-        ok(&["member", "attest", &did, "--key", path(&steward), "--node", &seq.base]);
-        let data = dir(&format!("worker-{n}"));
-        ok(&["init", "--data-dir", path(&data), "--mirror-of", &vkey]);
-        let key = data.join("node.key");
-        ok(&["id", "new", "--kind", "node", "--key", path(&key)]);
-        ok(&["node-register", "--node-key", path(&key), "--key", path(&operator), "--node", &seq.base]);
-        nodes.push(did_of(&key));
-        operators.push(operator);
+impl Site {
+    fn found(workers: usize, settings: &[&str]) -> Site {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = |name: &str| tmp.path().join(name);
+        let steward = dir("steward.json");
+        let steward_did = ok(&["id", "new", "--key", path(&steward)]).0.trim().to_owned();
+        let (out, _) = ok(&[
+            "init",
+            "--data-dir",
+            path(&dir("sequencer")),
+            "--name",
+            "Jobs Test",
+            "--steward",
+            &steward_did,
+            "--voting-window",
+            "5s",
+        ]);
+        let vkey = field(&out, "log key:");
+        ok(&["id", "new", "--kind", "node", "--key", path(&dir("sequencer").join("node.key"))]);
+        let (sequencer, p2p) = Daemon::start_mesh(&dir("sequencer"), tmp.path(), &[]);
+        let seq = sequencer.http();
+
+        // Operators, each verified by the steward, each with a worker node of their own.
+        let mut operators = Vec::new();
+        let mut nodes = Vec::new();
+        for n in 1..=workers {
+            let operator = dir(&format!("operator-{n}.json"));
+            let did = ok(&["id", "new", "--key", path(&operator)]).0.trim().to_owned();
+            ok(&["member", "attest", &did, "--key", path(&steward), "--node", &seq.base]);
+            let data = dir(&format!("worker-{n}"));
+            ok(&["init", "--data-dir", path(&data), "--mirror-of", &vkey]);
+            let key = data.join("node.key");
+            ok(&["id", "new", "--kind", "node", "--key", path(&key)]);
+            ok(&["node-register", "--node-key", path(&key), "--key", path(&operator), "--node", &seq.base]);
+            nodes.push(did_of(&key));
+            operators.push(operator);
+        }
+
+        // The chambers approve the workloads pinned to the tiny models' digests.
+        let models = dir("models");
+        std::fs::create_dir_all(&models).expect("models dir");
+        let bert = tiny::bert(&models, 1).expect("tiny bert");
+        let llama = tiny::llama(&models, 1, GgmlDType::Q8_0).expect("tiny llama");
+        let approve = [format!("embed@1={}", path(&bert)), format!("generate@1={}", path(&llama.path))];
+        let propose = |title: &str, actions: &[&str]| {
+            let mut args = vec!["propose", "--title", title];
+            args.extend_from_slice(actions);
+            args.extend(["--key", path(&steward), "--node", &seq.base]);
+            ok(&args).0.split_whitespace().nth(1).expect("proposal id").to_owned()
+        };
+        let mut proposals = vec![propose(
+            "Run embeddings and generation",
+            &["--approve-workload", &approve[0], "--approve-workload", &approve[1]],
+        )];
+        for setting in settings {
+            proposals.push(propose("Jobs settings", &["--set", setting]));
+        }
+        let voters: Vec<&Path> =
+            std::iter::once(steward.as_path()).chain(operators.iter().map(PathBuf::as_path)).collect();
+        let ids: Vec<&str> = proposals.iter().map(String::as_str).collect();
+        pass(&seq, &ids, &voters);
+        Site { tmp, steward, steward_did, sequencer: Some(sequencer), p2p, operators, nodes, models, bert }
     }
 
-    // Tiny models in the real formats; the chambers approve the workloads pinned to their digests.
-    let models = dir("models");
-    std::fs::create_dir_all(&models).expect("models dir");
-    let bert = tiny::bert(&models, 1).expect("tiny bert");
-    let llama = tiny::llama(&models, 1, GgmlDType::Q8_0).expect("tiny llama");
-    let approve = [format!("embed@1={}", path(&bert)), format!("generate@1={}", path(&llama.path))];
-    let (out, _) = ok(&[
-        "propose",
-        "--title",
-        "Run embeddings and generation",
-        "--approve-workload",
-        &approve[0],
-        "--approve-workload",
-        &approve[1],
-        "--key",
-        path(&steward),
-        "--node",
-        &seq.base,
-    ]);
-    let approval = out.split_whitespace().nth(1).expect("proposal id").to_owned();
-    let (out, _) = ok(&[
-        "propose",
-        "--title",
-        "Check half of all results",
-        "--set",
-        "jobs.check-ppm=500000",
-        "--key",
-        path(&steward),
-        "--node",
-        &seq.base,
-    ]);
-    let rate = out.split_whitespace().nth(1).expect("proposal id").to_owned();
-    let voters: Vec<&Path> =
-        std::iter::once(steward.as_path()).chain(operators.iter().map(PathBuf::as_path)).collect();
-    pass(&seq, &[&approval, &rate], &voters);
+    fn dir(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn seq(&self) -> Http {
+        self.sequencer.as_ref().expect("the sequencer runs").http()
+    }
+
+    /// Starts worker `n` (from 1) with `extra` arguments.
+    fn worker(&self, n: usize, extra: &[&str]) -> Daemon {
+        let mut args = vec!["--role", "worker", "--worker-models", path(&self.models)];
+        args.extend_from_slice(extra);
+        Daemon::start_mesh_with(&self.dir(&format!("worker-{n}")), self.tmp.path(), &[&self.p2p], &args).0
+    }
+
+    /// Waits until `count` workers offer both workloads.
+    fn offered(&self, count: usize) {
+        let seq = self.seq();
+        until(&format!("{count} workers to offer both workloads"), Duration::from_secs(60), || {
+            let view = seq.get("/v1/workers").json();
+            let ready = view["workers"].as_array().map_or(0, |w| {
+                w.iter().filter(|w| w["offer"]["workloads"].as_array().is_some_and(|l| l.len() == 2)).count()
+            });
+            if ready >= count { Ok(()) } else { Err(view.to_string()) }
+        });
+    }
+
+    /// The steward deposits `count` texts, earning the credits jobs are paid from.
+    fn earn(&self, count: usize) {
+        let seq = self.seq();
+        for i in 0..count {
+            let story = self.dir(&format!("story-{i}.txt"));
+            std::fs::write(
+                &story,
+                format!("We told the story of the flood, the {i} time, at the kitchen table.\n"),
+            )
+            .expect("write");
+            let receipt = self.dir(&format!("story-{i}.receipt.json"));
+            ok(&[
+                "deposit",
+                path(&story),
+                "--register",
+                "oral",
+                "--consent",
+                "public",
+                "--title",
+                "The flood",
+                "--lang",
+                "en",
+                "--license",
+                "CC-BY-4.0",
+                "--key",
+                path(&self.steward),
+                "--node",
+                &seq.base,
+                "--receipt",
+                path(&receipt),
+            ]);
+        }
+    }
+
+    /// Asks for an embedding of `text` (one attempt may take `deadline` seconds); the job's id.
+    fn embed(&self, text: &str, deadline: &str) -> u64 {
+        let seq = self.seq();
+        let (out, _) = ok(&[
+            "job",
+            "submit",
+            "embed@1",
+            "--text",
+            text,
+            "--text",
+            "and a second text",
+            "--budget",
+            "1",
+            "--deadline",
+            deadline,
+            "--key",
+            path(&self.steward),
+            "--node",
+            &seq.base,
+        ]);
+        out.split_whitespace().nth(1).and_then(|id| id.parse().ok()).expect("job id")
+    }
+
+    fn job(&self, id: u64) -> Value {
+        self.seq().get(&format!("/v1/jobs/{id}")).json()["job"].clone()
+    }
+}
+
+#[test]
+fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
+    let site = Site::found(3, &["jobs.check-ppm=500000"]);
+    let seq = site.seq();
     let governance = seq.get("/v1/governance").json();
     assert!(governance.to_string().contains("embed"), "{governance}");
+    let (steward, steward_did, nodes, operators, bert) =
+        (&site.steward, &site.steward_did, &site.nodes, &site.operators, &site.bert);
 
     // Workers 1 and 2 are honest; worker 3 runs the cheating program.
     let cheat = cheating_workload();
-    let worker = |n: usize, extra: &[&str]| {
-        let mut args = vec!["--role", "worker", "--worker-models", path(&models)];
-        args.extend_from_slice(extra);
-        Daemon::start_mesh_with(&dir(&format!("worker-{n}")), tmp.path(), &[&sequencer_p2p], &args)
-    };
-    let (_w1, _) = worker(1, &[]);
-    let (_w2, _) = worker(2, &[]);
-    let (_w3, _) = worker(3, &["--workload-program", path(&cheat)]);
-    until("three workers to offer both workloads", Duration::from_secs(60), || {
-        let view = seq.get("/v1/workers").json();
-        let ready = view["workers"].as_array().map_or(0, |w| {
-            w.iter().filter(|w| w["offer"]["workloads"].as_array().is_some_and(|l| l.len() == 2)).count()
-        });
-        if ready == 3 { Ok(()) } else { Err(view.to_string()) }
-    });
+    let _w1 = site.worker(1, &[]);
+    let _w2 = site.worker(2, &[]);
+    let _w3 = site.worker(3, &["--workload-program", path(&cheat)]);
+    site.offered(3);
 
     // The requester earns credits by depositing, then asks for a stream of jobs.
-    for i in 0..8 {
-        let story = dir(&format!("story-{i}.txt"));
-        std::fs::write(
-            &story,
-            format!("We told the story of the flood, the {i} time, at the kitchen table.\n"),
-        )
-        .expect("write");
-        let receipt = dir(&format!("story-{i}.receipt.json"));
-        ok(&[
-            "deposit",
-            path(&story),
-            "--register",
-            "oral",
-            "--consent",
-            "public",
-            "--title",
-            "The flood",
-            "--lang",
-            "en",
-            "--license",
-            "CC-BY-4.0",
-            "--key",
-            path(&steward),
-            "--node",
-            &seq.base,
-            "--receipt",
-            path(&receipt),
-        ]);
-    }
-    let before = balance(&seq, &steward_did);
+    site.earn(8);
+    let before = balance(&seq, steward_did);
     let cheater = nodes[2].clone();
     let honest = [&nodes[0], &nodes[1]];
     // Jobs go out in waves of twelve until a check has caught the cheater. It runs about a third
@@ -250,7 +313,7 @@ fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
                     "--budget",
                     "1",
                     "--key",
-                    path(&steward),
+                    path(steward),
                     "--node",
                     &seq.base,
                 ])
@@ -270,7 +333,7 @@ fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
                     "--budget",
                     "1",
                     "--key",
-                    path(&steward),
+                    path(steward),
                     "--node",
                     &seq.base,
                 ])
@@ -370,14 +433,14 @@ fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
     };
     let texts = embedded_texts(&seq, embedded["id"].as_u64().expect("id"));
     let (local, _) =
-        crate::util::ok_stdin(&["embed", "--model", path(&bert)], Some(texts.join("\n").as_bytes()));
+        crate::util::ok_stdin(&["embed", "--model", path(bert)], Some(texts.join("\n").as_bytes()));
     let local: Vec<Vec<f32>> = local.lines().map(|l| serde_json::from_str(l).expect("vector")).collect();
     let got: Vec<Vec<f32>> = vectors.iter().map(|v| decode_vector(v).expect("vector")).collect();
     assert_eq!(got, local, "the job's vectors are not what the model gives");
 
     // Credits: the requester paid for what ran and got the rest back; operators earned.
     let paid: f64 = all.iter().map(|j| j["status"]["paid"].as_f64().unwrap_or(0.0) / 1000.0).sum();
-    let after = balance(&seq, &steward_did);
+    let after = balance(&seq, steward_did);
     assert!(paid > 0.0, "{all:?}");
     assert!((before - paid - after).abs() < 0.01, "before {before}, paid {paid}, after {after}");
     for (n, operator) in operators.iter().take(2).enumerate() {
@@ -409,14 +472,14 @@ fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
     let reply = post(&seq, &SignedEvent::sign(Event::JobResult(forged), &stranger).envelope);
     reply.error(409, "job_ended");
     let ask = |workload: &str, budget: u64| json!({"workload": workload, "input": {"kind": "embed", "texts": ["x"]}, "budget": budget, "requested": "2026-12-07T00:00:00Z"});
-    request(&seq, ask("train-lora@1", 1), &key_of(&steward)).error(403, "job_workload_not_approved");
-    request(&seq, ask("embed@2", 1), &key_of(&steward)).error(403, "job_workload_not_approved");
+    request(&seq, ask("train-lora@1", 1), &key_of(steward)).error(403, "job_workload_not_approved");
+    request(&seq, ask("embed@2", 1), &key_of(steward)).error(403, "job_workload_not_approved");
     request(&seq, ask("embed@1", 1), &stranger).error(403, "not_member");
-    request(&seq, ask("embed@1", 0), &key_of(&steward)).error(400, "job_budget");
-    request(&seq, ask("embed@1", 100_000), &key_of(&steward)).error(402, "job_credits");
+    request(&seq, ask("embed@1", 0), &key_of(steward)).error(400, "job_budget");
+    request(&seq, ask("embed@1", 100_000), &key_of(steward)).error(402, "job_credits");
     let mut wrong = ask("generate@1", 1);
     wrong["input"] = json!({"kind": "generate", "prompt": "x", "maxTokens": 100_000});
-    request(&seq, wrong, &key_of(&steward)).error(400, "invalid_event");
+    request(&seq, wrong, &key_of(steward)).error(400, "invalid_event");
     assert_eq!(seq.log_size(), size, "a refusal changed the log");
 }
 
@@ -433,4 +496,69 @@ fn embedded_texts(http: &Http, id: u64) -> Vec<String> {
         },
         other => panic!("entry {id} is not a job request: {other:?}"),
     }
+}
+
+#[test]
+fn a_silent_worker_loses_its_job_and_a_killed_sequencer_loses_none() {
+    let site = Site::found(2, &[]);
+    site.earn(2);
+
+    // Worker 1 offers, then dies by SIGKILL: its offer stands, so the next job is assigned to it.
+    let w1 = site.worker(1, &[]);
+    site.offered(1);
+    w1.kill();
+    let first = site.embed("the bread rose overnight", "3");
+    let assigned = until("the job to be assigned", Duration::from_secs(30), || {
+        let job = site.job(first);
+        job["runs"][0]["node"].as_str().map(str::to_owned).ok_or_else(|| job.to_string())
+    });
+    assert_eq!(assigned, site.nodes[0], "only worker 1 offered");
+
+    // Worker 2 comes up; past the deadline the job goes to it, and it ends once.
+    let _w2 = site.worker(2, &[]);
+    let job = until("the job to move to worker 2 and end", Duration::from_secs(60), || {
+        let job = site.job(first);
+        if job["status"]["state"] == "done" { Ok(job) } else { Err(job.to_string()) }
+    });
+    let runs = job["runs"].as_array().expect("runs");
+    assert_eq!(runs[0]["node"], site.nodes[0].as_str(), "{job}");
+    assert_eq!(runs[0]["missed"], true, "{job}");
+    assert!(runs[0].get("result").is_none_or(Value::is_null), "{job}");
+    let standing = runs.iter().find(|r| r["result"] == job["status"]["result"]).expect("the standing run");
+    assert_eq!(standing["node"], site.nodes[1].as_str(), "{job}");
+    let workers = site.seq().get("/v1/workers").json();
+    let silent =
+        workers["workers"].as_array().unwrap().iter().find(|w| w["offer"]["node"] == site.nodes[0].as_str());
+    assert_eq!(silent.expect("worker 1")["reputation"]["missed"], 1, "{workers}");
+
+    // The sequencer dies by SIGKILL just after acknowledging a job: the job is in the log, and
+    // once the sequencer is back (same data, same mesh port) it is scheduled and ends.
+    let second = site.embed("we sing at dawn", "3");
+    let mut site = site;
+    site.sequencer.take().expect("the sequencer").kill();
+    let port = site.p2p.split('/').nth(4).expect("the sequencer's port").to_owned();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    site.sequencer =
+        Some(Daemon::start_with(&site.dir("sequencer"), site.tmp.path(), &["--p2p-listen", &listen]));
+    let job = until("the job sent before the kill to end", Duration::from_secs(90), || {
+        let job = site.job(second);
+        if job["status"]["state"] == "done" { Ok(job) } else { Err(job.to_string()) }
+    });
+    let answered = job["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("result").is_some_and(|r| !r.is_null()))
+        .count();
+    assert!(answered >= 1, "{job}");
+    assert!(job["status"]["paid"].as_u64().is_some_and(|p| p > 0), "paid once: {job}");
+
+    // Worker 1 comes back: its lapsed assignment is not live, so it answers nothing of it.
+    let size = site.seq().log_size();
+    let _w1 = site.worker(1, &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let page = site.seq().get(&format!("/v1/log/entries?start={size}&limit=100")).json();
+    let late = page["entries"].as_array().into_iter().flatten().filter(|e| e["kind"] == "job-result").count();
+    assert_eq!(late, 0, "a lapsed assignment was answered: {page}");
+    assert_eq!(site.job(first)["status"]["state"], "done");
 }
