@@ -50,7 +50,8 @@ impl ModelFiles {
     pub fn scan(roots: &[PathBuf]) -> ModelFiles {
         let mut files = BTreeMap::new();
         for root in roots {
-            walk(root, 3, &mut |path| {
+            let root = std::path::absolute(root).unwrap_or_else(|_| root.clone());
+            walk(&root, 3, &mut |path| {
                 if let Ok(digest) = substrate_models::fetch::file_sha256(path) {
                     files.entry(digest).or_insert_with(|| path.to_path_buf());
                 }
@@ -302,7 +303,10 @@ impl Loop {
         let Some(models) = self.files.paths(&workload.models) else {
             return fail(format!("this node does not hold the model files {} pins", job.workload));
         };
-        let dir = self.config.scratch.join(format!("{:020}", run.assignment));
+        // Absolute: the job's process runs in its output directory, not in the worker's.
+        let scratch =
+            std::path::absolute(&self.config.scratch).unwrap_or_else(|_| self.config.scratch.clone());
+        let dir = scratch.join(format!("{:020}", run.assignment));
         let _ = std::fs::remove_dir_all(&dir);
         let out = dir.join("out");
         let input_file = dir.join("input.json");
@@ -343,8 +347,10 @@ impl Loop {
                 let cpu_ms = report.cpu.as_millis() as u64;
                 if !report.succeeded() {
                     let stderr = String::from_utf8_lossy(&report.stderr);
+                    // The error and its causes: the last lines the workload wrote.
+                    let lines: Vec<&str> = stderr.trim().lines().map(str::trim).collect();
                     let tail: String =
-                        stderr.trim().lines().last().unwrap_or_default().chars().take(400).collect();
+                        lines[lines.len().saturating_sub(3)..].join(" / ").chars().take(600).collect();
                     Err((format!("the workload {}: {tail}", report.ended), cpu_ms))
                 } else {
                     match std::fs::read(&invocation.output).map_err(|e| e.to_string()).and_then(|bytes| {

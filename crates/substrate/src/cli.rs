@@ -955,6 +955,26 @@ pub enum BenchCommand {
         #[command(flatten)]
         models: ModelArgs,
     },
+    /// A stream of N small embedding jobs through worker nodes of as many operators, each a
+    /// `substrate serve --role worker` on 127.0.0.1: scheduling, run and end-to-end latency per
+    /// job from the log's own times, and jobs per second.
+    Jobs {
+        #[arg(long, default_value_t = 1000)]
+        jobs: usize,
+        /// Worker nodes, each of its own operator.
+        #[arg(long, default_value_t = 3)]
+        workers: usize,
+        /// The share of results re-executed by a worker of another operator, in parts per million.
+        #[arg(long, default_value_t = 100_000)]
+        check_ppm: u32,
+        /// Client threads posting the signed requests.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Pin embed@1 to this embedding model's directory (all-MiniLM-L6-v2, say) instead of a
+        /// tiny BERT written for the run.
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
+    },
     /// Build a log of N entries, then time `replay --check` over it.
     Replay {
         #[arg(long, default_value_t = 1_000_000)]

@@ -18,10 +18,12 @@ use substrate_store::{DataDir, InitOptions, Ledger, ReplayMode, Submission};
 
 use crate::cli::BenchCommand;
 
+mod jobs;
 mod mesh;
 mod reads;
 mod sandbox;
 
+use jobs::bench_jobs;
 use mesh::bench_mesh;
 use reads::{bench_open, bench_reads};
 use sandbox::bench_sandbox;
@@ -39,6 +41,9 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Governance { voters, proposals } => bench_governance(voters, proposals),
         BenchCommand::Mesh { entries, mirrors, submitters, size, consent } => {
             bench_mesh(entries, mirrors, submitters, size, consent)
+        }
+        BenchCommand::Jobs { jobs, workers, check_ppm, clients, model_dir } => {
+            bench_jobs(jobs, workers, check_ppm, clients, model_dir.as_deref())
         }
     }
 }
