@@ -768,6 +768,7 @@ impl Canonical for JobRecord {
         e.u64(self.reserved);
         e.u64(self.deadline_ms);
         e.u64(self.requested_at);
+        e.u64(self.since);
         e.option(self.input.as_ref(), |e, i| i.encode(e));
         e.seq(&self.runs, |e, r| r.encode(e));
         e.option(self.draw.as_ref(), |e, d| e.u64(*d));

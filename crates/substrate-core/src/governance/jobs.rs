@@ -42,7 +42,9 @@ pub const MAX_DIMENSIONS: usize = 8192;
 pub const EMBED_MIN_COSINE: f64 = 0.9999;
 /// The share of results re-executed when the commons has not set `jobs.check-ppm`.
 pub const DEFAULT_CHECK_PPM: u32 = 100_000;
-/// A job nobody could be assigned to for this long is given up, its credits returned (ms).
+/// A job nobody could be assigned to run for this long is given up, its credits returned (ms). A
+/// check or an arbitration waits one attempt's deadline for an eligible worker of another
+/// operator, then goes without (the output stands unchecked, or the dispute unresolved).
 pub const QUEUE_LIMIT_MS: u64 = 3_600_000;
 
 /// The kinds a job can be requested for today; the others are approved ahead of their runners.
@@ -348,6 +350,8 @@ pub struct JobRecord {
     pub reserved: u64,
     pub deadline_ms: u64,
     pub requested_at: u64,
+    /// When the job last changed: what it waits for, it has waited for since then.
+    pub since: u64,
     /// What the job works on, held while it is open (the request's entry keeps it for good).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<JobInput>,
@@ -747,10 +751,14 @@ impl Governance {
         match self.choose_worker(job, role, now) {
             Some(node) => Planned::Assign { node, role, deadline: now.saturating_add(job.deadline_ms) },
             None => {
-                let waiting_since =
-                    job.runs.last().map_or(job.requested_at, |r| r.deadline.max(r.assigned_at));
-                if now.saturating_sub(waiting_since) >= QUEUE_LIMIT_MS {
-                    Planned::Abandon(format!("no eligible worker to {} it for an hour", role.name()))
+                let waiting_since = job.live_run().map_or(job.since, |r| r.deadline.max(job.since));
+                let patience = if role == Role::Run { QUEUE_LIMIT_MS } else { job.deadline_ms };
+                if now.saturating_sub(waiting_since) >= patience {
+                    Planned::Abandon(format!(
+                        "no eligible worker to {} it for {} s",
+                        role.name(),
+                        patience / 1000
+                    ))
                 } else {
                     Planned::Wait
                 }
@@ -851,6 +859,7 @@ impl State {
             reserved: r.budget.saturating_mul(1000),
             deadline_ms: u64::from(seconds) * 1000,
             requested_at: time,
+            since: time,
             input: Some(r.input.clone()),
             runs: Vec::new(),
             draw: None,
@@ -986,6 +995,7 @@ impl State {
                 }
             }
         }
+        job.since = time;
         changes.insert(0, Change::Record(Record::Job(Box::new(job))));
         Ok(changes)
     }
@@ -1066,6 +1076,7 @@ impl State {
                     Role::Arbitrate => changes.extend(self.unresolved(&mut job, time, params)),
                 }
             }
+            job.since = time;
             changes.insert(0, Change::Record(Record::Job(Box::new(job))));
             return Ok(changes);
         };
@@ -1149,6 +1160,7 @@ impl State {
                 }
             }
         }
+        job.since = time;
         changes.insert(0, Change::Record(Record::Job(Box::new(job))));
         Ok(changes)
     }

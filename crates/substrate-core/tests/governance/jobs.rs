@@ -813,3 +813,29 @@ fn replaying_a_log_of_jobs_gives_the_same_root_every_time() {
     assert_eq!(once.governance().job_plan(commons.now), commons.plan());
     assert_eq!(once.governance().jobs().len(), 2);
 }
+
+#[test]
+fn a_drawn_job_no_other_operator_can_check_stands_unchecked_after_one_deadline() {
+    let mut commons = jobs_commons(Some(1_000_000));
+    // Only operator 10's nodes offer: nobody of another operator can check.
+    commons.offer(100, &[EMBED]);
+    commons.offer(101, &[EMBED]);
+    let job = commons.request(5);
+    let run = commons.assign(job, 100, Role::Run);
+    commons.answer(job, run, 100, embedding(&RUN), 1500);
+    commons.draw(job).expect("the draw");
+    assert_eq!(commons.job(job).status, JobStatus::Open { needs: Role::Check });
+    assert_eq!(commons.plan(), vec![(job, Planned::Wait)], "it waits for a checker first");
+    commons.wait_until(commons.now + u64::from(DEADLINE_SECONDS) * 1000);
+    let plan = commons.plan();
+    let [(_, Planned::Abandon(reason))] = plan.as_slice() else { panic!("{plan:?}") };
+    assert!(reason.contains("check"), "{reason}");
+    commons
+        .schedule(job, Step::Abandon { reason: reason.clone() })
+        .expect("the sequencer gives the check up");
+    let JobStatus::Done { verdict, units, .. } = commons.job(job).status else {
+        panic!("{:?}", commons.job(job).status)
+    };
+    assert_eq!((verdict, units), (Verdict::Unchecked, 2));
+    assert_eq!(commons.reputation(100), Reputation { node: did(100), ..Reputation::default() });
+}
