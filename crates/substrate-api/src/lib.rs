@@ -5,10 +5,12 @@ mod adapters;
 mod error;
 mod governance;
 mod jobs;
+pub mod openai;
 mod routes;
 mod tiles;
 
 pub use error::ApiError;
+pub use openai::Inference;
 pub use routes::{AppState, MeshView, router};
 
 /// The OpenAPI 3.1 document describing every route.

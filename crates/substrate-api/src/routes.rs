@@ -28,6 +28,8 @@ pub struct AppState {
     pub max_deposit_bytes: usize,
     /// The mesh node beside this HTTP server, if it runs one.
     pub mesh: Option<std::sync::Arc<dyn MeshView>>,
+    /// The models this node serves through the OpenAI-compatible routes, if any.
+    pub inference: Option<std::sync::Arc<crate::openai::Inference>>,
 }
 
 type Later<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<T>> + Send>>;
@@ -79,6 +81,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs", get(crate::jobs::list))
         .route("/v1/jobs/{id}", get(crate::jobs::show))
         .route("/v1/workers", get(crate::jobs::workers))
+        .route("/v1/models", get(crate::openai::models))
+        .route("/v1/embeddings", post(crate::openai::embeddings))
+        .route("/v1/chat/completions", post(crate::openai::chat_completions))
+        .route("/v1/completions", post(crate::openai::completions))
         .route("/v1/adapters", get(crate::adapters::list))
         .route("/v1/adapters/{id}", get(crate::adapters::show))
         .route("/v1/adapters/{id}/files/{name}", adapter_files)

@@ -80,6 +80,19 @@ impl Embedder {
         })
     }
 
+    /// How many tokens each text is, as the model reads it (cut at its limit).
+    pub fn count_tokens(&self, texts: &[String]) -> Result<Vec<usize>> {
+        texts
+            .iter()
+            .map(|text| {
+                self.tokenizer
+                    .encode(text.as_str(), true)
+                    .map(|e| e.get_ids().len())
+                    .map_err(|e| ModelError::Tokenizer(e.to_string()))
+            })
+            .collect()
+    }
+
     /// One unit-length vector per text, in the order given.
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let encoded: Vec<Vec<u32>> = texts

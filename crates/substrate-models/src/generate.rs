@@ -100,6 +100,20 @@ pub fn generate(
     sampling: &Sampling,
     mut on_text: impl FnMut(&str),
 ) -> Result<Generation> {
+    generate_while(model, prompt, sampling, |piece| {
+        on_text(piece);
+        true
+    })
+}
+
+/// [`generate`], stopping as soon as `on_text` returns false (a stop sequence seen, or nobody
+/// listening any more): the generation so far is returned, `stopped` set.
+pub fn generate_while(
+    model: &Llama,
+    prompt: &[u32],
+    sampling: &Sampling,
+    mut on_text: impl FnMut(&str) -> bool,
+) -> Result<Generation> {
     let context = model.config.context;
     if prompt.len() >= context {
         return Err(ModelError::PromptTooLong { tokens: prompt.len(), context });
@@ -122,8 +136,11 @@ pub fn generate(
             break;
         }
         if let Some(piece) = stream.step(next).map_err(|e| ModelError::Tokenizer(e.to_string()))? {
-            on_text(&piece);
             out.text.push_str(&piece);
+            if !on_text(&piece) {
+                out.stopped = true;
+                break;
+            }
         }
         if out.tokens.len() == max_tokens {
             break;

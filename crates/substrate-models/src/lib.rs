@@ -18,6 +18,6 @@ pub mod tokenizer;
 
 pub use embed::Embedder;
 pub use error::{ModelError, Result};
-pub use generate::{Generation, Message, Sampling, apply_chat_template, generate};
+pub use generate::{Generation, Message, Sampling, apply_chat_template, generate, generate_while};
 pub use llama::{Llama, LlamaConfig, Target, Weights};
 pub use lora::{Adapter, LoraConfig};

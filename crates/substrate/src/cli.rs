@@ -116,6 +116,8 @@ pub enum Command {
         mesh: MeshArgs,
         #[command(flatten)]
         worker: WorkerArgs,
+        #[command(flatten)]
+        serving: ServingArgs,
     },
     /// List the mesh peers a node is connected to: role, log height, lag.
     Peers {
@@ -761,6 +763,29 @@ pub enum JobCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+}
+
+/// What a node serves through the OpenAI-compatible routes: each overrides `[serving]`.
+#[derive(Args, Debug, Clone)]
+pub struct ServingArgs {
+    /// Serve the default models (or those named below) on /v1/models, /v1/embeddings,
+    /// /v1/chat/completions and /v1/completions.
+    #[arg(long)]
+    pub serve_models: bool,
+    /// The embedding model's directory. Default: all-MiniLM-L6-v2 under the models directory.
+    #[arg(long)]
+    pub embedding_model: Option<PathBuf>,
+    /// The generation model's GGUF file. Default: SmolLM2-135M-Instruct under the models directory.
+    #[arg(long)]
+    pub generation_model: Option<PathBuf>,
+    /// Where `models fetch` put the defaults. Default: $SUBSTRATE_MODELS, else DATA_DIR/models.
+    #[arg(long = "serve-models-dir")]
+    pub models_dir: Option<PathBuf>,
+    /// Generations decoded at once; more wait in a queue of `--queue`, and past it get 429.
+    #[arg(long)]
+    pub slots: Option<usize>,
+    #[arg(long)]
+    pub queue: Option<usize>,
 }
 
 /// How a node works for the mesh: each overrides `[worker]` in the config file.

@@ -32,8 +32,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let name = name.unwrap_or_default();
             node::init(&data.data_dir, &name, origin, handle_prefix, registers, stewards, voting_window)
         }
-        Command::Serve { data, listen, config, mesh, worker } => {
-            node::serve(&data.data_dir, listen, config, mesh, worker)
+        Command::Serve { data, listen, config, mesh, worker, serving } => {
+            node::serve(&data.data_dir, listen, config, mesh, worker, serving)
         }
         Command::Job(command) => jobs::run(command),
         Command::Jobs { state, json, node } => jobs::list(&node.node, state.as_deref(), json),

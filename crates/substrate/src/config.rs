@@ -18,6 +18,25 @@ pub struct NodeConfig {
     pub mesh: MeshSettings,
     /// Taking jobs. Off unless enabled.
     pub worker: WorkerSettings,
+    /// Serving models through the OpenAI-compatible routes. Off unless enabled.
+    pub serving: ServingSettings,
+}
+
+/// `[serving]` in `substrate.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServingSettings {
+    pub enabled: bool,
+    /// The embedding model's directory. Default: all-MiniLM-L6-v2 under the models directory.
+    pub embedding_model: Option<std::path::PathBuf>,
+    /// The generation model's GGUF. Default: SmolLM2-135M-Instruct under the models directory.
+    pub generation_model: Option<std::path::PathBuf>,
+    /// Where the defaults are. Default: $SUBSTRATE_MODELS, else DATA_DIR/models.
+    pub models_dir: Option<std::path::PathBuf>,
+    /// Generations decoded at once. Default 1.
+    pub slots: Option<usize>,
+    /// Requests waiting for a slot before 429. Default 8.
+    pub queue: Option<usize>,
 }
 
 /// `[worker]` in `substrate.toml`.
@@ -64,6 +83,7 @@ impl Default for NodeConfig {
             max_deposit_bytes: 1024 * 1024,
             mesh: MeshSettings::default(),
             worker: WorkerSettings::default(),
+            serving: ServingSettings::default(),
         }
     }
 }

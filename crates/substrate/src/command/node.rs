@@ -12,7 +12,7 @@ use substrate_store::{DataDir, InitOptions, Ledger, Reader, SequencerHandle};
 
 use substrate_mesh::{Mesh, MeshConfig, MeshHandle, Role, SwarmKey};
 
-use crate::cli::{MeshArgs, WorkerArgs};
+use crate::cli::{MeshArgs, ServingArgs, WorkerArgs};
 use crate::config::NodeConfig;
 
 pub fn init(
@@ -243,11 +243,12 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
     } else {
         None
     };
+    let inference = if config.serving.enabled { Some(Arc::new(load_models(&data, config)?)) } else { None };
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let max_deposit_bytes = config.max_deposit_bytes;
     let thread = std::thread::Builder::new().name("node".into()).spawn(move || {
         let view = mesh.as_ref().map(|m| Arc::new(MeshView(m.handle())) as Arc<dyn substrate_api::MeshView>);
-        let state = substrate_api::AppState { reader, sequencer, max_deposit_bytes, mesh: view };
+        let state = substrate_api::AppState { reader, sequencer, max_deposit_bytes, mesh: view, inference };
         let served = runtime.block_on(substrate_api::serve(listener, state, async {
             let _ = stopped.await;
         }));
@@ -272,6 +273,7 @@ pub fn serve(
     config_path: Option<PathBuf>,
     mesh: MeshArgs,
     worker: WorkerArgs,
+    serving: ServingArgs,
 ) -> anyhow::Result<()> {
     let config_path = config_path.unwrap_or_else(|| DataDir::new(dir).config());
     let mut config = NodeConfig::load(&config_path)?;
@@ -300,6 +302,22 @@ pub fn serve(
         config.worker.program = Some(program);
     }
     config.worker.without_network_namespace |= worker.without_network_namespace;
+    config.serving.enabled |= serving.serve_models;
+    if serving.embedding_model.is_some() {
+        config.serving.embedding_model = serving.embedding_model;
+    }
+    if serving.generation_model.is_some() {
+        config.serving.generation_model = serving.generation_model;
+    }
+    if serving.models_dir.is_some() {
+        config.serving.models_dir = serving.models_dir;
+    }
+    if serving.slots.is_some() {
+        config.serving.slots = serving.slots;
+    }
+    if serving.queue.is_some() {
+        config.serving.queue = serving.queue;
+    }
     config.worker.without_scopes |= worker.without_scopes;
     let data = DataDir::new(dir);
     match mesh.role.as_deref() {
@@ -380,6 +398,65 @@ fn start_worker(
     });
     substrate_jobs::worker::Worker::start(worker_config, key, reader, submit)
         .context("starting the worker thread")
+}
+
+/// Loads the models `[serving]` names, or the defaults under the models directory; a model that
+/// is named but cannot be loaded stops the node, a default that is missing is left out.
+fn load_models(data: &DataDir, config: &NodeConfig) -> anyhow::Result<substrate_api::Inference> {
+    use substrate_models::fetch::{EMBEDDING, GENERATION};
+    let serving = &config.serving;
+    let dir = serving
+        .models_dir
+        .clone()
+        .or_else(|| std::env::var_os("SUBSTRATE_MODELS").map(PathBuf::from))
+        .unwrap_or_else(|| data.root().join("models"));
+    let name = |path: &Path| {
+        path.file_stem().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    };
+    let embedding = match &serving.embedding_model {
+        Some(path) => Some(path.clone()),
+        None => Some(EMBEDDING.path(&dir)).filter(|p| p.exists()),
+    };
+    let embedding = match embedding {
+        Some(path) => {
+            let model = substrate_models::Embedder::load(&path)
+                .with_context(|| format!("loading the embedding model {}", path.display()))?;
+            let id = if serving.embedding_model.is_none() { EMBEDDING.name.to_owned() } else { name(&path) };
+            Some((id, model))
+        }
+        None => None,
+    };
+    let generation = match &serving.generation_model {
+        Some(path) => Some(path.clone()),
+        None => Some(GENERATION.path(&dir)).filter(|p| p.exists()),
+    };
+    let generation = match generation {
+        Some(path) => {
+            let model = substrate_models::Llama::load(&path, substrate_models::Weights::Auto)
+                .with_context(|| format!("loading the generation model {}", path.display()))?;
+            let id =
+                if serving.generation_model.is_none() { GENERATION.name.to_owned() } else { name(&path) };
+            Some((id, model))
+        }
+        None => None,
+    };
+    anyhow::ensure!(
+        embedding.is_some() || generation.is_some(),
+        "--serve-models: no model to serve in {} (run `substrate models fetch`, or name them with --embedding-model and --generation-model)",
+        dir.display()
+    );
+    for (id, _) in embedding.iter() {
+        tracing::info!(model = id, "serving embeddings");
+    }
+    for (id, _) in generation.iter() {
+        tracing::info!(model = id, "serving generation");
+    }
+    Ok(substrate_api::Inference::new(
+        embedding,
+        generation,
+        serving.slots.unwrap_or(1),
+        serving.queue.unwrap_or(8),
+    ))
 }
 
 /// This machine's memory, from /proc/meminfo (MiB); 1024 where it cannot be read.

@@ -14,6 +14,7 @@ mod mesh;
 mod mesh_adapters;
 mod models;
 mod registry;
+mod serving;
 mod tamper;
 mod tidy;
 mod tiles;

@@ -1,0 +1,735 @@
+//! The OpenAI-compatible routes: `GET /v1/models`, `POST /v1/embeddings`,
+//! `POST /v1/chat/completions` (streaming as server-sent events ending in `[DONE]`, or not) and
+//! `POST /v1/completions`, on the models this node serves. Their errors have the OpenAI shape,
+//! `{"error": {"message", "type", "param", "code"}}`, so that its clients read them.
+//!
+//! Generations take one of a fixed number of slots; a request that finds them all taken waits in
+//! a short queue, and past it is told 429 with `Retry-After`. A client that goes away mid-stream
+//! frees its slot at the next token.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+use substrate_models::{Embedder, Llama, Message, Sampling};
+
+use crate::routes::AppState;
+
+/// Most texts one embeddings request may carry, and the longest one (characters).
+const MOST_INPUTS: usize = 2048;
+const LONGEST_INPUT: usize = 100_000;
+/// Most stop sequences, as the OpenAI API allows.
+const MOST_STOPS: usize = 4;
+
+/// The models a node serves, and the slots its generations share.
+pub struct Inference {
+    embedding: Option<(String, Arc<Embedder>)>,
+    generation: Option<(String, Arc<Llama>)>,
+    slots: Arc<tokio::sync::Semaphore>,
+    waiting: AtomicUsize,
+    queue: usize,
+    created: u64,
+}
+
+impl Inference {
+    /// Serves `embedding` and `generation` (each named by its id), `slots` generations at once
+    /// and `queue` more waiting.
+    pub fn new(
+        embedding: Option<(String, Embedder)>,
+        generation: Option<(String, Llama)>,
+        slots: usize,
+        queue: usize,
+    ) -> Inference {
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Inference {
+            embedding: embedding.map(|(id, m)| (id, Arc::new(m))),
+            generation: generation.map(|(id, m)| (id, Arc::new(m))),
+            slots: Arc::new(tokio::sync::Semaphore::new(slots.max(1))),
+            waiting: AtomicUsize::new(0),
+            queue,
+            created,
+        }
+    }
+
+    fn ids(&self) -> Vec<&str> {
+        self.embedding
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .chain(self.generation.iter().map(|(id, _)| id.as_str()))
+            .collect()
+    }
+}
+
+/// An error in the OpenAI shape.
+#[derive(Debug)]
+pub struct OpenAiError {
+    status: StatusCode,
+    message: String,
+    kind: &'static str,
+    param: Option<&'static str>,
+    code: &'static str,
+}
+
+impl OpenAiError {
+    fn invalid(param: &'static str, code: &'static str, message: impl Into<String>) -> OpenAiError {
+        OpenAiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: Some(param),
+            code,
+        }
+    }
+
+    fn unknown_model(model: &str, served: &[&str]) -> OpenAiError {
+        let message = if served.is_empty() {
+            format!(
+                "The model '{model}' does not exist: this node serves no models (start it with `substrate serve --serve-models`)"
+            )
+        } else {
+            format!("The model '{model}' does not exist here; GET /v1/models lists {}", served.join(", "))
+        };
+        OpenAiError {
+            status: StatusCode::NOT_FOUND,
+            message,
+            kind: "invalid_request_error",
+            param: Some("model"),
+            code: "model_not_found",
+        }
+    }
+
+    fn busy() -> OpenAiError {
+        OpenAiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: "every generation slot is taken and the queue is full; retry after a second".into(),
+            kind: "rate_limit_error",
+            param: None,
+            code: "rate_limit_exceeded",
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> OpenAiError {
+        OpenAiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            kind: "server_error",
+            param: None,
+            code: "model_failed",
+        }
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {
+            "message": self.message,
+            "type": self.kind,
+            "param": self.param,
+            "code": self.code,
+        }});
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+type Answer = Result<Response, OpenAiError>;
+
+fn inference(app: &AppState) -> Result<&Arc<Inference>, OpenAiError> {
+    app.inference.as_ref().ok_or_else(|| OpenAiError::unknown_model("any", &[]))
+}
+
+/// The request body as a JSON object, or why not.
+fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, OpenAiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(OpenAiError::invalid("body", "invalid_body", "the body must be a JSON object")),
+        Err(e) => Err(OpenAiError::invalid("body", "invalid_json", format!("the body is not JSON: {e}"))),
+    }
+}
+
+fn model_of(body: &serde_json::Map<String, Value>) -> Result<&str, OpenAiError> {
+    body.get("model").and_then(Value::as_str).ok_or_else(|| {
+        OpenAiError::invalid("model", "missing_model", "name the model (GET /v1/models lists them)")
+    })
+}
+
+pub async fn models(State(app): State<AppState>) -> Response {
+    let (ids, created) = match &app.inference {
+        Some(inference) => {
+            (inference.ids().into_iter().map(str::to_owned).collect::<Vec<_>>(), inference.created)
+        }
+        None => (Vec::new(), 0),
+    };
+    let data: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": created, "owned_by": "commons"}))
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// The request body, or the OpenAI-shaped reason it could not be read (too large, cut off).
+fn read(body: Result<Bytes, BytesRejection>) -> Result<Bytes, OpenAiError> {
+    body.map_err(|rejection| OpenAiError {
+        status: rejection.status(),
+        message: format!("the body could not be read: {}", rejection.body_text()),
+        kind: "invalid_request_error",
+        param: None,
+        code: "invalid_body",
+    })
+}
+
+pub async fn embeddings(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
+    let inference = inference(&app)?;
+    let body = object(&read(body)?)?;
+    let model = model_of(&body)?;
+    let Some((id, embedder)) = inference.embedding.as_ref().filter(|(id, _)| id == model) else {
+        return Err(OpenAiError::unknown_model(model, &inference.ids()));
+    };
+    let texts: Vec<String> = match body.get("input") {
+        Some(Value::String(text)) => vec![text.clone()],
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+        }
+        Some(Value::Array(items)) if !items.is_empty() => {
+            return Err(OpenAiError::invalid(
+                "input",
+                "unsupported_input",
+                "input is a string or a list of strings here; token ids are not taken",
+            ));
+        }
+        _ => {
+            return Err(OpenAiError::invalid(
+                "input",
+                "missing_input",
+                "input is a non-empty string or list of strings",
+            ));
+        }
+    };
+    if texts.len() > MOST_INPUTS {
+        return Err(OpenAiError::invalid(
+            "input",
+            "too_many_inputs",
+            format!("at most {MOST_INPUTS} inputs"),
+        ));
+    }
+    if let Some(position) = texts.iter().position(|t| t.is_empty() || t.chars().count() > LONGEST_INPUT) {
+        return Err(OpenAiError::invalid(
+            "input",
+            "invalid_input",
+            format!("input {position} is empty or longer than {LONGEST_INPUT} characters"),
+        ));
+    }
+    if let Some(dimensions) = body.get("dimensions")
+        && dimensions.as_u64() != Some(embedder.dim as u64)
+    {
+        return Err(OpenAiError::invalid(
+            "dimensions",
+            "unsupported_dimensions",
+            format!("{id} gives {} dimensions and cannot shorten them", embedder.dim),
+        ));
+    }
+    let base64 = match body.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(OpenAiError::invalid(
+                "encoding_format",
+                "invalid_encoding_format",
+                format!("encoding_format '{other}' is float or base64"),
+            ));
+        }
+    };
+    let embedder = Arc::clone(embedder);
+    let (vectors, tokens) = tokio::task::spawn_blocking(move || {
+        let tokens: usize = embedder.count_tokens(&texts)?.iter().sum();
+        Ok::<_, substrate_models::ModelError>((embedder.embed(&texts)?, tokens))
+    })
+    .await
+    .map_err(|e| OpenAiError::internal(format!("the embedding task failed: {e}")))?
+    .map_err(|e| OpenAiError::internal(format!("the model failed: {e}")))?;
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(index, vector)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    Ok(Json(json!({
+        "object": "list",
+        "data": data,
+        "model": id,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }))
+    .into_response())
+}
+
+/// What a generation request asks for, read and checked.
+struct Asked {
+    id: String,
+    model: Arc<Llama>,
+    prompt: Vec<u32>,
+    sampling: Sampling,
+    stops: Vec<String>,
+    stream: bool,
+    usage_in_stream: bool,
+}
+
+fn number(
+    body: &serde_json::Map<String, Value>,
+    key: &'static str,
+    range: std::ops::RangeInclusive<f64>,
+    default: f64,
+) -> Result<f64, OpenAiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v.as_f64().filter(|x| range.contains(x)).ok_or_else(|| {
+            OpenAiError::invalid(
+                key,
+                "invalid_value",
+                format!("{key} is a number from {} to {}", range.start(), range.end()),
+            )
+        }),
+    }
+}
+
+fn asked(
+    inference: &Inference,
+    body: &serde_json::Map<String, Value>,
+    chat: bool,
+) -> Result<Asked, OpenAiError> {
+    let model = model_of(body)?;
+    let Some((id, llama)) = inference.generation.as_ref().filter(|(id, _)| id == model) else {
+        return Err(OpenAiError::unknown_model(model, &inference.ids()));
+    };
+    let text = if chat {
+        let messages =
+            body.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty()).ok_or_else(|| {
+                OpenAiError::invalid(
+                    "messages",
+                    "missing_messages",
+                    "messages is a non-empty list of {role, content}",
+                )
+            })?;
+        let mut parsed = Vec::with_capacity(messages.len());
+        for (i, message) in messages.iter().enumerate() {
+            let role = message
+                .get("role")
+                .and_then(Value::as_str)
+                .filter(|r| ["system", "developer", "user", "assistant"].contains(r));
+            let content = match message.get("content") {
+                Some(Value::String(text)) => Some(text.clone()),
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .map(|p| {
+                        (p.get("type").and_then(Value::as_str) == Some("text"))
+                            .then(|| p.get("text").and_then(Value::as_str))
+                            .flatten()
+                    })
+                    .collect::<Option<Vec<&str>>>()
+                    .map(|parts| parts.concat()),
+                _ => None,
+            };
+            match (role, content) {
+                (Some(role), Some(content)) => {
+                    parsed.push(Message::new(if role == "developer" { "system" } else { role }, &content))
+                }
+                _ => {
+                    return Err(OpenAiError::invalid(
+                        "messages",
+                        "invalid_message",
+                        format!("message {i} needs a role (system, user or assistant) and text content"),
+                    ));
+                }
+            }
+        }
+        substrate_models::apply_chat_template(llama, &parsed)
+            .map_err(|e| OpenAiError::invalid("messages", "invalid_message", e.to_string()))?
+    } else {
+        match body.get("prompt") {
+            Some(Value::String(prompt)) => prompt.clone(),
+            Some(Value::Array(parts)) if parts.len() == 1 && parts[0].is_string() => {
+                parts[0].as_str().unwrap_or_default().to_owned()
+            }
+            _ => {
+                return Err(OpenAiError::invalid(
+                    "prompt",
+                    "invalid_prompt",
+                    "prompt is a string (one prompt per request)",
+                ));
+            }
+        }
+    };
+    if body.get("n").is_some_and(|n| n.as_u64() != Some(1)) {
+        return Err(OpenAiError::invalid("n", "unsupported_n", "one choice per request (n = 1)"));
+    }
+    let prompt = llama
+        .tokenizer
+        .encode_prompt(&text)
+        .map_err(|e| OpenAiError::invalid("messages", "invalid_prompt", e.to_string()))?;
+    let context = llama.config.context;
+    if prompt.len() >= context {
+        return Err(OpenAiError::invalid(
+            if chat { "messages" } else { "prompt" },
+            "context_length_exceeded",
+            format!("the prompt is {} tokens and {id}'s context is {context}", prompt.len()),
+        ));
+    }
+    let room = context - prompt.len();
+    let max_tokens = match body.get("max_completion_tokens").or_else(|| body.get("max_tokens")) {
+        None | Some(Value::Null) => room.min(1024),
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => (n as usize).min(room),
+            _ => {
+                return Err(OpenAiError::invalid(
+                    "max_tokens",
+                    "invalid_value",
+                    "max_tokens is a whole number of at least 1",
+                ));
+            }
+        },
+    };
+    let stops: Vec<String> = match body.get("stop") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if items.len() <= MOST_STOPS && items.iter().all(Value::is_string) => {
+            items.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+        }
+        _ => {
+            return Err(OpenAiError::invalid(
+                "stop",
+                "invalid_stop",
+                format!("stop is a string or up to {MOST_STOPS} strings"),
+            ));
+        }
+    };
+    if stops.iter().any(String::is_empty) {
+        return Err(OpenAiError::invalid("stop", "invalid_stop", "a stop sequence is not empty"));
+    }
+    let seed = match body.get("seed") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v
+            .as_i64()
+            .map(|s| s as u64)
+            .ok_or_else(|| OpenAiError::invalid("seed", "invalid_value", "seed is a whole number"))?,
+    };
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(OpenAiError::invalid("stream", "invalid_value", "stream is true or false")),
+    };
+    let usage_in_stream = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(Asked {
+        id: id.clone(),
+        model: Arc::clone(llama),
+        prompt,
+        sampling: Sampling {
+            temperature: number(body, "temperature", 0.0..=2.0, 1.0)?,
+            top_p: number(body, "top_p", 0.0..=1.0, 1.0)?,
+            seed,
+            max_tokens,
+            ignore_eos: false,
+        },
+        stops,
+        stream,
+        usage_in_stream,
+    })
+}
+
+/// Holds back text that may be the start of a stop sequence, and says when one is met.
+struct Stops {
+    stops: Vec<String>,
+    pending: String,
+}
+
+impl Stops {
+    /// Takes `piece`; returns what may be shown now, and whether a stop sequence ended the text.
+    fn push(&mut self, piece: &str) -> (String, bool) {
+        self.pending.push_str(piece);
+        if let Some(at) = self.stops.iter().filter_map(|s| self.pending.find(s.as_str())).min() {
+            let shown = self.pending[..at].to_owned();
+            self.pending.clear();
+            return (shown, true);
+        }
+        // Keep the longest tail that is a prefix of some stop sequence.
+        let keep = self
+            .stops
+            .iter()
+            .flat_map(|s| (1..s.len()).rev().filter(|&n| s.is_char_boundary(n)).map(move |n| &s[..n]))
+            .filter(|prefix| self.pending.ends_with(prefix))
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        let split = self.pending.len() - keep;
+        let shown = self.pending[..split].to_owned();
+        self.pending.drain(..split);
+        (shown, false)
+    }
+
+    fn finish(&mut self) -> String {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// A slot for one generation: taken at once, or after waiting in the queue, or refused.
+async fn slot(inference: &Inference) -> Result<tokio::sync::OwnedSemaphorePermit, OpenAiError> {
+    if let Ok(permit) = Arc::clone(&inference.slots).try_acquire_owned() {
+        return Ok(permit);
+    }
+    if inference.waiting.fetch_add(1, Ordering::SeqCst) >= inference.queue {
+        inference.waiting.fetch_sub(1, Ordering::SeqCst);
+        return Err(OpenAiError::busy());
+    }
+    let permit = Arc::clone(&inference.slots).acquire_owned().await;
+    inference.waiting.fetch_sub(1, Ordering::SeqCst);
+    permit.map_err(|_| OpenAiError::internal("the node is stopping"))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn request_id(prefix: &str) -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}-{nanos:x}{:04x}", COUNT.fetch_add(1, Ordering::Relaxed) & 0xffff)
+}
+
+pub async fn chat_completions(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
+    complete(app, read(body)?, true).await
+}
+
+pub async fn completions(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
+    complete(app, read(body)?, false).await
+}
+
+/// What the generation thread hands the response: text as it comes, then the end.
+enum Piece {
+    Text(String),
+    End { finish: &'static str, prompt_tokens: usize, completion_tokens: usize },
+    Failed(String),
+}
+
+async fn complete(app: AppState, body: Bytes, chat: bool) -> Answer {
+    let inference = Arc::clone(inference(&app)?);
+    let body = object(&body)?;
+    let asked = asked(&inference, &body, chat)?;
+    let permit = slot(&inference).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(64);
+    let Asked { id, model, prompt, sampling, stops, stream, usage_in_stream } = asked;
+    let max_tokens = sampling.max_tokens;
+    std::thread::Builder::new()
+        .name("generate".into())
+        .spawn(move || {
+            let _permit = permit;
+            let mut stops = Stops { stops, pending: String::new() };
+            let mut stopped_by_sequence = false;
+            let generated = substrate_models::generate_while(&model, &prompt, &sampling, |piece| {
+                let (shown, stop) = stops.push(piece);
+                if stop {
+                    stopped_by_sequence = true;
+                }
+                let listening = shown.is_empty() || tx.blocking_send(Piece::Text(shown)).is_ok();
+                listening && !stop
+            });
+            let end = match generated {
+                Ok(generation) => {
+                    let rest = if stopped_by_sequence { String::new() } else { stops.finish() };
+                    if !rest.is_empty() {
+                        let _ = tx.blocking_send(Piece::Text(rest));
+                    }
+                    let finish = if stopped_by_sequence
+                        || (generation.stopped && generation.tokens.len() < max_tokens)
+                        || generation.tokens.last() == Some(&model.tokenizer.eos)
+                    {
+                        "stop"
+                    } else {
+                        "length"
+                    };
+                    Piece::End {
+                        finish,
+                        prompt_tokens: generation.prompt_tokens,
+                        completion_tokens: generation.tokens.len(),
+                    }
+                }
+                Err(e) => Piece::Failed(e.to_string()),
+            };
+            let _ = tx.blocking_send(end);
+        })
+        .map_err(|e| OpenAiError::internal(format!("starting the generation: {e}")))?;
+    let created = unix_now();
+    let request = request_id(if chat { "chatcmpl" } else { "cmpl" });
+    if stream {
+        let events = Events {
+            rx,
+            chat,
+            id: request,
+            model: id,
+            created,
+            usage: usage_in_stream,
+            started: false,
+            done: false,
+        };
+        let mut response = Response::new(Body::new(events));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return Ok(response);
+    }
+    let mut rx = rx;
+    let mut text = String::new();
+    while let Some(piece) = rx.recv().await {
+        match piece {
+            Piece::Text(t) => text.push_str(&t),
+            Piece::Failed(e) => return Err(OpenAiError::internal(format!("the model failed: {e}"))),
+            Piece::End { finish, prompt_tokens, completion_tokens } => {
+                let usage = json!({
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                });
+                let choice = if chat {
+                    json!({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish})
+                } else {
+                    json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})
+                };
+                let object = if chat { "chat.completion" } else { "text_completion" };
+                return Ok(Json(json!({
+                    "id": request,
+                    "object": object,
+                    "created": created,
+                    "model": id,
+                    "choices": [choice],
+                    "usage": usage,
+                }))
+                .into_response());
+            }
+        }
+    }
+    Err(OpenAiError::internal("the generation ended without an answer"))
+}
+
+/// The server-sent events of a streaming completion: a chunk per piece of text, a last chunk
+/// with the finish reason (and the usage when asked), then `data: [DONE]`.
+struct Events {
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+    chat: bool,
+    id: String,
+    model: String,
+    created: u64,
+    usage: bool,
+    started: bool,
+    done: bool,
+}
+
+impl Events {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Bytes {
+        let (object, choice) = if self.chat {
+            (
+                "chat.completion.chunk",
+                json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}),
+            )
+        } else {
+            let text = delta.get("content").cloned().unwrap_or(Value::String(String::new()));
+            ("text_completion", json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish}))
+        };
+        let chunk = json!({"id": self.id, "object": object, "created": self.created, "model": self.model, "choices": [choice]});
+        Bytes::from(format!("data: {chunk}\n\n"))
+    }
+}
+
+impl http_body::Body for Events {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if !self.started {
+            self.started = true;
+            if self.chat {
+                let first = self.chunk(json!({"role": "assistant", "content": ""}), None);
+                return Poll::Ready(Some(Ok(http_body::Frame::data(first))));
+            }
+        }
+        let piece = match self.rx.poll_recv(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(piece) => piece,
+        };
+        let bytes = match piece {
+            Some(Piece::Text(text)) => self.chunk(json!({"content": text}), None),
+            Some(Piece::End { finish, prompt_tokens, completion_tokens }) => {
+                self.done = true;
+                let mut last = self.chunk(json!({}), Some(finish)).to_vec();
+                // As the OpenAI API does: the usage in a chunk of its own, with no choices.
+                if self.usage {
+                    let usage = json!({
+                        "id": self.id, "object": if self.chat { "chat.completion.chunk" } else { "text_completion" },
+                        "created": self.created, "model": self.model, "choices": [],
+                        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
+                    });
+                    last.extend_from_slice(format!("data: {usage}\n\n").as_bytes());
+                }
+                last.extend_from_slice(b"data: [DONE]\n\n");
+                Bytes::from(last)
+            }
+            Some(Piece::Failed(error)) => {
+                self.done = true;
+                let body = json!({"error": {"message": format!("the model failed: {error}"), "type": "server_error", "param": null, "code": "model_failed"}});
+                Bytes::from(format!("data: {body}\n\ndata: [DONE]\n\n"))
+            }
+            None => {
+                self.done = true;
+                return Poll::Ready(None);
+            }
+        };
+        Poll::Ready(Some(Ok(http_body::Frame::data(bytes))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stops;
+
+    #[test]
+    fn a_stop_sequence_split_across_pieces_is_held_back_and_cut() {
+        let mut stops = Stops { stops: vec!["END".into()], pending: String::new() };
+        assert_eq!(stops.push("the bread E"), ("the bread ".into(), false));
+        assert_eq!(stops.push("N"), (String::new(), false));
+        assert_eq!(stops.push("D and more"), (String::new(), true));
+        let mut stops = Stops { stops: vec!["END".into()], pending: String::new() };
+        assert_eq!(stops.push("E"), (String::new(), false));
+        assert_eq!(stops.push("asy"), ("Easy".into(), false));
+        assert_eq!(stops.finish(), "");
+    }
+}
