@@ -5,6 +5,7 @@ mod adapters;
 mod error;
 mod governance;
 mod jobs;
+mod ollama;
 pub mod openai;
 mod routes;
 mod tiles;

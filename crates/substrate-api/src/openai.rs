@@ -33,12 +33,12 @@ const MOST_STOPS: usize = 4;
 
 /// The models a node serves, and the slots its generations share.
 pub struct Inference {
-    embedding: Option<(String, Arc<Embedder>)>,
-    generation: Option<(String, Arc<Llama>)>,
+    pub(crate) embedding: Option<(String, Arc<Embedder>)>,
+    pub(crate) generation: Option<(String, Arc<Llama>)>,
     slots: Arc<tokio::sync::Semaphore>,
     waiting: AtomicUsize,
     queue: usize,
-    created: u64,
+    pub(crate) created: u64,
 }
 
 impl Inference {
@@ -64,7 +64,7 @@ impl Inference {
         }
     }
 
-    fn ids(&self) -> Vec<&str> {
+    pub(crate) fn ids(&self) -> Vec<&str> {
         self.embedding
             .iter()
             .map(|(id, _)| id.as_str())
@@ -76,8 +76,8 @@ impl Inference {
 /// An error in the OpenAI shape.
 #[derive(Debug)]
 pub struct OpenAiError {
-    status: StatusCode,
-    message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
     kind: &'static str,
     param: Option<&'static str>,
     code: &'static str,
@@ -462,7 +462,7 @@ fn asked(
 }
 
 /// Holds back text that may be the start of a stop sequence, and says when one is met.
-struct Stops {
+pub(crate) struct Stops {
     stops: Vec<String>,
     pending: String,
 }
@@ -497,7 +497,7 @@ impl Stops {
 }
 
 /// A slot for one generation: taken at once, or after waiting in the queue, or refused.
-async fn slot(inference: &Inference) -> Result<tokio::sync::OwnedSemaphorePermit, OpenAiError> {
+pub(crate) async fn slot(inference: &Inference) -> Result<tokio::sync::OwnedSemaphorePermit, OpenAiError> {
     if let Ok(permit) = Arc::clone(&inference.slots).try_acquire_owned() {
         return Ok(permit);
     }
@@ -529,10 +529,69 @@ pub async fn completions(State(app): State<AppState>, body: Result<Bytes, BytesR
     complete(app, read(body)?, false).await
 }
 
+/// Generates on a thread of its own, holding `permit` until it ends: the text comes through the
+/// receiver as it is made (held back where it may begin a stop sequence), then the end. When the
+/// receiver is dropped (the client went away) the generation stops at the next token.
+pub(crate) fn spawn_generation(
+    model: Arc<Llama>,
+    prompt: Vec<u32>,
+    sampling: Sampling,
+    stops: Vec<String>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> std::io::Result<tokio::sync::mpsc::Receiver<Piece>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(64);
+    let max_tokens = sampling.max_tokens;
+    std::thread::Builder::new().name("generate".into()).spawn(move || {
+        let _permit = permit;
+        let mut stops = Stops { stops, pending: String::new() };
+        let mut stopped_by_sequence = false;
+        let generated = substrate_models::generate_while(&model, &prompt, &sampling, |piece| {
+            let (shown, stop) = stops.push(piece);
+            if stop {
+                stopped_by_sequence = true;
+            }
+            let listening = shown.is_empty() || tx.blocking_send(Piece::Text(shown)).is_ok();
+            listening && !stop
+        });
+        let end = match generated {
+            Ok(generation) => {
+                let rest = if stopped_by_sequence { String::new() } else { stops.finish() };
+                if !rest.is_empty() {
+                    let _ = tx.blocking_send(Piece::Text(rest));
+                }
+                let finish = if stopped_by_sequence
+                    || (generation.stopped && generation.tokens.len() < max_tokens)
+                    || generation.tokens.last() == Some(&model.tokenizer.eos)
+                {
+                    "stop"
+                } else {
+                    "length"
+                };
+                Piece::End {
+                    finish,
+                    prompt_tokens: generation.prompt_tokens,
+                    completion_tokens: generation.tokens.len(),
+                    prompt_time: generation.prompt_time,
+                    decode_time: generation.decode_time,
+                }
+            }
+            Err(e) => Piece::Failed(e.to_string()),
+        };
+        let _ = tx.blocking_send(end);
+    })?;
+    Ok(rx)
+}
+
 /// What the generation thread hands the response: text as it comes, then the end.
-enum Piece {
+pub(crate) enum Piece {
     Text(String),
-    End { finish: &'static str, prompt_tokens: usize, completion_tokens: usize },
+    End {
+        finish: &'static str,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+        prompt_time: std::time::Duration,
+        decode_time: std::time::Duration,
+    },
     Failed(String),
 }
 
@@ -541,47 +600,8 @@ async fn complete(app: AppState, body: Bytes, chat: bool) -> Answer {
     let body = object(&body)?;
     let asked = asked(&inference, &body, chat)?;
     let permit = slot(&inference).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(64);
     let Asked { id, model, prompt, sampling, stops, stream, usage_in_stream } = asked;
-    let max_tokens = sampling.max_tokens;
-    std::thread::Builder::new()
-        .name("generate".into())
-        .spawn(move || {
-            let _permit = permit;
-            let mut stops = Stops { stops, pending: String::new() };
-            let mut stopped_by_sequence = false;
-            let generated = substrate_models::generate_while(&model, &prompt, &sampling, |piece| {
-                let (shown, stop) = stops.push(piece);
-                if stop {
-                    stopped_by_sequence = true;
-                }
-                let listening = shown.is_empty() || tx.blocking_send(Piece::Text(shown)).is_ok();
-                listening && !stop
-            });
-            let end = match generated {
-                Ok(generation) => {
-                    let rest = if stopped_by_sequence { String::new() } else { stops.finish() };
-                    if !rest.is_empty() {
-                        let _ = tx.blocking_send(Piece::Text(rest));
-                    }
-                    let finish = if stopped_by_sequence
-                        || (generation.stopped && generation.tokens.len() < max_tokens)
-                        || generation.tokens.last() == Some(&model.tokenizer.eos)
-                    {
-                        "stop"
-                    } else {
-                        "length"
-                    };
-                    Piece::End {
-                        finish,
-                        prompt_tokens: generation.prompt_tokens,
-                        completion_tokens: generation.tokens.len(),
-                    }
-                }
-                Err(e) => Piece::Failed(e.to_string()),
-            };
-            let _ = tx.blocking_send(end);
-        })
+    let rx = spawn_generation(model, prompt, sampling, stops, permit)
         .map_err(|e| OpenAiError::internal(format!("starting the generation: {e}")))?;
     let created = unix_now();
     let request = request_id(if chat { "chatcmpl" } else { "cmpl" });
@@ -608,7 +628,7 @@ async fn complete(app: AppState, body: Bytes, chat: bool) -> Answer {
         match piece {
             Piece::Text(t) => text.push_str(&t),
             Piece::Failed(e) => return Err(OpenAiError::internal(format!("the model failed: {e}"))),
-            Piece::End { finish, prompt_tokens, completion_tokens } => {
+            Piece::End { finish, prompt_tokens, completion_tokens, .. } => {
                 let usage = json!({
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
@@ -688,7 +708,7 @@ impl http_body::Body for Events {
         };
         let bytes = match piece {
             Some(Piece::Text(text)) => self.chunk(json!({"content": text}), None),
-            Some(Piece::End { finish, prompt_tokens, completion_tokens }) => {
+            Some(Piece::End { finish, prompt_tokens, completion_tokens, .. }) => {
                 self.done = true;
                 let mut last = self.chunk(json!({}), Some(finish)).to_vec();
                 // As the OpenAI API does: the usage in a chunk of its own, with no choices.

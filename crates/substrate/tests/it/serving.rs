@@ -248,6 +248,41 @@ fn embeddings_and_completions_are_the_models_own_in_the_openai_shapes() {
         400,
         "invalid_encoding_format",
     );
+
+    // The Ollama routes: the same models, the same text, newline-delimited JSON when streaming.
+    let tags = http.get("/api/tags").json();
+    let names: Vec<&str> =
+        tags["models"].as_array().unwrap().iter().map(|m| m["model"].as_str().unwrap()).collect();
+    assert_eq!(names, [format!("{bert_id}:latest"), format!("{llama_id}:latest")], "{tags}");
+    let ollama_ask = json!({"model": format!("{llama_id}:latest"), "messages": [{"role": "user", "content": "why sing at dawn?"}], "options": {"temperature": 0, "num_predict": 10}});
+    let mut whole = ollama_ask.clone();
+    whole["stream"] = json!(false);
+    let whole = http.post_json("/api/chat", &whole);
+    assert_eq!(whole.status, 200, "{}", whole.body);
+    let whole = whole.json();
+    assert_eq!(whole["message"]["content"], content, "{whole}");
+    assert_eq!(whole["done"], true);
+    let streamed = http.post_json("/api/chat", &ollama_ask);
+    assert_eq!(streamed.status, 200, "{}", streamed.body);
+    let lines: Vec<Value> =
+        streamed.body.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let text: String = lines.iter().filter_map(|l| l["message"]["content"].as_str()).collect();
+    assert_eq!(text, content);
+    let last = lines.last().expect("lines");
+    assert_eq!(
+        (last["done"].clone(), last["eval_count"].clone()),
+        (json!(true), whole["eval_count"].clone()),
+        "{last}"
+    );
+    assert!(lines[..lines.len() - 1].iter().all(|l| l["done"] == false));
+    let embedded = http.post_json("/api/embed", &json!({"model": bert_id, "input": texts})).json();
+    let vectors: Vec<Vec<f32>> = serde_json::from_value(embedded["embeddings"].clone()).expect("embeddings");
+    assert!(vectors.iter().zip(&local).all(|(g, l)| close(g, l)), "{embedded}");
+    let missing = http
+        .post_json("/api/chat", &json!({"model": "llama3", "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    assert!(missing.json()["error"].as_str().is_some_and(|e| e.contains("not found")), "{}", missing.body);
+    assert_eq!(http.get("/api/version").json()["version"].as_str().map(|v| v.split('.').count()), Some(3));
     assert_eq!(http.get("/health").status, 200, "the node stays up");
 }
 
