@@ -65,7 +65,7 @@ pub fn run(command: JobCommand) -> anyhow::Result<()> {
 }
 
 /// Polls the job until it ends, or fails after `patience`.
-fn wait_for(client: &Client, id: u64, patience: Duration) -> anyhow::Result<Value> {
+pub(super) fn wait_for(client: &Client, id: u64, patience: Duration) -> anyhow::Result<Value> {
     let start = Instant::now();
     loop {
         let view: Value = client.get(&format!("/v1/jobs/{id}"))?.json()?;
@@ -85,7 +85,7 @@ fn text(v: &Value) -> String {
     v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
 }
 
-fn print_job(job: &Value) {
+pub(super) fn print_job(job: &Value) {
     let status = &job["status"];
     println!("job {}: {} requested by {}", job["id"], text(&job["workload"]), text(&job["requester"]));
     match text(&status["state"]).as_str() {
@@ -200,7 +200,7 @@ pub fn workers(node: &str, json: bool) -> anyhow::Result<()> {
 }
 
 /// The output that stands: each vector's width and first values, or the generated text.
-fn print_output(output: &Value) {
+pub(super) fn print_output(output: &Value) {
     match text(&output["kind"]).as_str() {
         "embed" => {
             for (i, vector) in output["vectors"].as_array().into_iter().flatten().enumerate() {
