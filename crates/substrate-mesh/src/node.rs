@@ -362,6 +362,8 @@ impl Node {
     ) {
         let mut redial = tokio::time::interval(redial_interval);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut owed = tokio::time::interval(allow::ALLOW_REFRESH);
+        owed.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if let Some(head) = &mut head {
             head.mark_changed();
         }
@@ -390,6 +392,7 @@ impl Node {
                     }
                 }
                 _ = redial.tick() => self.on_tick(),
+                _ = owed.tick() => self.refresh_owed(),
                 _ = &mut shutdown => break,
             }
         }

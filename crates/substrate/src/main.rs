@@ -31,10 +31,12 @@ fn main() -> std::process::ExitCode {
     {
         default_sigpipe();
     }
+    // The demo prints its own account of each step; its nodes say only what went wrong.
+    let quiet = matches!(cli.command, cli::Command::Demo { .. } | cli::Command::Workload { .. });
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -18,7 +18,7 @@ const REFUSED_REMEMBERED: usize = 64;
 /// How often at most the allow-list is recomputed as the log grows: a reader brings its
 /// governance records up to date with what changed, which is cheap, but a stream of deposits
 /// grows the log hundreds of times a second.
-const ALLOW_REFRESH: Duration = Duration::from_millis(250);
+pub(super) const ALLOW_REFRESH: Duration = Duration::from_millis(250);
 
 /// Which peers may connect, and which were refused lately.
 pub(super) struct AllowList {
@@ -30,12 +30,21 @@ pub(super) struct AllowList {
     refused: VecDeque<PeerId>,
     /// When the allow-list was last recomputed from the log.
     refreshed: Option<Instant>,
+    /// A refresh was asked for within [`ALLOW_REFRESH`] of the last one: it is owed at the next
+    /// tick, so a node registered just after another is let in within a quarter second.
+    owed: bool,
 }
 
 impl AllowList {
     /// The peers allowed by configuration, before the log is read.
     pub(super) fn new(configured: BTreeSet<PeerId>) -> AllowList {
-        AllowList { peers: configured.clone(), configured, refused: VecDeque::new(), refreshed: None }
+        AllowList {
+            peers: configured.clone(),
+            configured,
+            refused: VecDeque::new(),
+            refreshed: None,
+            owed: false,
+        }
     }
 
     pub(super) fn contains(&self, peer: &PeerId) -> bool {
@@ -89,8 +98,10 @@ impl Node {
     /// Recomputes the allow-list from the node registrations in the log held (off the task).
     pub(super) fn refresh_allowed(&mut self) {
         if self.allowed.refreshed.is_some_and(|at| at.elapsed() < ALLOW_REFRESH) {
+            self.allowed.owed = true;
             return;
         }
+        self.allowed.owed = false;
         self.allowed.refreshed = Some(Instant::now());
         let reader = self.reader.clone();
         let served = self.served_tx.clone();
@@ -102,6 +113,13 @@ impl Node {
             };
             let _ = served.blocking_send(Served::Registered(registered));
         });
+    }
+
+    /// Makes the refresh a throttled call asked for.
+    pub(super) fn refresh_owed(&mut self) {
+        if self.allowed.owed {
+            self.refresh_allowed();
+        }
     }
 
     pub(super) fn refused(&mut self, peer: PeerId) {

@@ -662,19 +662,31 @@ pub fn credits(node: &str, key: Option<&Path>, who: Option<String>) -> anyhow::R
 }
 
 /// The sha256 digests a workload pin names: a digest as it is, a file's digest, or the digest of
-/// every file in a directory (an embedding model's `config.json`, `model.safetensors` and
-/// `tokenizer.json`).
+/// every file in a directory and its subdirectories, two levels down (an embedding model's
+/// `config.json`, `model.safetensors`, `tokenizer.json` and `1_Pooling/config.json`).
 fn model_digests(pin: &str) -> anyhow::Result<Vec<String>> {
     if pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(vec![pin.to_ascii_lowercase()]);
     }
     let path = std::path::Path::new(pin);
     let files: Vec<std::path::PathBuf> = if path.is_dir() {
-        let mut files: Vec<_> = std::fs::read_dir(path)
-            .with_context(|| format!("reading the model directory {pin}"))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
+        // Every file the loader may read, subdirectories too (a sentence-transformers model's
+        // `1_Pooling/config.json` chooses its pooling).
+        let mut files = Vec::new();
+        let mut dirs = vec![(path.to_path_buf(), 0)];
+        while let Some((dir, depth)) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir)
+                .with_context(|| format!("reading the model directory {}", dir.display()))?
+            {
+                let entry =
+                    entry.with_context(|| format!("reading the model directory {}", dir.display()))?.path();
+                if entry.is_file() {
+                    files.push(entry);
+                } else if entry.is_dir() && depth < 2 {
+                    dirs.push((entry, depth + 1));
+                }
+            }
+        }
         files.sort();
         files
     } else if path.is_file() {

@@ -90,7 +90,7 @@ pub(super) fn print_job(job: &Value) {
     println!("job {}: {} requested by {}", job["id"], text(&job["workload"]), text(&job["requester"]));
     match text(&status["state"]).as_str() {
         "done" => println!(
-            "  done: {} (result at entry {}, {} CPU-seconds, {} credits paid)",
+            "  done: {} (result at entry {}; CPU-seconds charged: {}; credits paid: {})",
             text(&status["verdict"]),
             status["result"],
             status["units"],
