@@ -8,6 +8,7 @@ mod jobs;
 mod ollama;
 pub mod openai;
 mod routes;
+mod search;
 mod tiles;
 
 pub use error::ApiError;

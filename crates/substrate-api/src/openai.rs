@@ -44,8 +44,13 @@ pub struct Inference {
 impl Inference {
     /// Serves `embedding` and `generation` (each named by its id), `slots` generations at once
     /// and `queue` more waiting.
+    /// The embedding model served and its name, to share with the search index.
+    pub fn embedder(&self) -> Option<(String, Arc<Embedder>)> {
+        self.embedding.clone()
+    }
+
     pub fn new(
-        embedding: Option<(String, Embedder)>,
+        embedding: Option<(String, Arc<Embedder>)>,
         generation: Option<(String, Llama)>,
         slots: usize,
         queue: usize,
@@ -55,7 +60,7 @@ impl Inference {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         Inference {
-            embedding: embedding.map(|(id, m)| (id, Arc::new(m))),
+            embedding,
             generation: generation.map(|(id, m)| (id, Arc::new(m))),
             slots: Arc::new(tokio::sync::Semaphore::new(slots.max(1))),
             waiting: AtomicUsize::new(0),
@@ -318,6 +323,7 @@ fn asked(
     inference: &Inference,
     body: &serde_json::Map<String, Value>,
     chat: bool,
+    grounding: Option<&str>,
 ) -> Result<Asked, OpenAiError> {
     let model = model_of(body)?;
     let Some((id, llama)) = inference.generation.as_ref().filter(|(id, _)| id == model) else {
@@ -362,6 +368,13 @@ fn asked(
                         format!("message {i} needs a role (system, user or assistant) and text content"),
                     ));
                 }
+            }
+        }
+        if let Some(grounding) = grounding {
+            // One system message: the passages follow what the caller's own said.
+            match parsed.first_mut().filter(|m| m.role == "system") {
+                Some(system) => system.content = format!("{}\n\n{grounding}", system.content),
+                None => parsed.insert(0, Message::new("system", grounding)),
             }
         }
         substrate_models::apply_chat_template(llama, &parsed)
@@ -598,7 +611,39 @@ pub(crate) enum Piece {
 async fn complete(app: AppState, body: Bytes, chat: bool) -> Answer {
     let inference = Arc::clone(inference(&app)?);
     let body = object(&body)?;
-    let asked = asked(&inference, &body, chat)?;
+    let grounding = match body.get("retrieval") {
+        Some(value) if chat => {
+            let retrieval = crate::search::Retrieval::parse(value)
+                .map_err(|message| OpenAiError::invalid("retrieval", "invalid_retrieval", message))?;
+            match retrieval {
+                Some(retrieval) => {
+                    let question = last_user_text(&body).ok_or_else(|| {
+                        OpenAiError::invalid(
+                            "messages",
+                            "invalid_message",
+                            "retrieval searches for the last user message's text, and there is none",
+                        )
+                    })?;
+                    let grounding =
+                        crate::search::ground(&app, &question, retrieval).await.map_err(|message| {
+                            OpenAiError::invalid("retrieval", "retrieval_unavailable", message)
+                        })?;
+                    Some(grounding)
+                }
+                None => None,
+            }
+        }
+        Some(_) => {
+            return Err(OpenAiError::invalid(
+                "retrieval",
+                "invalid_retrieval",
+                "retrieval is for chat completions",
+            ));
+        }
+        None => None,
+    };
+    let asked = asked(&inference, &body, chat, grounding.as_ref().map(|g| g.system.as_str()))?;
+    let citations = grounding.map(|g| g.citations);
     let permit = slot(&inference).await?;
     let Asked { id, model, prompt, sampling, stops, stream, usage_in_stream } = asked;
     let rx = spawn_generation(model, prompt, sampling, stops, permit)
@@ -613,6 +658,8 @@ async fn complete(app: AppState, body: Bytes, chat: bool) -> Answer {
             model: id,
             created,
             usage: usage_in_stream,
+            citations,
+            text: String::new(),
             started: false,
             done: false,
         };
@@ -640,19 +687,47 @@ async fn complete(app: AppState, body: Bytes, chat: bool) -> Answer {
                     json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})
                 };
                 let object = if chat { "chat.completion" } else { "text_completion" };
-                return Ok(Json(json!({
+                let mut answer = json!({
                     "id": request,
                     "object": object,
                     "created": created,
                     "model": id,
                     "choices": [choice],
                     "usage": usage,
-                }))
-                .into_response());
+                });
+                if let Some(citations) = citations {
+                    answer["citations"] = Value::Array(referenced(citations, &text));
+                }
+                return Ok(Json(answer).into_response());
             }
         }
     }
     Err(OpenAiError::internal("the generation ended without an answer"))
+}
+
+/// The text of the last user message of a chat request.
+fn last_user_text(body: &serde_json::Map<String, Value>) -> Option<String> {
+    let message = body.get("messages")?.as_array()?.iter().rev().find(|m| m["role"] == "user")?;
+    match &message["content"] {
+        Value::String(text) => Some(text.clone()),
+        Value::Array(parts) => {
+            Some(parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(" "))
+        }
+        _ => None,
+    }
+    .filter(|text| !text.trim().is_empty())
+}
+
+/// Marks each citation by whether the answer names it (`[n]`).
+fn referenced(citations: Vec<Value>, answer: &str) -> Vec<Value> {
+    citations
+        .into_iter()
+        .map(|mut citation| {
+            let mark = format!("[{}]", citation["index"]);
+            citation["referenced"] = Value::Bool(answer.contains(&mark));
+            citation
+        })
+        .collect()
 }
 
 /// The server-sent events of a streaming completion: a chunk per piece of text, a last chunk
@@ -664,6 +739,10 @@ struct Events {
     model: String,
     created: u64,
     usage: bool,
+    /// The passages the answer was grounded in, given in the chunk that ends it.
+    citations: Option<Vec<Value>>,
+    /// The answer so far, kept only to say which passages it cites.
+    text: String,
     started: bool,
     done: bool,
 }
@@ -707,10 +786,25 @@ impl http_body::Body for Events {
             Poll::Ready(piece) => piece,
         };
         let bytes = match piece {
-            Some(Piece::Text(text)) => self.chunk(json!({"content": text}), None),
+            Some(Piece::Text(text)) => {
+                if self.citations.is_some() {
+                    self.text.push_str(&text);
+                }
+                self.chunk(json!({"content": text}), None)
+            }
             Some(Piece::End { finish, prompt_tokens, completion_tokens, .. }) => {
                 self.done = true;
-                let mut last = self.chunk(json!({}), Some(finish)).to_vec();
+                let mut last = match self.citations.take() {
+                    Some(citations) => {
+                        let text = std::mem::take(&mut self.text);
+                        let chunk = self.chunk(json!({}), Some(finish));
+                        let mut value: Value =
+                            serde_json::from_slice(&chunk["data: ".len()..]).unwrap_or_default();
+                        value["citations"] = Value::Array(referenced(citations, &text));
+                        format!("data: {value}\n\n").into_bytes()
+                    }
+                    None => self.chunk(json!({}), Some(finish)).to_vec(),
+                };
                 // As the OpenAI API does: the usage in a chunk of its own, with no choices.
                 if self.usage {
                     let usage = json!({

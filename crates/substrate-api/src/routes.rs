@@ -30,6 +30,8 @@ pub struct AppState {
     pub mesh: Option<std::sync::Arc<dyn MeshView>>,
     /// The models this node serves through the OpenAI-compatible routes, if any.
     pub inference: Option<std::sync::Arc<crate::openai::Inference>>,
+    /// The search index of the commons' texts, if this node keeps one.
+    pub search: Option<std::sync::Arc<substrate_search::SearchIndex>>,
 }
 
 type Later<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<T>> + Send>>;
@@ -81,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs", get(crate::jobs::list))
         .route("/v1/jobs/{id}", get(crate::jobs::show))
         .route("/v1/workers", get(crate::jobs::workers))
+        .route("/v1/search", get(crate::search::search))
         .route("/v1/models", get(crate::openai::models))
         .route("/v1/embeddings", post(crate::openai::embeddings))
         .route("/v1/chat/completions", post(crate::openai::chat_completions))

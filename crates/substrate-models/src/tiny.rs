@@ -44,6 +44,11 @@ pub struct TinyLlama {
 
 /// Dimensions: 64 wide, 4 heads over 2 key/value heads, 2 layers, 128-wide MLP, context 96.
 pub fn llama(dir: &Path, seed: u64, dtype: GgmlDType) -> Result<TinyLlama> {
+    llama_with_context(dir, seed, dtype, 96)
+}
+
+/// [`llama`] with a longer (or shorter) context, for prompts that carry passages.
+pub fn llama_with_context(dir: &Path, seed: u64, dtype: GgmlDType, context: u32) -> Result<TinyLlama> {
     let chars = byte_chars();
     let mut tokens: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
     let space = chars[b' ' as usize].to_string();
@@ -62,7 +67,7 @@ pub fn llama(dir: &Path, seed: u64, dtype: GgmlDType) -> Result<TinyLlama> {
     let vocab = tokens.len();
     let eos = (vocab - 1) as u32;
     let bos = (vocab - 2) as u32;
-    let (dim, heads, kv_heads, ffn, layers, context) = (64usize, 4u32, 2u32, 128usize, 2usize, 96u32);
+    let (dim, heads, kv_heads, ffn, layers) = (64usize, 4u32, 2u32, 128usize, 2usize);
 
     let mut rng = StdRng::seed_from_u64(seed);
     let mut random = |rows: usize, cols: usize, scale: f32| -> Result<QTensor> {

@@ -360,6 +360,57 @@ pub enum Command {
     /// The governed training run: the decided mixture trains a LoRA adapter on the snapshot of
     /// eligible deposits, published with its record, cards, provenance and signature.
     Train(TrainArgs),
+    /// Search the commons' public texts on a node that keeps an index (`serve --search`): full
+    /// text and, where the node has the embedding model, meaning, fused into one ranking.
+    Search {
+        /// What to look for.
+        query: String,
+        /// Only texts of this register.
+        #[arg(long)]
+        register: Option<String>,
+        /// Only texts in this language (its tag, e.g. en).
+        #[arg(long)]
+        language: Option<String>,
+        /// Only texts deposited by this did.
+        #[arg(long)]
+        depositor: Option<String>,
+        /// hybrid, bm25 or vector. Default: hybrid where the node has vectors, else bm25.
+        #[arg(long)]
+        mode: Option<String>,
+        /// How many texts, 1 to 100.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Ask the node's generation model, answered from the commons' texts (its `--search` index)
+    /// and streamed as it comes, with the passages it drew on listed under the answer.
+    Chat {
+        /// The question.
+        question: String,
+        /// The generation model. Default: the default model's name.
+        #[arg(long)]
+        model: Option<String>,
+        /// Passages retrieved from the commons, 1 to 8.
+        #[arg(long, default_value_t = 3)]
+        passages: usize,
+        /// Only passages of this register.
+        #[arg(long)]
+        register: Option<String>,
+        /// Ask the model alone, without retrieving from the commons.
+        #[arg(long)]
+        no_retrieval: bool,
+        #[arg(long, default_value_t = 256)]
+        max_tokens: u32,
+        /// 0 picks the likeliest token each time.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// Jobs on the mesh: ask for one, follow it.
     #[command(subcommand)]
     Job(JobCommand),
@@ -786,6 +837,10 @@ pub struct ServingArgs {
     pub slots: Option<usize>,
     #[arg(long)]
     pub queue: Option<usize>,
+    /// Keep a search index of the public and commons texts (DATA_DIR/search) and answer
+    /// /v1/search: BM25, and vectors too when the embedding model is there.
+    #[arg(long)]
+    pub search: bool,
 }
 
 /// How a node works for the mesh: each overrides `[worker]` in the config file.
@@ -1008,5 +1063,23 @@ pub enum BenchCommand {
         /// that log instead of building one (building takes minutes, mostly signing).
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+    /// A commons of N public deposits of words drawn by Zipf's law: build the search index from
+    /// the log, then time Q searches against it in this process, per mode, with the memory and
+    /// disk the index takes.
+    Search {
+        #[arg(long, default_value_t = 100_000)]
+        deposits: usize,
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        /// Text size in bytes.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+        /// Also build an index with the embedding model's vectors (all-MiniLM-L6-v2 unless
+        /// --model says otherwise) and time vector and hybrid searches.
+        #[arg(long)]
+        vectors: bool,
+        #[command(flatten)]
+        models: ModelArgs,
     },
 }

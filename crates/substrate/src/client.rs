@@ -43,6 +43,15 @@ impl Client {
         self.answer(self.agent.post(&self.url(path)).send_json(body))
     }
 
+    /// POSTs `body` and hands back the answer's body to read as it comes (a stream of events);
+    /// a refusal is an error as with [`Client::post`].
+    pub fn post_streaming(&self, path: &str, body: &Value) -> anyhow::Result<Box<dyn std::io::Read + Send>> {
+        match self.agent.post(&self.url(path)).send_json(body) {
+            Ok(response) => Ok(response.into_reader()),
+            Err(e) => Err(self.answer(Err(e)).err().unwrap_or_else(|| anyhow!("the node refused"))),
+        }
+    }
+
     /// Sends `bytes` as the body of a PUT.
     pub fn put_bytes(&self, path: &str, bytes: &[u8]) -> anyhow::Result<Answer> {
         self.answer(

@@ -12,6 +12,7 @@ mod ledger;
 mod models;
 mod node;
 mod sandbox;
+mod search;
 mod train;
 
 use crate::cli::{Cli, Command};
@@ -34,6 +35,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { data, listen, config, mesh, worker, serving } => {
             node::serve(&data.data_dir, listen, config, mesh, worker, serving)
+        }
+        Command::Search { query, register, language, depositor, mode, limit, json, node } => {
+            let filters = search::Filters { register, language, depositor, mode };
+            search::search(&node.node, &query, &filters, limit, json)
+        }
+        Command::Chat {
+            question,
+            model,
+            passages,
+            register,
+            no_retrieval,
+            max_tokens,
+            temperature,
+            node,
+        } => {
+            let retrieval = (!no_retrieval).then_some(search::Grounded { passages, register });
+            search::chat(&node.node, &question, model, retrieval, max_tokens, temperature)
         }
         Command::Job(command) => jobs::run(command),
         Command::Jobs { state, json, node } => jobs::list(&node.node, state.as_deref(), json),

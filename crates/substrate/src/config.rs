@@ -37,6 +37,8 @@ pub struct ServingSettings {
     pub slots: Option<usize>,
     /// Requests waiting for a slot before 429. Default 8.
     pub queue: Option<usize>,
+    /// Keep a search index of the findable texts and answer `/v1/search`. Default off.
+    pub search: bool,
 }
 
 /// `[worker]` in `substrate.toml`.

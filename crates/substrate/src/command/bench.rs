@@ -1,6 +1,6 @@
 //! `substrate bench`: durable deposit throughput over HTTP against a separately started daemon,
-//! replay speed over a large log, governance decisions, and replication over the mesh, each beside
-//! the machine's own bounds measured in the same run.
+//! replay speed over a large log, governance decisions, replication over the mesh, and search,
+//! each beside the machine's own bounds measured in the same run.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -22,11 +22,13 @@ mod jobs;
 mod mesh;
 mod reads;
 mod sandbox;
+mod search;
 
 use jobs::bench_jobs;
 use mesh::bench_mesh;
 use reads::{bench_open, bench_reads};
 use sandbox::bench_sandbox;
+use search::bench_search;
 
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
@@ -44,6 +46,9 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Jobs { jobs, workers, check_ppm, clients, model_dir } => {
             bench_jobs(jobs, workers, check_ppm, clients, model_dir.as_deref())
+        }
+        BenchCommand::Search { deposits, queries, size, vectors, models } => {
+            bench_search(deposits, queries, size, vectors, &models)
         }
     }
 }
@@ -105,8 +110,14 @@ fn init_commons_with(dir: &std::path::Path, stewards: Vec<String>) -> anyhow::Re
 fn sample_deposit(key: &SigningKey, n: usize, size: usize, consent: ConsentTier) -> (SignedEvent, Vec<u8>) {
     let mut text = format!("deposit {n}: ").into_bytes();
     text.resize(size.max(text.len()), b'a' + (n % 26) as u8);
+    (sign_sample(key, n, &text, consent), text)
+}
+
+/// The signed deposit of `text` as sample `n`: the eight default registers in turn, titled
+/// "bench text N".
+fn sign_sample(key: &SigningKey, n: usize, text: &[u8], consent: ConsentTier) -> SignedEvent {
     let event = Event::Deposit(Deposit {
-        cid: Some(Cid::of(&text)),
+        cid: Some(Cid::of(text)),
         register: Register::defaults()[n % 8].clone(),
         secondary_registers: vec![],
         consent,
@@ -117,7 +128,46 @@ fn sample_deposit(key: &SigningKey, n: usize, size: usize, consent: ConsentTier)
         size: text.len() as u64,
         created: "2026-01-01T00:00:00.000Z".into(),
     });
-    (SignedEvent::sign(event, key), text)
+    SignedEvent::sign(event, key)
+}
+
+/// A commons in `dir` of `deposits` texts, `text(i)` each in consent tier `consent(i)`, signed by
+/// 64 keys in turn and appended 4096 at a time, every text then moved into the blob directory.
+fn fill_commons(
+    dir: &std::path::Path,
+    deposits: usize,
+    text: impl Fn(usize) -> Vec<u8>,
+    consent: impl Fn(usize) -> ConsentTier,
+) -> anyhow::Result<Ledger> {
+    let mut ledger = init_commons(dir)?;
+    let keys: Vec<SigningKey> = (0..64).map(|_| crate::keys::generate()).collect();
+    let mut made = 0;
+    while made < deposits {
+        let n = 4096.min(deposits - made);
+        let submissions: Vec<Submission> = (made..made + n)
+            .map(|i| {
+                let text = text(i);
+                let event = sign_sample(&keys[i % keys.len()], i, &text, consent(i));
+                Submission { event, content: Some(text) }
+            })
+            .collect();
+        ledger.append_batch(submissions, super::now_ms())?;
+        made += n;
+    }
+    ledger.flush_texts()?;
+    Ok(ledger)
+}
+
+/// A field of this process's /proc/self/status in KiB (`VmRSS:`, `VmHWM:`, `RssAnon:`), 0 where
+/// it cannot be read.
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The consent of sample deposit `n`: `fixed`, or else the four tiers in turn.
@@ -411,32 +461,12 @@ fn build_log(dir: &std::path::Path, entries: u64) -> anyhow::Result<()> {
 
 /// A text of about `size` bytes of ordinary words, distinct for each `n`.
 fn prose(n: usize, size: usize) -> Vec<u8> {
-    const WORDS: [&str; 24] = [
-        "bread",
-        "river",
-        "song",
-        "prayer",
-        "grandmother",
-        "stone",
-        "light",
-        "table",
-        "story",
-        "voice",
-        "morning",
-        "field",
-        "the",
-        "and",
-        "of",
-        "we",
-        "told",
-        "again",
-        "under",
-        "winter",
-        "salt",
-        "kept",
-        "door",
-        "lamp",
-    ];
+    drawn_words(n, size, |draw, text| text.push_str(PROSE_WORDS[(draw % PROSE_WORDS.len() as u64) as usize]))
+}
+
+/// A text of about `size` bytes, distinct for each `n`: after "text N:", `word` appends a word for
+/// each draw of a xorshift generator seeded by `n`.
+fn drawn_words(n: usize, size: usize, mut word: impl FnMut(u64, &mut String)) -> Vec<u8> {
     let mut text = format!("text {n}:");
     let mut state = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     while text.len() < size {
@@ -444,37 +474,45 @@ fn prose(n: usize, size: usize) -> Vec<u8> {
         state ^= state >> 7;
         state ^= state << 17;
         text.push(' ');
-        text.push_str(WORDS[(state % WORDS.len() as u64) as usize]);
+        word(state, &mut text);
     }
     text.into_bytes()
 }
+
+/// The words of [`prose`].
+const PROSE_WORDS: [&str; 24] = [
+    "bread",
+    "river",
+    "song",
+    "prayer",
+    "grandmother",
+    "stone",
+    "light",
+    "table",
+    "story",
+    "voice",
+    "morning",
+    "field",
+    "the",
+    "and",
+    "of",
+    "we",
+    "told",
+    "again",
+    "under",
+    "winter",
+    "salt",
+    "kept",
+    "door",
+    "lamp",
+];
 
 fn bench_training(deposits: usize, size: usize, models: &crate::cli::ModelArgs) -> anyhow::Result<()> {
     use substrate_training::run::{self, Phase, TrainOptions};
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("commons");
-    let mut ledger = init_commons(&dir)?;
-    let keys: Vec<SigningKey> = (0..64).map(|_| crate::keys::generate()).collect();
     let started = Instant::now();
-    let mut made = 0;
-    while made < deposits {
-        let n = 4096.min(deposits - made);
-        let submissions: Vec<Submission> = (made..made + n)
-            .map(|i| {
-                let text = prose(i, size);
-                let (mut event, _) = sample_deposit(&keys[i % keys.len()], i, size, ConsentTier::ALL[i % 3]);
-                let Event::Deposit(mut d) = event.event.clone() else { unreachable!("a deposit") };
-                d.cid = Some(Cid::of(&text));
-                d.size = text.len() as u64;
-                event = SignedEvent::sign(Event::Deposit(d), &keys[i % keys.len()]);
-                Submission { event, content: Some(text) }
-            })
-            .collect();
-        ledger.append_batch(submissions, super::now_ms())?;
-        made += n;
-    }
-    ledger.flush_texts()?;
-    drop(ledger);
+    drop(fill_commons(&dir, deposits, |i| prose(i, size), |i| ConsentTier::ALL[i % 3])?);
     println!(
         "built a commons of {deposits} deposits of {size} bytes in {:.1}s",
         started.elapsed().as_secs_f64()

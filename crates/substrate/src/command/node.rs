@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use substrate_core::register::Register;
+use substrate_models::Embedder;
 use substrate_store::{DataDir, InitOptions, Ledger, Reader, SequencerHandle};
 
 use substrate_mesh::{Mesh, MeshConfig, MeshHandle, Role, SwarmKey};
@@ -244,16 +245,33 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
         None
     };
     let inference = if config.serving.enabled { Some(Arc::new(load_models(&data, config)?)) } else { None };
+    let search = if config.serving.search {
+        let embedder = match &inference {
+            Some(inference) => inference.embedder(),
+            None => load_embedder(&data, config)?,
+        };
+        Some(open_search(&data, embedder, reader.clone())?)
+    } else {
+        None
+    };
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let max_deposit_bytes = config.max_deposit_bytes;
     let thread = std::thread::Builder::new().name("node".into()).spawn(move || {
         let view = mesh.as_ref().map(|m| Arc::new(MeshView(m.handle())) as Arc<dyn substrate_api::MeshView>);
-        let state = substrate_api::AppState { reader, sequencer, max_deposit_bytes, mesh: view, inference };
+        let state = substrate_api::AppState {
+            reader,
+            sequencer,
+            max_deposit_bytes,
+            mesh: view,
+            inference,
+            search: search.as_ref().map(|s| s.index.clone()),
+        };
         let served = runtime.block_on(substrate_api::serve(listener, state, async {
             let _ = stopped.await;
         }));
         // The worker finishes the job in hand and stops before the runtime it submits on.
         drop(worker);
+        drop(search);
         if let Some(mesh) = mesh {
             runtime.block_on(mesh.shutdown());
         }
@@ -318,6 +336,7 @@ pub fn serve(
     if serving.queue.is_some() {
         config.serving.queue = serving.queue;
     }
+    config.serving.search |= serving.search;
     config.worker.without_scopes |= worker.without_scopes;
     let data = DataDir::new(dir);
     match mesh.role.as_deref() {
@@ -400,32 +419,44 @@ fn start_worker(
         .context("starting the worker thread")
 }
 
-/// Loads the models `[serving]` names, or the defaults under the models directory; a model that
-/// is named but cannot be loaded stops the node, a default that is missing is left out.
-fn load_models(data: &DataDir, config: &NodeConfig) -> anyhow::Result<substrate_api::Inference> {
-    use substrate_models::fetch::{EMBEDDING, GENERATION};
-    let serving = &config.serving;
-    let dir = serving
+/// The models directory `[serving]` names, else $SUBSTRATE_MODELS, else DATA_DIR/models.
+fn models_dir(data: &DataDir, config: &NodeConfig) -> PathBuf {
+    config
+        .serving
         .models_dir
         .clone()
         .or_else(|| std::env::var_os("SUBSTRATE_MODELS").map(PathBuf::from))
-        .unwrap_or_else(|| data.root().join("models"));
-    let name = |path: &Path| {
-        path.file_stem().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| data.root().join("models"))
+}
+
+fn model_name(path: &Path) -> String {
+    path.file_stem().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The embedding model `[serving]` names (which must load), else the default if it is there.
+fn load_embedder(data: &DataDir, config: &NodeConfig) -> anyhow::Result<Option<(String, Arc<Embedder>)>> {
+    use substrate_models::fetch::EMBEDDING;
+    let path = match &config.serving.embedding_model {
+        Some(path) => path.clone(),
+        None => match Some(EMBEDDING.path(&models_dir(data, config))).filter(|p| p.exists()) {
+            Some(path) => path,
+            None => return Ok(None),
+        },
     };
-    let embedding = match &serving.embedding_model {
-        Some(path) => Some(path.clone()),
-        None => Some(EMBEDDING.path(&dir)).filter(|p| p.exists()),
-    };
-    let embedding = match embedding {
-        Some(path) => {
-            let model = substrate_models::Embedder::load(&path)
-                .with_context(|| format!("loading the embedding model {}", path.display()))?;
-            let id = if serving.embedding_model.is_none() { EMBEDDING.name.to_owned() } else { name(&path) };
-            Some((id, model))
-        }
-        None => None,
-    };
+    let model =
+        Embedder::load(&path).with_context(|| format!("loading the embedding model {}", path.display()))?;
+    let id =
+        if config.serving.embedding_model.is_none() { EMBEDDING.name.to_owned() } else { model_name(&path) };
+    Ok(Some((id, Arc::new(model))))
+}
+
+/// Loads the models `[serving]` names, or the defaults under the models directory; a model that
+/// is named but cannot be loaded stops the node, a default that is missing is left out.
+fn load_models(data: &DataDir, config: &NodeConfig) -> anyhow::Result<substrate_api::Inference> {
+    use substrate_models::fetch::GENERATION;
+    let serving = &config.serving;
+    let dir = models_dir(data, config);
+    let embedding = load_embedder(data, config)?;
     let generation = match &serving.generation_model {
         Some(path) => Some(path.clone()),
         None => Some(GENERATION.path(&dir)).filter(|p| p.exists()),
@@ -434,8 +465,11 @@ fn load_models(data: &DataDir, config: &NodeConfig) -> anyhow::Result<substrate_
         Some(path) => {
             let model = substrate_models::Llama::load(&path, substrate_models::Weights::Auto)
                 .with_context(|| format!("loading the generation model {}", path.display()))?;
-            let id =
-                if serving.generation_model.is_none() { GENERATION.name.to_owned() } else { name(&path) };
+            let id = if serving.generation_model.is_none() {
+                GENERATION.name.to_owned()
+            } else {
+                model_name(&path)
+            };
             Some((id, model))
         }
         None => None,
@@ -457,6 +491,64 @@ fn load_models(data: &DataDir, config: &NodeConfig) -> anyhow::Result<substrate_
         serving.slots.unwrap_or(1),
         serving.queue.unwrap_or(8),
     ))
+}
+
+/// The search index and the thread that keeps it current with the log; dropping it stops the
+/// thread.
+struct Search {
+    index: Arc<substrate_search::SearchIndex>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Search {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Opens DATA_DIR/search, brings it up to the log before the node answers, and follows the log.
+fn open_search(
+    data: &DataDir,
+    embedder: Option<(String, Arc<Embedder>)>,
+    reader: Reader,
+) -> anyhow::Result<Search> {
+    let dir = data.root().join("search");
+    let vectors = embedder.is_some();
+    let index = Arc::new(substrate_search::SearchIndex::open(&dir, embedder).with_context(|| {
+        format!("opening the search index (delete {} to rebuild it from the log)", dir.display())
+    })?);
+    tracing::info!(indexed = index.indexed(), vectors, "search index open");
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let follower = index.clone();
+    // The first pass may be long (every text embedded); the node answers meanwhile, and a search
+    // says how far the index has come.
+    let thread = std::thread::Builder::new().name("search".into()).spawn(move || {
+        use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
+        loop {
+            // One step at a time, so that stopping the node never waits on a long first pass.
+            while let Err(TryRecvError::Empty) = stopped.try_recv() {
+                match follower.step(&reader) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "indexing the commons' texts");
+                        break;
+                    }
+                }
+            }
+            if !matches!(
+                stopped.recv_timeout(std::time::Duration::from_millis(250)),
+                Err(RecvTimeoutError::Timeout)
+            ) {
+                break;
+            }
+        }
+    })?;
+    Ok(Search { index, stop: Some(stop), thread: Some(thread) })
 }
 
 /// This machine's memory, from /proc/meminfo (MiB); 1024 where it cannot be read.

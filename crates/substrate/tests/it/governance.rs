@@ -644,8 +644,23 @@ fn credits_are_earned_and_never_transferable() {
         }
     }
     writes.sort();
-    // The registry's uploads store the files of adapters the log already holds, nothing else.
-    assert_eq!(writes, ["post /v1/deposits", "post /v1/events", "put /v1/adapters/{id}/files/{name}"]);
+    // The registry's uploads store the files of adapters the log already holds, and the
+    // inference routes answer from the models without writing to the record; nothing else writes.
+    assert_eq!(
+        writes,
+        [
+            "post /api/chat",
+            "post /api/embed",
+            "post /api/generate",
+            "post /api/show",
+            "post /v1/chat/completions",
+            "post /v1/completions",
+            "post /v1/deposits",
+            "post /v1/embeddings",
+            "post /v1/events",
+            "put /v1/adapters/{id}/files/{name}"
+        ]
+    );
     let reply =
         http.post_json(&format!("/v1/credits/{}", crate::util::segment(&ada.did)), &json!({"to": bo.did}));
     assert_eq!(reply.status, 405, "{}", reply.body);

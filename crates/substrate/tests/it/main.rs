@@ -14,6 +14,7 @@ mod mesh;
 mod mesh_adapters;
 mod models;
 mod registry;
+mod search;
 mod serving;
 mod tamper;
 mod tidy;

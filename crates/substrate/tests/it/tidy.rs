@@ -68,6 +68,7 @@ fn only_the_owning_crate_names_each_outside_library() {
         ("tokenizers", &["substrate-models"]),
         ("landlock", &["substrate-jobs"]),
         ("seccompiler", &["substrate-jobs"]),
+        ("tantivy", &["substrate-search"]),
     ];
     for (name, dir) in crates() {
         let deps = dependencies(&read(&dir.join("Cargo.toml")));

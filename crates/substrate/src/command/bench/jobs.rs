@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use substrate_core::governance::acts::{Action, Attestation, NodeRegistration, Proposal, VoteCast};
-use substrate_core::governance::jobs::{
-    DEFAULT_CHECK_PPM, JobInput, JobRecord, JobRequest, JobStatus, Role, Verdict,
-};
+use substrate_core::governance::jobs::{DEFAULT_CHECK_PPM, JobInput, JobRecord, JobRequest, JobStatus, Role};
 use substrate_core::governance::tally::{ProposalClass, Vote};
 use substrate_core::identity::ActorKind;
 
@@ -38,11 +36,8 @@ pub(super) fn bench_jobs(
         "a drawn job is checked by a worker of another operator: give --workers 2 or more, or --check-ppm 0"
     );
     let clients = clients.clamp(1, jobs);
-    let exe = std::env::current_exe().context("locating the substrate binary")?;
     let load_before = load_average();
     let tmp = tempfile::tempdir()?;
-    let logs = tmp.path().join("logs");
-    std::fs::create_dir_all(&logs)?;
 
     // The model embed@1 is pinned to: every file of its directory, as `propose --approve-workload`
     // pins a directory.
@@ -62,56 +57,10 @@ pub(super) fn bench_jobs(
             (dir, root, "a tiny BERT (2 layers, 32 wide)".to_owned())
         }
     };
-    let pins = model_digests(&model)?;
-
-    let (sequencer, nodes, requester) = found(tmp.path(), workers, jobs + PROBES, check_ppm, &pins)?;
-    let requester_did = substrate_core::identity::did_of(&requester.verifying_key());
-
-    // The sequencer and the workers, each a `substrate serve` of this binary.
-    let seq_dir = tmp.path().join("sequencer");
-    let seq =
-        Serve::start(&exe, &seq_dir, &["--p2p-listen", "/ip4/127.0.0.1/tcp/0"], &logs.join("sequencer.log"))?;
-    drop(sequencer);
+    let (nodes, requester) = found(tmp.path(), workers, jobs + PROBES, check_ppm, &model_digests(&model)?)?;
+    let (seq, running, ready) = start_nodes(tmp.path(), workers, &models_root)?;
     let client = crate::client::Client::new(&seq.url);
-    let models_arg = models_root.display().to_string();
-    let mut running = Vec::new();
-    for n in 0..workers {
-        let dir = tmp.path().join(format!("worker-{}", n + 1));
-        let args = [
-            "--p2p-listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--bootstrap",
-            &seq.p2p,
-            "--role",
-            "worker",
-            "--worker-models",
-            &models_arg,
-        ];
-        running.push(Serve::start(&exe, &dir, &args, &logs.join(format!("worker-{}.log", n + 1)))?);
-    }
-    let ready = Instant::now();
-    loop {
-        let view: serde_json::Value = client.get("/v1/workers")?.json()?;
-        let offering = view["workers"].as_array().map_or(0, |list| {
-            list.iter()
-                .filter(|w| {
-                    w["offer"]["workloads"].as_array().is_some_and(|l| l.iter().any(|w| w == "embed@1"))
-                })
-                .count()
-        });
-        if offering == workers {
-            break;
-        }
-        if ready.elapsed() > READY {
-            let tails: Vec<String> = running.iter().map(Serve::log_tail).collect();
-            anyhow::bail!(
-                "{offering} of {workers} workers offered embed@1 within {} s:\n{}",
-                READY.as_secs(),
-                tails.join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let requester_did = substrate_core::identity::did_of(&requester.verifying_key());
     let credits: serde_json::Value = client.get(&format!("/v1/credits/{requester_did}"))?.json()?;
     println!(
         "jobs on the mesh, 127.0.0.1: a sequencer and {workers} workers of {workers} operators, each a `substrate serve` process; embed@1 pinned to {model_name}; check rate {check_ppm} ppm; the requester holds {} credits; data in {}",
@@ -120,7 +69,7 @@ pub(super) fn bench_jobs(
     );
     println!(
         "  the workers offered embed@1 {:.1} s after they started; load average before: {load_before}",
-        ready.elapsed().as_secs_f64()
+        ready.as_secs_f64()
     );
 
     // One or two short texts a job, each request signed before it is timed.
@@ -138,19 +87,108 @@ pub(super) fn bench_jobs(
         };
         json!({"envelope": SignedEvent::sign(Event::JobRequest(request), &requester).envelope})
     };
+    let probe_ids = probe(&client, (jobs..jobs + PROBES).map(body).collect())?;
 
-    // The log stamps an assignment with the clock reading of the sequencer's round that carried
-    // the request, so its times cannot show how long the assignment took to be written: single
-    // jobs on idle workers show it by the wall clock, from the request's receipt to the
-    // assignment being readable from the API.
-    let probes: Vec<serde_json::Value> = (jobs..jobs + PROBES).map(body).collect();
-    let mut to_receipt = Vec::new();
-    let mut to_assignment = Vec::new();
+    // The stream: every request signed before the clock starts, posted by `clients` threads.
+    let bodies: Vec<serde_json::Value> = (0..jobs).map(body).collect();
+    let load_at_start = load_average();
+    let cpu_before = Usage::read(&seq, &running);
+    let started = Instant::now();
+    let ids = post_all(&client, &bodies, clients)?;
+    wait_for_the_end(&client, jobs, started, &seq, &running)?;
+    let wall = started.elapsed();
+    let cpu_after = Usage::read(&seq, &running);
+    let load_after = load_average();
+
+    // What the log says of each job.
+    let (records, probed): (Vec<JobRecord>, Vec<JobRecord>) =
+        read_jobs(&client)?.into_iter().partition(|j| ids.contains(&j.id));
+    anyhow::ensure!(records.len() == jobs, "the sequencer lists {} of the {jobs} jobs", records.len());
+    let times = entry_times(&client, probe_ids.first().copied().unwrap_or_default())?;
+    let at = |index: u64| times.get(&index).copied();
+    let probed: Vec<JobRecord> = probed.into_iter().filter(|j| probe_ids.contains(&j.id)).collect();
+    Report::of(&probed, at).latencies(&format!(
+        "the {} single jobs, one at a time on idle workers, from the log's integrated times (ms):",
+        probed.len()
+    ));
+    let name: BTreeMap<&str, String> =
+        nodes.iter().enumerate().map(|(n, node)| (node.as_str(), format!("worker {}", n + 1))).collect();
+    Report::of(&records, at).print(jobs, wall, &name);
+    cpu_after.print_since(&cpu_before, wall);
+    println!("  load average at the start of the stream: {load_at_start}; at the end: {load_after}");
+    Ok(())
+}
+
+/// Starts the sequencer of the commons founded in `root`, then its `workers` workers, each a
+/// `substrate serve` of this binary, and waits until every worker offers embed@1: the nodes, and
+/// how long the workers took.
+fn start_nodes(root: &Path, workers: usize, models: &Path) -> anyhow::Result<(Serve, Vec<Serve>, Duration)> {
+    let exe = std::env::current_exe().context("locating the substrate binary")?;
+    let logs = root.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let seq = Serve::start(
+        &exe,
+        &root.join("sequencer"),
+        &["--p2p-listen", "/ip4/127.0.0.1/tcp/0"],
+        &logs.join("sequencer.log"),
+    )?;
+    let models = models.display().to_string();
+    let mut running = Vec::new();
+    for n in 1..=workers {
+        let args = [
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--bootstrap",
+            &seq.p2p,
+            "--role",
+            "worker",
+            "--worker-models",
+            &models,
+        ];
+        let log = logs.join(format!("worker-{n}.log"));
+        running.push(Serve::start(&exe, &root.join(format!("worker-{n}")), &args, &log)?);
+    }
+    let client = crate::client::Client::new(&seq.url);
+    let started = Instant::now();
+    loop {
+        let view: serde_json::Value = client.get("/v1/workers")?.json()?;
+        let offering = view["workers"].as_array().map_or(0, |list| {
+            let offers = |w: &&serde_json::Value| {
+                w["offer"]["workloads"].as_array().is_some_and(|l| l.iter().any(|w| w == "embed@1"))
+            };
+            list.iter().filter(offers).count()
+        });
+        if offering == workers {
+            return Ok((seq, running, started.elapsed()));
+        }
+        if started.elapsed() > READY {
+            let tails: Vec<String> = running.iter().map(Serve::log_tail).collect();
+            anyhow::bail!(
+                "{offering} of {workers} workers offered embed@1 within {} s:\n{}",
+                READY.as_secs(),
+                tails.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Requests the `probes` one at a time, each after the one before has ended, and prints how long
+/// the assignment took by the wall clock: the log stamps an assignment with the clock reading of
+/// the sequencer's round that carried the request, so its times cannot show it. Returns the
+/// probes' job ids.
+fn probe(
+    client: &crate::client::Client,
+    probes: Vec<serde_json::Value>,
+) -> anyhow::Result<std::collections::BTreeSet<u64>> {
+    let (mut to_receipt, mut to_assignment) = (Vec::new(), Vec::new());
+    let mut ids = std::collections::BTreeSet::new();
     for probe in &probes {
         let sent = Instant::now();
         let receipt: serde_json::Value = client.post("/v1/events", probe)?.json()?;
         let received = sent.elapsed();
         let id = receipt["log_index"].as_u64().context("a receipt without log_index")?;
+        ids.insert(id);
         let mut assigned = None;
         loop {
             let view: serde_json::Value = client.get(&format!("/v1/jobs/{id}"))?.json()?;
@@ -161,6 +199,7 @@ pub(super) fn bench_jobs(
                 break;
             }
             anyhow::ensure!(sent.elapsed() < Duration::from_secs(60), "probe job {id} did not end in 60 s");
+            // Asked as fast as the node answers until the assignment shows, then at ease.
             if assigned.is_some() {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -170,23 +209,28 @@ pub(super) fn bench_jobs(
         to_assignment.push((assigned - received).as_secs_f64() * 1e3);
     }
     println!(
-        "  {PROBES} single jobs one at a time on idle workers, by the wall clock: POST /v1/events → receipt p50 {:.1} ms, max {:.1} ms; receipt → the assignment readable p50 {:.1} ms, max {:.1} ms",
+        "  {} single jobs one at a time on idle workers, by the wall clock: POST /v1/events → receipt p50 {:.1} ms, max {:.1} ms; receipt → the assignment readable p50 {:.1} ms, max {:.1} ms",
+        probes.len(),
         quantile(&mut to_receipt, 0.5),
         quantile(&mut to_receipt, 1.0),
         quantile(&mut to_assignment, 0.5),
         quantile(&mut to_assignment, 1.0)
     );
+    Ok(ids)
+}
 
-    // The stream: every request signed before the clock starts, posted by `clients` threads.
-    let bodies: Vec<serde_json::Value> = (0..jobs).map(body).collect();
-    let load_at_start = load_average();
-    let cpu_before = Usage::read(&seq, &running);
+/// Posts every request from `clients` threads, each its share in turn, and prints how fast the
+/// node took them: the jobs' ids.
+fn post_all(
+    client: &crate::client::Client,
+    bodies: &[serde_json::Value],
+    clients: usize,
+) -> anyhow::Result<std::collections::BTreeSet<u64>> {
     let started = Instant::now();
     let posted: Vec<(u64, Duration)> = std::thread::scope(|scope| {
         let lanes: Vec<_> = (0..clients)
             .map(|lane| {
                 let client = client.clone();
-                let bodies = &bodies;
                 scope.spawn(move || -> anyhow::Result<Vec<(u64, Duration)>> {
                     let mut answers = Vec::new();
                     for body in bodies.iter().skip(lane).step_by(clients) {
@@ -211,14 +255,27 @@ pub(super) fn bench_jobs(
     let posting = started.elapsed();
     let mut round_trips: Vec<f64> = posted.iter().map(|(_, took)| took.as_secs_f64() * 1e3).collect();
     println!(
-        "  {jobs} embedding jobs (one or two texts of 24–40 bytes each, budget 1) posted as signed JobRequest events to POST /v1/events by {clients} client threads in {:.2} s ({:.0} /s); round trip p50 {:.1} ms, p99 {:.1} ms",
+        "  {} embedding jobs (one or two texts of 24–40 bytes each, budget 1) posted as signed JobRequest events to POST /v1/events by {clients} client threads in {:.2} s ({:.0} /s); round trip p50 {:.1} ms, p99 {:.1} ms",
+        bodies.len(),
         posting.as_secs_f64(),
-        jobs as f64 / posting.as_secs_f64(),
+        bodies.len() as f64 / posting.as_secs_f64(),
         quantile(&mut round_trips, 0.5),
         quantile(&mut round_trips, 0.99)
     );
+    let ids: std::collections::BTreeSet<u64> = posted.iter().map(|(id, _)| *id).collect();
+    anyhow::ensure!(ids.len() == bodies.len(), "{} distinct jobs for {} requests", ids.len(), bodies.len());
+    Ok(ids)
+}
 
-    // Until every job has ended: done or failed, as the sequencer's metrics count them.
+/// Waits until the `jobs` of the stream have ended, done or failed, as the sequencer's metrics
+/// count them (the probes before them ended already); gives up when none ends for [`STALL`].
+fn wait_for_the_end(
+    client: &crate::client::Client,
+    jobs: usize,
+    started: Instant,
+    seq: &Serve,
+    running: &[Serve],
+) -> anyhow::Result<()> {
     let mut last = (0u64, Instant::now());
     let mut shown = Instant::now();
     loop {
@@ -226,7 +283,7 @@ pub(super) fn bench_jobs(
         let ended = (metric(&metrics, "substrate_jobs_done") + metric(&metrics, "substrate_jobs_failed"))
             .saturating_sub(PROBES as u64);
         if ended >= jobs as u64 {
-            break;
+            return Ok(());
         }
         if ended > last.0 {
             last = (ended, Instant::now());
@@ -243,63 +300,13 @@ pub(super) fn bench_jobs(
             println!("  {ended} of {jobs} jobs ended after {:.0} s", started.elapsed().as_secs_f64());
             shown = Instant::now();
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // The end is read from the log; this only decides when to read it.
+        std::thread::sleep(Duration::from_millis(250));
     }
-    let wall = started.elapsed();
-    let cpu_after = Usage::read(&seq, &running);
-    let load_after = load_average();
-
-    let ids: std::collections::BTreeSet<u64> = posted.iter().map(|(id, _)| *id).collect();
-    anyhow::ensure!(ids.len() == jobs, "{} distinct jobs for {jobs} requests", ids.len());
-    let records: Vec<JobRecord> = read_jobs(&client)?.into_iter().filter(|j| ids.contains(&j.id)).collect();
-    anyhow::ensure!(records.len() == jobs, "the sequencer lists {} of the {jobs} jobs", records.len());
-    let first = ids.first().copied().unwrap_or_default();
-    let times = entry_times(&client, first)?;
-    let at = |index: u64| times.get(&index).copied();
-
-    let name: BTreeMap<&str, String> =
-        nodes.iter().enumerate().map(|(n, node)| (node.as_str(), format!("worker {}", n + 1))).collect();
-    let report = Report::of(&records, at);
-    report.print(jobs, wall, &name);
-
-    println!(
-        "CPU seconds during the stream (user + system, from /proc; {:.1} s of wall time):",
-        wall.as_secs_f64()
-    );
-    let used = |n: usize| cpu_after.processes[n].since(&cpu_before.processes[n]);
-    let mut accounted = 0.0;
-    for n in 0..=workers {
-        let (own, children, threads) = used(n);
-        accounted += own + children;
-        let threads: Vec<String> = threads.iter().map(|(name, cpu)| format!("{name} {cpu:.1}")).collect();
-        let label = match n {
-            0 => "sequencer".to_owned(),
-            n => format!("worker {n}"),
-        };
-        let workloads =
-            if n == 0 { String::new() } else { format!(", its workload processes {children:.1}") };
-        println!("  {label:<12} {own:>6.1}{workloads}; by thread: {}", threads.join(", "));
-    }
-    let own = cpu_after.this - cpu_before.this;
-    accounted += own;
-    let machine = cpu_after.machine - cpu_before.machine;
-    println!("  {:<12} {own:>6.1} (clients, polling)", "this process");
-    println!(
-        "  {:<12} {machine:>6.1} of the {:.1} its {} cores had; {:.1} outside these processes",
-        "the machine",
-        wall.as_secs_f64() * cores() as f64,
-        cores(),
-        machine - accounted
-    );
-    println!("  load average at the start of the stream: {load_at_start}; at the end: {load_after}");
-    drop(running);
-    drop(seq);
-    Ok(())
 }
 
-/// The keys of the bench commons: the sequencer's ledger (dropped before it is served), the node
-/// keys of the workers (did:key), and the requester's key.
-type Founded = (Ledger, Vec<String>, SigningKey);
+/// The bench commons' worker nodes (did:key) and the requester's key.
+type Founded = (Vec<String>, SigningKey);
 
 /// Founds the commons in `root`/sequencer and prepares `workers` mirrors beside it: a steward,
 /// a requester with credits from deposits, `workers` operators each with a registered node, and
@@ -447,7 +454,7 @@ fn found(
         "the bench proposals did not pass: {:?}",
         ids.iter().map(|id| g.proposal(*id).map(|p| format!("{:?}", p.status))).collect::<Vec<_>>()
     );
-    Ok((ledger, nodes, requester))
+    Ok((nodes, requester))
 }
 
 /// sha256 of every file in the model directory, sorted, as `propose --approve-workload DIR` pins it.
@@ -544,6 +551,35 @@ impl Usage {
             this: ProcessCpu::read(std::process::id()).own,
             machine: machine_cpu(),
         }
+    }
+
+    /// Prints what each process used since `before`, over `wall` of wall time.
+    fn print_since(&self, before: &Usage, wall: Duration) {
+        println!(
+            "CPU seconds during the stream (user + system, from /proc; {:.1} s of wall time):",
+            wall.as_secs_f64()
+        );
+        let mut accounted = 0.0;
+        for (n, (after, before)) in self.processes.iter().zip(&before.processes).enumerate() {
+            let (own, children, threads) = after.since(before);
+            accounted += own + children;
+            let threads: Vec<String> = threads.iter().map(|(name, cpu)| format!("{name} {cpu:.1}")).collect();
+            let (label, workloads) = match n {
+                0 => ("sequencer".to_owned(), String::new()),
+                n => (format!("worker {n}"), format!(", its workload processes {children:.1}")),
+            };
+            println!("  {label:<12} {own:>6.1}{workloads}; by thread: {}", threads.join(", "));
+        }
+        let own = self.this - before.this;
+        let machine = self.machine - before.machine;
+        println!("  {:<12} {own:>6.1} (clients, polling)", "this process");
+        println!(
+            "  {:<12} {machine:>6.1} of the {:.1} its {} cores had; {:.1} outside these processes",
+            "the machine",
+            wall.as_secs_f64() * cores() as f64,
+            cores(),
+            machine - accounted - own
+        );
     }
 }
 
@@ -765,7 +801,9 @@ impl Report {
                 JobStatus::Done { verdict, at: end, .. } => {
                     r.ending.push(gap(job.requested_at, *end));
                     r.last_end = r.last_end.max(*end);
-                    *r.verdicts.entry(verdict_name(*verdict).to_owned()).or_default() += 1;
+                    let verdict =
+                        serde_json::to_value(verdict).ok().and_then(|v| v.as_str().map(str::to_owned));
+                    *r.verdicts.entry(verdict.unwrap_or_default()).or_default() += 1;
                 }
                 JobStatus::Failed { reason, at: end } => {
                     r.last_end = r.last_end.max(*end);
@@ -779,7 +817,7 @@ impl Report {
         r
     }
 
-    fn print(mut self, jobs: usize, wall: Duration, name: &BTreeMap<&str, String>) {
+    fn print(&mut self, jobs: usize, wall: Duration, name: &BTreeMap<&str, String>) {
         let span = self.last_end.saturating_sub(self.first_request) as f64 / 1000.0;
         println!(
             "  the log integrated the {jobs} requests over {:.2} s; the last job ended {span:.2} s after the first request: {:.1} jobs/s ({:.1} jobs/s by this process's clock, first post to the last end seen, {:.2} s)",
@@ -800,7 +838,13 @@ impl Report {
         for line in self.failed.iter().take(5) {
             println!("    {line}");
         }
-        println!("per job, from the log's integrated times (ms):");
+        self.latencies("per job of the stream, from the log's integrated times (ms):");
+        self.workers(name);
+    }
+
+    /// The table of each stage's latency over the jobs.
+    fn latencies(&mut self, title: &str) {
+        println!("{title}");
         println!("  {:<58} {:>6} {:>8} {:>8} {:>8}", "", "jobs", "p50", "p99", "max");
         let rows: [(&str, &mut Vec<f64>); 6] = [
             ("request → run assigned (scheduling)", &mut self.scheduling),
@@ -819,6 +863,10 @@ impl Report {
                 quantile(values, 1.0)
             );
         }
+    }
+
+    /// The table of what each worker answered, and how long each answer took it.
+    fn workers(&mut self, name: &BTreeMap<&str, String>) {
         println!(
             "per worker (ms): an answer's service time is from the later of its assignment and the worker's previous answer to this answer; from idle, the worker had answered everything before the assignment"
         );
@@ -855,17 +903,6 @@ impl Report {
                 quantile(&mut cpu, 0.5),
             );
         }
-    }
-}
-
-fn verdict_name(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Unsampled => "unsampled",
-        Verdict::Passed => "passed",
-        Verdict::Unchecked => "unchecked",
-        Verdict::Upheld => "upheld",
-        Verdict::Overturned => "overturned",
-        Verdict::Unresolved => "unresolved",
     }
 }
 

@@ -9,20 +9,11 @@ pub(super) fn bench_open(data: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let ledger = Ledger::open(&DataDir::new(data))?;
     let seconds = started.elapsed().as_secs_f64();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |field: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
     println!(
         "opened a commons of {} entries in {seconds:.2} s; peak resident memory {:.0} MiB, now {:.0} MiB",
         ledger.state().size(),
-        kib("VmHWM:") as f64 / 1024.0,
-        kib("VmRSS:") as f64 / 1024.0
+        status_kib("VmHWM:") as f64 / 1024.0,
+        status_kib("VmRSS:") as f64 / 1024.0
     );
     Ok(())
 }
