@@ -536,6 +536,28 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The provenance erasure rate of served answers: each question in FILE (one per line) is
+    /// asked of the node with retrieval, and every deposit an answer quotes (a run of
+    /// `--min-words` words of its text) must be among the answer's citations, attributed as the
+    /// log records it, and named in the answer's text.
+    Answers {
+        questions: PathBuf,
+        /// The generation model. Default: the default model's name.
+        #[arg(long)]
+        model: Option<String>,
+        /// Passages retrieved per question, 1 to 8.
+        #[arg(long, default_value_t = 3)]
+        passages: usize,
+        /// Words in a row an answer shares with a text for it to quote the text.
+        #[arg(long, default_value_t = 8)]
+        min_words: usize,
+        #[arg(long, default_value_t = 128)]
+        max_tokens: u32,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

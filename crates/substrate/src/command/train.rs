@@ -261,6 +261,10 @@ fn builder() -> anyhow::Result<Builder> {
 
 pub fn audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
+        AuditCommand::Answers { questions, model, passages, min_words, max_tokens, json, node } => {
+            let asked = super::search::AuditSettings { model, passages, min_words, max_tokens };
+            super::search::audit_answers(&node.node, &questions, &asked, json)
+        }
         AuditCommand::Per { dir, data_dir, json } => {
             let stages = substrate_training::audit::per(&dir, &DataDir::new(&data_dir))
                 .with_context(|| format!("auditing {}", dir.display()))?;

@@ -746,6 +746,18 @@ fn answers_drawn_from_the_commons_cite_what_they_were_given() {
     let (out, _) =
         ok(&["chat", "the kitchen song", "--model", &model, "--max-tokens", "4", "--node", &node.url]);
     assert!(out.contains("drawn from:") && out.contains("[1] Story"), "{out}");
+    // The audit asks each question and accounts for every quote; the JSON lists what it asked.
+    let questions = dir.path().join("questions.txt");
+    std::fs::write(&questions, "the kitchen song\n\nwhy we sing\n").expect("questions");
+    let audit_args =
+        ["audit", "answers", path(&questions), "--model", &model, "--max-tokens", "4", "--min-words", "2"];
+    let (out, _) = ok(&[&audit_args[..], &["--node", &node.url]].concat());
+    assert!(out.contains("answers to 2 questions") && out.contains("| answer citations |"), "{out}");
+    let (out, _) = ok(&[&audit_args[..], &["--json", "--node", &node.url]].concat());
+    let audit: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(audit["answers"].as_array().map(Vec::len), Some(2), "{audit}");
+    assert_eq!(audit["answers"][0]["cited"].as_array().map(Vec::len), Some(3), "{audit}");
+    assert_eq!(audit["stages"][1]["stage"], "answer text", "{audit}");
 
     // Refusals, in the OpenAI shape.
     for (extra, code) in [

@@ -38,7 +38,8 @@ pub(super) fn bench_search(
             let model = Embedder::load(&path).with_context(|| {
                 format!("loading the embedding model (`substrate models fetch`) {}", path.display())
             })?;
-            let name = models.model.clone().unwrap_or_else(|| substrate_models::fetch::EMBEDDING.name.to_owned());
+            let name =
+                models.model.clone().unwrap_or_else(|| substrate_models::fetch::EMBEDDING.name.to_owned());
             Some((name, Arc::new(model)))
         }
         false => None,
@@ -52,6 +53,7 @@ pub(super) fn bench_search(
         "built a commons of {deposits} public deposits of {size} B (words of a {VOCABULARY}-word vocabulary drawn by Zipf's law, the eight registers in turn) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    println!("load average (1 minute) before indexing: {}", load_average());
     let queries: Vec<(String, Cid)> = (0..WARMUP + queries).map(|q| query(q, deposits, size)).collect();
     println!(
         "{} searches per mode, each of 1 to 4 words (in turn) drawn from one deposit's text, {WARMUP} more before them untimed; {LIMIT} hits asked",
@@ -60,7 +62,10 @@ pub(super) fn bench_search(
 
     let plain = build(&tmp.path().join("search-bm25"), None, &reader, deposits, "BM25 only")?;
     time_searches(&plain, &reader, Mode::Bm25, "bm25", &queries)?;
-    let Some((name, embedder)) = embedder else { return Ok(()) };
+    let Some((name, embedder)) = embedder else {
+        println!("load average (1 minute) at the end: {}", load_average());
+        return Ok(());
+    };
 
     let sample: Vec<String> = (0..EMBED_SAMPLE.min(deposits))
         .map(|i| String::from_utf8_lossy(&zipf_text(i, size)).into_owned())
@@ -77,8 +82,18 @@ pub(super) fn bench_search(
         embedder.max_tokens
     );
     // The BM25-only index stays open, so that what this one adds is measured on its own.
-    let both =
-        build(&tmp.path().join("search-vectors"), Some((name, embedder.clone())), &reader, deposits, "with vectors")?;
+    let both = build(
+        &tmp.path().join("search-vectors"),
+        Some((name, embedder.clone())),
+        &reader,
+        deposits,
+        "with vectors",
+    )?;
+    println!(
+        "  of which the vectors held in memory: {deposits} x {} floats, {:.1} MiB",
+        embedder.dim,
+        (deposits * embedder.dim * 4) as f64 / 1048576.0
+    );
     for (mode, name) in [(Mode::Bm25, "bm25"), (Mode::Vector, "vector"), (Mode::Hybrid, "hybrid")] {
         time_searches(&both, &reader, mode, name, &queries)?;
     }
@@ -89,8 +104,15 @@ pub(super) fn bench_search(
         embedding.push(started.elapsed());
     }
     println!("  of which embedding the query alone: {}", latencies(&mut embedding));
+    println!("load average (1 minute) at the end: {}", load_average());
     drop((plain, both));
     Ok(())
+}
+
+/// The machine's load average over the last minute, from /proc/loadavg.
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace().next().unwrap_or("?").to_owned()
 }
 
 /// Opens an index in `dir` and brings it up to the log, timed, with the resident memory it added
@@ -131,7 +153,6 @@ fn time_searches(
     queries: &[(String, Cid)],
 ) -> anyhow::Result<()> {
     let filters = Filters::default();
-    let rss = status_kib("VmRSS:");
     for (text, _) in &queries[..WARMUP.min(queries.len())] {
         index.search(text, &filters, mode, LIMIT, reader)?;
     }
@@ -145,11 +166,10 @@ fn time_searches(
     }
     let searches = times.len().max(1) as f64;
     println!(
-        "  search, {name:<6} {}; {:.1} hits each, the text a query came from among them in {:.0}%; resident memory {:+.0} MiB over the searches",
+        "  search, {name:<6} {}; {:.1} hits each, the text a query came from among them in {:.0}%",
         latencies(&mut times),
         hits as f64 / searches,
         found as f64 * 100.0 / searches,
-        (status_kib("VmRSS:") as f64 - rss as f64) / 1024.0
     );
     Ok(())
 }
