@@ -9,6 +9,7 @@ mod ollama;
 pub mod openai;
 mod routes;
 mod search;
+pub mod signatures;
 mod tiles;
 
 pub use error::ApiError;

@@ -126,6 +126,22 @@ impl OpenAiError {
         }
     }
 
+    /// A refusal of who is asking (401 a signature that does not hold, 403 not a member).
+    fn from_api(error: crate::ApiError) -> OpenAiError {
+        let code = error.error;
+        OpenAiError {
+            status: error.status,
+            message: error.detail,
+            kind: if error.status == StatusCode::UNAUTHORIZED {
+                "authentication_error"
+            } else {
+                "permission_error"
+            },
+            param: None,
+            code,
+        }
+    }
+
     fn internal(message: impl Into<String>) -> OpenAiError {
         OpenAiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -534,12 +550,22 @@ fn request_id(prefix: &str) -> String {
     format!("{prefix}-{nanos:x}{:04x}", COUNT.fetch_add(1, Ordering::Relaxed) & 0xffff)
 }
 
-pub async fn chat_completions(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
-    complete(app, read(body)?, true).await
+pub async fn chat_completions(
+    State(app): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body = read(body)?;
+    // A verified member's signed request may be answered from `commons` texts too.
+    let member =
+        crate::signatures::member(&app, &method, &uri, &headers, &body).map_err(OpenAiError::from_api)?;
+    complete(app, body, true, member.is_some()).await
 }
 
 pub async fn completions(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
-    complete(app, read(body)?, false).await
+    complete(app, read(body)?, false, false).await
 }
 
 /// Generates on a thread of its own, holding `permit` until it ends: the text comes through the
@@ -608,7 +634,7 @@ pub(crate) enum Piece {
     Failed(String),
 }
 
-async fn complete(app: AppState, body: Bytes, chat: bool) -> Answer {
+async fn complete(app: AppState, body: Bytes, chat: bool, member: bool) -> Answer {
     let inference = Arc::clone(inference(&app)?);
     let body = object(&body)?;
     let grounding = match body.get("retrieval") {
@@ -624,10 +650,9 @@ async fn complete(app: AppState, body: Bytes, chat: bool) -> Answer {
                             "retrieval searches for the last user message's text, and there is none",
                         )
                     })?;
-                    let grounding =
-                        crate::search::ground(&app, &question, retrieval).await.map_err(|message| {
-                            OpenAiError::invalid("retrieval", "retrieval_unavailable", message)
-                        })?;
+                    let grounding = crate::search::ground(&app, &question, retrieval, member).await.map_err(
+                        |message| OpenAiError::invalid("retrieval", "retrieval_unavailable", message),
+                    )?;
                     Some(grounding)
                 }
                 None => None,

@@ -376,9 +376,17 @@ async fn receipt(
     .await
 }
 
-async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn content(
+    State(app): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     // Only a node that forwards to a sequencer (a mirror) may hold an entry without its text.
     let mirror = app.sequencer.head().is_none();
+    // A verified member's signed request reads `commons` texts too.
+    let member = crate::signatures::member(&app, &method, &uri, &headers, &[])?.is_some();
     blocking(&app.reader, move |r| {
         let deposit = r.deposit(&id)?;
         match deposit.status {
@@ -404,14 +412,18 @@ async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Result<
             }
             DepositStatus::Active => {}
         }
-        if deposit.consent != ConsentTier::Public {
+        let readable =
+            deposit.consent == ConsentTier::Public || (member && deposit.consent == ConsentTier::Commons);
+        if !readable {
+            let who = if deposit.consent == ConsentTier::Commons {
+                "it is served to verified members whose request is signed (RFC 9421)"
+            } else {
+                "it is never served verbatim over this API"
+            };
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "consent",
-                format!(
-                    "{} is '{}': only public texts are served verbatim over this API",
-                    deposit.cid, deposit.consent
-                ),
+                format!("{} is '{}': {who}", deposit.cid, deposit.consent),
             ));
         }
         // A mirror holds an entry before it has fetched the text (or, for a text consent keeps on

@@ -1,7 +1,7 @@
 //! `GET /v1/search`: the commons' own texts that answer a query, hybrid (BM25 and vectors fused
-//! by reciprocal rank) or either alone, filtered by register, language and depositor. Only
-//! `public` texts are found: `commons` texts wait for members to authenticate, `training-only`
-//! and `local` texts are never indexed. And the grounding of a chat request's `retrieval`: the
+//! by reciprocal rank) or either alone, filtered by register, language and depositor. `public`
+//! texts are found by anyone, `commons` texts by a verified member whose request is signed
+//! (RFC 9421, see `signatures`); `training-only` and `local` texts are never indexed. And the grounding of a chat request's `retrieval`: the
 //! passages found, the system message that puts them before the model, and the citations.
 
 use axum::Json;
@@ -27,8 +27,13 @@ pub struct SearchQuery {
 
 pub async fn search(
     State(app): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    // A verified member's signed request finds `commons` texts too.
+    let member = crate::signatures::member(&app, &method, &uri, &headers, &[])?;
     let Some(index) = app.search.clone() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -58,7 +63,7 @@ pub async fn search(
         register: query.register.clone(),
         language: query.language.clone(),
         depositor: query.depositor.clone(),
-        include_commons: false,
+        include_commons: member.is_some(),
     };
     let reader = app.reader.clone();
     let text = query.q.clone();
@@ -89,7 +94,7 @@ pub async fn search(
             })
         })
         .collect();
-    Ok(Json(json!({"query": query.q, "mode": mode_name, "indexed": indexed, "hits": hits})))
+    Ok(Json(json!({"query": query.q, "mode": mode_name, "indexed": indexed, "member": member, "hits": hits})))
 }
 
 /// Bytes of a deposit's text put before the model as one passage, at most.
@@ -135,7 +140,12 @@ pub(crate) struct Grounding {
 
 /// Searches the commons for `query` and takes a passage of each text found: the window of the
 /// text around the words that matched (its beginning when only the meaning did).
-pub(crate) async fn ground(app: &AppState, query: &str, retrieval: Retrieval) -> Result<Grounding, String> {
+pub(crate) async fn ground(
+    app: &AppState,
+    query: &str,
+    retrieval: Retrieval,
+    member: bool,
+) -> Result<Grounding, String> {
     let Some(index) = app.search.clone() else {
         return Err(
             "this node keeps no search index to retrieve from; start it with `substrate serve --search`"
@@ -156,7 +166,7 @@ pub(crate) async fn ground(app: &AppState, query: &str, retrieval: Retrieval) ->
         register: retrieval.register,
         language: retrieval.language,
         depositor: None,
-        include_commons: false,
+        include_commons: member,
     };
     let k = retrieval.k.unwrap_or(3);
     let reader = app.reader.clone();

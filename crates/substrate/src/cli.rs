@@ -380,9 +380,14 @@ pub enum Command {
         /// How many texts, 1 to 100.
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        /// Sign the request with your key (RFC 9421): a verified member finds `commons` texts too.
+        #[arg(long)]
+        member: bool,
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        key: KeyArgs,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -408,6 +413,12 @@ pub enum Command {
         /// 0 picks the likeliest token each time.
         #[arg(long, default_value_t = 0.0)]
         temperature: f64,
+        /// Sign the request with your key (RFC 9421): a verified member's answer may draw on
+        /// `commons` texts too.
+        #[arg(long)]
+        member: bool,
+        #[command(flatten)]
+        key: KeyArgs,
         #[command(flatten)]
         node: NodeArgs,
     },

@@ -8,6 +8,8 @@ use serde_json::Value;
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// Signs every request with this key (RFC 9421), so that the node answers as to its member.
+    key: Option<ed25519_dalek::SigningKey>,
 }
 
 /// A successful answer: its status and body.
@@ -28,7 +30,27 @@ impl Client {
             .timeout_connect(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(60))
             .build();
-        Client { base: base.trim_end_matches('/').to_owned(), agent }
+        Client { base: base.trim_end_matches('/').to_owned(), agent, key: None }
+    }
+
+    /// A client whose requests are signed by `key`: a verified member's reads `commons` texts.
+    pub fn signed(base: &str, key: ed25519_dalek::SigningKey) -> Client {
+        Client { key: Some(key), ..Client::new(base) }
+    }
+
+    /// `request` with the signature headers of `key`, if the client has one.
+    fn sign(&self, mut request: ureq::Request, method: &str, path: &str, body: &[u8]) -> ureq::Request {
+        let Some(key) = &self.key else { return request };
+        let rest = self.base.split_once("://").map_or(self.base.as_str(), |(_, rest)| rest);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let authority = authority.strip_suffix(":80").unwrap_or(authority);
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for (name, value) in substrate_api::signatures::sign(key, method, authority, path, body, created) {
+            request = request.set(name, &value);
+        }
+        request
     }
 
     pub fn base(&self) -> &str {
@@ -36,17 +58,21 @@ impl Client {
     }
 
     pub fn get(&self, path: &str) -> anyhow::Result<Answer> {
-        self.answer(self.agent.get(&self.url(path)).call())
+        self.answer(self.sign(self.agent.get(&self.url(path)), "GET", path, b"").call())
     }
 
     pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Answer> {
-        self.answer(self.agent.post(&self.url(path)).send_json(body))
+        let bytes = serde_json::to_vec(body)?;
+        let request = self.sign(self.agent.post(&self.url(path)), "POST", path, &bytes);
+        self.answer(request.set("Content-Type", "application/json").send_bytes(&bytes))
     }
 
     /// POSTs `body` and hands back the answer's body to read as it comes (a stream of events);
     /// a refusal is an error as with [`Client::post`].
     pub fn post_streaming(&self, path: &str, body: &Value) -> anyhow::Result<Box<dyn std::io::Read + Send>> {
-        match self.agent.post(&self.url(path)).send_json(body) {
+        let bytes = serde_json::to_vec(body)?;
+        let request = self.sign(self.agent.post(&self.url(path)), "POST", path, &bytes);
+        match request.set("Content-Type", "application/json").send_bytes(&bytes) {
             Ok(response) => Ok(response.into_reader()),
             Err(e) => Err(self.answer(Err(e)).err().unwrap_or_else(|| anyhow!("the node refused"))),
         }
@@ -61,7 +87,7 @@ impl Client {
 
     /// GETs a body that may not be text.
     pub fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
-        match self.agent.get(&self.url(path)).call() {
+        match self.sign(self.agent.get(&self.url(path)), "GET", path, b"").call() {
             Ok(response) => {
                 let mut bytes = Vec::new();
                 std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes)

@@ -36,9 +36,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { data, listen, config, mesh, worker, serving } => {
             node::serve(&data.data_dir, listen, config, mesh, worker, serving)
         }
-        Command::Search { query, register, language, depositor, mode, limit, json, node } => {
+        Command::Search { query, register, language, depositor, mode, limit, member, json, key, node } => {
             let filters = search::Filters { register, language, depositor, mode };
-            search::search(&node.node, &query, &filters, limit, json)
+            let client = search::client(&node.node, member, key.key.as_deref())?;
+            search::search(&client, &query, &filters, limit, json)
         }
         Command::Chat {
             question,
@@ -48,10 +49,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             no_retrieval,
             max_tokens,
             temperature,
+            member,
+            key,
             node,
         } => {
             let retrieval = (!no_retrieval).then_some(search::Grounded { passages, register });
-            search::chat(&node.node, &question, model, retrieval, max_tokens, temperature)
+            let client = search::client(&node.node, member, key.key.as_deref())?;
+            search::chat(&client, &question, model, retrieval, max_tokens, temperature)
         }
         Command::Job(command) => jobs::run(command),
         Command::Jobs { state, json, node } => jobs::list(&node.node, state.as_deref(), json),

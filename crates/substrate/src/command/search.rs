@@ -15,7 +15,22 @@ pub struct Filters {
     pub mode: Option<String>,
 }
 
-pub fn search(node: &str, query: &str, filters: &Filters, limit: usize, json: bool) -> anyhow::Result<()> {
+/// A client of `node`, signing as the member whose key is at `key` when `member` is asked for.
+pub fn client(node: &str, member: bool, key: Option<&std::path::Path>) -> anyhow::Result<Client> {
+    if !member {
+        return Ok(Client::new(node));
+    }
+    let (_, key) = crate::keys::load(&crate::keys::path(key)?)?;
+    Ok(Client::signed(node, key))
+}
+
+pub fn search(
+    client: &Client,
+    query: &str,
+    filters: &Filters,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<()> {
     let mut path = format!("/v1/search?q={}&limit={limit}", segment(query));
     for (name, value) in [
         ("register", &filters.register),
@@ -27,7 +42,7 @@ pub fn search(node: &str, query: &str, filters: &Filters, limit: usize, json: bo
             path.push_str(&format!("&{name}={}", segment(value)));
         }
     }
-    let found: Value = Client::new(node).get(&path)?.json()?;
+    let found: Value = client.get(&path)?.json()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&found)?);
         return Ok(());
@@ -58,7 +73,7 @@ pub struct Grounded {
 }
 
 pub fn chat(
-    node: &str,
+    client: &Client,
     question: &str,
     model: Option<String>,
     retrieval: Option<Grounded>,
@@ -76,7 +91,7 @@ pub fn chat(
     if let Some(grounded) = &retrieval {
         body["retrieval"] = json!({"k": grounded.passages, "register": grounded.register});
     }
-    let stream = Client::new(node).post_streaming("/v1/chat/completions", &body)?;
+    let stream = client.post_streaming("/v1/chat/completions", &body)?;
     let mut out = std::io::stdout().lock();
     let mut citations = Vec::new();
     for line in std::io::BufReader::new(stream).lines() {

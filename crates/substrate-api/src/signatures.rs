@@ -1,0 +1,309 @@
+//! Who is asking: HTTP Message Signatures (RFC 9421) with Ed25519, the key named by its did:key
+//! in `keyid`. A request that carries no signature is anonymous; one that carries a signature is
+//! answered only if the signature holds, and then as its signer.
+//!
+//! The signature must cover `@method`, the target (`@target-uri`, or `@path` with `@query` when
+//! there is a query), `@authority`, and `content-digest` (RFC 9530, checked against the body) when
+//! there is a body; it must carry `created`, no more than five minutes from the node's clock
+//! either way, and may carry `expires`. Covered header fields are taken as they came, their lines
+//! joined with `, `; component parameters (`;sf`, `;key`, `;bs`, `;req`) are refused.
+
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use base64::Engine;
+use ed25519_dalek::Signature;
+use sfv::{BareItem, Dictionary, FieldType, InnerList, List, ListEntry, Parser};
+use sha2::Digest;
+
+use crate::ApiError;
+
+/// How far `created` may be from the node's clock, in seconds.
+const SKEW: i64 = 300;
+
+/// A refusal of a signature: 401, with what was wrong.
+fn refused(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", detail)
+}
+
+/// The signer of the request, if it is signed; an error if it is signed and the signature does
+/// not hold for this request, now.
+pub fn signer(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_seconds: i64,
+) -> Result<Option<String>, ApiError> {
+    let (Some(input), Some(signature)) = (field(headers, "signature-input"), field(headers, "signature"))
+    else {
+        if headers.contains_key("signature") || headers.contains_key("signature-input") {
+            return Err(refused("a signed request carries both Signature-Input and Signature (RFC 9421)"));
+        }
+        return Ok(None);
+    };
+    let inputs: Dictionary = Parser::new(&input)
+        .parse()
+        .map_err(|e| refused(format!("Signature-Input is not a structured-field dictionary: {e}")))?;
+    let signatures: Dictionary = Parser::new(&signature)
+        .parse()
+        .map_err(|e| refused(format!("Signature is not a structured-field dictionary: {e}")))?;
+    // The first label both carry; others are for someone else.
+    let Some((label, ListEntry::InnerList(covered))) =
+        inputs.iter().find(|(label, _)| signatures.contains_key(*label))
+    else {
+        return Err(refused("no label of Signature-Input has its signature in Signature, as an inner list"));
+    };
+    let Some(ListEntry::Item(signature)) = signatures.get(label) else {
+        return Err(refused(format!("the signature {} is not an item", label.as_str())));
+    };
+    let Some(signature) = signature.bare_item.as_byte_sequence() else {
+        return Err(refused(format!("the signature {} is not a byte sequence (:base64:)", label.as_str())));
+    };
+    let param = |name: &str| covered.params.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v);
+    let keyid = match param("keyid").and_then(BareItem::as_string) {
+        Some(keyid) => keyid.as_str().to_owned(),
+        None => {
+            return Err(refused(
+                "the signature's keyid is missing: give your did:key as keyid=\"did:key:…\"",
+            ));
+        }
+    };
+    if let Some(alg) = param("alg")
+        && alg.as_string().map(|s| s.as_str()) != Some("ed25519")
+    {
+        return Err(refused("alg must be \"ed25519\" (the only algorithm a did:key here names)"));
+    }
+    let created = param("created")
+        .and_then(BareItem::as_integer)
+        .map(i64::from)
+        .ok_or_else(|| refused("the signature needs created=<unix seconds>"))?;
+    if (created - now_seconds).abs() > SKEW {
+        return Err(refused(format!(
+            "created={created} is more than {SKEW} s from the node's clock ({now_seconds}): sign again now"
+        )));
+    }
+    if let Some(expires) = param("expires") {
+        let expires =
+            expires.as_integer().map(i64::from).ok_or_else(|| refused("expires is unix seconds"))?;
+        if expires <= now_seconds {
+            return Err(refused(format!("the signature expired at {expires}; sign again")));
+        }
+    }
+    let key = substrate_core::identity::key_of(&keyid)
+        .map_err(|e| refused(format!("keyid {keyid} is not an Ed25519 did:key: {e}")))?;
+
+    // The components, each as RFC 9421 §2 derives it.
+    let mut base = String::new();
+    let mut names = Vec::new();
+    for item in &covered.items {
+        let Some(name) = item.bare_item.as_string().map(|s| s.as_str().to_owned()) else {
+            return Err(refused("a covered component is a quoted string, e.g. \"@method\""));
+        };
+        if !item.params.is_empty() {
+            return Err(refused(format!("the component {name} has parameters; none are supported here")));
+        }
+        let value = component(&name, method, uri, headers)?;
+        base.push_str(&format!("\"{name}\": {value}\n"));
+        names.push(name);
+    }
+    let covers = |name: &str| names.iter().any(|n| n == name);
+    let target = covers("@target-uri") || (covers("@path") && (uri.query().is_none() || covers("@query")));
+    if !covers("@method") || !target || !(covers("@authority") || covers("@target-uri")) {
+        return Err(refused(
+            "the signature must cover \"@method\", \"@authority\" and the target: \"@target-uri\", or \"@path\" and \"@query\"",
+        ));
+    }
+    if !body.is_empty() {
+        if !covers("content-digest") {
+            return Err(refused("a request with a body must cover content-digest (RFC 9530)"));
+        }
+        digest_holds(headers, body)?;
+    }
+    let params = List::from([ListEntry::InnerList(InnerList {
+        items: covered.items.clone(),
+        params: covered.params.clone(),
+    })])
+    .serialize()
+    .ok_or_else(|| refused("the signature parameters cannot be serialized"))?;
+    base.push_str(&format!("\"@signature-params\": {params}"));
+    let signature =
+        Signature::from_slice(signature).map_err(|_| refused("an Ed25519 signature is 64 bytes"))?;
+    key.verify_strict(base.as_bytes(), &signature).map_err(|_| {
+        refused(format!(
+            "the signature does not verify with {keyid}'s key over this request (the signature base covers {})",
+            names.join(" ")
+        ))
+    })?;
+    Ok(Some(keyid))
+}
+
+/// A header field's lines, joined as RFC 9110 combines them.
+fn field(headers: &HeaderMap, name: &str) -> Option<String> {
+    let lines: Vec<&str> =
+        headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::trim).collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
+}
+
+fn component(name: &str, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<String, ApiError> {
+    let authority = || {
+        uri.authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| field(headers, "host"))
+            .map(|a| a.to_ascii_lowercase())
+            .ok_or_else(|| refused("the request names no authority (Host)"))
+    };
+    let path = if uri.path().is_empty() { "/" } else { uri.path() };
+    let query = uri.query().map_or_else(|| "?".to_owned(), |q| format!("?{q}"));
+    Ok(match name {
+        "@method" => method.as_str().to_owned(),
+        "@authority" => authority()?,
+        "@scheme" => "http".to_owned(),
+        "@path" => path.to_owned(),
+        "@query" => query,
+        "@request-target" => uri.path_and_query().map_or_else(|| path.to_owned(), |p| p.as_str().to_owned()),
+        "@target-uri" => {
+            format!("http://{}{}", authority()?, uri.path_and_query().map_or(path, |p| p.as_str()))
+        }
+        derived if derived.starts_with('@') => {
+            return Err(refused(format!("the component {derived} is not supported here")));
+        }
+        header => field(headers, header).ok_or_else(|| {
+            refused(format!("the signature covers {header}, which the request does not carry"))
+        })?,
+    })
+}
+
+/// The body's Content-Digest (sha-256 or sha-512) matches it.
+fn digest_holds(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let value = field(headers, "content-digest").ok_or_else(|| refused("Content-Digest is missing"))?;
+    let digests: Dictionary = Parser::new(&value)
+        .parse()
+        .map_err(|e| refused(format!("Content-Digest is not a dictionary: {e}")))?;
+    let mut checked = false;
+    for (algorithm, entry) in &digests {
+        let ListEntry::Item(item) = entry else { continue };
+        let Some(stated) = item.bare_item.as_byte_sequence() else { continue };
+        let actual = match algorithm.as_str() {
+            "sha-256" => sha2::Sha256::digest(body).to_vec(),
+            "sha-512" => sha2::Sha512::digest(body).to_vec(),
+            _ => continue,
+        };
+        if actual != stated {
+            return Err(refused(format!(
+                "Content-Digest {} does not match the body (its digest is :{}:)",
+                algorithm.as_str(),
+                base64::engine::general_purpose::STANDARD.encode(&actual)
+            )));
+        }
+        checked = true;
+    }
+    if !checked {
+        return Err(refused("Content-Digest names neither sha-256 nor sha-512"));
+    }
+    Ok(())
+}
+
+/// The headers that sign a request as `key`, covering its method, authority, path, query and
+/// (with a body) its Content-Digest: what the node's own client sends.
+pub fn sign(
+    key: &ed25519_dalek::SigningKey,
+    method: &str,
+    authority: &str,
+    path_and_query: &str,
+    body: &[u8],
+    created: i64,
+) -> Vec<(&'static str, String)> {
+    use ed25519_dalek::Signer;
+    let did = substrate_core::identity::did_of(&key.verifying_key());
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, format!("?{query}")),
+        None => (path_and_query, "?".to_owned()),
+    };
+    let mut headers = Vec::new();
+    let mut base = format!(
+        "\"@method\": {method}\n\"@authority\": {}\n\"@path\": {path}\n\"@query\": {query}\n",
+        authority.to_ascii_lowercase()
+    );
+    let mut covered = String::from("\"@method\" \"@authority\" \"@path\" \"@query\"");
+    if !body.is_empty() {
+        let digest = format!(
+            "sha-256=:{}:",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body))
+        );
+        base.push_str(&format!("\"content-digest\": {digest}\n"));
+        covered.push_str(" \"content-digest\"");
+        headers.push(("Content-Digest", digest));
+    }
+    let params = format!("({covered});created={created};keyid=\"{did}\";alg=\"ed25519\"");
+    base.push_str(&format!("\"@signature-params\": {params}"));
+    let signature = key.sign(base.as_bytes());
+    headers.push(("Signature-Input", format!("sig1={params}")));
+    headers.push((
+        "Signature",
+        format!("sig1=:{}:", base64::engine::general_purpose::STANDARD.encode(signature.to_bytes())),
+    ));
+    headers
+}
+
+/// The verified member who signed the request, `None` if it is unsigned; refused (401) if the
+/// signature does not hold, (403) if its signer is not a verified member now.
+pub(crate) fn member(
+    app: &crate::routes::AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<String>, ApiError> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let Some(did) = signer(method, uri, headers, body, now.as_secs() as i64)? else { return Ok(None) };
+    let governance = app.reader.governance().map_err(|e| ApiError::internal(&e))?;
+    if !governance.is_verified(&did, now.as_millis() as u64) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_a_member",
+            format!(
+                "{did} signed this request but is not a verified member of this commons; a steward attests members (`substrate member attest`)"
+            ),
+        ));
+    }
+    Ok(Some(did))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+
+    use super::{sign, signer};
+
+    fn request(headers: &[(&'static str, String)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert("host", HeaderValue::from_static("127.0.0.1:7878"));
+        for (name, value) in headers {
+            map.append(*name, HeaderValue::from_str(value).expect("header"));
+        }
+        map
+    }
+
+    #[test]
+    fn a_signed_request_names_its_signer_and_any_change_breaks_it() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let did = substrate_core::identity::did_of(&key.verifying_key());
+        let uri: Uri = "/v1/search?q=river".parse().expect("uri");
+        let headers = request(&sign(&key, "GET", "127.0.0.1:7878", "/v1/search?q=river", b"", 1000));
+        assert_eq!(signer(&Method::GET, &uri, &headers, b"", 1000).expect("holds"), Some(did.clone()));
+        // Unsigned: anonymous.
+        assert_eq!(signer(&Method::GET, &uri, &request(&[]), b"", 1000).expect("anonymous"), None);
+        // Another query, method, host, time or body: refused, saying why.
+        let other: Uri = "/v1/search?q=sea".parse().expect("uri");
+        assert!(signer(&Method::GET, &other, &headers, b"", 1000).is_err());
+        assert!(signer(&Method::POST, &uri, &headers, b"", 1000).is_err());
+        let stale = signer(&Method::GET, &uri, &headers, b"", 2000).expect_err("stale");
+        assert!(stale.detail.contains("sign again"), "{}", stale.detail);
+        let body = b"{\"a\":1}";
+        let posted = request(&sign(&key, "POST", "127.0.0.1:7878", "/v1/search?q=river", body, 1000));
+        assert_eq!(signer(&Method::POST, &uri, &posted, body, 1000).expect("holds"), Some(did));
+        let tampered = signer(&Method::POST, &uri, &posted, b"{\"a\":2}", 1000).expect_err("digest");
+        assert!(tampered.detail.contains("Content-Digest"), "{}", tampered.detail);
+        // A body the signature does not cover is refused.
+        assert!(signer(&Method::GET, &uri, &headers, body, 1000).is_err());
+    }
+}
