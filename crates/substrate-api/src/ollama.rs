@@ -226,6 +226,7 @@ fn asked(
     inference: &Inference,
     body: &serde_json::Map<String, Value>,
     chat: bool,
+    grounding: Option<&str>,
 ) -> Result<Asked, OllamaError> {
     let name = name_of(body)?;
     let Some((id, llama)) = inference.generation.as_ref().filter(|(id, _)| *id == name) else {
@@ -249,6 +250,12 @@ fn asked(
                         "message {i} needs a role (system, user or assistant) and content"
                     )));
                 }
+            }
+        }
+        if let Some(grounding) = grounding {
+            match parsed.first_mut().filter(|m| m.role == "system") {
+                Some(system) => system.content = format!("{}\n\n{grounding}", system.content),
+                None => parsed.insert(0, Message::new("system", grounding)),
             }
         }
         substrate_models::apply_chat_template(llama, &parsed).map_err(|e| OllamaError::bad(e.to_string()))?
@@ -325,18 +332,52 @@ fn asked(
     })
 }
 
-pub async fn chat(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
-    generate_for(app, body_of(body)?, true).await
+pub async fn chat(
+    State(app): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let bytes = body.map_err(|r| OllamaError { status: r.status(), message: r.body_text() })?;
+    // A verified member's signed request may be answered from `commons` texts too.
+    let member = crate::signatures::member(&app, &method, &uri, &headers, &bytes)
+        .map_err(|e| OllamaError { status: e.status, message: e.detail })?;
+    let body = body_of(Ok(bytes))?;
+    let grounding = match body.get("retrieval") {
+        Some(value) => match crate::search::Retrieval::parse(value).map_err(OllamaError::bad)? {
+            Some(retrieval) => {
+                let question = crate::openai::last_user_text(&body).ok_or_else(|| {
+                    OllamaError::bad("retrieval searches for the last user message's text, and there is none")
+                })?;
+                Some(
+                    crate::search::ground(&app, &question, retrieval, member.is_some())
+                        .await
+                        .map_err(OllamaError::bad)?,
+                )
+            }
+            None => None,
+        },
+        None => None,
+    };
+    generate_for(app, body, true, grounding).await
 }
 
 pub async fn generate(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
-    generate_for(app, body_of(body)?, false).await
+    generate_for(app, body_of(body)?, false, None).await
 }
 
-async fn generate_for(app: AppState, body: serde_json::Map<String, Value>, chat: bool) -> Answer {
+async fn generate_for(
+    app: AppState,
+    body: serde_json::Map<String, Value>,
+    chat: bool,
+    grounding: Option<crate::search::Grounding>,
+) -> Answer {
     let name = name_of(&body)?;
     let inference = Arc::clone(served(&app).ok_or_else(|| OllamaError::not_found(&name))?);
-    let Asked { id, model, prompt, sampling, stops, stream } = asked(&inference, &body, chat)?;
+    let system = grounding.as_ref().map(|g| g.system.as_str());
+    let Asked { id, model, prompt, sampling, stops, stream } = asked(&inference, &body, chat, system)?;
+    let citations = grounding.map(|g| g.citations);
     let permit = slot(&inference).await?;
     let rx = spawn_generation(model, prompt, sampling, stops, permit)
         .map_err(|e| OllamaError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?;
@@ -348,6 +389,7 @@ async fn generate_for(app: AppState, body: serde_json::Map<String, Value>, chat:
         done: false,
         text: String::new(),
         stream,
+        citations,
     };
     if stream {
         let mut response = Response::new(Body::new(lines));
@@ -385,9 +427,11 @@ struct Lines {
     model: String,
     started: std::time::Instant,
     done: bool,
-    /// The text so far, when not streaming.
+    /// The text so far, when not streaming or when it must be searched for citation marks.
     text: String,
     stream: bool,
+    /// The passages the answer was grounded in, given in the closing line.
+    citations: Option<Vec<Value>>,
 }
 
 impl Lines {
@@ -401,8 +445,12 @@ impl Lines {
         line
     }
 
-    fn last(&self, end: &Piece, text: &str) -> Value {
+    fn last(&mut self, end: &Piece, text: &str) -> Value {
         let mut line = self.line(text, true);
+        if let Some(citations) = self.citations.take() {
+            let answer = if self.stream { std::mem::take(&mut self.text) } else { text.to_owned() };
+            line["citations"] = Value::Array(crate::openai::referenced(citations, &answer));
+        }
         if let Piece::End { finish, prompt_tokens, completion_tokens, prompt_time, decode_time } = end {
             line["done_reason"] = json!(finish);
             line["total_duration"] = json!(self.started.elapsed().as_nanos() as u64);
@@ -430,7 +478,12 @@ impl http_body::Body for Lines {
         }
         let line = match self.rx.poll_recv(cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(Piece::Text(text))) => self.line(&text, false),
+            Poll::Ready(Some(Piece::Text(text))) => {
+                if self.citations.is_some() {
+                    self.text.push_str(&text);
+                }
+                self.line(&text, false)
+            }
             Poll::Ready(Some(end @ Piece::End { .. })) => {
                 self.done = true;
                 self.last(&end, "")

@@ -731,7 +731,7 @@ async fn complete(app: AppState, body: Bytes, chat: bool, member: bool) -> Answe
 }
 
 /// The text of the last user message of a chat request.
-fn last_user_text(body: &serde_json::Map<String, Value>) -> Option<String> {
+pub(crate) fn last_user_text(body: &serde_json::Map<String, Value>) -> Option<String> {
     let message = body.get("messages")?.as_array()?.iter().rev().find(|m| m["role"] == "user")?;
     match &message["content"] {
         Value::String(text) => Some(text.clone()),
@@ -744,7 +744,7 @@ fn last_user_text(body: &serde_json::Map<String, Value>) -> Option<String> {
 }
 
 /// Marks each citation by whether the answer names it (`[n]`).
-fn referenced(citations: Vec<Value>, answer: &str) -> Vec<Value> {
+pub(crate) fn referenced(citations: Vec<Value>, answer: &str) -> Vec<Value> {
     citations
         .into_iter()
         .map(|mut citation| {

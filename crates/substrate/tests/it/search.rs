@@ -742,6 +742,33 @@ fn answers_drawn_from_the_commons_cite_what_they_were_given() {
     assert!(with[0]["choices"][0]["finish_reason"].is_string(), "{}", streamed.body);
     assert_eq!(citations_hold(&with[0]["citations"], &bodies), 3);
 
+    // The Ollama route takes the same field: the closing line carries the citations.
+    let ollama = |stream: bool| {
+        let body = json!({
+            "model": model,
+            "messages": [{"role": "user", "content": "the kitchen song"}],
+            "retrieval": {"k": 2},
+            "stream": stream,
+            "options": {"num_predict": 4, "temperature": 0},
+        });
+        let reply = http.post_json("/api/chat", &body);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let lines: Vec<Value> =
+            reply.body.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+        let with: Vec<&Value> = lines.iter().filter(|l| l.get("citations").is_some()).collect();
+        assert_eq!(with.len(), 1, "{}", reply.body);
+        assert_eq!(with[0]["done"], true, "{}", reply.body);
+        citations_hold(&with[0]["citations"], &bodies)
+    };
+    assert_eq!(ollama(false), 2);
+    assert_eq!(ollama(true), 2);
+    let reply = http.post_json(
+        "/api/chat",
+        &json!({"model": model, "messages": [{"role": "user", "content": "x"}], "retrieval": {"k": 0}}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.json()["error"].as_str().is_some_and(|e| e.contains("retrieval.k")), "{}", reply.body);
+
     // The command line prints the answer, then where it was drawn from.
     let (out, _) =
         ok(&["chat", "the kitchen song", "--model", &model, "--max-tokens", "4", "--node", &node.url]);

@@ -69,6 +69,7 @@ fn only_the_owning_crate_names_each_outside_library() {
         ("landlock", &["substrate-jobs"]),
         ("seccompiler", &["substrate-jobs"]),
         ("tantivy", &["substrate-search"]),
+        ("sfv", &["substrate-api"]),
     ];
     for (name, dir) in crates() {
         let deps = dependencies(&read(&dir.join("Cargo.toml")));
