@@ -570,7 +570,7 @@ impl SearchIndex {
 
 /// The deposits an entry other than a deposit may have taken out of reach or brought into it: a
 /// withdrawal or a consent change names its deposit; a decision, the deposits it removed or ruled on; a ruling,
-/// its dispute's deposit.
+/// its dispute's deposit (a relabelling too: the index files a text under its register).
 fn touched_by(event: &Event, reader: &Reader) -> Vec<Cid> {
     let disputed = |id: u64| reader.governance().ok().and_then(|g| g.dispute(id).map(|d| d.cid.clone()));
     match event {
@@ -580,13 +580,12 @@ fn touched_by(event: &Event, reader: &Reader) -> Vec<Cid> {
             .iter()
             .filter_map(|effect| match effect {
                 Effect::Removed { cid } => Some(cid.clone()),
-                Effect::Ruling { dispute, ruling: Ruling::Remove | Ruling::NarrowConsent { .. } } => {
-                    disputed(*dispute)
-                }
+                // A relabelling changes what a register filter finds; the others, whether it is found.
+                Effect::Ruling { dispute, .. } => disputed(*dispute),
                 _ => None,
             })
             .collect(),
-        Event::DisputeRuling(r) if matches!(r.ruling, Ruling::Remove | Ruling::NarrowConsent { .. }) => {
+        Event::DisputeRuling(r) if !matches!(r.ruling, Ruling::Dismiss) => {
             disputed(r.dispute).into_iter().collect()
         }
         _ => Vec::new(),

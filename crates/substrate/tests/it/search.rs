@@ -950,3 +950,61 @@ fn raw(base: &str, method: &str, route: &str, headers: &[(&str, String)], body: 
     let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
 }
+
+#[test]
+fn a_relabelled_text_is_found_under_its_new_register() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (steward, steward_did) = person(dir.path(), "steward");
+    let (member, member_did) = person(dir.path(), "member");
+    let data = dir.path().join("data");
+    ok(&["init", "--data-dir", path(&data), "--name", "Search Relabel", "--steward", &steward_did]);
+    let node = Daemon::start_with(
+        &data,
+        dir.path(),
+        &["--search", "--serve-models-dir", path(&no_models(dir.path()))],
+    );
+    let http = node.http();
+    ok(&["member", "attest", &member_did, "--days", "30", "--key", path(&steward), "--node", &node.url]);
+    let cid = deposit(
+        &http,
+        &new_key(),
+        &Text::public("Harbour", "told at the harbour: the sea keeps what it takes"),
+    );
+    let narrative = [("q", "harbour"), ("register", "narrative")];
+    let oral = [("q", "harbour"), ("register", "oral")];
+    until_found(&http, &narrative, &cids([&cid]));
+
+    let cid_text = cid.to_string();
+    let (out, _) = ok(&[
+        "dispute",
+        "open",
+        &cid_text,
+        "--ground",
+        "wrong-register",
+        "--detail",
+        "an oral telling",
+        "--register",
+        "oral",
+        "--key",
+        path(&member),
+        "--node",
+        &node.url,
+    ]);
+    let dispute = out.split_whitespace().nth(1).expect("dispute id").to_owned();
+    let (out, _) = ok(&[
+        "dispute",
+        "rule",
+        &dispute,
+        "--ruling",
+        "relabel:oral",
+        "--key",
+        path(&steward),
+        "--node",
+        &node.url,
+    ]);
+    assert!(out.contains("ruled"), "{out}");
+    // Filed under its new register once the index reads the ruling; never under the old one since.
+    let answer = until_found(&http, &oral, &cids([&cid]));
+    assert_eq!(hits(&answer)[0]["register"], "oral", "{answer}");
+    assert!(found(&search(&http, &narrative)).is_empty());
+}
