@@ -223,15 +223,12 @@ struct Asked {
 }
 
 fn asked(
-    inference: &Inference,
+    (id, llama): (String, Arc<substrate_models::Llama>),
     body: &serde_json::Map<String, Value>,
     chat: bool,
     grounding: Option<&str>,
 ) -> Result<Asked, OllamaError> {
-    let name = name_of(body)?;
-    let Some((id, llama)) = inference.generation.as_ref().filter(|(id, _)| *id == name) else {
-        return Err(OllamaError::not_found(&name));
-    };
+    let llama = &llama;
     let text = if chat {
         let messages = body
             .get("messages")
@@ -376,7 +373,21 @@ async fn generate_for(
     let name = name_of(&body)?;
     let inference = Arc::clone(served(&app).ok_or_else(|| OllamaError::not_found(&name))?);
     let system = grounding.as_ref().map(|g| g.system.as_str());
-    let Asked { id, model, prompt, sampling, stops, stream } = asked(&inference, &body, chat, system)?;
+    // The base model, or an adapter of the registry named as `adapter-N`.
+    let resolved = {
+        let (inference, reader, asked_for) = (Arc::clone(&inference), app.reader.clone(), name.clone());
+        tokio::task::spawn_blocking(move || inference.resolve(&asked_for, &reader))
+            .await
+            .map_err(|e| OllamaError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?
+            .map_err(|e| match e.status {
+                StatusCode::NOT_FOUND => OllamaError {
+                    status: e.status,
+                    message: format!("model '{name}' not found ({})", e.message),
+                },
+                _ => OllamaError::from(e),
+            })?
+    };
+    let Asked { id, model, prompt, sampling, stops, stream } = asked(resolved, &body, chat, system)?;
     let citations = grounding.map(|g| g.citations);
     let permit = slot(&inference).await?;
     let rx = spawn_generation(model, prompt, sampling, stops, permit)

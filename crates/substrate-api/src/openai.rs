@@ -39,6 +39,15 @@ pub struct Inference {
     waiting: AtomicUsize,
     queue: usize,
     pub(crate) created: u64,
+    /// The generation model's sha256, once an adapter needed it (adapters name their base by it).
+    base_sha256: std::sync::OnceLock<String>,
+    /// Adapters from the registry attached to their own copy of the base, loaded on first use.
+    adapters: std::sync::Mutex<std::collections::HashMap<u64, Arc<Llama>>>,
+}
+
+/// The name an adapter of the registry is served under.
+pub(crate) fn adapter_model(id: u64) -> String {
+    format!("adapter-{id}")
 }
 
 impl Inference {
@@ -66,7 +75,66 @@ impl Inference {
             waiting: AtomicUsize::new(0),
             queue,
             created,
+            base_sha256: std::sync::OnceLock::new(),
+            adapters: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// The base model's sha256 (hashed once).
+    fn base_sha256(&self) -> Option<String> {
+        let (_, llama) = self.generation.as_ref()?;
+        if let Some(sha) = self.base_sha256.get() {
+            return Some(sha.clone());
+        }
+        let sha = substrate_models::fetch::file_sha256(&llama.path).ok()?;
+        Some(self.base_sha256.get_or_init(|| sha).clone())
+    }
+
+    /// The adapters of the registry this node can serve: published in the log for this base
+    /// model, with every file on this node. Blocking (hashes the base once).
+    pub(crate) fn served_adapters(&self, reader: &substrate_store::Reader) -> Vec<u64> {
+        let Some(sha) = self.base_sha256() else { return Vec::new() };
+        let Ok(governance) = reader.governance() else { return Vec::new() };
+        governance
+            .adapters()
+            .filter(|a| a.base_model == sha && substrate_training::registry::is_complete(reader.dir(), a))
+            .map(|a| a.id)
+            .collect()
+    }
+
+    /// The generation model `name` names: the base, or an adapter of the registry attached to a
+    /// copy of it (loaded on first use, then kept). Blocking.
+    pub(crate) fn resolve(
+        &self,
+        name: &str,
+        reader: &substrate_store::Reader,
+    ) -> Result<(String, Arc<Llama>), OpenAiError> {
+        if let Some((id, llama)) = self.generation.as_ref().filter(|(id, _)| id == name) {
+            return Ok((id.clone(), Arc::clone(llama)));
+        }
+        let adapter = name.strip_prefix("adapter-").and_then(|n| n.parse::<u64>().ok());
+        let (Some(adapter), Some((_, base))) = (adapter, &self.generation) else {
+            return Err(OpenAiError::unknown_model(name, &self.ids()));
+        };
+        if let Some(loaded) = self.adapters.lock().unwrap_or_else(|e| e.into_inner()).get(&adapter) {
+            return Ok((name.to_owned(), Arc::clone(loaded)));
+        }
+        if !self.served_adapters(reader).contains(&adapter) {
+            return Err(OpenAiError::unknown_model(name, &self.ids()).saying(format!(
+                "The model '{name}' is not served here: adapter {adapter} is not in the log for this node's base model, or its files are not all on this node (GET /v1/adapters/{adapter} says which)"
+            )));
+        }
+        let sha = self.base_sha256().unwrap_or_default();
+        let dir = substrate_training::registry::dir(reader.dir(), adapter);
+        let loaded = substrate_models::Llama::load(&base.path, substrate_models::Weights::Auto)
+            .and_then(|mut model| {
+                substrate_models::Adapter::load(&dir, &model, &sha)?.attach(&mut model);
+                Ok(model)
+            })
+            .map_err(|e| OpenAiError::internal(format!("loading adapter {adapter}: {e}")))?;
+        let loaded = Arc::new(loaded);
+        self.adapters.lock().unwrap_or_else(|e| e.into_inner()).insert(adapter, Arc::clone(&loaded));
+        Ok((name.to_owned(), loaded))
     }
 
     pub(crate) fn ids(&self) -> Vec<&str> {
@@ -114,6 +182,11 @@ impl OpenAiError {
             param: Some("model"),
             code: "model_not_found",
         }
+    }
+
+    /// The same refusal, saying `message`.
+    fn saying(self, message: String) -> OpenAiError {
+        OpenAiError { message, ..self }
     }
 
     fn busy() -> OpenAiError {
@@ -191,12 +264,18 @@ fn model_of(body: &serde_json::Map<String, Value>) -> Result<&str, OpenAiError> 
 }
 
 pub async fn models(State(app): State<AppState>) -> Response {
-    let (ids, created) = match &app.inference {
+    let (mut ids, created) = match &app.inference {
         Some(inference) => {
             (inference.ids().into_iter().map(str::to_owned).collect::<Vec<_>>(), inference.created)
         }
         None => (Vec::new(), 0),
     };
+    // And every adapter of the registry this node holds for its base model.
+    if let Some(inference) = app.inference.clone() {
+        let reader = app.reader.clone();
+        let adapters = tokio::task::spawn_blocking(move || inference.served_adapters(&reader)).await;
+        ids.extend(adapters.unwrap_or_default().into_iter().map(adapter_model));
+    }
     let data: Vec<Value> = ids
         .iter()
         .map(|id| json!({"id": id, "object": "model", "created": created, "owned_by": "commons"}))
@@ -336,15 +415,12 @@ fn number(
 }
 
 fn asked(
-    inference: &Inference,
+    (id, llama): (String, Arc<Llama>),
     body: &serde_json::Map<String, Value>,
     chat: bool,
     grounding: Option<&str>,
 ) -> Result<Asked, OpenAiError> {
-    let model = model_of(body)?;
-    let Some((id, llama)) = inference.generation.as_ref().filter(|(id, _)| id == model) else {
-        return Err(OpenAiError::unknown_model(model, &inference.ids()));
-    };
+    let llama = &llama;
     let text = if chat {
         let messages =
             body.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty()).ok_or_else(|| {
@@ -474,7 +550,7 @@ fn asked(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     Ok(Asked {
-        id: id.clone(),
+        id,
         model: Arc::clone(llama),
         prompt,
         sampling: Sampling {
@@ -667,7 +743,8 @@ async fn complete(app: AppState, body: Bytes, chat: bool, member: bool) -> Answe
         }
         None => None,
     };
-    let asked = asked(&inference, &body, chat, grounding.as_ref().map(|g| g.system.as_str()))?;
+    let resolved = resolve(&app, &inference, &body).await?;
+    let asked = asked(resolved, &body, chat, grounding.as_ref().map(|g| g.system.as_str()))?;
     let citations = grounding.map(|g| g.citations);
     let permit = slot(&inference).await?;
     let Asked { id, model, prompt, sampling, stops, stream, usage_in_stream } = asked;
@@ -728,6 +805,55 @@ async fn complete(app: AppState, body: Bytes, chat: bool, member: bool) -> Answe
         }
     }
     Err(OpenAiError::internal("the generation ended without an answer"))
+}
+
+/// The model a generation request names (`model`, or one adapter in llama-server's `lora`
+/// field), resolved to a loaded model.
+async fn resolve(
+    app: &AppState,
+    inference: &Arc<Inference>,
+    body: &serde_json::Map<String, Value>,
+) -> Result<(String, Arc<Llama>), OpenAiError> {
+    let mut name = model_of(body)?.to_owned();
+    match body.get("lora") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) if items.is_empty() => {}
+        Some(Value::Array(items)) if items.len() == 1 => {
+            let id = items[0].get("id").and_then(Value::as_u64);
+            let scale = items[0].get("scale").map_or(Some(1.0), Value::as_f64);
+            match (id, scale) {
+                (Some(id), Some(scale)) if (scale - 1.0).abs() < 1e-9 => {
+                    if inference.generation.as_ref().is_none_or(|(base, _)| *base != name) {
+                        return Err(OpenAiError::invalid(
+                            "lora",
+                            "invalid_lora",
+                            "lora applies to the base model: name it as model",
+                        ));
+                    }
+                    name = adapter_model(id);
+                }
+                _ => {
+                    return Err(OpenAiError::invalid(
+                        "lora",
+                        "invalid_lora",
+                        "lora is [{\"id\": ADAPTER, \"scale\": 1}]: one adapter of the registry, at its trained scale",
+                    ));
+                }
+            }
+        }
+        Some(_) => {
+            return Err(OpenAiError::invalid(
+                "lora",
+                "invalid_lora",
+                "lora is a list of at most one {id, scale}",
+            ));
+        }
+    }
+    let inference = Arc::clone(inference);
+    let reader = app.reader.clone();
+    tokio::task::spawn_blocking(move || inference.resolve(&name, &reader))
+        .await
+        .map_err(|e| OpenAiError::internal(e.to_string()))?
 }
 
 /// The text of the last user message of a chat request.

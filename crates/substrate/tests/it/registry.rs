@@ -268,4 +268,60 @@ fn a_decided_mixture_trains_an_adapter_that_the_registry_keeps_and_marks() {
     daemon.stop();
     let replay = r.commons.replay("--check");
     assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+
+    // Served: the registry's adapters for this base model are models of the OpenAI routes.
+    let empty = r.commons.file("no-models");
+    std::fs::create_dir_all(&empty).unwrap();
+    let serving =
+        ["--serve-models", "--generation-model", path(&r.model), "--serve-models-dir", path(&empty)];
+    let daemon =
+        crate::util::Daemon::start_with(&r.commons.data, r.commons.file("logs").parent().unwrap(), &serving);
+    let http = daemon.http();
+    let base = r.model.file_stem().unwrap().to_string_lossy().into_owned();
+    let listed: Vec<String> = http.get("/v1/models").json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    let named = format!("adapter-{id}");
+    assert!(listed.contains(&base) && listed.contains(&named), "{listed:?}");
+    let ask = |extra: serde_json::Value| {
+        let mut body = serde_json::json!({"messages": [{"role": "user", "content": "the bread"}], "max_tokens": 6, "temperature": 0});
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        http.post_json("/v1/chat/completions", &body)
+    };
+    let by_name = ask(serde_json::json!({"model": named}));
+    assert_eq!(by_name.status, 200, "{}", by_name.body);
+    assert_eq!(by_name.json()["model"], named.as_str());
+    // llama-server's per-request field names the same adapter on the base model.
+    let by_lora = ask(serde_json::json!({"model": base, "lora": [{"id": id, "scale": 1}]}));
+    assert_eq!(by_lora.status, 200, "{}", by_lora.body);
+    assert_eq!(
+        by_lora.json()["choices"][0]["message"]["content"],
+        by_name.json()["choices"][0]["message"]["content"],
+        "the same adapter, named two ways"
+    );
+    for (extra, status, code) in [
+        (serde_json::json!({"model": "adapter-999999"}), 404, "model_not_found"),
+        (serde_json::json!({"model": base, "lora": [{"id": id, "scale": 0.5}]}), 400, "invalid_lora"),
+        (serde_json::json!({"model": base, "lora": [{"id": id}, {"id": id}]}), 400, "invalid_lora"),
+    ] {
+        let reply = ask(extra.clone());
+        assert_eq!(reply.status, status, "{extra}: {}", reply.body);
+        assert_eq!(reply.json()["error"]["code"], code, "{extra}: {}", reply.body);
+    }
+    let ollama = http.post_json(
+        "/api/chat",
+        &serde_json::json!({"model": named, "messages": [{"role": "user", "content": "the bread"}], "stream": false, "options": {"num_predict": 6, "temperature": 0}}),
+    );
+    assert_eq!(ollama.status, 200, "{}", ollama.body);
+    assert_eq!(
+        ollama.json()["message"]["content"],
+        by_name.json()["choices"][0]["message"]["content"],
+        "the Ollama route serves the same adapter"
+    );
+    daemon.stop();
 }
