@@ -616,6 +616,9 @@ mod tests {
             (include_str!("adapters.rs"), false),
             (include_str!("governance.rs"), false),
             (include_str!("routes.rs"), false),
+            (include_str!("search.rs"), false),
+            (include_str!("signatures.rs"), false),
+            (include_str!("jobs.rs"), false),
             (include_str!("tiles.rs"), false),
         ];
         // Each source with its whitespace runs collapsed (and none after an opening parenthesis),

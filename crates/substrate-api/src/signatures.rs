@@ -259,7 +259,7 @@ pub(crate) fn member(
     if !governance.is_verified(&did, now.as_millis() as u64) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "not_a_member",
+            "not_member",
             format!(
                 "{did} signed this request but is not a verified member of this commons; a steward attests members (`substrate member attest`)"
             ),

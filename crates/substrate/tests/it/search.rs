@@ -872,7 +872,7 @@ fn a_members_signed_request_finds_commons_texts_and_nothing_else_does() {
     // An outsider's signature holds but names no member: refused, not quietly anonymous.
     let args = as_member(&outsider, &["search", "heron"]);
     let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(err.contains("not_a_member") && err.contains("member attest"), "{err}");
+    assert!(err.contains("not_member") && err.contains("member attest"), "{err}");
 
     // The member reads the commons text itself; anyone else is told who may.
     let route = format!("/v1/deposits/{commons}/content");
