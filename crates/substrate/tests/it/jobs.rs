@@ -529,7 +529,11 @@ fn a_silent_worker_loses_its_job_and_a_killed_sequencer_loses_none() {
     let workers = site.seq().get("/v1/workers").json();
     let silent =
         workers["workers"].as_array().unwrap().iter().find(|w| w["offer"]["node"] == site.nodes[0].as_str());
-    assert_eq!(silent.expect("worker 1")["reputation"]["missed"], 1, "{workers}");
+    // Its offer stands while it is dead, so when the job is drawn for a check (another operator's)
+    // the check may go to it too and lapse as well: every lapse counts, and only lapses.
+    let lapsed = runs.iter().filter(|r| r["node"] == site.nodes[0].as_str() && r["missed"] == true).count();
+    assert!(lapsed >= 1, "{job}");
+    assert_eq!(silent.expect("worker 1")["reputation"]["missed"], lapsed, "{workers}\n{job}");
 
     // The sequencer dies by SIGKILL just after acknowledging a job: the job is in the log, and
     // once the sequencer is back (same data, same mesh port) it is scheduled and ends.
