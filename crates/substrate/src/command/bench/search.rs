@@ -62,6 +62,7 @@ pub(super) fn bench_search(
 
     let plain = build(&tmp.path().join("search-bm25"), None, &reader, deposits, "BM25 only")?;
     time_searches(&plain, &reader, Mode::Bm25, "bm25", &queries)?;
+    time_scan(deposits, queries.len() - WARMUP);
     let Some((name, embedder)) = embedder else {
         println!("load average (1 minute) at the end: {}", load_average());
         return Ok(());
@@ -172,6 +173,44 @@ fn time_searches(
         found as f64 * 100.0 / searches,
     );
     Ok(())
+}
+
+/// The exact vector scan a vector search makes, on its own: a query's dot product with every one
+/// of `rows` stored unit vectors of 384 floats (all-MiniLM-L6-v2's width), and the 100 best kept.
+/// The vectors are pseudo-random: the scan's cost does not depend on what they say.
+fn time_scan(rows: usize, queries: usize) {
+    const WIDTH: usize = 384;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let unit = |v: &mut [f32]| {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+        v.iter_mut().for_each(|x| *x /= norm);
+    };
+    let mut values: Vec<f32> = (0..rows * WIDTH).map(|_| next()).collect();
+    values.chunks_exact_mut(WIDTH).for_each(unit);
+    let mut times = Vec::with_capacity(queries);
+    for _ in 0..queries {
+        let mut query: Vec<f32> = (0..WIDTH).map(|_| next()).collect();
+        unit(&mut query);
+        let started = Instant::now();
+        let mut scored: Vec<(usize, f32)> =
+            values.chunks_exact(WIDTH).map(|row| substrate_search::dot(row, &query)).enumerate().collect();
+        let depth = 100.min(scored.len());
+        if depth > 0 {
+            scored.select_nth_unstable_by(depth - 1, |a, b| b.1.total_cmp(&a.1));
+        }
+        std::hint::black_box(&scored);
+        times.push(started.elapsed());
+    }
+    println!(
+        "  the exact vector scan alone, {rows} stored vectors of {WIDTH} floats (pseudo-random, unit length), best 100 kept: {}",
+        latencies(&mut times)
+    );
 }
 
 /// p50, p99, max and mean of `times`.
