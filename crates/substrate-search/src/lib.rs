@@ -35,6 +35,28 @@ const DEPTH: usize = 100;
 const RRF_K: f64 = 60.0;
 /// Entries read from the log per step.
 const STEP: u64 = 512;
+/// Words of a text per passage vector, and the most passages of one text (spread over it).
+const PASSAGE_WORDS: usize = 160;
+const MOST_PASSAGES: usize = 64;
+/// How the vectors were made, recorded with the model in each commit: another way rebuilds.
+const PASSAGES: &str = "passages-160w-64";
+
+/// The passages of `text` that are embedded: runs of [`PASSAGE_WORDS`] words, and past
+/// [`MOST_PASSAGES`] of them, that many spread evenly over the text.
+fn passages(text: &str) -> Vec<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() {
+        return vec![String::new()];
+    }
+    let runs: Vec<&[&str]> = words.chunks(PASSAGE_WORDS).collect();
+    let picked: Vec<&[&str]> = if runs.len() <= MOST_PASSAGES {
+        runs
+    } else {
+        (0..MOST_PASSAGES).map(|i| runs[i * runs.len() / MOST_PASSAGES]).collect()
+    };
+    picked.into_iter().map(|run| run.join(" ")).collect()
+}
+
 /// What a commit records as its embedding model when there is none.
 const NO_MODEL: &str = "-";
 /// Most hits one search returns.
@@ -113,11 +135,14 @@ struct Fused {
     vector: Option<usize>,
 }
 
-/// The vectors of the indexed texts, held in memory and searched exactly.
+/// The vectors of the indexed texts' passages, held in memory and searched exactly: a text is as
+/// near a query as its nearest passage.
 #[derive(Default)]
 struct Vectors {
     width: usize,
     values: Vec<f32>,
+    /// The slot of each row of `values`.
+    rows: Vec<usize>,
     slots: Vec<Slot>,
     by_cid: HashMap<String, usize>,
 }
@@ -132,18 +157,21 @@ struct Slot {
 }
 
 impl Vectors {
-    fn insert(&mut self, slot: Slot, vector: &[f32]) {
+    /// Holds a text's passage vectors, `width` floats each, one after the other.
+    fn insert(&mut self, slot: Slot, width: usize, passages: &[f32]) {
         if self.width == 0 {
-            self.width = vector.len();
+            self.width = width;
         }
-        if vector.len() != self.width {
+        if width != self.width || width == 0 || passages.is_empty() || !passages.len().is_multiple_of(width) {
             return;
         }
         if let Some(old) = self.by_cid.get(&slot.cid) {
             self.slots[*old].alive = false;
         }
-        self.by_cid.insert(slot.cid.clone(), self.slots.len());
-        self.values.extend_from_slice(vector);
+        let index = self.slots.len();
+        self.by_cid.insert(slot.cid.clone(), index);
+        self.values.extend_from_slice(passages);
+        self.rows.extend(std::iter::repeat_n(index, passages.len() / width));
         self.slots.push(slot);
     }
 
@@ -158,13 +186,16 @@ impl Vectors {
         if query.len() != self.width || self.width == 0 {
             return Vec::new();
         }
-        let mut scored: Vec<(usize, f32)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| slot.alive && keep(slot))
-            .map(|(i, _)| (i, dot(&self.values[i * self.width..(i + 1) * self.width], query)))
-            .collect();
+        let wanted: Vec<bool> = self.slots.iter().map(|slot| slot.alive && keep(slot)).collect();
+        let mut best = vec![f32::NEG_INFINITY; self.slots.len()];
+        for (row, values) in self.values.chunks_exact(self.width).enumerate() {
+            let slot = self.rows[row];
+            if wanted[slot] {
+                best[slot] = best[slot].max(dot(values, query));
+            }
+        }
+        let mut scored: Vec<(usize, f32)> =
+            best.into_iter().enumerate().filter(|(slot, _)| wanted[*slot]).collect();
         let depth = depth.min(scored.len());
         if depth == 0 {
             return Vec::new();
@@ -227,7 +258,9 @@ impl SearchIndex {
             vector: builder.add_bytes_field("vector", STORED),
         };
         let schema = builder.build();
-        let model = embedder.as_ref().map_or_else(|| NO_MODEL.to_owned(), |(id, _)| id.replace(' ', "_"));
+        let model = embedder
+            .as_ref()
+            .map_or_else(|| NO_MODEL.to_owned(), |(id, _)| format!("{}/{PASSAGES}", id.replace(' ', "_")));
         let system = |what: &str, e: &dyn std::fmt::Display| {
             failed(tantivy::TantivyError::SystemError(format!("{what}: {e}")))
         };
@@ -295,6 +328,7 @@ impl SearchIndex {
             let Some(bytes) = doc.get_first(self.fields.vector).and_then(|v| v.as_bytes()) else { continue };
             let vector: Vec<f32> =
                 bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let width = self.embedder.as_ref().map_or(vector.len(), |e| e.dim);
             vectors.insert(
                 Slot {
                     cid: text(self.fields.cid),
@@ -304,6 +338,7 @@ impl SearchIndex {
                     consent: text(self.fields.consent),
                     alive: true,
                 },
+                width,
                 &vector,
             );
         }
@@ -390,13 +425,15 @@ impl SearchIndex {
         reader: &Reader,
         end: u64,
     ) -> Result<(), SearchError> {
+        // Each text's passages, embedded together: their vectors one after the other.
         let vectors: Vec<Option<Vec<f32>>> = match &self.embedder {
-            Some(embedder) if !added.is_empty() => {
-                let texts: Vec<String> = added.iter().map(|(_, text)| text.clone()).collect();
-                embedder.embed(&texts)?.into_iter().map(Some).collect()
-            }
-            _ => vec![None; added.len()],
+            Some(embedder) => added
+                .iter()
+                .map(|(_, text)| Ok(Some(embedder.embed(&passages(text))?.concat())))
+                .collect::<Result<_, SearchError>>()?,
+            None => vec![None; added.len()],
         };
+        let width = self.embedder.as_ref().map_or(0, |e| e.dim);
         let f = &self.fields;
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut removed = Vec::new();
@@ -452,6 +489,7 @@ impl SearchIndex {
                     consent: record.consent.as_str().to_owned(),
                     alive: true,
                 },
+                width,
                 &vector,
             );
         }
@@ -617,5 +655,28 @@ mod tests {
             let plain: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
             assert!((f64::from(dot(&a, &b)) - plain).abs() < 1e-4, "width {width}");
         }
+    }
+}
+
+#[cfg(test)]
+mod passage_tests {
+    use super::{MOST_PASSAGES, PASSAGE_WORDS, passages};
+
+    #[test]
+    fn a_long_text_is_embedded_as_passages_spread_over_it() {
+        assert_eq!(passages("one two three"), ["one two three"]);
+        assert_eq!(passages("   "), [""]);
+        let words: Vec<String> = (0..PASSAGE_WORDS * 3 + 5).map(|i| format!("w{i}")).collect();
+        let three = passages(&words.join(" "));
+        assert_eq!(three.len(), 4);
+        assert!(three[3].starts_with(&format!("w{}", PASSAGE_WORDS * 3)), "{}", three[3]);
+        let long: Vec<String> = (0..PASSAGE_WORDS * MOST_PASSAGES * 3).map(|i| format!("w{i}")).collect();
+        let spread = passages(&long.join(" "));
+        assert_eq!(spread.len(), MOST_PASSAGES);
+        assert!(
+            spread
+                .last()
+                .is_some_and(|p| p.starts_with(&format!("w{}", PASSAGE_WORDS * (MOST_PASSAGES * 3 - 3))))
+        );
     }
 }
