@@ -44,17 +44,31 @@ const PASSAGES: &str = "passages-160w-64";
 /// The passages of `text` that are embedded: runs of [`PASSAGE_WORDS`] words, and past
 /// [`MOST_PASSAGES`] of them, that many spread evenly over the text.
 fn passages(text: &str) -> Vec<String> {
-    let words: Vec<&str> = text.split_whitespace().collect();
+    passage_spans(text)
+        .into_iter()
+        .map(|(start, end)| text[start..end].split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// The byte ranges of `text` that [`passages`] embeds, in order.
+fn passage_spans(text: &str) -> Vec<(usize, usize)> {
+    let words: Vec<(usize, usize)> = text
+        .split_whitespace()
+        .map(|word| {
+            let start = word.as_ptr() as usize - text.as_ptr() as usize;
+            (start, start + word.len())
+        })
+        .collect();
     if words.is_empty() {
-        return vec![String::new()];
+        return vec![(0, 0)];
     }
-    let runs: Vec<&[&str]> = words.chunks(PASSAGE_WORDS).collect();
-    let picked: Vec<&[&str]> = if runs.len() <= MOST_PASSAGES {
+    let runs: Vec<&[(usize, usize)]> = words.chunks(PASSAGE_WORDS).collect();
+    let picked: Vec<&[(usize, usize)]> = if runs.len() <= MOST_PASSAGES {
         runs
     } else {
         (0..MOST_PASSAGES).map(|i| runs[i * runs.len() / MOST_PASSAGES]).collect()
     };
-    picked.into_iter().map(|run| run.join(" ")).collect()
+    picked.into_iter().map(|run| (run[0].0, run[run.len() - 1].1)).collect()
 }
 
 /// What a commit records as its embedding model when there is none.
@@ -133,6 +147,8 @@ struct Fused {
     score: f64,
     bm25: Option<usize>,
     vector: Option<usize>,
+    /// The number of the text's passage nearest the query, in the vector ranking.
+    passage: Option<usize>,
 }
 
 /// The vectors of the indexed texts' passages, held in memory and searched exactly: a text is as
@@ -182,20 +198,28 @@ impl Vectors {
     }
 
     /// The `depth` nearest alive vectors that pass `keep`, by cosine (the vectors are unit length).
-    fn nearest(&self, query: &[f32], depth: usize, keep: impl Fn(&Slot) -> bool) -> Vec<(String, f32)> {
+    /// The `depth` texts nearest `query` that pass `keep`, each with its nearest passage's
+    /// number.
+    fn nearest(&self, query: &[f32], depth: usize, keep: impl Fn(&Slot) -> bool) -> Vec<(String, usize)> {
         if query.len() != self.width || self.width == 0 {
             return Vec::new();
         }
         let wanted: Vec<bool> = self.slots.iter().map(|slot| slot.alive && keep(slot)).collect();
-        let mut best = vec![f32::NEG_INFINITY; self.slots.len()];
+        // Per slot: the best cosine, the row it came from, and the slot's first row.
+        let mut best = vec![(f32::NEG_INFINITY, 0usize, usize::MAX); self.slots.len()];
         for (row, values) in self.values.chunks_exact(self.width).enumerate() {
             let slot = self.rows[row];
+            best[slot].2 = best[slot].2.min(row);
             if wanted[slot] {
-                best[slot] = best[slot].max(dot(values, query));
+                let score = dot(values, query);
+                if score > best[slot].0 {
+                    best[slot].0 = score;
+                    best[slot].1 = row;
+                }
             }
         }
         let mut scored: Vec<(usize, f32)> =
-            best.into_iter().enumerate().filter(|(slot, _)| wanted[*slot]).collect();
+            best.iter().enumerate().filter(|(slot, _)| wanted[*slot]).map(|(slot, b)| (slot, b.0)).collect();
         let depth = depth.min(scored.len());
         if depth == 0 {
             return Vec::new();
@@ -203,7 +227,7 @@ impl Vectors {
         scored.select_nth_unstable_by(depth - 1, |a, b| b.1.total_cmp(&a.1));
         scored.truncate(depth);
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-        scored.into_iter().map(|(i, score)| (self.slots[i].cid.clone(), score)).collect()
+        scored.into_iter().map(|(i, _)| (self.slots[i].cid.clone(), best[i].1 - best[i].2)).collect()
     }
 }
 
@@ -539,7 +563,7 @@ impl SearchIndex {
                 bm25.push(cid);
             }
         }
-        let mut nearest: Vec<String> = Vec::new();
+        let mut nearest: Vec<(String, usize)> = Vec::new();
         if mode != Mode::Bm25
             && let Some(embedder) = &self.embedder
         {
@@ -551,7 +575,7 @@ impl SearchIndex {
                     && filters.depositor.as_ref().is_none_or(|d| *d == slot.depositor)
                     && (filters.include_commons || slot.consent == ConsentTier::Public.as_str())
             };
-            nearest = held.nearest(&vector, DEPTH, keep).into_iter().map(|(cid, _)| cid).collect();
+            nearest = held.nearest(&vector, DEPTH, keep);
         }
         // Reciprocal rank fusion of the two rankings (or one of them alone).
         let mut fused: HashMap<String, Fused> = HashMap::new();
@@ -560,16 +584,17 @@ impl SearchIndex {
             entry.score += 1.0 / (RRF_K + rank as f64 + 1.0);
             entry.bm25 = Some(rank + 1);
         }
-        for (rank, cid) in nearest.iter().enumerate() {
+        for (rank, (cid, passage)) in nearest.iter().enumerate() {
             let entry = fused.entry(cid.clone()).or_default();
             entry.score += 1.0 / (RRF_K + rank as f64 + 1.0);
             entry.vector = Some(rank + 1);
+            entry.passage = Some(*passage);
         }
         let mut ranked: Vec<(String, Fused)> = fused.into_iter().collect();
         ranked.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then_with(|| a.0.cmp(&b.0)));
         let snippets = SnippetGenerator::create(&searcher, &*parsed, f.text).ok();
         let mut hits = Vec::new();
-        for (cid, Fused { score, bm25: bm25_rank, vector: vector_rank }) in ranked {
+        for (cid, Fused { score, bm25: bm25_rank, vector: vector_rank, passage }) in ranked {
             if hits.len() == limit {
                 break;
             }
@@ -588,7 +613,13 @@ impl SearchIndex {
                 Some(generator) => generator.snippet(&text).fragment().to_owned(),
                 None => String::new(),
             };
-            let snippet = if snippet.is_empty() { text.chars().take(150).collect() } else { snippet };
+            // Where the words did not match, the passage whose meaning did (or the beginning).
+            let snippet = if snippet.is_empty() {
+                let start = passage.and_then(|p| passage_spans(&text).get(p).map(|span| span.0)).unwrap_or(0);
+                text[start..].chars().take(150).collect()
+            } else {
+                snippet
+            };
             hits.push(Hit { deposit, score, bm25_rank, vector_rank, snippet });
         }
         Ok(hits)
@@ -673,6 +704,11 @@ mod passage_tests {
         let long: Vec<String> = (0..PASSAGE_WORDS * MOST_PASSAGES * 3).map(|i| format!("w{i}")).collect();
         let spread = passages(&long.join(" "));
         assert_eq!(spread.len(), MOST_PASSAGES);
+        // The spans are the passages' places in the text itself, whitespace kept.
+        let text = "  alpha\n beta   gamma ";
+        let spans = super::passage_spans(text);
+        assert_eq!(spans.len(), 1);
+        assert_eq!(&text[spans[0].0..spans[0].1], "alpha\n beta   gamma");
         assert!(
             spread
                 .last()
