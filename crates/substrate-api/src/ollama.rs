@@ -125,10 +125,33 @@ fn models(inference: &Inference) -> Vec<(String, &'static str, u64)> {
     list
 }
 
+/// The models, with the registry's adapters this node serves (as generation models).
+async fn with_adapters(app: &AppState) -> Vec<(String, &'static str, u64)> {
+    let Some(inference) = app.inference.clone() else { return Vec::new() };
+    let mut list = models(&inference);
+    let reader = app.reader.clone();
+    let adapters = tokio::task::spawn_blocking(move || {
+        inference
+            .served_adapters(&reader)
+            .into_iter()
+            .map(|id| {
+                let dir = substrate_training::registry::dir(reader.dir(), id);
+                let size = std::fs::read_dir(&dir)
+                    .map(|d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+                    .unwrap_or(0);
+                (crate::openai::adapter_model(id), "generation", size)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    list.extend(adapters);
+    list
+}
+
 pub async fn tags(State(app): State<AppState>) -> Response {
-    let list: Vec<Value> = served(&app)
-        .map(|inference| models(inference))
-        .unwrap_or_default()
+    let list: Vec<Value> = with_adapters(&app)
+        .await
         .into_iter()
         .map(|(id, kind, size)| {
             json!({
@@ -153,7 +176,8 @@ pub async fn show(State(app): State<AppState>, body: Result<Bytes, BytesRejectio
     let body = body_of(body)?;
     let name = name_of(&body)?;
     let inference = served(&app).ok_or_else(|| OllamaError::not_found(&name))?;
-    let (_, kind, _) = models(inference)
+    let (_, kind, _) = with_adapters(&app)
+        .await
         .into_iter()
         .find(|(id, _, _)| *id == name)
         .ok_or_else(|| OllamaError::not_found(&name))?;

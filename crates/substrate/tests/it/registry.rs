@@ -318,6 +318,13 @@ fn a_decided_mixture_trains_an_adapter_that_the_registry_keeps_and_marks() {
         &serde_json::json!({"model": named, "messages": [{"role": "user", "content": "the bread"}], "stream": false, "options": {"num_predict": 6, "temperature": 0}}),
     );
     assert_eq!(ollama.status, 200, "{}", ollama.body);
+    let tags = http.get("/api/tags").json();
+    let tagged: Vec<&str> =
+        tags["models"].as_array().unwrap().iter().filter_map(|m| m["name"].as_str()).collect();
+    assert!(tagged.contains(&format!("{named}:latest").as_str()), "{tags}");
+    let shown = http.post_json("/api/show", &serde_json::json!({"model": named}));
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.json()["capabilities"], serde_json::json!(["completion"]), "{}", shown.body);
     assert_eq!(
         ollama.json()["message"]["content"],
         by_name.json()["choices"][0]["message"]["content"],
