@@ -5,6 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod bench;
+mod serving;
+
+pub use bench::BenchCommand;
+pub use serving::{ChatArgs, SearchArgs, ServingArgs};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "substrate",
@@ -362,66 +368,10 @@ pub enum Command {
     Train(TrainArgs),
     /// Search the commons' public texts on a node that keeps an index (`serve --search`): full
     /// text and, where the node has the embedding model, meaning, fused into one ranking.
-    Search {
-        /// What to look for.
-        query: String,
-        /// Only texts of this register.
-        #[arg(long)]
-        register: Option<String>,
-        /// Only texts in this language (its tag, e.g. en).
-        #[arg(long)]
-        language: Option<String>,
-        /// Only texts deposited by this did.
-        #[arg(long)]
-        depositor: Option<String>,
-        /// hybrid, bm25 or vector. Default: hybrid where the node has vectors, else bm25.
-        #[arg(long)]
-        mode: Option<String>,
-        /// How many texts, 1 to 100.
-        #[arg(long, default_value_t = 10)]
-        limit: usize,
-        /// Sign the request with your key (RFC 9421): a verified member finds `commons` texts too.
-        #[arg(long)]
-        member: bool,
-        /// Print the raw JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        key: KeyArgs,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Search(SearchArgs),
     /// Ask the node's generation model, answered from the commons' texts (its `--search` index)
     /// and streamed as it comes, with the passages it drew on listed under the answer.
-    Chat {
-        /// The question.
-        question: String,
-        /// The generation model. Default: the default model's name.
-        #[arg(long)]
-        model: Option<String>,
-        /// Passages retrieved from the commons, 1 to 8.
-        #[arg(long, default_value_t = 3)]
-        passages: usize,
-        /// Only passages of this register.
-        #[arg(long)]
-        register: Option<String>,
-        /// Ask the model alone, without retrieving from the commons.
-        #[arg(long)]
-        no_retrieval: bool,
-        #[arg(long, default_value_t = 256)]
-        max_tokens: u32,
-        /// 0 picks the likeliest token each time.
-        #[arg(long, default_value_t = 0.0)]
-        temperature: f64,
-        /// Sign the request with your key (RFC 9421): a verified member's answer may draw on
-        /// `commons` texts too.
-        #[arg(long)]
-        member: bool,
-        #[command(flatten)]
-        key: KeyArgs,
-        #[command(flatten)]
-        node: NodeArgs,
-    },
+    Chat(ChatArgs),
     /// Jobs on the mesh: ask for one, follow it.
     #[command(subcommand)]
     Job(JobCommand),
@@ -849,33 +799,6 @@ pub enum JobCommand {
     },
 }
 
-/// What a node serves through the OpenAI-compatible routes: each overrides `[serving]`.
-#[derive(Args, Debug, Clone)]
-pub struct ServingArgs {
-    /// Serve the default models (or those named below) on /v1/models, /v1/embeddings,
-    /// /v1/chat/completions and /v1/completions.
-    #[arg(long)]
-    pub serve_models: bool,
-    /// The embedding model's directory. Default: all-MiniLM-L6-v2 under the models directory.
-    #[arg(long)]
-    pub embedding_model: Option<PathBuf>,
-    /// The generation model's GGUF file. Default: SmolLM2-135M-Instruct under the models directory.
-    #[arg(long)]
-    pub generation_model: Option<PathBuf>,
-    /// Where `models fetch` put the defaults. Default: $SUBSTRATE_MODELS, else DATA_DIR/models.
-    #[arg(long = "serve-models-dir")]
-    pub models_dir: Option<PathBuf>,
-    /// Generations decoded at once; more wait in a queue of `--queue`, and past it get 429.
-    #[arg(long)]
-    pub slots: Option<usize>,
-    #[arg(long)]
-    pub queue: Option<usize>,
-    /// Keep a search index of the public and commons texts (DATA_DIR/search) and answer
-    /// /v1/search: BM25, and vectors too when the embedding model is there.
-    #[arg(long)]
-    pub search: bool,
-}
-
 /// How a node works for the mesh: each overrides `[worker]` in the config file.
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
@@ -979,140 +902,5 @@ pub enum DisputeCommand {
     List {
         #[command(flatten)]
         node: NodeArgs,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum BenchCommand {
-    /// Concurrent signed deposits over HTTP against a freshly started daemon.
-    Deposits {
-        #[arg(long, default_value_t = 64)]
-        clients: usize,
-        #[arg(long, default_value_t = 20_000)]
-        deposits: usize,
-        /// Text size in bytes.
-        #[arg(long, default_value_t = 1024)]
-        size: usize,
-    },
-    /// Tally many open proposals at once: two chambers plus an Independent Markets mixture each.
-    Governance {
-        #[arg(long, default_value_t = 10_000)]
-        voters: usize,
-        #[arg(long, default_value_t = 100)]
-        proposals: usize,
-    },
-    /// Replicate N entries from a sequencer to mirrors on 127.0.0.1 while they are appended, then
-    /// time a fresh mirror's sync of the whole log.
-    Mesh {
-        #[arg(long, default_value_t = 100_000)]
-        entries: u64,
-        /// Mirrors following while the log is appended (0: the sequencer alone).
-        #[arg(long, default_value_t = 2)]
-        mirrors: usize,
-        /// Concurrent submitters feeding the sequencer, as HTTP clients would.
-        #[arg(long, default_value_t = 64)]
-        submitters: usize,
-        /// Text size in bytes.
-        #[arg(long, default_value_t = 1024)]
-        size: usize,
-        /// Every deposit's consent tier (training-only or local: no text leaves the sequencer);
-        /// default: the four tiers in turn.
-        #[arg(long)]
-        consent: Option<substrate_core::ConsentTier>,
-    },
-    /// The governed training run's bookkeeping over a commons of N deposits: fold and snapshot,
-    /// reading and tokenising the texts, the plan, one short training step, the record, cards,
-    /// attestation and signature; then `audit per` over the result.
-    Training {
-        #[arg(long, default_value_t = 100_000)]
-        deposits: usize,
-        /// Text size in bytes.
-        #[arg(long, default_value_t = 1024)]
-        size: usize,
-        #[command(flatten)]
-        models: ModelArgs,
-    },
-    /// Open a stored commons in a fresh process: how long `Ledger::open` takes and the memory it
-    /// holds.
-    Open {
-        /// The commons' data directory.
-        #[arg(long)]
-        data: PathBuf,
-    },
-    /// A commons of V voters with P open proposals each voted on by all of them: time opening it,
-    /// then `GET /v1/proposals/{id}` while clients keep depositing.
-    Reads {
-        #[arg(long, default_value_t = 10_000)]
-        voters: usize,
-        #[arg(long, default_value_t = 100)]
-        proposals: usize,
-        /// Concurrent depositing clients during the reads.
-        #[arg(long, default_value_t = 8)]
-        clients: usize,
-        /// How long to read for, in seconds.
-        #[arg(long, default_value_t = 20)]
-        seconds: u64,
-        /// Build the commons in this directory and keep it; when it already holds one, reuse it.
-        #[arg(long)]
-        keep: Option<PathBuf>,
-    },
-    /// Start a job that exits at once, N times plain and N times in its sandbox: what the
-    /// confinement costs before the workload's first instruction.
-    Sandbox {
-        #[arg(long, default_value_t = 200)]
-        runs: usize,
-        /// Also embed this file's lines (`substrate embed`) plain and confined, five times each:
-        /// the sandbox's overhead on a real workload (target: under 5%).
-        #[arg(long)]
-        embed: Option<PathBuf>,
-        #[command(flatten)]
-        models: ModelArgs,
-    },
-    /// A stream of N small embedding jobs through worker nodes of as many operators, each a
-    /// `substrate serve --role worker` on 127.0.0.1: scheduling, run and end-to-end latency per
-    /// job from the log's own times, and jobs per second.
-    Jobs {
-        #[arg(long, default_value_t = 1000)]
-        jobs: usize,
-        /// Worker nodes, each of its own operator.
-        #[arg(long, default_value_t = 3)]
-        workers: usize,
-        /// The share of results re-executed by a worker of another operator, in parts per million.
-        #[arg(long, default_value_t = 100_000)]
-        check_ppm: u32,
-        /// Client threads posting the signed requests.
-        #[arg(long, default_value_t = 8)]
-        clients: usize,
-        /// Pin embed@1 to this embedding model's directory (all-MiniLM-L6-v2, say) instead of a
-        /// tiny BERT written for the run.
-        #[arg(long)]
-        model_dir: Option<PathBuf>,
-    },
-    /// Build a log of N entries, then time `replay --check` over it.
-    Replay {
-        #[arg(long, default_value_t = 1_000_000)]
-        entries: u64,
-        /// Build the log in this directory and keep it; when it already holds a commons, replay
-        /// that log instead of building one (building takes minutes, mostly signing).
-        #[arg(long)]
-        keep: Option<PathBuf>,
-    },
-    /// A commons of N public deposits of words drawn by Zipf's law: build the search index from
-    /// the log, then time Q searches against it in this process, per mode, with the memory and
-    /// disk the index takes.
-    Search {
-        #[arg(long, default_value_t = 100_000)]
-        deposits: usize,
-        #[arg(long, default_value_t = 1000)]
-        queries: usize,
-        /// Text size in bytes.
-        #[arg(long, default_value_t = 1024)]
-        size: usize,
-        /// Also build an index with the embedding model's vectors (all-MiniLM-L6-v2 unless
-        /// --model says otherwise) and time vector and hybrid searches.
-        #[arg(long)]
-        vectors: bool,
-        #[command(flatten)]
-        models: ModelArgs,
     },
 }

@@ -36,27 +36,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { data, listen, config, mesh, worker, serving } => {
             node::serve(&data.data_dir, listen, config, mesh, worker, serving)
         }
-        Command::Search { query, register, language, depositor, mode, limit, member, json, key, node } => {
-            let filters = search::Filters { register, language, depositor, mode };
-            let client = search::client(&node.node, member, key.key.as_deref())?;
-            search::search(&client, &query, &filters, limit, json)
-        }
-        Command::Chat {
-            question,
-            model,
-            passages,
-            register,
-            no_retrieval,
-            max_tokens,
-            temperature,
-            member,
-            key,
-            node,
-        } => {
-            let retrieval = (!no_retrieval).then_some(search::Grounded { passages, register });
-            let client = search::client(&node.node, member, key.key.as_deref())?;
-            search::chat(&client, &question, model, retrieval, max_tokens, temperature)
-        }
+        Command::Search(args) => search::search(args),
+        Command::Chat(args) => search::chat(args),
         Command::Job(command) => jobs::run(command),
         Command::Jobs { state, json, node } => jobs::list(&node.node, state.as_deref(), json),
         Command::Workers { json, node } => jobs::workers(&node.node, json),

@@ -5,18 +5,11 @@ use std::io::{BufRead, Write};
 
 use serde_json::{Value, json};
 
+use crate::cli::{ChatArgs, SearchArgs};
 use crate::client::{Client, segment};
 
-/// What narrows a search, each as `/v1/search` takes it.
-pub struct Filters {
-    pub register: Option<String>,
-    pub language: Option<String>,
-    pub depositor: Option<String>,
-    pub mode: Option<String>,
-}
-
 /// A client of `node`, signing as the member whose key is at `key` when `member` is asked for.
-pub fn client(node: &str, member: bool, key: Option<&std::path::Path>) -> anyhow::Result<Client> {
+fn client(node: &str, member: bool, key: Option<&std::path::Path>) -> anyhow::Result<Client> {
     if !member {
         return Ok(Client::new(node));
     }
@@ -24,19 +17,15 @@ pub fn client(node: &str, member: bool, key: Option<&std::path::Path>) -> anyhow
     Ok(Client::signed(node, key))
 }
 
-pub fn search(
-    client: &Client,
-    query: &str,
-    filters: &Filters,
-    limit: usize,
-    json: bool,
-) -> anyhow::Result<()> {
+pub fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let client = client(&args.node.node, args.member, args.key.key.as_deref())?;
+    let (query, limit, json) = (args.query.as_str(), args.limit, args.json);
     let mut path = format!("/v1/search?q={}&limit={limit}", segment(query));
     for (name, value) in [
-        ("register", &filters.register),
-        ("language", &filters.language),
-        ("depositor", &filters.depositor),
-        ("mode", &filters.mode),
+        ("register", &args.register),
+        ("language", &args.language),
+        ("depositor", &args.depositor),
+        ("mode", &args.mode),
     ] {
         if let Some(value) = value {
             path.push_str(&format!("&{name}={}", segment(value)));
@@ -66,30 +55,19 @@ pub fn search(
     Ok(())
 }
 
-/// What `chat` retrieves from the commons.
-pub struct Grounded {
-    pub passages: usize,
-    pub register: Option<String>,
-}
-
-pub fn chat(
-    client: &Client,
-    question: &str,
-    model: Option<String>,
-    retrieval: Option<Grounded>,
-    max_tokens: u32,
-    temperature: f64,
-) -> anyhow::Result<()> {
-    let model = model.unwrap_or_else(|| substrate_models::fetch::GENERATION.name.to_owned());
+pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
+    let client = client(&args.node.node, args.member, args.key.key.as_deref())?;
+    let model = args.model.unwrap_or_else(|| substrate_models::fetch::GENERATION.name.to_owned());
     let mut body = json!({
         "model": model,
-        "messages": [{"role": "user", "content": question}],
-        "max_tokens": max_tokens,
-        "temperature": temperature,
+        "messages": [{"role": "user", "content": args.question}],
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
         "stream": true,
     });
-    if let Some(grounded) = &retrieval {
-        body["retrieval"] = json!({"k": grounded.passages, "register": grounded.register});
+    let retrieval = !args.no_retrieval;
+    if retrieval {
+        body["retrieval"] = json!({"k": args.passages, "register": args.register});
     }
     let stream = client.post_streaming("/v1/chat/completions", &body)?;
     let mut out = std::io::stdout().lock();
@@ -114,7 +92,7 @@ pub fn chat(
         }
     }
     writeln!(out)?;
-    if retrieval.is_some() {
+    if retrieval {
         writeln!(out)?;
         if citations.is_empty() {
             writeln!(out, "no passage of the commons was found for this question")?;

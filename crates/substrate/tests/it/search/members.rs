@@ -1,0 +1,204 @@
+//! Who is asking and what they find: a verified member's signed request (RFC 9421) finds and
+//! reads `commons` texts, a signature that does not hold or a non-member is refused saying why,
+//! and a ruling that relabels a text refiles it in the index.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use substrate_core::ConsentTier;
+
+use super::{Text, cids, deposit, found, hits, no_models, search, until_caught_up, until_found};
+use crate::util::{Daemon, fails, new_key, ok, path};
+
+/// A key made by `substrate id new` in `dir`: its file and did.
+fn person(dir: &Path, name: &str) -> (PathBuf, String) {
+    let file = dir.join(format!("{name}.json"));
+    let (did, _) = ok(&["id", "new", "--key", path(&file)]);
+    (file, did.trim().to_owned())
+}
+
+#[test]
+fn a_members_signed_request_finds_commons_texts_and_nothing_else_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (steward, steward_did) = person(dir.path(), "steward");
+    let (member, member_did) = person(dir.path(), "member");
+    let (outsider, _) = person(dir.path(), "outsider");
+    let data = dir.path().join("data");
+    ok(&["init", "--data-dir", path(&data), "--name", "Search Members", "--steward", &steward_did]);
+    let node = Daemon::start_with(
+        &data,
+        dir.path(),
+        &["--search", "--serve-models-dir", path(&no_models(dir.path()))],
+    );
+    let http = node.http();
+    let out =
+        ok(&["member", "attest", &member_did, "--days", "30", "--key", path(&steward), "--node", &node.url])
+            .0;
+    assert!(out.contains("verified"), "{out}");
+
+    let key = new_key();
+    let public = deposit(&http, &key, &Text::public("Open", "the heron at the ford"));
+    let commons = deposit(
+        &http,
+        &key,
+        &Text { consent: ConsentTier::Commons, ..Text::public("Kept", "the heron song of the members") },
+    );
+    let hidden = Text {
+        consent: ConsentTier::TrainingOnly,
+        ..Text::public("Hidden", "the heron of the training set")
+    };
+    deposit(&http, &key, &hidden);
+    until_caught_up(&http);
+
+    // Anonymous: the public text only.
+    assert_eq!(found(&search(&http, &[("q", "heron")])), cids([&public]));
+    // The member, signing with the CLI: the commons text too, never the training-only one.
+    let as_member = |who: &Path, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--member", "--key", path(who), "--node", &node.url]);
+        all.iter().map(|a| (*a).to_owned()).collect::<Vec<String>>()
+    };
+    let args = as_member(&member, &["search", "heron", "--json"]);
+    let (out, _) = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let answer: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(found(&answer), cids([&public, &commons]), "{answer}");
+    assert_eq!(answer["member"], member_did.as_str(), "{answer}");
+    // An outsider's signature holds but names no member: refused, not quietly anonymous.
+    let args = as_member(&outsider, &["search", "heron"]);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("not_member") && err.contains("member attest"), "{err}");
+
+    // The member reads the commons text itself; anyone else is told who may.
+    let route = format!("/v1/deposits/{commons}/content");
+    let detail = http.get(&route).error(403, "consent");
+    assert!(detail.contains("signed"), "{detail}");
+    let signing = substrate_core::identity::KeyFile::parse(&std::fs::read_to_string(&member).expect("key"))
+        .expect("key file")
+        .1;
+    let addr = node.url.strip_prefix("http://").expect("http");
+    let signed = |method: &str, route: &str, body: &[u8], created: i64| {
+        substrate_api::signatures::sign(&signing, method, addr, route, body, created)
+    };
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let reply = raw(&node.url, "GET", &route, &signed("GET", &route, b"", now), b"");
+    assert_eq!(reply.0, 200, "{}", reply.1);
+    assert_eq!(reply.1, "the heron song of the members");
+
+    // Signatures that do not hold are refused with what was wrong.
+    let search_route = "/v1/search?q=heron";
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        // Signed for another query.
+        (signed("GET", "/v1/search?q=song", b"", now), "does not verify"),
+        // Too old.
+        (signed("GET", search_route, b"", now - 3600), "sign again"),
+        // Half a signature.
+        (
+            signed("GET", search_route, b"", now).into_iter().filter(|(n, _)| *n == "Signature").collect(),
+            "both",
+        ),
+    ];
+    for (headers, says) in cases {
+        let reply = raw(&node.url, "GET", search_route, &headers, b"");
+        assert_eq!(reply.0, 401, "{}", reply.1);
+        let body: Value = serde_json::from_str(&reply.1).expect("json");
+        assert_eq!(body["error"], "bad_signature", "{body}");
+        assert!(body["detail"].as_str().is_some_and(|d| d.contains(says)), "{says}: {body}");
+    }
+    // A chat request with a body its digest does not match: 401 in the OpenAI shape.
+    let body = br#"{"model":"x","messages":[{"role":"user","content":"hi"}]}"#;
+    let reply = raw(
+        &node.url,
+        "POST",
+        "/v1/chat/completions",
+        &signed("POST", "/v1/chat/completions", b"{}", now),
+        body,
+    );
+    assert_eq!(reply.0, 401, "{}", reply.1);
+    let error: Value = serde_json::from_str(&reply.1).expect("json");
+    assert_eq!(error["error"]["code"], "bad_signature", "{error}");
+    assert_eq!(error["error"]["type"], "authentication_error", "{error}");
+}
+
+/// A raw HTTP/1.1 request with `headers`; its status and body.
+fn raw(base: &str, method: &str, route: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.strip_prefix("http://").expect("http base");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let mut head = format!(
+        "{method} {route} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(body).expect("write body");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn a_relabelled_text_is_found_under_its_new_register() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (steward, steward_did) = person(dir.path(), "steward");
+    let (member, member_did) = person(dir.path(), "member");
+    let data = dir.path().join("data");
+    ok(&["init", "--data-dir", path(&data), "--name", "Search Relabel", "--steward", &steward_did]);
+    let node = Daemon::start_with(
+        &data,
+        dir.path(),
+        &["--search", "--serve-models-dir", path(&no_models(dir.path()))],
+    );
+    let http = node.http();
+    ok(&["member", "attest", &member_did, "--days", "30", "--key", path(&steward), "--node", &node.url]);
+    let cid = deposit(
+        &http,
+        &new_key(),
+        &Text::public("Harbour", "told at the harbour: the sea keeps what it takes"),
+    );
+    let narrative = [("q", "harbour"), ("register", "narrative")];
+    let oral = [("q", "harbour"), ("register", "oral")];
+    until_found(&http, &narrative, &cids([&cid]));
+
+    let cid_text = cid.to_string();
+    let (out, _) = ok(&[
+        "dispute",
+        "open",
+        &cid_text,
+        "--ground",
+        "wrong-register",
+        "--detail",
+        "an oral telling",
+        "--register",
+        "oral",
+        "--key",
+        path(&member),
+        "--node",
+        &node.url,
+    ]);
+    let dispute = out.split_whitespace().nth(1).expect("dispute id").to_owned();
+    let (out, _) = ok(&[
+        "dispute",
+        "rule",
+        &dispute,
+        "--ruling",
+        "relabel:oral",
+        "--key",
+        path(&steward),
+        "--node",
+        &node.url,
+    ]);
+    assert!(out.contains("ruled"), "{out}");
+    // Filed under its new register once the index reads the ruling; never under the old one since.
+    let answer = until_found(&http, &oral, &cids([&cid]));
+    assert_eq!(hits(&answer)[0]["register"], "oral", "{answer}");
+    assert!(found(&search(&http, &narrative)).is_empty());
+}
