@@ -365,22 +365,9 @@ pub async fn chat(
     let member = crate::signatures::member(&app, &method, &uri, &headers, &bytes)
         .map_err(|e| OllamaError { status: e.status, message: e.detail })?;
     let body = body_of(Ok(bytes))?;
-    let grounding = match body.get("retrieval") {
-        Some(value) => match crate::search::Retrieval::parse(value).map_err(OllamaError::bad)? {
-            Some(retrieval) => {
-                let question = crate::openai::last_user_text(&body).ok_or_else(|| {
-                    OllamaError::bad("retrieval searches for the last user message's text, and there is none")
-                })?;
-                Some(
-                    crate::search::ground(&app, &question, retrieval, member.is_some())
-                        .await
-                        .map_err(OllamaError::bad)?,
-                )
-            }
-            None => None,
-        },
-        None => None,
-    };
+    let grounding = crate::search::grounding_of(&app, &body, member.is_some())
+        .await
+        .map_err(|e| OllamaError::bad(e.message()))?;
     generate_for(app, body, true, grounding).await
 }
 

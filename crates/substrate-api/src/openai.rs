@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use substrate_models::{Embedder, Llama, Message, Sampling};
 
 use crate::routes::AppState;
+use crate::search::GroundingError;
 
 /// Most texts one embeddings request may carry, and the longest one (characters).
 const MOST_INPUTS: usize = 2048;
@@ -714,34 +715,24 @@ async fn complete(app: AppState, body: Bytes, chat: bool, member: bool) -> Answe
     let inference = Arc::clone(inference(&app)?);
     let body = object(&body)?;
     let grounding = match body.get("retrieval") {
-        Some(value) if chat => {
-            let retrieval = crate::search::Retrieval::parse(value)
-                .map_err(|message| OpenAiError::invalid("retrieval", "invalid_retrieval", message))?;
-            match retrieval {
-                Some(retrieval) => {
-                    let question = last_user_text(&body).ok_or_else(|| {
-                        OpenAiError::invalid(
-                            "messages",
-                            "invalid_message",
-                            "retrieval searches for the last user message's text, and there is none",
-                        )
-                    })?;
-                    let grounding = crate::search::ground(&app, &question, retrieval, member).await.map_err(
-                        |message| OpenAiError::invalid("retrieval", "retrieval_unavailable", message),
-                    )?;
-                    Some(grounding)
-                }
-                None => None,
-            }
-        }
-        Some(_) => {
+        Some(_) if !chat => {
             return Err(OpenAiError::invalid(
                 "retrieval",
                 "invalid_retrieval",
                 "retrieval is for chat completions",
             ));
         }
-        None => None,
+        _ => crate::search::grounding_of(&app, &body, member).await.map_err(|error| match error {
+            GroundingError::Invalid(message) => {
+                OpenAiError::invalid("retrieval", "invalid_retrieval", message)
+            }
+            GroundingError::NoQuestion(message) => {
+                OpenAiError::invalid("messages", "invalid_message", message)
+            }
+            GroundingError::Unavailable(message) => {
+                OpenAiError::invalid("retrieval", "retrieval_unavailable", message)
+            }
+        })?,
     };
     let resolved = resolve(&app, &inference, &body).await?;
     let asked = asked(resolved, &body, chat, grounding.as_ref().map(|g| g.system.as_str()))?;

@@ -78,20 +78,11 @@ pub async fn search(
     let hits: Vec<serde_json::Value> = hits
         .into_iter()
         .map(|hit| {
-            let d = &hit.deposit;
-            json!({
-                "cid": d.cid.to_string(),
-                "handle": d.handle,
-                "title": d.title,
-                "depositor": d.depositor,
-                "register": d.register,
-                "language": d.language,
-                "license": d.license,
-                "consent": d.consent,
-                "score": hit.score,
-                "ranks": {"bm25": hit.bm25_rank, "vector": hit.vector_rank},
-                "snippet": hit.snippet,
-            })
+            let mut found = record_fields(&hit.deposit);
+            found["score"] = json!(hit.score);
+            found["ranks"] = json!({"bm25": hit.bm25_rank, "vector": hit.vector_rank});
+            found["snippet"] = json!(hit.snippet);
+            found
         })
         .collect();
     Ok(Json(json!({"query": query.q, "mode": mode_name, "indexed": indexed, "member": member, "hits": hits})))
@@ -136,6 +127,55 @@ impl Retrieval {
 pub(crate) struct Grounding {
     pub(crate) system: String,
     pub(crate) citations: Vec<serde_json::Value>,
+}
+
+/// Why a chat request's `retrieval` could not be met.
+pub(crate) enum GroundingError {
+    /// The field itself is wrong.
+    Invalid(String),
+    /// There is no user message to search for.
+    NoQuestion(String),
+    /// The node cannot search as asked.
+    Unavailable(String),
+}
+
+impl GroundingError {
+    pub(crate) fn message(self) -> String {
+        match self {
+            GroundingError::Invalid(m) | GroundingError::NoQuestion(m) | GroundingError::Unavailable(m) => m,
+        }
+    }
+}
+
+/// The grounding a chat request's `retrieval` field asks for, searched for its last user
+/// message; `None` when it asks for none.
+pub(crate) async fn grounding_of(
+    app: &AppState,
+    body: &serde_json::Map<String, serde_json::Value>,
+    member: bool,
+) -> Result<Option<Grounding>, GroundingError> {
+    let Some(value) = body.get("retrieval") else { return Ok(None) };
+    let Some(retrieval) = Retrieval::parse(value).map_err(GroundingError::Invalid)? else { return Ok(None) };
+    let question = crate::openai::last_user_text(body).ok_or_else(|| {
+        GroundingError::NoQuestion(
+            "retrieval searches for the last user message's text, and there is none".into(),
+        )
+    })?;
+    ground(app, &question, retrieval, member).await.map(Some).map_err(GroundingError::Unavailable)
+}
+
+/// The fields of a deposit's record that a hit or a citation names.
+fn record_fields(d: &substrate_core::state::DepositRecord) -> serde_json::Value {
+    json!({
+        "cid": d.cid.to_string(),
+        "handle": d.handle,
+        "title": d.title,
+        "depositor": d.depositor,
+        "register": d.register,
+        "language": d.language,
+        "license": d.license,
+        "consent": d.consent,
+    })
 }
 
 /// Searches the commons for `query` and takes a passage of each text found: the window of the
@@ -193,19 +233,11 @@ pub(crate) async fn ground(
         let quote = &text[start..end];
         let d = &hit.deposit;
         system.push_str(&format!("\n[{}] \"{}\" ({}): {}\n", n + 1, d.title, d.register, quote.trim()));
-        citations.push(json!({
-            "index": n + 1,
-            "cid": d.cid.to_string(),
-            "handle": d.handle,
-            "title": d.title,
-            "depositor": d.depositor,
-            "register": d.register,
-            "language": d.language,
-            "license": d.license,
-            "consent": d.consent,
-            "span": {"start": start, "end": end},
-            "quote": quote,
-        }));
+        let mut citation = record_fields(d);
+        citation["index"] = json!(n + 1);
+        citation["span"] = json!({"start": start, "end": end});
+        citation["quote"] = json!(quote);
+        citations.push(citation);
     }
     Ok(Grounding { system, citations })
 }
