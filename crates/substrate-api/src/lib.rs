@@ -2,6 +2,7 @@
 //! `/health`. The only crate that knows HTTP.
 
 mod adapters;
+mod amputation;
 mod error;
 mod governance;
 mod jobs;

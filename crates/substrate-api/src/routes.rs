@@ -337,14 +337,34 @@ async fn event(
     Ok((status, Json(submitted.receipt)).into_response())
 }
 
+#[derive(serde::Deserialize)]
+struct ShowQuery {
+    /// `ccnet`: how the latest amputation audit scored the deposit.
+    scores: Option<String>,
+}
+
 async fn show(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if let Some(other) = query.scores.as_deref().filter(|s| *s != "ccnet") {
+        return Err(ApiError::bad_request(
+            "unknown_scores",
+            format!(
+                "scores={other} is not a score this node keeps; scores=ccnet is how CCNet's perplexity filter treats the text"
+            ),
+        ));
+    }
     blocking(&app.reader, move |r| {
         let deposit = r.deposit(&id)?;
         let receipt = r.receipt(deposit.log_index)?;
-        Ok(Json(json!({"deposit": deposit, "receipt": receipt})))
+        let mut body = json!({"deposit": deposit, "receipt": receipt});
+        if query.scores.is_some() {
+            body["scores"] =
+                json!({"ccnet": crate::amputation::ccnet_score(r.dir(), &deposit.cid.to_string())?});
+        }
+        Ok(Json(body))
     })
     .await
 }

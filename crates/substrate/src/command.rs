@@ -1,6 +1,7 @@
 //! What each subcommand does.
 
 mod adapters;
+mod amputation;
 mod bench;
 mod demo;
 mod deposit;
@@ -50,7 +51,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { file, consent, receipts, key, node } => {
             import::import(&node.node, key.key.as_deref(), &file, &consent, receipts)
         }
-        Command::Show { id, datacite, json, node } => deposit::show(&node.node, &id, datacite, json),
+        Command::Show { id, datacite, scores, json, node } => {
+            deposit::show(&node.node, &id, datacite, scores.as_deref(), json)
+        }
         Command::Verify { receipt, commons_key, content, witnesses, required } => {
             deposit::verify(&receipt, &commons_key, content.as_deref(), &witnesses, required)
         }
@@ -108,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::train(&args),
         Command::Adapters(command) => adapters::run(command),
         Command::Audit(command) => train::audit(command),
+        Command::Lm(command) => amputation::lm(command),
         Command::Sandbox { without_network_namespace, without_scopes } => {
             sandbox::check(without_network_namespace, without_scopes)
         }

@@ -98,7 +98,7 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
 
     step(7, "show it by handle");
     let handle = receipt.handle.clone().context("the receipt has no handle")?;
-    super::deposit::show(client.base(), &handle, false, false)?;
+    super::deposit::show(client.base(), &handle, false, None, false)?;
 
     step(8, "alice deposits a classroom dialogue (pedagogical, training-only)");
     let dialogue_meta = Metadata {
@@ -142,7 +142,7 @@ pub fn run(artifacts: Option<&Path>) -> anyhow::Result<()> {
     let by_alice = SignedEvent::sign(withdrawal(&story_cid, Some("changed my mind".into()))?, &alice);
     let withdrawn = submit_event(&client, &by_alice)?;
     println!("  withdrawal logged at index {}", withdrawn.log_index);
-    super::deposit::show(client.base(), &story_cid, false, false)?;
+    super::deposit::show(client.base(), &story_cid, false, None, false)?;
     match client.get(&format!("/v1/deposits/{story_cid}/content")) {
         Err(e) => println!("  {e}"),
         Ok(_) => anyhow::bail!("a withdrawn text was still served"),

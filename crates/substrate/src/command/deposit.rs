@@ -121,7 +121,7 @@ pub fn print_receipt(receipt: &Receipt) {
     println!("  signer:    {}", receipt.envelope.signatures.first().map(|s| s.keyid.as_str()).unwrap_or("?"));
 }
 
-pub fn show(node: &str, id: &str, datacite: bool, raw: bool) -> anyhow::Result<()> {
+pub fn show(node: &str, id: &str, datacite: bool, scores: Option<&str>, raw: bool) -> anyhow::Result<()> {
     let client = Client::new(node);
     if datacite {
         let answer = client.get(&format!("/v1/deposits/{}/datacite", crate::client::segment(id)))?;
@@ -129,8 +129,9 @@ pub fn show(node: &str, id: &str, datacite: bool, raw: bool) -> anyhow::Result<(
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
+    let query = scores.map(|s| format!("?scores={}", crate::client::segment(s))).unwrap_or_default();
     let value: serde_json::Value =
-        client.get(&format!("/v1/deposits/{}", crate::client::segment(id)))?.json()?;
+        client.get(&format!("/v1/deposits/{}{query}", crate::client::segment(id)))?.json()?;
     if raw {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -164,6 +165,28 @@ pub fn show(node: &str, id: &str, datacite: bool, raw: bool) -> anyhow::Result<(
             d["status"]["log_index"]
         ),
         other => println!("  status:    {other}"),
+    }
+    let ccnet = &value["scores"]["ccnet"];
+    if !ccnet.is_null() {
+        let audit = &ccnet["audit"];
+        let cutoffs = format!(
+            "head below {:.0}, tail from {:.0}, audit of entry {}",
+            audit["head_cutoff"].as_f64().unwrap_or(0.0),
+            audit["tail_cutoff"].as_f64().unwrap_or(0.0),
+            audit["log_size"]
+        );
+        match ccnet["perplexity"].as_f64() {
+            Some(p) => println!(
+                "  ccnet:     perplexity {p:.0}, {} ({cutoffs}): {}",
+                s(&ccnet["bucket"]),
+                if ccnet["dropped_by_ccnet"] == true {
+                    "a CCNet pipeline drops it"
+                } else {
+                    "a CCNet pipeline keeps it"
+                }
+            ),
+            None => println!("  ccnet:     not scored: {}", s(&ccnet["reason"])),
+        }
     }
     Ok(())
 }

@@ -261,6 +261,7 @@ fn builder() -> anyhow::Result<Builder> {
 
 pub fn audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
+        AuditCommand::Amputation(args) => super::amputation::audit(&args),
         AuditCommand::Answers { questions, model, passages, min_words, max_tokens, json, node } => {
             let asked = super::search::AuditSettings { model, passages, min_words, max_tokens };
             super::search::audit_answers(&node.node, &questions, &asked, json)
