@@ -53,7 +53,8 @@ pub(crate) fn ccnet_score(dir: &DataDir, cid: &str) -> Result<Value, ApiError> {
         "tail_cutoff": report.tail_cutoff,
         "thresholds": report.thresholds,
         "reference": {
-            "source": report.reference.source,
+            // The file's name: where it sits on the operator's machine is not the API's business.
+            "source": std::path::Path::new(&report.reference.source).file_name().map(|n| n.to_string_lossy().into_owned()),
             "language": report.reference.language,
             "order": report.reference.order,
             "tokens": report.reference.tokens,

@@ -634,6 +634,7 @@ mod tests {
             (include_str!("error.rs"), true),
             (include_str!("../../substrate-core/src/governance/acts.rs"), true),
             (include_str!("adapters.rs"), false),
+            (include_str!("amputation.rs"), false),
             (include_str!("governance.rs"), false),
             (include_str!("routes.rs"), false),
             (include_str!("search.rs"), false),

@@ -571,6 +571,18 @@ fn windows(rows: &[&[u32]], seq_len: usize, pad: u32) -> TokenBatch {
 }
 
 /// The mean loss over the held-out texts, in windows of `seq_len + 1` (at most `limit` of them).
+/// The mean loss per token of `model` (with whatever adapter it carries) over at most `limit`
+/// windows of `seq_len + 1` tokens cut in order from `texts`, `batch` windows at a time.
+pub fn loss_over(
+    model: &Llama,
+    texts: &[Vec<u32>],
+    seq_len: usize,
+    batch: usize,
+    limit: usize,
+) -> Result<f32> {
+    held_out_loss(model, texts, &TrainConfig { seq_len, batch, ..TrainConfig::default() }, limit)
+}
+
 fn held_out_loss(model: &Llama, held_out: &[Vec<u32>], config: &TrainConfig, limit: usize) -> Result<f32> {
     let span = config.seq_len + 1;
     let rows: Vec<&[u32]> =

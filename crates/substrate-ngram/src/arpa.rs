@@ -56,6 +56,7 @@ pub fn write(model: &Model, out: &mut impl Write) -> std::io::Result<()> {
 pub fn read(input: impl BufRead) -> Result<Model, NgramError> {
     let mut lines = input.lines().enumerate().map(|(i, l)| (i + 1, l));
     let bad = |line: usize, what: String| NgramError::Arpa { line, what };
+    let whole = |what: String| NgramError::ArpaFile { what };
     let next = |lines: &mut dyn Iterator<Item = (usize, std::io::Result<String>)>| -> Result<Option<(usize, String)>, NgramError> {
         for (n, l) in lines {
             let l = l.map_err(|e| bad(n, format!("unreadable: {e}")))?;
@@ -70,7 +71,7 @@ pub fn read(input: impl BufRead) -> Result<Model, NgramError> {
         match next(&mut lines)? {
             Some((_, l)) if l.trim() == "\\data\\" => break,
             Some(_) => continue,
-            None => return Err(bad(0, "no \\data\\ header: this is not an ARPA file".into())),
+            None => return Err(whole("no \\data\\ header: this is not an ARPA file".into())),
         }
     }
     let mut declared: Vec<u64> = Vec::new();
@@ -92,7 +93,7 @@ pub fn read(input: impl BufRead) -> Result<Model, NgramError> {
         declared.push(count);
     }
     if declared.is_empty() {
-        return Err(bad(0, "the header declares no n-gram counts".into()));
+        return Err(whole("the header declares no n-gram counts".into()));
     }
     let mut model = Model::empty(declared.len())?;
     // Ids 0..3 are <unk>, <s>, </s>: a file that lacks <unk> keeps the default.
@@ -105,7 +106,7 @@ pub fn read(input: impl BufRead) -> Result<Model, NgramError> {
     loop {
         let Some((n, l)) = current.take().map(Ok).or_else(|| next(&mut lines).transpose()).transpose()?
         else {
-            return Err(bad(0, "the file ends before \\end\\".into()));
+            return Err(whole("the file ends before \\end\\".into()));
         };
         let trimmed = l.trim();
         if trimmed == "\\end\\" {
@@ -176,7 +177,7 @@ pub fn read(input: impl BufRead) -> Result<Model, NgramError> {
         found[section - 1] += 1;
     }
     if section != declared.len() {
-        return Err(bad(0, format!("{} sections where the header declares {}", section, declared.len())));
+        return Err(whole(format!("{} sections where the header declares {}", section, declared.len())));
     }
     if found[section - 1] != declared[section - 1] {
         return Err(bad(
@@ -190,7 +191,7 @@ pub fn read(input: impl BufRead) -> Result<Model, NgramError> {
     }
     for (i, word) in [(1, BOS_WORD), (2, EOS_WORD)] {
         if !seen[i] {
-            return Err(bad(0, format!("no {word} among the unigrams")));
+            return Err(whole(format!("no {word} among the unigrams")));
         }
     }
     Ok(model)

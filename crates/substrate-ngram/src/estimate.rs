@@ -123,6 +123,11 @@ impl Trainer {
         Ok(())
     }
 
+    /// Tokens counted so far, end markers included.
+    pub fn tokens(&self) -> u64 {
+        self.tokens
+    }
+
     /// Estimates the model.
     pub fn finish(self) -> Result<(Model, Estimate), NgramError> {
         let Trainer { mut model, smoothing, markers, raw, sentences, tokens, .. } = self;

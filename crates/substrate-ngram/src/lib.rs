@@ -37,4 +37,6 @@ pub enum NgramError {
     Discount { discount: f64 },
     #[error("ARPA line {line}: {what}")]
     Arpa { line: usize, what: String },
+    #[error("not a complete ARPA file: {what}")]
+    ArpaFile { what: String },
 }

@@ -25,7 +25,7 @@ pub enum AmputationError {
     #[error("{path}: {what}")]
     Reference { path: String, what: String },
     #[error(
-        "the reference corpus has {tokens} tokens after leaving out the texts the commons holds; a reference must stand for a language (CCNet's is all of a Wikipedia): give one of at least {MIN_REFERENCE_TOKENS} tokens"
+        "the reference corpus has {tokens} tokens after leaving out the texts the commons holds: too small, since a reference must stand for a language (CCNet's is all of a Wikipedia); give one of at least {MIN_REFERENCE_TOKENS} tokens"
     )]
     TooSmall { tokens: u64 },
     #[error(
@@ -33,7 +33,7 @@ pub enum AmputationError {
     )]
     WrongOrder { path: String, found: usize, wanted: usize },
     #[error(
-        "the percentiles must satisfy 0 <= head ({head}) < tail ({tail}) <= 100, and cutoffs HEAD < TAIL; CCNet's are 30 and 60"
+        "the percentiles must satisfy 0 <= head ({head}) < tail ({tail}) <= 100, and cutoffs must be finite perplexities with 0 < HEAD < TAIL; CCNet's percentiles are 30 and 60"
     )]
     Thresholds { head: f64, tail: f64 },
     #[error(
@@ -156,10 +156,15 @@ pub fn train_reference(
             trainer.add(&text::tokens(line))?;
         }
     }
-    let (model, estimate) = trainer.finish()?;
-    if estimate.tokens < MIN_REFERENCE_TOKENS {
-        return Err(AmputationError::TooSmall { tokens: estimate.tokens });
+    if trainer.tokens() < MIN_REFERENCE_TOKENS {
+        return Err(AmputationError::TooSmall { tokens: trainer.tokens() });
     }
+    let (model, estimate) = trainer.finish().map_err(|e| match e {
+        substrate_ngram::NgramError::Discounts { .. } => {
+            AmputationError::Reference { path: corpus.source.clone(), what: e.to_string() }
+        }
+        other => other.into(),
+    })?;
     let info = ReferenceInfo {
         source: corpus.source.clone(),
         language: corpus.language.clone(),
@@ -189,7 +194,9 @@ pub fn read_reference(
         substrate_ngram::arpa::read(std::io::BufReader::with_capacity(1 << 20, file)).map_err(|e| {
             AmputationError::Reference {
                 path: path.display().to_string(),
-                what: format!("is not a usable ARPA model: {e}"),
+                what: format!(
+                    "is not a usable ARPA model: {e}; `substrate lm train` writes one, or leave out --reference-model to train the reference here"
+                ),
             }
         })?;
     if model.order() != order {
@@ -234,6 +241,25 @@ pub struct Thresholds {
     pub tail_percentile: f64,
     /// Fixed perplexity cutoffs instead of percentiles of the sample.
     pub cutoffs: Option<Cutoffs>,
+}
+
+impl Thresholds {
+    /// Refuses percentiles outside 0..=100 or out of order, and cutoffs that are not finite
+    /// positive numbers in order.
+    pub fn check(&self) -> Result<(), AmputationError> {
+        let (h, t) = (self.head_percentile, self.tail_percentile);
+        let valid = match self.cutoffs {
+            Some(c) => c.head.is_finite() && c.tail.is_finite() && 0.0 < c.head && c.head < c.tail,
+            None => (0.0..=100.0).contains(&h) && (0.0..=100.0).contains(&t) && h < t,
+        };
+        match valid {
+            true => Ok(()),
+            false => {
+                let (head, tail) = self.cutoffs.map_or((h, t), |c| (c.head, c.tail));
+                Err(AmputationError::Thresholds { head, tail })
+            }
+        }
+    }
 }
 
 impl Default for Thresholds {
@@ -371,15 +397,8 @@ pub fn audit(
     reference: ReferenceInfo,
     thresholds: &Thresholds,
 ) -> Result<Report, AmputationError> {
+    thresholds.check()?;
     let (h, t) = (thresholds.head_percentile, thresholds.tail_percentile);
-    let valid = match thresholds.cutoffs {
-        Some(c) => c.head < c.tail,
-        None => (0.0..=100.0).contains(&h) && (0.0..=100.0).contains(&t) && h < t,
-    };
-    if !valid {
-        let (head, tail) = thresholds.cutoffs.map_or((h, t), |c| (c.head, c.tail));
-        return Err(AmputationError::Thresholds { head, tail });
-    }
     let language = primary(&reference.language);
     let snapshot = &eligible.snapshot;
     // Score on every core: each text is independent.
@@ -405,7 +424,10 @@ pub fn audit(
                     })
                 })
                 .collect();
-            parts.into_iter().flat_map(|p| p.join().unwrap_or_default()).collect()
+            parts
+                .into_iter()
+                .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
         })
     };
     let sample: Vec<f64> = scores.iter().flatten().filter_map(|s| s.perplexity()).collect();
@@ -616,15 +638,25 @@ pub fn svg(report: &Report) -> String {
     }
     let r = &report.reference;
     let notes = [
-        format!(
-            "Reference: {}-gram modified Kneser-Ney on {} ({}, {} documents, {} tokens; {} n-grams).",
-            r.order,
-            file_name(&r.source),
-            r.language,
-            r.documents,
-            r.tokens,
-            r.ngrams.iter().sum::<u64>()
-        ),
+        if r.tokens == 0 {
+            format!(
+                "Reference: the {}-gram model {} ({}; {} n-grams).",
+                r.order,
+                file_name(&r.source),
+                r.language,
+                r.ngrams.iter().sum::<u64>()
+            )
+        } else {
+            format!(
+                "Reference: {}-gram modified Kneser-Ney on {} ({}, {} documents, {} tokens; {} n-grams).",
+                r.order,
+                file_name(&r.source),
+                r.language,
+                r.documents,
+                r.tokens,
+                r.ngrams.iter().sum::<u64>()
+            )
+        },
         format!(
             "Head below perplexity {:.0}, tail from {:.0}: {}.",
             report.head_cutoff,
@@ -659,4 +691,326 @@ fn file_name(path: &str) -> &str {
 
 pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// What a comparison run is asked to do.
+pub struct CompareOptions {
+    /// The directory both adapters and the report go into.
+    pub out: PathBuf,
+    pub base_sha256: String,
+    pub lora: substrate_models::LoraConfig,
+    pub steps: usize,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub lr: f64,
+    pub save_every: usize,
+}
+
+/// Windows of `seq_len + 1` tokens each register's held-out loss is measured over, at most.
+pub const HELD_OUT_WINDOWS: usize = 64;
+
+/// One register's held-out perplexity under the base model and under each adapter.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct CompareRow {
+    pub register: String,
+    pub held_out_texts: u64,
+    /// Held-out texts a CCNet pipeline would have dropped (scored in its tail).
+    pub held_out_in_tail: u64,
+    pub base: f64,
+    pub ccnet: f64,
+    pub governed: f64,
+    /// Tokens each run trained on from this register.
+    pub ccnet_tokens: u64,
+    pub governed_tokens: u64,
+}
+
+/// The comparison: the same snapshot, base model, held-out texts, steps and seed; (a) trained on
+/// what CCNet keeps, in its natural proportions, (b) on the governed mixture over every text.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Comparison {
+    pub commons: String,
+    pub log_size: u64,
+    pub snapshot_root: String,
+    pub base_sha256: String,
+    pub mixture: BTreeMap<String, f64>,
+    /// (a)'s register weights: each register's share of the kept texts' tokens.
+    pub ccnet_weights: BTreeMap<String, f64>,
+    pub head_cutoff: f64,
+    pub tail_cutoff: f64,
+    /// Trainable texts (not held out) and how many of them CCNet drops.
+    pub trainable_texts: u64,
+    pub dropped_texts: u64,
+    pub steps: usize,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub lr: f64,
+    pub seed: u64,
+    pub rows: Vec<CompareRow>,
+}
+
+/// Where a comparison is, for a progress display.
+#[derive(Debug)]
+pub enum ComparePhase<'a> {
+    Scored { texts: usize, dropped: usize, held_out: usize },
+    Training { run: &'static str },
+    Step(&'a substrate_models::finetune::Progress),
+}
+
+/// Runs the comparison with the base model `load` gives (called once per run, so that each
+/// starts from the same weights), the reference `model` and the audit's cutoffs.
+pub fn compare(
+    data_dir: &DataDir,
+    mut load: impl FnMut() -> Result<substrate_models::Llama, substrate_models::ModelError>,
+    reference: &Model,
+    language: &str,
+    cutoffs: Cutoffs,
+    options: &CompareOptions,
+    mut on_phase: impl FnMut(ComparePhase<'_>),
+) -> Result<Comparison, AmputationError> {
+    use substrate_models::finetune::{self, Planned, TrainConfig};
+
+    use crate::sampler::{self, Candidate};
+
+    for run in ["ccnet-kept", "governed"] {
+        let dir = options.out.join(run);
+        if dir.join(substrate_models::lora::WEIGHTS_FILE).exists() {
+            return Err(TrainError::Exists(dir.display().to_string()).into());
+        }
+    }
+    let snapshot = run::snapshot(data_dir, None, None)?;
+    if snapshot.entries.is_empty() {
+        return Err(TrainError::NothingEligible(
+            snapshot.mixture.keys().cloned().collect::<Vec<_>>().join(", "),
+        )
+        .into());
+    }
+    let texts = run::read_texts(data_dir, &snapshot)?;
+    let language = primary(language);
+    // CCNet's verdict on each text; one in a language the reference does not cover, or with no
+    // words, is not the perplexity filter's to drop and is kept.
+    let tail: Vec<bool> = snapshot
+        .entries
+        .iter()
+        .zip(&texts)
+        .map(|(e, t)| {
+            let declared =
+                snapshot.details.get(&e.cid.to_string()).map(|d| primary(&d.2)).unwrap_or_default();
+            declared == language
+                && ccnet::score_document(reference, &String::from_utf8_lossy(t))
+                    .perplexity()
+                    .is_some_and(|p| cutoffs.bucket(p) == Bucket::Tail)
+        })
+        .collect();
+    let held_out = run::held_out(&snapshot);
+    let trainable: Vec<usize> = (0..snapshot.entries.len()).filter(|&i| !held_out[i]).collect();
+    let dropped = trainable.iter().filter(|&&i| tail[i]).count();
+    on_phase(ComparePhase::Scored {
+        texts: trainable.len(),
+        dropped,
+        held_out: held_out.iter().filter(|h| **h).count(),
+    });
+
+    let mut model = load().map_err(TrainError::Model)?;
+    let tokenised = run::tokenise(&model, &texts)?;
+    let register = |i: usize| snapshot.entries[i].register.to_string();
+    let mut held: BTreeMap<String, Vec<Vec<u32>>> = BTreeMap::new();
+    for (i, _) in held_out.iter().enumerate().filter(|(_, h)| **h) {
+        held.entry(register(i)).or_default().push(tokenised[i].clone());
+    }
+    let seed = u64::from_be_bytes(snapshot.root[..8].try_into().unwrap_or_default());
+    let config = TrainConfig {
+        lora: options.lora.clone(),
+        steps: options.steps,
+        batch: options.batch,
+        seq_len: options.seq_len,
+        lr: options.lr,
+        seed,
+        save_every: options.save_every,
+        ..TrainConfig::default()
+    };
+    // (a) keeps the head and the middle, each register weighed by its share of their tokens.
+    let kept: Vec<usize> = trainable.iter().copied().filter(|&i| !tail[i]).collect();
+    let mut ccnet_weights: BTreeMap<String, f64> = BTreeMap::new();
+    for &i in &kept {
+        *ccnet_weights.entry(register(i)).or_default() += tokenised[i].len() as f64;
+    }
+    let kept_tokens: f64 = ccnet_weights.values().sum();
+    ccnet_weights.values_mut().for_each(|w| *w /= kept_tokens.max(1.0));
+
+    // Each register's loss over the same held-out windows, under the base model and each adapter.
+    let losses = |model: &substrate_models::Llama| -> Result<BTreeMap<String, f32>, AmputationError> {
+        held.iter()
+            .map(|(r, texts)| {
+                let loss =
+                    finetune::loss_over(model, texts, options.seq_len, options.batch, HELD_OUT_WINDOWS)
+                        .map_err(TrainError::Model)?;
+                Ok((r.clone(), loss))
+            })
+            .collect()
+    };
+    let base = losses(&model)?;
+    // Per run: each register's held-out loss, and the tokens it trained on from each register.
+    type Outcome = (BTreeMap<String, f32>, BTreeMap<String, u64>);
+    let mut results: BTreeMap<&str, Outcome> = BTreeMap::new();
+    for (run, chosen, weights) in
+        [("ccnet-kept", &kept, &ccnet_weights), ("governed", &trainable, &snapshot.mixture)]
+    {
+        on_phase(ComparePhase::Training { run });
+        let candidates: Vec<Candidate> =
+            chosen.iter().map(|&i| Candidate { register: register(i), tokens: tokenised[i].len() }).collect();
+        let plan = sampler::plan(&candidates, weights, options.steps, options.batch, options.seq_len, seed)
+            .map_err(TrainError::Plan)?;
+        let planned: Vec<(String, Vec<u32>)> =
+            chosen.iter().map(|&i| (register(i), tokenised[i].clone())).collect();
+        let dir = options.out.join(run);
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| TrainError::Io { path: dir.display().to_string(), source })?;
+        if run != "ccnet-kept" {
+            model = load().map_err(TrainError::Model)?;
+        }
+        finetune::finetune_planned(
+            &mut model,
+            &options.base_sha256,
+            Planned { texts: &planned, plan: &plan.steps, held_out: &held },
+            &config,
+            &dir,
+            |p| {
+                on_phase(ComparePhase::Step(p));
+                std::ops::ControlFlow::Continue(())
+            },
+        )
+        .map_err(TrainError::Model)?;
+        results.insert(
+            run,
+            (losses(&model)?, plan.tokens.into_iter().map(|(r, t)| (r.to_string(), t)).collect()),
+        );
+    }
+    let (a, a_tokens) = &results["ccnet-kept"];
+    let (b, b_tokens) = &results["governed"];
+    let perplexity = |loss: f32| f64::from(loss).exp();
+    let rows = held
+        .iter()
+        .map(|(r, texts)| {
+            let loss = |m: &BTreeMap<String, f32>| m.get(r).copied().unwrap_or(f32::NAN);
+            let (base, after_a, after_b) = (loss(&base), loss(a), loss(b));
+            CompareRow {
+                register: r.clone(),
+                held_out_texts: texts.len() as u64,
+                held_out_in_tail: (0..snapshot.entries.len())
+                    .filter(|&i| held_out[i] && tail[i] && register(i) == *r)
+                    .count() as u64,
+                base: perplexity(base),
+                ccnet: perplexity(after_a),
+                governed: perplexity(after_b),
+                ccnet_tokens: a_tokens.get(r).copied().unwrap_or(0),
+                governed_tokens: b_tokens.get(r).copied().unwrap_or(0),
+            }
+        })
+        .collect();
+    Ok(Comparison {
+        commons: snapshot.commons.name.clone(),
+        log_size: snapshot.log_size,
+        snapshot_root: hex::encode(snapshot.root),
+        base_sha256: options.base_sha256.clone(),
+        mixture: snapshot.mixture.clone(),
+        ccnet_weights,
+        head_cutoff: cutoffs.head,
+        tail_cutoff: cutoffs.tail,
+        trainable_texts: trainable.len() as u64,
+        dropped_texts: dropped as u64,
+        steps: options.steps,
+        batch: options.batch,
+        seq_len: options.seq_len,
+        lr: options.lr,
+        seed,
+        rows,
+    })
+}
+
+/// The comparison as a Markdown table.
+pub fn comparison_table(c: &Comparison) -> String {
+    let mut out = String::from(
+        "| register | held-out texts (in CCNet's tail) | base | (a) CCNet's kept texts | (b) governed mixture | tokens trained (a) | tokens trained (b) |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in &c.rows {
+        out.push_str(&format!(
+            "| {} | {} ({}) | {:.2} | {:.2} | {:.2} | {} | {} |\n",
+            r.register,
+            r.held_out_texts,
+            r.held_out_in_tail,
+            r.base,
+            r.ccnet,
+            r.governed,
+            r.ccnet_tokens,
+            r.governed_tokens
+        ));
+    }
+    out
+}
+
+/// The comparison as an SVG chart: each register's held-out perplexity, three bars.
+pub fn comparison_svg(c: &Comparison) -> String {
+    let (left, top, group, bar) = (150.0, 70.0, 66.0, 18.0);
+    let max = c
+        .rows
+        .iter()
+        .flat_map(|r| [r.base, r.ccnet, r.governed])
+        .filter(|v| v.is_finite())
+        .fold(1.0, f64::max);
+    let scale = 480.0 / max;
+    let height = top + c.rows.len() as f64 * group + 90.0;
+    let series = [
+        ("base model", "#868e96"),
+        ("(a) CCNet's kept texts", "#c92a2a"),
+        ("(b) governed mixture", "#1971c2"),
+    ];
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="780" height="{height}" viewBox="0 0 780 {height}" font-family="sans-serif" font-size="13">
+<title>Held-out perplexity per register</title>
+<rect width="100%" height="100%" fill="#ffffff"/>
+<text x="20" y="28" font-size="17" font-weight="bold">Held-out perplexity per register (lower is better)</text>
+<text x="20" y="50" fill="#444">The same base model, snapshot, held-out texts, steps and seed; {} steps of {} x {} tokens.</text>
+"##,
+        c.steps, c.batch, c.seq_len
+    );
+    for (i, r) in c.rows.iter().enumerate() {
+        let y = top + i as f64 * group;
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+            left - 10.0,
+            y + 30.0,
+            escape(&r.register)
+        ));
+        for (k, (value, (name, colour))) in [r.base, r.ccnet, r.governed].iter().zip(series).enumerate() {
+            let yy = y + k as f64 * (bar + 1.0);
+            let w = if value.is_finite() { value * scale } else { 0.0 };
+            svg.push_str(&format!(
+                "<rect x=\"{left}\" y=\"{yy:.1}\" width=\"{w:.1}\" height=\"{bar}\" fill=\"{colour}\"><title>{}: {name} {value:.2}</title></rect><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{value:.1}</text>\n",
+                escape(&r.register),
+                left + w + 5.0,
+                yy + 13.0
+            ));
+        }
+    }
+    let y = top + c.rows.len() as f64 * group + 10.0;
+    for (k, (name, colour)) in series.iter().enumerate() {
+        let x = 20.0 + k as f64 * 220.0;
+        svg.push_str(&format!(
+            "<rect x=\"{x}\" y=\"{y}\" width=\"14\" height=\"14\" fill=\"{colour}\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
+            x + 20.0,
+            y + 12.0,
+            escape(name)
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"20\" y=\"{}\" fill=\"#444\" font-size=\"12\">Commons {}, log of {} entries, snapshot {}; CCNet drops {} of {} trainable texts (perplexity from {:.0}).</text>\n</svg>\n",
+        y + 45.0,
+        escape(&c.commons),
+        c.log_size,
+        &c.snapshot_root[..12],
+        c.dropped_texts,
+        c.trainable_texts,
+        c.tail_cutoff
+    ));
+    svg
 }

@@ -201,6 +201,24 @@ pub fn model_card(record: &RunRecord, per_table: Option<&str>) -> String {
     }
     out.push(String::new());
 
+    out.push("## What CCNet's filter would have discarded".into());
+    out.push(String::new());
+    out.push(match &record.ccnet {
+        None => "The node that trained this adapter had run no amputation audit (`substrate audit amputation`), so this card cannot say how many of its tokens a CCNet pipeline would have discarded.".into(),
+        Some(c) => format!(
+            "Of the {} tokens trained, {} ({}) came from {} texts a CCNet pipeline would have discarded: their perplexity under a {} was in its tail (from {:.0}) by the commons' amputation audit of the log's first {} entries. {} tokens came from texts that audit did not score.",
+            record.tokens_trained,
+            c.tokens_in_tail,
+            percent(ratio(c.tokens_in_tail, record.tokens_trained)),
+            c.texts_in_tail,
+            c.reference,
+            c.tail_cutoff,
+            c.audit_log_size,
+            c.tokens_not_scored
+        ),
+    });
+    out.push(String::new());
+
     out.push("## Provenance Erasure Rate".into());
     out.push(String::new());
     match per_table {

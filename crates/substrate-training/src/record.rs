@@ -51,6 +51,24 @@ pub struct RunRecord {
     /// RFC 3339 times.
     pub started: String,
     pub finished: String,
+    /// How many of the trained tokens a CCNet pipeline would have discarded, by the amputation
+    /// audit the node had kept when it trained (absent when it had none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ccnet: Option<CcnetShare>,
+}
+
+/// The trained tokens that came from texts in CCNet's tail, by the node's latest amputation audit.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CcnetShare {
+    /// The log size the audit read, its reference corpus and the perplexity from which it cut the tail.
+    pub audit_log_size: u64,
+    pub reference: String,
+    pub tail_cutoff: f64,
+    /// Trained tokens from texts in the tail, and from texts the audit did not score.
+    pub tokens_in_tail: u64,
+    pub tokens_not_scored: u64,
+    /// Deposits trained on that are in the tail.
+    pub texts_in_tail: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

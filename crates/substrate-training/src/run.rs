@@ -418,13 +418,44 @@ pub fn train(
         node: substrate_core::identity::did_of(&options.node_key.verifying_key()),
         started,
         finished: (options.now)(),
+        ccnet: None,
     };
+    let record = RunRecord { ccnet: ccnet_share(&options.data_dir, &record), ..record };
 
     on_phase(Phase::Signing);
     publish(&staging, &record, options, &snapshot.state)?;
     std::fs::rename(&staging, &options.out).map_err(io(&options.out))?;
     on_phase(Phase::Published { dir: &options.out });
     Ok(record)
+}
+
+/// The trained tokens from texts in CCNet's tail, if the node has kept an amputation audit.
+fn ccnet_share(data_dir: &DataDir, record: &RunRecord) -> Option<crate::record::CcnetShare> {
+    let report = crate::amputation::read_scores(data_dir).ok().flatten()?;
+    let buckets: BTreeMap<&str, Option<&str>> =
+        report.deposits.iter().map(|d| (d.cid.as_str(), d.bucket.as_deref())).collect();
+    let mut share = crate::record::CcnetShare {
+        audit_log_size: report.log_size,
+        reference: format!(
+            "{}-gram model of {} ({})",
+            report.reference.order, report.reference.source, report.reference.language
+        ),
+        tail_cutoff: report.tail_cutoff,
+        tokens_in_tail: 0,
+        tokens_not_scored: 0,
+        texts_in_tail: 0,
+    };
+    for c in record.contributions.iter().filter(|c| c.tokens_trained > 0) {
+        match buckets.get(c.entry.cid.to_string().as_str()) {
+            Some(Some("tail")) => {
+                share.tokens_in_tail += c.tokens_trained;
+                share.texts_in_tail += 1;
+            }
+            Some(Some(_)) => {}
+            _ => share.tokens_not_scored += c.tokens_trained,
+        }
+    }
+    Some(share)
 }
 
 /// Which of the snapshot's texts are held out to measure the loss: about a tenth of each

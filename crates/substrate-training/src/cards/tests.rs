@@ -137,6 +137,7 @@ fn sample() -> RunRecord {
         node: "did:key:z6MknodenodenodenodenodenodenodenodenodeN0DE".into(),
         started: "2026-11-22T02:27:51.022Z".into(),
         finished: "2026-11-22T02:31:07.500Z".into(),
+        ccnet: None,
     }
 }
 

@@ -84,7 +84,7 @@ pub struct AmputationArgs {
     #[arg(long, default_value_t = 60.0)]
     pub tail_percentile: f64,
     /// Fixed perplexity cutoffs HEAD,TAIL instead of percentiles of the sample.
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',', value_name = "HEAD,TAIL")]
     pub cutoffs: Option<Vec<f64>>,
     /// Write the reference model trained as an ARPA file.
     #[arg(long)]

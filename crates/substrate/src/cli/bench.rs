@@ -124,6 +124,26 @@ pub enum BenchCommand {
     /// A commons of N public deposits of words drawn by Zipf's law: build the search index from
     /// the log, then time Q searches against it in this process, per mode, with the memory and
     /// disk the index takes.
+    /// Train the amputation audit's 5-gram reference model on the Wikipedia summaries and score
+    /// TEXTS texts of SIZE bytes CCNet's way, on one core and on all; with --tokens-out, write
+    /// them normalised and tokenised, a text a line, for KenLM to score the same
+    /// (.ci/amputation/bench_kenlm.py).
+    Ngram {
+        #[arg(long, default_value_t = 100_000)]
+        texts: usize,
+        /// Text size in bytes.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+        #[arg(long, default_value = "en")]
+        language: String,
+        /// Write the reference model as ARPA here.
+        #[arg(long)]
+        arpa: Option<PathBuf>,
+        #[arg(long)]
+        tokens_out: Option<PathBuf>,
+        #[command(flatten)]
+        models: ModelArgs,
+    },
     Search {
         #[arg(long, default_value_t = 100_000)]
         deposits: usize,

@@ -5,12 +5,15 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 
 use std::collections::BTreeSet;
+use std::io::IsTerminal;
 
 use anyhow::Context;
+use substrate_models::fetch;
+use substrate_models::{Llama, Weights};
 use substrate_ngram::ccnet::Cutoffs;
 use substrate_ngram::{Smoothing, Trainer, arpa, text};
 use substrate_store::DataDir;
-use substrate_training::amputation::{self, Thresholds};
+use substrate_training::amputation::{self, ComparePhase, Thresholds};
 
 use crate::cli::{AmputationArgs, LmCommand, TokenArgs};
 
@@ -130,11 +133,15 @@ pub(super) fn read_arpa(path: &Path) -> anyhow::Result<substrate_ngram::Model> {
 
 pub fn audit(args: &AmputationArgs) -> anyhow::Result<()> {
     let data = DataDir::new(&args.data.data_dir);
-    let thresholds = Thresholds {
-        head_percentile: args.head_percentile,
-        tail_percentile: args.tail_percentile,
-        cutoffs: args.cutoffs.as_ref().map(|c| Cutoffs { head: c[0], tail: c[1] }),
+    let cutoffs = match args.cutoffs.as_deref() {
+        None => None,
+        Some([head, tail]) => Some(Cutoffs { head: *head, tail: *tail }),
+        Some(other) => anyhow::bail!("--cutoffs takes two perplexities, HEAD,TAIL, not {}", other.len()),
     };
+    let thresholds =
+        Thresholds { head_percentile: args.head_percentile, tail_percentile: args.tail_percentile, cutoffs };
+    // Refused before anything is read or trained.
+    thresholds.check()?;
     eprintln!("reading the eligible deposits of {}", data.root().display());
     let eligible = amputation::eligible(&data)?;
     let (model, reference) = match &args.reference_model {
@@ -167,6 +174,7 @@ pub fn audit(args: &AmputationArgs) -> anyhow::Result<()> {
         write_arpa(&model, out)?;
         eprintln!("wrote the reference model to {}", out.display());
     }
+    let language = reference.language.clone();
     let report = amputation::audit(&eligible, &model, reference, &thresholds)?;
     let saved = amputation::save_scores(&data, &report).context("keeping the scores for the API")?;
     eprintln!("kept every deposit's score in {} (GET /v1/deposits/CID?scores=ccnet)", saved.display());
@@ -175,16 +183,116 @@ pub fn audit(args: &AmputationArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote the chart to {}", path.display());
     }
+    let comparison = match &args.compare {
+        Some(out) => {
+            let cutoffs = Cutoffs { head: report.head_cutoff, tail: report.tail_cutoff };
+            Some(compare(args, &data, &model, &language, cutoffs, out)?)
+        }
+        None => None,
+    };
     if args.json {
         let mut value = serde_json::to_value(&report)?;
+        if let (Some(map), Some(c)) = (value.as_object_mut(), &comparison) {
+            map.insert("comparison".into(), serde_json::to_value(c)?);
+        }
         if let Some(map) = value.as_object_mut() {
             map.remove("deposits");
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print_report(&report);
+        if let Some(c) = &comparison {
+            println!(
+                "\nthe answer: held-out perplexity per register, the same base model, snapshot, held-out texts, steps and seed"
+            );
+            println!(
+                "  (a) trained on what CCNet keeps: {} of {} trainable texts, its tail dropped, registers in their natural proportions",
+                c.trainable_texts - c.dropped_texts,
+                c.trainable_texts
+            );
+            println!(
+                "  (b) trained on the governed mixture over all {} trainable texts\n",
+                c.trainable_texts
+            );
+            println!(
+                "{:<16} {:>9} {:>9} {:>9} {:>9}",
+                "register", "held out", "base", "(a) ccnet", "(b) gov."
+            );
+            for r in &c.rows {
+                println!(
+                    "{:<16} {:>9} {:>9.2} {:>9.2} {:>9.2}",
+                    r.register, r.held_out_texts, r.base, r.ccnet, r.governed
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// Trains both adapters of the comparison into `out` and writes its report there.
+fn compare(
+    args: &AmputationArgs,
+    data: &DataDir,
+    reference: &substrate_ngram::Model,
+    language: &str,
+    cutoffs: Cutoffs,
+    out: &Path,
+) -> anyhow::Result<amputation::Comparison> {
+    let models = crate::cli::ModelArgs {
+        model: args.model.clone(),
+        models_dir: args.models_dir.clone(),
+        weights: "auto".into(),
+        data: crate::cli::DataArgs { data_dir: args.data.data_dir.clone() },
+    };
+    let path = super::models::model_path(&models, &fetch::GENERATION);
+    let base_sha256 = fetch::file_sha256(&path)?;
+    let options = amputation::CompareOptions {
+        out: out.to_path_buf(),
+        base_sha256,
+        lora: super::models::lora_config(&args.lora)?,
+        steps: args.lora.steps,
+        batch: args.lora.batch,
+        seq_len: args.lora.seq_len,
+        lr: args.lora.lr,
+        save_every: args.lora.save_every,
+    };
+    eprintln!(
+        "comparing: two adapters of {} steps on {} into {}",
+        options.steps,
+        path.display(),
+        out.display()
+    );
+    let tty = std::io::stderr().is_terminal();
+    let load = || {
+        eprintln!("loading {}", path.display());
+        Llama::load(&path, Weights::Dense)
+    };
+    let comparison = amputation::compare(data, load, reference, language, cutoffs, &options, |phase| {
+        match phase {
+            ComparePhase::Scored { texts, dropped, held_out } => eprintln!(
+                "scored      {texts} trainable texts, {dropped} in CCNet's tail; {held_out} held out to measure"
+            ),
+            ComparePhase::Training { run } => {
+                if tty {
+                    eprintln!();
+                }
+                eprintln!("training    {run}")
+            }
+            ComparePhase::Step(p) => super::models::show_step(p, tty),
+        }
+    })?;
+    if tty {
+        eprintln!();
+    }
+    let write = |name: &str, bytes: &[u8]| {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+    };
+    write("comparison.json", &serde_json::to_vec_pretty(&comparison)?)?;
+    write("comparison.md", amputation::comparison_table(&comparison).as_bytes())?;
+    write("comparison.svg", amputation::comparison_svg(&comparison).as_bytes())?;
+    eprintln!("wrote comparison.json, comparison.md and comparison.svg into {}", out.display());
+    Ok(comparison)
 }
 
 fn print_report(report: &amputation::Report) {
@@ -193,16 +301,17 @@ fn print_report(report: &amputation::Report) {
         "CCNet's perplexity filter on the eligible deposits of {} (log of {} entries)",
         report.commons, report.log_size
     );
-    println!(
-        "reference: {}-gram modified Kneser-Ney, {} ({}): {} documents, {} sentences, {} tokens; n-grams by order {}",
-        r.order,
-        r.source,
-        r.language,
-        r.documents,
-        r.sentences,
-        r.tokens,
-        r.ngrams.iter().map(u64::to_string).collect::<Vec<_>>().join(" / ")
-    );
+    let ngrams = r.ngrams.iter().map(u64::to_string).collect::<Vec<_>>().join(" / ");
+    match r.tokens {
+        0 => println!(
+            "reference: the {}-gram model read from {} ({}); n-grams by order {ngrams}",
+            r.order, r.source, r.language
+        ),
+        _ => println!(
+            "reference: {}-gram modified Kneser-Ney, {} ({}): {} documents, {} sentences, {} tokens; n-grams by order {ngrams}",
+            r.order, r.source, r.language, r.documents, r.sentences, r.tokens
+        ),
+    }
     if r.excluded > 0 {
         println!("  {} reference documents left out: the commons holds the same text", r.excluded);
     }

@@ -20,12 +20,14 @@ use crate::cli::BenchCommand;
 
 mod jobs;
 mod mesh;
+mod ngram;
 mod reads;
 mod sandbox;
 mod search;
 
 use jobs::bench_jobs;
 use mesh::bench_mesh;
+use ngram::bench_ngram;
 use reads::{bench_open, bench_reads};
 use sandbox::bench_sandbox;
 use search::bench_search;
@@ -46,6 +48,9 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Jobs { jobs, workers, check_ppm, clients, model_dir } => {
             bench_jobs(jobs, workers, check_ppm, clients, model_dir.as_deref())
+        }
+        BenchCommand::Ngram { texts, size, language, arpa, tokens_out, models } => {
+            bench_ngram(texts, size, &language, arpa.as_deref(), tokens_out.as_deref(), &models)
         }
         BenchCommand::Search { deposits, queries, size, vectors, models } => {
             bench_search(deposits, queries, size, vectors, &models)

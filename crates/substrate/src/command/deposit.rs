@@ -170,7 +170,7 @@ pub fn show(node: &str, id: &str, datacite: bool, scores: Option<&str>, raw: boo
     if !ccnet.is_null() {
         let audit = &ccnet["audit"];
         let cutoffs = format!(
-            "head below {:.0}, tail from {:.0}, audit of entry {}",
+            "head below {:.0}, tail from {:.0}, audit of the log's first {} entries",
             audit["head_cutoff"].as_f64().unwrap_or(0.0),
             audit["tail_cutoff"].as_f64().unwrap_or(0.0),
             audit["log_size"]

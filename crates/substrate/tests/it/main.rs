@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod amputation;
 mod bad_input;
 mod cli_flow;
 mod crash;
