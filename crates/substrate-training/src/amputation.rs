@@ -958,7 +958,7 @@ pub fn comparison_svg(c: &Comparison) -> String {
         .filter(|v| v.is_finite())
         .fold(1.0, f64::max);
     let scale = 480.0 / max;
-    let height = top + c.rows.len() as f64 * group + 90.0;
+    let height = top + c.rows.len() as f64 * group + 105.0;
     let series = [
         ("base model", "#868e96"),
         ("(a) CCNet's kept texts", "#c92a2a"),
@@ -1003,11 +1003,12 @@ pub fn comparison_svg(c: &Comparison) -> String {
         ));
     }
     svg.push_str(&format!(
-        "<text x=\"20\" y=\"{}\" fill=\"#444\" font-size=\"12\">Commons {}, log of {} entries, snapshot {}; CCNet drops {} of {} trainable texts (perplexity from {:.0}).</text>\n</svg>\n",
+        "<text x=\"20\" y=\"{}\" fill=\"#444\" font-size=\"12\">Commons {}, log of {} entries, snapshot {}.</text>\n<text x=\"20\" y=\"{}\" fill=\"#444\" font-size=\"12\">CCNet drops {} of the {} trainable texts (perplexity from {:.0}); (a) trains on the rest, (b) on them all.</text>\n</svg>\n",
         y + 45.0,
         escape(&c.commons),
         c.log_size,
         &c.snapshot_root[..12],
+        y + 63.0,
         c.dropped_texts,
         c.trainable_texts,
         c.tail_cutoff
