@@ -37,13 +37,13 @@ pub fn write(model: &Model, out: &mut impl Write) -> std::io::Result<()> {
     for n in 2..=highest {
         writeln!(out, "\n\\{n}-grams:")?;
         let table = &model.higher[n - 2];
-        let mut keys: Vec<Key> = table.keys().copied().collect();
+        let mut keys: Vec<Key> = table.keys().to_vec();
         keys.sort_unstable();
         for key in keys {
             let mut words = (0..n)
                 .rev()
                 .map(|i| model.words[((key >> (model.bits * i as u32)) & mask) as usize].as_str());
-            line(out, table[&key], &mut words, n)?;
+            line(out, table.get(key).unwrap_or_default(), &mut words, n)?;
         }
         writeln!(out)?;
     }
@@ -170,8 +170,11 @@ pub fn read(input: impl BufRead) -> Result<Model, NgramError> {
             model.unigrams[ids[0] as usize] = w;
         } else {
             let key = model.pack(&ids);
-            if model.higher[section - 2].insert(key, w).is_some() {
-                return Err(bad(n, "an n-gram listed twice".into()));
+            if model.higher[section - 2].insert(key, w).is_err() {
+                return Err(bad(
+                    n,
+                    "an n-gram listed twice (or two n-grams of one 64-bit fingerprint)".into(),
+                ));
             }
         }
         found[section - 1] += 1;

@@ -276,7 +276,7 @@ impl Trainer {
                 match n {
                     2 => model.unigrams[context as usize].backoff = backoff,
                     _ => {
-                        if let Some(w) = model.higher[n - 3].get_mut(&context) {
+                        if let Some(w) = model.higher[n - 3].get_mut(context) {
                             w.backoff = backoff;
                         }
                     }
@@ -285,7 +285,9 @@ impl Trainer {
             let table = &mut model.higher[n - 2];
             table.reserve(probs.len());
             for (&key, &p) in &probs {
-                table.insert(key, Weights { prob: log10(p), backoff: 0.0 });
+                table
+                    .insert(key, Weights { prob: log10(p), backoff: 0.0 })
+                    .map_err(|_| NgramError::Fingerprint { order: n })?;
             }
             if n == 2 {
                 lower.clear();

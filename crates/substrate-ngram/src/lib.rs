@@ -37,6 +37,10 @@ pub enum NgramError {
     Discount { discount: f64 },
     #[error("ARPA line {line}: {what}")]
     Arpa { line: usize, what: String },
+    #[error(
+        "two {order}-grams share one 64-bit fingerprint (a chance of about one in ten million for a model this size); train on a slightly different corpus"
+    )]
+    Fingerprint { order: usize },
     #[error("not a complete ARPA file: {what}")]
     ArpaFile { what: String },
 }

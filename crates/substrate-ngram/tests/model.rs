@@ -190,3 +190,31 @@ fn a_malformed_arpa_file_is_refused_with_its_line() {
         assert!(err.contains(want), "{err} lacks {want}");
     }
 }
+
+#[test]
+fn scoring_a_sentence_at_once_gives_what_scoring_it_word_by_word_gives() {
+    let corpus = generated(1500, 7);
+    let refs: Vec<&str> = corpus.iter().map(String::as_str).collect();
+    for order in [1, 2, 3, 5] {
+        let model = train(order, FALLBACK, &refs);
+        let held_out = generated(200, 8);
+        for s in held_out.iter().chain(["w1 nonsense w4 w4 w9 unheard w16 w25".to_owned()].iter()) {
+            let ids: Vec<u32> = s.split_whitespace().map(|w| model.id(w)).collect();
+            for (bos, eos) in [(true, true), (false, false), (true, false)] {
+                let mut fast = Vec::new();
+                model.score_ids(&ids, bos, eos, &mut fast);
+                let mut history: Vec<u32> =
+                    if bos && order > 1 { vec![substrate_ngram::BOS] } else { vec![] };
+                let mut plain = Vec::new();
+                for &id in ids.iter().chain(eos.then_some(substrate_ngram::EOS).iter()) {
+                    plain.push(model.score_next(&history, id));
+                    history.push(id);
+                    if history.len() >= order {
+                        history.remove(0);
+                    }
+                }
+                assert_eq!(fast, plain, "order {order}, {s:?}, bos {bos}, eos {eos}");
+            }
+        }
+    }
+}
