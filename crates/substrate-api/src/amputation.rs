@@ -41,7 +41,15 @@ pub(crate) fn ccnet_score(dir: &DataDir, cid: &str) -> Result<Value, ApiError> {
     let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     if cache.as_ref().is_none_or(|c| c.stamp != stamp) {
-        let report = amputation::read_scores(dir).map_err(|e| ApiError::internal(&e))?.ok_or_else(missing)?;
+        let report = amputation::read_scores(dir)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ccnet_scores_unreadable",
+                    format!("the amputation audit's scores on this node cannot be read ({e}); its operator runs `substrate audit amputation` again"),
+                )
+            })?
+            .ok_or_else(missing)?;
         let by_cid = report.deposits.iter().enumerate().map(|(i, d)| (d.cid.clone(), i)).collect();
         *cache = Some(Cached { stamp, report: Arc::new(report), by_cid });
     }

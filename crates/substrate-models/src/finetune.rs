@@ -570,7 +570,6 @@ fn windows(rows: &[&[u32]], seq_len: usize, pad: u32) -> TokenBatch {
     TokenBatch { inputs, targets, mask, rows: n, len: seq_len }
 }
 
-/// The mean loss over the held-out texts, in windows of `seq_len + 1` (at most `limit` of them).
 /// The mean loss per token of `model` (with whatever adapter it carries) over at most `limit`
 /// windows of `seq_len + 1` tokens cut in order from `texts`, `batch` windows at a time.
 pub fn loss_over(
@@ -583,6 +582,7 @@ pub fn loss_over(
     held_out_loss(model, texts, &TrainConfig { seq_len, batch, ..TrainConfig::default() }, limit)
 }
 
+/// The mean loss over the held-out texts, in windows of `seq_len + 1` (at most `limit` of them).
 fn held_out_loss(model: &Llama, held_out: &[Vec<u32>], config: &TrainConfig, limit: usize) -> Result<f32> {
     let span = config.seq_len + 1;
     let rows: Vec<&[u32]> =

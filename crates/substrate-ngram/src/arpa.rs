@@ -183,21 +183,48 @@ pub fn read(input: impl BufRead) -> Result<Model, NgramError> {
         return Err(whole(format!("{} sections where the header declares {}", section, declared.len())));
     }
     if found[section - 1] != declared[section - 1] {
-        return Err(bad(
-            0,
-            format!(
-                "{} {section}-grams where the header declares {}",
-                found[section - 1],
-                declared[section - 1]
-            ),
-        ));
+        return Err(whole(format!(
+            "{} {section}-grams where the header declares {}",
+            found[section - 1],
+            declared[section - 1]
+        )));
     }
     for (i, word) in [(1, BOS_WORD), (2, EOS_WORD)] {
         if !seen[i] {
             return Err(whole(format!("no {word} among the unigrams")));
         }
     }
+    add_missing_contexts(&mut model)?;
     Ok(model)
+}
+
+/// A pruned model (SRILM's, say) may hold `a b c` without its context `a b`. The scorer looks an
+/// n-gram up only when its context is held, as KenLM's does, so the missing contexts are added as
+/// KenLM adds them: with the probability the model gives them anyway and no backoff, which
+/// changes no score. Highest order first, so a context added is itself checked one order down.
+fn add_missing_contexts(model: &mut Model) -> Result<(), NgramError> {
+    let mask: Key = (1u128 << model.bits) - 1;
+    for n in (3..=model.order).rev() {
+        let mut missing: Vec<Key> = model.higher[n - 2]
+            .keys()
+            .iter()
+            .map(|key| key >> model.bits)
+            .filter(|context| model.higher[n - 3].get(*context).is_none())
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        for context in missing {
+            let ids: Vec<u32> =
+                (0..n - 1).rev().map(|i| ((context >> (model.bits * i as u32)) & mask) as u32).collect();
+            let (last, history) =
+                ids.split_last().ok_or(NgramError::ArpaFile { what: "an empty n-gram".into() })?;
+            let prob = model.score_next(history, *last).log10;
+            model.higher[n - 3]
+                .insert(context, Weights { prob, backoff: 0.0 })
+                .map_err(|_| NgramError::ArpaFile { what: "two n-grams of one 64-bit fingerprint".into() })?;
+        }
+    }
+    Ok(())
 }
 
 fn parse_float(field: Option<&str>, line: usize) -> Result<f32, NgramError> {

@@ -130,7 +130,7 @@ impl Trainer {
 
     /// Estimates the model.
     pub fn finish(self) -> Result<(Model, Estimate), NgramError> {
-        let Trainer { mut model, smoothing, markers, raw, sentences, tokens, .. } = self;
+        let Trainer { mut model, smoothing, markers, mut raw, sentences, tokens, .. } = self;
         if sentences == 0 {
             return Err(NgramError::Empty);
         }
@@ -144,7 +144,7 @@ impl Trainer {
         let mut adjusted: Vec<FxHashMap<Key, u32>> = Vec::with_capacity(order);
         for n in 1..=order {
             if n == order {
-                adjusted.push(raw[n - 1].clone());
+                adjusted.push(std::mem::take(&mut raw[n - 1]));
                 continue;
             }
             let mut counts: FxHashMap<Key, u32> = raw[n - 1].keys().map(|&k| (k, 0)).collect();

@@ -16,7 +16,8 @@ pub const EOS: u32 = 2;
 pub const UNK_WORD: &str = "<unk>";
 pub const BOS_WORD: &str = "<s>";
 pub const EOS_WORD: &str = "</s>";
-/// The largest order: with five words a key packs each id in 24 bits of a `u128`.
+/// The largest order: a key packs each word's id into 128 / order bits of a `u128` (at most 32),
+/// so order 6 allows about two million words.
 pub const MAX_ORDER: usize = 6;
 
 /// An n-gram's log10 probability and, when it is a context, its log10 backoff weight.

@@ -1,5 +1,8 @@
 //! Text as CCNet's language model sees it: each line normalised (lower case, accents off, digits
 //! as `0`, typographic punctuation as ASCII, invisible characters dropped), then cut into words.
+//! The normaliser follows CCNet's steps, not its code: it drops every combining mark (CCNet only
+//! the nonspacing ones, so scripts whose vowels are spacing marks lose more here), writes every
+//! numeric character as `0` (CCNet only decimal digits), and keeps a tab as white space.
 //!
 //! CCNet cuts the normalised line with a SentencePiece model trained on the same Wikipedia. Here
 //! the cut is by words instead: a word is a run of letters and digits, and every other visible

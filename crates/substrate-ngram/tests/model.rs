@@ -218,3 +218,23 @@ fn scoring_a_sentence_at_once_gives_what_scoring_it_word_by_word_gives() {
         }
     }
 }
+
+#[test]
+fn a_pruned_arpa_file_without_some_contexts_scores_as_its_backoff_rule_says() {
+    // `<s> a b` is held but its context `<s> a` is not (SRILM's pruning leaves such files).
+    let pruned = "\\data\\\nngram 1=5\nngram 2=2\nngram 3=1\n\n\\1-grams:\n-1\t<unk>\n-99\t<s>\t-0.3\n-0.7\t</s>\n-0.6\ta\t-0.2\n-0.8\tb\t-0.1\n\n\\2-grams:\n-0.4\ta b\t-0.05\n-0.3\tb </s>\n\n\\3-grams:\n-0.1\t<s> a b\n\n\\end\\\n";
+    let model = arpa::read(pruned.as_bytes()).unwrap();
+    let ids: Vec<u32> = ["a", "b"].iter().map(|w| model.id(w)).collect();
+    let mut fast = Vec::new();
+    model.score_ids(&ids, true, true, &mut fast);
+    // p(a | <s>) backs off: bo(<s>) + p(a); p(b | <s> a) is the trigram, found although its
+    // context was not in the file; p(</s> | a b) backs off to bo(a b) + p(</s> | b).
+    let want = [-0.3 - 0.6, -0.1, -0.05 - 0.3];
+    for (got, want) in fast.iter().zip(want) {
+        assert!((f64::from(got.log10) - want).abs() < 1e-6, "{fast:?}");
+    }
+    assert_eq!(fast[1].ngram, 3);
+    // The context KenLM would add is there, with the probability the rule gives and no backoff.
+    let added = model.weights(&[model.id("<s>"), model.id("a")]).unwrap();
+    assert!((f64::from(added.prob) - (-0.9)).abs() < 1e-6 && added.backoff == 0.0, "{added:?}");
+}

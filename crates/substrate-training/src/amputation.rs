@@ -37,9 +37,9 @@ pub enum AmputationError {
     )]
     Thresholds { head: f64, tail: f64 },
     #[error(
-        "no eligible text in {language} has words to score, so there is no sample to take percentiles from; deposit texts, or give --cutoffs HEAD,TAIL"
+        "no eligible text in {language} has words to score (the eligible texts are in: {found}), so there is no sample to take percentiles from; audit another language with --language and a --reference in it, deposit texts in {language}, or give --cutoffs HEAD,TAIL"
     )]
-    NoSample { language: String },
+    NoSample { language: String, found: String },
 }
 
 /// A reference corpus: its documents and where they came from.
@@ -61,6 +61,9 @@ pub fn reference_corpus(path: &Path, language: &str) -> Result<ReferenceCorpus, 
             what: format!("cannot be read as UTF-8 text: {e}"),
         })
     };
+    if !path.exists() {
+        return Err(bad("does not exist; give --reference a directory of .txt documents, a .txt file or a summaries .json, or leave it out for the Wikipedia summaries `substrate models fetch` downloads".into()));
+    }
     let documents = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| bad(format!("cannot be listed: {e}")))?
@@ -81,13 +84,14 @@ pub fn reference_corpus(path: &Path, language: &str) -> Result<ReferenceCorpus, 
         articles
             .values()
             .filter_map(|a| a.get("extract").and_then(|e| e.as_str()).map(str::to_owned))
-            .collect()
+            .collect::<Vec<_>>()
     } else {
-        read(path)?.split("\n\n").map(str::to_owned).collect()
+        // Paragraphs apart, whatever the line ends.
+        read(path)?.replace("\r\n", "\n").split("\n\n").map(str::to_owned).collect()
     };
     let documents: Vec<String> = documents.into_iter().filter(|d| !d.trim().is_empty()).collect();
     if documents.is_empty() {
-        return Err(bad("holds no text".into()));
+        return Err(bad("holds no text: a reference is .txt documents, or a JSON object of articles each with an \"extract\" (the wikipedia-summaries package's format)".into()));
     }
     Ok(ReferenceCorpus { source: path.display().to_string(), language: language.to_owned(), documents })
 }
@@ -160,9 +164,12 @@ pub fn train_reference(
         return Err(AmputationError::TooSmall { tokens: trainer.tokens() });
     }
     let (model, estimate) = trainer.finish().map_err(|e| match e {
-        substrate_ngram::NgramError::Discounts { .. } => {
-            AmputationError::Reference { path: corpus.source.clone(), what: e.to_string() }
-        }
+        substrate_ngram::NgramError::Discounts { order, counts_of_counts } => AmputationError::Reference {
+            path: corpus.source.clone(),
+            what: format!(
+                "gives no order-{order} discounts (n-grams seen once to four times: {counts_of_counts:?}): its text is too small or too repetitive to stand for a language; give a larger, more varied reference corpus"
+            ),
+        },
         other => other.into(),
     })?;
     let info = ReferenceInfo {
@@ -369,7 +376,7 @@ pub fn save_scores(data_dir: &DataDir, report: &Report) -> std::io::Result<PathB
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let partial = path.with_extension("json.partial");
+    let partial = path.with_extension(format!("json.{}.partial", std::process::id()));
     std::fs::write(&partial, serde_json::to_vec(report).map_err(std::io::Error::other)?)?;
     std::fs::rename(&partial, &path)?;
     Ok(path)
@@ -434,8 +441,16 @@ pub fn audit(
     let (cutoffs, described) = match thresholds.cutoffs {
         Some(c) => (c, format!("fixed perplexity cutoffs {:.1} and {:.1}", c.head, c.tail)),
         None => {
-            let c = Cutoffs::from_sample(&sample, h, t)
-                .ok_or(AmputationError::NoSample { language: language.clone() })?;
+            let c = Cutoffs::from_sample(&sample, h, t).ok_or_else(|| {
+                let found: BTreeSet<&str> = eligible.languages.iter().map(String::as_str).collect();
+                AmputationError::NoSample {
+                    language: language.clone(),
+                    found: match found.is_empty() {
+                        true => "none: the commons has no eligible text".into(),
+                        false => found.into_iter().collect::<Vec<_>>().join(", "),
+                    },
+                }
+            })?;
             let described = format!(
                 "percentiles {h} and {t} of the perplexities of the {} eligible texts in {language} (CCNet took its cutoffs from the crawl it filtered; the commons is that crawl here)",
                 sample.len()
@@ -757,13 +772,12 @@ pub enum ComparePhase<'a> {
 }
 
 /// Runs the comparison with the base model `load` gives (called once per run, so that each
-/// starts from the same weights), the reference `model` and the audit's cutoffs.
+/// starts from the same weights), on every register's eligible texts, CCNet's tail as `audit`
+/// found it.
 pub fn compare(
     data_dir: &DataDir,
     mut load: impl FnMut() -> Result<substrate_models::Llama, substrate_models::ModelError>,
-    reference: &Model,
-    language: &str,
-    cutoffs: Cutoffs,
+    audit: &Report,
     options: &CompareOptions,
     mut on_phase: impl FnMut(ComparePhase<'_>),
 ) -> Result<Comparison, AmputationError> {
@@ -771,13 +785,7 @@ pub fn compare(
 
     use crate::sampler::{self, Candidate};
 
-    for run in ["ccnet-kept", "governed"] {
-        let dir = options.out.join(run);
-        if dir.join(substrate_models::lora::WEIGHTS_FILE).exists() {
-            return Err(TrainError::Exists(dir.display().to_string()).into());
-        }
-    }
-    let snapshot = run::snapshot(data_dir, None, None)?;
+    let snapshot = run::snapshot_of_every_register(data_dir)?;
     if snapshot.entries.is_empty() {
         return Err(TrainError::NothingEligible(
             snapshot.mixture.keys().cloned().collect::<Vec<_>>().join(", "),
@@ -785,21 +793,14 @@ pub fn compare(
         .into());
     }
     let texts = run::read_texts(data_dir, &snapshot)?;
-    let language = primary(language);
-    // CCNet's verdict on each text; one in a language the reference does not cover, or with no
-    // words, is not the perplexity filter's to drop and is kept.
+    // CCNet's verdict on each text is the audit's; a text it did not score (in a language the
+    // reference does not cover, with no words, or deposited since) is not the filter's to drop.
+    let buckets: BTreeMap<&str, Option<&str>> =
+        audit.deposits.iter().map(|d| (d.cid.as_str(), d.bucket.as_deref())).collect();
     let tail: Vec<bool> = snapshot
         .entries
         .iter()
-        .zip(&texts)
-        .map(|(e, t)| {
-            let declared =
-                snapshot.details.get(&e.cid.to_string()).map(|d| primary(&d.2)).unwrap_or_default();
-            declared == language
-                && ccnet::score_document(reference, &String::from_utf8_lossy(t))
-                    .perplexity()
-                    .is_some_and(|p| cutoffs.bucket(p) == Bucket::Tail)
-        })
+        .map(|e| buckets.get(e.cid.to_string().as_str()).copied().flatten() == Some(Bucket::Tail.name()))
         .collect();
     let held_out = run::held_out(&snapshot);
     let trainable: Vec<usize> = (0..snapshot.entries.len()).filter(|&i| !held_out[i]).collect();
@@ -914,8 +915,8 @@ pub fn compare(
         base_sha256: options.base_sha256.clone(),
         mixture: snapshot.mixture.clone(),
         ccnet_weights,
-        head_cutoff: cutoffs.head,
-        tail_cutoff: cutoffs.tail,
+        head_cutoff: audit.head_cutoff,
+        tail_cutoff: audit.tail_cutoff,
         trainable_texts: trainable.len() as u64,
         dropped_texts: dropped as u64,
         steps: options.steps,

@@ -420,7 +420,7 @@ pub fn train(
         finished: (options.now)(),
         ccnet: None,
     };
-    let record = RunRecord { ccnet: ccnet_share(&options.data_dir, &record), ..record };
+    let record = RunRecord { ccnet: ccnet_share(&options.data_dir, &record)?, ..record };
 
     on_phase(Phase::Signing);
     publish(&staging, &record, options, &snapshot.state)?;
@@ -430,15 +430,35 @@ pub fn train(
 }
 
 /// The trained tokens from texts in CCNet's tail, if the node has kept an amputation audit.
-fn ccnet_share(data_dir: &DataDir, record: &RunRecord) -> Option<crate::record::CcnetShare> {
-    let report = crate::amputation::read_scores(data_dir).ok().flatten()?;
+fn ccnet_share(
+    data_dir: &DataDir,
+    record: &RunRecord,
+) -> Result<Option<crate::record::CcnetShare>, TrainError> {
+    let path = data_dir.root().join(crate::amputation::SCORES_FILE);
+    let report = match crate::amputation::read_scores(data_dir) {
+        Ok(Some(report)) => report,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            return Err(TrainError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the amputation audit's scores cannot be read ({e}); run `substrate audit amputation` again, or remove the file"
+                    ),
+                ),
+            });
+        }
+    };
     let buckets: BTreeMap<&str, Option<&str>> =
         report.deposits.iter().map(|d| (d.cid.as_str(), d.bucket.as_deref())).collect();
     let mut share = crate::record::CcnetShare {
         audit_log_size: report.log_size,
         reference: format!(
             "{}-gram model of {} ({})",
-            report.reference.order, report.reference.source, report.reference.language
+            report.reference.order,
+            Path::new(&report.reference.source).file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            report.reference.language
         ),
         tail_cutoff: report.tail_cutoff,
         tokens_in_tail: 0,
@@ -455,7 +475,7 @@ fn ccnet_share(data_dir: &DataDir, record: &RunRecord) -> Option<crate::record::
             _ => share.tokens_not_scored += c.tokens_trained,
         }
     }
-    Some(share)
+    Ok(Some(share))
 }
 
 /// Which of the snapshot's texts are held out to measure the loss: about a tenth of each

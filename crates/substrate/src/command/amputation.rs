@@ -142,6 +142,17 @@ pub fn audit(args: &AmputationArgs) -> anyhow::Result<()> {
         Thresholds { head_percentile: args.head_percentile, tail_percentile: args.tail_percentile, cutoffs };
     // Refused before anything is read or trained.
     thresholds.check()?;
+    if let Some(out) = &args.compare {
+        for run in ["ccnet-kept", "governed"] {
+            let dir = out.join(run);
+            if dir.join(substrate_models::lora::WEIGHTS_FILE).exists() {
+                anyhow::bail!(
+                    "{} holds a finished adapter already; compare into another --compare DIR, or remove it first",
+                    dir.display()
+                );
+            }
+        }
+    }
     eprintln!("reading the eligible deposits of {}", data.root().display());
     let eligible = amputation::eligible(&data)?;
     let (model, reference) = match &args.reference_model {
@@ -174,7 +185,6 @@ pub fn audit(args: &AmputationArgs) -> anyhow::Result<()> {
         write_arpa(&model, out)?;
         eprintln!("wrote the reference model to {}", out.display());
     }
-    let language = reference.language.clone();
     let report = amputation::audit(&eligible, &model, reference, &thresholds)?;
     let saved = amputation::save_scores(&data, &report).context("keeping the scores for the API")?;
     eprintln!("kept every deposit's score in {} (GET /v1/deposits/CID?scores=ccnet)", saved.display());
@@ -184,10 +194,7 @@ pub fn audit(args: &AmputationArgs) -> anyhow::Result<()> {
         eprintln!("wrote the chart to {}", path.display());
     }
     let comparison = match &args.compare {
-        Some(out) => {
-            let cutoffs = Cutoffs { head: report.head_cutoff, tail: report.tail_cutoff };
-            Some(compare(args, &data, &model, &language, cutoffs, out)?)
-        }
+        Some(out) => Some(compare(args, &data, &report, out)?),
         None => None,
     };
     if args.json {
@@ -233,9 +240,7 @@ pub fn audit(args: &AmputationArgs) -> anyhow::Result<()> {
 fn compare(
     args: &AmputationArgs,
     data: &DataDir,
-    reference: &substrate_ngram::Model,
-    language: &str,
-    cutoffs: Cutoffs,
+    report: &amputation::Report,
     out: &Path,
 ) -> anyhow::Result<amputation::Comparison> {
     let models = crate::cli::ModelArgs {
@@ -267,19 +272,17 @@ fn compare(
         eprintln!("loading {}", path.display());
         Llama::load(&path, Weights::Dense)
     };
-    let comparison = amputation::compare(data, load, reference, language, cutoffs, &options, |phase| {
-        match phase {
-            ComparePhase::Scored { texts, dropped, held_out } => eprintln!(
-                "scored      {texts} trainable texts, {dropped} in CCNet's tail; {held_out} held out to measure"
-            ),
-            ComparePhase::Training { run } => {
-                if tty {
-                    eprintln!();
-                }
-                eprintln!("training    {run}")
+    let comparison = amputation::compare(data, load, report, &options, |phase| match phase {
+        ComparePhase::Scored { texts, dropped, held_out } => eprintln!(
+            "scored      {texts} trainable texts, {dropped} in CCNet's tail; {held_out} held out to measure"
+        ),
+        ComparePhase::Training { run } => {
+            if tty {
+                eprintln!();
             }
-            ComparePhase::Step(p) => super::models::show_step(p, tty),
+            eprintln!("training    {run}")
         }
+        ComparePhase::Step(p) => super::models::show_step(p, tty),
     })?;
     if tty {
         eprintln!();

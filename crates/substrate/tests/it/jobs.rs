@@ -370,13 +370,19 @@ fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
     for job in &all {
         let status = &job["status"];
         assert_eq!(status["state"], "done", "job {} did not finish: {job}", job["id"]);
-        // The cheater's output stands only where no check was drawn, and only before it was caught.
+        // The cheater's output stands only where no check was drawn, and only for a run assigned
+        // before it was caught (its result may land after: a run already under way is not
+        // taken back).
         let result = status["result"].as_u64().expect("result");
         let standing =
             job["runs"].as_array().unwrap().iter().find(|r| r["result"] == result).expect("the standing run");
         if standing["node"] == cheater.as_str() {
             assert_eq!(status["verdict"], "unsampled", "{job}");
-            assert!(result < first_caught, "{job}");
+            let assigned = standing["assignment"].as_u64().expect("assignment");
+            assert!(
+                assigned < first_caught,
+                "assigned at {assigned}, after the catch at {first_caught}: {job}"
+            );
             standing_cheats += 1;
         }
     }

@@ -47,6 +47,11 @@ pub(super) fn bench_ngram(
     // The texts: the reference's own text cut into pieces of `size` bytes at line ends where it can,
     // as many as asked for, cycling.
     let all: String = corpus.documents.join("\n");
+    anyhow::ensure!(
+        size * 2 < all.len(),
+        "--size {size} is more than half the reference's {} bytes",
+        all.len()
+    );
     let mut pieces: Vec<String> = Vec::with_capacity(texts);
     let mut at = 0usize;
     while pieces.len() < texts {
