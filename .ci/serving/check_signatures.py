@@ -74,10 +74,14 @@ body = json.dumps(
     }
 ).encode()
 chat = requests.Request("POST", f"{url}/v1/chat/completions", data=body, headers={"Content-Type": "application/json"})
-answer = session.send(signed(chat, body=body))
+once = signed(chat, body=body)
+answer = session.send(once)
 assert answer.status_code == 200, answer.text
 cited = [c["cid"] for c in answer.json()["citations"]]
 assert commons_cid in cited, answer.text
+# A write's signature is accepted once: the very same signed request again is a replay.
+replayed = session.send(once)
+assert replayed.status_code == 401 and replayed.json()["error"]["code"] == "replayed_signature", replayed.text
 forged = signed(chat, body=body)
 forged.body = body.replace(b"heron", b"crane")
 forged.headers["Content-Length"] = str(len(forged.body))
@@ -120,5 +124,5 @@ assert results and results[0].parameters["keyid"] == did, results
 
 print(
     "http-message-signatures 3.0.0: its signatures find the commons text and ground a cited answer, "
-    "an altered request is refused, and it verifies `substrate search --member`"
+    "an altered request and a replayed write are refused, and it verifies `substrate search --member`"
 )

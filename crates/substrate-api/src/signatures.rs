@@ -6,7 +6,9 @@
 //! there is a query), `@authority`, and `content-digest` (RFC 9530, checked against the body) when
 //! there is a body; it must carry `created`, no more than five minutes from the node's clock
 //! either way, and may carry `expires`. Covered header fields are taken as they came, their lines
-//! joined with `, `; component parameters (`;sf`, `;key`, `;bs`, `;req`) are refused.
+//! joined with `, `; component parameters (`;sf`, `;key`, `;bs`, `;req`) are refused. A request
+//! that changes or spends (any method but GET and HEAD) is accepted once per signature: a replay
+//! within the window is refused, so its signer signs each anew (the node's client adds a `nonce`).
 
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use base64::Engine;
@@ -33,6 +35,23 @@ pub fn signer(
     body: &[u8],
     now_seconds: i64,
 ) -> Result<Option<String>, ApiError> {
+    Ok(signed(method, uri, headers, body, now_seconds)?.map(|s| s.did))
+}
+
+/// A signature that holds: who signed, the signature's bytes and its `created`.
+struct Signed {
+    did: String,
+    signature: [u8; 64],
+    created: i64,
+}
+
+fn signed(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_seconds: i64,
+) -> Result<Option<Signed>, ApiError> {
     let (Some(input), Some(signature)) = (field(headers, "signature-input"), field(headers, "signature"))
     else {
         if headers.contains_key("signature") || headers.contains_key("signature-input") {
@@ -133,7 +152,55 @@ pub fn signer(
             names.join(" ")
         ))
     })?;
-    Ok(Some(keyid))
+    Ok(Some(Signed { did: keyid, signature: signature.to_bytes(), created }))
+}
+
+/// The signatures of requests that change or spend, each kept until its `created` is out of the
+/// window (after which it is refused as stale anyway): a request with one of them again is a
+/// replay. Reads (GET, HEAD) may be repeated.
+#[derive(Default)]
+struct Replays {
+    seen: std::collections::HashMap<[u8; 64], i64>,
+    by_expiry: std::collections::BTreeSet<(i64, [u8; 64])>,
+}
+
+/// Signatures kept at most: at a thousand signed writes a second over the ten-minute window, a
+/// sixth of this; past it, signed writes wait (503) until the oldest leave the window.
+const MAX_REPLAYS: usize = 1_000_000;
+
+static REPLAYS: std::sync::Mutex<Option<Replays>> = std::sync::Mutex::new(None);
+
+/// Records `signed` as used, or says when it was used before.
+fn first_use(signed: &Signed, now_seconds: i64) -> Result<(), ApiError> {
+    let mut guard = REPLAYS.lock().unwrap_or_else(|p| p.into_inner());
+    let replays = guard.get_or_insert_with(Replays::default);
+    while let Some(&(expiry, signature)) = replays.by_expiry.first() {
+        if expiry >= now_seconds {
+            break;
+        }
+        replays.by_expiry.pop_first();
+        replays.seen.remove(&signature);
+    }
+    if let Some(created) = replays.seen.get(&signed.signature) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "replayed_signature",
+            format!(
+                "this signature (created={created}) was used already: a signed request that changes or spends is accepted once; sign each one anew, with a nonce parameter when two identical requests fall in one second"
+            ),
+        ));
+    }
+    if replays.seen.len() >= MAX_REPLAYS {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this node holds as many recent signatures as it keeps; retry in a minute",
+        ));
+    }
+    let expiry = signed.created + SKEW;
+    replays.seen.insert(signed.signature, signed.created);
+    replays.by_expiry.insert((expiry, signed.signature));
+    Ok(())
 }
 
 /// A header field's lines, joined as RFC 9110 combines them.
@@ -233,7 +300,14 @@ pub fn sign(
         covered.push_str(" \"content-digest\"");
         headers.push(("Content-Digest", digest));
     }
-    let params = format!("({covered});created={created};keyid=\"{did}\";alg=\"ed25519\"");
+    // A nonce makes two identical requests in one second two signatures (a write's signature is
+    // accepted once).
+    let nonce = {
+        let mut bytes = [0u8; 12];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+        hex::encode(bytes)
+    };
+    let params = format!("({covered});created={created};keyid=\"{did}\";alg=\"ed25519\";nonce=\"{nonce}\"");
     base.push_str(&format!("\"@signature-params\": {params}"));
     let signature = key.sign(base.as_bytes());
     headers.push(("Signature-Input", format!("sig1={params}")));
@@ -254,7 +328,8 @@ pub(crate) fn member(
     body: &[u8],
 ) -> Result<Option<String>, ApiError> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let Some(did) = signer(method, uri, headers, body, now.as_secs() as i64)? else { return Ok(None) };
+    let Some(signed) = signed(method, uri, headers, body, now.as_secs() as i64)? else { return Ok(None) };
+    let did = signed.did.clone();
     let governance = app.reader.governance().map_err(|e| ApiError::internal(&e))?;
     if !governance.is_verified(&did, now.as_millis() as u64) {
         return Err(ApiError::new(
@@ -264,6 +339,9 @@ pub(crate) fn member(
                 "{did} signed this request but is not a verified member of this commons; a steward attests members (`substrate member attest`)"
             ),
         ));
+    }
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        first_use(&signed, now.as_secs() as i64)?;
     }
     Ok(Some(did))
 }

@@ -81,9 +81,13 @@ fn a_members_signed_request_finds_commons_texts_and_nothing_else_does() {
     };
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
-    let reply = raw(&node.url, "GET", &route, &signed("GET", &route, b"", now), b"");
+    let read = signed("GET", &route, b"", now);
+    let reply = raw(&node.url, "GET", &route, &read, b"");
     assert_eq!(reply.0, 200, "{}", reply.1);
     assert_eq!(reply.1, "the heron song of the members");
+    // A read may be repeated with the same signature.
+    let reply = raw(&node.url, "GET", &route, &read, b"");
+    assert_eq!(reply.0, 200, "{}", reply.1);
 
     // Signatures that do not hold are refused with what was wrong.
     let search_route = "/v1/search?q=heron";
@@ -118,6 +122,20 @@ fn a_members_signed_request_finds_commons_texts_and_nothing_else_does() {
     let error: Value = serde_json::from_str(&reply.1).expect("json");
     assert_eq!(error["error"]["code"], "bad_signature", "{error}");
     assert_eq!(error["error"]["type"], "authentication_error", "{error}");
+
+    // A write's signature is accepted once: the same signed chat request again is a replay.
+    let chat = "/v1/chat/completions";
+    let once = signed("POST", chat, body, now);
+    let first = raw(&node.url, "POST", chat, &once, body);
+    assert_ne!(first.0, 401, "{}", first.1);
+    let again = raw(&node.url, "POST", chat, &once, body);
+    assert_eq!(again.0, 401, "{}", again.1);
+    let error: Value = serde_json::from_str(&again.1).expect("json");
+    assert_eq!(error["error"]["code"], "replayed_signature", "{error}");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("sign each one anew")), "{error}");
+    // Signed anew in the same second (the client's nonce tells the two apart), it is accepted.
+    let fresh = raw(&node.url, "POST", chat, &signed("POST", chat, body, now), body);
+    assert_ne!(fresh.0, 401, "{}", fresh.1);
 }
 
 /// A raw HTTP/1.1 request with `headers`; its status and body.
