@@ -434,8 +434,8 @@ fn ccnet_share(
     data_dir: &DataDir,
     record: &RunRecord,
 ) -> Result<Option<crate::record::CcnetShare>, TrainError> {
-    let path = data_dir.root().join(crate::amputation::SCORES_FILE);
-    let report = match crate::amputation::read_scores(data_dir) {
+    let path = data_dir.root().join(crate::amputation::report::SCORES_FILE);
+    let report = match crate::amputation::report::read_scores(data_dir) {
         Ok(Some(report)) => report,
         Ok(None) => return Ok(None),
         Err(e) => {
