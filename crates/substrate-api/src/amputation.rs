@@ -15,7 +15,9 @@ use crate::ApiError;
 
 /// The report last read, with the file's modification time and size: read again when they change.
 struct Cached {
-    stamp: (SystemTime, u64),
+    /// The file, its modification time and its size: a node in a process of its own has one
+    /// data directory, but tests and tools may open several.
+    stamp: (std::path::PathBuf, SystemTime, u64),
     report: Arc<Report>,
     by_cid: HashMap<String, usize>,
 }
@@ -38,7 +40,7 @@ pub(crate) fn ccnet_score(dir: &DataDir, cid: &str) -> Result<Value, ApiError> {
         Err(e) => return Err(ApiError::internal(&e)),
         Ok(m) => m,
     };
-    let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
+    let stamp = (path.clone(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     if cache.as_ref().is_none_or(|c| c.stamp != stamp) {
         let report = amputation::read_scores(dir)

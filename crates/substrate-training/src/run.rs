@@ -273,7 +273,7 @@ pub fn train(
             tokens: tokenised[i].len(),
         })
         .collect();
-    let seed = u64::from_be_bytes(snapshot.root[..8].try_into().unwrap_or_default());
+    let seed = seed_of(&snapshot);
     let plan =
         sampler::plan(&candidates, &snapshot.mixture, options.steps, options.batch, options.seq_len, seed)?;
     let mut held_out: BTreeMap<String, Vec<Vec<u32>>> = BTreeMap::new();
@@ -297,16 +297,12 @@ pub fn train(
     }
     let planned_texts: Vec<(String, Vec<u32>)> =
         trainable.iter().map(|&i| (snapshot.entries[i].register.to_string(), tokenised[i].clone())).collect();
-    let config = TrainConfig {
-        lora: options.lora.clone(),
-        steps: options.steps,
-        batch: options.batch,
-        seq_len: options.seq_len,
-        lr: options.lr,
+    let config = train_config(
+        &options.lora,
+        [options.steps, options.batch, options.seq_len, options.save_every],
+        options.lr,
         seed,
-        save_every: options.save_every,
-        ..TrainConfig::default()
-    };
+    );
     let report = finetune::finetune_planned(
         model,
         &options.base_sha256,
@@ -476,6 +472,19 @@ fn ccnet_share(
         }
     }
     Ok(Some(share))
+}
+
+/// The seed a run on `snapshot` draws its plan and initialises its adapter with: the first eight
+/// bytes of the snapshot's root, so the same snapshot trains the same adapter.
+pub(crate) fn seed_of(snapshot: &Snapshot) -> u64 {
+    u64::from_be_bytes(snapshot.root[..8].try_into().unwrap_or_default())
+}
+
+/// The training configuration of a planned run: LoRA shape, `[steps, batch, seq_len,
+/// save_every]`, learning rate and seed, the rest as `TrainConfig`'s defaults.
+pub(crate) fn train_config(lora: &LoraConfig, shape: [usize; 4], lr: f64, seed: u64) -> TrainConfig {
+    let [steps, batch, seq_len, save_every] = shape;
+    TrainConfig { lora: lora.clone(), steps, batch, seq_len, lr, seed, save_every, ..TrainConfig::default() }
 }
 
 /// Which of the snapshot's texts are held out to measure the loss: about a tenth of each

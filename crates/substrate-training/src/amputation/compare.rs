@@ -83,7 +83,7 @@ pub fn compare(
     options: &CompareOptions,
     mut on_phase: impl FnMut(ComparePhase<'_>),
 ) -> Result<Comparison, AmputationError> {
-    use substrate_models::finetune::{self, Planned, TrainConfig};
+    use substrate_models::finetune::{self, Planned};
 
     use crate::sampler::{self, Candidate};
 
@@ -120,17 +120,13 @@ pub fn compare(
     for (i, _) in held_out.iter().enumerate().filter(|(_, h)| **h) {
         held.entry(register(i)).or_default().push(tokenised[i].clone());
     }
-    let seed = u64::from_be_bytes(snapshot.root[..8].try_into().unwrap_or_default());
-    let config = TrainConfig {
-        lora: options.lora.clone(),
-        steps: options.steps,
-        batch: options.batch,
-        seq_len: options.seq_len,
-        lr: options.lr,
+    let seed = run::seed_of(&snapshot);
+    let config = run::train_config(
+        &options.lora,
+        [options.steps, options.batch, options.seq_len, options.save_every],
+        options.lr,
         seed,
-        save_every: options.save_every,
-        ..TrainConfig::default()
-    };
+    );
     // (a) keeps the head and the middle, each register weighed by its share of their tokens.
     let kept: Vec<usize> = trainable.iter().copied().filter(|&i| !tail[i]).collect();
     let mut ccnet_weights: BTreeMap<String, f64> = BTreeMap::new();
