@@ -259,7 +259,14 @@ pub struct SearchIndex {
     vectors: RwLock<Vectors>,
     /// The next log index to read.
     next: std::sync::atomic::AtomicU64,
+    /// Steps left that collect the index's unused files again after a purge: a search under way
+    /// during the purge keeps the old segments' files alive, so the purge's own collection may
+    /// leave them; a later step deletes them once that search is done.
+    sweeps: std::sync::atomic::AtomicU32,
 }
+
+/// Steps (a quarter second apart on a node) that sweep again after a purge.
+const SWEEPS: u32 = 40;
 
 fn findable(consent: ConsentTier) -> bool {
     matches!(consent, ConsentTier::Public | ConsentTier::Commons)
@@ -328,6 +335,7 @@ impl SearchIndex {
             model,
             vectors: RwLock::new(Vectors::default()),
             next: std::sync::atomic::AtomicU64::new(next),
+            sweeps: std::sync::atomic::AtomicU32::new(0),
         };
         search.load_vectors()?;
         Ok(search)
@@ -384,6 +392,12 @@ impl SearchIndex {
     /// Indexes at most one step of entries past what was indexed; returns how many were read
     /// (0 when the index is current).
     pub fn step(&self, reader: &Reader) -> Result<u64, SearchError> {
+        use std::sync::atomic::Ordering;
+        if self.sweeps.load(Ordering::Relaxed) > 0 {
+            self.sweeps.fetch_sub(1, Ordering::Relaxed);
+            let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            writer.garbage_collect_files().wait()?;
+        }
         let head = reader.tree_head().0;
         let mut read = 0;
         if self.indexed() < head {
@@ -646,6 +660,7 @@ impl SearchIndex {
         }
         self.reader.reload()?;
         writer.garbage_collect_files().wait()?;
+        self.sweeps.store(SWEEPS, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
