@@ -1,4 +1,4 @@
-//! The canonical encoding of state changes, versions 2 and 3: the bytes the state root hashes. It is
+//! The canonical encoding of state changes, versions 2 to 4: the bytes the state root hashes. It is
 //! written by hand, field by field, so that no rename, attribute or library upgrade can change a
 //! root; the API's JSON and the SQLite rows are other encodings of the same records.
 //!
@@ -21,8 +21,11 @@
 //! `SHA-256("substrate/state/v<version>\n" ‖ root before ‖ index as u64 ‖ encoded changes)`,
 //! starting from 32 zero bytes.
 //!
-//! Versions 2 and 3 write the same bytes; they differ in the arithmetic decisions are computed in
-//! ([`crate::governance::number`]): version 3 decides in fixed point, version 2 in `f64`.
+//! Versions 2, 3 and 4 write the same bytes; they differ in the arithmetic decisions are computed
+//! in ([`crate::governance::number`]): versions 3 and 4 decide in fixed point, version 2 in `f64`;
+//! and version 4 folds jobs by later rules (an offer lapses unless its worker renews it; every
+//! result of a node that failed its checks is re-executed until its reputation recovers: see
+//! [`crate::governance::jobs`]).
 
 use std::collections::BTreeMap;
 
@@ -41,16 +44,18 @@ use crate::register::{ConsentTier, Register};
 use crate::state::{Change, Commons, DepositRecord, DepositStatus};
 
 /// The state encoding a new commons is founded with; its genesis records it.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
-/// The state encodings this module folds: 2 (`f64` decisions) and 3 (fixed-point decisions).
-pub const VERSIONS: [u32; 2] = [2, 3];
+/// The state encodings this module folds: 2 (`f64` decisions), 3 (fixed-point decisions) and 4
+/// (fixed-point decisions and the jobs' later rules).
+pub const VERSIONS: [u32; 3] = [2, 3, 4];
 
 /// The domain separator of a state root of `version` (2 or later).
 pub fn root_prefix(version: u32) -> &'static [u8] {
     match version {
         2 => b"substrate/state/v2\n",
-        _ => b"substrate/state/v3\n",
+        3 => b"substrate/state/v3\n",
+        _ => b"substrate/state/v4\n",
     }
 }
 

@@ -8,7 +8,6 @@ use sha2::Digest;
 use crate::cid::Cid;
 use crate::event::{Event, SignedEvent};
 use crate::governance::book::{Board, Governance, Member, MemberStatus, Record};
-use crate::governance::number::Arithmetic;
 use crate::governance::params::{DAY_MS, Parameters};
 use crate::register::{ConsentTier, Register};
 
@@ -21,9 +20,10 @@ pub struct Commons {
     pub log_did: String,
     pub handle_prefix: String,
     pub founded_at: u64,
-    /// How the state root encodes each entry's changes and how decisions are computed: 3, the
-    /// canonical encoding (`crate::canonical`) with fixed-point decisions, for every commons
-    /// founded now; 2, the same encoding with `f64` decisions; 1, the changes' JSON and `f64`
+    /// How the state root encodes each entry's changes and how decisions are computed: 4, the
+    /// canonical encoding (`crate::canonical`) with fixed-point decisions and the jobs' later
+    /// rules, for every commons founded now; 3, the same without those rules; 2, the same
+    /// encoding with `f64` decisions; 1, the changes' JSON and `f64`
     /// decisions, for the logs founded before there was a choice. Every version replays unchanged.
     #[serde(default = "legacy_encoding", skip_serializing_if = "is_legacy_encoding")]
     pub state_encoding: u32,
@@ -291,11 +291,11 @@ impl State {
         size: u64,
         root: [u8; 32],
     ) -> State {
-        let arithmetic = Arithmetic::of(commons.as_ref().map_or(LEGACY_STATE_ENCODING, |c| c.state_encoding));
+        let state_encoding = commons.as_ref().map_or(LEGACY_STATE_ENCODING, |c| c.state_encoding);
         State {
             commons,
             deposits: HashMap::new(),
-            governance: Governance::restore(records, arithmetic),
+            governance: Governance::restore(records, state_encoding),
             acts: HashMap::new(),
             size,
             root,
@@ -430,7 +430,7 @@ impl State {
         for change in &changes {
             match change {
                 Change::Commons(commons) => {
-                    self.governance.arithmetic = Arithmetic::of(commons.state_encoding);
+                    self.governance.state_encoding = commons.state_encoding;
                     self.commons = Some(commons.clone());
                 }
                 Change::Deposit(record) => {

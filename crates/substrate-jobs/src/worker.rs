@@ -18,7 +18,7 @@ use substrate_core::SignedEvent;
 use substrate_core::event::{Event, MAX_ENVELOPE_BYTES};
 use substrate_core::governance::book::Governance;
 use substrate_core::governance::jobs::{
-    JobOutput, JobRecord, JobResult, NodeOffer, RUNNABLE_KINDS, Run, check_output,
+    JobOutput, JobRecord, JobResult, NodeOffer, OFFER_RENEWAL_MS, RUNNABLE_KINDS, Run, check_output,
 };
 use substrate_store::Reader;
 
@@ -68,6 +68,14 @@ impl ModelFiles {
     pub fn paths(&self, digests: &[String]) -> Option<Vec<PathBuf>> {
         digests.iter().map(|d| self.0.get(d).cloned()).collect()
     }
+
+    /// Counts `program` among the files held, by its digest, which it returns.
+    pub fn hold_program(&mut self, program: &Path) -> Option<String> {
+        let path = std::path::absolute(program).unwrap_or_else(|_| program.to_path_buf());
+        let digest = substrate_models::fetch::file_sha256(&path).ok()?;
+        self.0.insert(digest.clone(), path);
+        Some(digest)
+    }
 }
 
 fn walk(path: &Path, depth: usize, visit: &mut impl FnMut(&Path)) {
@@ -84,16 +92,21 @@ fn walk(path: &Path, depth: usize, visit: &mut impl FnMut(&Path)) {
     }
 }
 
-/// What the worker offers now: the approved, runnable workloads whose pinned files it holds.
+/// What the worker offers now: the approved, runnable workloads whose pinned files it holds,
+/// among them `program` (the sha256 of the program that runs workloads here). A workload whose
+/// approval does not pin this very program is not offered: the chambers approved some other
+/// program, or none, and this node runs only what they approved.
 pub fn offer_for(
     governance: &Governance,
     node: &str,
     files: &ModelFiles,
+    program: Option<&str>,
     config: &WorkerConfig,
 ) -> NodeOffer {
     let workloads: Vec<String> = governance
         .workloads()
         .filter(|w| RUNNABLE_KINDS.contains(&w.kind.as_str()) && files.paths(&w.models).is_some())
+        .filter(|w| program.is_some_and(|p| w.models.iter().any(|m| m == p)))
         .map(|w| format!("{}@{}", w.kind, w.version))
         .collect();
     let pinned: BTreeSet<&String> = governance.workloads().flat_map(|w| &w.models).collect();
@@ -147,11 +160,23 @@ impl Worker {
                 reader,
                 submit,
                 files: ModelFiles::default(),
+                program: None,
                 done: BTreeSet::new(),
                 offered: None,
             };
             worker.files = ModelFiles::scan(&worker.config.models);
-            tracing::info!(models = worker.files.0.len(), "worker started");
+            worker.program = worker.files.hold_program(&worker.config.program);
+            match &worker.program {
+                Some(digest) => tracing::info!(
+                    models = worker.files.0.len(),
+                    program = %digest,
+                    "worker started; it offers the approved workloads that pin this program"
+                ),
+                None => tracing::error!(
+                    program = %worker.config.program.display(),
+                    "the worker cannot read its own program to know its digest; it offers nothing"
+                ),
+            }
             while !flag.load(Ordering::Relaxed) {
                 worker.step();
                 std::thread::sleep(worker.config.poll);
@@ -176,6 +201,8 @@ struct Loop {
     reader: Reader,
     submit: Submit,
     files: ModelFiles,
+    /// The sha256 of the program that runs workloads: an approval must pin it.
+    program: Option<String>,
     /// Assignments already answered (or being answered) by this process.
     done: BTreeSet<u64>,
     /// The last offer submitted, and when: offered again only when it changes.
@@ -232,12 +259,16 @@ impl Loop {
     }
 
     fn keep_offer(&mut self, governance: &Governance, node: &str) {
-        let offer = offer_for(governance, node, &self.files, &self.config);
+        let offer = offer_for(governance, node, &self.files, self.program.as_deref(), &self.config);
         let same = |a: &NodeOffer, b_models: &[String], b_workloads: &[String], cores: u32, memory: u64| {
             a.models == b_models && a.workloads == b_workloads && a.cores == cores && a.memory_mib == memory
         };
         let standing = governance.offers().get(node);
-        if standing.is_some_and(|s| same(&offer, &s.models, &s.workloads, s.cores, s.memory_mib)) {
+        // Where offers lapse, the same offer is renewed before it does.
+        let fresh = |at: u64| !governance.later_job_rules() || now_ms().saturating_sub(at) < OFFER_RENEWAL_MS;
+        if standing
+            .is_some_and(|s| same(&offer, &s.models, &s.workloads, s.cores, s.memory_mib) && fresh(s.at))
+        {
             return;
         }
         if standing.is_none() && offer.workloads.is_empty() {
@@ -300,7 +331,16 @@ impl Loop {
         let Some(workload) = governance.workload(&job.workload) else {
             return fail(format!("{} is not approved here", job.workload));
         };
-        let Some(models) = self.files.paths(&workload.models) else {
+        if !self.program.as_ref().is_some_and(|p| workload.models.contains(p)) {
+            return fail(format!(
+                "{} does not pin this node's workload program (sha256 {}); it runs only the program the chambers approved",
+                job.workload,
+                self.program.as_deref().unwrap_or("unknown")
+            ));
+        }
+        let pinned: Vec<String> =
+            workload.models.iter().filter(|m| Some(*m) != self.program.as_ref()).cloned().collect();
+        let Some(models) = self.files.paths(&pinned) else {
             return fail(format!("this node does not hold the model files {} pins", job.workload));
         };
         // Absolute: the job's process runs in its output directory, not in the worker's.

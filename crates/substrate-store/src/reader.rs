@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{Connection, OptionalExtension};
 use substrate_core::governance::book::{Governance, Record, VoteRecord, vote_keys};
-use substrate_core::governance::number::Arithmetic;
 use substrate_core::receipt::Receipt;
 use substrate_core::state::{Commons, DepositRecord, LEGACY_STATE_ENCODING};
 use substrate_core::{Cid, LogEntry, SignedEvent};
@@ -248,7 +247,7 @@ impl Reader {
             }
             None => LEGACY_STATE_ENCODING,
         };
-        let governance = Arc::new(Governance::restore(records, Arithmetic::of(encoding)));
+        let governance = Arc::new(Governance::restore(records, encoding));
         *cached = Some((size, Arc::clone(&governance)));
         Ok(governance)
     }

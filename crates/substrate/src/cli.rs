@@ -860,9 +860,14 @@ pub struct ProposeArgs {
     pub resolve_dispute: Vec<String>,
     /// Approve a workload kind at a version, pinned to its model files: KIND@VERSION=MODEL,…
     /// where each MODEL is a sha256, a file or a directory of files (e.g.
-    /// embed@1=models/all-MiniLM-L6-v2). Workers run it only on files with those digests.
+    /// embed@1=models/all-MiniLM-L6-v2). Workers run it only on files with those digests, and
+    /// only with the program pinned beside them (`--workload-program`).
     #[arg(long)]
     pub approve_workload: Vec<String>,
+    /// The program the approved workloads run as, pinned by its sha256: a worker whose own
+    /// program has another digest does not run them. Default: this `substrate` binary.
+    #[arg(long, value_name = "FILE")]
+    pub workload_program: Option<std::path::PathBuf>,
     /// Elect the board: this many seats, from the --candidate list.
     #[arg(long)]
     pub elect_board: Option<u32>,

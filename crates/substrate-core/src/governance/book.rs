@@ -345,22 +345,27 @@ pub struct Governance {
     pub(crate) reputations: BTreeMap<String, crate::governance::jobs::Reputation>,
     /// Derived: the jobs not yet ended.
     pub(crate) open_jobs: BTreeSet<u64>,
-    /// How decisions are computed: set from the commons' state encoding.
-    pub(crate) arithmetic: Arithmetic,
+    /// The commons' state encoding: how decisions are computed ([`Arithmetic::of`]) and which
+    /// rules of the jobs' fold apply (see [`crate::governance::jobs`]).
+    pub(crate) state_encoding: u32,
     /// Derived: open proposals by close time, and deposits under an open dispute.
     closing: BTreeSet<(u64, u64)>,
     disputed: BTreeMap<Cid, BTreeSet<u64>>,
 }
 
 impl Governance {
-    /// Rebuilds governance from its materialised records, deciding in `arithmetic` (the
-    /// commons' [`Arithmetic::of`] its state encoding).
-    pub fn restore(records: impl IntoIterator<Item = Record>, arithmetic: Arithmetic) -> Governance {
-        let mut governance = Governance { arithmetic, ..Governance::default() };
+    /// Rebuilds governance from its materialised records, under the commons' `state_encoding`.
+    pub fn restore(records: impl IntoIterator<Item = Record>, state_encoding: u32) -> Governance {
+        let mut governance = Governance { state_encoding, ..Governance::default() };
         for record in records {
             governance.put(record);
         }
         governance
+    }
+
+    /// How decisions are computed in this commons.
+    pub fn arithmetic(&self) -> Arithmetic {
+        Arithmetic::of(self.state_encoding)
     }
 
     /// Drops every vote held (a partial state's, whose votes are in the ledger's tables).
@@ -578,7 +583,7 @@ impl Governance {
     /// summing to 1; until any compute is verified, each operator weighs the same. Empty without
     /// operators.
     pub fn technical_chamber(&self, at: u64) -> BTreeMap<String, f64> {
-        match self.arithmetic {
+        match self.arithmetic() {
             Arithmetic::Float => self.technical_chamber_in::<f64>(at),
             Arithmetic::Fixed => {
                 self.technical_chamber_in::<Fixed>(at).into_iter().map(|(who, w)| (who, w.to_f64())).collect()

@@ -432,7 +432,7 @@ impl State {
     /// The decision on proposal `id`, tallied as of its close in the commons' arithmetic. The
     /// sequencer signs exactly this; the fold accepts a decision only if it is exactly this.
     pub fn decision(&self, id: u64) -> Result<Decision, Rejection> {
-        match self.governance.arithmetic {
+        match self.governance.arithmetic() {
             Arithmetic::Float => self.decision_in::<f64>(id),
             Arithmetic::Fixed => self.decision_in::<Fixed>(id),
         }
@@ -946,7 +946,7 @@ impl Governance {
             });
             (contributor.to_f64(), technical.to_f64(), outcome)
         }
-        match self.arithmetic {
+        match self.arithmetic() {
             Arithmetic::Float => standing_in::<f64>(self, id, at, votes),
             Arithmetic::Fixed => standing_in::<Fixed>(self, id, at, votes),
         }

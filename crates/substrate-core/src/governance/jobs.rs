@@ -8,6 +8,13 @@
 //! run settles. Credits move only by these rules: the requester's reservation pays the worker
 //! per verified CPU-second, the rest goes back; compute counts for the technical chamber only
 //! when its job passed its check or was not drawn.
+//!
+//! A commons of state encoding 4 or later folds two more rules: an offer stands for
+//! [`OFFER_LIFETIME_MS`] after its worker last renewed it, so a node that stopped without saying
+//! so is not assigned work it will never answer; and a node whose failed checks outweigh its
+//! passes ([`Reputation::shunned`]) has every result re-executed, not a sampled share, until its
+//! passes bring its score back. The sequencer's plan also gives a node one job at a time: a worker
+//! runs its jobs one after another, so a second assignment would only wait out its deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,6 +53,11 @@ pub const DEFAULT_CHECK_PPM: u32 = 100_000;
 /// check or an arbitration waits one attempt's deadline for an eligible worker of another
 /// operator, then goes without (the output stands unchecked, or the dispute unresolved).
 pub const QUEUE_LIMIT_MS: u64 = 3_600_000;
+
+/// How long an offer stands after the entry that last made or renewed it (ms), in a commons of
+/// state encoding 4 or later; a running worker renews its offer every [`OFFER_RENEWAL_MS`].
+pub const OFFER_LIFETIME_MS: u64 = 15 * 60 * 1000;
+pub const OFFER_RENEWAL_MS: u64 = 5 * 60 * 1000;
 
 /// The kinds a job can be requested for today; the others are approved ahead of their runners.
 pub const RUNNABLE_KINDS: [&str; 2] = ["embed", "generate"];
@@ -649,6 +661,12 @@ impl Governance {
             .unwrap_or_else(|| Reputation { node: node.to_owned(), ..Reputation::default() })
     }
 
+    /// Whether the jobs' rules of state encoding 4 apply: offers lapse, and a shunned node's
+    /// results are all checked.
+    pub fn later_job_rules(&self) -> bool {
+        self.state_encoding >= 4
+    }
+
     /// The share of results re-executed, in parts per million.
     pub fn check_ppm(&self) -> u32 {
         self.params.as_ref().map_or(DEFAULT_CHECK_PPM, |p| p.check_ppm)
@@ -663,6 +681,15 @@ impl Governance {
             return Some(format!("its operator {} is not a verified member", registered.operator));
         }
         let Some(offer) = self.offers.get(node) else { return Some("it has made no offer".into()) };
+        if self.later_job_rules() && at.saturating_sub(offer.at) > OFFER_LIFETIME_MS {
+            return Some(format!(
+                "its offer lapsed: it was last renewed at {} and stands {} minutes; a running worker \
+                 renews it every {} minutes",
+                offer.at,
+                OFFER_LIFETIME_MS / 60_000,
+                OFFER_RENEWAL_MS / 60_000
+            ));
+        }
         if !offer.workloads.contains(&job.workload) {
             return Some(format!("its offer does not list {}", job.workload));
         }
@@ -697,6 +724,17 @@ impl Governance {
     /// another can take it, the best reputation, then the fewest live assignments, then an order
     /// that spreads jobs (the sha256 of the job id and the node key).
     pub fn choose_worker(&self, job: &JobRecord, role: Role, at: u64) -> Option<String> {
+        self.choose_worker_among(job, role, at, |_| true)
+    }
+
+    /// [`Governance::choose_worker`] among the nodes `allowed` lets through.
+    fn choose_worker_among(
+        &self,
+        job: &JobRecord,
+        role: Role,
+        at: u64,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let mut load: BTreeMap<&str, usize> = BTreeMap::new();
         for open in self.open_jobs.iter().filter_map(|id| self.jobs.get(id)) {
             if let Some(run) = open.live_run() {
@@ -709,9 +747,11 @@ impl Governance {
             .filter(|node| self.ineligible(job, node, role, at).is_none())
             .map(|node| (node.as_str(), self.reputation(node)))
             .collect();
+        // A shunned node is passed over while any other could take the job, busy or not.
         if eligible.iter().any(|(_, r)| !r.shunned()) {
             eligible.retain(|(_, r)| !r.shunned());
         }
+        eligible.retain(|(node, _)| allowed(node));
         eligible
             .into_iter()
             .min_by(|(a, ra), (b, rb)| {
@@ -725,30 +765,50 @@ impl Governance {
 
     /// What the sequencer should do about open jobs at `now`: assign, reassign past a deadline,
     /// draw, or give up. A draw's proof is left for the log key to sign.
+    ///
+    /// A node busy with one assignment is not given another: a worker runs its jobs one after
+    /// another, and a second would wait out its deadline behind the first. Jobs are planned in
+    /// the order they were requested.
     pub fn job_plan(&self, now: u64) -> Vec<(u64, Planned)> {
+        let mut busy: BTreeSet<String> = self
+            .open_jobs
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
+            .filter_map(|job| job.live_run().filter(|run| run.deadline >= now).map(|run| run.node.clone()))
+            .collect();
         let mut plan = Vec::new();
         for job in self.open_jobs.iter().filter_map(|id| self.jobs.get(id)) {
             let step = match &job.status {
                 JobStatus::Drawing => job.answered(Role::Run).and_then(|r| r.result).map(Planned::Draw),
                 JobStatus::Open { needs } => match job.live_run() {
                     Some(run) if run.deadline >= now => None,
-                    _ => Some(self.next_assignment(job, *needs, now)),
+                    _ => Some(self.next_assignment(job, *needs, now, &busy)),
                 },
                 JobStatus::Done { .. } | JobStatus::Failed { .. } => None,
             };
             if let Some(step) = step {
+                if let Planned::Assign { node, .. } = &step {
+                    busy.insert(node.clone());
+                }
                 plan.push((job.id, step));
             }
         }
         plan
     }
 
-    fn next_assignment(&self, job: &JobRecord, role: Role, now: u64) -> Planned {
+    fn next_assignment(&self, job: &JobRecord, role: Role, now: u64, busy: &BTreeSet<String>) -> Planned {
         let attempts = job.runs_of(role).count();
         if attempts >= MAX_ATTEMPTS {
             return Planned::Abandon(format!("{attempts} attempts to {} it lapsed or failed", role.name()));
         }
-        match self.choose_worker(job, role, now) {
+        // Someone could take it once free: it waits for them rather than being given up.
+        let idle = |node: &str| !busy.contains(node);
+        if self.choose_worker_among(job, role, now, idle).is_none()
+            && self.choose_worker(job, role, now).is_some()
+        {
+            return Planned::Wait;
+        }
+        match self.choose_worker_among(job, role, now, idle) {
             Some(node) => Planned::Assign { node, role, deadline: now.saturating_add(job.deadline_ms) },
             None => {
                 let waiting_since = job.live_run().map_or(job.since, |r| r.deadline.max(job.since));
@@ -959,7 +1019,11 @@ impl State {
                     .map_err(|_| Rejection::Job(JobFault::BadDraw))?;
                 key.verify_strict(&draw_message(&commons.origin, s.job, *result), &signature)
                     .map_err(|_| Rejection::Job(JobFault::BadDraw))?;
-                let selected = drawn(&signature.to_bytes(), g.check_ppm());
+                // A node caught out of line is checked every time until it has earned its score
+                // back; the draw still goes in the log, so anyone sees which rule selected it.
+                let suspect = g.later_job_rules()
+                    && job.answered(Role::Run).is_some_and(|run| g.reputation(&run.node).shunned());
+                let selected = suspect || drawn(&signature.to_bytes(), g.check_ppm());
                 job.draw = Some(index);
                 job.drawn = Some(selected);
                 if selected {

@@ -4,8 +4,8 @@
 use substrate_core::governance::book::ComputeGrant;
 use substrate_core::governance::jobs::{
     DEFAULT_CHECK_PPM, JobFault, JobInput, JobOutput, JobRecord, JobRequest, JobResult, JobSchedule,
-    JobStatus, MAX_ATTEMPTS, NodeOffer, Planned, Reputation, Role, Step, Verdict, agree, draw_message, drawn,
-    encode_vector,
+    JobStatus, MAX_ATTEMPTS, NodeOffer, OFFER_LIFETIME_MS, Planned, Reputation, Role, Step, Verdict, agree,
+    draw_message, drawn, encode_vector,
 };
 
 use super::*;
@@ -90,7 +90,12 @@ pub(super) fn job_result(
 /// of one deposit; `embed@1` and `generate@1` are approved, pinning one model; results are
 /// checked at `check_ppm` parts per million (the default when none). Nobody offers anything yet.
 fn jobs_commons(check_ppm: Option<u32>) -> Commons {
-    let mut commons = Commons::found(&[1]);
+    jobs_commons_encoded(check_ppm, substrate_core::canonical::VERSION)
+}
+
+/// [`jobs_commons`] founded with `state_encoding`.
+fn jobs_commons_encoded(check_ppm: Option<u32>, state_encoding: u32) -> Commons {
+    let mut commons = Commons::found_encoded(&[1], Some(state_encoding));
     commons.attest_all(1, [10, 11, 12, REQUESTER]);
     for (operator, node) in [(10, 100), (10, 101), (11, 110), (12, 120)] {
         commons.register_node(operator, node);
@@ -838,4 +843,150 @@ fn a_drawn_job_no_other_operator_can_check_stands_unchecked_after_one_deadline()
     };
     assert_eq!((verdict, units), (Verdict::Unchecked, 2));
     assert_eq!(commons.reputation(100), Reputation { node: did(100), ..Reputation::default() });
+}
+
+#[test]
+fn an_offer_lapses_unless_its_worker_renews_it() {
+    let mut commons = jobs_commons(Some(0));
+    commons.offer(100, &[EMBED]);
+    let offered = commons.now - 1;
+    commons.wait_until(offered + OFFER_LIFETIME_MS + 1);
+    // Nobody's offer stands: the request is refused rather than left to wait an hour.
+    let refused = commons.apply(job_request(EMBED, 5), &key(REQUESTER)).expect_err("no offer stands");
+    assert_eq!(refused, Rejection::Job(JobFault::NoWorker(EMBED.into())));
+    let record = commons.job_or_none(0);
+    assert!(record.is_none());
+    let detail = commons.state.governance().ineligible(&placeholder_job(), &did(100), Role::Run, commons.now);
+    assert!(
+        detail.as_deref().is_some_and(|d| d.contains("offer lapsed") && d.contains("renews")),
+        "{detail:?}"
+    );
+
+    // The same offer again renews it.
+    commons.offer(100, &[EMBED]);
+    let job = commons.request(5);
+    assert!(
+        matches!(commons.plan().as_slice(), [(id, Planned::Assign { node, .. })] if *id == job && *node == did(100))
+    );
+
+    // Under state encoding 3 an offer stands until its node withdraws it.
+    let mut earlier = jobs_commons_encoded(Some(0), 3);
+    earlier.offer(100, &[EMBED]);
+    earlier.wait_until(earlier.now + 10 * OFFER_LIFETIME_MS);
+    let job = earlier.request(5);
+    assert!(matches!(earlier.plan().as_slice(), [(id, Planned::Assign { .. })] if *id == job));
+}
+
+/// A job record to ask eligibility about: an embedding job nobody has run.
+fn placeholder_job() -> JobRecord {
+    JobRecord {
+        id: 0,
+        workload: EMBED.into(),
+        requester: did(REQUESTER),
+        input_digest: String::new(),
+        budget: 5,
+        reserved: 5000,
+        deadline_ms: u64::from(DEADLINE_SECONDS) * 1000,
+        requested_at: 0,
+        since: 0,
+        input: None,
+        runs: Vec::new(),
+        draw: None,
+        drawn: None,
+        status: JobStatus::Open { needs: Role::Run },
+        dispute: None,
+        outputs: Default::default(),
+    }
+}
+
+trait Lookup {
+    fn job_or_none(&self, id: u64) -> Option<&JobRecord>;
+}
+
+impl Lookup for Commons {
+    fn job_or_none(&self, id: u64) -> Option<&JobRecord> {
+        self.state.governance().jobs().get(&id)
+    }
+}
+
+#[test]
+fn a_node_caught_out_of_line_has_every_result_checked_until_its_score_recovers() {
+    for encoding in [3, substrate_core::canonical::VERSION] {
+        let mut commons = jobs_commons_encoded(Some(1_000_000), encoding);
+        // Node 100 is caught: a third operator agrees with the check against its run.
+        let (job, _, _) = commons.checked(OTHER);
+        let assignment = commons.assign(job, 120, Role::Arbitrate);
+        commons.answer(job, assignment, 120, embedding(&OTHER), 900);
+        assert!(commons.reputation(100).shunned());
+        // From now on the commons samples nothing.
+        let voters = [1, 10, 11, 12, REQUESTER];
+        commons.pass(1, ProposalClass::Resource, vec![parameter("jobs.check-ppm", json!(0))], &voters);
+        assert_eq!(commons.state.governance().check_ppm(), 0);
+
+        // A clean node's result is not drawn.
+        let clean = commons.request(1);
+        let run = commons.assign(clean, 110, Role::Run);
+        commons.answer(clean, run, 110, embedding(&RUN), 1000);
+        commons.draw(clean).expect("the draw");
+        assert_eq!(commons.job(clean).drawn, Some(false));
+
+        // The caught node's is, under state encoding 4, though the rate is zero.
+        let suspect = commons.request(1);
+        let run = commons.assign(suspect, 100, Role::Run);
+        commons.answer(suspect, run, 100, embedding(&RUN), 1000);
+        commons.draw(suspect).expect("the draw");
+        let later = encoding >= 4;
+        assert_eq!(commons.job(suspect).drawn, Some(later), "state encoding {encoding}");
+        if !later {
+            continue;
+        }
+        // Two passed checks bring its score back to one half, and sampling back to the rate.
+        for round in 0..3 {
+            if round > 0 {
+                let job = commons.request(1);
+                let run = commons.assign(job, 100, Role::Run);
+                commons.answer(job, run, 100, embedding(&RUN), 1000);
+                commons.draw(job).expect("the draw");
+                let expected = commons.reputation(100).shunned();
+                assert_eq!(commons.job(job).drawn, Some(expected), "round {round}");
+                if !expected {
+                    break;
+                }
+                let check = commons.assign(job, 110, Role::Check);
+                commons.answer(job, check, 110, embedding(&RUN), 1000);
+            } else {
+                let check = commons.assign(suspect, 110, Role::Check);
+                commons.answer(suspect, check, 110, embedding(&RUN), 1000);
+            }
+        }
+        assert!(!commons.reputation(100).shunned(), "{:?}", commons.reputation(100));
+    }
+}
+
+#[test]
+fn the_plan_gives_a_node_one_job_at_a_time() {
+    let mut commons = jobs_commons(Some(0));
+    commons.offer(100, &[EMBED]);
+    let first = commons.request(1);
+    let second = commons.request(1);
+    // Both are planned in one pass: the second waits for node 100 rather than doubling up.
+    let plan = commons.plan();
+    assert!(
+        matches!(plan.as_slice(), [(a, Planned::Assign { node, .. }), (b, Planned::Wait)] if *a == first && *b == second && *node == did(100)),
+        "{plan:?}"
+    );
+    let run = commons.assign(first, 100, Role::Run);
+    assert_eq!(commons.plan(), vec![(second, Planned::Wait)]);
+    // A second node takes the waiting job at once.
+    commons.offer(110, &[EMBED]);
+    assert!(
+        matches!(commons.plan().as_slice(), [(b, Planned::Assign { node, .. })] if *b == second && *node == did(110))
+    );
+    // Once node 100 has answered, it is free again.
+    commons.answer(first, run, 100, embedding(&RUN), 1000);
+    commons.draw(first).expect("the draw");
+    let third = commons.request(1);
+    let plan = commons.plan();
+    assert!(plan.iter().any(|(id, step)| *id == third && matches!(step, Planned::Assign { .. })), "{plan:?}");
+    assert!(plan.iter().all(|(_, step)| !matches!(step, Planned::Wait)), "{plan:?}");
 }

@@ -418,14 +418,20 @@ fn governance_round(
     let approve = Proposal {
         title: "Run embeddings on the demo's embedding model".into(),
         summary: Some(format!(
-            "Pinned to the sha256 of the {} files in its directory.",
+            "Pinned to the sha256 of the {} files in its directory and of the program that runs it.",
             embedding.digests.len()
         )),
         class: ProposalClass::Resource,
         actions: vec![Action::ApproveWorkload {
             kind: "embed".into(),
             version: "1".into(),
-            models: embedding.digests.clone(),
+            // The workers run it as this very program.
+            models: {
+                let mut pins = embedding.digests.clone();
+                pins.push(super::govern::this_program_digest()?);
+                pins.sort();
+                pins
+            },
         }],
         requested: now(),
     };

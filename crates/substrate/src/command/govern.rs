@@ -245,6 +245,15 @@ fn actions(args: &ProposeArgs) -> anyhow::Result<Vec<Action>> {
         let dispute = id.trim().parse().with_context(|| format!("'{id}' is not a dispute id"))?;
         actions.push(Action::ResolveDispute { dispute, ruling: parse_ruling(ruling.trim())? });
     }
+    let program = if args.approve_workload.is_empty() {
+        None
+    } else {
+        Some(match &args.workload_program {
+            Some(path) => substrate_models::fetch::file_sha256(path)
+                .with_context(|| format!("hashing the workload program {}", path.display()))?,
+            None => this_program_digest()?,
+        })
+    };
     for item in &args.approve_workload {
         let (workload, pins) = item.split_once('=').unwrap_or((item, ""));
         let (kind, version) = workload
@@ -254,6 +263,7 @@ fn actions(args: &ProposeArgs) -> anyhow::Result<Vec<Action>> {
         for pin in pins.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             models.extend(model_digests(pin)?);
         }
+        models.extend(program.clone());
         models.sort();
         models.dedup();
         actions.push(Action::ApproveWorkload { kind: kind.to_owned(), version: version.to_owned(), models });
@@ -700,4 +710,12 @@ fn model_digests(pin: &str) -> anyhow::Result<Vec<String>> {
         .iter()
         .map(|f| substrate_models::fetch::file_sha256(f).with_context(|| format!("hashing {}", f.display())))
         .collect()
+}
+
+/// The sha256 of this `substrate` binary: the workload program an approval pins by default, as
+/// workers started from it run their jobs with it.
+pub(crate) fn this_program_digest() -> anyhow::Result<String> {
+    let path = std::env::current_exe().context("finding this program to pin it as the workload program")?;
+    substrate_models::fetch::file_sha256(&path)
+        .with_context(|| format!("hashing the workload program {}", path.display()))
 }

@@ -156,12 +156,26 @@ impl Site {
             operators.push(operator);
         }
 
-        // The chambers approve the workloads pinned to the tiny models' digests.
+        // The chambers approve the workloads pinned to the tiny models' digests and to two builds
+        // of the workload program: `substrate` itself, which `propose` pins, and a build that cuts
+        // corners, as a build with a bug would. A worker runs only a program an approval pins and
+        // must hold every pinned file, so each holds both builds (linked into its models
+        // directory) and runs one.
         let models = dir("models");
         std::fs::create_dir_all(&models).expect("models dir");
         let bert = tiny::bert(&models, 1).expect("tiny bert");
         let llama = tiny::llama(&models, 1, GgmlDType::Q8_0).expect("tiny llama");
-        let approve = [format!("embed@1={}", path(&bert)), format!("generate@1={}", path(&llama.path))];
+        let programs = models.join("programs");
+        std::fs::create_dir_all(&programs).expect("programs dir");
+        let cheat = cheating_workload();
+        for program in [Path::new(env!("CARGO_BIN_EXE_substrate")), cheat.as_path()] {
+            let name = program.file_name().expect("a file name");
+            std::os::unix::fs::symlink(program, programs.join(name)).expect("link the program");
+        }
+        let approve = [
+            format!("embed@1={},{}", path(&bert), path(&cheat)),
+            format!("generate@1={},{}", path(&llama.path), path(&cheat)),
+        ];
         let propose = |title: &str, actions: &[&str]| {
             let mut args = vec!["propose", "--title", title];
             args.extend_from_slice(actions);
@@ -370,9 +384,9 @@ fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
     for job in &all {
         let status = &job["status"];
         assert_eq!(status["state"], "done", "job {} did not finish: {job}", job["id"]);
-        // The cheater's output stands only where no check was drawn, and only for a run assigned
-        // before it was caught (its result may land after: a run already under way is not
-        // taken back).
+        // The cheater's output stands only where no check was drawn, only for a run assigned
+        // before it was caught, and only where the draw came before the catch too: every result
+        // of a caught node drawn on after is re-executed, whatever the rate.
         let result = status["result"].as_u64().expect("result");
         let standing =
             job["runs"].as_array().unwrap().iter().find(|r| r["result"] == result).expect("the standing run");
@@ -383,6 +397,8 @@ fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
                 assigned < first_caught,
                 "assigned at {assigned}, after the catch at {first_caught}: {job}"
             );
+            let drawn_at = job["draw"].as_u64().expect("the draw's entry");
+            assert!(drawn_at < first_caught, "drawn at {drawn_at}, after the catch at {first_caught}: {job}");
             standing_cheats += 1;
         }
     }

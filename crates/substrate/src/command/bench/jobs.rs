@@ -457,7 +457,8 @@ fn found(
     Ok((nodes, requester))
 }
 
-/// sha256 of every file in the model directory, sorted, as `propose --approve-workload DIR` pins it.
+/// sha256 of every file in the model directory and of this program, sorted, as
+/// `propose --approve-workload KIND@VERSION=DIR` pins them.
 fn model_digests(dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading the model directory {}", dir.display()))?
@@ -469,6 +470,8 @@ fn model_digests(dir: &Path) -> anyhow::Result<Vec<String>> {
         .iter()
         .map(|f| substrate_models::fetch::file_sha256(f).with_context(|| format!("hashing {}", f.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // The workers run workloads as this program, which the approval pins beside the model.
+    digests.push(super::super::govern::this_program_digest()?);
     digests.sort();
     digests.dedup();
     Ok(digests)
