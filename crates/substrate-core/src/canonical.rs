@@ -14,7 +14,10 @@
 //!   names;
 //! - a JSON value (a parameter's new value) is one tag byte and its content: `n` null, `f`/`t`
 //!   false/true, `u` a u64, `i` an i64 (negative), `d` an f64, `s` a string, `a` a sequence, `o` a
-//!   map of string keys in byte order.
+//!   map of string keys in byte order;
+//! - a field a later version added is written only under that version and after: version 4 adds
+//!   the commons floor a member drew today to their credits and the part of a job's reservation
+//!   drawn from it to the job.
 //!
 //! One entry's changes are a sequence of changes, each a tag (`commons`, `deposit`, or the
 //! record's kind) and the record. The state root after entry `index` is
@@ -63,11 +66,19 @@ pub fn root_prefix(version: u32) -> &'static [u8] {
 #[derive(Default)]
 pub struct Encoder {
     bytes: Vec<u8>,
+    /// The state encoding written: a record's fields added by a later version are written only
+    /// under it, so the roots of earlier logs never move.
+    version: u32,
 }
 
 impl Encoder {
     pub fn new() -> Encoder {
         Encoder::default()
+    }
+
+    /// An encoder of state encoding `version`.
+    pub fn of_version(version: u32) -> Encoder {
+        Encoder { bytes: Vec::new(), version }
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
@@ -188,9 +199,9 @@ pub trait Canonical {
     fn encode(&self, e: &mut Encoder);
 }
 
-/// The canonical bytes of one entry's changes.
-pub fn changes(changes: &[Change]) -> Vec<u8> {
-    let mut e = Encoder::new();
+/// The canonical bytes of one entry's changes in state encoding `version`.
+pub fn changes(version: u32, changes: &[Change]) -> Vec<u8> {
+    let mut e = Encoder::of_version(version);
     e.seq(changes, |e, c| c.encode(e));
     e.into_bytes()
 }
@@ -605,6 +616,10 @@ impl Canonical for Credits {
         e.u64(self.as_of_day);
         e.u64(self.earned);
         e.u64(self.grants);
+        if e.version >= 4 {
+            e.u64(self.floor_day);
+            e.u64(self.floor_used);
+        }
     }
 }
 
@@ -784,6 +799,9 @@ impl Canonical for JobRecord {
             e.u64(*index);
             output.encode(e);
         });
+        if e.version >= 4 {
+            e.u64(self.floor);
+        }
     }
 }
 
@@ -835,7 +853,7 @@ mod tests {
             founded_at: 5,
             state_encoding: 3,
         };
-        let bytes = changes(&[Change::Commons(commons)]);
+        let bytes = changes(VERSION, &[Change::Commons(commons)]);
         let expected: Vec<u8> = [
             &[0, 0, 0, 1][..],
             &[0, 0, 0, 7],

@@ -452,7 +452,7 @@ impl State {
                 hasher.update(crate::canonical::root_prefix(version));
                 hasher.update(self.root);
                 hasher.update(index.to_be_bytes());
-                hasher.update(crate::canonical::changes(&changes));
+                hasher.update(crate::canonical::changes(version, &changes));
             }
         }
         self.root = hasher.finalize().into();

@@ -188,11 +188,34 @@ pub struct Credits {
     /// Everything ever earned, before decay.
     pub earned: u64,
     pub grants: u64,
+    /// The day (since the epoch) `floor_used` counts for, and how much of that day's commons
+    /// floor (thousandths) the holder's jobs drew; both 0 before state encoding 4.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub floor_day: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub floor_used: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Credits {
     pub fn new(holder: &str) -> Credits {
-        Credits { holder: holder.to_owned(), balance: 0, as_of_day: 0, earned: 0, grants: 0 }
+        Credits {
+            holder: holder.to_owned(),
+            balance: 0,
+            as_of_day: 0,
+            earned: 0,
+            grants: 0,
+            floor_day: 0,
+            floor_used: 0,
+        }
+    }
+
+    /// How much of day `day`'s commons floor the holder drew.
+    pub fn floor_used_on(&self, day: u64) -> u64 {
+        if self.floor_day == day { self.floor_used } else { 0 }
     }
 
     /// The balance on day `day`, decayed with `half_life_days`.

@@ -86,6 +86,43 @@ impl<'a> CreditBook<'a> {
         account.balance = account.balance.saturating_add(milli);
     }
 
+    /// What is left of `holder`'s commons floor today (thousandths): the floor, as far as the
+    /// stability pool funds it shared among the verified members, less what their jobs drew.
+    pub(crate) fn floor_left(&mut self, holder: &str, time: u64) -> u64 {
+        let allowance = self.base.floor_allowance(holder, time, self.rates.floor);
+        let pool = self.account(STABILITY_POOL, time).balance;
+        let used = self.account(holder, time).floor_used_on(day_of(time));
+        allowance.saturating_sub(used).min(pool)
+    }
+
+    /// Draws `milli` of `holder`'s floor today: it comes out of the stability pool.
+    pub(crate) fn draw_floor(&mut self, holder: &str, milli: u64, time: u64) {
+        if milli == 0 {
+            return;
+        }
+        let today = day_of(time);
+        let account = self.account(holder, time);
+        account.floor_used = account.floor_used_on(today).saturating_add(milli);
+        account.floor_day = today;
+        let pool = self.account(STABILITY_POOL, time);
+        pool.balance = pool.balance.saturating_sub(milli);
+    }
+
+    /// Returns `milli` drawn from `holder`'s floor on day `day`: to the pool, and to today's
+    /// floor if that day is today (yesterday's unused floor is gone, as every day's is).
+    pub(crate) fn return_floor(&mut self, holder: &str, milli: u64, day: u64, time: u64) {
+        if milli == 0 {
+            return;
+        }
+        let today = day_of(time);
+        let account = self.account(holder, time);
+        if day == today && account.floor_day == today {
+            account.floor_used = account.floor_used.saturating_sub(milli);
+        }
+        let pool = self.account(STABILITY_POOL, time);
+        pool.balance = pool.balance.saturating_add(milli);
+    }
+
     pub(crate) fn into_changes(self) -> Vec<Change> {
         self.touched.into_values().map(|c| Change::Record(Record::Credits(c))).collect()
     }
@@ -101,13 +138,32 @@ pub struct CreditStatement {
     pub earned: f64,
     pub grants: u64,
     pub verified: bool,
-    /// Today's inference allowance: the commons floor, as far as the stability pool funds it.
+    /// What is left of today's commons floor: the allowance jobs of the inference-sized kinds
+    /// draw on before the balance, as far as the stability pool funds it.
     pub floor_today: f64,
     pub stability_pool: f64,
     pub half_life_days: u32,
 }
 
 impl Governance {
+    /// The commons floor `holder` may draw each day at `at` (thousandths), before what they drew:
+    /// `floor` credits for a verified member, as far as the stability pool funds it shared among
+    /// all of them; nothing for anyone else.
+    pub(crate) fn floor_allowance(&self, holder: &str, at: u64, floor: u64) -> u64 {
+        let rates = self.params.as_ref().map(|p| p.credits).unwrap_or(Parameters::new(Vec::new()).credits);
+        let pool = self
+            .credits
+            .get(STABILITY_POOL)
+            .map(|c| c.balance_on(day_of(at), rates.half_life_days))
+            .unwrap_or(0);
+        let verified_count = self.members.values().filter(|m| m.verified_at(at)).count() as u64;
+        if self.is_verified(holder, at) && verified_count > 0 {
+            floor.saturating_mul(1000).min(pool / verified_count)
+        } else {
+            0
+        }
+    }
+
     /// What `holder` has at `now`.
     pub fn credit_statement(&self, holder: &str, now: u64) -> CreditStatement {
         let rates = self.params.as_ref().map(|p| p.credits).unwrap_or(Parameters::new(Vec::new()).credits);
@@ -115,10 +171,11 @@ impl Governance {
         let account = self.credits.get(holder).cloned().unwrap_or_else(|| Credits::new(holder));
         let pool =
             self.credits.get(STABILITY_POOL).map(|c| c.balance_on(today, rates.half_life_days)).unwrap_or(0);
-        let verified_count = self.members.values().filter(|m| m.verified_at(now)).count() as u64;
         let verified = self.is_verified(holder, now);
-        let floor =
-            if verified && verified_count > 0 { (rates.floor * 1000).min(pool / verified_count) } else { 0 };
+        // What is left of it today where jobs draw on it (state encoding 4).
+        let floor = self
+            .floor_allowance(holder, now, rates.floor)
+            .saturating_sub(if self.later_job_rules() { account.floor_used_on(today) } else { 0 });
         CreditStatement {
             holder: holder.to_owned(),
             balance: account.balance_on(today, rates.half_life_days) as f64 / 1000.0,

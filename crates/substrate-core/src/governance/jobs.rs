@@ -59,6 +59,10 @@ pub const QUEUE_LIMIT_MS: u64 = 3_600_000;
 pub const OFFER_LIFETIME_MS: u64 = 15 * 60 * 1000;
 pub const OFFER_RENEWAL_MS: u64 = 5 * 60 * 1000;
 
+/// The kinds whose jobs are inference-sized: in a commons of state encoding 4 or later their
+/// reservation draws on the requester's daily commons floor before their balance.
+pub const FLOOR_KINDS: [&str; 2] = ["embed", "generate"];
+
 /// The kinds a job can be requested for today; the others are approved ahead of their runners.
 pub const RUNNABLE_KINDS: [&str; 2] = ["embed", "generate"];
 
@@ -360,6 +364,10 @@ pub struct JobRecord {
     pub budget: u64,
     /// Credits (thousandths) held back from the requester until the job ends.
     pub reserved: u64,
+    /// The part of the reservation drawn from the requester's commons floor on the day of the
+    /// request (state encoding 4, inference-sized kinds); the rest came from their balance.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub floor: u64,
     pub deadline_ms: u64,
     pub requested_at: u64,
     /// When the job last changed: what it waits for, it has waited for since then.
@@ -431,10 +439,11 @@ pub enum JobFault {
     #[error("the budget must be at least 1 credit")]
     Budget,
     #[error(
-        "the job reserves {need} credits and {holder} has {}; credits come from deposits and verified compute (`substrate credits`)",
-        *have_milli as f64 / 1000.0
+        "the job reserves {need} credits and {holder} has {} and {} left of today's commons floor; credits come from deposits and verified compute (`substrate credits`)",
+        *have_milli as f64 / 1000.0,
+        *floor_milli as f64 / 1000.0
     )]
-    Credits { holder: String, need: u64, have_milli: u64 },
+    Credits { holder: String, need: u64, have_milli: u64, floor_milli: u64 },
     #[error("no job has the id {0}; `substrate jobs` lists them")]
     UnknownJob(u64),
     #[error("job {job} has ended ({state}); nothing more can happen to it")]
@@ -501,6 +510,10 @@ impl JobFault {
             | JobFault::Ineligible { .. } => 409,
         }
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn is_sha256(text: &str) -> bool {
@@ -917,6 +930,7 @@ impl State {
             input_digest: hex::encode(crate::sha256(&serde_json::to_vec(&r.input).unwrap_or_default())),
             budget: r.budget,
             reserved: r.budget.saturating_mul(1000),
+            floor: 0,
             deadline_ms: u64::from(seconds) * 1000,
             requested_at: time,
             since: time,
@@ -932,11 +946,25 @@ impl State {
             return refuse(JobFault::NoWorker(r.workload.clone()));
         }
         let mut credits = CreditBook::new(g, params);
+        let mut job = job;
+        // The floor first, for inference-sized jobs; the balance pays the rest.
+        let floor = if g.later_job_rules() && FLOOR_KINDS.contains(&kind) {
+            credits.floor_left(signer, time).min(job.reserved)
+        } else {
+            0
+        };
         let have = credits.balance(signer, time);
-        if have < job.reserved {
-            return refuse(JobFault::Credits { holder: signer.to_owned(), need: r.budget, have_milli: have });
+        if have < job.reserved - floor {
+            return refuse(JobFault::Credits {
+                holder: signer.to_owned(),
+                need: r.budget,
+                have_milli: have,
+                floor_milli: floor,
+            });
         }
-        credits.debit(signer, job.reserved, time);
+        credits.draw_floor(signer, floor, time);
+        credits.debit(signer, job.reserved - floor, time);
+        job.floor = floor;
         let mut changes = vec![Change::Record(Record::Job(Box::new(job)))];
         changes.extend(credits.into_changes());
         Ok(changes)
@@ -1291,7 +1319,7 @@ impl State {
             units_of(standing.cpu_ms).min(if rate == 0 { u64::MAX } else { job.budget / rate.max(1) }).max(1);
         let paid = units.saturating_mul(rate).saturating_mul(1000).min(job.reserved);
         let mut credits = CreditBook::new(g, params);
-        credits.credit_back(&job.requester, job.reserved - paid, time);
+        Self::give_back(&mut credits, job, paid, time);
         let mut changes = Vec::new();
         let verified: Vec<Run> = match verdict {
             Verdict::Unsampled | Verdict::Unchecked => vec![standing.clone()],
@@ -1340,10 +1368,25 @@ impl State {
         changes
     }
 
+    /// Returns what the job's reservation did not pay: `paid` came out of the floor first (it
+    /// is gone at the end of its day anyway), so the floor gets back only what it paid beyond,
+    /// and the balance the rest.
+    fn give_back(credits: &mut CreditBook, job: &JobRecord, paid: u64, time: u64) {
+        let unused = job.reserved.saturating_sub(paid);
+        let floor_back = job.floor.saturating_sub(paid).min(unused);
+        credits.return_floor(
+            &job.requester,
+            floor_back,
+            crate::governance::book::day_of(job.requested_at),
+            time,
+        );
+        credits.credit_back(&job.requester, unused - floor_back, time);
+    }
+
     /// A dispute nothing settled: nobody is credited, the requester gets the reservation back.
     fn unresolved(&self, job: &mut JobRecord, time: u64, params: &Parameters) -> Vec<Change> {
         let mut credits = CreditBook::new(&self.governance, params);
-        credits.credit_back(&job.requester, job.reserved, time);
+        Self::give_back(&mut credits, job, 0, time);
         let result = job.answered(Role::Run).and_then(|r| r.result).unwrap_or_default();
         job.status = JobStatus::Done { verdict: Verdict::Unresolved, result, units: 0, paid: 0, at: time };
         job.reserved = 0;
@@ -1355,7 +1398,7 @@ impl State {
     /// Ends the job without an output: the reservation goes back.
     fn fail(&self, job: &mut JobRecord, reason: String, time: u64, params: &Parameters) -> Vec<Change> {
         let mut credits = CreditBook::new(&self.governance, params);
-        credits.credit_back(&job.requester, job.reserved, time);
+        Self::give_back(&mut credits, job, 0, time);
         job.status = JobStatus::Failed { reason, at: time };
         job.reserved = 0;
         job.outputs.clear();

@@ -89,12 +89,20 @@ pub(super) fn job_result(
 /// Operators 10, 11 and 12 run nodes 100 and 101, 110, and 120; the requester holds the credits
 /// of one deposit; `embed@1` and `generate@1` are approved, pinning one model; results are
 /// checked at `check_ppm` parts per million (the default when none). Nobody offers anything yet.
+///
+/// The commons floor is set to nothing, so that every credit a job moves is the balance's; the
+/// floor has tests of its own ([`jobs_commons_with_floor`]).
 fn jobs_commons(check_ppm: Option<u32>) -> Commons {
     jobs_commons_encoded(check_ppm, substrate_core::canonical::VERSION)
 }
 
 /// [`jobs_commons`] founded with `state_encoding`.
 fn jobs_commons_encoded(check_ppm: Option<u32>, state_encoding: u32) -> Commons {
+    jobs_commons_with_floor(check_ppm, state_encoding, 0)
+}
+
+/// [`jobs_commons`] with a commons floor of `floor` credits a day.
+fn jobs_commons_with_floor(check_ppm: Option<u32>, state_encoding: u32, floor: u64) -> Commons {
     let mut commons = Commons::found_encoded(&[1], Some(state_encoding));
     commons.attest_all(1, [10, 11, 12, REQUESTER]);
     for (operator, node) in [(10, 100), (10, 101), (11, 110), (12, 120)] {
@@ -103,6 +111,7 @@ fn jobs_commons_encoded(check_ppm: Option<u32>, state_encoding: u32) -> Commons 
     commons.deposit(REQUESTER, b"a story told for credits", "narrative");
     let voters = [1, 10, 11, 12, REQUESTER];
     commons.pass(1, ProposalClass::Resource, vec![approve("embed"), approve("generate")], &voters);
+    commons.pass(1, ProposalClass::Resource, vec![parameter("credits.floor", json!(floor))], &voters);
     if let Some(ppm) = check_ppm {
         commons.pass(1, ProposalClass::Resource, vec![parameter("jobs.check-ppm", json!(ppm))], &voters);
     }
@@ -601,7 +610,7 @@ fn a_request_is_refused_for_each_reason_with_its_own_fault() {
     let refused = commons.apply(job_request(EMBED, 0), &key(REQUESTER));
     assert_eq!(refused, Err(Rejection::Job(JobFault::Budget)));
     let refused = commons.apply(job_request(EMBED, 10), &key(REQUESTER));
-    let fault = JobFault::Credits { holder: did(REQUESTER), need: 10, have_milli: balance };
+    let fault = JobFault::Credits { holder: did(REQUESTER), need: 10, have_milli: balance, floor_milli: 0 };
     assert_eq!(fault.status(), 402);
     assert_eq!(refused, Err(Rejection::Job(fault)));
     let refused = commons.apply(job_request(EMBED, 5), &key(11));
@@ -886,6 +895,7 @@ fn placeholder_job() -> JobRecord {
         input_digest: String::new(),
         budget: 5,
         reserved: 5000,
+        floor: 0,
         deadline_ms: u64::from(DEADLINE_SECONDS) * 1000,
         requested_at: 0,
         since: 0,
@@ -989,4 +999,93 @@ fn the_plan_gives_a_node_one_job_at_a_time() {
     let plan = commons.plan();
     assert!(plan.iter().any(|(id, step)| *id == third && matches!(step, Planned::Assign { .. })), "{plan:?}");
     assert!(plan.iter().all(|(_, step)| !matches!(step, Planned::Wait)), "{plan:?}");
+}
+
+/// The stability pool's balance (thousandths).
+fn pool(commons: &Commons) -> u64 {
+    commons
+        .state
+        .governance()
+        .credits(substrate_core::governance::book::STABILITY_POOL)
+        .map_or(0, |c| c.balance)
+}
+
+/// How much of today's commons floor `n`'s jobs drew (thousandths).
+fn floor_used(commons: &Commons, n: u8) -> u64 {
+    let today = substrate_core::governance::book::day_of(commons.now);
+    commons.state.governance().credits(&did(n)).map_or(0, |c| c.floor_used_on(today))
+}
+
+/// What is left of `n`'s commons floor today (thousandths).
+fn floor_left(commons: &Commons, n: u8) -> u64 {
+    let statement = commons.state.governance().credit_statement(&did(n), commons.now);
+    (statement.floor_today * 1000.0).round() as u64
+}
+
+#[test]
+fn a_job_draws_on_the_commons_floor_before_the_balance_and_gets_back_what_it_did_not_use() {
+    let mut commons = jobs_commons_with_floor(Some(0), substrate_core::canonical::VERSION, 20);
+    // More deposits grow the stability pool that funds the floor.
+    for n in 0..8u8 {
+        commons.deposit(10 + n % 3, format!("a song for the harvest, verse {n}").as_bytes(), "lyric");
+    }
+    commons.offer(100, &[EMBED]);
+    let allowance = floor_left(&commons, REQUESTER);
+    assert!(allowance > 0, "the pool funds a floor");
+    let (balance, pooled) = (commons.balance(REQUESTER), pool(&commons));
+
+    // A job that fails returns what it drew to the floor and the pool, and the rest to the balance.
+    let failing = commons.request(3);
+    let drawn = allowance.min(3000);
+    assert_eq!(commons.job(failing).floor, drawn);
+    assert_eq!(commons.balance(REQUESTER), balance - (3000 - drawn));
+    assert_eq!(pool(&commons), pooled - drawn);
+    assert_eq!(floor_used(&commons, REQUESTER), drawn);
+    for attempt in 0..MAX_ATTEMPTS {
+        let node = [100, 101, 110][attempt];
+        if attempt > 0 {
+            commons.offer(node, &[EMBED]);
+        }
+        let assignment = commons.assign(failing, node, Role::Run);
+        commons.ok(job_result(failing, assignment, node, None, Some("out of memory"), 10), &key(node));
+    }
+    assert!(matches!(commons.job(failing).status, JobStatus::Failed { .. }));
+    assert_eq!((commons.balance(REQUESTER), pool(&commons)), (balance, pooled));
+    assert_eq!((floor_used(&commons, REQUESTER), floor_left(&commons, REQUESTER)), (0, allowance));
+
+    // A job that runs pays from the floor first.
+    let job = commons.request(2);
+    let run = commons.assign(job, 110, Role::Run);
+    commons.answer(job, run, 110, embedding(&RUN), 900);
+    commons.draw(job).expect("the draw");
+    let drawn = allowance.min(2000);
+    let paid = 1000;
+    let floor_back = drawn.saturating_sub(paid);
+    assert_eq!(commons.balance(REQUESTER), balance - (paid - (drawn - floor_back)));
+    assert_eq!(floor_used(&commons, REQUESTER), drawn - floor_back);
+
+    // Past the balance and the floor together, refused; within them, taken.
+    let have = commons.balance(REQUESTER);
+    let left = floor_left(&commons, REQUESTER);
+    let too_much = (have + left) / 1000 + 1;
+    let refused = commons.apply(job_request(EMBED, too_much), &key(REQUESTER));
+    assert_eq!(
+        refused.map(|_| ()),
+        Err(Rejection::Job(JobFault::Credits {
+            holder: did(REQUESTER),
+            need: too_much,
+            have_milli: have,
+            floor_milli: left
+        }))
+    );
+    // The next day nothing of it is used.
+    commons.wait_until(commons.now + 24 * 3600 * 1000);
+    assert_eq!(floor_used(&commons, REQUESTER), 0);
+
+    // A commons of state encoding 3 has no floor for jobs: the balance pays it all.
+    let mut earlier = jobs_commons_with_floor(Some(0), 3, 20);
+    earlier.offer(100, &[EMBED]);
+    let before = earlier.balance(REQUESTER);
+    let job = earlier.request(3);
+    assert_eq!((earlier.job(job).floor, earlier.balance(REQUESTER)), (0, before - 3000));
 }

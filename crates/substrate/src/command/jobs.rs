@@ -40,7 +40,9 @@ pub fn run(command: JobCommand) -> anyhow::Result<()> {
             let client = Client::new(&node.node);
             let receipt = super::deposit::submit_event(&client, &signed)?;
             let id = receipt.log_index;
-            println!("job {id} requested; {budget} credits reserved (what it does not use comes back)");
+            println!(
+                "job {id} requested; {budget} credits reserved, from today's commons floor first (what it does not use comes back)"
+            );
             if wait {
                 let view =
                     wait_for(&client, id, Duration::from_secs(u64::from(deadline.unwrap_or(120)) * 4 + 60))?;
@@ -97,6 +99,12 @@ pub(super) fn print_job(job: &Value) {
             status["paid"].as_u64().unwrap_or(0) as f64 / 1000.0
         ),
         "failed" => println!("  failed: {}", text(&status["reason"])),
+        _ if job["floor"].as_u64().is_some_and(|f| f > 0) => println!(
+            "  open: needs a {}; {} credits reserved, {} of them from today's commons floor",
+            text(&status["needs"]),
+            job["reserved"].as_u64().unwrap_or(0) as f64 / 1000.0,
+            job["floor"].as_u64().unwrap_or(0) as f64 / 1000.0
+        ),
         "drawing" => println!("  its result is in; the draw for a check comes next"),
         _ => println!("  open: needs a {}", text(&status["needs"])),
     }

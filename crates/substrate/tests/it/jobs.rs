@@ -460,11 +460,18 @@ fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
     let got: Vec<Vec<f32>> = vectors.iter().map(|v| decode_vector(v).expect("vector")).collect();
     assert_eq!(got, local, "the job's vectors are not what the model gives");
 
-    // Credits: the requester paid for what ran and got the rest back; operators earned.
-    let paid: f64 = all.iter().map(|j| j["status"]["paid"].as_f64().unwrap_or(0.0) / 1000.0).sum();
+    // Credits: the requester paid for what ran, from the day's commons floor first (the pool the
+    // deposits fed funds it), and got the rest back; operators earned.
+    let milli = |v: &Value| v.as_u64().unwrap_or(0);
+    let paid: u64 = all.iter().map(|j| milli(&j["status"]["paid"])).sum();
+    let from_floor: u64 = all.iter().map(|j| milli(&j["status"]["paid"]).min(milli(&j["floor"]))).sum();
     let after = balance(&seq, steward_did);
-    assert!(paid > 0.0, "{all:?}");
-    assert!((before - paid - after).abs() < 0.01, "before {before}, paid {paid}, after {after}");
+    assert!(paid > 0 && from_floor > 0, "paid {paid}, of it from the floor {from_floor}: {all:?}");
+    let from_balance = (paid - from_floor) as f64 / 1000.0;
+    assert!(
+        (before - from_balance - after).abs() < 0.01,
+        "before {before}, paid {paid} of which {from_floor} from the floor, after {after}"
+    );
     for (n, operator) in operators.iter().take(2).enumerate() {
         assert!(balance(&seq, &did_of(operator)) > 0.0, "operator {} earned nothing", n + 1);
     }
