@@ -95,18 +95,26 @@ fn summary(adapter: &AdapterRecord, withdrawn: usize, complete: bool) -> serde_j
 
 pub async fn list(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let adapters = blocking(&app.reader, |r| {
-        let g = r.governance()?;
-        let gone = r.gone_deposits()?;
-        let mut list = Vec::new();
-        for adapter in g.adapters() {
-            let withdrawn = substrate_core::adapter::gone_since(&g, adapter, &gone).len();
-            let complete = registry::is_complete(r.dir(), adapter);
-            list.push(summary(adapter, withdrawn, complete));
-        }
-        Ok(list)
+        Ok(registered(r)?
+            .iter()
+            .map(|(adapter, withdrawn, complete)| summary(adapter, *withdrawn, *complete))
+            .collect::<Vec<_>>())
     })
     .await?;
     Ok(Json(json!({"adapters": adapters})))
+}
+
+/// Every adapter in the registry, with how many deposits of its snapshot are gone since and
+/// whether this node holds all its files.
+pub(crate) fn registered(r: &Reader) -> Result<Vec<(AdapterRecord, usize, bool)>, ApiError> {
+    let g = r.governance()?;
+    let gone = r.gone_deposits()?;
+    Ok(g.adapters()
+        .map(|adapter| {
+            let withdrawn = substrate_core::adapter::gone_since(&g, adapter, &gone).len();
+            (adapter.clone(), withdrawn, registry::is_complete(r.dir(), adapter))
+        })
+        .collect())
 }
 
 pub async fn show(

@@ -13,7 +13,7 @@ use substrate_store::ProposalVotes;
 use crate::ApiError;
 use crate::routes::{AppState, blocking};
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -51,6 +51,19 @@ fn member_view(g: &Governance, person: &str, now: u64) -> Option<serde_json::Val
     view["verified"] = json!(member.verified_at(now));
     view["steward"] = json!(g.is_steward(person));
     view["nodes"] = json!(nodes);
+    // Only sha256 digests: the log never holds a token's text.
+    let tokens: Vec<serde_json::Value> = g
+        .tokens_of(person)
+        .map(|t| json!({"token": t, "live": t.live(now)}))
+        .map(|mut v| {
+            let inner = v["token"].take();
+            let live = v["live"].take();
+            let mut merged = inner;
+            merged["live"] = live;
+            merged
+        })
+        .collect();
+    view["tokens"] = json!(tokens);
     Some(view)
 }
 
@@ -75,28 +88,28 @@ pub async fn member(
 /// its votes, when asked for. Borrowed and serialised straight to the response's bytes: a view
 /// lists up to every vote on record, and a JSON tree of 10,000 votes cost more than the tally.
 #[derive(serde::Serialize)]
-struct ProposalView<'a> {
-    proposal: &'a ProposalRecord,
-    tally: TallyView,
+pub(crate) struct ProposalView<'a> {
+    pub(crate) proposal: &'a ProposalRecord,
+    pub(crate) tally: TallyView,
     #[serde(skip_serializing_if = "Option::is_none")]
-    votes: Option<Vec<&'a VoteRecord>>,
+    pub(crate) votes: Option<Vec<&'a VoteRecord>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     effects: Option<Vec<substrate_core::governance::acts::Effect>>,
 }
 
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-struct TallyView {
-    as_of: u64,
+pub(crate) struct TallyView {
+    pub(crate) as_of: u64,
     #[serde(rename = "final")]
-    decided: bool,
-    contributor: ChamberTally,
-    technical: ChamberTally,
-    outcome: Outcome,
-    votes: u64,
+    pub(crate) decided: bool,
+    pub(crate) contributor: ChamberTally,
+    pub(crate) technical: ChamberTally,
+    pub(crate) outcome: Outcome,
+    pub(crate) votes: u64,
 }
 
-fn proposal_view<'a>(
+pub(crate) fn proposal_view<'a>(
     g: &Governance,
     votes: &'a ProposalVotes,
     proposal: &'a ProposalRecord,
@@ -160,18 +173,46 @@ pub async fn proposals(
             format!("limit is {limit}; a page lists 1 to {MAX_PROPOSALS_PAGE} proposals"),
         ));
     }
+    let page = proposal_page(&app, filter.open, filter.after, limit).await?;
+    let now = now_ms();
+    let list: Vec<_> = page
+        .ids
+        .iter()
+        .filter_map(|id| page.governance.proposal(*id))
+        .map(|p| proposal_view(&page.governance, &page.votes, p, now, false))
+        .collect();
+    Ok(Json(json!({"proposals": list, "next": page.next})))
+}
+
+/// One page of proposals, in id order, with the votes of its open ones.
+pub(crate) struct ProposalPage {
+    pub(crate) governance: std::sync::Arc<Governance>,
+    pub(crate) votes: ProposalVotes,
+    /// The proposals of the page.
+    pub(crate) ids: Vec<u64>,
+    /// The `after` of the next page, when there is one.
+    pub(crate) next: Option<u64>,
+}
+
+/// Reads the page of at most `limit` proposals after `after` (open or not, as `open` says);
+/// only its open proposals' votes are read and tallied.
+pub(crate) async fn proposal_page(
+    app: &AppState,
+    open: Option<bool>,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<ProposalPage, ApiError> {
     let listed = move |p: &ProposalRecord| {
-        filter.open.is_none_or(|open| open == (p.status == ProposalStatus::Open))
-            && filter.after.is_none_or(|after| p.id > after)
+        open.is_none_or(|open| open == (p.status == ProposalStatus::Open))
+            && after.is_none_or(|after| p.id > after)
     };
-    // One page, in id order; only its open proposals' votes are read and tallied.
     let page = move |g: &Governance| -> Vec<u64> {
         let mut ids: Vec<u64> = g.proposals().filter(|p| listed(p)).map(|p| p.id).collect();
         ids.sort_unstable();
         ids.truncate(limit + 1);
         ids
     };
-    let (g, votes) = blocking(&app.reader, move |r| {
+    let (governance, votes) = blocking(&app.reader, move |r| {
         Ok(r.governance_with_votes(|g| {
             let ids = page(g);
             let open = ids
@@ -184,16 +225,10 @@ pub async fn proposals(
         })?)
     })
     .await?;
-    let now = now_ms();
-    let ids = page(&g);
+    let mut ids = page(&governance);
     let next = (ids.len() > limit).then(|| ids[limit - 1]);
-    let list: Vec<_> = ids
-        .iter()
-        .take(limit)
-        .filter_map(|id| g.proposal(*id))
-        .map(|p| proposal_view(&g, &votes, p, now, false))
-        .collect();
-    Ok(Json(json!({"proposals": list, "next": next})))
+    ids.truncate(limit);
+    Ok(ProposalPage { governance, votes, ids, next })
 }
 
 /// Which votes a proposal's view lists: all (the default), none (`votes=false`: the tallies and the
@@ -211,16 +246,7 @@ pub async fn proposal(
     Path(id): Path<u64>,
     Query(filter): Query<VoteFilter>,
 ) -> Result<axum::response::Response, ApiError> {
-    let (g, votes, effects) = blocking(&app.reader, move |r| {
-        let (g, votes) = r.governance_with_votes(|_| (vec![id], Vec::new()))?;
-        // A decided proposal shows what each passed action did, skipped ones with their reason.
-        let effects = match g.proposal(id).map(|p| &p.status) {
-            Some(ProposalStatus::Closed { decision, .. }) => decision_effects(r, *decision)?,
-            _ => None,
-        };
-        Ok((g, votes, effects))
-    })
-    .await?;
+    let (g, votes, effects) = read_proposal(&app, id).await?;
     let proposal = g
         .proposal(id)
         .ok_or_else(|| not_found(format!("no proposal has the id {id}; GET /v1/proposals lists them")))?;
@@ -231,6 +257,27 @@ pub async fn proposal(
     }
     view.effects = effects;
     Ok(Json(view).into_response())
+}
+
+/// The governance state with every vote on proposal `id`, and what its decision did once decided.
+#[allow(clippy::type_complexity)]
+pub(crate) async fn read_proposal(
+    app: &AppState,
+    id: u64,
+) -> Result<
+    (std::sync::Arc<Governance>, ProposalVotes, Option<Vec<substrate_core::governance::acts::Effect>>),
+    ApiError,
+> {
+    blocking(&app.reader, move |r| {
+        let (g, votes) = r.governance_with_votes(|_| (vec![id], Vec::new()))?;
+        // A decided proposal shows what each passed action did, skipped ones with their reason.
+        let effects = match g.proposal(id).map(|p| &p.status) {
+            Some(ProposalStatus::Closed { decision, .. }) => decision_effects(r, *decision)?,
+            _ => None,
+        };
+        Ok((g, votes, effects))
+    })
+    .await
 }
 
 /// The effects recorded in the decision entry at `index`.

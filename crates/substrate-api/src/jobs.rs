@@ -95,6 +95,7 @@ pub async fn show(
 
 pub async fn workers(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    let now = crate::governance::now_ms();
     let workers: Vec<serde_json::Value> = g
         .offers()
         .values()
@@ -105,6 +106,7 @@ pub async fn workers(State(app): State<AppState>) -> Result<Json<serde_json::Val
                 "reputation": reputation,
                 "score": reputation.score(),
                 "shunned": reputation.shunned(),
+                "lapsed": g.offer_lapsed(offer, now),
             })
         })
         .collect();

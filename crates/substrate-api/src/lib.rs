@@ -1,5 +1,5 @@
-//! The HTTP API of a commons node: `/v1` JSON, the OpenAPI document, C2SP tlog-tiles reads and
-//! `/health`. The only crate that knows HTTP.
+//! The HTTP API of a commons node: `/v1` JSON, the OpenAPI document, C2SP tlog-tiles reads,
+//! `/health`, and the web pages `substrate-web` renders. The only crate that knows HTTP.
 
 mod adapters;
 mod amputation;
@@ -12,6 +12,7 @@ mod routes;
 mod search;
 pub mod signatures;
 mod tiles;
+mod web;
 
 pub use error::ApiError;
 pub use openai::Inference;

@@ -265,23 +265,23 @@ fn model_of(body: &serde_json::Map<String, Value>) -> Result<&str, OpenAiError> 
 }
 
 pub async fn models(State(app): State<AppState>) -> Response {
-    let (mut ids, created) = match &app.inference {
-        Some(inference) => {
-            (inference.ids().into_iter().map(str::to_owned).collect::<Vec<_>>(), inference.created)
-        }
-        None => (Vec::new(), 0),
-    };
-    // And every adapter of the registry this node holds for its base model.
-    if let Some(inference) = app.inference.clone() {
-        let reader = app.reader.clone();
-        let adapters = tokio::task::spawn_blocking(move || inference.served_adapters(&reader)).await;
-        ids.extend(adapters.unwrap_or_default().into_iter().map(adapter_model));
-    }
+    let created = app.inference.as_ref().map_or(0, |inference| inference.created);
+    let ids = served(&app).await;
     let data: Vec<Value> = ids
         .iter()
         .map(|id| json!({"id": id, "object": "model", "created": created, "owned_by": "commons"}))
         .collect();
     Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// The models this node serves, and every adapter of the registry it holds for its base model.
+pub(crate) async fn served(app: &AppState) -> Vec<String> {
+    let Some(inference) = app.inference.clone() else { return Vec::new() };
+    let mut ids: Vec<String> = inference.ids().into_iter().map(str::to_owned).collect();
+    let reader = app.reader.clone();
+    let adapters = tokio::task::spawn_blocking(move || inference.served_adapters(&reader)).await;
+    ids.extend(adapters.unwrap_or_default().into_iter().map(adapter_model));
+    ids
 }
 
 /// The request body, or the OpenAI-shaped reason it could not be read (too large, cut off).

@@ -110,6 +110,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(DefaultBodyLimit::max(body_limit))
+        .merge(crate::web::router())
         .with_state(state)
 }
 
@@ -633,6 +634,7 @@ mod tests {
         let sources = [
             (include_str!("error.rs"), true),
             (include_str!("../../substrate-core/src/governance/acts.rs"), true),
+            (include_str!("../../substrate-core/src/governance/tokens.rs"), true),
             (include_str!("adapters.rs"), false),
             (include_str!("amputation.rs"), false),
             (include_str!("governance.rs"), false),

@@ -65,16 +65,7 @@ pub async fn search(
         depositor: query.depositor.clone(),
         include_commons: member.is_some(),
     };
-    let reader = app.reader.clone();
-    let text = query.q.clone();
-    let (hits, indexed) = tokio::task::spawn_blocking(move || {
-        let hits = index.search(&text, &filters, mode, limit, &reader);
-        (hits, index.indexed())
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "search_failed", e.to_string()))?;
-    let hits =
-        hits.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "search_failed", e.to_string()))?;
+    let (hits, indexed) = find(&app, index, &query.q, filters, mode, limit).await?;
     let hits: Vec<serde_json::Value> = hits
         .into_iter()
         .map(|hit| {
@@ -86,6 +77,28 @@ pub async fn search(
         })
         .collect();
     Ok(Json(json!({"query": query.q, "mode": mode_name, "indexed": indexed, "member": member, "hits": hits})))
+}
+
+/// Searches `index` off the async workers: the hits, and how many texts the index holds.
+pub(crate) async fn find(
+    app: &AppState,
+    index: std::sync::Arc<substrate_search::SearchIndex>,
+    text: &str,
+    filters: Filters,
+    mode: Mode,
+    limit: usize,
+) -> Result<(Vec<substrate_search::Hit>, u64), ApiError> {
+    let reader = app.reader.clone();
+    let text = text.to_owned();
+    let (hits, indexed) = tokio::task::spawn_blocking(move || {
+        let hits = index.search(&text, &filters, mode, limit, &reader);
+        (hits, index.indexed())
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "search_failed", e.to_string()))?;
+    let hits =
+        hits.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "search_failed", e.to_string()))?;
+    Ok((hits, indexed))
 }
 
 /// Bytes of a deposit's text put before the model as one passage, at most.

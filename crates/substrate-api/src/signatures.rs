@@ -1,6 +1,8 @@
 //! Who is asking: HTTP Message Signatures (RFC 9421) with Ed25519, the key named by its did:key
-//! in `keyid`. A request that carries no signature is anonymous; one that carries a signature is
-//! answered only if the signature holds, and then as its signer.
+//! in `keyid`, or an API token a member minted in the log (`Authorization: Bearer sub_…`). A
+//! request that carries neither is anonymous; one that carries a signature is answered only if
+//! the signature holds, and then as its signer; one that carries a token only while the token is
+//! live, and then as the member who minted it.
 //!
 //! The signature must cover `@method`, the target (`@target-uri`, or `@path` with `@query` when
 //! there is a query), `@authority`, and `content-digest` (RFC 9530, checked against the body) when
@@ -15,6 +17,8 @@ use base64::Engine;
 use ed25519_dalek::Signature;
 use sfv::{BareItem, Dictionary, FieldType, InnerList, List, ListEntry, Parser};
 use sha2::Digest;
+
+use substrate_core::governance::tokens::{TOKEN_PREFIX, looks_like_token, token_digest};
 
 use crate::ApiError;
 
@@ -318,8 +322,65 @@ pub fn sign(
     headers
 }
 
-/// The verified member who signed the request, `None` if it is unsigned; refused (401) if the
-/// signature does not hold, (403) if its signer is not a verified member now.
+/// The API token a request carries as `Authorization: Bearer sub_…`, if any. A bearer value of
+/// another shape is not ours (an OpenAI client must send some key): the request is anonymous.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && token.starts_with(TOKEN_PREFIX)).then_some(token)
+}
+
+/// The member an API token stands for now, or why it is refused: 401 `bad_token` (malformed or
+/// unknown), `token_revoked`, `token_expired`. Nothing of the token is echoed back.
+fn token_member(
+    governance: &substrate_core::governance::book::Governance,
+    token: &str,
+    now_ms: u64,
+) -> Result<String, ApiError> {
+    let unauthorized =
+        |code: &'static str, detail: String| ApiError::new(StatusCode::UNAUTHORIZED, code, detail);
+    if !looks_like_token(token) {
+        return Err(unauthorized(
+            "bad_token",
+            format!(
+                "the bearer token is not a token of this commons ({TOKEN_PREFIX} and 43 characters); mint one with `substrate token new`"
+            ),
+        ));
+    }
+    let digest = token_digest(token);
+    let Some(record) = governance.token(&digest) else {
+        return Err(unauthorized(
+            "bad_token",
+            "this commons knows no such token; mint one with `substrate token new`".into(),
+        ));
+    };
+    if let Some(at) = record.revoked_at {
+        return Err(unauthorized(
+            "token_revoked",
+            format!(
+                "the token '{}' was revoked at {}; mint another with `substrate token new`",
+                record.label,
+                substrate_core::timestamp::rfc3339(at)
+            ),
+        ));
+    }
+    if now_ms >= record.expires_at {
+        return Err(unauthorized(
+            "token_expired",
+            format!(
+                "the token '{}' expired at {}; mint another with `substrate token new`",
+                record.label,
+                substrate_core::timestamp::rfc3339(record.expires_at)
+            ),
+        ));
+    }
+    Ok(record.member.clone())
+}
+
+/// The verified member who signed the request or whose API token it carries, `None` if it
+/// carries neither; refused (401) if the signature does not hold or the token is unknown,
+/// revoked or expired, (403) if the member is not a verified member now.
 pub(crate) fn member(
     app: &crate::routes::AppState,
     method: &Method,
@@ -328,9 +389,17 @@ pub(crate) fn member(
     body: &[u8],
 ) -> Result<Option<String>, ApiError> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let Some(signed) = signed(method, uri, headers, body, now.as_secs() as i64)? else { return Ok(None) };
-    let did = signed.did.clone();
+    let signed = signed(method, uri, headers, body, now.as_secs() as i64)?;
+    let token = bearer_token(headers);
+    if signed.is_none() && token.is_none() {
+        return Ok(None);
+    }
     let governance = app.reader.governance().map_err(|e| ApiError::internal(&e))?;
+    let did = match (&signed, token) {
+        (Some(signed), _) => signed.did.clone(),
+        (None, Some(token)) => token_member(&governance, token, now.as_millis() as u64)?,
+        (None, None) => return Ok(None),
+    };
     if !governance.is_verified(&did, now.as_millis() as u64) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -340,8 +409,10 @@ pub(crate) fn member(
             ),
         ));
     }
-    if !matches!(*method, Method::GET | Method::HEAD) {
-        first_use(&signed, now.as_secs() as i64)?;
+    if let Some(signed) = &signed
+        && !matches!(*method, Method::GET | Method::HEAD)
+    {
+        first_use(signed, now.as_secs() as i64)?;
     }
     Ok(Some(did))
 }

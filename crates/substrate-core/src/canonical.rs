@@ -43,6 +43,7 @@ use crate::governance::jobs::{
 };
 use crate::governance::params::{ChamberThresholds, CreditRates, Parameters, Thresholds, Windows};
 use crate::governance::tally::{Chamber, ChamberTally, Outcome, ProposalClass, Threshold, Vote};
+use crate::governance::tokens::TokenRecord;
 use crate::register::{ConsentTier, Register};
 use crate::state::{Change, Commons, DepositRecord, DepositStatus};
 
@@ -307,6 +308,7 @@ impl Canonical for Record {
             Record::Mixture(m) => m.encode(e),
             Record::Adapter(a) => a.encode(e),
             Record::Offer(o) => o.encode(e),
+            Record::Token(t) => t.encode(e),
             Record::Job(j) => j.encode(e),
             Record::Reputation(r) => r.encode(e),
         }
@@ -775,6 +777,18 @@ impl Canonical for JobDispute {
         e.seq(&self.results, |e, r| e.u64(*r));
         e.option(self.arbiter.as_ref(), |e, a| e.u64(*a));
         e.option(self.finding.as_ref(), |e, f| e.str(f));
+    }
+}
+
+impl Canonical for TokenRecord {
+    fn encode(&self, e: &mut Encoder) {
+        e.str(&self.token);
+        e.str(&self.member);
+        e.str(&self.label);
+        e.u64(self.log_index);
+        e.u64(self.at);
+        e.u64(self.expires_at);
+        e.option(self.revoked_at.as_ref(), |e, at| e.u64(*at));
     }
 }
 

@@ -13,6 +13,7 @@ use crate::governance::acts::{
 };
 use crate::governance::jobs::{JobInput, JobRequest, JobResult, JobSchedule, NodeOffer};
 use crate::governance::params::Windows;
+use crate::governance::tokens::{TokenGrant, TokenRevocation};
 use crate::register::{ConsentTier, Register};
 use crate::statement::{STATEMENT_TYPE, Statement, Subject};
 
@@ -113,10 +114,12 @@ pub enum Event {
     JobRequest(JobRequest),
     JobSchedule(JobSchedule),
     JobResult(JobResult),
+    TokenGrant(TokenGrant),
+    TokenRevocation(TokenRevocation),
 }
 
 /// Every event kind, as named in predicate types.
-pub const KINDS: [&str; 18] = [
+pub const KINDS: [&str; 20] = [
     "genesis",
     "deposit",
     "withdrawal",
@@ -135,6 +138,8 @@ pub const KINDS: [&str; 18] = [
     "job-request",
     "job-schedule",
     "job-result",
+    "token-grant",
+    "token-revocation",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -196,6 +201,8 @@ impl Event {
             Event::JobRequest(_) => "job-request",
             Event::JobSchedule(_) => "job-schedule",
             Event::JobResult(_) => "job-result",
+            Event::TokenGrant(_) => "token-grant",
+            Event::TokenRevocation(_) => "token-revocation",
         }
     }
 
@@ -247,6 +254,8 @@ impl Event {
             Event::JobRequest(r) => (named(&r.workload), serde_json::to_value(r)),
             Event::JobSchedule(s) => (named(&format!("job/{}", s.job)), serde_json::to_value(s)),
             Event::JobResult(r) => (named(&format!("job/{}", r.job)), serde_json::to_value(r)),
+            Event::TokenGrant(t) => (named(&format!("token/{}", t.token)), serde_json::to_value(t)),
+            Event::TokenRevocation(t) => (named(&format!("token/{}", t.token)), serde_json::to_value(t)),
         };
         Statement {
             statement_type: STATEMENT_TYPE.to_owned(),
@@ -310,6 +319,8 @@ impl Event {
             "job-request" => Event::JobRequest(predicate("job-request", statement.predicate)?),
             "job-schedule" => Event::JobSchedule(predicate("job-schedule", statement.predicate)?),
             "job-result" => Event::JobResult(predicate("job-result", statement.predicate)?),
+            "token-grant" => Event::TokenGrant(predicate("token-grant", statement.predicate)?),
+            "token-revocation" => Event::TokenRevocation(predicate("token-revocation", statement.predicate)?),
             "adapter" => {
                 let a: AdapterPublication = predicate("adapter", statement.predicate)?;
                 let [subject] = statement.subject.as_slice() else { return Err(EventError::Subject) };
@@ -364,6 +375,9 @@ impl Event {
                 fields
             }
             Event::JobResult(r) => r.failure.iter().map(|f| ("failure", f.as_str(), true)).collect(),
+            Event::TokenGrant(t) => {
+                vec![("label", t.label.as_str(), false), ("expires", t.expires.as_str(), false)]
+            }
             Event::JobSchedule(s) => match &s.step {
                 crate::governance::jobs::Step::Abandon { reason } => vec![("reason", reason.as_str(), true)],
                 _ => Vec::new(),
@@ -527,6 +541,10 @@ impl Event {
             }
             Event::JobSchedule(_) => Ok(()),
             Event::JobResult(r) => did(&r.node, "node"),
+            Event::TokenGrant(t) => crate::governance::tokens::validate_grant(t)
+                .map_err(|detail| EventError::Field { field: "token-grant", detail }),
+            Event::TokenRevocation(t) => crate::governance::tokens::validate_revocation(t)
+                .map_err(|detail| EventError::Field { field: "token-revocation", detail }),
             Event::JobReceipt(j) => {
                 did(&j.node, "node")?;
                 field(!j.workload.trim().is_empty(), "workload", "name the workload")?;

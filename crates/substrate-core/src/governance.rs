@@ -11,3 +11,4 @@ pub mod number;
 pub mod params;
 pub mod stv;
 pub mod tally;
+pub mod tokens;

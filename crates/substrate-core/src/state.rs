@@ -228,6 +228,8 @@ pub enum Rejection {
     Compute(crate::governance::acts::ComputeFault),
     #[error("{0}")]
     Job(crate::governance::jobs::JobFault),
+    #[error("{0}")]
+    Token(crate::governance::tokens::TokenFault),
     #[error("the genesis names the steward '{steward}', which is not a did:key: {detail}")]
     GenesisSteward { steward: String, detail: String },
 }

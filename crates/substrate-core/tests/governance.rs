@@ -760,3 +760,5 @@ mod golden;
 mod jobs;
 #[path = "governance/membership.rs"]
 mod membership;
+#[path = "governance/tokens.rs"]
+mod tokens;

@@ -569,3 +569,61 @@ fn parse_record(json: &str) -> Result<Record, ReadError> {
     Ok(serde_json::from_str(json)
         .map_err(|source| LedgerError::UnparsableRecord { table: Table::Records, source })?)
 }
+
+/// Which deposits [`Reader::deposits`] lists: each field that is set must match, and the page
+/// holds the latest deposits logged before `before`.
+#[derive(Clone, Debug, Default)]
+pub struct DepositQuery {
+    /// The primary register or one of the secondary ones.
+    pub register: Option<String>,
+    /// A consent tier as it is spelled (`training-only`).
+    pub consent: Option<String>,
+    pub language: Option<String>,
+    /// The depositor's did:key.
+    pub depositor: Option<String>,
+    /// Only deposits whose log index is below this one (the previous page's last).
+    pub before: Option<u64>,
+    pub limit: u64,
+}
+
+impl Reader {
+    /// The deposits `query` picks, the latest first, withdrawn and removed ones as their
+    /// tombstones stand.
+    pub fn deposits(&self, query: &DepositQuery) -> Result<Vec<DepositRecord>, ReadError> {
+        let before = query.before.unwrap_or(i64::MAX as u64).min(i64::MAX as u64);
+        let limit = query.limit.min(i64::MAX as u64);
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT record FROM deposits
+                 WHERE log_index < ?1
+                   AND (?2 IS NULL OR json_extract(record, '$.register') = ?2
+                        OR EXISTS (SELECT 1 FROM json_each(record, '$.secondary_registers') WHERE value = ?2))
+                   AND (?3 IS NULL OR json_extract(record, '$.consent') = ?3)
+                   AND (?4 IS NULL OR json_extract(record, '$.language') = ?4)
+                   AND (?5 IS NULL OR depositor = ?5)
+                 ORDER BY log_index DESC LIMIT ?6",
+            )?;
+            let mut rows = stmt.query(rusqlite::params![
+                before,
+                query.register,
+                query.consent,
+                query.language,
+                query.depositor,
+                limit
+            ])?;
+            let mut deposits = Vec::new();
+            while let Some(row) = rows.next()? {
+                deposits.push(
+                    serde_json::from_str(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?)
+                        .map_err(|source| LedgerError::UnparsableRecord { table: Table::Deposits, source })?,
+                );
+            }
+            Ok(deposits)
+        })
+    }
+
+    /// How many deposits the commons holds, withdrawn and removed ones included.
+    pub fn deposit_count(&self) -> Result<u64, ReadError> {
+        self.with(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM deposits", [], |r| r.get(0))?))
+    }
+}

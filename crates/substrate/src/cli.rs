@@ -381,6 +381,10 @@ pub enum Command {
     /// Ask the node's generation model, answered from the commons' texts (its `--search` index)
     /// and streamed as it comes, with the passages it drew on listed under the answer.
     Chat(ChatArgs),
+    /// API tokens: a bearer token for the tools that cannot sign a request (an OpenAI or Ollama
+    /// client), answered as you while you are a verified member, until it expires or is revoked.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Jobs on the mesh: ask for one, follow it.
     #[command(subcommand)]
     Job(JobCommand),
@@ -769,6 +773,40 @@ pub enum MemberCommand {
     },
     /// List members, their status, expiry and nodes.
     List {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Mint a token: it is printed once and never stored anywhere; the log records its sha256.
+    New {
+        /// What you call it ("laptop", "the choir's chatbot").
+        #[arg(long)]
+        label: String,
+        /// How long it lives: a number of days (`90d`) or hours (`12h`), at most a year.
+        #[arg(long, default_value = "90d")]
+        expires: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Revoke a token, by its text or its sha256: it stops working at once.
+    Revoke {
+        token: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Your tokens (or a member's, with --member): label, sha256, expiry, whether revoked.
+    List {
+        #[arg(long)]
+        member: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
         #[command(flatten)]
         node: NodeArgs,
     },

@@ -14,6 +14,7 @@ mod models;
 mod node;
 mod sandbox;
 mod search;
+mod tokens;
 mod train;
 
 use crate::cli::{Cli, Command};
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Search(args) => search::search(args),
         Command::Chat(args) => search::chat(args),
+        Command::Token(command) => tokens::run(command),
         Command::Job(command) => jobs::run(command),
         Command::Jobs { state, json, node } => jobs::list(&node.node, state.as_deref(), json),
         Command::Workers { json, node } => jobs::workers(&node.node, json),

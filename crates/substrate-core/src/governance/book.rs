@@ -314,6 +314,7 @@ pub enum Record {
     Offer(crate::governance::jobs::OfferRecord),
     Job(Box<crate::governance::jobs::JobRecord>),
     Reputation(crate::governance::jobs::Reputation),
+    Token(crate::governance::tokens::TokenRecord),
 }
 
 /// The keys of every vote on proposal `id`, as a half-open range [from, to) of `Record::key`s.
@@ -341,6 +342,7 @@ impl Record {
             Record::Offer(o) => ("offer", o.node.clone()),
             Record::Job(j) => ("job", format!("{:020}", j.id)),
             Record::Reputation(r) => ("reputation", r.node.clone()),
+            Record::Token(t) => ("token", t.token.clone()),
         }
     }
 }
@@ -366,6 +368,8 @@ pub struct Governance {
     pub(crate) jobs: BTreeMap<u64, crate::governance::jobs::JobRecord>,
     pub(crate) offers: BTreeMap<String, crate::governance::jobs::OfferRecord>,
     pub(crate) reputations: BTreeMap<String, crate::governance::jobs::Reputation>,
+    /// API tokens by the sha256 of their text.
+    pub(crate) tokens: BTreeMap<String, crate::governance::tokens::TokenRecord>,
     /// Derived: the jobs not yet ended.
     pub(crate) open_jobs: BTreeSet<u64>,
     /// The commons' state encoding: how decisions are computed ([`Arithmetic::of`]) and which
@@ -465,6 +469,9 @@ impl Governance {
             }
             Record::Reputation(r) => {
                 self.reputations.insert(r.node.clone(), r);
+            }
+            Record::Token(t) => {
+                self.tokens.insert(t.token.clone(), t);
             }
         }
     }

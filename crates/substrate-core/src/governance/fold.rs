@@ -66,6 +66,8 @@ impl State {
             Event::JobRequest(r) => self.request_job(index, time, signer, r, params),
             Event::JobSchedule(s) => self.schedule_job(index, time, signer, s, commons, params),
             Event::JobResult(r) => self.job_result(index, time, signer, r, params),
+            Event::TokenGrant(t) => self.mint_token(index, time, signer, t),
+            Event::TokenRevocation(t) => self.revoke_token(time, signer, t),
             Event::Adapter(a) => self.publish_adapter(index, time, signed, a),
             Event::Genesis(_) | Event::Deposit(_) | Event::Withdrawal(_) | Event::ConsentChange(_) => {
                 Ok(Vec::new())

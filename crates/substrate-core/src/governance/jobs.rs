@@ -674,6 +674,12 @@ impl Governance {
             .unwrap_or_else(|| Reputation { node: node.to_owned(), ..Reputation::default() })
     }
 
+    /// Whether `offer` has lapsed at `at`: its worker did not renew it for [`OFFER_LIFETIME_MS`]
+    /// (state encoding 4; earlier, an offer stands until its node withdraws it).
+    pub fn offer_lapsed(&self, offer: &OfferRecord, at: u64) -> bool {
+        self.later_job_rules() && at.saturating_sub(offer.at) > OFFER_LIFETIME_MS
+    }
+
     /// Whether the jobs' rules of state encoding 4 apply: offers lapse, and a shunned node's
     /// results are all checked.
     pub fn later_job_rules(&self) -> bool {
@@ -694,7 +700,7 @@ impl Governance {
             return Some(format!("its operator {} is not a verified member", registered.operator));
         }
         let Some(offer) = self.offers.get(node) else { return Some("it has made no offer".into()) };
-        if self.later_job_rules() && at.saturating_sub(offer.at) > OFFER_LIFETIME_MS {
+        if self.offer_lapsed(offer, at) {
             return Some(format!(
                 "its offer lapsed: it was last renewed at {} and stands {} minutes; a running worker \
                  renews it every {} minutes",

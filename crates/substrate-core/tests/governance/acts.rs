@@ -165,6 +165,26 @@ fn identical_statements(kind: &str, signers: &[u8]) -> (Commons, Vec<SignedEvent
             signed.insert(0, SignedEvent::sign(result, &key(100)));
             return (commons, signed, 1);
         }
+        "token-grant" | "token-revocation" => {
+            let text = "sub_0000000000000000000000000000000000000000001";
+            let grant = Event::TokenGrant(substrate_core::governance::tokens::TokenGrant {
+                token: substrate_core::governance::tokens::token_digest(text),
+                label: "laptop".into(),
+                expires: substrate_core::timestamp::rfc3339(commons.now + 86_400_000),
+                requested: requested(),
+            });
+            if kind == "token-grant" {
+                // One digest is one token: the first member's is minted, the same digest refused.
+                return (commons, each(&grant, &members), 1);
+            }
+            commons.ok(grant, &key(members[0]));
+            let revocation = Event::TokenRevocation(substrate_core::governance::tokens::TokenRevocation {
+                token: substrate_core::governance::tokens::token_digest(text),
+                requested: requested(),
+            });
+            // Only its member (or a steward) revokes it, once.
+            (each(&revocation, &members), 1)
+        }
         other => panic!("no scenario for the event kind {other}"),
     };
     (commons, signed, accepted)

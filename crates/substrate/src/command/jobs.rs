@@ -203,6 +203,9 @@ pub fn workers(node: &str, json: bool) -> anyhow::Result<()> {
             worker["score"].as_f64().unwrap_or(0.0),
             if worker["shunned"] == true { " (passed over while others can take its jobs)" } else { "" },
         );
+        if worker["lapsed"] == true {
+            println!("    its offer lapsed: the worker has not renewed it for 15 minutes; it gets no jobs");
+        }
     }
     Ok(())
 }

@@ -22,4 +22,5 @@ mod tidy;
 mod tiles;
 mod training;
 mod util;
+mod web;
 mod withdrawal;

@@ -70,6 +70,7 @@ fn only_the_owning_crate_names_each_outside_library() {
         ("seccompiler", &["substrate-jobs"]),
         ("tantivy", &["substrate-search"]),
         ("sfv", &["substrate-api"]),
+        ("maud", &["substrate-web"]),
     ];
     for (name, dir) in crates() {
         let deps = dependencies(&read(&dir.join("Cargo.toml")));

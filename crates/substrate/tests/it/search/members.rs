@@ -220,3 +220,166 @@ fn a_relabelled_text_is_found_under_its_new_register() {
     assert_eq!(hits(&answer)[0]["register"], "oral", "{answer}");
     assert!(found(&search(&http, &narrative)).is_empty());
 }
+
+#[test]
+fn an_api_token_reads_as_its_member_until_it_is_revoked_or_expires() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (steward, steward_did) = person(dir.path(), "steward");
+    let (member, member_did) = person(dir.path(), "member");
+    let (outsider, _) = person(dir.path(), "outsider");
+    let data = dir.path().join("data");
+    ok(&["init", "--data-dir", path(&data), "--name", "Search Tokens", "--steward", &steward_did]);
+    let node = Daemon::start_with(
+        &data,
+        dir.path(),
+        &["--search", "--serve-models-dir", path(&no_models(dir.path()))],
+    );
+    let http = node.http();
+    ok(&["member", "attest", &member_did, "--days", "30", "--key", path(&steward), "--node", &node.url]);
+    let key = new_key();
+    let public = deposit(&http, &key, &Text::public("Open", "the otter at the weir"));
+    let commons = deposit(
+        &http,
+        &key,
+        &Text { consent: ConsentTier::Commons, ..Text::public("Kept", "the otter song of the members") },
+    );
+    until_caught_up(&http);
+
+    // Minted by the CLI: printed once, only its digest in the log.
+    let (token, said) = ok(&[
+        "token",
+        "new",
+        "--label",
+        "the choir's laptop",
+        "--expires",
+        "2d",
+        "--key",
+        path(&member),
+        "--node",
+        &node.url,
+    ]);
+    let token = token.trim().to_owned();
+    assert!(token.starts_with("sub_") && token.len() == 47, "{token}");
+    assert!(said.contains("shown this once"), "{said}");
+    let view = http.get(&format!("/v1/members/{}", crate::util::segment(&member_did))).json();
+    let digest = substrate_core::governance::tokens::token_digest(&token);
+    assert_eq!(view["tokens"][0]["token"], digest.as_str(), "{view}");
+    assert_eq!(view["tokens"][0]["live"], true, "{view}");
+    assert!(!view.to_string().contains(&token), "the state holds the token's text: {view}");
+    let (list, _) = ok(&["token", "list", "--key", path(&member), "--node", &node.url]);
+    assert!(list.contains("the choir's laptop") && list.contains("live until"), "{list}");
+
+    let bearer = |token: &str| vec![("Authorization", format!("Bearer {token}"))];
+    let search_route = "/v1/search?q=otter";
+    let answer = |reply: (u16, String)| -> Value {
+        assert_eq!(reply.0, 200, "{}", reply.1);
+        serde_json::from_str(&reply.1).expect("json")
+    };
+    // The token finds and reads the commons text as its member.
+    let found_by_token = answer(raw(&node.url, "GET", search_route, &bearer(&token), b""));
+    assert_eq!(found(&found_by_token), cids([&public, &commons]), "{found_by_token}");
+    assert_eq!(found_by_token["member"], member_did.as_str(), "{found_by_token}");
+    let content = format!("/v1/deposits/{commons}/content");
+    let read = raw(&node.url, "GET", &content, &bearer(&token), b"");
+    assert_eq!(read, (200, "the otter song of the members".to_owned()));
+    // A bearer value of another shape is some client's placeholder key: anonymous, public only.
+    let anonymous = answer(raw(&node.url, "GET", search_route, &bearer("sk-no-key-needed"), b""));
+    assert_eq!(found(&anonymous), cids([&public]), "{anonymous}");
+
+    let refused = |reply: (u16, String), status: u16, code: &str, says: &str| {
+        assert_eq!(reply.0, status, "{}", reply.1);
+        let body: Value = serde_json::from_str(&reply.1).expect("json");
+        assert_eq!(body["error"], code, "{body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(says), "{says}: {body}");
+        assert!(!reply.1.contains("the otter song"), "the refusal leaks the text: {body}");
+    };
+    // A token this commons never minted, or a mangled one.
+    let unknown = format!("sub_{}", "A".repeat(43));
+    refused(
+        raw(&node.url, "GET", search_route, &bearer(&unknown), b""),
+        401,
+        "bad_token",
+        "knows no such token",
+    );
+    refused(
+        raw(&node.url, "GET", &content, &bearer("sub_short"), b""),
+        401,
+        "bad_token",
+        "substrate token new",
+    );
+    // Nobody but a member mints one.
+    let err = fails(&["token", "new", "--label", "mine", "--key", path(&outsider), "--node", &node.url]);
+    assert!(err.contains("not_member"), "{err}");
+    let err = fails(&[
+        "token",
+        "new",
+        "--label",
+        "x",
+        "--expires",
+        "400d",
+        "--key",
+        path(&member),
+        "--node",
+        &node.url,
+    ]);
+    assert!(err.contains("365 days"), "{err}");
+
+    // A token that expires: signed here with an expiry two seconds on.
+    let signing = substrate_core::identity::KeyFile::parse(&std::fs::read_to_string(&member).expect("key"))
+        .expect("key file")
+        .1;
+    let short = format!("sub_{}", "b".repeat(43));
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+    let grant = substrate_core::event::Event::TokenGrant(substrate_core::governance::tokens::TokenGrant {
+        token: substrate_core::governance::tokens::token_digest(&short),
+        label: "two seconds".into(),
+        expires: substrate_core::timestamp::rfc3339(now_ms + 2000),
+        requested: substrate_core::timestamp::rfc3339(now_ms),
+    });
+    let signed = substrate_core::SignedEvent::sign(grant, &signing);
+    let minted = http.post_json("/v1/events", &serde_json::json!({"envelope": signed.envelope}));
+    assert_eq!(minted.status, 201, "{}", minted.body);
+    answer(raw(&node.url, "GET", search_route, &bearer(&short), b""));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = raw(&node.url, "GET", search_route, &bearer(&short), b"");
+        if reply.0 == 401 {
+            refused(reply, 401, "token_expired", "two seconds");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the token never expired: {}", reply.1);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    // Revoked, it stops at once; a member whose verification is revoked is refused with it.
+    let (out, _) = ok(&["token", "revoke", &token, "--key", path(&member), "--node", &node.url]);
+    assert!(out.contains("revoked"), "{out}");
+    refused(
+        raw(&node.url, "GET", &content, &bearer(&token), b""),
+        401,
+        "token_revoked",
+        "the choir's laptop",
+    );
+    let (second, _) = ok(&["token", "new", "--label", "second", "--key", path(&member), "--node", &node.url]);
+    let second = second.trim().to_owned();
+    answer(raw(&node.url, "GET", search_route, &bearer(&second), b""));
+    ok(&[
+        "member",
+        "revoke",
+        &member_did,
+        "--reason",
+        "left the choir",
+        "--key",
+        path(&steward),
+        "--node",
+        &node.url,
+    ]);
+    refused(
+        raw(&node.url, "GET", search_route, &bearer(&second), b""),
+        403,
+        "not_member",
+        "not a verified member",
+    );
+}

@@ -1,0 +1,387 @@
+//! The pages and forms that act: they need the browser to sign, so their markup is paired with assets/app.js.
+//!
+//! The key is made and kept in the browser and every act is signed there; the node receives
+//! signed envelopes only. Each form carries a `data-act` attribute naming what app.js wires to
+//! it; until app.js has wired it the form stays hidden and the page says how to do the same with
+//! the command line.
+//! Every control has a label; results are announced in a live region.
+
+use maud::{Markup, html};
+
+/// What each consent tier allows, in one sentence.
+fn tier_sentence(tier: &str) -> &'static str {
+    match tier {
+        "public" => "Anyone may read it, any node may keep a copy, and it may be used for training.",
+        "commons" => {
+            "Only verified members may read it, only member nodes keep copies, and it may be used for training."
+        }
+        "training-only" => {
+            "Nobody is shown it and no answer quotes it; it is used only for training, inside jobs the members approved."
+        }
+        "local" => "It never leaves the node it was deposited to; only jobs running there may train on it.",
+        _ => "A tier this commons declares.",
+    }
+}
+
+/// Said where a form needs the browser to sign, until app.js has wired the form (and hides this):
+/// without JavaScript, or in a browser without Ed25519 in WebCrypto, it stays, and the form stays
+/// hidden, so nothing that cannot be signed is offered.
+fn needs_script(what: &str, command: &str) -> Markup {
+    html! {
+        p.notice data-without-script {
+            (what) " needs JavaScript and a browser with Ed25519 keys (a current Chromium, Firefox or Safari): "
+            "keys are made, acts signed and receipts checked here, in this browser, and your key never leaves it. "
+            "Without them, use the command line: " code { (command) }
+        }
+    }
+}
+
+/// Whose key signs, filled in by app.js from the key kept in this browser.
+fn signer_line() -> Markup {
+    html! {
+        p.signer data-key-status {
+            "No key in this browser yet: " a href="/key" { "make or import one" } " first."
+        }
+    }
+}
+
+/// The key page's main region.
+pub fn key_page() -> Markup {
+    html! {
+        div data-act="key" {
+            p {
+                "Your key signs your deposits, votes and withdrawals. It is made here, in this browser, and "
+                "never sent anywhere: the node only ever sees what it signed. The key file is the same one "
+                code { "substrate id new" } " writes, so a key made here works with the command line, and one made "
+                "there can be imported here."
+            }
+            (needs_script("Making a key", "substrate id new"))
+            section aria-labelledby="key-now" {
+                h2 #key-now { "The key in this browser" }
+                p data-key-status { "No key in this browser yet." }
+                p.warning role="note" {
+                    strong { "Keep a copy. " }
+                    "The key is kept in this browser's storage for this site. Clearing this site's data (cookies "
+                    "and site data, or a private window closing) deletes it, and nothing can bring it back unless "
+                    "you exported the key file. Anyone holding the file can sign as you, so keep it private."
+                }
+                div.actions hidden data-needs-script {
+                    button type="button" data-key-create { "Create a key" }
+                    " "
+                    button type="button" data-key-export disabled { "Export the key file" }
+                    " "
+                    button type="button" data-key-forget disabled { "Forget this key" }
+                }
+            }
+            section aria-labelledby="key-import" {
+                h2 #key-import { "Import a key file" }
+                form hidden data-needs-script data-key-import {
+                    p {
+                        "A key file from " code { "substrate id new" } " (by default "
+                        code { "~/.config/substrate/identity.json" } ") or exported from another browser. "
+                        "It replaces the key kept here."
+                    }
+                    p {
+                        label for="key-file" { "Key file" }
+                        input #key-file type="file" accept=".json,application/json";
+                    }
+                    p {
+                        label for="key-text" { "Or paste its contents" }
+                        textarea #key-text rows="5" cols="60" spellcheck="false" autocomplete="off" {}
+                    }
+                    button type="submit" { "Import the key" }
+                }
+            }
+            div.result role="status" aria-live="polite" data-result {}
+        }
+    }
+}
+
+/// The deposit form's main region; `registers` and `tiers` are the names the commons accepts, `origin` the log's origin line.
+pub fn deposit_page(registers: &[String], tiers: &[String], origin: &str) -> Markup {
+    html! {
+        div data-act="deposit" data-origin=(origin) {
+            p {
+                "Your text is signed in this browser with your key, then sent to this node, which logs it and "
+                "answers with a receipt: proof, checkable by anyone without trusting this node, that you deposited "
+                "exactly this text under these terms."
+            }
+            (needs_script("Depositing", "substrate deposit FILE --register … --consent … --title … --lang … --license …"))
+            (signer_line())
+            form #deposit-form hidden data-needs-script novalidate {
+                fieldset {
+                    legend { "The text" }
+                    p {
+                        label for="deposit-text" { "Paste the text" }
+                        textarea #deposit-text name="text" rows="12" cols="70" {}
+                    }
+                    p {
+                        label for="deposit-file" { "Or choose a file (plain text, UTF-8)" }
+                        input #deposit-file name="file" type="file" accept=".txt,text/plain";
+                    }
+                }
+                p {
+                    label for="deposit-title" { "Title" }
+                    input #deposit-title name="title" type="text" required maxlength="300" size="50";
+                }
+                p {
+                    label for="deposit-register" { "Register: what kind of text it is" }
+                    select #deposit-register name="register" required {
+                        @for register in registers {
+                            option value=(register) { (register) }
+                        }
+                    }
+                }
+                fieldset {
+                    legend { "Also in these registers (optional)" }
+                    ul.choices {
+                        @for register in registers {
+                            li {
+                                input type="checkbox" name="also" value=(register) id={ "also-" (register) };
+                                label for={ "also-" (register) } { (register) }
+                            }
+                        }
+                    }
+                }
+                fieldset {
+                    legend { "Consent: what the commons may do with it" }
+                    p.hint { "You can narrow consent later, never widen it." }
+                    ul.choices {
+                        @for (i, tier) in tiers.iter().enumerate() {
+                            li {
+                                input type="radio" name="consent" value=(tier) id={ "consent-" (tier) }
+                                    checked[i == 0] aria-describedby={ "consent-" (tier) "-says" };
+                                label for={ "consent-" (tier) } { strong { (tier) } }
+                                " "
+                                span id={ "consent-" (tier) "-says" } { (tier_sentence(tier)) }
+                            }
+                        }
+                    }
+                }
+                p {
+                    label for="deposit-license" { "Licence (an SPDX identifier)" }
+                    input #deposit-license name="license" type="text" required value="CC-BY-4.0" list="licenses"
+                        size="20" spellcheck="false";
+                    datalist #licenses {
+                        option value="CC-BY-4.0" {}
+                        option value="CC-BY-SA-4.0" {}
+                        option value="CC0-1.0" {}
+                        option value="CC-BY-NC-4.0" {}
+                        option value="MIT" {}
+                    }
+                }
+                p {
+                    label for="deposit-language" { "Language (a tag such as en, pt-BR or yo)" }
+                    input #deposit-language name="language" type="text" required value="en" size="10" spellcheck="false";
+                }
+                button type="submit" { "Sign and deposit" }
+            }
+            div.result role="status" aria-live="polite" data-result {}
+        }
+    }
+}
+
+/// The receipt checker's main region; `log_key` is the commons' log public key as the API's /v1/commons reports it, `origin` the log origin.
+pub fn verify_page(log_key: &str, origin: &str) -> Markup {
+    html! {
+        div data-act="verify" data-origin=(origin) {
+            p {
+                "A receipt proves that a signed text is in this commons' log. It is checked here, in this page, "
+                "with nothing asked of the node: the depositor's signature, the inclusion proof that leads from the "
+                "log entry to a checkpoint's root, and the log key's signature on that checkpoint."
+            }
+            (needs_script("Checking a receipt in the page", "substrate verify RECEIPT --commons-key KEY --content FILE"))
+            form #verify-form hidden data-needs-script novalidate {
+                fieldset {
+                    legend { "The receipt" }
+                    p {
+                        label for="verify-receipt" { "Paste the receipt (JSON)" }
+                        textarea #verify-receipt name="receipt" rows="10" cols="70" spellcheck="false" {}
+                    }
+                    p {
+                        label for="verify-receipt-file" { "Or choose the receipt file" }
+                        input #verify-receipt-file type="file" accept=".json,application/json";
+                    }
+                }
+                fieldset {
+                    legend { "The text (optional)" }
+                    p.hint { "Given the text, the checker also confirms it is exactly the text that was deposited." }
+                    p {
+                        label for="verify-content-file" { "The deposited text's file" }
+                        input #verify-content-file type="file";
+                    }
+                }
+                p {
+                    label for="verify-key" { "The commons' log key" }
+                    input #verify-key name="log_key" type="text" value=(log_key) size="70" spellcheck="false"
+                        aria-describedby="verify-key-says";
+                }
+                p.hint #verify-key-says {
+                    "This node gave this key. A node that lies could give a false one with a false receipt, so "
+                    "compare it with the key the commons publishes elsewhere (the one " code { "substrate init" }
+                    " printed when the commons was founded)."
+                }
+                button type="submit" { "Check the receipt" }
+            }
+            div.result role="status" aria-live="polite" data-result {}
+        }
+    }
+}
+
+/// The vote form on a proposal's page, shown while voting is open.
+pub fn vote_form(proposal: u64, open: bool) -> Markup {
+    if !open {
+        return html! {};
+    }
+    html! {
+        section data-act="vote" data-proposal=(proposal) aria-labelledby="vote-heading" {
+            h2 #vote-heading { "Your vote" }
+            (needs_script("Voting here", &format!("substrate vote {proposal} yes|no|abstain")))
+            (signer_line())
+            form #vote-form hidden data-needs-script novalidate {
+                fieldset {
+                    legend { "Your choice" }
+                    ul.choices {
+                        @for (value, label, says) in [
+                            ("yes", "Yes", "The proposal should pass."),
+                            ("no", "No", "The proposal should not pass."),
+                            ("abstain", "Abstain", "Counted as taking part, for neither side."),
+                        ] {
+                            li {
+                                input type="radio" name="choice" value=(value) id={ "vote-" (value) }
+                                    aria-describedby={ "vote-" (value) "-says" };
+                                label for={ "vote-" (value) } { (label) }
+                                " "
+                                span id={ "vote-" (value) "-says" } { (says) }
+                            }
+                        }
+                    }
+                }
+                // Filled by app.js when the proposal sets the training mixture.
+                fieldset data-mixture hidden {
+                    legend { "Your distribution over registers" }
+                    p.hint {
+                        "Every ballot with a distribution counts toward the mixture, whatever its choice. Moving one "
+                        "weight moves the others in proportion, so the weights always sum to one."
+                    }
+                    p {
+                        input #vote-with-mixture type="checkbox" checked;
+                        label for="vote-with-mixture" { "Add my distribution to this vote" }
+                    }
+                    div data-mixture-weights {}
+                    p { "Sum: " output data-mixture-sum { "100.0%" } }
+                }
+                // Filled by app.js when the proposal elects the board.
+                fieldset data-ranking hidden {
+                    legend { "Your ranking of the candidates" }
+                    p.hint {
+                        "Give 1 to the candidate you most prefer, 2 to the next, and so on; leave out anyone you would "
+                        "not rank. The seats are filled from every ranking by single transferable vote."
+                    }
+                    div data-ranking-candidates {}
+                }
+                p.hint { "A second vote replaces your first until voting closes." }
+                button type="submit" { "Sign and cast the vote" }
+            }
+            div.result role="status" aria-live="polite" data-result {}
+            p data-decision aria-live="polite" {}
+        }
+    }
+}
+
+/// The withdraw/narrow form on a deposit's page; the browser's key decides whether it is the depositor's.
+pub fn withdraw_form(cid: &str, depositor: &str, consent: &str) -> Markup {
+    let narrower: Vec<&str> = {
+        const TIERS: [&str; 4] = ["public", "commons", "training-only", "local"];
+        let from = TIERS.iter().position(|t| *t == consent).map_or(TIERS.len(), |i| i + 1);
+        TIERS.get(from..).unwrap_or_default().to_vec()
+    };
+    html! {
+        section data-act="own-deposit" data-cid=(cid) data-depositor=(depositor) data-consent=(consent)
+            aria-labelledby="own-heading" {
+            h2 #own-heading { "If this text is yours" }
+            p data-not-yours {
+                "Only the depositor can withdraw this text or narrow its consent, signing with their key: "
+                "here, once their key is in this browser (" a href="/key" { "Your key" } "), or with "
+                code { "substrate withdraw " (cid) } "."
+            }
+            div data-yours hidden {
+                form #withdraw-form novalidate {
+                    h3 { "Withdraw it" }
+                    p #withdraw-says {
+                        "Withdrawing deletes the text from this node, and every mirror deletes its copy when the "
+                        "withdrawal reaches it. What stays, for good, is a tombstone: its hash, its receipt and the "
+                        "withdrawal itself, in the public log. Adapters already trained on it are marked as trained "
+                        "on a withdrawn text. It cannot be undone; depositing the text again makes a new deposit."
+                    }
+                    p {
+                        label for="withdraw-reason" { "Why (optional, public, at most 1000 characters)" }
+                        textarea #withdraw-reason name="reason" rows="3" cols="60" maxlength="1000" {}
+                    }
+                    button type="submit" aria-describedby="withdraw-says" { "Withdraw this text" }
+                }
+                @if !narrower.is_empty() {
+                    form #narrow-form novalidate {
+                        h3 { "Narrow its consent" }
+                        p #narrow-says {
+                            "Its consent is now " strong { (consent) } ". Consent only narrows: once narrowed it cannot "
+                            "be widened again, except by depositing the text anew."
+                        }
+                        fieldset {
+                            legend { "The new, narrower tier" }
+                            ul.choices {
+                                @for (i, tier) in narrower.iter().enumerate() {
+                                    li {
+                                        input type="radio" name="consent" value=(tier) id={ "narrow-" (tier) }
+                                            checked[i == 0] aria-describedby={ "narrow-" (tier) "-says" };
+                                        label for={ "narrow-" (tier) } { strong { (tier) } }
+                                        " "
+                                        span id={ "narrow-" (tier) "-says" } { (tier_sentence(tier)) }
+                                    }
+                                }
+                            }
+                        }
+                        button type="submit" aria-describedby="narrow-says" { "Narrow consent" }
+                    }
+                }
+            }
+            div.result role="status" aria-live="polite" data-result {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_control_has_a_label() {
+        let registers = vec!["narrative".to_owned(), "oral".to_owned()];
+        let tiers: Vec<String> = ["public", "commons", "training-only", "local"].map(String::from).to_vec();
+        for markup in [
+            key_page(),
+            deposit_page(&registers, &tiers, "substrate.local/test"),
+            verify_page("substrate.local/test+00000000+AQ==", "substrate.local/test"),
+            vote_form(3, true),
+            withdraw_form("bafkreia", "did:key:z6Mk", "commons"),
+        ] {
+            let html = markup.into_string();
+            for tag in ["<input", "<textarea", "<select"] {
+                for control in html.split(tag).skip(1).filter_map(|rest| rest.split('>').next()) {
+                    let id = control.split(" id=\"").nth(1).and_then(|rest| rest.split('"').next());
+                    let id = id.unwrap_or_else(|| panic!("a control without an id: {tag}{control}>"));
+                    assert!(html.contains(&format!("for=\"{id}\"")), "no label for #{id}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_narrower_tiers_are_offered() {
+        let html = withdraw_form("bafkreia", "did:key:z6Mk", "commons").into_string();
+        assert!(html.contains("value=\"training-only\"") && html.contains("value=\"local\""));
+        assert!(!html.contains("value=\"public\""));
+        let local = withdraw_form("bafkreia", "did:key:z6Mk", "local").into_string();
+        assert!(!local.contains("narrow-form"));
+    }
+}
