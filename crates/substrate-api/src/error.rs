@@ -241,6 +241,19 @@ pub async fn json_errors(response: Response) -> Response {
     ApiError::new(status, code, detail).into_response()
 }
 
+/// Every API response is data, never a page: browsers must not sniff it into HTML, and should it
+/// be opened as a document anyway, it runs no script and loads nothing (the web pages, merged
+/// beside this router, send their own policy).
+pub async fn inert(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers
+        .insert(axum::http::header::X_CONTENT_TYPE_OPTIONS, axum::http::HeaderValue::from_static("nosniff"));
+    headers.entry(axum::http::header::CONTENT_SECURITY_POLICY).or_insert(
+        axum::http::HeaderValue::from_static("default-src 'none'; sandbox; frame-ancestors 'none'"),
+    );
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

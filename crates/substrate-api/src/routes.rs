@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tile/{*path}", get(crate::tiles::tile))
         .fallback(not_found)
         .layer(axum::middleware::map_response(crate::error::json_errors))
+        .layer(axum::middleware::map_response(crate::error::inert))
         .layer(DefaultBodyLimit::max(body_limit))
         .merge(crate::web::router())
         .with_state(state)
@@ -463,7 +464,9 @@ async fn content(
                 ),
             )
         })?;
-        Ok(([(header::CONTENT_TYPE, deposit.media_type)], text).into_response())
+        // Always plain UTF-8 text, whatever the deposit declared: a browser must never read a
+        // depositor's bytes as a page (a declared `text/plain, text/html` would be HTML to it).
+        Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
     })
     .await
 }

@@ -396,7 +396,15 @@ pub(crate) fn member(
     }
     let governance = app.reader.governance().map_err(|e| ApiError::internal(&e))?;
     let did = match (&signed, token) {
-        (Some(signed), _) => signed.did.clone(),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "two_credentials",
+                "the request carries both a signature and an API token; send one of them, so that it is \
+                 plain whose request it is",
+            ));
+        }
+        (Some(signed), None) => signed.did.clone(),
         (None, Some(token)) => token_member(&governance, token, now.as_millis() as u64)?,
         (None, None) => return Ok(None),
     };

