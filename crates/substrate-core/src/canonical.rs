@@ -16,8 +16,8 @@
 //!   false/true, `u` a u64, `i` an i64 (negative), `d` an f64, `s` a string, `a` a sequence, `o` a
 //!   map of string keys in byte order;
 //! - a field a later version added is written only under that version and after: version 4 adds
-//!   the commons floor a member drew today to their credits and the part of a job's reservation
-//!   drawn from it to the job.
+//!   the commons floor a member drew today to their credits, and to a job the part of its
+//!   reservation drawn from it and the recheck a caught node's earlier output waits for.
 //!
 //! One entry's changes are a sequence of changes, each a tag (`commons`, `deposit`, or the
 //! record's kind) and the record. The state root after entry `index` is
@@ -815,6 +815,13 @@ impl Canonical for JobRecord {
         });
         if e.version >= 4 {
             e.u64(self.floor);
+            e.option(self.recheck.as_ref(), |e, r| {
+                e.u64(r.caught_at);
+                e.bool(r.started);
+                r.verdict.encode(e);
+                e.u64(r.units);
+                e.u64(r.paid);
+            });
         }
     }
 }

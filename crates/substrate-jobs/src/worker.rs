@@ -161,6 +161,7 @@ impl Worker {
                 submit,
                 files: ModelFiles::default(),
                 program: None,
+                explained: BTreeSet::new(),
                 done: BTreeSet::new(),
                 offered: None,
             };
@@ -203,6 +204,8 @@ struct Loop {
     files: ModelFiles,
     /// The sha256 of the program that runs workloads: an approval must pin it.
     program: Option<String>,
+    /// The approved workloads whose absence from the offer was explained in the log already.
+    explained: BTreeSet<String>,
     /// Assignments already answered (or being answered) by this process.
     done: BTreeSet<u64>,
     /// The last offer submitted, and when: offered again only when it changes.
@@ -260,6 +263,27 @@ impl Loop {
 
     fn keep_offer(&mut self, governance: &Governance, node: &str) {
         let offer = offer_for(governance, node, &self.files, self.program.as_deref(), &self.config);
+        // Say once why an approved workload is not offered: an operator who rebuilt the binary
+        // after the approval otherwise sees only that no job comes.
+        for workload in governance.workloads().filter(|w| RUNNABLE_KINDS.contains(&w.kind.as_str())) {
+            let id = format!("{}@{}", workload.kind, workload.version);
+            if offer.workloads.contains(&id) || !self.explained.insert(id.clone()) {
+                continue;
+            }
+            let program = self.program.as_deref().unwrap_or("unknown");
+            if !self.program.as_ref().is_some_and(|p| workload.models.contains(p)) {
+                tracing::warn!(
+                    workload = %id,
+                    program,
+                    "not offered: the approval does not pin this node's workload program; the chambers approve the program's sha256 (`propose --approve-workload … --workload-program FILE`)"
+                );
+            } else {
+                tracing::warn!(
+                    workload = %id,
+                    "not offered: this node does not hold every model file the approval pins (see `--worker-models`)"
+                );
+            }
+        }
         let same = |a: &NodeOffer, b_models: &[String], b_workloads: &[String], cores: u32, memory: u64| {
             a.models == b_models && a.workloads == b_workloads && a.cores == cores && a.memory_mib == memory
         };

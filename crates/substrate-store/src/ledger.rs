@@ -387,6 +387,13 @@ impl Ledger {
                     Step::Draw { result, proof: STANDARD.encode(signature.to_bytes()) }
                 }
                 Planned::Abandon(reason) => Step::Abandon { reason },
+                Planned::Recheck(result) => match self.recheck_step(job, result) {
+                    Ok(step) => step,
+                    Err(error) => {
+                        tracing::error!(job, %error, "cannot read back the job's input and output to recheck it");
+                        continue;
+                    }
+                },
                 Planned::Wait => continue,
             };
             let event = SignedEvent::sign(
@@ -409,6 +416,42 @@ impl Ledger {
             }
         }
         Ok(appended)
+    }
+
+    /// The step that re-opens done job `job` for a check: its input from the request's entry
+    /// (the job's id), its output from the run's result entry.
+    fn recheck_step(
+        &self,
+        job: u64,
+        result: u64,
+    ) -> Result<substrate_core::governance::jobs::Step, LedgerError> {
+        use substrate_core::governance::jobs::Step;
+        let event = |index: u64| -> Result<Event, LedgerError> {
+            let leaf: Vec<u8> = self
+                .conn
+                .query_row("SELECT leaf FROM entries WHERE idx = ?1", [index], |r| r.get(0))
+                .optional()?
+                .ok_or(LedgerError::MissingEntry { index })?;
+            let entry = LogEntry::from_leaf(index, &leaf)
+                .map_err(|source| LedgerError::MalformedLeaf { index, source })?;
+            let signed = SignedEvent::open_bytes(&entry.envelope)
+                .map_err(|source| LedgerError::UnopenableEntry { index, source: Box::new(source) })?;
+            Ok(signed.event)
+        };
+        // The fold names these entries; anything else there is a damaged store.
+        let not = |index: u64, what: &str| LedgerError::UnopenableEntry {
+            index,
+            source: Box::new(substrate_core::event::EventError::Statement(format!(
+                "entry {index} should be {what} of job {job}"
+            ))),
+        };
+        let Event::JobRequest(request) = event(job)? else { return Err(not(job, "the request")) };
+        let Event::JobResult(substrate_core::governance::jobs::JobResult { output: Some(output), .. }) =
+            event(result)?
+        else {
+            return Err(not(result, "a result with an output"));
+        };
+        Ok(Step::Recheck { input: request.input, output })
     }
 
     /// Decides every open proposal whose window closed by `now`: one `Decision` entry each, signed

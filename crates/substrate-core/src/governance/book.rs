@@ -372,6 +372,8 @@ pub struct Governance {
     pub(crate) tokens: BTreeMap<String, crate::governance::tokens::TokenRecord>,
     /// Derived: the jobs not yet ended.
     pub(crate) open_jobs: BTreeSet<u64>,
+    /// Derived: the done jobs waiting to be re-opened for a check.
+    pub(crate) rechecks: BTreeSet<u64>,
     /// The commons' state encoding: how decisions are computed ([`Arithmetic::of`]) and which
     /// rules of the jobs' fold apply (see [`crate::governance::jobs`]).
     pub(crate) state_encoding: u32,
@@ -464,6 +466,11 @@ impl Governance {
                     self.open_jobs.insert(j.id);
                 } else {
                     self.open_jobs.remove(&j.id);
+                }
+                if j.awaits_recheck() {
+                    self.rechecks.insert(j.id);
+                } else {
+                    self.rechecks.remove(&j.id);
                 }
                 self.jobs.insert(j.id, *j);
             }

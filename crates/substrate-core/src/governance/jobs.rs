@@ -59,6 +59,11 @@ pub const QUEUE_LIMIT_MS: u64 = 3_600_000;
 pub const OFFER_LIFETIME_MS: u64 = 15 * 60 * 1000;
 pub const OFFER_RENEWAL_MS: u64 = 5 * 60 * 1000;
 
+/// Most earlier outputs of a node caught out of line that are re-executed, the latest first, and
+/// how far back (ms) the catch reaches: older outputs stand as they were (state encoding 4).
+pub const MAX_RECHECKS: usize = 64;
+pub const RECHECK_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
+
 /// The kinds whose jobs are inference-sized: in a commons of state encoding 4 or later their
 /// reservation draws on the requester's daily commons floor before their balance.
 pub const FLOOR_KINDS: [&str; 2] = ["embed", "generate"];
@@ -185,6 +190,10 @@ pub enum Step {
     Draw { result: u64, proof: String },
     /// The sequencer gives up what the job waits for: nobody can take it, or every attempt failed.
     Abandon { reason: String },
+    /// A done job whose output stood unchecked, by a node since caught out of line, is checked
+    /// after all: the request's input and the run's output come back from the log (the fold
+    /// checks them against the digests it kept) so that another operator re-executes it.
+    Recheck { input: JobInput, output: JobOutput },
 }
 
 /// The sequencer schedules a job; signed by the log key.
@@ -352,6 +361,20 @@ pub enum JobStatus {
     },
 }
 
+/// A done job re-opened for a check because its node was caught out of line after it ran.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recheck {
+    /// When the node was caught (the log's time).
+    pub caught_at: u64,
+    /// Whether the check is under way (the sequencer logged the `recheck` step).
+    pub started: bool,
+    /// What the job had ended with: the requester paid for it then, and is not charged again.
+    pub verdict: Verdict,
+    pub units: u64,
+    pub paid: u64,
+}
+
 /// A job and its history.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -386,11 +409,19 @@ pub struct JobRecord {
     /// The outputs a check compares, by result index; dropped when the job ends.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<u64, JobOutput>,
+    /// Set when the job's node was caught out of line after its output stood unchecked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recheck: Option<Recheck>,
 }
 
 impl JobRecord {
     pub fn is_open(&self) -> bool {
         matches!(self.status, JobStatus::Open { .. } | JobStatus::Drawing)
+    }
+
+    /// Whether the job is done and waits for the sequencer to re-open it for a check.
+    pub fn awaits_recheck(&self) -> bool {
+        self.recheck.as_ref().is_some_and(|r| !r.started) && !self.is_open()
     }
 
     /// The assignment waiting for its node's result, if any.
@@ -433,7 +464,7 @@ pub enum JobFault {
     #[error("{0}")]
     Input(String),
     #[error(
-        "no worker offers {0} with its models; a worker node started with `--role worker` holding them offers it"
+        "no worker offers {0} now: a worker node started with `--role worker` offers it when it holds the model files the approval pins and runs the workload program it pins (`GET /v1/governance` shows the pins, a worker's log says why it does not offer), and renews its offer while it runs"
     )]
     NoWorker(String),
     #[error("the budget must be at least 1 credit")]
@@ -812,6 +843,11 @@ impl Governance {
                 plan.push((job.id, step));
             }
         }
+        for job in self.rechecks.iter().filter_map(|id| self.jobs.get(id)) {
+            if let JobStatus::Done { result, .. } = job.status {
+                plan.push((job.id, Planned::Recheck(result)));
+            }
+        }
         plan
     }
 
@@ -860,6 +896,9 @@ pub enum Planned {
     },
     /// Draw on the result at this index.
     Draw(u64),
+    /// Re-open the done job for a check: the input is in the request's entry (the job's id),
+    /// the output in the run's result at this index.
+    Recheck(u64),
     Abandon(String),
     /// Nobody can take it now; the job waits.
     Wait,
@@ -947,6 +986,7 @@ impl State {
             status: JobStatus::Open { needs: Role::Run },
             dispute: None,
             outputs: BTreeMap::new(),
+            recheck: None,
         };
         if g.choose_worker(&job, Role::Run, time).is_none() {
             return refuse(JobFault::NoWorker(r.workload.clone()));
@@ -989,7 +1029,13 @@ impl State {
             return Err(Rejection::NotLogKey(signer.to_owned()));
         }
         let g = &self.governance;
-        let mut job = self.open_job(s.job)?;
+        let mut job = match &s.step {
+            // A recheck re-opens a job that had ended.
+            Step::Recheck { .. } => {
+                g.jobs.get(&s.job).cloned().ok_or(Rejection::Job(JobFault::UnknownJob(s.job)))?
+            }
+            _ => self.open_job(s.job)?,
+        };
         let out_of_turn = |detail: String| Err(Rejection::Job(JobFault::OutOfTurn { job: s.job, detail }));
         let mut changes = Vec::new();
         match &s.step {
@@ -1064,6 +1110,30 @@ impl State {
                     job.status = JobStatus::Open { needs: Role::Check };
                 } else {
                     changes.extend(self.settle(&mut job, Verdict::Unsampled, Role::Run, time, params));
+                }
+            }
+            Step::Recheck { input, output } => {
+                if !job.awaits_recheck() {
+                    return out_of_turn("it awaits no recheck".into());
+                }
+                let JobStatus::Done { result, .. } = job.status else {
+                    return out_of_turn("it awaits no recheck".into());
+                };
+                let input_digest = hex::encode(crate::sha256(&serde_json::to_vec(input).unwrap_or_default()));
+                let standing = job.runs.iter().find(|r| r.result == Some(result));
+                if input_digest != job.input_digest
+                    || standing.and_then(|r| r.output_digest.as_deref()) != Some(output.digest().as_str())
+                {
+                    return out_of_turn(
+                        "the input or the output is not the one the log holds for it (their digests differ)"
+                            .into(),
+                    );
+                }
+                job.input = Some(input.clone());
+                job.outputs.insert(result, output.clone());
+                job.status = JobStatus::Open { needs: Role::Check };
+                if let Some(recheck) = &mut job.recheck {
+                    recheck.started = true;
                 }
             }
             Step::Abandon { reason } => {
@@ -1193,7 +1263,7 @@ impl State {
                         .filter(|r| r.result.is_some() && r.failure.is_none())
                         .map(|r| r.node.clone())
                         .collect();
-                    changes.extend(self.judge(&nodes, &[]));
+                    changes.extend(self.judge(&nodes, &[], job.id, time));
                     changes.extend(self.settle(&mut job, Verdict::Passed, Role::Run, time, params));
                 } else {
                     let run_result = job.answered(Role::Run).and_then(|run| run.result).unwrap_or_default();
@@ -1234,7 +1304,7 @@ impl State {
                             ),
                             &mut job,
                         );
-                        changes.extend(self.judge(&[run_node, arbiter], &[check_node]));
+                        changes.extend(self.judge(&[run_node, arbiter], &[check_node], job.id, time));
                         changes.extend(self.settle(&mut job, Verdict::Upheld, Role::Run, time, params));
                     }
                     (false, true) => {
@@ -1244,7 +1314,7 @@ impl State {
                             ),
                             &mut job,
                         );
-                        changes.extend(self.judge(&[check_node, arbiter], &[run_node]));
+                        changes.extend(self.judge(&[check_node, arbiter], &[run_node], job.id, time));
                         changes.extend(self.settle(&mut job, Verdict::Overturned, Role::Check, time, params));
                     }
                     _ => {
@@ -1291,8 +1361,11 @@ impl State {
         vec![Change::Record(Record::Reputation(reputation))]
     }
 
-    /// Reputation after a check: `passed` nodes agreed, `failed` nodes were out of line.
-    fn judge(&self, passed: &[String], failed: &[String]) -> Vec<Change> {
+    /// Reputation after a check: `passed` nodes agreed, `failed` nodes were out of line. Under
+    /// state encoding 4, a failed node's outputs that stood unchecked in the last
+    /// [`RECHECK_WINDOW_MS`] (the latest [`MAX_RECHECKS`], other than job `current`'s) are marked
+    /// to be checked after all.
+    fn judge(&self, passed: &[String], failed: &[String], current: u64, time: u64) -> Vec<Change> {
         let mut touched: BTreeMap<String, Reputation> = BTreeMap::new();
         for (node, failing) in passed.iter().map(|n| (n, false)).chain(failed.iter().map(|n| (n, true))) {
             let reputation = touched.entry(node.clone()).or_insert_with(|| self.governance.reputation(node));
@@ -1302,7 +1375,36 @@ impl State {
                 reputation.passed += 1;
             }
         }
-        touched.into_values().map(Record::Reputation).map(Change::Record).collect()
+        let mut changes: Vec<Change> =
+            touched.into_values().map(Record::Reputation).map(Change::Record).collect();
+        if !self.governance.later_job_rules() {
+            return changes;
+        }
+        for node in failed {
+            let suspects = self
+                .governance
+                .jobs
+                .values()
+                .rev()
+                .filter(|job| job.id != current && job.recheck.is_none())
+                .filter(|job| match &job.status {
+                    JobStatus::Done {
+                        verdict: Verdict::Unsampled | Verdict::Unchecked, result, at, ..
+                    } => {
+                        time.saturating_sub(*at) <= RECHECK_WINDOW_MS
+                            && job.runs.iter().any(|r| r.result == Some(*result) && &r.node == node)
+                    }
+                    _ => false,
+                })
+                .take(MAX_RECHECKS);
+            for job in suspects {
+                let JobStatus::Done { verdict, units, paid, .. } = job.status else { continue };
+                let mut flagged = job.clone();
+                flagged.recheck = Some(Recheck { caught_at: time, started: false, verdict, units, paid });
+                changes.push(Change::Record(Record::Job(Box::new(flagged))));
+            }
+        }
+        changes
     }
 
     /// Ends the job with `verdict`: the output of `stands` is the requester's; the requester pays
@@ -1321,12 +1423,30 @@ impl State {
         let Some(standing) = job.answered(stands).cloned() else {
             return self.fail(job, "no output stands".into(), time, params);
         };
-        let units =
+        let mut units =
             units_of(standing.cpu_ms).min(if rate == 0 { u64::MAX } else { job.budget / rate.max(1) }).max(1);
-        let paid = units.saturating_mul(rate).saturating_mul(1000).min(job.reserved);
+        let mut paid = units.saturating_mul(rate).saturating_mul(1000).min(job.reserved);
         let mut credits = CreditBook::new(g, params);
         Self::give_back(&mut credits, job, paid, time);
         let mut changes = Vec::new();
+        let recheck = job.recheck.clone().filter(|r| r.started);
+        if let Some(recheck) = &recheck {
+            // The requester paid when the job first ended; the run's operator was granted then.
+            // If the run was out of line after all, both are undone: the requester gets back what
+            // they paid, the operator loses the grant and the run no longer counts as compute.
+            (units, paid) = (recheck.units, recheck.paid);
+            if verdict == Verdict::Overturned
+                && let Some(run) = job.answered(Role::Run)
+            {
+                let run_units = units_of(run.cpu_ms).min(recheck.units);
+                credits.take_back(&run.operator, rate.saturating_mul(run_units), time);
+                credits.credit_back(&job.requester, recheck.paid, time);
+                if let Some(grant) = g.compute.get(&run.result.unwrap_or_default()) {
+                    changes.push(Change::Record(Record::Compute(ComputeGrant { units: 0, ..grant.clone() })));
+                }
+                paid = 0;
+            }
+        }
         let verified: Vec<Run> = match verdict {
             Verdict::Unsampled | Verdict::Unchecked => vec![standing.clone()],
             Verdict::Passed => {
@@ -1346,7 +1466,7 @@ impl State {
                 .collect(),
             Verdict::Unresolved => Vec::new(),
         };
-        for run in &verified {
+        for run in verified.iter().filter(|run| recheck.is_none() || run.role != Role::Run) {
             let run_units = units_of(run.cpu_ms).min(units);
             credits.grant(&run.operator, rate.saturating_mul(run_units), time);
             let checkers = verified
@@ -1394,7 +1514,9 @@ impl State {
         let mut credits = CreditBook::new(&self.governance, params);
         Self::give_back(&mut credits, job, 0, time);
         let result = job.answered(Role::Run).and_then(|r| r.result).unwrap_or_default();
-        job.status = JobStatus::Done { verdict: Verdict::Unresolved, result, units: 0, paid: 0, at: time };
+        // A recheck left unresolved leaves the first settlement as it was.
+        let (units, paid) = job.recheck.as_ref().filter(|r| r.started).map_or((0, 0), |r| (r.units, r.paid));
+        job.status = JobStatus::Done { verdict: Verdict::Unresolved, result, units, paid, at: time };
         job.reserved = 0;
         job.outputs.clear();
         job.input = None;

@@ -906,6 +906,7 @@ fn placeholder_job() -> JobRecord {
         status: JobStatus::Open { needs: Role::Run },
         dispute: None,
         outputs: Default::default(),
+        recheck: None,
     }
 }
 
@@ -1088,4 +1089,92 @@ fn a_job_draws_on_the_commons_floor_before_the_balance_and_gets_back_what_it_did
     let before = earlier.balance(REQUESTER);
     let job = earlier.request(3);
     assert_eq!((earlier.job(job).floor, earlier.balance(REQUESTER)), (0, before - 3000));
+}
+
+#[test]
+fn a_caught_nodes_earlier_unchecked_output_is_checked_after_all_and_undone_if_wrong() {
+    let mut commons = jobs_commons(Some(0));
+    for node in [100, 110, 120] {
+        commons.offer(node, &[EMBED]);
+    }
+    let rate = commons.params().credits.compute;
+    // Node 100 answers an earlier job wrongly; nothing is sampled, so its output stands.
+    let earlier = commons.request(2);
+    let run = commons.assign(earlier, 100, Role::Run);
+    let wrong = commons.answer(earlier, run, 100, embedding(&OTHER), 1500);
+    commons.draw(earlier).expect("the draw");
+    assert!(matches!(commons.job(earlier).status, JobStatus::Done { verdict: Verdict::Unsampled, .. }));
+    let paid_then = match commons.job(earlier).status {
+        JobStatus::Done { paid, .. } => paid,
+        _ => unreachable!(),
+    };
+    assert_eq!(paid_then, 2 * rate * 1000);
+    let operator = commons.balance(10);
+    assert!(grant_of(&commons, wrong).is_some_and(|g| g.units == 2));
+
+    // Later every result is checked, and node 100 is caught out of line on another job.
+    let voters = [1, 10, 11, 12, REQUESTER];
+    commons.pass(1, ProposalClass::Resource, vec![parameter("jobs.check-ppm", json!(1_000_000))], &voters);
+    let later = commons.request(1);
+    let run = commons.assign(later, 100, Role::Run);
+    commons.answer(later, run, 100, embedding(&OTHER), 900);
+    commons.draw(later).expect("the draw");
+    let check = commons.assign(later, 110, Role::Check);
+    commons.answer(later, check, 110, embedding(&RUN), 900);
+    let arbitration = commons.assign(later, 120, Role::Arbitrate);
+    commons.answer(later, arbitration, 120, embedding(&RUN), 900);
+    assert!(matches!(commons.job(later).status, JobStatus::Done { verdict: Verdict::Overturned, .. }));
+    // What the later job cost is its own affair: the balances from here on.
+    let requester = commons.balance(REQUESTER);
+
+    // The earlier job now waits to be checked after all.
+    let flagged = commons.job(earlier).recheck.clone().expect("flagged for a recheck");
+    assert!(!flagged.started && flagged.paid == paid_then && flagged.verdict == Verdict::Unsampled);
+    assert!(commons.plan().contains(&(earlier, Planned::Recheck(wrong))), "{:?}", commons.plan());
+    // The step must bring back exactly what the log holds.
+    let forged = Step::Recheck {
+        input: JobInput::Embed { texts: vec!["another text".into()] },
+        output: embedding(&OTHER),
+    };
+    let refused = commons.schedule(earlier, forged).map(|_| ());
+    assert!(matches!(&refused, Err(Rejection::Job(JobFault::OutOfTurn { .. }))), "{refused:?}");
+    let step = Step::Recheck {
+        input: JobInput::Embed { texts: TEXTS.map(str::to_owned).to_vec() },
+        output: embedding(&OTHER),
+    };
+    commons.schedule(earlier, step.clone()).expect("the recheck");
+    assert_eq!(commons.job(earlier).status, JobStatus::Open { needs: Role::Check });
+    assert!(!commons.plan().contains(&(earlier, Planned::Recheck(wrong))));
+    // The same step again is the same act, already in the log.
+    let again = commons.schedule(earlier, step).map(|_| ());
+    assert!(matches!(&again, Err(Rejection::Duplicate(_))), "{again:?}");
+
+    // Another operator re-executes it, disagrees, and a third settles it against node 100.
+    let check = commons.assign(earlier, 110, Role::Check);
+    commons.answer(earlier, check, 110, embedding(&RUN), 1200);
+    let arbitration = commons.assign(earlier, 120, Role::Arbitrate);
+    commons.answer(earlier, arbitration, 120, embedding(&RUN), 800);
+    let record = commons.job(earlier);
+    assert!(
+        matches!(record.status, JobStatus::Done { verdict: Verdict::Overturned, paid: 0, .. }),
+        "{:?}",
+        record.status
+    );
+    // The requester gets back what they paid for the wrong output; node 100's operator loses
+    // the grant, and the run no longer counts as compute.
+    assert_eq!(commons.balance(REQUESTER), requester + paid_then);
+    assert_eq!(commons.balance(10), operator - granted(&commons, 2));
+    assert!(grant_of(&commons, wrong).is_some_and(|g| g.units == 0));
+    assert_eq!(commons.reputation(100).failed, 2);
+    assert!(commons.plan().is_empty(), "{:?}", commons.plan());
+}
+
+#[test]
+fn a_log_founded_before_rechecks_leaves_a_caught_nodes_earlier_outputs_as_they_stood() {
+    let mut commons = jobs_commons_encoded(Some(1_000_000), 3);
+    let (job, _, _) = commons.checked(OTHER);
+    let arbitration = commons.assign(job, 120, Role::Arbitrate);
+    commons.answer(job, arbitration, 120, embedding(&OTHER), 900);
+    assert!(commons.reputation(100).shunned());
+    assert!(commons.state.governance().jobs().values().all(|j| j.recheck.is_none()));
 }

@@ -355,10 +355,14 @@ fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
             let id: u64 = out.split_whitespace().nth(1).and_then(|id| id.parse().ok()).expect("job id");
             submitted.push(id);
         }
-        // Every job ends: none is lost, none stays open.
+        // Every job ends: none is lost, none stays open, none waits to be checked after all.
         until("every job to end", PATIENCE, || {
             let open = jobs(&seq, "&state=open");
-            if open.is_empty() {
+            let waiting = jobs(&seq, "")
+                .into_iter()
+                .filter(|j| j["recheck"].is_object() && j["recheck"]["started"] == false)
+                .count();
+            if open.is_empty() && waiting == 0 {
                 Ok(())
             } else {
                 Err(format!(
@@ -380,30 +384,25 @@ fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
     // When the first check caught it: the arbiter's result.
     let first_caught =
         disputes.iter().map(|d| d["dispute"]["arbiter"].as_u64().expect("arbiter result")).min().unwrap();
-    let mut standing_cheats = 0;
+    let mut rechecked = 0;
     for job in &all {
         let status = &job["status"];
         assert_eq!(status["state"], "done", "job {} did not finish: {job}", job["id"]);
-        // The cheater's output stands only where no check was drawn, only for a run assigned
-        // before it was caught, and only where the draw came before the catch too: every result
-        // of a caught node drawn on after is re-executed, whatever the rate.
+        // No output of the cheater stands: a result drawn on after the catch is re-executed
+        // whatever the rate, and one that stood unchecked before it is checked after all, found
+        // out of line and replaced by the check's output.
         let result = status["result"].as_u64().expect("result");
         let standing =
             job["runs"].as_array().unwrap().iter().find(|r| r["result"] == result).expect("the standing run");
-        if standing["node"] == cheater.as_str() {
-            assert_eq!(status["verdict"], "unsampled", "{job}");
-            let assigned = standing["assignment"].as_u64().expect("assignment");
-            assert!(
-                assigned < first_caught,
-                "assigned at {assigned}, after the catch at {first_caught}: {job}"
-            );
-            let drawn_at = job["draw"].as_u64().expect("the draw's entry");
-            assert!(drawn_at < first_caught, "drawn at {drawn_at}, after the catch at {first_caught}: {job}");
-            standing_cheats += 1;
+        assert_ne!(standing["node"], cheater.as_str(), "an output of the cheater stands: {job}");
+        if job["recheck"].is_object() {
+            assert_eq!(status["verdict"], "overturned", "{job}");
+            assert_eq!(status["paid"], 0, "the requester is paid back: {job}");
+            rechecked += 1;
         }
     }
     eprintln!(
-        "{} jobs; the cheater was caught at entry {first_caught}; {standing_cheats} of its outputs stand undrawn",
+        "{} jobs; the cheater was caught at entry {first_caught}; {rechecked} of its earlier outputs checked after all",
         all.len()
     );
 
@@ -467,10 +466,17 @@ fn three_workers_run_jobs_checked_by_reexecution_and_a_cheater_is_caught() {
     let from_floor: u64 = all.iter().map(|j| milli(&j["status"]["paid"]).min(milli(&j["floor"]))).sum();
     let after = balance(&seq, steward_did);
     assert!(paid > 0 && from_floor > 0, "paid {paid}, of it from the floor {from_floor}: {all:?}");
-    let from_balance = (paid - from_floor) as f64 / 1000.0;
+    // A job whose output was undone pays its requester back, into the balance, all it paid
+    // then: what came from that day's floor is the balance's gain.
+    let refunded_floor: u64 = all
+        .iter()
+        .filter(|j| j["recheck"].is_object() && j["status"]["verdict"] == "overturned")
+        .map(|j| milli(&j["recheck"]["paid"]).min(milli(&j["floor"])))
+        .sum();
+    let from_balance = (paid - from_floor) as f64 / 1000.0 - refunded_floor as f64 / 1000.0;
     assert!(
         (before - from_balance - after).abs() < 0.01,
-        "before {before}, paid {paid} of which {from_floor} from the floor, after {after}"
+        "before {before}, paid {paid} of which {from_floor} from the floor, {refunded_floor} of the floor refunded, after {after}"
     );
     for (n, operator) in operators.iter().take(2).enumerate() {
         assert!(balance(&seq, &did_of(operator)) > 0.0, "operator {} earned nothing", n + 1);
