@@ -1,11 +1,13 @@
 // The pages that act, in a real Chromium: a key made in the browser, a text deposited and its
 // receipt checked in the page, the receipt tampered with and the failing part named, a vote in a
-// live round and its decision, a withdrawal; axe-core's rules on every main page; screenshots.
+// live round and its decision, a withdrawal, a dispute opened and ruled on, a tally that changes
+// while its page is open, a members' text read with a signed request (and refused to an
+// outsider), a proposal made; axe-core's rules on every main page; screenshots.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createRequire } from "node:module";
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -27,10 +29,11 @@ const WINDOW_SECONDS = 20;
 const screenshots = process.env.SUBSTRATE_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), "substrate-screenshots-"));
 mkdirSync(screenshots, { recursive: true });
 
+const song = "Row the boat to the far shore,\nthe heron waits at the ford.\n";
 const story = "The dough that breathes.\n\nMy grandmother folded it at dawn, twice, then covered it with the blue cloth and waited for the kitchen to warm.\n";
 
 describe("the pages in Chromium", () => {
-  let dir, node, steward, context, page, did, cid, receiptText;
+  let dir, node, steward, context, page, did, cid, heron, receiptText;
 
   before(async () => {
     dir = scratch("browser");
@@ -152,7 +155,6 @@ describe("the pages in Chromium", () => {
     await page.getByRole("button", { name: "Sign and deposit" }).click();
     assert.match(await page.locator("[data-result] .fail").textContent(), /not UTF-8 text/);
 
-    const song = "Row the boat to the far shore,\nthe heron waits at the ford.\n";
     await file.setInputFiles({ name: "song.txt", mimeType: "text/plain", buffer: Buffer.from(song) });
     await page.getByLabel("Title").fill("Heron song");
     await page.getByLabel("Register: what kind of text it is").selectOption("lyric");
@@ -162,6 +164,7 @@ describe("the pages in Chromium", () => {
     await page.getByRole("button", { name: "Sign and deposit" }).click();
     await page.locator("[data-result] [data-verdict=ok]").waitFor({ timeout: 15_000 });
     const deposited = (await page.locator("[data-result] dd a code").first().textContent()).trim();
+    heron = deposited;
     const { deposit } = (await api(node.url, `/v1/deposits/${deposited}`)).body;
     assert.equal(deposit.size, Buffer.byteLength(song));
     assert.equal(deposit.consent, "commons");
@@ -326,17 +329,159 @@ describe("the pages in Chromium", () => {
     assert.equal((await api(node.url, `/v1/deposits/${cid}/content`)).status, 410);
   });
 
+  /// Imports a key file's text on the key page and waits until the page holds it.
+  async function holdKey(text, did) {
+    await open("/key");
+    await page.getByLabel("Or paste its contents").fill(text);
+    await page.getByRole("button", { name: "Import the key" }).click();
+    await page.locator("[data-result]", { hasText: did }).waitFor();
+  }
+
+  test("a dispute opened from a deposit's page, ruled on, and shown on the disputes' pages", async () => {
+    const file = join(dir, "misfiled.txt");
+    writeFileSync(file, "Row, row, row the boat: a song filed as a story.\n");
+    const misfiled = field(ok(["deposit", file, "--register", "narrative", "--consent", "public", "--title", "A song filed as a story",
+      "--lang", "en", "--license", "CC0-1.0", "--receipt", join(dir, "misfiled.json"), "--key", steward.file, "--node", node.url]), "cid:");
+    await open(`/deposits/${misfiled}`);
+    assert.equal(await page.getByLabel("The register it should carry").isVisible(), false, "asked only for a wrong register");
+    await page.getByRole("radio", { name: "Wrong register" }).check();
+    await page.getByLabel("The register it should carry").selectOption("lyric");
+    await page.getByLabel("What you found (public, at most 1000 characters)").fill("It is sung, not told: listen to its refrain.");
+    await shoot("dispute-form");
+    await accessible("dispute form");
+    await page.getByRole("button", { name: "Sign and open the dispute" }).click();
+    const opened = page.locator("[data-disputed]");
+    await opened.waitFor({ timeout: 10_000 });
+    const id = await opened.getAttribute("data-disputed");
+    await accessible("dispute opened");
+    const dispute = (await api(node.url, `/v1/disputes/${id}`)).body;
+    assert.equal(dispute.openedBy ?? dispute.opened_by, did, "opened by the browser's key");
+    assert.equal(dispute.register, "lyric");
+
+    await page.getByRole("link", { name: `dispute ${id}`, exact: true }).click();
+    await page.waitForSelector("html[data-ready=true]");
+    assert.match(await page.locator("main").textContent(), /It is sung, not told: listen to its refrain\./);
+    assert.match(await page.locator("main").textContent(), /has not ruled yet/);
+    await shoot("dispute-open");
+    await accessible("open dispute page");
+
+    // The steward rules from the command line; the dispute's page says what and why.
+    ok(["dispute", "rule", id, "--ruling", "relabel:lyric", "--reason", "It has a refrain: a song.", "--key", steward.file, "--node", node.url]);
+    await open(`/disputes/${id}`);
+    const ruled = await page.locator("main").textContent();
+    assert.match(ruled, /The board ruled: give it the register lyric\./);
+    assert.match(ruled, /It has a refrain: a song\./);
+    await shoot("dispute-ruled");
+    await accessible("ruled dispute page");
+    await open("/disputes");
+    assert.match(await page.locator(`tr:has(a[href="/disputes/${id}"])`).textContent(), /the board ruled at entry \d+: give it the register lyric/);
+    await accessible("disputes");
+  });
+
+  test("a tally that changes while its page is open, and then its decision", async () => {
+    const said = ok(["propose", "--title", "Fewer sacred texts", "--set", "mixture.cap.sacred=0.1", "--key", steward.file, "--node", node.url]);
+    const id = Number(said.match(/^proposal (\d+)/)[1]);
+    await open(`/proposals/${id}`);
+    const yes = page.locator('[data-tally="contributor yes"]');
+    const sentence = page.locator("[data-tally-outcome]");
+    assert.equal(await yes.textContent(), "0");
+    assert.match(await sentence.textContent(), /^If the window closed now, it is rejected/);
+    assert.equal(await page.locator("p.outcome[aria-live=polite]").count(), 1, "the sentence is spoken when it changes");
+    const where = await page.locator("p.outcome").boundingBox();
+
+    // Another member votes from the command line while the page is open.
+    ok(["vote", String(id), "yes", "--key", steward.file, "--node", node.url]);
+    await page.locator('[data-tally="contributor yes"]', { hasText: /^1$/ }).waitFor({ timeout: 15_000 });
+    await page.locator("[data-tally-outcome]", { hasText: "If the window closed now, it passes." }).waitFor({ timeout: 5_000 });
+    assert.equal(await page.locator('[data-tally="contributor of-decided"]').textContent(), "100.0%");
+    const moved = await page.locator("p.outcome").boundingBox();
+    assert.equal(moved.y, where.y, "the figures change in place");
+    await shoot("proposal-live");
+    await accessible("proposal with a live tally");
+
+    // Once the window closes the page shows the decision, without a reload.
+    await page.locator("[data-tally-outcome]", { hasText: "Decided: it passes." }).waitFor({ timeout: (WINDOW_SECONDS + 30) * 1000 });
+    await page.locator("[data-tally-decision] a").waitFor();
+    assert.match(await page.locator("[data-tally-basis]").textContent(), /As the decision recorded them/);
+  });
+
+  test("a commons text read as a member, and refused to a key that is not a member's", async () => {
+    await open(`/deposits/${heron}`);
+    assert.equal(await page.locator("[data-member-text]").isVisible(), false, "not shown before it is asked for");
+    await page.getByRole("button", { name: "Read it as a member" }).click();
+    await page.locator("[data-read-as]").waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator("[data-member-text]").textContent(), song);
+    await shoot("member-read");
+    await accessible("a commons text read as a member");
+
+    const outsider = person(dir, "outsider");
+    await holdKey(outsider.text(), outsider.did);
+    await open(`/deposits/${heron}`);
+    await page.getByRole("button", { name: "Read it as a member" }).click();
+    const refusal = await page.locator("[data-result] .fail").textContent({ timeout: 10_000 });
+    assert.match(refusal, /The node refused the signed read/);
+    assert.match(refusal, /is not a verified member/);
+    assert.match(refusal, /HTTP 403, not_member/);
+    assert.equal(await page.locator("[data-member-text]").isVisible(), false);
+    await shoot("member-read-refused");
+    await accessible("a signed read refused");
+
+    // Back to the browser's own key.
+    await holdKey(readFileSync(join(dir, "identity.json"), "utf8"), did);
+  });
+
+  test("a proposal made in the browser, and listed", async () => {
+    await open("/proposals");
+    await page.getByRole("link", { name: "Make a proposal" }).click();
+    await page.waitForSelector("html[data-ready=true]");
+    await accessible("propose form");
+    await page.getByLabel("Title").fill("A larger daily floor");
+    await page.getByLabel("Summary: why (optional, at most 4000 characters)").fill("Twenty credits a day is not enough to read with.");
+    await page.getByRole("radio", { name: "Set a parameter" }).check();
+    await page.getByLabel("Parameter (its key)").selectOption("credits.floor");
+    assert.equal(await page.locator("[data-proposal-class]").textContent(), "resource", "the class the key needs");
+    await page.getByLabel(/Its new value, as JSON/).fill("25");
+    await shoot("propose");
+    await page.getByRole("button", { name: "Sign and propose" }).click();
+    const made = page.locator("[data-proposed]");
+    await made.waitFor({ timeout: 10_000 });
+    const id = await made.getAttribute("data-proposed");
+    await accessible("proposal made");
+    const { proposal } = (await api(node.url, `/v1/proposals/${id}`)).body;
+    assert.equal(proposal.class, "resource");
+    assert.equal(proposal.proposer, did);
+    assert.deepEqual(proposal.actions, [{ action: "set-parameter", key: "credits.floor", value: 25 }]);
+
+    await page.getByRole("link", { name: `proposal ${id}, A larger daily floor` }).click();
+    await page.waitForSelector("html[data-ready=true]");
+    assert.match(await page.locator("h1").textContent(), /A larger daily floor/);
+    await open("/proposals");
+    assert.match(await page.locator(`a[href="/proposals/${id}"]`).textContent(), /A larger daily floor/);
+
+    // The mixture, with the vote page's editor: its weights always sum to one; the class is ordinary.
+    await open("/propose");
+    await page.getByLabel("Title").fill("All narrative");
+    assert.equal(await page.locator("[data-proposal-class]").textContent(), "ordinary");
+    await page.getByRole("slider", { name: "narrative" }).press("End");
+    assert.equal(await page.locator("[data-mixture-sum]").textContent(), "100.0%");
+    await page.getByRole("button", { name: "Sign and propose" }).click();
+    const mixture = page.locator("[data-proposed]");
+    await mixture.waitFor({ timeout: 10_000 });
+    const view = (await api(node.url, `/v1/proposals/${await mixture.getAttribute("data-proposed")}`)).body.proposal;
+    assert.deepEqual([view.class, view.actions[0]], ["ordinary", { action: "set-mixture", ballot: { narrative: 1 } }]);
+  });
+
   test("without the script, no form is offered that cannot sign, and the command line is", async () => {
     const script = "**/assets/app.js*";
     await page.route(script, (route) => route.abort());
     try {
-      for (const path of ["/key", "/deposit", "/verify"]) {
+      for (const path of ["/key", "/deposit", "/verify", "/propose"]) {
         const response = await page.goto(path);
         assert.equal(response.status(), 200);
         assert.equal(await page.locator("[data-without-script]").isVisible(), true, path);
         assert.equal(await page.locator("[data-needs-script]").first().isVisible(), false, path);
       }
-      assert.match(await page.locator("[data-without-script]").textContent(), /substrate verify/);
+      assert.match(await page.locator("[data-without-script]").textContent(), /substrate propose/);
     } finally {
       await page.unroute(script);
     }

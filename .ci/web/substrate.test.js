@@ -1,6 +1,6 @@
 // substrate.js against the real `substrate` binary: the same key files, the same envelope bytes,
-// envelopes a real node accepts, and a receipt checker that fails exactly where `substrate
-// verify` fails.
+// envelopes a real node accepts, requests signed as the node expects (RFC 9421), and a receipt
+// checker that fails exactly where `substrate verify` fails.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -308,5 +308,96 @@ describe("a live node", () => {
     const shown = await api(node.url, `/v1/deposits/${receipt.cid}`);
     assert.equal(shown.body.deposit.status.state, "withdrawn");
     assert.equal((await substrate.verifyReceipt(withdrawn.body, node.vkey)).kind, "withdrawal");
+  });
+  test("a dispute and a proposal are the CLI's bytes", async () => {
+    const file = join(dir, "disputed.txt");
+    writeFileSync(file, "A song filed as a story.\n");
+    const cid = field(ok(["deposit", file, "--register", "narrative", "--consent", "public", "--title", "Filed wrongly", "--lang", "en", "--license", "CC0-1.0", "--receipt", join(dir, "d.json"), "--key", steward.file, "--node", node.url]), "cid:");
+    const opened = ok(["dispute", "open", cid, "--ground", "wrong-register", "--register", "lyric", "--detail", "It is sung,\nnot told: \"listen\".", "--key", steward.file, "--node", node.url]);
+    const disputed = (await api(node.url, `/v1/receipts/${opened.match(/^dispute (\d+) opened/)[1]}`)).body;
+    const said = statementOf(disputed.envelope).predicate;
+    assert.equal(said.detail, "It is sung,\nnot told: \"listen\".");
+    const dispute = await substrate.disputeEvent(cid, "wrong-register", said.detail, { register: "lyric", requested: said.requested });
+    assert.deepEqual(await substrate.signEvent(stewardKey, dispute), disputed.envelope);
+    await assert.rejects(substrate.disputeEvent(cid, "wrong-register", "but which register?"), /names the register/);
+    await assert.rejects(substrate.disputeEvent(cid, "boring", "dull"), /not a ground/);
+
+    const proposed = ok([
+      "propose", "--title", "Songs, and less spam", "--summary", "Lyric gets more;\nthe spam goes.",
+      "--set-mixture", "narrative=0.7,lyric=0.25,oral=0.05", "--set", "mixture.cap.sacred=0.5", "--set", "mixture.floor.lyric=0",
+      "--remove", cid, "--reason", "It is spam after all.", "--key", steward.file, "--node", node.url,
+    ]);
+    const receipt = (await api(node.url, `/v1/receipts/${proposed.match(/^proposal (\d+)/)[1]}`)).body;
+    const actions = [
+      { action: "set-mixture", ballot: { narrative: 0.7, lyric: 0.25, oral: 0.05 } },
+      { action: "set-parameter", key: "mixture.cap.sacred", value: 0.5 },
+      { action: "set-parameter", key: "mixture.floor.lyric", value: 0 },
+      { action: "remove-deposit", cid, reason: "It is spam after all." },
+    ];
+    const classes = { "mixture.cap.sacred": "ordinary", "mixture.floor.lyric": "ordinary", "credits.floor": "resource", "window.ordinary": "constitutional" };
+    const klass = substrate.lowestClass(actions, (key) => classes[key]);
+    assert.equal(klass, statementOf(receipt.envelope).predicate.class);
+    const proposal = await substrate.proposalEvent({
+      title: "Songs, and less spam", summary: "Lyric gets more;\nthe spam goes.", class: klass, actions,
+      requested: statementOf(receipt.envelope).predicate.requested,
+    });
+    assert.deepEqual(await substrate.signEvent(stewardKey, proposal), receipt.envelope);
+
+    // The class is the highest any action needs; the node refuses one too low, saying so.
+    const floor = [{ action: "set-parameter", key: "credits.floor", value: 25 }];
+    assert.equal(substrate.lowestClass([...actions, ...floor], (key) => classes[key]), "resource");
+    assert.equal(substrate.lowestClass([{ action: "set-parameter", key: "window.ordinary", value: 1000 }, ...floor], (key) => classes[key]), "constitutional");
+    const tooLow = await substrate.proposalEvent({ title: "A larger floor", class: "ordinary", actions: floor });
+    const refused = await api(node.url, "/v1/events", { method: "POST", body: substrate.eventRequest(await substrate.signEvent(stewardKey, tooLow)) });
+    assert.equal(refused.body?.error, "proposal_class_too_low", refused.text);
+    const right = await substrate.proposalEvent({ title: "A larger floor", class: "resource", actions: floor });
+    const accepted = await api(node.url, "/v1/events", { method: "POST", body: substrate.eventRequest(await substrate.signEvent(stewardKey, right)) });
+    assert.equal(accepted.status, 201, accepted.text);
+    assert.equal((await api(node.url, `/v1/proposals/${accepted.body.log_index}`)).body.proposal.class, "resource");
+  });
+
+  test("a member reads a commons text with a request signed here; an outsider and a tampered request are refused", async () => {
+    const content = substrate.utf8("A lullaby for members: the river is cold, the blanket warm.\n");
+    const deposit = await substrate.depositEvent(content, { register: "lyric", consent: "commons", title: "Members' lullaby", language: "en", license: "CC-BY-4.0" });
+    const deposited = await api(node.url, "/v1/deposits", { method: "POST", body: substrate.depositRequest(await substrate.signEvent(browserKey, deposit), content) });
+    assert.equal(deposited.status, 201, deposited.text);
+    const url = `${node.url}/v1/deposits/${deposited.body.cid}/content`;
+    const read = async (target, headers) => {
+      const response = await fetch(target, { headers });
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      let body = null;
+      try {
+        body = JSON.parse(substrate.utf8Decode(bytes));
+      } catch {
+        body = null;
+      }
+      return { status: response.status, bytes, body };
+    };
+
+    const anonymous = await read(url, {});
+    assert.deepEqual([anonymous.status, anonymous.body?.error], [403, "consent"]);
+    const member = await read(url, await substrate.signRequest(stewardKey, "GET", url));
+    assert.equal(member.status, 200, substrate.utf8Decode(member.bytes));
+    assert.deepEqual(member.bytes, content);
+    // With a query, @query is covered too.
+    const queried = `${url}?as=member`;
+    assert.equal((await read(queried, await substrate.signRequest(stewardKey, "GET", queried))).status, 200);
+
+    const outsider = await read(url, await substrate.signRequest(await substrate.createKey(), "GET", url));
+    assert.deepEqual([outsider.status, outsider.body?.error], [403, "not_member"]);
+    assert.match(outsider.body.detail, /not a verified member/);
+
+    const signed = await substrate.signRequest(stewardKey, "GET", url);
+    const sig = substrate.fromBase64(signed.Signature.slice("sig1=:".length, -1));
+    sig[5] ^= 0x01;
+    const tampered = await read(url, { ...signed, Signature: `sig1=:${substrate.base64(sig)}:` });
+    assert.deepEqual([tampered.status, tampered.body?.error], [401, "bad_signature"]);
+    assert.match(tampered.body.detail, /does not verify/);
+    const receiptUrl = url.replace(/content$/, "receipt");
+    const elsewhere = await read(url, await substrate.signRequest(stewardKey, "GET", receiptUrl));
+    assert.deepEqual([elsewhere.status, elsewhere.body?.error], [401, "bad_signature"], "signed for another path");
+    const stale = await read(url, await substrate.signRequest(stewardKey, "GET", url, { created: Math.floor(Date.now() / 1000) - 600 }));
+    assert.deepEqual([stale.status, stale.body?.error], [401, "bad_signature"]);
+    assert.match(stale.body.detail, /sign again/);
   });
 });

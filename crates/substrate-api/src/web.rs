@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/deposit", get(deposit_form))
         .route("/proposals", get(proposals))
         .route("/proposals/{id}", get(proposal))
+        .route("/propose", get(propose))
         .route("/members", get(members))
         .route("/members/{did}", get(member))
         .route("/disputes", get(disputes))
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{name}", get(asset));
     for prefix in [
         "/deposit",
+        "/propose",
         "/proposals/{id}",
         "/members/{did}",
         "/disputes/{id}",
@@ -351,9 +353,18 @@ fn deposit_page(r: &Reader, site: &Site, deposit: &DepositRecord, mirror: bool) 
         })
         .collect();
     let disputes = g.disputes().filter(|d| d.cid == deposit.cid).collect();
+    let registers = registers(&g);
     Ok(page::deposit(
         site,
-        &substrate_web::DepositPage { deposit, text, receipt: &receipt, changes, adapters, disputes },
+        &substrate_web::DepositPage {
+            deposit,
+            text,
+            receipt: &receipt,
+            changes,
+            adapters,
+            disputes,
+            registers: &registers,
+        },
     ))
 }
 
@@ -379,6 +390,21 @@ async fn deposit_form(State(app): State<AppState>) -> Page {
             "Deposit a text",
             Section::Deposit,
             act::deposit_page(&registers, &tiers, &site.origin),
+        ))
+    })
+    .await
+}
+
+async fn propose(State(app): State<AppState>) -> Page {
+    render(&app, |r, site| {
+        let g = r.governance()?;
+        let registers = registers(&g);
+        let parameters = g.parameters().map(act::parameter_rows).unwrap_or_default();
+        Ok(page::acting(
+            site,
+            "Make a proposal",
+            Section::Proposals,
+            act::propose_page(&registers, &parameters),
         ))
     })
     .await
@@ -538,7 +564,22 @@ async fn dispute(State(app): State<AppState>, Path(id): Path<String>) -> Page {
         let dispute = id.parse::<u64>().ok().and_then(|n| g.dispute(n)).ok_or_else(unknown)?;
         let deposit = r.deposit(&dispute.cid.to_string()).ok();
         let title = deposit.as_ref().map(|d| d.title.as_str());
-        Ok(page::dispute(site, &substrate_web::DisputePage { dispute, title }))
+        // The entry that ruled says why (the board's last signature) or on what (the decision's
+        // proposal); the record keeps neither.
+        let ruled = match dispute.status.closed_at() {
+            Some(index) => r.entries(index, 1)?.into_iter().find(|e| e.index == index),
+            None => None,
+        };
+        let event = ruled.and_then(|entry| substrate_core::SignedEvent::open_bytes(&entry.envelope).ok());
+        let (reason, proposal) = match event.map(|e| e.event) {
+            Some(substrate_core::event::Event::DisputeRuling(ruling)) => (Some(ruling.reason), None),
+            Some(substrate_core::event::Event::Decision(decision)) => (None, Some(decision.proposal)),
+            _ => (None, None),
+        };
+        Ok(page::dispute(
+            site,
+            &substrate_web::DisputePage { dispute, title, reason: reason.as_deref(), proposal },
+        ))
     })
     .await
 }

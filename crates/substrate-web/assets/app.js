@@ -75,6 +75,11 @@ function failure(region, what, e, verb = "was not sent") {
   }
 }
 
+/// Says there is no key to sign with, and where to make one.
+function noKey(region) {
+  say(region, "fail", el("p", {}, "There is no key in this browser to sign with: ", el("a", { href: "/key" }, "make or import one"), " first."));
+}
+
 /// Offers `text` as a file to save.
 function download(name, text, type = "application/json") {
   const url = URL.createObjectURL(new Blob([text], { type }));
@@ -527,10 +532,239 @@ async function ownDeposit(root) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Live tallies: an open proposal's figures, read again from the API while its window is open.
 
-const WIRING = { key: keyPage, deposit: depositPage, verify: verifyPage, vote: votePage, "own-deposit": ownDeposit };
+/// How often an open proposal's tallies are read again.
+const TALLY_EVERY_MS = 4000;
+
+/// A weight as wording.rs writes it: whole numbers as they are, fractions to three places.
+function weightText(value) {
+  return Number.isInteger(value) ? String(value) : value.toFixed(3);
+}
+
+function percentText(share) {
+  return `${(share * 100).toFixed(1)}%`;
+}
+
+/// An outcome as wording.rs ends a sentence with it.
+function outcomeWords(outcome) {
+  switch (outcome?.outcome) {
+    case "passed": return "it passes";
+    case "rejected": return `it is rejected: ${outcome.reason}`;
+    case "vetoed": return `it is vetoed by the ${outcome.by} chamber`;
+    default: return String(outcome?.outcome ?? "undecided");
+  }
+}
+
+/// A time as wording.rs shows it ("2026-11-22 05:00 UTC"), with the exact instant for machines.
+function whenElement(ms) {
+  const exact = new Date(ms).toISOString();
+  return el("time", { datetime: exact }, `${exact.slice(0, 10)} ${exact.slice(11, 16)} UTC`);
+}
+
+/// Keeps the tally table, the sentence on what would happen now and, after the close, the
+/// decision up to date. Only what changed is rewritten, so the live region speaks only then and
+/// the table keeps its place.
+function liveTally(root) {
+  const id = root.dataset.proposal;
+  const put = (node, text) => {
+    if (node && node.textContent !== text) node.textContent = text;
+  };
+  const show = ({ proposal, tally }) => {
+    for (const chamber of ["contributor", "technical"]) {
+      const t = tally[chamber];
+      const decided = t.yes + t.no;
+      const figures = {
+        yes: weightText(t.yes), no: weightText(t.no), abstain: weightText(t.abstain), eligible: weightText(t.eligible),
+        "of-decided": percentText(decided > 0 ? t.yes / decided : 0),
+        "of-eligible": percentText(t.eligible > 0 ? t.yes / t.eligible : 0),
+      };
+      for (const [figure, text] of Object.entries(figures)) put(root.querySelector(`[data-tally="${chamber} ${figure}"]`), text);
+    }
+    const basis = root.querySelector("[data-tally-basis]");
+    if (tally.final) {
+      put(basis, "As the decision recorded them at the close.");
+    } else {
+      const when = whenElement(tally.asOf);
+      const said = `As of ${when.textContent}, counted by the same rules the decision will use.`;
+      if (basis.textContent !== said) basis.replaceChildren("As of ", when, ", counted by the same rules the decision will use.");
+    }
+    put(root.querySelector("[data-tally-outcome]"), `${tally.final ? "Decided: " : "If the window closed now, "}${outcomeWords(tally.outcome)}.`);
+    const decision = proposal.status?.decision;
+    const line = root.querySelector("[data-tally-decision]");
+    if (tally.final && decision !== undefined && line.childElementCount === 0) {
+      line.replaceChildren("The decision is ", el("a", { href: `/log?start=${decision}` }, `entry ${decision}`), " of the log.");
+    }
+  };
+  const poll = async () => {
+    // A page nobody looks at asks nothing; it catches up when shown again.
+    if (document.visibilityState !== "hidden") {
+      try {
+        const { body } = await request(`/v1/proposals/${id}?votes=false`);
+        show(body);
+        // Decided: nothing changes any more.
+        if (body.tally.final) return;
+      } catch {
+        // The node did not answer this time; the figures shown stay until it does.
+      }
+    }
+    setTimeout(poll, TALLY_EVERY_MS);
+  };
+  setTimeout(poll, TALLY_EVERY_MS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Disputes.
+
+async function disputeForm(root) {
+  const { cid } = root.dataset;
+  const region = root.querySelector("[data-result]");
+  const form = root.querySelector("#dispute-form");
+  const registerChoice = root.querySelector("[data-dispute-register]");
+  showSigner(await storedKey());
+  form.addEventListener("change", () => {
+    registerChoice.hidden = new FormData(form).get("ground") !== "wrong-register";
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const key = await storedKey();
+    if (!key) return noKey(region);
+    const data = new FormData(form);
+    const ground = String(data.get("ground") ?? "");
+    const detail = String(data.get("detail") ?? "").trim();
+    if (!ground) return say(region, "fail", el("p", {}, "Choose what is wrong with the text first."));
+    if (!detail) return say(region, "fail", el("p", {}, "Say what you found: the board reads it before it rules."));
+    try {
+      const register = ground === "wrong-register" ? String(data.get("register") ?? "") : undefined;
+      const dispute = await substrate.disputeEvent(cid, ground, detail, { register });
+      const { body: receipt } = await request("/v1/events", { method: "POST", body: substrate.eventRequest(await substrate.signEvent(key, dispute)) });
+      const id = receipt.log_index;
+      say(region, "ok",
+        el("p", { "data-disputed": id }, el("strong", {}, "The dispute is open: "), el("a", { href: `/disputes/${id}` }, `dispute ${id}`),
+          `, logged at ${receipt.integrated_time}. Until the board rules, the text stays out of training snapshots.`),
+        el("p", {}, "Its receipt: ", download(`dispute-${id}.receipt.json`, receiptFile(receipt)), "."));
+      form.hidden = true;
+    } catch (e) {
+      failure(region, "the dispute", e);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a members' text with a request signed here.
+
+async function memberRead(root) {
+  const { cid } = root.dataset;
+  const region = root.querySelector("[data-result]");
+  const shown = root.querySelector("[data-member-text]");
+  const key = await storedKey();
+  root.querySelector("[data-no-key]").hidden = key !== null;
+  root.querySelector("[data-with-key]").hidden = key === null;
+  root.querySelector("[data-member-read]").addEventListener("click", async () => {
+    const signer = await storedKey();
+    if (!signer) return noKey(region);
+    shown.hidden = true;
+    say(region, "info", el("p", {}, "Signing the request in this browser…"));
+    const url = new URL(`/v1/deposits/${cid}/content`, location.href);
+    try {
+      const headers = await substrate.signRequest(signer, "GET", url.href);
+      let response;
+      try {
+        response = await fetch(url, { headers: { ...headers, accept: "text/plain" }, cache: "no-store" });
+      } catch (e) {
+        throw new Refusal(0, "unreachable", `the node could not be reached (${e.message})`);
+      }
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      if (!response.ok) {
+        let said = null;
+        try {
+          said = JSON.parse(substrate.utf8Decode(bytes));
+        } catch {
+          said = null;
+        }
+        throw new Refusal(response.status, said?.error ?? `http_${response.status}`, said?.detail ?? response.statusText);
+      }
+      shown.textContent = substrate.utf8Decode(bytes);
+      shown.hidden = false;
+      say(region, "ok", el("p", { "data-read-as": signer.did }, el("strong", {}, "The text, read as a member"), " with a request signed by ",
+        el("code", {}, signer.did), ". It is for members: keep it among them."));
+    } catch (e) {
+      failure(region, "the signed read", e, "could not be made");
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proposals.
+
+async function proposePage(root) {
+  const region = root.querySelector("[data-result]");
+  const form = root.querySelector("#propose-form");
+  const keySelect = form.querySelector("#propose-key");
+  showSigner(await storedKey());
+  const mixture = root.querySelector("fieldset[data-mixture]");
+  const registers = mixture.dataset.registers.split(",").filter((r) => r !== "");
+  const ballot = mixtureEditor(mixture.querySelector("[data-mixture-weights]"), mixture.querySelector("[data-mixture-sum]"), registers, {});
+  // The class each parameter needs comes with the page, from the node's own rules.
+  const parameterClass = (key) => [...keySelect.options].find((o) => o.value === key)?.dataset.class;
+  const chosen = () => String(new FormData(form).get("action") ?? "set-mixture");
+  const action = () => {
+    switch (chosen()) {
+      case "set-mixture":
+        return { action: "set-mixture", ballot: ballot() };
+      case "set-parameter": {
+        const text = form.querySelector("#propose-value").value.trim();
+        try {
+          return { action: "set-parameter", key: keySelect.value, value: JSON.parse(text) };
+        } catch {
+          throw new Error(`the value ${JSON.stringify(text)} is not JSON: write a number, a "text" in quotes, a [list], or null`);
+        }
+      }
+      default:
+        return { action: "remove-deposit", cid: form.querySelector("#propose-cid").value.trim(), reason: form.querySelector("#propose-reason").value.trim() };
+    }
+  };
+  const refresh = () => {
+    for (const set of form.querySelectorAll("fieldset[data-action]")) set.hidden = set.dataset.action !== chosen();
+    root.querySelector("[data-proposal-class]").textContent =
+      substrate.lowestClass([{ action: chosen(), key: keySelect.value }], parameterClass);
+  };
+  form.addEventListener("change", refresh);
+  refresh();
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const key = await storedKey();
+    if (!key) return noKey(region);
+    const title = form.querySelector("#propose-title").value.trim();
+    if (!title) return say(region, "fail", el("p", {}, "Give the proposal a title first."));
+    try {
+      const actions = [action()];
+      const proposal = await substrate.proposalEvent({
+        title, summary: form.querySelector("#propose-summary").value.trim(), class: substrate.lowestClass(actions, parameterClass), actions,
+      });
+      const { body: receipt } = await request("/v1/events", { method: "POST", body: substrate.eventRequest(await substrate.signEvent(key, proposal)) });
+      const id = receipt.log_index;
+      say(region, "ok",
+        el("p", { "data-proposed": id }, el("strong", {}, "Proposal put: "), el("a", { href: `/proposals/${id}` }, `proposal ${id}, ${title}`),
+          `, logged at ${receipt.integrated_time}. Voting is open from now; share the link with the members.`),
+        el("p", {}, "Its receipt: ", download(`proposal-${id}.receipt.json`, receiptFile(receipt)), "."));
+    } catch (e) {
+      failure(region, "the proposal", e, "was not made");
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const WIRING = {
+  key: keyPage, deposit: depositPage, verify: verifyPage, vote: votePage, "own-deposit": ownDeposit,
+  dispute: disputeForm, "member-read": memberRead, propose: proposePage,
+};
+/// What only reads: it needs no key, and no Ed25519.
+const LIVE = { tally: liveTally };
 
 async function wire() {
+  for (const node of document.querySelectorAll("[data-live]")) LIVE[node.dataset.live]?.(node);
   const roots = document.querySelectorAll("[data-act]");
   // Without Ed25519 nothing here can be signed or checked: the forms stay hidden and the page
   // keeps saying how to do it with the command line.

@@ -3,7 +3,8 @@
 // A person's key is made, kept and used here: the node receives signed envelopes and never the
 // key. Everything this module signs is built byte for byte as the Rust code builds it
 // (substrate-core's envelope.rs, statement.rs and event.rs), so an envelope from here and one from
-// `substrate` with the same key and fields are the same bytes. Receipts are checked here as
+// `substrate` with the same key and fields are the same bytes; a request a member signs is
+// signed as substrate-api's signatures.rs signs it (RFC 9421). Receipts are checked here as
 // `substrate verify` checks them (substrate-core's receipt.rs, substrate-tlog's note.rs,
 // checkpoint.rs, proof.rs and merkle.rs), against a log key the person supplies, so a node that
 // lies about a receipt cannot make it pass.
@@ -464,6 +465,87 @@ export async function voteEvent(proposal, choice, { mixture, ranking, requested 
   return event("vote", await namedSubject(`proposal/${proposal}`), predicate);
 }
 
+/// Why a deposit may be disputed, as the wire format spells each ground.
+export const GROUNDS = ["wrong-register", "doubtful-consent", "spam", "harm"];
+
+/// A member disputes a deposit (`substrate dispute open`): a wrong-register dispute names the
+/// register the text should carry.
+export async function disputeEvent(cid, ground, detail, { register, requested } = {}) {
+  if (!GROUNDS.includes(ground)) throw new Error(`'${ground}' is not a ground; use ${GROUNDS.join(", ")}`);
+  if (ground === "wrong-register" && !register) {
+    throw new Error("a wrong-register dispute names the register the text should carry");
+  }
+  const predicate = { ground, detail, register: register || undefined, requested: requested ?? timestamp() };
+  return event("dispute", await subjectOfCid(cid), predicate);
+}
+
+/// The classes of proposal, lowest first: each needs more agreement and a longer window.
+export const PROPOSAL_CLASSES = ["ordinary", "resource", "constitutional"];
+
+/// The lowest class the actions allow, as `substrate propose` chooses it when no class is
+/// given: a parameter needs the class `parameterClass(key)` names (the node's own table), a
+/// workload the resource class, anything else the ordinary one.
+export function lowestClass(actions, parameterClass) {
+  let rank = 0;
+  for (const action of actions) {
+    const needed = action.action === "set-parameter"
+      ? parameterClass(action.key)
+      : action.action === "approve-workload" ? "resource" : "ordinary";
+    if (!PROPOSAL_CLASSES.includes(needed)) throw new Error(`unknown parameter '${action.key}'`);
+    rank = Math.max(rank, PROPOSAL_CLASSES.indexOf(needed));
+  }
+  return PROPOSAL_CLASSES[rank];
+}
+
+/// A JSON value as the Rust side holds it in a `serde_json::Value`: a number with a fraction is
+/// an f64 there, written with its digits as serde_json writes them.
+function wireValue(value) {
+  if (typeof value === "number") return Number.isInteger(value) ? value : new F64(value);
+  if (Array.isArray(value)) return value.map(wireValue);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, wireValue(v)]));
+  }
+  return value;
+}
+
+/// One action of a proposal in its wire form, checked as far as it can be without the ledger.
+function actionOf(action) {
+  switch (action.action) {
+    case "set-mixture": {
+      const weights = Object.entries(action.ballot ?? {});
+      const sum = weights.reduce((s, [, w]) => s + Number(w), 0);
+      if (weights.length === 0 || Math.abs(sum - 1) > BALLOT_TOLERANCE) {
+        throw new Error(`the ballot's weights sum to ${sum}; they must sum to 1`);
+      }
+      return { action: "set-mixture", ballot: Object.fromEntries(weights.map(([r, w]) => [r, new F64(Number(w))])) };
+    }
+    case "set-parameter":
+      if (!action.key) throw new Error("name the parameter to set");
+      return { action: "set-parameter", key: action.key, value: wireValue(action.value) };
+    case "remove-deposit":
+      if (digestOfCid(action.cid) === null) throw new Error(`'${action.cid}' is not a CIDv1 in base32 (it must start with 'bafkrei')`);
+      return { action: "remove-deposit", cid: action.cid, reason: action.reason ?? "" };
+    default:
+      throw new Error(`'${action.action}' is not an action this page makes; the command line makes every kind`);
+  }
+}
+
+/// A proposal put to the chambers (`substrate propose`): a title, an optional summary, its class
+/// and its actions ({action: "set-mixture", ballot} | {action: "set-parameter", key, value} |
+/// {action: "remove-deposit", cid, reason}). Its subject is named by its title.
+export async function proposalEvent({ title, summary, class: klass, actions, requested }) {
+  if (!PROPOSAL_CLASSES.includes(klass)) throw new Error(`'${klass}' is not a class; use ${PROPOSAL_CLASSES.join(", ")}`);
+  if (!Array.isArray(actions) || actions.length === 0) throw new Error("a proposal carries at least one action");
+  const predicate = {
+    title,
+    summary: summary || undefined,
+    class: klass,
+    actions: actions.map(actionOf),
+    requested: requested ?? timestamp(),
+  };
+  return event("proposal", await namedSubject(title), predicate);
+}
+
 /// The statement's bytes: serde_json's compact form of `Statement`, its fields in declaration
 /// order and its predicate's keys sorted (it passes through a `serde_json::Value`).
 export function statementBytes(event) {
@@ -510,6 +592,34 @@ export function depositRequest(envelope, content) {
 /// The request body that `POST /v1/events` takes.
 export function eventRequest(envelope) {
   return JSON.stringify({ envelope });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signed requests: HTTP Message Signatures (RFC 9421), as the node's own client signs them.
+
+/// The headers that sign a bodiless request as `key`: `Signature-Input` and `Signature` over
+/// `@method`, `@authority`, `@path` and `@query`, with `created`, `keyid` (the did:key), `alg`
+/// and a `nonce`, exactly as substrate-api's `signatures::sign` makes them. `url` is absolute
+/// (its host is the `@authority` the node reads from Host); `created` is unix seconds.
+export async function signRequest(key, method, url, { created, nonce } = {}) {
+  const target = new URL(url);
+  const when = created ?? Math.floor(Date.now() / 1000);
+  const once = nonce ?? hex(globalThis.crypto.getRandomValues(new Uint8Array(12)));
+  const base = signatureBase(method, target, when, key.did, once);
+  const signature = await key.sign(utf8(base.text));
+  return { "Signature-Input": `sig1=${base.params}`, Signature: `sig1=:${base64(signature)}:` };
+}
+
+/// The RFC 9421 signature base of a bodiless request, and its signature parameters.
+function signatureBase(method, target, created, did, nonce) {
+  if (!Number.isSafeInteger(created)) throw new Error("created is whole unix seconds");
+  if (/["\\]/.test(nonce) || /["\\]/.test(did)) throw new Error("the keyid and nonce are plain strings");
+  const query = target.search === "" ? "?" : target.search;
+  const params = `("@method" "@authority" "@path" "@query");created=${created};keyid="${did}";alg="ed25519";nonce="${nonce}"`;
+  const text =
+    `"@method": ${method.toUpperCase()}\n"@authority": ${target.host.toLowerCase()}\n"@path": ${target.pathname || "/"}\n` +
+    `"@query": ${query}\n"@signature-params": ${params}`;
+  return { text, params };
 }
 
 // ---------------------------------------------------------------------------------------------

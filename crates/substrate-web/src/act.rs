@@ -50,7 +50,7 @@ pub fn key_page() -> Markup {
     html! {
         div data-act="key" {
             p {
-                "Your key signs your deposits, votes and withdrawals. It is made here, in this browser, and "
+                "Your key signs your deposits, votes, withdrawals, disputes and proposals, and your requests to read members' texts. It is made here, in this browser, and "
                 "never sent anywhere: the node only ever sees what it signed. The key file is the same one "
                 code { "substrate id new" } " writes, so a key made here works with the command line, and one made "
                 "there can be imported here."
@@ -350,8 +350,267 @@ pub fn withdraw_form(cid: &str, depositor: &str, consent: &str) -> Markup {
     }
 }
 
+/// One sentence per ground a member may dispute a deposit on.
+const GROUNDS: [(&str, &str, &str); 4] = [
+    (
+        "wrong-register",
+        "Wrong register",
+        "It is filed as the wrong kind of text; say which register it belongs in.",
+    ),
+    (
+        "doubtful-consent",
+        "Doubtful consent",
+        "The depositor may not have had the right to give it, or to give it under this consent.",
+    ),
+    ("spam", "Spam", "It is not a text for the commons: advertising, filler, or machine-made noise."),
+    ("harm", "Harm", "It does harm to someone: it exposes a person, or incites against people."),
+];
+
+/// The form on an active deposit's page with which a member opens a dispute; `registers` are the
+/// commons' registers, `register` the deposit's own.
+pub fn dispute_form(cid: &str, register: &str, registers: &[String]) -> Markup {
+    html! {
+        section data-act="dispute" data-cid=(cid) aria-labelledby="dispute-heading" {
+            h2 #dispute-heading { "Dispute this deposit" }
+            p {
+                "A verified member who thinks something is wrong with this text opens a dispute. Until the board "
+                "rules, the text stays out of training snapshots; the dispute and what you write are public."
+            }
+            (needs_script("Opening a dispute here", &format!("substrate dispute open {cid} --ground … --detail …")))
+            (signer_line())
+            form #dispute-form hidden data-needs-script novalidate {
+                fieldset {
+                    legend { "What is wrong" }
+                    ul.choices {
+                        @for (value, label, says) in GROUNDS {
+                            li {
+                                input type="radio" name="ground" value=(value) id={ "ground-" (value) }
+                                    aria-describedby={ "ground-" (value) "-says" };
+                                label for={ "ground-" (value) } { (label) }
+                                " "
+                                span id={ "ground-" (value) "-says" } { (says) }
+                            }
+                        }
+                    }
+                }
+                p data-dispute-register hidden {
+                    label for="dispute-register" { "The register it should carry" }
+                    select #dispute-register name="register" {
+                        @for other in registers.iter().filter(|r| *r != register) {
+                            option value=(other) { (other) }
+                        }
+                    }
+                }
+                p {
+                    label for="dispute-detail" { "What you found (public, at most 1000 characters)" }
+                    textarea #dispute-detail name="detail" rows="4" cols="60" maxlength="1000" {}
+                }
+                button type="submit" { "Sign and open the dispute" }
+            }
+            div.result role="status" aria-live="polite" data-result {}
+        }
+    }
+}
+
+/// On a `commons` deposit's page: a member whose key is in this browser reads the text with a
+/// request signed here (RFC 9421), which the node answers only for a verified member.
+pub fn member_read(cid: &str, language: &str) -> Markup {
+    html! {
+        div data-act="member-read" data-cid=(cid) {
+            p.hint data-no-key hidden {
+                "A member whose key is in this browser reads it here (" a href="/key" { "Your key" } ")."
+            }
+            p hidden data-with-key {
+                button type="button" data-member-read { "Read it as a member" }
+            }
+            div.result role="status" aria-live="polite" data-result {}
+            // Outside the live region: a screen reader announces the outcome, not the whole text.
+            div.text lang=(language) data-member-text hidden {}
+        }
+    }
+}
+
+/// One parameter a proposal may set: its key, the lowest class that may change it, its value now.
+#[derive(Clone, Debug)]
+pub struct ParameterRow {
+    pub key: String,
+    pub class: &'static str,
+    pub now: String,
+}
+
+/// The parameters as rows: every key of `Parameters::class_of`, with a register's caps and
+/// floors and each threshold spelt out.
+pub fn parameter_rows(parameters: &substrate_core::governance::params::Parameters) -> Vec<ParameterRow> {
+    use substrate_core::governance::params::{KEYS, Parameters};
+    let mut keys: Vec<String> = KEYS.iter().filter(|k| !k.contains('<')).map(|k| (*k).to_owned()).collect();
+    for register in &parameters.registers {
+        keys.push(format!("mixture.cap.{register}"));
+        keys.push(format!("mixture.floor.{register}"));
+    }
+    for class in ["ordinary", "resource", "constitutional"] {
+        for chamber in ["contributor", "technical"] {
+            for field in ["majority", "quorum"] {
+                keys.push(format!("threshold.{class}.{chamber}.{field}"));
+            }
+        }
+    }
+    keys.into_iter()
+        .filter_map(|key| {
+            let class = Parameters::class_of(&key).ok()?.name();
+            let now = current(parameters, &key);
+            Some(ParameterRow { key, class, now })
+        })
+        .collect()
+}
+
+/// A parameter's value now, as JSON.
+fn current(p: &substrate_core::governance::params::Parameters, key: &str) -> String {
+    use substrate_core::governance::tally::ProposalClass;
+    let value = match key {
+        "registers" => serde_json::json!(p.registers),
+        "window.ordinary" => p.windows.ordinary.into(),
+        "window.resource" => p.windows.resource.into(),
+        "window.constitutional" => p.windows.constitutional.into(),
+        "attestation.days" => p.attestation_days.into(),
+        "vouching.required" => p.vouches_required.into(),
+        "board.quorum" => p.board_quorum.into(),
+        "deposit.max-bytes" => p.deposit_max_bytes.into(),
+        "credits.deposit" => p.credits.deposit.into(),
+        "credits.compute" => p.credits.compute.into(),
+        "credits.review" => p.credits.review.into(),
+        "credits.dispute" => p.credits.dispute.into(),
+        "credits.floor" => p.credits.floor.into(),
+        "credits.stability-share" => p.credits.stability_share_ppm.into(),
+        "credits.half-life-days" => p.credits.half_life_days.into(),
+        "jobs.check-ppm" => p.check_ppm.into(),
+        _ => {
+            let mut parts = key.split('.');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("mixture"), Some(kind), Some(register), None) => {
+                    let map = if kind == "cap" { &p.mixture_caps } else { &p.mixture_floors };
+                    map.iter()
+                        .find(|(r, _)| r.as_str() == register)
+                        .map_or(serde_json::Value::Null, |(_, v)| (*v).into())
+                }
+                (Some("threshold"), Some(class), Some(chamber), Some(field)) => {
+                    let class = match class {
+                        "ordinary" => ProposalClass::Ordinary,
+                        "resource" => ProposalClass::Resource,
+                        _ => ProposalClass::Constitutional,
+                    };
+                    let (contributor, technical) = p.thresholds(class);
+                    let threshold = if chamber == "contributor" { contributor } else { technical };
+                    (if field == "majority" { threshold.majority } else { threshold.quorum }).into()
+                }
+                _ => serde_json::Value::Null,
+            }
+        }
+    };
+    value.to_string()
+}
+
+/// The proposal form's main region: a title, a summary and one action; `registers` are the
+/// commons' registers, `parameters` what a proposal may set.
+pub fn propose_page(registers: &[String], parameters: &[ParameterRow]) -> Markup {
+    html! {
+        div data-act="propose" {
+            p {
+                "A verified member puts a proposal to the two chambers. Its class is the lowest its action allows: "
+                "ordinary for the mixture and for removing a deposit, and for a parameter the class the table below "
+                "names. The class sets the voting window and the agreement needed. See the "
+                a href="/proposals" { "proposals" } " already put."
+            }
+            (needs_script("Making a proposal here", "substrate propose --title … --set-mixture … | --set KEY=VALUE | --remove CID --reason …"))
+            (signer_line())
+            form #propose-form hidden data-needs-script novalidate {
+                p {
+                    label for="propose-title" { "Title" }
+                    input #propose-title name="title" type="text" required maxlength="200" size="60";
+                }
+                p {
+                    label for="propose-summary" { "Summary: why (optional, at most 4000 characters)" }
+                    textarea #propose-summary name="summary" rows="4" cols="60" maxlength="4000" {}
+                }
+                fieldset {
+                    legend { "What it does" }
+                    ul.choices {
+                        @for (value, label, says) in [
+                            ("set-mixture", "Set the training mixture", "Every vote's distribution over registers counts; yours comes first."),
+                            ("set-parameter", "Set a parameter", "Change one of the commons' governable settings."),
+                            ("remove-deposit", "Remove a deposit", "Delete a text from the commons, leaving a tombstone."),
+                        ] {
+                            li {
+                                input type="radio" name="action" value=(value) id={ "action-" (value) }
+                                    checked[value == "set-mixture"] aria-describedby={ "action-" (value) "-says" };
+                                label for={ "action-" (value) } { (label) }
+                                " "
+                                span id={ "action-" (value) "-says" } { (says) }
+                            }
+                        }
+                    }
+                }
+                fieldset data-action="set-mixture" data-mixture data-registers=(registers.join(",")) {
+                    legend { "Your distribution over registers" }
+                    p.hint {
+                        "Moving one weight moves the others in proportion, so the weights always sum to one."
+                    }
+                    div data-mixture-weights {}
+                    p { "Sum: " output data-mixture-sum { "100.0%" } }
+                }
+                fieldset data-action="set-parameter" hidden {
+                    legend { "The parameter" }
+                    p {
+                        label for="propose-key" { "Parameter (its key)" }
+                        select #propose-key name="key" {
+                            @for row in parameters {
+                                option value=(row.key) data-class=(row.class) { (row.key) }
+                            }
+                        }
+                    }
+                    p {
+                        label for="propose-value" { "Its new value, as JSON (a number, a list, or null to clear a cap or floor)" }
+                        input #propose-value name="value" type="text" size="40" spellcheck="false" aria-describedby="propose-value-says";
+                    }
+                    p.hint #propose-value-says { "Windows are in milliseconds: 604800000 is 7 days. Shares run from 0 to 1." }
+                }
+                fieldset data-action="remove-deposit" hidden {
+                    legend { "The deposit to remove" }
+                    p {
+                        label for="propose-cid" { "Its CID" }
+                        input #propose-cid name="cid" type="text" size="64" spellcheck="false";
+                    }
+                    p {
+                        label for="propose-reason" { "Why (public)" }
+                        textarea #propose-reason name="reason" rows="3" cols="60" maxlength="1000" {}
+                    }
+                }
+                p { "Its class: " strong data-proposal-class { "ordinary" } }
+                button type="submit" { "Sign and propose" }
+            }
+            div.result role="status" aria-live="polite" data-result {}
+            section aria-labelledby="parameters-heading" {
+                h2 #parameters-heading { "The parameters and the class each needs" }
+                div.scroll {
+                    table {
+                        caption { "Governable parameters" }
+                        thead { tr { th scope="col" { "Key" } th scope="col" { "Lowest class" } th scope="col" { "Now" } } }
+                        tbody {
+                            @for row in parameters {
+                                tr { th scope="row" { code { (row.key) } } td { (row.class) } td { code.wrap { (row.now) } } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use substrate_core::Register;
+    use substrate_core::governance::params::Parameters;
+
     use super::*;
 
     #[test]
@@ -364,6 +623,9 @@ mod tests {
             verify_page("substrate.local/test+00000000+AQ==", "substrate.local/test"),
             vote_form(3, true),
             withdraw_form("bafkreia", "did:key:z6Mk", "commons"),
+            dispute_form("bafkreia", "narrative", &registers),
+            member_read("bafkreia", "en"),
+            propose_page(&registers, &parameter_rows(&Parameters::new(Register::defaults()))),
         ] {
             let html = markup.into_string();
             for tag in ["<input", "<textarea", "<select"] {
@@ -383,5 +645,20 @@ mod tests {
         assert!(!html.contains("value=\"public\""));
         let local = withdraw_form("bafkreia", "did:key:z6Mk", "local").into_string();
         assert!(!local.contains("narrow-form"));
+    }
+
+    #[test]
+    fn every_parameter_key_is_offered_with_its_class_and_value() {
+        let parameters = Parameters::new(Register::defaults());
+        let rows = parameter_rows(&parameters);
+        let row =
+            |key: &str| rows.iter().find(|r| r.key == key).unwrap_or_else(|| panic!("no row for {key}"));
+        assert_eq!((row("credits.floor").class, row("credits.floor").now.as_str()), ("resource", "20"));
+        assert_eq!(row("mixture.cap.oral").class, "ordinary");
+        assert_eq!(row("mixture.cap.oral").now, "null");
+        assert_eq!(row("window.ordinary").class, "constitutional");
+        assert_eq!(row("threshold.ordinary.contributor.quorum").class, "constitutional");
+        // Every key the rules know, and those of every register and threshold.
+        assert_eq!(rows.len(), 16 + 2 * parameters.registers.len() + 12);
     }
 }

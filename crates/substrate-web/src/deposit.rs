@@ -242,6 +242,8 @@ pub struct DepositPage<'a> {
     pub adapters: Vec<&'a AdapterRecord>,
     /// Disputes about it, open or ruled.
     pub disputes: Vec<&'a DisputeRecord>,
+    /// The commons' registers, for a dispute that says it carries the wrong one.
+    pub registers: &'a [String],
 }
 
 pub fn deposit(site: &Site, page: &DepositPage) -> Markup {
@@ -331,6 +333,7 @@ pub fn deposit(site: &Site, page: &DepositPage) -> Markup {
         }
         @if !d.status.is_gone() {
             (crate::act::withdraw_form(&cid, &d.depositor, d.consent.as_str()))
+            (crate::act::dispute_form(&cid, d.register.as_str(), page.registers))
         }
     };
     document(site, title(d), Section::Deposits, main)
@@ -352,6 +355,7 @@ fn text(deposit: &DepositRecord, text: &DepositText) -> Markup {
                     code { "GET /v1/deposits/" (deposit.cid) "/content" } ", signed as RFC 9421 says), for instance with "
                     code { "substrate show" } ". A page nobody signs does not show it."
                 }
+                (crate::act::member_read(&deposit.cid.to_string(), &deposit.language))
             },
             ConsentTier::TrainingOnly => html! {
                 p { "Its depositor allowed it to be used for governed training only: it is never shown, here or anywhere." }

@@ -49,6 +49,7 @@ pub fn proposals(site: &Site, page: &ProposalsPage) -> Markup {
         p {
             "Members put proposals to two chambers: the contributor chamber (every verified member, one vote each) and the technical chamber (every node operator, weighted by the compute they verified). One chamber leads each question; the other may veto it. When a proposal's window closes, the log's sequencer records the decision, and anyone replaying the log computes it again."
         }
+        p { a href="/propose" { "Make a proposal" } ": set the training mixture, change a parameter or remove a deposit, signed in this browser." }
         section aria-labelledby="open" {
             h2 #open { "Open for votes" }
             @if open.is_empty() { p { "No proposal is open on this page." } } @else { (table(&open, "Open proposals", true)) }
@@ -142,11 +143,15 @@ pub fn proposal(site: &Site, page: &ProposalPage) -> Markup {
                 }
             }
         }
-        section aria-labelledby="tallies" {
+        // While the window is open app.js refreshes the figures from the API (`data-live`), and
+        // once more after the close to show the decision; without it these stay as rendered.
+        section aria-labelledby="tallies" data-live=[(!s.decided).then_some("tally")] data-proposal=(p.id) {
             h2 #tallies { "The tallies" }
             p {
-                @if s.decided { "As the decision recorded them at the close." }
-                @else { "As of " (wording::when(s.as_of)) ", counted by the same rules the decision will use." }
+                span data-tally-basis {
+                    @if s.decided { "As the decision recorded them at the close." }
+                    @else { "As of " (wording::when(s.as_of)) ", counted by the same rules the decision will use." }
+                }
                 " Yes must be more than the majority share of yes and no, and at least the quorum share of the chamber's whole eligible weight; a tie keeps things as they are."
             }
             div.scroll {
@@ -171,14 +176,17 @@ pub fn proposal(site: &Site, page: &ProposalPage) -> Markup {
                     }
                 }
             }
-            p.outcome {
-                strong {
+            // Polite and atomic: a screen reader hears the whole sentence when a vote changes it.
+            p.outcome aria-live="polite" aria-atomic="true" {
+                strong data-tally-outcome {
                     @if s.decided { "Decided: " } @else { "If the window closed now, " }
                     (wording::outcome(&s.outcome)) "."
                 }
             }
-            @if let ProposalStatus::Closed { decision, .. } = &p.status {
-                p { "The decision is " a href={ "/log?start=" (decision) } { "entry " (decision) } " of the log." }
+            p data-tally-decision {
+                @if let ProposalStatus::Closed { decision, .. } = &p.status {
+                    "The decision is " a href={ "/log?start=" (decision) } { "entry " (decision) } " of the log."
+                }
             }
         }
         @if let Some(effects) = page.effects {
@@ -231,22 +239,29 @@ fn choice(vote: Vote) -> &'static str {
     }
 }
 
+/// One chamber's row; each figure the API also gives is marked `data-tally="CHAMBER FIGURE"` for
+/// app.js to refresh.
 fn chamber_row(chamber: Chamber, lead: Chamber, tally: &ChamberTally, threshold: Threshold) -> Markup {
     let decided = tally.yes + tally.no;
     let of_decided = if decided > 0.0 { tally.yes / decided } else { 0.0 };
     let of_eligible = if tally.eligible > 0.0 { tally.yes / tally.eligible } else { 0.0 };
+    let name = match chamber {
+        Chamber::Contributor => "contributor",
+        Chamber::Technical => "technical",
+    };
+    let cell = |figure: &str| format!("{name} {figure}");
     html! {
         tr {
             th scope="row" {
                 (wording::chamber(chamber))
                 @if chamber == lead { " (leads)" } @else { " (may veto)" }
             }
-            td.number { (wording::weight(tally.yes)) }
-            td.number { (wording::weight(tally.no)) }
-            td.number { (wording::weight(tally.abstain)) }
-            td.number { (wording::weight(tally.eligible)) }
-            td.number { (wording::percent(of_decided)) }
-            td.number { (wording::percent(of_eligible)) }
+            td.number data-tally=(cell("yes")) { (wording::weight(tally.yes)) }
+            td.number data-tally=(cell("no")) { (wording::weight(tally.no)) }
+            td.number data-tally=(cell("abstain")) { (wording::weight(tally.abstain)) }
+            td.number data-tally=(cell("eligible")) { (wording::weight(tally.eligible)) }
+            td.number data-tally=(cell("of-decided")) { (wording::percent(of_decided)) }
+            td.number data-tally=(cell("of-eligible")) { (wording::percent(of_eligible)) }
             td.number { "more than " (wording::percent(threshold.majority)) }
             td.number { (wording::percent(threshold.quorum)) }
         }
@@ -466,6 +481,10 @@ pub struct DisputePage<'a> {
     pub dispute: &'a DisputeRecord,
     /// The disputed deposit's title, when this node knows the deposit.
     pub title: Option<&'a str>,
+    /// The reason the board gave with the signature that put its ruling in force.
+    pub reason: Option<&'a str>,
+    /// The proposal whose decision ruled, when the chambers ruled.
+    pub proposal: Option<u64>,
 }
 
 pub fn dispute(site: &Site, page: &DisputePage) -> Markup {
@@ -478,12 +497,44 @@ pub fn dispute(site: &Site, page: &DisputePage) -> Markup {
             dd { a href={ "/deposits/" (d.cid) } { (page.title.unwrap_or("the disputed deposit")) } " " code.wrap { (d.cid) } }
             dt { "Ground" } dd { (wording::ground(&d.ground)) }
             @if let Some(register) = &d.register { dt { "Register it should carry" } dd { (register) } }
-            dt { "Opened by" } dd { (wording::person(&d.opened_by)) " on " (wording::when(d.opened_at)) }
+            dt { "Opened by" } dd { (wording::person(&d.opened_by)) " on " (wording::when(d.opened_at)) " (" a href={ "/log?start=" (d.id) } { "entry " (d.id) } ")" }
             dt { "Status" } dd { (dispute_status(&d.status)) }
         }
         h2 { "What the member said" }
         p.summary { (d.detail) }
-        h2 { "Board signatures so far" }
+        section aria-labelledby="ruling" {
+            h2 #ruling { "The ruling" }
+            @match &d.status {
+                DisputeStatus::Open => p {
+                    "The board has not ruled yet. Until it does, the deposit stays out of training snapshots. A ruling takes effect when enough board members sign the same one."
+                },
+                DisputeStatus::Ruled { ruling, log_index, signers } => {
+                    p {
+                        strong { "The board ruled: " (wording::ruling(ruling)) "." }
+                        " In force from " a href={ "/log?start=" (log_index) } { "entry " (log_index) } " of the log, signed by "
+                        @for (n, signer) in signers.iter().enumerate() { @if n > 0 { ", " } (wording::person(signer)) }
+                        "."
+                    }
+                    @if let Some(reason) = page.reason.filter(|r| !r.trim().is_empty()) {
+                        p { "The reason given:" }
+                        p.summary { (reason) }
+                    }
+                    p {
+                        "A member who thinks the board wrong appeals to the chambers with a proposal that rules on this dispute ("
+                        code { "substrate propose --resolve-dispute " (d.id) "=RULING" } ")."
+                    }
+                }
+                DisputeStatus::Resolved { ruling, decision } => p {
+                    strong { "The chambers ruled: " (wording::ruling(ruling)) "." }
+                    " By the decision at " a href={ "/log?start=" (decision) } { "entry " (decision) } " of the log"
+                    @if let Some(proposal) = page.proposal {
+                        ", on " a href={ "/proposals/" (proposal) } { "proposal " (proposal) }
+                    }
+                    "."
+                },
+            }
+        }
+        h2 { "Board signatures" }
         @if d.endorsements.is_empty() {
             p { "No board member has signed a ruling yet." }
         } @else {

@@ -2,8 +2,8 @@
 //! the static assets those pages load.
 //!
 //! Every page reads without JavaScript. The pages that act (making a key, depositing, voting,
-//! withdrawing, checking a receipt) need the browser to sign, so their markup lives in [`act`],
-//! paired with `assets/app.js`. This crate knows nothing of HTTP: the API crate calls these
+//! withdrawing, disputing, proposing, reading a members' text, checking a receipt) need the
+//! browser to sign, so their markup lives in [`act`], paired with `assets/app.js`. This crate knows nothing of HTTP: the API crate calls these
 //! functions and sends what they return.
 
 pub mod act;
