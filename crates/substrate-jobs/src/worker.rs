@@ -179,8 +179,10 @@ impl Worker {
                 ),
             }
             while !flag.load(Ordering::Relaxed) {
-                worker.step();
-                std::thread::sleep(worker.config.poll);
+                // After answering, look again at once: the next assignment may be there already.
+                if !worker.step() {
+                    std::thread::sleep(worker.config.poll);
+                }
             }
         })?;
         Ok(Worker { stop, thread: Some(thread) })
@@ -217,17 +219,19 @@ impl Loop {
         substrate_core::identity::did_of(&self.key.verifying_key())
     }
 
-    fn step(&mut self) {
+    /// One look at the state: renews the offer and runs this node's new assignments; whether it
+    /// ran any.
+    fn step(&mut self) -> bool {
         let governance = match self.reader.governance() {
             Ok(g) => g,
             Err(error) => {
                 tracing::warn!(%error, "the worker cannot read the state; trying again");
-                return;
+                return false;
             }
         };
         let node = self.node();
         if governance.node(&node).is_none() {
-            return;
+            return false;
         }
         self.keep_offer(&governance, &node);
         let mine: Vec<(JobRecord, Run)> = governance
@@ -237,6 +241,7 @@ impl Loop {
             .filter_map(|job| job.live_run().filter(|r| r.node == node).map(|r| (job.clone(), r.clone())))
             .filter(|(_, run)| !self.done.contains(&run.assignment))
             .collect();
+        let ran = !mine.is_empty();
         for (job, run) in mine {
             self.done.insert(run.assignment);
             let result = self.run(&governance, &job, &run);
@@ -259,6 +264,7 @@ impl Loop {
             };
             self.submit(event, &format!("the result of job {} (assignment {})", job.id, run.assignment));
         }
+        ran
     }
 
     fn keep_offer(&mut self, governance: &Governance, node: &str) {

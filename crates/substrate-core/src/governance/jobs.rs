@@ -13,8 +13,10 @@
 //! [`OFFER_LIFETIME_MS`] after its worker last renewed it, so a node that stopped without saying
 //! so is not assigned work it will never answer; and a node whose failed checks outweigh its
 //! passes ([`Reputation::shunned`]) has every result re-executed, not a sampled share, until its
-//! passes bring its score back. The sequencer's plan also gives a node one job at a time: a worker
-//! runs its jobs one after another, so a second assignment would only wait out its deadline.
+//! passes bring its score back, and its outputs that stood unchecked before the catch are checked
+//! after all ([`Recheck`]). The sequencer's plan also gives a node at most [`MAX_ASSIGNED`] jobs
+//! at once: a worker runs its jobs one after another, so more would only wait out their
+//! deadlines behind the first.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,6 +60,12 @@ pub const QUEUE_LIMIT_MS: u64 = 3_600_000;
 /// state encoding 4 or later; a running worker renews its offer every [`OFFER_RENEWAL_MS`].
 pub const OFFER_LIFETIME_MS: u64 = 15 * 60 * 1000;
 pub const OFFER_RENEWAL_MS: u64 = 5 * 60 * 1000;
+
+/// Most assignments the sequencer's plan gives one node at once: the one it runs and the next
+/// two, so that a worker goes from one job to the next while its results travel to the sequencer
+/// and the new assignments back, and no more, so that a queue does not wait out its deadlines
+/// behind one worker.
+pub const MAX_ASSIGNED: usize = 3;
 
 /// Most earlier outputs of a node caught out of line that are re-executed, the latest first, and
 /// how far back (ms) the catch reaches: older outputs stand as they were (state encoding 4).
@@ -774,23 +782,30 @@ impl Governance {
     /// another can take it, the best reputation, then the fewest live assignments, then an order
     /// that spreads jobs (the sha256 of the job id and the node key).
     pub fn choose_worker(&self, job: &JobRecord, role: Role, at: u64) -> Option<String> {
-        self.choose_worker_among(job, role, at, |_| true)
+        self.choose_worker_among(job, role, at, &self.load(None), |_| true)
     }
 
-    /// [`Governance::choose_worker`] among the nodes `allowed` lets through.
+    /// How many live assignments each node holds: every one waiting for its result, or (with
+    /// `now`) only those whose deadline has not passed.
+    fn load(&self, now: Option<u64>) -> BTreeMap<String, usize> {
+        let mut load: BTreeMap<String, usize> = BTreeMap::new();
+        for open in self.open_jobs.iter().filter_map(|id| self.jobs.get(id)) {
+            if let Some(run) = open.live_run().filter(|run| now.is_none_or(|now| run.deadline >= now)) {
+                *load.entry(run.node.clone()).or_default() += 1;
+            }
+        }
+        load
+    }
+
+    /// [`Governance::choose_worker`] among the nodes `allowed` lets through, `load` breaking ties.
     fn choose_worker_among(
         &self,
         job: &JobRecord,
         role: Role,
         at: u64,
+        load: &BTreeMap<String, usize>,
         allowed: impl Fn(&str) -> bool,
     ) -> Option<String> {
-        let mut load: BTreeMap<&str, usize> = BTreeMap::new();
-        for open in self.open_jobs.iter().filter_map(|id| self.jobs.get(id)) {
-            if let Some(run) = open.live_run() {
-                *load.entry(run.node.as_str()).or_default() += 1;
-            }
-        }
         let mut eligible: Vec<(&str, Reputation)> = self
             .offers
             .keys()
@@ -807,7 +822,7 @@ impl Governance {
             .min_by(|(a, ra), (b, rb)| {
                 rb.score()
                     .total_cmp(&ra.score())
-                    .then(load.get(a).copied().unwrap_or(0).cmp(&load.get(b).copied().unwrap_or(0)))
+                    .then(load.get(*a).copied().unwrap_or(0).cmp(&load.get(*b).copied().unwrap_or(0)))
                     .then(spread(job.id, a).cmp(&spread(job.id, b)))
             })
             .map(|(node, _)| node.to_owned())
@@ -816,29 +831,24 @@ impl Governance {
     /// What the sequencer should do about open jobs at `now`: assign, reassign past a deadline,
     /// draw, or give up. A draw's proof is left for the log key to sign.
     ///
-    /// A node busy with one assignment is not given another: a worker runs its jobs one after
-    /// another, and a second would wait out its deadline behind the first. Jobs are planned in
-    /// the order they were requested.
+    /// A node holds at most [`MAX_ASSIGNED`] assignments: a worker runs its jobs one after
+    /// another, so it is given the next ones while it runs one, and no more, which would wait out
+    /// their deadlines behind it. Jobs are planned in the order they were requested.
     pub fn job_plan(&self, now: u64) -> Vec<(u64, Planned)> {
-        let mut busy: BTreeSet<String> = self
-            .open_jobs
-            .iter()
-            .filter_map(|id| self.jobs.get(id))
-            .filter_map(|job| job.live_run().filter(|run| run.deadline >= now).map(|run| run.node.clone()))
-            .collect();
+        let mut load = self.load(Some(now));
         let mut plan = Vec::new();
         for job in self.open_jobs.iter().filter_map(|id| self.jobs.get(id)) {
             let step = match &job.status {
                 JobStatus::Drawing => job.answered(Role::Run).and_then(|r| r.result).map(Planned::Draw),
                 JobStatus::Open { needs } => match job.live_run() {
                     Some(run) if run.deadline >= now => None,
-                    _ => Some(self.next_assignment(job, *needs, now, &busy)),
+                    _ => Some(self.next_assignment(job, *needs, now, &load)),
                 },
                 JobStatus::Done { .. } | JobStatus::Failed { .. } => None,
             };
             if let Some(step) = step {
                 if let Planned::Assign { node, .. } = &step {
-                    busy.insert(node.clone());
+                    *load.entry(node.clone()).or_default() += 1;
                 }
                 plan.push((job.id, step));
             }
@@ -851,20 +861,22 @@ impl Governance {
         plan
     }
 
-    fn next_assignment(&self, job: &JobRecord, role: Role, now: u64, busy: &BTreeSet<String>) -> Planned {
+    fn next_assignment(
+        &self,
+        job: &JobRecord,
+        role: Role,
+        now: u64,
+        load: &BTreeMap<String, usize>,
+    ) -> Planned {
         let attempts = job.runs_of(role).count();
         if attempts >= MAX_ATTEMPTS {
             return Planned::Abandon(format!("{attempts} attempts to {} it lapsed or failed", role.name()));
         }
-        // Someone could take it once free: it waits for them rather than being given up.
-        let idle = |node: &str| !busy.contains(node);
-        if self.choose_worker_among(job, role, now, idle).is_none()
-            && self.choose_worker(job, role, now).is_some()
-        {
-            return Planned::Wait;
-        }
-        match self.choose_worker_among(job, role, now, idle) {
+        let room = |node: &str| load.get(node).copied().unwrap_or(0) < MAX_ASSIGNED;
+        match self.choose_worker_among(job, role, now, load, room) {
             Some(node) => Planned::Assign { node, role, deadline: now.saturating_add(job.deadline_ms) },
+            // Someone could take it once it has room: it waits for them rather than being given up.
+            None if self.choose_worker_among(job, role, now, load, |_| true).is_some() => Planned::Wait,
             None => {
                 let waiting_since = job.live_run().map_or(job.since, |r| r.deadline.max(job.since));
                 let patience = if role == Role::Run { QUEUE_LIMIT_MS } else { job.deadline_ms };
