@@ -2,11 +2,13 @@
 // receipt checked in the page, the receipt tampered with and the failing part named, a vote in a
 // live round and its decision, a withdrawal, a dispute opened and ruled on, a tally that changes
 // while its page is open, a members' text read with a signed request (and refused to an
-// outsider), a proposal made; axe-core's rules on every main page; screenshots.
+// outsider), a proposal made, a question asked of the commons (its answer streamed, its sources
+// listed); every page at 200% zoom; axe-core's rules on every main page; screenshots.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createRequire } from "node:module";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -484,6 +486,145 @@ describe("the pages in Chromium", () => {
       assert.match(await page.locator("[data-without-script]").textContent(), /substrate propose/);
     } finally {
       await page.unroute(script);
+    }
+  });
+
+  test("asking the commons: a node without models says how to serve them; an answer streams with its sources", async () => {
+    await open("/chat");
+    const none = page.locator("[data-no-models]");
+    await none.waitFor();
+    assert.match(await none.textContent(), /substrate serve --serve-models/);
+    assert.equal(await page.locator("#chat-form").isVisible(), false);
+    await accessible("chat page on a node without models");
+
+    // The node under test serves no model (the tiny models are written by the Rust tests' own
+    // helpers, which the binary does not offer), so a stub of this node's own two routes answers
+    // the page here: its models, and a streamed answer whose last chunk carries the citations.
+    // Each signed question is also passed on to the real node, which checks the signature and
+    // then, having no model, answers 404 model_not_found.
+    const asked = [];
+    await page.route("**/v1/models", (route) => route.fulfill({ json: { object: "list", data: [{ id: "tiny-chat", object: "model", owned_by: "commons" }] } }));
+    await page.route("**/v1/chat/completions", async (route) => {
+      const request = route.request();
+      const real = await route.fetch();
+      asked.push({ body: request.postData(), headers: await request.allHeaders(), real: real.status(), said: await real.text() });
+      const chunk = (delta, finish = null, extra = {}) =>
+        `data: ${JSON.stringify({ id: "chatcmpl-stub", object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }], ...extra })}\n\n`;
+      const citations = [{
+        index: 1, cid, handle: "tag:substrate.local,2026:t/1", title: "The dough that breathes", depositor: did, register: "narrative",
+        language: "en", license: "CC-BY-4.0", consent: "public", span: { start: 0, end: 24 }, quote: "The dough that breathes.\n", referenced: true,
+      }];
+      await route.fulfill({
+        status: 200,
+        headers: { "content-type": "text/event-stream" },
+        body: chunk({ role: "assistant", content: "" }) + chunk({ content: "It breathes" }) + chunk({ content: " at dawn [1]." }) +
+          chunk({}, "stop", { citations }) + "data: [DONE]\n\n",
+      });
+    });
+    try {
+      await open("/chat");
+      assert.match(await page.locator("[data-chat-signer]").textContent(), new RegExp(did));
+      // This node keeps no index, so drawing on the texts is not chosen for the asker.
+      const retrieval = page.getByLabel("Answer from the commons' texts, and list them");
+      assert.equal(await retrieval.isChecked(), false);
+      await retrieval.check();
+      for (const question of ["What does the dough do?", "And at night?"]) {
+        await page.getByLabel("Your question").fill(question);
+        await page.getByRole("button", { name: "Ask" }).click();
+        await page.locator("[data-answered]").waitFor();
+      }
+      assert.equal(await page.locator("[data-chat-text]").textContent(), "It breathes at dawn [1].");
+      const item = page.locator(`[data-citation="${cid}"]`);
+      assert.equal(await item.locator("a").getAttribute("href"), `/deposits/${cid}`);
+      assert.match(await item.textContent(), /The dough that breathes \(narrative, CC-BY-4\.0\), cited as \[1\]/);
+      assert.match(await item.textContent(), new RegExp(`by ${did}, bytes 0\\.\\.24`));
+      assert.equal(await item.locator("blockquote").textContent(), "The dough that breathes.");
+      await shoot("chat");
+      await accessible("chat page with an answer");
+
+      // Streamed, from the commons, each signed anew by the browser's key over its own body.
+      assert.equal(asked.length, 2);
+      for (const { body, headers, real, said } of asked) {
+        const sent = JSON.parse(body);
+        assert.deepEqual([sent.model, sent.stream, sent.retrieval, sent.messages.length], ["tiny-chat", true, true, 1]);
+        assert.equal(headers["content-digest"], `sha-256=:${createHash("sha256").update(body).digest("base64")}:`);
+        assert.match(headers["signature-input"], new RegExp(`"content-digest"\\);created=\\d+;keyid="${did}"`));
+        assert.equal(real, 404, `the real node on the page's signed question: ${said}`);
+        assert.match(said, /model_not_found/);
+      }
+      assert.notEqual(asked[0].headers.signature, asked[1].headers.signature);
+    } finally {
+      await page.unroute("**/v1/models");
+      await page.unroute("**/v1/chat/completions");
+    }
+  });
+
+  test("at 200% zoom nothing overflows sideways, and Tab reaches every control", async () => {
+    // A 1280-pixel-wide window at 200% zoom lays a page out in 640 CSS pixels.
+    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
+    try {
+      const zoomed = await (await browser.newContext({ baseURL: node.url, viewport: { width: 640, height: 800 }, deviceScaleFactor: 2 })).newPage();
+      const proposal = (await api(node.url, "/v1/proposals")).body.proposals[0];
+      const paths = [
+        "/", "/deposits", `/deposits/${cid}`, "/deposit", "/verify", "/key", "/proposals", "/propose", "/members",
+        `/members/${did}`, "/disputes", "/log", "/models", "/mesh", "/jobs", "/chat",
+      ];
+      if (proposal) paths.push(`/proposals/${proposal.id ?? proposal.proposal?.id}`);
+      for (const path of paths) {
+        const response = await zoomed.goto(path);
+        assert.equal(response.status(), 200, path);
+        await zoomed.waitForSelector("html[data-ready=true]", { timeout: 10_000 });
+        // Everything but what a container of its own scrolls (the wide tables) fits the width.
+        const overflowing = await zoomed.evaluate(() => {
+          const width = document.documentElement.clientWidth;
+          const name = (el) => el.tagName.toLowerCase() + (el.id ? `#${el.id}` : "") + (el.className && typeof el.className === "string" ? `.${el.className.split(" ").join(".")}` : "");
+          const out = [];
+          if (document.documentElement.scrollWidth > width) out.push(`the page is ${document.documentElement.scrollWidth}px wide in ${width}px`);
+          for (const el of document.body.querySelectorAll("*")) {
+            if (el.parentElement?.closest(".scroll") || el.closest(".skip")) continue;
+            const box = el.getBoundingClientRect();
+            if (box.width === 0 && box.height === 0) continue;
+            if (box.right > width + 1 || box.left < -1) out.push(`${name(el)} spans ${Math.round(box.left)}..${Math.round(box.right)}`);
+          }
+          return out;
+        });
+        assert.deepEqual(overflowing, [], `${path} at 200%`);
+
+        // Tab from the top of the freshly loaded page until focus comes round again: every visible control is
+        // reached (a group of radio buttons once, as arrows move within it), and each in view.
+        const seen = [];
+        let outside = 0;
+        for (let press = 0; press < 400 && outside < 3; press++) {
+          await zoomed.keyboard.press("Tab");
+          const stop = await zoomed.evaluate(() => {
+            const el = document.activeElement;
+            if (el === null || el === document.body) return null;
+            if (el.dataset.tabbed) return "again";
+            el.dataset.tabbed = "yes";
+            const box = el.getBoundingClientRect();
+            const scrolled = el.parentElement?.closest(".scroll");
+            return { what: el.outerHTML.slice(0, 80), inView: scrolled !== null || (box.left >= -1 && box.right <= document.documentElement.clientWidth + 1) };
+          });
+          if (stop === "again") break;
+          // Focus left the page after its last control (to the browser's own): the round is done.
+          if (stop === null && seen.length > 0) outside++;
+          if (stop !== null) seen.push(stop);
+        }
+        assert.deepEqual(seen.filter((s) => !s.inView).map((s) => s.what), [], `${path}: focus out of view at 200%`);
+        const unreached = await zoomed.evaluate(() => {
+          const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden";
+          const controls = [...document.querySelectorAll("input, select, textarea, button, a[href]")]
+            .filter((el) => visible(el) && !el.disabled && el.tabIndex >= 0);
+          const groups = new Set(controls.filter((el) => el.type === "radio" && el.dataset.tabbed).map((el) => el.name));
+          return controls
+            .filter((el) => !el.dataset.tabbed && !(el.type === "radio" && groups.has(el.name)))
+            .map((el) => el.outerHTML.slice(0, 80));
+        });
+        assert.deepEqual(unreached, [], `${path}: not reached by Tab at 200%`);
+        if (path === "/deposit") await zoomed.screenshot({ path: join(screenshots, "deposit-200-percent.png"), fullPage: true });
+      }
+    } finally {
+      await browser.close();
     }
   });
 

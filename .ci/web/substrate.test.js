@@ -85,9 +85,77 @@ describe("the encodings", () => {
     assert.equal(substrate.fromBase64("Q-=="), null, "not the standard alphabet");
   });
 
+  test("server-sent events are read whole, however the stream is cut", async () => {
+    const events = [
+      'data: {"choices":[{"delta":{"content":"Héron"}}]}',
+      ": a comment\ndata: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"citations\":[{\"index\":1}]}",
+      "event: ignored\ndata: first line\ndata:second line",
+      "data: [DONE]",
+    ];
+    const bytes = substrate.utf8(events.join("\n\n") + "\n\n" + "data: cut off before its blank line\n");
+    const expected = [
+      '{"choices":[{"delta":{"content":"Héron"}}]}',
+      '{"choices":[{"delta":{},"finish_reason":"stop"}],"citations":[{"index":1}]}',
+      "first line\nsecond line",
+      "[DONE]",
+    ];
+    // Every way of cutting it in two (through the two bytes of "é" too), and byte by byte.
+    const cuts = [...Array.from({ length: bytes.length + 1 }, (_, at) => [at]), Array.from({ length: bytes.length }, (_, i) => i)];
+    for (const points of cuts) {
+      const parts = [];
+      let from = 0;
+      for (const at of [...points, bytes.length]) {
+        parts.push(bytes.slice(from, at));
+        from = at;
+      }
+      const stream = new ReadableStream({
+        start(controller) {
+          for (const part of parts) controller.enqueue(part);
+          controller.close();
+        },
+      });
+      const got = [];
+      for await (const data of substrate.serverSentEvents(stream)) got.push(data);
+      assert.deepEqual(got, expected, `cut at ${points.length === 1 ? points[0] : "every byte"}`);
+    }
+    // CRLF line ends read the same.
+    const crlf = new Blob([substrate.utf8("data: a\r\ndata: b\r\n\r\n")]).stream();
+    const got = [];
+    for await (const data of substrate.serverSentEvents(crlf)) got.push(data);
+    assert.deepEqual(got, ["a\nb"]);
+  });
+
   test("weights are written as serde_json writes an f64", () => {
     assert.equal(substrate.sortedJson({ b: new substrate.F64(1), a: new substrate.F64(0.05), c: new substrate.F64(0) }), '{"a":0.05,"b":1.0,"c":0.0}');
     assert.throws(() => substrate.sortedJson({ a: new substrate.F64(1e-7) }), /round it/);
+  });
+});
+
+describe("keys that are no keys", () => {
+  // The eight encodings of the points of small order (the identity, the point of order 2, two of
+  // order 4 and four of order 8).
+  const small = [
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+  ];
+  const bytes = (text) => Uint8Array.from(text.match(/../g), (pair) => parseInt(pair, 16));
+
+  test("the points of small order and y ≥ p are refused; real keys are not", async () => {
+    for (const point of small) assert.match(substrate.weakPoint(bytes(point)) ?? "", /small order/, point);
+    // p itself and p + 1: spellings of y = 0 and y = 1 at or past the field's modulus.
+    for (const point of ["edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"]) {
+      assert.match(substrate.weakPoint(bytes(point)) ?? "", /not canonically encoded/, point);
+    }
+    for (let i = 0; i < 16; i++) {
+      const key = await substrate.createKey();
+      assert.equal(substrate.weakPoint(key.publicKey), null, key.did);
+    }
   });
 });
 
@@ -283,6 +351,64 @@ describe("a live node", () => {
     assert.equal(run(["verify", receiptFile, "--commons-key", node.vkey, "--content", textFile]).status, 0);
   });
 
+  test("a small-order log key or signer key is refused here as `substrate verify` refuses it", async () => {
+    // The identity point signs anything with R = identity and S = 0: RFC 8032's check (and so
+    // WebCrypto's) accepts that signature for every message.
+    const identity = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0));
+    const trivial = substrate.concat(identity, new Uint8Array(32));
+    const noteHash = async (name, publicKey) => (await substrate.sha256(substrate.concat(substrate.utf8(name + "\n"), Uint8Array.of(1), publicKey))).slice(0, 4);
+    const vkeyOf = async (name, publicKey) => `${name}+${substrate.hex(await noteHash(name, publicKey))}+${substrate.base64(substrate.concat(Uint8Array.of(1), publicKey))}`;
+    const signLine = async (name, publicKey, sig) => `\u2014 ${name} ${substrate.base64(substrate.concat(await noteHash(name, publicKey), sig))}\n`;
+    const refusedByCli = (receipt, vkey) => {
+      const file = join(dir, "weak.json");
+      writeFileSync(file, JSON.stringify(receipt));
+      return run(["verify", file, "--commons-key", vkey]);
+    };
+
+    // A log key that is the identity, and a checkpoint "signed" by it.
+    const content = substrate.utf8("A text whose checkpoint a degenerate key claims.\n");
+    const event = await substrate.depositEvent(content, { register: "oral", consent: "public", title: "Claimed", language: "en", license: "CC0-1.0" });
+    const real = (await api(node.url, "/v1/deposits", { method: "POST", body: substrate.depositRequest(await substrate.signEvent(browserKey, event), content) })).body;
+    const { checkpoint } = substrate.parseTlogProof(real.proof);
+    const origin = checkpoint.split("\n")[0];
+    const body = checkpoint.slice(0, checkpoint.lastIndexOf("\n\n") + 1);
+    const forged = { ...real, proof: real.proof.slice(0, real.proof.length - checkpoint.length) + body + "\n" + (await signLine(origin, identity, trivial)) };
+    const weakLog = await vkeyOf(origin, identity);
+    const byPage = await substrate.verifyReceipt(forged, weakLog);
+    assert.deepEqual([byPage.ok, byPage.part], [false, "log key"], JSON.stringify(byPage));
+    assert.match(byPage.detail, /small order/);
+    const byCli = refusedByCli(forged, weakLog);
+    assert.notEqual(byCli.status, 0, `substrate verify accepted it:\n${byCli.stdout}`);
+
+    // A deposit "signed" by the identity's did:key, in a log of one entry under a sound log key.
+    const logKey = await substrate.keyFromSeed(globalThis.crypto.getRandomValues(new Uint8Array(32)), "log");
+    const envelope = await substrate.signEvent(logKey, event);
+    envelope.signatures = [{ keyid: substrate.didOf(identity), sig: substrate.base64(trivial) }];
+    const time = 1_796_000_000_000n;
+    const stamp = new Uint8Array(8);
+    new DataView(stamp.buffer).setBigUint64(0, time);
+    const leaf = substrate.concat(stamp, substrate.envelopeBytes(envelope));
+    const note = `weak.example/log\n1\n${substrate.base64(await substrate.leafHash(leaf))}\n`;
+    const noteSig = await logKey.sign(substrate.utf8(note));
+    const receipt = {
+      kind: "deposit", cid: real.cid, handle: null, doi: null, log_index: 0,
+      integrated_time: new Date(Number(time)).toISOString(), envelope, entry: substrate.base64(leaf),
+      proof: `c2sp.org/tlog-proof@v1\nindex 0\n\n${note}\n${await signLine("weak.example/log", logKey.publicKey, noteSig)}`,
+    };
+    const soundLog = await vkeyOf("weak.example/log", logKey.publicKey);
+    const signed = await substrate.verifyReceipt(receipt, soundLog);
+    assert.deepEqual([signed.ok, signed.part], [false, "signature"], JSON.stringify(signed));
+    assert.match(signed.detail, /small order/);
+    // The same receipt with a real signer's key passes: only the degenerate key fails it.
+    const sound = structuredClone(receipt);
+    sound.envelope = await substrate.signEvent(browserKey, event);
+    sound.entry = substrate.base64(substrate.concat(stamp, substrate.envelopeBytes(sound.envelope)));
+    const soundNote = `weak.example/log\n1\n${substrate.base64(await substrate.leafHash(substrate.fromBase64(sound.entry)))}\n`;
+    sound.proof = `c2sp.org/tlog-proof@v1\nindex 0\n\n${soundNote}\n${await signLine("weak.example/log", logKey.publicKey, await logKey.sign(substrate.utf8(soundNote)))}`;
+    assert.equal((await substrate.verifyReceipt(sound, soundLog)).ok, true);
+    assert.equal(refusedByCli(sound, soundLog).status, 0, "substrate verify accepts the sound one");
+  });
+
   test("a vote, a consent change and a withdrawal signed here are accepted", async () => {
     ok(["member", "attest", browserKey.did, "--days", "30", "--key", steward.file, "--node", node.url]);
     const proposals = (await api(node.url, "/v1/proposals")).body.proposals;
@@ -399,5 +525,35 @@ describe("a live node", () => {
     const stale = await read(url, await substrate.signRequest(stewardKey, "GET", url, { created: Math.floor(Date.now() / 1000) - 600 }));
     assert.deepEqual([stale.status, stale.body?.error], [401, "bad_signature"]);
     assert.match(stale.body.detail, /sign again/);
+  });
+
+  test("a chat signed here covers its body's Content-Digest, and its signature is accepted once", async () => {
+    // This node serves no model: a request the signature check lets through is refused for want
+    // of one (404 model_not_found), after the node has said who is asking.
+    const url = `${node.url}/v1/chat/completions`;
+    const body = substrate.chatRequest("SmolLM2-135M-Instruct", "Who sang the water song?");
+    assert.deepEqual(JSON.parse(body), { model: "SmolLM2-135M-Instruct", messages: [{ role: "user", content: "Who sang the water song?" }], stream: true, retrieval: true });
+    const post = async (headers, sent = body) => {
+      const response = await fetch(url, { method: "POST", body: sent, headers: { "content-type": "application/json", ...headers } });
+      return { status: response.status, body: await response.json() };
+    };
+    const signed = await substrate.signRequest(stewardKey, "POST", url, { body });
+    assert.equal(signed["Content-Digest"], `sha-256=:${substrate.base64(await substrate.sha256(substrate.utf8(body)))}:`);
+    assert.match(signed["Signature-Input"], /^sig1=\("@method" "@authority" "@path" "@query" "content-digest"\);created=/);
+    const member = await post(signed);
+    assert.deepEqual([member.status, member.body.error?.code], [404, "model_not_found"], JSON.stringify(member.body));
+
+    const again = await post(signed);
+    assert.equal(again.status, 401, JSON.stringify(again.body));
+    assert.match(JSON.stringify(again.body), /replayed_signature/);
+    const altered = await post(await substrate.signRequest(stewardKey, "POST", url, { body }), body.replace("water", "fire"));
+    assert.equal(altered.status, 401, JSON.stringify(altered.body));
+    assert.match(JSON.stringify(altered.body), /Content-Digest/);
+    const { "Content-Digest": _, ...undigested } = await substrate.signRequest(stewardKey, "POST", url);
+    const bare = await post(undigested);
+    assert.equal(bare.status, 401, JSON.stringify(bare.body));
+    assert.match(JSON.stringify(bare.body), /content-digest/);
+    const outsider = await post(await substrate.signRequest(await substrate.createKey(), "POST", url, { body }));
+    assert.equal(outsider.status, 403, JSON.stringify(outsider.body));
   });
 });

@@ -111,7 +111,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(axum::middleware::map_response(crate::error::inert))
         .layer(DefaultBodyLimit::max(body_limit))
-        .merge(crate::web::router())
+        .merge(crate::web::router(&state))
         .with_state(state)
 }
 
@@ -258,6 +258,9 @@ thread_local! {
 /// fields hold control characters is refused here, before the sequencer.
 fn open(envelope: Envelope) -> Result<SignedEvent, ApiError> {
     let event = KEYS.with_borrow_mut(|keys| SignedEvent::open_with(envelope, keys))?;
+    if let Err(weak) = event.envelope.check_strict() {
+        return Err(ApiError::bad_request("weak_signature", weak.to_string()));
+    }
     if let Some(field) = event.event.control_characters() {
         return Err(ApiError::bad_request(
             "control_characters",

@@ -19,8 +19,9 @@ use crate::ApiError;
 use crate::governance::now_ms;
 use crate::routes::{AppState, blocking};
 
-/// The pages, the assets, and an HTML 404 for any other path under the pages' own prefixes.
-pub fn router() -> Router<AppState> {
+/// The pages, the assets, and an HTML 404 for any other path under the pages' own prefixes;
+/// whatever else goes wrong on these routes (axum's own refusals among it) is a page too.
+pub fn router(state: &AppState) -> Router<AppState> {
     let mut router = Router::new()
         .route("/", get(home))
         .route("/deposits", get(deposits))
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/jobs", get(jobs))
         .route("/key", get(key))
         .route("/verify", get(verify))
+        .route("/chat", get(chat))
         .route("/assets/{name}", get(asset));
     for prefix in [
         "/deposit",
@@ -53,11 +55,58 @@ pub fn router() -> Router<AppState> {
         "/jobs",
         "/key",
         "/verify",
+        "/chat",
         "/assets/{name}",
     ] {
         router = router.route(&format!("{prefix}/{{*rest}}"), get(no_page));
     }
-    router
+    // A page's address with a slash after it is the page; the API's JSON 404 would answer it.
+    for path in [
+        "/deposits",
+        "/deposit",
+        "/proposals",
+        "/propose",
+        "/members",
+        "/disputes",
+        "/log",
+        "/mesh",
+        "/models",
+        "/jobs",
+        "/key",
+        "/verify",
+        "/chat",
+    ] {
+        router = router.route(&format!("{path}/"), get(move || async move { Redirect::permanent(path) }));
+    }
+    router.layer(axum::middleware::map_response_with_state(state.clone(), framed))
+}
+
+/// A refusal on the pages' routes that is not already a page (a path that is not UTF-8, a method
+/// a page does not take: axum's own, in plain text) answers as a page in the frame, under the
+/// pages' policy, with its status.
+async fn framed(State(app): State<AppState>, response: Response) -> Response {
+    let status = response.status();
+    let is_html =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_html {
+        return response;
+    }
+    let detail = match status {
+        StatusCode::NOT_FOUND => NO_PAGE,
+        StatusCode::METHOD_NOT_ALLOWED => "This address is a page to read: it answers GET, and nothing else.",
+        s if s.is_server_error() => {
+            "The node could not make this page. Try again in a moment; if it keeps failing, tell the node's operator."
+        }
+        _ => {
+            "This address does not name a page: part of it cannot be read (a stray character, or an escape that is not UTF-8). Check the address."
+        }
+    };
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut page = Failure::new(&site(&app).await, status, detail).into_response();
+    if let Some(allow) = allow {
+        page.headers_mut().insert(header::ALLOW, allow);
+    }
+    page
 }
 
 /// Deposits (and jobs) listed on one page.
@@ -216,7 +265,10 @@ async fn home(State(app): State<AppState>) -> Page {
     .await
 }
 
-async fn deposits(State(app): State<AppState>, Query(query): Query<Vec<(String, String)>>) -> Page {
+async fn deposits(
+    State(app): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<(StatusCode, Html), Failure> {
     let site = site(&app).await;
     let before = number(&site, &query, "before")?;
     let filters = substrate_web::Filters {
@@ -236,7 +288,8 @@ async fn deposits(State(app): State<AppState>, Query(query): Query<Vec<(String, 
             ),
         ));
     }
-    let search = search(&app, &filters).await;
+    // A search that failed still shows the list, under the failure's own status.
+    let (search, status) = search(&app, &filters).await;
     let chosen = |value: &String| (!value.is_empty()).then(|| value.clone());
     let deposit_query = DepositQuery {
         register: chosen(&filters.register),
@@ -246,9 +299,12 @@ async fn deposits(State(app): State<AppState>, Query(query): Query<Vec<(String, 
         before,
         limit: PER_PAGE + 1,
     };
-    render(&app, move |r, site| {
-        let mut listed = r.deposits(&deposit_query)?;
-        let next = (listed.len() as u64 > PER_PAGE).then(|| listed[PER_PAGE as usize - 1].log_index);
+    let rendered = render(&app, move |r, site| {
+        // A filter that matches little stops at the reader's window; the page then goes on from
+        // where the window ended rather than claim that nothing older matches.
+        let (mut listed, stopped) = r.deposits_scanned(&deposit_query)?;
+        let full = listed.len() as u64 > PER_PAGE;
+        let next = if full { Some(listed[PER_PAGE as usize - 1].log_index) } else { stopped };
         listed.truncate(PER_PAGE as usize);
         let registers = registers(&*r.governance()?);
         Ok(page::deposits(
@@ -258,23 +314,29 @@ async fn deposits(State(app): State<AppState>, Query(query): Query<Vec<(String, 
                 filters: &filters,
                 deposits: &listed,
                 next,
+                scanned: stopped.filter(|_| !full).map(|_| substrate_store::reader::DEPOSIT_SCAN),
                 search,
             },
         ))
     })
-    .await
+    .await?;
+    Ok((status, rendered))
 }
 
-/// What the search index found for the list's words; the browser is not a signed member, so
-/// only public texts are found.
-async fn search(app: &AppState, filters: &substrate_web::Filters) -> substrate_web::SearchState {
+/// What the search index found for the list's words, and the status the page answers with; the
+/// browser is not a signed member, so only public texts are found.
+async fn search(
+    app: &AppState,
+    filters: &substrate_web::Filters,
+) -> (substrate_web::SearchState, StatusCode) {
     use substrate_web::SearchState;
-    let Some(index) = app.search.clone() else { return SearchState::Off };
+    let Some(index) = app.search.clone() else { return (SearchState::Off, StatusCode::OK) };
     if filters.query.is_empty() {
-        return SearchState::Ready;
+        return (SearchState::Ready, StatusCode::OK);
     }
     if filters.query.chars().count() > 1000 {
-        return SearchState::Failed("the words to find are 1 to 1000 characters".to_owned());
+        let why = "The words to find are 1 to 1000 characters; use fewer.";
+        return (SearchState::Failed(why.to_owned()), StatusCode::BAD_REQUEST);
     }
     let mode =
         if index.has_vectors() { substrate_search::Mode::Hybrid } else { substrate_search::Mode::Bm25 };
@@ -286,14 +348,23 @@ async fn search(app: &AppState, filters: &substrate_web::Filters) -> substrate_w
         include_commons: false,
     };
     match crate::search::find(app, index, &filters.query, search_filters, mode, HITS).await {
-        Ok((hits, _)) => SearchState::Found(
-            hits.into_iter()
-                // The index holds commons texts too; a page nobody signs shows public ones only.
-                .filter(|hit| hit.deposit.consent == ConsentTier::Public)
-                .map(|hit| substrate_web::SearchHit { deposit: hit.deposit, snippet: hit.snippet })
-                .collect(),
+        Ok((hits, _)) => (
+            SearchState::Found(
+                hits.into_iter()
+                    // The index holds commons texts too; a page nobody signs shows public ones only.
+                    .filter(|hit| hit.deposit.consent == ConsentTier::Public)
+                    .map(|hit| substrate_web::SearchHit { deposit: hit.deposit, snippet: hit.snippet })
+                    .collect(),
+            ),
+            StatusCode::OK,
         ),
-        Err(e) => SearchState::Failed(e.detail),
+        // The engine's own words say nothing a reader can act on, and may say what they should not.
+        Err(e) => {
+            tracing::warn!(detail = %e.detail, "a search from the deposits page failed");
+            let why = "The search index could not answer. Try again in a moment; if it keeps failing, \
+                       tell the node's operator.";
+            (SearchState::Failed(why.to_owned()), e.status)
+        }
     }
 }
 
@@ -377,7 +448,9 @@ async fn deposit_by_handle(
     let found = blocking(&app.reader, move |r| Ok(r.deposit(&handle)?.cid.to_string())).await;
     match found {
         Ok(cid) => Redirect::to(&format!("/deposits/{cid}")).into_response(),
-        Err(_) => no_page(State(app)).await.into_response(),
+        Err(e) if e.status == StatusCode::NOT_FOUND => no_page(State(app)).await.into_response(),
+        // A read that failed is not a missing page: it says so, with its own status.
+        Err(e) => Failure::from_api(&site(&app).await, e).into_response(),
     }
 }
 
@@ -426,6 +499,19 @@ async fn verify(State(app): State<AppState>) -> Page {
         ))
     })
     .await
+}
+
+/// Asking the commons: the page asks the node's own OpenAI route, so it needs only to know which
+/// served model merely embeds, and whether answers can draw on an index.
+async fn chat(State(app): State<AppState>) -> Page {
+    let site = site(&app).await;
+    let embedding = app.inference.as_ref().and_then(|i| i.embedding.as_ref().map(|(id, _)| id.clone()));
+    Ok(Html(page::acting(
+        &site,
+        "Ask the commons",
+        Section::Chat,
+        act::chat_page(embedding.as_deref(), app.search.is_some()),
+    )))
 }
 
 fn standing(view: &crate::governance::ProposalView) -> substrate_web::Standing {
@@ -718,9 +804,7 @@ async fn asset(
 /// A path under the pages' prefixes that names no page.
 async fn no_page(State(app): State<AppState>) -> Failure {
     let site = site(&app).await;
-    Failure::new(
-        &site,
-        StatusCode::NOT_FOUND,
-        "There is no page at this address. The navigation above lists the pages; a deposit's page is /deposits/ and its CID.",
-    )
+    Failure::new(&site, StatusCode::NOT_FOUND, NO_PAGE)
 }
+
+const NO_PAGE: &str = "There is no page at this address. The navigation above lists the pages; a deposit's page is /deposits/ and its CID.";

@@ -44,6 +44,10 @@ pub enum EnvelopeError {
     BadSignature(String),
     #[error("{0} signs the envelope twice")]
     RepeatedSigner(String),
+    #[error(
+        "{0} is a key of small order, for which anyone can make a signature that verifies; sign with a key made by `substrate id new`"
+    )]
+    WeakKey(String),
 }
 
 /// One Ed25519 equation an envelope's signature must satisfy: the signature by `key` over
@@ -167,6 +171,23 @@ impl Envelope {
         });
     }
 
+    /// The stricter checks a node makes of what it is sent, beyond what the fold requires of the
+    /// log (which must replay as it was written): no signer's key is of small order, and every
+    /// signature verifies by RFC 8032's strict rules (`verify_strict`).
+    pub fn check_strict(&self) -> Result<(), EnvelopeError> {
+        for signature in &self.signatures {
+            let key = identity::key_of(&signature.keyid)?;
+            if key.is_weak() {
+                return Err(EnvelopeError::WeakKey(signature.keyid.clone()));
+            }
+            let sig = ed25519_dalek::Signature::from_slice(&signature.sig)
+                .map_err(|_| EnvelopeError::SignatureLength)?;
+            key.verify_strict(&pae(&self.payload_type, &self.payload), &sig)
+                .map_err(|_| EnvelopeError::BadSignature(signature.keyid.clone()))?;
+        }
+        Ok(())
+    }
+
     fn check(&self, signature: &EnvelopeSignature) -> Result<VerifyingKey, EnvelopeError> {
         self.check_with(signature, identity::key_of)
     }
@@ -224,6 +245,27 @@ mod tests {
             pae("http://example.com/HelloWorld", b"hello world"),
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
         );
+    }
+
+    #[test]
+    fn a_small_order_key_signs_anything_and_the_strict_check_refuses_it() {
+        // The identity point as the key, and R = identity, S = 0 as the signature: the
+        // cofactorless equation holds for every message.
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        let weak = VerifyingKey::from_bytes(&identity_point).expect("a point");
+        let mut sig = [0u8; 64];
+        sig[0] = 1;
+        let forged = Envelope {
+            payload_type: PAYLOAD_TYPE.to_owned(),
+            payload: b"{\"anything\":true}".to_vec(),
+            signatures: vec![EnvelopeSignature { keyid: identity::did_of(&weak), sig: sig.to_vec() }],
+        };
+        assert!(forged.verify().is_ok(), "the log's rule (which must replay as written) lets it through");
+        assert_eq!(forged.check_strict(), Err(EnvelopeError::WeakKey(identity::did_of(&weak))));
+        // A real key's signature passes the strict check too.
+        let key = SigningKey::from_bytes(&[3u8; 32]);
+        assert_eq!(Envelope::sign(b"{\"a\":1}".to_vec(), &key).check_strict(), Ok(()));
     }
 
     #[test]

@@ -103,6 +103,8 @@ impl Receipt {
         if inner != self.envelope {
             return Err(VerifyError::EnvelopeMismatch);
         }
+        // A verifier holds a receipt to the strict rules a node holds submissions to.
+        inner.check_strict().map_err(|e| VerifyError::Signature(EventError::from(e)))?;
         let event = SignedEvent::open(inner)?;
         let stated_cid = event.event.cid().map(ToString::to_string);
         if stated_cid != self.cid || event.event.kind() != self.kind {

@@ -755,10 +755,119 @@ async function proposePage(root) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Asking the commons: the node's own chat route, streamed, with the texts the answer drew on.
+
+/// One text an answer drew on: its title linked to its page, who deposited it, its register, and
+/// the passage the model was given.
+function citationItem(citation) {
+  const span = citation.span ? `bytes ${citation.span.start}..${citation.span.end}` : null;
+  return el("li", { "data-citation": citation.cid },
+    el("a", { href: `/deposits/${citation.cid}` }, citation.title || citation.handle || citation.cid),
+    ` (${[citation.register, citation.license].filter(Boolean).join(", ")})`,
+    citation.referenced ? el("strong", {}, `, cited as [${citation.index}]`) : `, [${citation.index}], not named in the answer`,
+    el("br"), "by ", el("code", {}, citation.depositor), span ? `, ${span}` : null,
+    citation.quote ? el("blockquote", {}, citation.quote.trim()) : null);
+}
+
+/// The node's refusal of a chat, in the OpenAI error shape (or the API's own, before it).
+async function chatRefusal(response) {
+  let said = null;
+  try {
+    said = JSON.parse(await response.text());
+  } catch {
+    said = null;
+  }
+  const detail = said?.error?.message ?? said?.detail ?? response.statusText;
+  return new Refusal(response.status, said?.error?.code ?? said?.error ?? `http_${response.status}`, detail);
+}
+
+async function chatPage(root) {
+  const region = root.querySelector("[data-result]");
+  const form = root.querySelector("#chat-form");
+  const models = form.querySelector("#chat-model");
+  const answer = root.querySelector("[data-chat-answer]");
+  const text = root.querySelector("[data-chat-text]");
+  const sources = root.querySelector("[data-chat-sources]");
+  const list = root.querySelector("[data-chat-citations]");
+  // The models this node serves, but the one that only embeds.
+  let served = [];
+  try {
+    const response = await fetch("/v1/models", { headers: { accept: "application/json" }, cache: "no-store" });
+    if (response.ok) served = ((await response.json()).data ?? []).map((m) => m.id).filter((id) => id !== root.dataset.embedding);
+  } catch {
+    served = [];
+  }
+  if (served.length === 0) {
+    form.hidden = true;
+    root.querySelector("[data-no-models]").hidden = false;
+    return;
+  }
+  models.replaceChildren(...served.map((id) => el("option", { value: id }, id)));
+  const key = await storedKey();
+  if (key) {
+    root.querySelector("[data-chat-signer]").replaceChildren("Asked as ", el("code", {}, key.did),
+      ": each question is signed with the key in this browser, so a verified member is answered from the commons tier too.");
+  }
+  const button = form.querySelector("button[type=submit]");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const question = form.querySelector("#chat-question").value.trim();
+    if (!question) return say(region, "fail", el("p", {}, "Write a question first."));
+    const body = substrate.chatRequest(models.value, question, { retrieval: form.querySelector("#chat-retrieval").checked });
+    const url = new URL("/v1/chat/completions", location.href);
+    button.disabled = true;
+    text.replaceChildren();
+    list.replaceChildren();
+    sources.hidden = true;
+    answer.hidden = false;
+    text.setAttribute("aria-busy", "true");
+    say(region, "info", el("p", {}, "Asking the node; the answer appears below as it is written…"));
+    try {
+      // Signed anew for every question: the node accepts a chat's signature once.
+      const signer = await storedKey();
+      const signed = signer ? await substrate.signRequest(signer, "POST", url.href, { body }) : {};
+      let response;
+      try {
+        response = await fetch(url, {
+          method: "POST", body, cache: "no-store",
+          headers: { "content-type": "application/json", accept: "text/event-stream", ...signed },
+        });
+      } catch (e) {
+        throw new Refusal(0, "unreachable", `the node could not be reached (${e.message})`);
+      }
+      if (!response.ok) throw await chatRefusal(response);
+      let citations = [];
+      let finish = null;
+      for await (const data of substrate.serverSentEvents(response.body)) {
+        if (data === "[DONE]") break;
+        const chunk = JSON.parse(data);
+        if (chunk.error) throw new Refusal(response.status, chunk.error.code ?? "model_failed", chunk.error.message);
+        const choice = chunk.choices?.[0];
+        if (choice?.delta?.content) text.append(choice.delta.content);
+        if (choice?.finish_reason) finish = choice.finish_reason;
+        if (Array.isArray(chunk.citations)) citations = chunk.citations;
+      }
+      text.setAttribute("aria-busy", "false");
+      list.replaceChildren(...citations.map(citationItem));
+      sources.hidden = citations.length === 0;
+      const ended = finish === "length" ? " It stopped at the length the node allows." : "";
+      const drawn = citations.length === 0 ? "It drew on no text of the commons." : `It drew on ${citations.length} text(s) of the commons, listed under it.`;
+      say(region, "ok", el("p", { "data-answered": finish ?? "" }, el("strong", {}, "Answered. "), drawn, ended,
+        signer ? ` The question was signed by ${signer.did}.` : ""));
+    } catch (e) {
+      text.setAttribute("aria-busy", "false");
+      failure(region, "the question", e, "was not answered");
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const WIRING = {
   key: keyPage, deposit: depositPage, verify: verifyPage, vote: votePage, "own-deposit": ownDeposit,
-  dispute: disputeForm, "member-read": memberRead, propose: proposePage,
+  dispute: disputeForm, "member-read": memberRead, propose: proposePage, chat: chatPage,
 };
 /// What only reads: it needs no key, and no Ed25519.
 const LIVE = { tally: liveTally };

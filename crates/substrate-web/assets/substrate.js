@@ -6,8 +6,10 @@
 // `substrate` with the same key and fields are the same bytes; a request a member signs is
 // signed as substrate-api's signatures.rs signs it (RFC 9421). Receipts are checked here as
 // `substrate verify` checks them (substrate-core's receipt.rs, substrate-tlog's note.rs,
-// checkpoint.rs, proof.rs and merkle.rs), against a log key the person supplies, so a node that
-// lies about a receipt cannot make it pass.
+// checkpoint.rs, proof.rs and merkle.rs), against a log key the person supplies. A node serves
+// this very script, so a check made with it shows what the node's own code says; one that does
+// not rest on the node is made with `substrate verify` or another verifier, against the log key
+// the commons published elsewhere.
 //
 // Only WebCrypto is used: Ed25519 (Chromium 137 and later, Node 20 and later) and SHA-256.
 
@@ -316,7 +318,94 @@ export async function readKeyFile(text) {
   return key;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Points of edwards25519, as far as telling a usable key from a degenerate one.
+//
+// WebCrypto checks a signature as RFC 8032 does, and so accepts a key (or a signature's R) that
+// is a point of small order: with the identity as its key, a signature of R = identity, S = 0
+// "verifies" for any message, and nobody holds its secret. `substrate verify` refuses such keys
+// and signatures (ed25519-dalek's `verify_strict`), and so does this page, so that it never says
+// "verifies" where the command line refuses. A key whose y is written non-canonically (y ≥ p) is
+// refused too: it names the same point as another spelling, and a key has one spelling.
+
+const FIELD = 2n ** 255n - 19n;
+/// The order of the prime subgroup; a signature's S is below it.
+const GROUP_ORDER = 2n ** 252n + 27742317777372353535851937790883648493n;
+
+function fieldMod(a) {
+  const r = a % FIELD;
+  return r < 0n ? r + FIELD : r;
+}
+
+function fieldPow(base, exponent) {
+  let [result, b, e] = [1n, fieldMod(base), exponent];
+  while (e > 0n) {
+    if (e & 1n) result = (result * b) % FIELD;
+    b = (b * b) % FIELD;
+    e >>= 1n;
+  }
+  return result;
+}
+
+const fieldInverse = (a) => fieldPow(a, FIELD - 2n);
+const CURVE_D = fieldMod(-121665n * fieldInverse(121666n));
+const SQRT_MINUS_ONE = fieldPow(2n, (FIELD - 1n) / 4n);
+
+function littleEndian(bytes) {
+  let n = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]);
+  return n;
+}
+
+/// Decodes a 32-byte point (RFC 8032 5.1.3). Returns {x, y}, or {why} when it is no point.
+function decodePoint(bytes) {
+  const sign = bytes[31] >> 7;
+  const y = littleEndian(bytes) & ((1n << 255n) - 1n);
+  if (y >= FIELD) return { why: "is not canonically encoded (its y is not below p)" };
+  const u = fieldMod(y * y - 1n);
+  const v = fieldMod(CURVE_D * y * y + 1n);
+  let x = fieldMod(u * fieldPow(v, 3n) * fieldPow(u * fieldPow(v, 7n), (FIELD - 5n) / 8n));
+  const vxx = fieldMod(v * x * x);
+  if (vxx === fieldMod(-u)) x = fieldMod(x * SQRT_MINUS_ONE);
+  else if (vxx !== u) return { why: "is not a point on the curve" };
+  if (x === 0n && sign === 1) return { why: "is not canonically encoded (its x is zero and its sign bit set)" };
+  if (Number(x & 1n) !== sign) x = FIELD - x;
+  return { x, y };
+}
+
+/// Twisted Edwards addition (a = -1), complete for every pair of points of edwards25519.
+function addPoints(p, q) {
+  const t = fieldMod(CURVE_D * p.x * q.x * p.y * q.y);
+  return {
+    x: fieldMod((p.x * q.y + p.y * q.x) * fieldInverse(1n + t)),
+    y: fieldMod((p.y * q.y + p.x * q.x) * fieldInverse(1n - t)),
+  };
+}
+
+/// Why the 32 bytes are not a key (or R) that `verify_strict` would use, or null when they are.
+export function weakPoint(bytes) {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== 32) return "is not 32 bytes";
+  const point = decodePoint(bytes);
+  if (point.why) return point.why;
+  // A point of small order is one whose multiple by the cofactor, 8, is the identity.
+  let multiple = point;
+  for (let i = 0; i < 3; i++) multiple = addPoints(multiple, multiple);
+  if (multiple.x === 0n && multiple.y === 1n) return "is a point of small order, which anyone can sign for";
+  return null;
+}
+
+/// Why `signature` cannot be a strict Ed25519 signature, or null: its R is no small-order point
+/// and its S is below the group order.
+function weakSignature(signature) {
+  if (signature.length !== 64) return "is not 64 bytes";
+  const r = weakPoint(signature.slice(0, 32));
+  if (r !== null) return `has an R that ${r}`;
+  if (littleEndian(signature.slice(32)) >= GROUP_ORDER) return "has an S that is not below the group order";
+  return null;
+}
+
 async function verifySignature(publicKey, signature, message) {
+  if (weakPoint(publicKey) !== null || weakSignature(signature) !== null) return false;
   try {
     const key = await subtle.importKey("raw", publicKey, ED25519, false, ["verify"]);
     return await subtle.verify(ED25519, key, signature, message);
@@ -597,29 +686,81 @@ export function eventRequest(envelope) {
 // ---------------------------------------------------------------------------------------------
 // Signed requests: HTTP Message Signatures (RFC 9421), as the node's own client signs them.
 
-/// The headers that sign a bodiless request as `key`: `Signature-Input` and `Signature` over
-/// `@method`, `@authority`, `@path` and `@query`, with `created`, `keyid` (the did:key), `alg`
-/// and a `nonce`, exactly as substrate-api's `signatures::sign` makes them. `url` is absolute
-/// (its host is the `@authority` the node reads from Host); `created` is unix seconds.
-export async function signRequest(key, method, url, { created, nonce } = {}) {
+/// The headers that sign a request as `key`: `Signature-Input` and `Signature` over `@method`,
+/// `@authority`, `@path` and `@query`, and, when there is a `body` (a string or bytes), over its
+/// `Content-Digest` (RFC 9530, sha-256), which is returned with them; with `created`, `keyid`
+/// (the did:key), `alg` and a `nonce`, exactly as substrate-api's `signatures::sign` makes them.
+/// `url` is absolute (its host is the `@authority` the node reads from Host); `created` is unix
+/// seconds. The node accepts the signature of a request that writes or spends (a chat) once, so
+/// each such request is signed anew; the nonce makes two in one second differ.
+export async function signRequest(key, method, url, { created, nonce, body } = {}) {
   const target = new URL(url);
   const when = created ?? Math.floor(Date.now() / 1000);
   const once = nonce ?? hex(globalThis.crypto.getRandomValues(new Uint8Array(12)));
-  const base = signatureBase(method, target, when, key.did, once);
+  const bytes = typeof body === "string" ? utf8(body) : body ?? new Uint8Array(0);
+  const digest = bytes.length > 0 ? `sha-256=:${base64(await sha256(bytes))}:` : null;
+  const base = signatureBase(method, target, when, key.did, once, digest);
   const signature = await key.sign(utf8(base.text));
-  return { "Signature-Input": `sig1=${base.params}`, Signature: `sig1=:${base64(signature)}:` };
+  const headers = { "Signature-Input": `sig1=${base.params}`, Signature: `sig1=:${base64(signature)}:` };
+  return digest === null ? headers : { "Content-Digest": digest, ...headers };
 }
 
-/// The RFC 9421 signature base of a bodiless request, and its signature parameters.
-function signatureBase(method, target, created, did, nonce) {
+/// The RFC 9421 signature base of a request (with its body's digest, when it has one), and its
+/// signature parameters.
+function signatureBase(method, target, created, did, nonce, digest) {
   if (!Number.isSafeInteger(created)) throw new Error("created is whole unix seconds");
   if (/["\\]/.test(nonce) || /["\\]/.test(did)) throw new Error("the keyid and nonce are plain strings");
   const query = target.search === "" ? "?" : target.search;
-  const params = `("@method" "@authority" "@path" "@query");created=${created};keyid="${did}";alg="ed25519";nonce="${nonce}"`;
+  const covered = `"@method" "@authority" "@path" "@query"${digest === null ? "" : ' "content-digest"'}`;
+  const params = `(${covered});created=${created};keyid="${did}";alg="ed25519";nonce="${nonce}"`;
   const text =
     `"@method": ${method.toUpperCase()}\n"@authority": ${target.host.toLowerCase()}\n"@path": ${target.pathname || "/"}\n` +
-    `"@query": ${query}\n"@signature-params": ${params}`;
+    `"@query": ${query}\n${digest === null ? "" : `"content-digest": ${digest}\n`}"@signature-params": ${params}`;
   return { text, params };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-sent events, as a streamed chat completion sends them.
+
+/// The data of each event of a server-sent event stream (a fetch response's body), as it arrives:
+/// an event's `data` lines joined by newlines, as the HTML standard's EventSource joins them.
+/// Comments and other fields are skipped; an event the stream ends in the middle of is dropped.
+export async function* serverSentEvents(stream) {
+  const reader = stream.getReader();
+  // One decoder for the whole stream: a character split between two reads is decoded whole.
+  const decoder = new TextDecoder("utf-8");
+  let buffer = "";
+  let data = [];
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+      for (let end = buffer.indexOf("\n"); end >= 0; end = buffer.indexOf("\n")) {
+        const line = buffer.slice(0, end).replace(/\r$/, "");
+        buffer = buffer.slice(end + 1);
+        if (line === "") {
+          if (data.length > 0) yield data.join("\n");
+          data = [];
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        if (field === "data") data.push(colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, ""));
+      }
+      if (done) return;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/// The request body of a chat completion that streams its answer: one question, answered from
+/// the commons' texts (with their citations in the last chunk) when `retrieval` is true.
+export function chatRequest(model, question, { retrieval = true } = {}) {
+  const body = { model, messages: [{ role: "user", content: question }], stream: true };
+  if (retrieval) body.retrieval = true;
+  return JSON.stringify(body);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -639,6 +780,8 @@ export async function parseLogKey(text) {
     throw new Error("the log key is not an Ed25519 signed-note key");
   }
   const publicKey = material.slice(1);
+  const weak = weakPoint(publicKey);
+  if (weak !== null) throw new Error(`the log key ${weak}`);
   const id = await noteKeyHash(name, publicKey);
   if (hex(id) !== hash.toLowerCase()) {
     throw new Error(`the log key's hash ${hash} does not match its key, which hashes to ${hex(id)}`);
@@ -766,6 +909,8 @@ export async function openCheckpoint(note, logKey) {
       continue;
     }
     if (verified) return fail(`the note has more than one signature by ${name}`, true);
+    const weak = weakSignature(blob.slice(4));
+    if (weak !== null) return fail(`the signature by ${name} ${weak}`, true);
     if (!(await verifySignature(logKey.publicKey, blob.slice(4), utf8(text)))) {
       return fail(`the signature by ${name} does not verify`, true);
     }
@@ -832,8 +977,12 @@ async function openEnvelope(envelope) {
     } catch (e) {
       throw sigPart(`the signature's keyid is not a usable did:key: ${e.message}`, kind);
     }
+    const weakKey = weakPoint(publicKey);
+    if (weakKey !== null) throw sigPart(`the key of ${signature.keyid} ${weakKey}`, kind);
     const sig = fromBase64(signature.sig);
     if (sig.length !== 64) throw sigPart("the signature is not 64 bytes of Ed25519", kind);
+    const weakSig = weakSignature(sig);
+    if (weakSig !== null) throw sigPart(`the signature by ${signature.keyid} ${weakSig}`, kind);
     if (!(await verifySignature(publicKey, sig, message))) {
       throw sigPart(`the signature does not verify against ${signature.keyid} (signed by another key, or the payload was altered)`, kind);
     }

@@ -186,9 +186,16 @@ pub fn verify_page(log_key: &str, origin: &str) -> Markup {
     html! {
         div data-act="verify" data-origin=(origin) {
             p {
-                "A receipt proves that a signed text is in this commons' log. It is checked here, in this page, "
-                "with nothing asked of the node: the depositor's signature, the inclusion proof that leads from the "
-                "log entry to a checkpoint's root, and the log key's signature on that checkpoint."
+                "A receipt proves that a signed text is in this commons' log. This page checks the depositor's "
+                "signature, the inclusion proof that leads from the log entry to a checkpoint's root, and the log "
+                "key's signature on that checkpoint, without asking the node about the receipt."
+            }
+            p #verify-trust {
+                "What that shows depends on whom you trust. This page and its script come from this node, so a "
+                "check made here is only as honest as the node: a node that lies could serve a script that "
+                "passes anything. A careful person checks with software that does not come from the node ("
+                code { "substrate verify RECEIPT --commons-key KEY" } ", or another verifier of signed notes and "
+                "RFC 6962 proofs), against the log key the commons published elsewhere."
             }
             (needs_script("Checking a receipt in the page", "substrate verify RECEIPT --commons-key KEY --content FILE"))
             form #verify-form hidden data-needs-script novalidate {
@@ -219,11 +226,73 @@ pub fn verify_page(log_key: &str, origin: &str) -> Markup {
                 p.hint #verify-key-says {
                     "This node gave this key. A node that lies could give a false one with a false receipt, so "
                     "compare it with the key the commons publishes elsewhere (the one " code { "substrate init" }
-                    " printed when the commons was founded)."
+                    " printed when the commons was founded), and use that one with the command line."
                 }
                 button type="submit" { "Check the receipt" }
             }
             div.result role="status" aria-live="polite" data-result {}
+        }
+    }
+}
+
+/// The chat page's main region: a question asked of the node's model, answered from the commons'
+/// texts as it streams, with the texts it drew on. `embedding` is the model that only embeds (not
+/// offered for chat); `search` whether the node keeps the index answers draw on.
+pub fn chat_page(embedding: Option<&str>, search: bool) -> Markup {
+    html! {
+        div data-act="chat" data-embedding=[embedding] {
+            p {
+                "Ask the commons a question. The node's model answers from the texts it finds for it, and the "
+                "texts it was given are listed under the answer, each with the passage it read, linked to its "
+                "page. Whether the answer names them is the model's doing: a small model often does not."
+            }
+            @if !search {
+                p.notice {
+                    "This node keeps no search index, so its answers draw on no text of the commons (its operator "
+                    "turns one on with " code { "substrate serve --search" } ")."
+                }
+            }
+            (needs_script("Asking here", "substrate chat \"QUESTION\""))
+            div.notice data-no-models hidden {
+                p { strong { "This node serves no models, " } "so it cannot answer questions here." }
+                p {
+                    "A node started with " code { "substrate serve --serve-models --search" } " serves the default "
+                    "models and answers from the commons' texts; ask one from the command line with "
+                    code { "substrate chat \"QUESTION\" --node URL" } "."
+                }
+            }
+            form #chat-form hidden data-needs-script novalidate {
+                p.signer data-chat-signer {
+                    "Asked without a key: answers draw on public texts only. A member whose key is in this browser ("
+                    a href="/key" { "Your key" } ") is answered from the commons tier too."
+                }
+                p {
+                    label for="chat-question" { "Your question" }
+                    textarea #chat-question name="question" rows="3" cols="70" {}
+                }
+                p {
+                    label for="chat-model" { "The model" }
+                    " "
+                    select #chat-model name="model" {}
+                }
+                p {
+                    // Without an index the node refuses retrieval, so it is not asked for unless chosen.
+                    input #chat-retrieval type="checkbox" name="retrieval" checked[search];
+                    " "
+                    label for="chat-retrieval" { "Answer from the commons' texts, and list them" }
+                }
+                button type="submit" { "Ask" }
+            }
+            div.result role="status" aria-live="polite" data-result {}
+            // Outside the live region: a screen reader hears that the answer is done, not each word.
+            section aria-labelledby="chat-answer-heading" data-chat-answer hidden {
+                h2 #chat-answer-heading { "The answer" }
+                div.text data-chat-text aria-busy="true" {}
+                div data-chat-sources hidden {
+                    h3 { "Drawn from" }
+                    ol.citations data-chat-citations {}
+                }
+            }
         }
     }
 }
@@ -625,6 +694,7 @@ mod tests {
             withdraw_form("bafkreia", "did:key:z6Mk", "commons"),
             dispute_form("bafkreia", "narrative", &registers),
             member_read("bafkreia", "en"),
+            chat_page(Some("all-MiniLM-L6-v2"), true),
             propose_page(&registers, &parameter_rows(&Parameters::new(Register::defaults()))),
         ] {
             let html = markup.into_string();
@@ -636,6 +706,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_receipt_check_says_what_it_rests_on() {
+        let html = verify_page("substrate.local/test+00000000+AQ==", "substrate.local/test").into_string();
+        // The node serves the checking script, so the page cannot promise more than the node's honesty.
+        assert!(html.contains("only as honest as the node"), "{html}");
+        assert!(
+            html.contains("substrate verify RECEIPT --commons-key KEY")
+                && html.contains("published elsewhere")
+        );
+        assert!(!html.contains("nothing asked of the node"), "{html}");
+    }
+
+    #[test]
+    fn the_chat_page_asks_for_the_commons_texts_only_where_an_index_holds_them() {
+        let indexed = chat_page(Some("all-MiniLM-L6-v2"), true).into_string();
+        assert!(indexed.contains("data-embedding=\"all-MiniLM-L6-v2\""), "{indexed}");
+        assert!(indexed.contains("name=\"retrieval\" checked") && !indexed.contains("keeps no search index"));
+        let bare = chat_page(None, false).into_string();
+        assert!(!bare.contains("data-embedding") && !bare.contains("name=\"retrieval\" checked"), "{bare}");
+        assert!(
+            bare.contains("keeps no search index")
+                && bare.contains("substrate serve --serve-models --search")
+        );
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub enum SearchState {
     /// The index is there; nothing was asked.
     Ready,
     Found(Vec<SearchHit>),
-    /// The search could not be made; why.
+    /// The search could not be made; why, in a sentence for a reader (nothing of the engine's).
     Failed(String),
 }
 
@@ -82,6 +82,9 @@ pub struct ListPage<'a> {
     pub deposits: &'a [DepositRecord],
     /// The `before` of the next page, when there is one.
     pub next: Option<u64>,
+    /// How many deposits the look read, when it stopped at that many before a full page: older
+    /// deposits may match too, from `next` on.
+    pub scanned: Option<u64>,
     pub search: SearchState,
 }
 
@@ -119,7 +122,7 @@ pub fn list(site: &Site, page: &ListPage) -> Markup {
                 }
             }
             @if let SearchState::Failed(why) = &page.search {
-                p.problem role="alert" { "The search failed: " (why) }
+                p.problem role="alert" { "The search failed. " (why) }
             }
         }
         section aria-labelledby="browse" {
@@ -153,10 +156,21 @@ pub fn list(site: &Site, page: &ListPage) -> Markup {
                 }
                 div { button type="submit" { "Filter" } }
             }
-            @if page.deposits.is_empty() {
-                p { "No deposit matches these filters." }
-            } @else {
-                (table(page.deposits, "Deposits, the latest first"))
+            @match (page.deposits.is_empty(), page.scanned) {
+                (true, None) => p { "No deposit matches these filters." },
+                (true, Some(scanned)) => p #scanned {
+                    "No deposit among the latest " (scanned) " looked at matches these filters; a look reads "
+                    "that many at most. Older ones may match: go on to the older deposits below."
+                },
+                (false, scanned) => {
+                    (table(page.deposits, "Deposits, the latest first"))
+                    @if let Some(scanned) = scanned {
+                        p #scanned {
+                            "These are the matches among the latest " (scanned) " deposits looked at; a look "
+                            "reads that many at most. Older ones may match too: go on to the older deposits below."
+                        }
+                    }
+                }
             }
             nav.pages aria-label="Pages of deposits" {
                 @if !filters.query_string(None).is_empty() || page.next.is_some() {
@@ -406,12 +420,46 @@ mod tests {
             filters: &filters,
             deposits: &deposits,
             next: Some(1),
+            scanned: None,
             search: SearchState::Off,
         };
         let html = list(&site, &page).into_string();
         assert!(!html.contains(hostile) && html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
         assert!(!html.contains("<img") && html.contains("A &amp; B"), "{html}");
         assert!(html.contains("language=%22%3E%3Cimg%20src%3Dx%3E&amp;before=1"), "{html}");
+    }
+
+    #[test]
+    fn a_look_that_stopped_at_its_window_offers_the_older_deposits() {
+        let site = Site { name: "C".to_owned(), origin: "example.org/c".to_owned() };
+        let filters = Filters { language: "cy".to_owned(), ..Filters::default() };
+        let render = |deposits: &[DepositRecord], next, scanned| {
+            let page = ListPage {
+                registers: &[],
+                filters: &filters,
+                deposits,
+                next,
+                scanned,
+                search: SearchState::Off,
+            };
+            list(&site, &page).into_string()
+        };
+        let older = "href=\"/deposits?language=cy&amp;before=5001\" rel=\"next\"";
+        // Nothing matched in the window: the page says how far it looked and goes on from there.
+        let stopped = render(&[], Some(5001), Some(5000));
+        assert!(
+            stopped.contains("No deposit among the latest 5000 looked at") && stopped.contains(older),
+            "{stopped}"
+        );
+        assert!(!stopped.contains("No deposit matches these filters"), "{stopped}");
+        let some = render(&[record("t", ConsentTier::Public)], Some(5001), Some(5000));
+        assert!(some.contains("matches among the latest 5000") && some.contains(older), "{some}");
+        // The deposits ran out: nothing older to offer.
+        let done = render(&[], None, None);
+        assert!(
+            done.contains("No deposit matches these filters") && !done.contains("rel=\"next\""),
+            "{done}"
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub enum Section {
     Mesh,
     Jobs,
     Verify,
+    Chat,
     Key,
     /// A page outside the navigation (an error).
     Elsewhere,
@@ -53,6 +54,7 @@ const NAVIGATION: &[(Section, &str, &str)] = &[
     (Section::Mesh, "/mesh", "Mesh"),
     (Section::Jobs, "/jobs", "Jobs"),
     (Section::Verify, "/verify", "Check a receipt"),
+    (Section::Chat, "/chat", "Ask the commons"),
     (Section::Key, "/key", "Your key"),
 ];
 

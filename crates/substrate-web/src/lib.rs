@@ -2,9 +2,10 @@
 //! the static assets those pages load.
 //!
 //! Every page reads without JavaScript. The pages that act (making a key, depositing, voting,
-//! withdrawing, disputing, proposing, reading a members' text, checking a receipt) need the
-//! browser to sign, so their markup lives in [`act`], paired with `assets/app.js`. This crate knows nothing of HTTP: the API crate calls these
-//! functions and sends what they return.
+//! withdrawing, disputing, proposing, reading a members' text, checking a receipt, asking the
+//! commons a question) need the browser to sign, so their markup lives in [`act`], paired with
+//! `assets/app.js`. This crate knows nothing of HTTP: the API crate calls these functions and
+//! sends what they return.
 
 pub mod act;
 pub mod asset;

@@ -94,7 +94,8 @@ impl Node {
 pub(super) fn admit(request: SubmitRequest) -> Result<Submission, String> {
     let event =
         SignedEvent::open_bytes(&request.envelope).map_err(|e| format!("the envelope does not open: {e}"))?;
-    // The same refusal the HTTP API makes at its edge: a peer does not get round it.
+    // The same refusals the HTTP API makes at its edge: a peer does not get round them.
+    event.envelope.check_strict().map_err(|e| e.to_string())?;
     if let Some(field) = event.event.control_characters() {
         return Err(format!(
             "the {} event's {field} holds a control character; write it as plain text and sign it again",

@@ -498,3 +498,22 @@ fn a_text_is_served_as_plain_text_whatever_its_deposit_declares() {
     let Err(ureq::Error::Status(404, response)) = refused else { panic!("not a 404: {refused:?}") };
     assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
 }
+
+#[test]
+fn a_deposit_signed_by_a_small_order_key_is_refused() {
+    let node = Node::new();
+    // The identity point as the key, R = identity and S = 0 as the signature: the equation the
+    // log's rule checks holds for every message, so anyone could sign as this key.
+    let story = text("a text nobody in particular signed", 200);
+    let mut envelope = signed_deposit(&node.alice, &story).envelope;
+    let mut point = [0u8; 32];
+    point[0] = 1;
+    let weak = ed25519_dalek::VerifyingKey::from_bytes(&point).expect("a point");
+    let mut sig = vec![0u8; 64];
+    sig[0] = 1;
+    envelope.signatures[0].keyid = substrate_core::identity::did_of(&weak);
+    envelope.signatures[0].sig = sig;
+    let detail = node.post_deposit(&deposit_body(&envelope, &story)).error(400, "weak_signature");
+    assert_mentions(&detail, &["small order", "substrate id new"]);
+    node.nothing_stored(Some(&Cid::of(&story)));
+}

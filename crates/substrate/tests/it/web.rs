@@ -16,12 +16,18 @@ struct Fetched {
     status: u16,
     content_type: String,
     cache_control: String,
+    policy: String,
+    location: String,
     body: String,
 }
 
 fn fetch(base: &str, target: &str) -> Fetched {
+    fetch_with(base, "GET", target)
+}
+
+fn fetch_with(base: &str, method: &str, target: &str) -> Fetched {
     let agent = ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(30)).build();
-    let response = match agent.get(&format!("{base}{target}")).call() {
+    let response = match agent.request(method, &format!("{base}{target}")).call() {
         Ok(response) => response,
         Err(ureq::Error::Status(_, response)) => response,
         Err(e) => panic!("GET {target}: {e}"),
@@ -29,8 +35,9 @@ fn fetch(base: &str, target: &str) -> Fetched {
     let header = |name: &str| response.header(name).unwrap_or_default().to_owned();
     let (status, content_type, cache_control) =
         (response.status(), header("content-type"), header("cache-control"));
+    let (policy, location) = (header("content-security-policy"), header("location"));
     let body = response.into_string().unwrap_or_else(|e| panic!("GET {target}: reading the body: {e}"));
-    Fetched { status, content_type, cache_control, body }
+    Fetched { status, content_type, cache_control, policy, location, body }
 }
 
 /// GETs a page; requires an HTML answer with `status` in the shared frame.
@@ -145,9 +152,13 @@ fn pages_show_the_ledger_and_only_the_texts_consent_lets_anyone_read() {
         "/deposit",
         "/verify",
         "/propose",
+        "/chat",
     ] {
         pages.push(page(base, target, 200));
     }
+    // A node that serves no models says so on the chat page, and how to serve some.
+    let chat = page(base, "/chat", 200);
+    assert!(chat.contains("data-no-models") && chat.contains("substrate serve --serve-models"), "{chat}");
     let verify = page(base, "/verify", 200);
     pages.push(verify);
 
@@ -215,6 +226,25 @@ fn unknown_pages_are_html_and_the_api_keeps_its_json_errors() {
     assert!(nowhere.contains("There is no page at this address"), "{nowhere}");
     page(base, "/proposals/7", 404);
     page(base, "/deposits?before=yesterday", 400);
+    // A page's address with a slash after it leads to the page, not to the API's JSON 404.
+    for target in ["/deposits/", "/proposals/", "/log/", "/verify/"] {
+        let fetched = fetch(base, target);
+        assert_eq!(
+            (fetched.status, fetched.location.as_str()),
+            (308, target.trim_end_matches('/')),
+            "{target}"
+        );
+    }
+    // axum's own refusals on the pages' routes are pages too, under the pages' policy.
+    for (method, target, status) in
+        [("GET", "/deposits/%FF", 400), ("GET", "/deposits/%FF/x", 400), ("POST", "/deposits", 405)]
+    {
+        let fetched = fetch_with(base, method, target);
+        assert_eq!(fetched.status, status, "{method} {target}: {}", fetched.body);
+        assert_eq!(fetched.content_type, "text/html; charset=utf-8", "{method} {target}: {}", fetched.body);
+        assert!(fetched.policy.contains("script-src 'self'"), "{method} {target}: {}", fetched.policy);
+        assert!(fetched.body.contains("<nav aria-label=\"Main\">"), "{method} {target}: {}", fetched.body);
+    }
     for target in [format!("/v1/deposits/{missing}"), "/v1/no-such-route".to_owned()] {
         let fetched = fetch(base, &target);
         assert_eq!(fetched.status, 404, "{target}");
@@ -281,6 +311,9 @@ fn the_search_box_finds_public_texts_when_the_node_keeps_an_index() {
     assert!(hits.contains(&format!("/deposits/{public}")), "{hits}");
     assert!(!hits.contains(&hidden), "a page nobody signed found a commons text: {hits}");
     assert!(!answer.contains("secret of the members"), "{answer}");
+    // A search that cannot be made answers with an error status and a sentence, the list still below.
+    let refused = page(base, &format!("/deposits?q={}", "w".repeat(1001)), 400);
+    assert!(refused.contains("The search failed. The words to find are 1 to 1000 characters"), "{refused}");
 }
 
 #[test]
