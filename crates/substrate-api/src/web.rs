@@ -78,7 +78,40 @@ pub fn router(state: &AppState) -> Router<AppState> {
     ] {
         router = router.route(&format!("{path}/"), get(move || async move { Redirect::permanent(path) }));
     }
-    router.layer(axum::middleware::map_response_with_state(state.clone(), framed))
+    router
+        .layer(axum::middleware::map_response_with_state(state.clone(), framed))
+        .layer(axum::middleware::from_fn(gzipped_pages))
+}
+
+/// Whether the request takes a gzipped body.
+fn takes_gzip(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(',').any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            parts.next().is_some_and(|name| name.eq_ignore_ascii_case("gzip"))
+                && !parts.any(|p| p.replace(' ', "") == "q=0")
+        })
+    })
+}
+
+/// A page's HTML gzipped for a browser that takes it: a page and its scripts weigh a quarter as
+/// much on the wire.
+async fn gzipped_pages(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let gzip = takes_gzip(request.headers());
+    let response = next.run(request).await;
+    let is_html =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !gzip || !is_html || response.headers().contains_key(header::CONTENT_ENCODING) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 << 20).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be read back").into_response();
+    };
+    parts.headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts.headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(substrate_web::asset::gzip(&bytes)))
 }
 
 /// A refusal on the pages' routes that is not already a page (a path that is not UTF-8, a method
@@ -787,18 +820,28 @@ async fn asset(
     };
     let matches = headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes());
     let status = if matches { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
-    let body = if matches { &[][..] } else { asset.bytes };
-    (
+    let gzip = takes_gzip(&headers);
+    let body = match (matches, gzip) {
+        (true, _) => &[][..],
+        (false, true) => asset.gzipped(),
+        (false, false) => asset.bytes,
+    };
+    let mut response = (
         status,
         [
             (header::CONTENT_TYPE, asset.content_type().to_owned()),
             (header::CACHE_CONTROL, cache.to_owned()),
             (header::ETAG, etag),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (header::VARY, "Accept-Encoding".to_owned()),
         ],
         body,
     )
-        .into_response()
+        .into_response();
+    if gzip && !matches {
+        response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
 }
 
 /// A path under the pages' prefixes that names no page.
