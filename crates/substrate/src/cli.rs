@@ -795,6 +795,7 @@ pub enum TokenCommand {
     },
     /// Revoke a token, by its text or its sha256: it stops working at once.
     Revoke {
+        /// The token, its sha256, or `-` to read either from stdin (out of the shell's history).
         token: String,
         #[command(flatten)]
         key: KeyArgs,

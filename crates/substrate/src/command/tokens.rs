@@ -44,13 +44,22 @@ pub fn run(command: TokenCommand) -> anyhow::Result<()> {
             Ok(())
         }
         TokenCommand::Revoke { token, key, node } => {
+            // `-` reads the token from stdin, so that it stays out of the shell's history and `ps`.
+            let token = if token == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .context("reading the token from stdin")?;
+                text.trim().to_owned()
+            } else {
+                token
+            };
             let digest = if looks_like_token(&token) {
                 token_digest(&token)
             } else if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
                 token.to_ascii_lowercase()
             } else {
                 anyhow::bail!(
-                    "'{token}' is neither a token ({TOKEN_PREFIX}…) nor its sha256 (64 hex characters); `substrate token list` shows your tokens' sha256"
+                    "that is neither a token ({TOKEN_PREFIX} and 43 characters) nor its sha256 (64 hex characters); `substrate token list` shows your tokens' sha256"
                 )
             };
             let (_, key) = crate::keys::load(&crate::keys::path(key.key.as_deref())?)?;

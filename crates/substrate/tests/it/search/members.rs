@@ -354,8 +354,14 @@ fn an_api_token_reads_as_its_member_until_it_is_revoked_or_expires() {
     }
 
     // Revoked, it stops at once; a member whose verification is revoked is refused with it.
-    let (out, _) = ok(&["token", "revoke", &token, "--key", path(&member), "--node", &node.url]);
+    // Given on stdin, the token stays out of the command line.
+    let (out, _) = crate::util::ok_stdin(
+        &["token", "revoke", "-", "--key", path(&member), "--node", &node.url],
+        Some(format!("{token}\n").as_bytes()),
+    );
     assert!(out.contains("revoked"), "{out}");
+    let err = fails(&["token", "revoke", "not-a-token", "--key", path(&member), "--node", &node.url]);
+    assert!(err.contains("neither a token") && !err.contains("not-a-token"), "{err}");
     refused(
         raw(&node.url, "GET", &content, &bearer(&token), b""),
         401,
