@@ -1,13 +1,15 @@
 """The PyPI `ollama` client, unchanged, against a node serving the default models: version, tags,
-show, embed, chat and generate, streamed and not, and the error it raises for an unknown model.
-Run by `.ci/serving/run`."""
+show, embed, chat and generate, streamed and not, and the errors it raises for an unknown model
+and a request that names nobody. It sends a member's API token in its headers. Run by
+`.ci/serving/run URL TOKEN`."""
 
 import importlib.metadata
 import sys
 
 import ollama
 
-client = ollama.Client(host=sys.argv[1])
+url, token = sys.argv[1:3]
+client = ollama.Client(host=url, headers={"Authorization": f"Bearer {token}"})
 
 names = [m.model for m in client.list().models]
 assert names == ["all-MiniLM-L6-v2:latest", "SmolLM2-135M-Instruct:latest"], names
@@ -42,5 +44,11 @@ try:
     raise SystemExit("an unknown model was answered")
 except ollama.ResponseError as e:
     assert e.status_code == 404 and "not found" in e.error, (e.status_code, e.error)
+
+try:
+    ollama.Client(host=url).chat(model="SmolLM2-135M-Instruct", messages=messages, options=options)
+    raise SystemExit("a request that names nobody was answered")
+except ollama.ResponseError as e:
+    assert e.status_code == 401 and "API token" in e.error, (e.status_code, e.error)
 
 print(f"ollama {importlib.metadata.version('ollama')}: tags, show, embed, chat and generate (streamed and not) and errors all check")

@@ -1,15 +1,16 @@
 """The PyPI `openai` client, unchanged, against a node serving the default models: models,
 embeddings (the client asks for base64 by default, and floats when told), chat completions
-streamed and not, a plain completion, and the errors it raises for an unknown model and a full
-context. Run by `.ci/serving/run`."""
+streamed and not, a plain completion, and the errors it raises for an unknown model, a full
+context and a request that names nobody. It sends a member's API token as its key, as any tool
+pointed at the commons does. Run by `.ci/serving/run URL TOKEN`."""
 
 import sys
 
 import openai
 from openai import OpenAI
 
-url = sys.argv[1]
-client = OpenAI(base_url=f"{url}/v1", api_key="not-needed", max_retries=0)
+url, token = sys.argv[1:3]
+client = OpenAI(base_url=f"{url}/v1", api_key=token, max_retries=0)
 
 ids = [m.id for m in client.models.list().data]
 assert ids == ["all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"], ids
@@ -67,5 +68,16 @@ try:
     raise SystemExit("a prompt past the context was answered")
 except openai.BadRequestError as e:
     assert e.code == "context_length_exceeded", e.body
+
+nobody = OpenAI(base_url=f"{url}/v1", api_key="not-needed", max_retries=0)
+for ask in (
+    lambda: nobody.chat.completions.create(model="SmolLM2-135M-Instruct", messages=messages, max_tokens=4),
+    lambda: nobody.embeddings.create(model="all-MiniLM-L6-v2", input=texts),
+):
+    try:
+        ask()
+        raise SystemExit("a request that names nobody was answered")
+    except openai.AuthenticationError as e:
+        assert e.code == "member_required" and "API token" in e.message, e.body
 
 print(f"openai {openai.__version__}: models, embeddings (base64 and float), chat (streamed and not), completions and errors all check")

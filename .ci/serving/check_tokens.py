@@ -1,7 +1,7 @@
 """The PyPI `openai` and `ollama` clients, unchanged, sending a member's API token as their key:
 a chat with retrieval is answered from a text only members may find, and cites it; the same
 request with a revoked token is refused 401 `token_revoked`, and with another client's placeholder
-key it is anonymous and finds nothing. Run by `.ci/serving/run URL TOKEN CID REVOKED`."""
+key it is anonymous, and the node (which answers members only) refuses it 401 `member_required`. Run by `.ci/serving/run URL TOKEN CID REVOKED`."""
 
 import sys
 
@@ -25,9 +25,12 @@ answer = chat(token)
 cited = [c["cid"] for c in (answer.model_extra or {}).get("citations", [])]
 assert cid in cited, ("the member's token did not find the members' text", answer)
 
-anonymous = chat("not-needed")
-cited = [c["cid"] for c in (anonymous.model_extra or {}).get("citations", [])]
-assert cid not in cited, ("an anonymous request found the members' text", anonymous)
+try:
+    chat("not-needed")
+    raise SystemExit("an anonymous request was answered by a node that answers members only")
+except openai.AuthenticationError as e:
+    assert e.status_code == 401 and e.code == "member_required", e.body
+    assert cid not in str(e.body), e.body
 
 try:
     chat(revoked)

@@ -123,6 +123,9 @@ impl From<Rejection> for ApiError {
             Rejection::Token(fault) => {
                 (StatusCode::from_u16(fault.status()).unwrap_or(StatusCode::BAD_REQUEST), fault.code())
             }
+            Rejection::Usage(fault) => {
+                (StatusCode::from_u16(fault.status()).unwrap_or(StatusCode::BAD_REQUEST), fault.code())
+            }
             Rejection::Duplicate(_) => (StatusCode::CONFLICT, "duplicate"),
             Rejection::DecisionMismatch { .. } => (StatusCode::CONFLICT, "decision_mismatch"),
             Rejection::OutOfOrder { .. } => (StatusCode::CONFLICT, "out_of_order"),

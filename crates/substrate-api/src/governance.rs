@@ -342,6 +342,13 @@ pub async fn all_credits(State(app): State<AppState>) -> Result<Json<serde_json:
     Ok(Json(json!({"credits": list})))
 }
 
+/// The inference each node reported and the log charged, with the price per 1,000 tokens.
+pub async fn usage(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let g = blocking(&app.reader, |r| Ok(r.governance()?)).await?;
+    let nodes: Vec<_> = g.usage().collect();
+    Ok(Json(json!({"per1000Tokens": g.inference_rate(), "nodes": nodes})))
+}
+
 pub async fn credits(
     State(app): State<AppState>,
     Path(holder): Path<String>,

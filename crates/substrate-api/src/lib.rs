@@ -6,6 +6,7 @@ mod amputation;
 mod error;
 mod governance;
 mod jobs;
+pub mod metering;
 mod ollama;
 pub mod openai;
 mod routes;
@@ -34,6 +35,18 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let max_deposit_bytes = state.max_deposit_bytes;
+    // What members' requests use goes to the log every little while, and once more at the end.
+    let (stop_reports, reports_stop) = tokio::sync::oneshot::channel::<()>();
+    let reports = state.inference.as_ref().map(|inference| {
+        tokio::spawn(metering::report_usage(
+            inference.meter(),
+            state.reader.clone(),
+            state.sequencer.clone(),
+            async {
+                let _ = reports_stop.await;
+            },
+        ))
+    });
     let app = router(state);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.max_buf_size(MAX_HEAD_BYTES);
@@ -78,5 +91,9 @@ pub async fn serve(
     }
     drop(listener);
     connections.shutdown().await;
+    let _ = stop_reports.send(());
+    if let Some(reports) = reports {
+        let _ = reports.await;
+    }
     Ok(())
 }

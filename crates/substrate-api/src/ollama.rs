@@ -200,8 +200,16 @@ pub async fn show(State(app): State<AppState>, body: Result<Bytes, BytesRejectio
     .into_response())
 }
 
-pub async fn embed(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
-    let body = body_of(body)?;
+pub async fn embed(
+    State(app): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let bytes = body.map_err(|r| OllamaError { status: r.status(), message: r.body_text() })?;
+    let member = asker(&app, &method, &uri, &headers, &bytes)?;
+    let body = body_of(Ok(bytes))?;
     let name = name_of(&body)?;
     let inference = served(&app).ok_or_else(|| OllamaError::not_found(&name))?;
     let Some((id, embedder)) = inference.embedding.as_ref().filter(|(id, _)| *id == name) else {
@@ -217,15 +225,8 @@ pub async fn embed(State(app): State<AppState>, body: Result<Bytes, BytesRejecti
     if texts.len() > 2048 || texts.iter().any(|t| t.chars().count() > 100_000) {
         return Err(OllamaError::bad("at most 2048 inputs of at most 100000 characters each"));
     }
-    let embedder = Arc::clone(embedder);
     let start = std::time::Instant::now();
-    let (vectors, tokens) = tokio::task::spawn_blocking(move || {
-        let tokens: usize = embedder.count_tokens(&texts)?.iter().sum();
-        Ok::<_, substrate_models::ModelError>((embedder.embed(&texts)?, tokens))
-    })
-    .await
-    .map_err(|e| OllamaError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?
-    .map_err(|e| OllamaError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?;
+    let (vectors, tokens) = crate::openai::embed_paid(&app, embedder, texts, member.as_deref()).await?;
     Ok(Json(json!({
         "model": id,
         "embeddings": vectors,
@@ -362,17 +363,36 @@ pub async fn chat(
 ) -> Answer {
     let bytes = body.map_err(|r| OllamaError { status: r.status(), message: r.body_text() })?;
     // A verified member's signed request may be answered from `commons` texts too.
-    let member = crate::signatures::member(&app, &method, &uri, &headers, &bytes)
-        .map_err(|e| OllamaError { status: e.status, message: e.detail })?;
+    let member = asker(&app, &method, &uri, &headers, &bytes)?;
     let body = body_of(Ok(bytes))?;
     let grounding = crate::search::grounding_of(&app, &body, member.is_some())
         .await
         .map_err(|e| OllamaError::bad(e.message()))?;
-    generate_for(app, body, true, grounding).await
+    generate_for(app, body, true, grounding, member).await
 }
 
-pub async fn generate(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
-    generate_for(app, body_of(body)?, false, None).await
+pub async fn generate(
+    State(app): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let bytes = body.map_err(|r| OllamaError { status: r.status(), message: r.body_text() })?;
+    let member = asker(&app, &method, &uri, &headers, &bytes)?;
+    generate_for(app, body_of(Ok(bytes))?, false, None, member).await
+}
+
+/// The verified member asking (signed, or by API token), if any; refused as the API refuses.
+fn asker(
+    app: &AppState,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<Option<String>, OllamaError> {
+    crate::signatures::member(app, method, uri, headers, body)
+        .map_err(|e| OllamaError { status: e.status, message: e.detail })
 }
 
 async fn generate_for(
@@ -380,6 +400,7 @@ async fn generate_for(
     body: serde_json::Map<String, Value>,
     chat: bool,
     grounding: Option<crate::search::Grounding>,
+    member: Option<String>,
 ) -> Answer {
     let name = name_of(&body)?;
     let inference = Arc::clone(served(&app).ok_or_else(|| OllamaError::not_found(&name))?);
@@ -398,10 +419,18 @@ async fn generate_for(
                 _ => OllamaError::from(e),
             })?
     };
-    let Asked { id, model, prompt, sampling, stops, stream } = asked(resolved, &body, chat, system)?;
+    let Asked { id, model, prompt, mut sampling, stops, stream } = asked(resolved, &body, chat, system)?;
     let citations = grounding.map(|g| g.citations);
+    let chosen = body.get("options").and_then(|o| o.get("num_predict")).is_some_and(|n| !n.is_null());
+    let asking = crate::metering::Asking {
+        fixed: prompt.len() as u64,
+        up_to: sampling.max_tokens as u64,
+        may_shorten: !chosen,
+    };
+    let (charge, up_to) = crate::openai::admit(&app, member.as_deref(), asking)?;
+    sampling.max_tokens = up_to as usize;
     let permit = slot(&inference).await?;
-    let rx = spawn_generation(model, prompt, sampling, stops, permit)
+    let rx = spawn_generation(model, prompt, sampling, stops, permit, charge)
         .map_err(|e| OllamaError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?;
     let lines = Lines {
         rx,

@@ -44,6 +44,8 @@ pub struct Inference {
     base_sha256: std::sync::OnceLock<String>,
     /// Adapters from the registry attached to their own copy of the base, loaded on first use.
     adapters: std::sync::Mutex<std::collections::HashMap<u64, Arc<Llama>>>,
+    /// Who pays for what is generated and embedded here.
+    meter: Arc<crate::metering::Meter>,
 }
 
 /// The name an adapter of the registry is served under.
@@ -64,6 +66,7 @@ impl Inference {
         generation: Option<(String, Llama)>,
         slots: usize,
         queue: usize,
+        meter: crate::metering::Meter,
     ) -> Inference {
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -78,7 +81,13 @@ impl Inference {
             created,
             base_sha256: std::sync::OnceLock::new(),
             adapters: std::sync::Mutex::new(std::collections::HashMap::new()),
+            meter: Arc::new(meter),
         }
+    }
+
+    /// Who pays for what is generated and embedded here.
+    pub fn meter(&self) -> Arc<crate::metering::Meter> {
+        Arc::clone(&self.meter)
     }
 
     /// The base model's sha256 (hashed once).
@@ -155,6 +164,9 @@ pub struct OpenAiError {
     kind: &'static str,
     param: Option<&'static str>,
     code: &'static str,
+    /// For 402: what the member has and needs (boxed: most refusals carry none).
+    credits: Option<Box<Value>>,
+    retry_after: Option<u64>,
 }
 
 impl OpenAiError {
@@ -165,6 +177,8 @@ impl OpenAiError {
             kind: "invalid_request_error",
             param: Some(param),
             code,
+            credits: None,
+            retry_after: None,
         }
     }
 
@@ -182,6 +196,8 @@ impl OpenAiError {
             kind: "invalid_request_error",
             param: Some("model"),
             code: "model_not_found",
+            credits: None,
+            retry_after: None,
         }
     }
 
@@ -197,6 +213,8 @@ impl OpenAiError {
             kind: "rate_limit_error",
             param: None,
             code: "rate_limit_exceeded",
+            credits: None,
+            retry_after: None,
         }
     }
 
@@ -213,6 +231,25 @@ impl OpenAiError {
             },
             param: None,
             code,
+            credits: None,
+            retry_after: None,
+        }
+    }
+
+    /// A refusal of the meter: 401 nobody named, 402 not enough credits, 503 no way to account.
+    pub(crate) fn from_refusal(refusal: crate::metering::Refusal) -> OpenAiError {
+        OpenAiError {
+            status: refusal.status,
+            message: refusal.detail,
+            kind: match refusal.status {
+                StatusCode::UNAUTHORIZED => "authentication_error",
+                StatusCode::PAYMENT_REQUIRED => "insufficient_credits",
+                _ => "server_error",
+            },
+            param: None,
+            code: refusal.code,
+            credits: refusal.credits.map(Box::new),
+            retry_after: refusal.retry_after,
         }
     }
 
@@ -223,21 +260,30 @@ impl OpenAiError {
             kind: "server_error",
             param: None,
             code: "model_failed",
+            credits: None,
+            retry_after: None,
         }
     }
 }
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {
+        let mut body = json!({"error": {
             "message": self.message,
             "type": self.kind,
             "param": self.param,
             "code": self.code,
         }});
+        if let Some(credits) = self.credits {
+            body["error"]["credits"] = *credits;
+        }
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let retry_after = match self.status {
+            StatusCode::TOO_MANY_REQUESTS => Some(1),
+            _ => self.retry_after,
+        };
+        if let Some(seconds) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds);
         }
         response
     }
@@ -292,12 +338,23 @@ fn read(body: Result<Bytes, BytesRejection>) -> Result<Bytes, OpenAiError> {
         kind: "invalid_request_error",
         param: None,
         code: "invalid_body",
+        credits: None,
+        retry_after: None,
     })
 }
 
-pub async fn embeddings(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
+pub async fn embeddings(
+    State(app): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
     let inference = inference(&app)?;
-    let body = object(&read(body)?)?;
+    let bytes = read(body)?;
+    let member =
+        crate::signatures::member(&app, &method, &uri, &headers, &bytes).map_err(OpenAiError::from_api)?;
+    let body = object(&bytes)?;
     let model = model_of(&body)?;
     let Some((id, embedder)) = inference.embedding.as_ref().filter(|(id, _)| id == model) else {
         return Err(OpenAiError::unknown_model(model, &inference.ids()));
@@ -356,14 +413,7 @@ pub async fn embeddings(State(app): State<AppState>, body: Result<Bytes, BytesRe
             ));
         }
     };
-    let embedder = Arc::clone(embedder);
-    let (vectors, tokens) = tokio::task::spawn_blocking(move || {
-        let tokens: usize = embedder.count_tokens(&texts)?.iter().sum();
-        Ok::<_, substrate_models::ModelError>((embedder.embed(&texts)?, tokens))
-    })
-    .await
-    .map_err(|e| OpenAiError::internal(format!("the embedding task failed: {e}")))?
-    .map_err(|e| OpenAiError::internal(format!("the model failed: {e}")))?;
+    let (vectors, tokens) = embed_paid(&app, embedder, texts, member.as_deref()).await?;
     let data: Vec<Value> = vectors
         .iter()
         .enumerate()
@@ -384,6 +434,48 @@ pub async fn embeddings(State(app): State<AppState>, body: Result<Bytes, BytesRe
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }))
     .into_response())
+}
+
+/// Embeds `texts` for `member` (or nobody), who pays for their tokens: the vectors and the
+/// tokens counted.
+pub(crate) async fn embed_paid(
+    app: &AppState,
+    embedder: &Arc<Embedder>,
+    texts: Vec<String>,
+    member: Option<&str>,
+) -> Result<(Vec<Vec<f32>>, usize), OpenAiError> {
+    let counter = Arc::clone(embedder);
+    let (texts, tokens) = tokio::task::spawn_blocking(move || {
+        let tokens: usize = counter.count_tokens(&texts)?.iter().sum();
+        Ok::<_, substrate_models::ModelError>((texts, tokens))
+    })
+    .await
+    .map_err(|e| OpenAiError::internal(format!("the embedding task failed: {e}")))?
+    .map_err(|e| OpenAiError::internal(format!("the model failed: {e}")))?;
+    let asking = crate::metering::Asking { fixed: tokens as u64, up_to: 0, may_shorten: false };
+    let (charge, _) = admit(app, member, asking)?;
+    let embedder = Arc::clone(embedder);
+    let vectors = tokio::task::spawn_blocking(move || embedder.embed(&texts))
+        .await
+        .map_err(|e| OpenAiError::internal(format!("the embedding task failed: {e}")))?
+        .map_err(|e| OpenAiError::internal(format!("the model failed: {e}")))?;
+    charge.settle(tokens as u64);
+    Ok((vectors, tokens))
+}
+
+/// Holds back what `asking` may cost `member` on this node's meter, or refuses in the OpenAI
+/// shape; the charge and how many tokens may be generated.
+pub(crate) fn admit(
+    app: &AppState,
+    member: Option<&str>,
+    asking: crate::metering::Asking,
+) -> Result<(crate::metering::Charge, u64), OpenAiError> {
+    let inference = inference(app)?;
+    let governance =
+        app.reader.governance().map_err(|e| OpenAiError::internal(format!("reading the state: {e}")))?;
+    let commons =
+        app.reader.commons().map_err(|e| OpenAiError::internal(format!("reading the commons: {e}")))?;
+    inference.meter.admit(&governance, &commons.log_did, member, asking).map_err(OpenAiError::from_refusal)
 }
 
 /// What a generation request asks for, read and checked.
@@ -638,11 +730,20 @@ pub async fn chat_completions(
     // A verified member's signed request may be answered from `commons` texts too.
     let member =
         crate::signatures::member(&app, &method, &uri, &headers, &body).map_err(OpenAiError::from_api)?;
-    complete(app, body, true, member.is_some()).await
+    complete(app, body, true, member).await
 }
 
-pub async fn completions(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
-    complete(app, read(body)?, false, false).await
+pub async fn completions(
+    State(app): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body = read(body)?;
+    let member =
+        crate::signatures::member(&app, &method, &uri, &headers, &body).map_err(OpenAiError::from_api)?;
+    complete(app, body, false, member).await
 }
 
 /// Generates on a thread of its own, holding `permit` until it ends: the text comes through the
@@ -654,6 +755,7 @@ pub(crate) fn spawn_generation(
     sampling: Sampling,
     stops: Vec<String>,
     permit: tokio::sync::OwnedSemaphorePermit,
+    charge: crate::metering::Charge,
 ) -> std::io::Result<tokio::sync::mpsc::Receiver<Piece>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(64);
     let max_tokens = sampling.max_tokens;
@@ -671,6 +773,8 @@ pub(crate) fn spawn_generation(
         });
         let end = match generated {
             Ok(generation) => {
+                // What it used, also when the client went away part way.
+                charge.settle((generation.prompt_tokens + generation.tokens.len()) as u64);
                 let rest = if stopped_by_sequence { String::new() } else { stops.finish() };
                 if !rest.is_empty() {
                     let _ = tx.blocking_send(Piece::Text(rest));
@@ -711,7 +815,7 @@ pub(crate) enum Piece {
     Failed(String),
 }
 
-async fn complete(app: AppState, body: Bytes, chat: bool, member: bool) -> Answer {
+async fn complete(app: AppState, body: Bytes, chat: bool, member: Option<String>) -> Answer {
     let inference = Arc::clone(inference(&app)?);
     let body = object(&body)?;
     let grounding = match body.get("retrieval") {
@@ -722,24 +826,35 @@ async fn complete(app: AppState, body: Bytes, chat: bool, member: bool) -> Answe
                 "retrieval is for chat completions",
             ));
         }
-        _ => crate::search::grounding_of(&app, &body, member).await.map_err(|error| match error {
-            GroundingError::Invalid(message) => {
-                OpenAiError::invalid("retrieval", "invalid_retrieval", message)
-            }
-            GroundingError::NoQuestion(message) => {
-                OpenAiError::invalid("messages", "invalid_message", message)
-            }
-            GroundingError::Unavailable(message) => {
-                OpenAiError::invalid("retrieval", "retrieval_unavailable", message)
-            }
-        })?,
+        _ => {
+            crate::search::grounding_of(&app, &body, member.is_some()).await.map_err(|error| match error {
+                GroundingError::Invalid(message) => {
+                    OpenAiError::invalid("retrieval", "invalid_retrieval", message)
+                }
+                GroundingError::NoQuestion(message) => {
+                    OpenAiError::invalid("messages", "invalid_message", message)
+                }
+                GroundingError::Unavailable(message) => {
+                    OpenAiError::invalid("retrieval", "retrieval_unavailable", message)
+                }
+            })?
+        }
     };
     let resolved = resolve(&app, &inference, &body).await?;
     let asked = asked(resolved, &body, chat, grounding.as_ref().map(|g| g.system.as_str()))?;
     let citations = grounding.map(|g| g.citations);
+    let Asked { id, model, prompt, mut sampling, stops, stream, usage_in_stream } = asked;
+    let chosen =
+        body.get("max_completion_tokens").or_else(|| body.get("max_tokens")).is_some_and(|v| !v.is_null());
+    let asking = crate::metering::Asking {
+        fixed: prompt.len() as u64,
+        up_to: sampling.max_tokens as u64,
+        may_shorten: !chosen,
+    };
+    let (charge, up_to) = admit(&app, member.as_deref(), asking)?;
+    sampling.max_tokens = up_to as usize;
     let permit = slot(&inference).await?;
-    let Asked { id, model, prompt, sampling, stops, stream, usage_in_stream } = asked;
-    let rx = spawn_generation(model, prompt, sampling, stops, permit)
+    let rx = spawn_generation(model, prompt, sampling, stops, permit, charge)
         .map_err(|e| OpenAiError::internal(format!("starting the generation: {e}")))?;
     let created = unix_now();
     let request = request_id(if chat { "chatcmpl" } else { "cmpl" });

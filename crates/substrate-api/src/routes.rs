@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/disputes/{id}", get(crate::governance::dispute))
         .route("/v1/credits", get(crate::governance::all_credits))
         .route("/v1/credits/{did}", get(crate::governance::credits))
+        .route("/v1/usage", get(crate::governance::usage))
         .route("/v1/jobs", get(crate::jobs::list))
         .route("/v1/jobs/{id}", get(crate::jobs::show))
         .route("/v1/workers", get(crate::jobs::workers))

@@ -18,6 +18,10 @@
 //! - a field a later version added is written only under that version and after: version 4 adds
 //!   the commons floor a member drew today to their credits, and to a job the part of its
 //!   reservation drawn from it and the recheck a caught node's earlier output waits for.
+//! - records that came later still are named apart: parameters with a price of inference other
+//!   than the default are `parameters/inference` (the parameters, then the check rate as a u32
+//!   and the price as a u64); a node's usage record is `usage` (node, seq, entry, reports,
+//!   requests, tokens, charged and unpaid, each a u64 after the node's string).
 //!
 //! One entry's changes are a sequence of changes, each a tag (`commons`, `deposit`, or the
 //! record's kind) and the record. The state root after entry `index` is
@@ -44,6 +48,7 @@ use crate::governance::jobs::{
 use crate::governance::params::{ChamberThresholds, CreditRates, Parameters, Thresholds, Windows};
 use crate::governance::tally::{Chamber, ChamberTally, Outcome, ProposalClass, Threshold, Vote};
 use crate::governance::tokens::TokenRecord;
+use crate::governance::usage::UsageRecord;
 use crate::register::{ConsentTier, Register};
 use crate::state::{Change, Commons, DepositRecord, DepositStatus};
 
@@ -285,6 +290,13 @@ impl Canonical for Record {
                 e.strings(&w.models);
                 return;
             }
+            Record::Parameters(p) if p.credits.inference != crate::governance::params::DEFAULT_INFERENCE => {
+                e.str("parameters/inference");
+                p.encode(e);
+                e.u32(p.check_ppm);
+                e.u64(p.credits.inference);
+                return;
+            }
             Record::Parameters(p) if p.check_ppm != crate::governance::jobs::DEFAULT_CHECK_PPM => {
                 e.str("parameters/jobs");
                 p.encode(e);
@@ -309,6 +321,7 @@ impl Canonical for Record {
             Record::Adapter(a) => a.encode(e),
             Record::Offer(o) => o.encode(e),
             Record::Token(t) => t.encode(e),
+            Record::Usage(u) => u.encode(e),
             Record::Job(j) => j.encode(e),
             Record::Reputation(r) => r.encode(e),
         }
@@ -357,6 +370,19 @@ impl Canonical for Threshold {
     fn encode(&self, e: &mut Encoder) {
         e.f64(self.majority);
         e.f64(self.quorum);
+    }
+}
+
+impl Canonical for UsageRecord {
+    fn encode(&self, e: &mut Encoder) {
+        e.str(&self.node);
+        e.u64(self.seq);
+        e.u64(self.log_index);
+        e.u64(self.reports);
+        e.u64(self.requests);
+        e.u64(self.tokens);
+        e.u64(self.charged);
+        e.u64(self.unpaid);
     }
 }
 

@@ -14,6 +14,7 @@ use crate::governance::acts::{
 use crate::governance::jobs::{JobInput, JobRequest, JobResult, JobSchedule, NodeOffer};
 use crate::governance::params::Windows;
 use crate::governance::tokens::{TokenGrant, TokenRevocation};
+use crate::governance::usage::UsageReport;
 use crate::register::{ConsentTier, Register};
 use crate::statement::{STATEMENT_TYPE, Statement, Subject};
 
@@ -116,10 +117,11 @@ pub enum Event {
     JobResult(JobResult),
     TokenGrant(TokenGrant),
     TokenRevocation(TokenRevocation),
+    Usage(UsageReport),
 }
 
 /// Every event kind, as named in predicate types.
-pub const KINDS: [&str; 20] = [
+pub const KINDS: [&str; 21] = [
     "genesis",
     "deposit",
     "withdrawal",
@@ -140,6 +142,7 @@ pub const KINDS: [&str; 20] = [
     "job-result",
     "token-grant",
     "token-revocation",
+    "usage",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -203,6 +206,7 @@ impl Event {
             Event::JobResult(_) => "job-result",
             Event::TokenGrant(_) => "token-grant",
             Event::TokenRevocation(_) => "token-revocation",
+            Event::Usage(_) => "usage",
         }
     }
 
@@ -256,6 +260,7 @@ impl Event {
             Event::JobResult(r) => (named(&format!("job/{}", r.job)), serde_json::to_value(r)),
             Event::TokenGrant(t) => (named(&format!("token/{}", t.token)), serde_json::to_value(t)),
             Event::TokenRevocation(t) => (named(&format!("token/{}", t.token)), serde_json::to_value(t)),
+            Event::Usage(u) => (named(&format!("usage/{}/{}", u.node, u.seq)), serde_json::to_value(u)),
         };
         Statement {
             statement_type: STATEMENT_TYPE.to_owned(),
@@ -321,6 +326,7 @@ impl Event {
             "job-result" => Event::JobResult(predicate("job-result", statement.predicate)?),
             "token-grant" => Event::TokenGrant(predicate("token-grant", statement.predicate)?),
             "token-revocation" => Event::TokenRevocation(predicate("token-revocation", statement.predicate)?),
+            "usage" => Event::Usage(predicate("usage", statement.predicate)?),
             "adapter" => {
                 let a: AdapterPublication = predicate("adapter", statement.predicate)?;
                 let [subject] = statement.subject.as_slice() else { return Err(EventError::Subject) };
@@ -545,6 +551,11 @@ impl Event {
                 .map_err(|detail| EventError::Field { field: "token-grant", detail }),
             Event::TokenRevocation(t) => crate::governance::tokens::validate_revocation(t)
                 .map_err(|detail| EventError::Field { field: "token-revocation", detail }),
+            Event::Usage(u) => {
+                did(&u.node, "node")?;
+                crate::governance::usage::validate(u)
+                    .map_err(|detail| EventError::Field { field: "usage", detail })
+            }
             Event::JobReceipt(j) => {
                 did(&j.node, "node")?;
                 field(!j.workload.trim().is_empty(), "workload", "name the workload")?;

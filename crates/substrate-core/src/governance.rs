@@ -12,3 +12,4 @@ pub mod params;
 pub mod stv;
 pub mod tally;
 pub mod tokens;
+pub mod usage;

@@ -230,6 +230,8 @@ pub enum Rejection {
     Job(crate::governance::jobs::JobFault),
     #[error("{0}")]
     Token(crate::governance::tokens::TokenFault),
+    #[error("{0}")]
+    Usage(crate::governance::usage::UsageFault),
     #[error("the genesis names the steward '{steward}', which is not a did:key: {detail}")]
     GenesisSteward { steward: String, detail: String },
 }

@@ -762,3 +762,5 @@ mod jobs;
 mod membership;
 #[path = "governance/tokens.rs"]
 mod tokens;
+#[path = "governance/usage.rs"]
+mod usage;

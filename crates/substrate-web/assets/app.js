@@ -806,7 +806,7 @@ async function chatPage(root) {
   const key = await storedKey();
   if (key) {
     root.querySelector("[data-chat-signer]").replaceChildren("Asked as ", el("code", {}, key.did),
-      ": each question is signed with the key in this browser, so a verified member is answered from the commons tier too.");
+      ": each question is signed with the key in this browser, so a verified member is answered, from the commons tier too, and pays from their daily floor and then their credits.");
   }
   const button = form.querySelector("button[type=submit]");
   form.addEventListener("submit", async (event) => {

@@ -263,8 +263,10 @@ pub fn chat_page(embedding: Option<&str>, search: bool) -> Markup {
             }
             form #chat-form hidden data-needs-script novalidate {
                 p.signer data-chat-signer {
-                    "Asked without a key: answers draw on public texts only. A member whose key is in this browser ("
-                    a href="/key" { "Your key" } ") is answered from the commons tier too."
+                    "No key in this browser: the models answer the commons' members, who pay from their daily "
+                    "commons floor and then their credits, so a question without a key is answered only by a node "
+                    "open to everyone. A member whose key is in this browser ("
+                    a href="/key" { "Your key" } ") is answered, from the commons tier too."
                 }
                 p {
                     label for="chat-question" { "Your question" }
@@ -551,6 +553,7 @@ fn current(p: &substrate_core::governance::params::Parameters, key: &str) -> Str
         "credits.floor" => p.credits.floor.into(),
         "credits.stability-share" => p.credits.stability_share_ppm.into(),
         "credits.half-life-days" => p.credits.half_life_days.into(),
+        "credits.inference" => p.credits.inference.into(),
         "jobs.check-ppm" => p.check_ppm.into(),
         _ => {
             let mut parts = key.split('.');
@@ -754,6 +757,6 @@ mod tests {
         assert_eq!(row("window.ordinary").class, "constitutional");
         assert_eq!(row("threshold.ordinary.contributor.quorum").class, "constitutional");
         // Every key the rules know, and those of every register and threshold.
-        assert_eq!(rows.len(), 16 + 2 * parameters.registers.len() + 12);
+        assert_eq!(rows.len(), 17 + 2 * parameters.registers.len() + 12);
     }
 }

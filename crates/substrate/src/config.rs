@@ -39,6 +39,10 @@ pub struct ServingSettings {
     pub queue: Option<usize>,
     /// Keep a search index of the findable texts and answer `/v1/search`. Default off.
     pub search: bool,
+    /// Answer inference that names nobody, charging nobody. Default off: members only.
+    pub open_inference: bool,
+    /// Seconds between reports of the tokens members used. Default 30.
+    pub usage_report_seconds: Option<u64>,
 }
 
 /// `[worker]` in `substrate.toml`.

@@ -315,6 +315,7 @@ pub enum Record {
     Job(Box<crate::governance::jobs::JobRecord>),
     Reputation(crate::governance::jobs::Reputation),
     Token(crate::governance::tokens::TokenRecord),
+    Usage(crate::governance::usage::UsageRecord),
 }
 
 /// The keys of every vote on proposal `id`, as a half-open range [from, to) of `Record::key`s.
@@ -343,6 +344,7 @@ impl Record {
             Record::Job(j) => ("job", format!("{:020}", j.id)),
             Record::Reputation(r) => ("reputation", r.node.clone()),
             Record::Token(t) => ("token", t.token.clone()),
+            Record::Usage(u) => ("usage", u.node.clone()),
         }
     }
 }
@@ -370,6 +372,7 @@ pub struct Governance {
     pub(crate) reputations: BTreeMap<String, crate::governance::jobs::Reputation>,
     /// API tokens by the sha256 of their text.
     pub(crate) tokens: BTreeMap<String, crate::governance::tokens::TokenRecord>,
+    pub(crate) usage: BTreeMap<String, crate::governance::usage::UsageRecord>,
     /// Derived: the jobs not yet ended.
     pub(crate) open_jobs: BTreeSet<u64>,
     /// Derived: the done jobs waiting to be re-opened for a check.
@@ -480,6 +483,9 @@ impl Governance {
             Record::Token(t) => {
                 self.tokens.insert(t.token.clone(), t);
             }
+            Record::Usage(u) => {
+                self.usage.insert(u.node.clone(), u);
+            }
         }
     }
 
@@ -500,6 +506,8 @@ impl Governance {
         records.extend(self.offers.values().cloned().map(Record::Offer));
         records.extend(self.jobs.values().cloned().map(|j| Record::Job(Box::new(j))));
         records.extend(self.reputations.values().cloned().map(Record::Reputation));
+        records.extend(self.tokens.values().cloned().map(Record::Token));
+        records.extend(self.usage.values().cloned().map(Record::Usage));
         records
     }
 

@@ -68,6 +68,7 @@ impl State {
             Event::JobResult(r) => self.job_result(index, time, signer, r, params),
             Event::TokenGrant(t) => self.mint_token(index, time, signer, t),
             Event::TokenRevocation(t) => self.revoke_token(time, signer, t),
+            Event::Usage(u) => self.record_usage(index, time, signer, u, commons, params),
             Event::Adapter(a) => self.publish_adapter(index, time, signed, a),
             Event::Genesis(_) | Event::Deposit(_) | Event::Withdrawal(_) | Event::ConsentChange(_) => {
                 Ok(Vec::new())

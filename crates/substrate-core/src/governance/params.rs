@@ -87,6 +87,23 @@ pub struct CreditRates {
     /// The stability pool's share of every grant, in parts per million.
     pub stability_share_ppm: u32,
     pub half_life_days: u32,
+    /// Per 1,000 tokens of inference served to a member (prompt, answer, texts embedded).
+    /// Absent from the JSON at its default, so the records of logs kept before it read and
+    /// hash as they did.
+    #[serde(default = "default_inference", skip_serializing_if = "is_default_inference")]
+    pub inference: u64,
+}
+
+/// What 1,000 tokens of inference cost unless the chambers set another price: a commons floor
+/// of 20 credits is 20,000 tokens a day.
+pub const DEFAULT_INFERENCE: u64 = 1;
+
+fn default_inference() -> u64 {
+    DEFAULT_INFERENCE
+}
+
+fn is_default_inference(rate: &u64) -> bool {
+    *rate == DEFAULT_INFERENCE
 }
 
 impl Parameters {
@@ -117,6 +134,7 @@ impl Parameters {
                 floor: 20,
                 stability_share_ppm: 100_000,
                 half_life_days: 180,
+                inference: DEFAULT_INFERENCE,
             },
             mixture_caps: BTreeMap::new(),
             mixture_floors: BTreeMap::new(),
@@ -169,6 +187,7 @@ impl Parameters {
             | "credits.floor"
             | "credits.stability-share"
             | "credits.half-life-days"
+            | "credits.inference"
             | "jobs.check-ppm" => ProposalClass::Resource,
             _ if key.starts_with("mixture.cap.") || key.starts_with("mixture.floor.") => {
                 ProposalClass::Ordinary
@@ -224,6 +243,7 @@ impl Parameters {
             "credits.floor" => next.credits.floor = whole(0, 1_000_000)?,
             "credits.stability-share" => next.credits.stability_share_ppm = small(0, 1_000_000)?,
             "credits.half-life-days" => next.credits.half_life_days = small(1, 3650)?,
+            "credits.inference" => next.credits.inference = whole(0, 1_000_000)?,
             "jobs.check-ppm" => next.check_ppm = small(0, 1_000_000)?,
             _ if threshold_slot(key).is_some() => {
                 let (class, chamber, field) = threshold_slot(key).unwrap_or_default();
@@ -284,7 +304,7 @@ fn threshold_slot(key: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// The parameter keys, for error messages.
-pub const KEYS: [&str; 19] = [
+pub const KEYS: [&str; 20] = [
     "registers",
     "window.ordinary",
     "window.resource",
@@ -300,6 +320,7 @@ pub const KEYS: [&str; 19] = [
     "credits.floor",
     "credits.stability-share",
     "credits.half-life-days",
+    "credits.inference",
     "jobs.check-ppm",
     "mixture.cap.<register>",
     "mixture.floor.<register>",

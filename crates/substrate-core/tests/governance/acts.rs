@@ -185,6 +185,26 @@ fn identical_statements(kind: &str, signers: &[u8]) -> (Commons, Vec<SignedEvent
             // Only its member (or a steward) revokes it, once.
             (each(&revocation, &members), 1)
         }
+        "usage" => {
+            // Each member's node signs the report of the first member's node: only it reports
+            // its own usage, once.
+            for member in &members {
+                commons.register_node(*member, member * 10);
+            }
+            let report = Event::Usage(substrate_core::governance::usage::UsageReport {
+                node: did(members[0] * 10),
+                seq: 1,
+                from: "2026-11-22T00:00:00.000Z".into(),
+                to: "2026-11-22T00:00:01.000Z".into(),
+                lines: vec![substrate_core::governance::usage::UsageLine {
+                    member: did(members[0]),
+                    requests: 1,
+                    tokens: 10,
+                }],
+            });
+            let nodes: Vec<u8> = members.iter().map(|m| m * 10).collect();
+            (each(&report, &nodes), 1)
+        }
         other => panic!("no scenario for the event kind {other}"),
     };
     (commons, signed, accepted)

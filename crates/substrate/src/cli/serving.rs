@@ -31,6 +31,13 @@ pub struct ServingArgs {
     /// /v1/search: BM25, and vectors too when the embedding model is there.
     #[arg(long)]
     pub search: bool,
+    /// Also answer generations and embeddings that name nobody (no signature, no API token),
+    /// charging nobody: this machine's time, given away. Members are always charged.
+    #[arg(long)]
+    pub open_inference: bool,
+    /// How often the tokens members used are reported to the log, in seconds. Default 30.
+    #[arg(long, value_name = "SECONDS")]
+    pub usage_report_seconds: Option<u64>,
 }
 
 /// Search the commons' public texts on a node that keeps an index (`serve --search`): full
@@ -89,8 +96,9 @@ pub struct ChatArgs {
     /// 0 picks the likeliest token each time.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f64,
-    /// Sign the request with your key (RFC 9421): a verified member's answer may draw on
-    /// `commons` texts too.
+    /// Sign the request with your key (RFC 9421). `chat` signs whenever it finds a key (--key,
+    /// or your default identity): the commons' models answer its members, who pay from their
+    /// daily floor and then their credits, and a member's answer may draw on `commons` texts.
     #[arg(long)]
     pub member: bool,
     #[command(flatten)]

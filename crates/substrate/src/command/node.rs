@@ -190,6 +190,7 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
         .with_context(|| format!("cannot listen on {} (choose another with --listen)", config.listen))?;
     let addr = listener.local_addr()?;
     let log = ledger.verifier();
+    let reporting_key = usage_key(&data, config, ledger.is_sequencer())?;
     let (sequencer, sequencer_thread, role) = if ledger.is_sequencer() {
         let (handle, thread) = SequencerHandle::spawn(ledger).context("starting the sequencer")?;
         let role = Role::Sequencer { reader: reader.clone(), sequencer: Some(handle.clone()) };
@@ -244,7 +245,18 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
     } else {
         None
     };
-    let inference = if config.serving.enabled { Some(Arc::new(load_models(&data, config)?)) } else { None };
+    let inference = if config.serving.enabled {
+        let every = config.serving.usage_report_seconds.unwrap_or(30);
+        anyhow::ensure!(every >= 1, "--usage-report-seconds is at least 1");
+        let meter = substrate_api::metering::Meter::new(
+            reporting_key,
+            config.serving.open_inference,
+            std::time::Duration::from_secs(every),
+        );
+        Some(Arc::new(load_models(&data, config, meter)?))
+    } else {
+        None
+    };
     let search = if config.serving.search {
         let embedder = match &inference {
             Some(inference) => inference.embedder(),
@@ -337,6 +349,10 @@ pub fn serve(
         config.serving.queue = serving.queue;
     }
     config.serving.search |= serving.search;
+    config.serving.open_inference |= serving.open_inference;
+    if serving.usage_report_seconds.is_some() {
+        config.serving.usage_report_seconds = serving.usage_report_seconds;
+    }
     config.worker.without_scopes |= worker.without_scopes;
     let data = DataDir::new(dir);
     match mesh.role.as_deref() {
@@ -452,7 +468,11 @@ fn load_embedder(data: &DataDir, config: &NodeConfig) -> anyhow::Result<Option<(
 
 /// Loads the models `[serving]` names, or the defaults under the models directory; a model that
 /// is named but cannot be loaded stops the node, a default that is missing is left out.
-fn load_models(data: &DataDir, config: &NodeConfig) -> anyhow::Result<substrate_api::Inference> {
+fn load_models(
+    data: &DataDir,
+    config: &NodeConfig,
+    meter: substrate_api::metering::Meter,
+) -> anyhow::Result<substrate_api::Inference> {
     use substrate_models::fetch::GENERATION;
     let serving = &config.serving;
     let dir = models_dir(data, config);
@@ -490,7 +510,26 @@ fn load_models(data: &DataDir, config: &NodeConfig) -> anyhow::Result<substrate_
         generation,
         serving.slots.unwrap_or(1),
         serving.queue.unwrap_or(8),
+        meter,
     ))
+}
+
+/// The key this node signs its reports of members' inference with: the log key on the
+/// sequencer, the node key elsewhere (a node without one cannot charge members, and says so).
+fn usage_key(
+    data: &DataDir,
+    config: &NodeConfig,
+    sequencer: bool,
+) -> anyhow::Result<Option<ed25519_dalek::SigningKey>> {
+    if sequencer {
+        let skey = std::fs::read_to_string(data.log_key())
+            .with_context(|| format!("reading the log key {}", data.log_key().display()))?;
+        let signer = substrate_tlog::NoteSigner::from_skey(skey.trim())
+            .map_err(|e| anyhow::anyhow!("the log key {} does not parse: {e}", data.log_key().display()))?;
+        return Ok(Some(signer.signing_key().clone()));
+    }
+    let path = config.mesh.node_key.clone().unwrap_or_else(|| data.root().join("node.key"));
+    Ok(crate::keys::load(&path).ok().map(|(_, key)| key))
 }
 
 /// The search index and the thread that keeps it current with the log; dropping it stops the

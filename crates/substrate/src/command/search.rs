@@ -56,7 +56,10 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
 }
 
 pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
-    let client = client(&args.node.node, args.member, args.key.key.as_deref())?;
+    // The models answer members: sign whenever there is a key to sign with.
+    let key = args.key.key.as_deref();
+    let signing = args.member || key.is_some() || crate::keys::path(None).is_ok_and(|p| p.exists());
+    let client = client(&args.node.node, signing, key)?;
     let model = args.model.unwrap_or_else(|| substrate_models::fetch::GENERATION.name.to_owned());
     let mut body = json!({
         "model": model,

@@ -8,6 +8,7 @@ mod amputation;
 mod bad_input;
 mod cli_flow;
 mod crash;
+mod credits;
 mod governance;
 mod interop;
 mod jobs;

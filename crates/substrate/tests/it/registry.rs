@@ -272,8 +272,14 @@ fn a_decided_mixture_trains_an_adapter_that_the_registry_keeps_and_marks() {
     // Served: the registry's adapters for this base model are models of the OpenAI routes.
     let empty = r.commons.file("no-models");
     std::fs::create_dir_all(&empty).unwrap();
-    let serving =
-        ["--serve-models", "--generation-model", path(&r.model), "--serve-models-dir", path(&empty)];
+    let serving = [
+        "--serve-models",
+        "--generation-model",
+        path(&r.model),
+        "--serve-models-dir",
+        path(&empty),
+        "--open-inference",
+    ];
     let daemon =
         crate::util::Daemon::start_with(&r.commons.data, r.commons.file("logs").parent().unwrap(), &serving);
     let http = daemon.http();

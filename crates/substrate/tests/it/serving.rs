@@ -21,8 +21,15 @@ fn serving(dir: &Path, extra: &[&str]) -> (Daemon, String, String) {
     ok(&["init", "--data-dir", path(&data), "--name", "Serving Test"]);
     let bert = tiny::bert(dir, 3).expect("tiny bert");
     let llama = tiny::llama(dir, 3, GgmlDType::Q8_0).expect("tiny llama");
-    let mut args =
-        vec!["--serve-models", "--embedding-model", path(&bert), "--generation-model", path(&llama.path)];
+    // Open: these tests are of the routes' shapes; what members pay is tested in `credits`.
+    let mut args = vec![
+        "--serve-models",
+        "--embedding-model",
+        path(&bert),
+        "--generation-model",
+        path(&llama.path),
+        "--open-inference",
+    ];
     args.extend_from_slice(extra);
     let daemon = Daemon::start_with(&data, dir, &args);
     (daemon, path(&bert).to_owned(), path(&llama.path).to_owned())

@@ -46,6 +46,7 @@ fn answers_drawn_from_the_commons_cite_what_they_were_given() {
         "--generation-model",
         path(&llama.path),
         "--search",
+        "--open-inference",
     ];
     let node = Daemon::start_with(&commons.data, dir.path(), &args);
     let http = node.http();
