@@ -123,6 +123,9 @@ impl From<Rejection> for ApiError {
             Rejection::Token(fault) => {
                 (StatusCode::from_u16(fault.status()).unwrap_or(StatusCode::BAD_REQUEST), fault.code())
             }
+            Rejection::Doi(fault) => {
+                (StatusCode::from_u16(fault.status()).unwrap_or(StatusCode::BAD_REQUEST), fault.code())
+            }
             Rejection::Usage(fault) => {
                 (StatusCode::from_u16(fault.status()).unwrap_or(StatusCode::BAD_REQUEST), fault.code())
             }

@@ -364,8 +364,10 @@ async fn show(
     }
     blocking(&app.reader, move |r| {
         let deposit = r.deposit(&id)?;
-        let receipt = r.receipt(deposit.log_index)?;
-        let mut body = json!({"deposit": deposit, "receipt": receipt});
+        let mut receipt = r.receipt(deposit.log_index)?;
+        let doi = r.governance()?.doi_of(&deposit.cid.to_string()).cloned();
+        receipt.doi = doi.as_ref().map(|d| d.doi.clone());
+        let mut body = json!({"deposit": deposit, "receipt": receipt, "doi": doi});
         if query.scores.is_some() {
             body["scores"] =
                 json!({"ccnet": crate::amputation::ccnet_score(r.dir(), &deposit.cid.to_string())?});
@@ -378,7 +380,9 @@ async fn show(
 async fn deposit_receipt(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     blocking(&app.reader, move |r| {
         let deposit = r.deposit(&id)?;
-        Ok(Json(r.receipt(deposit.log_index)?).into_response())
+        let mut receipt = r.receipt(deposit.log_index)?;
+        receipt.doi = r.governance()?.doi_of(&deposit.cid.to_string()).map(|d| d.doi.clone());
+        Ok(Json(receipt).into_response())
     })
     .await
 }
@@ -482,7 +486,19 @@ async fn datacite(
     blocking(&app.reader, move |r| {
         let deposit = r.deposit(&id)?;
         let commons = r.commons()?;
-        Ok(Json(substrate_core::datacite::document(&deposit, &commons, None)))
+        let mut document = substrate_core::datacite::document(&deposit, &commons, None);
+        // Registered: the DOI DataCite gave, as the log records it.
+        if let Some(doi) = r.governance()?.doi_of(&deposit.cid.to_string()) {
+            let attributes = &mut document["data"]["attributes"];
+            attributes["doi"] = json!(doi.doi);
+            attributes["identifiers"] = json!([{"identifier": doi.doi, "identifierType": "DOI"}]);
+            if let Some(fields) = attributes.as_object_mut() {
+                // DataCite holds whether it is findable or only registered.
+                fields.remove("state");
+            }
+            document["data"]["id"] = json!(doi.doi);
+        }
+        Ok(Json(document))
     })
     .await
 }

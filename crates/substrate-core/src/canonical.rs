@@ -21,7 +21,8 @@
 //! - records that came later still are named apart: parameters with a price of inference other
 //!   than the default are `parameters/inference` (the parameters, then the check rate as a u32
 //!   and the price as a u64); a node's usage record is `usage` (node, seq, entry, reports,
-//!   requests, tokens, charged and unpaid, each a u64 after the node's string).
+//!   requests, tokens, charged and unpaid, each a u64 after the node's string); a deposit's DOI
+//!   record is `doi` (CID, DOI, registrar and steward as strings, then entry and time as u64).
 //!
 //! One entry's changes are a sequence of changes, each a tag (`commons`, `deposit`, or the
 //! record's kind) and the record. The state root after entry `index` is
@@ -42,6 +43,7 @@ use crate::governance::book::{
     MemberStatus, MixtureRecord, NodeRecord, ProposalRecord, ProposalStatus, Record, VoteRecord,
     WorkloadRecord,
 };
+use crate::governance::doi::DoiRecord;
 use crate::governance::jobs::{
     JobDispute, JobInput, JobOutput, JobRecord, JobStatus, OfferRecord, Reputation, Role, Run, Verdict,
 };
@@ -322,6 +324,7 @@ impl Canonical for Record {
             Record::Offer(o) => o.encode(e),
             Record::Token(t) => t.encode(e),
             Record::Usage(u) => u.encode(e),
+            Record::Doi(d) => d.encode(e),
             Record::Job(j) => j.encode(e),
             Record::Reputation(r) => r.encode(e),
         }
@@ -370,6 +373,17 @@ impl Canonical for Threshold {
     fn encode(&self, e: &mut Encoder) {
         e.f64(self.majority);
         e.f64(self.quorum);
+    }
+}
+
+impl Canonical for DoiRecord {
+    fn encode(&self, e: &mut Encoder) {
+        e.str(&self.cid);
+        e.str(&self.doi);
+        e.str(&self.registrar);
+        e.str(&self.steward);
+        e.u64(self.log_index);
+        e.u64(self.at);
     }
 }
 

@@ -11,6 +11,7 @@ use crate::governance::acts::{
     Attestation, Decision, Dispute, DisputeRuling, JobReceipt, MAX_ACTIONS, MAX_PROPOSAL_SUMMARY,
     MAX_PROPOSAL_TITLE, NodeRegistration, Proposal, Revocation, VoteCast,
 };
+use crate::governance::doi::DoiRegistration;
 use crate::governance::jobs::{JobInput, JobRequest, JobResult, JobSchedule, NodeOffer};
 use crate::governance::params::Windows;
 use crate::governance::tokens::{TokenGrant, TokenRevocation};
@@ -118,10 +119,11 @@ pub enum Event {
     TokenGrant(TokenGrant),
     TokenRevocation(TokenRevocation),
     Usage(UsageReport),
+    DoiRegistration(DoiRegistration),
 }
 
 /// Every event kind, as named in predicate types.
-pub const KINDS: [&str; 21] = [
+pub const KINDS: [&str; 22] = [
     "genesis",
     "deposit",
     "withdrawal",
@@ -143,6 +145,7 @@ pub const KINDS: [&str; 21] = [
     "token-grant",
     "token-revocation",
     "usage",
+    "doi-registration",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -207,6 +210,7 @@ impl Event {
             Event::TokenGrant(_) => "token-grant",
             Event::TokenRevocation(_) => "token-revocation",
             Event::Usage(_) => "usage",
+            Event::DoiRegistration(_) => "doi-registration",
         }
     }
 
@@ -261,6 +265,7 @@ impl Event {
             Event::TokenGrant(t) => (named(&format!("token/{}", t.token)), serde_json::to_value(t)),
             Event::TokenRevocation(t) => (named(&format!("token/{}", t.token)), serde_json::to_value(t)),
             Event::Usage(u) => (named(&format!("usage/{}/{}", u.node, u.seq)), serde_json::to_value(u)),
+            Event::DoiRegistration(d) => (named(&format!("doi/{}", d.cid)), serde_json::to_value(d)),
         };
         Statement {
             statement_type: STATEMENT_TYPE.to_owned(),
@@ -327,6 +332,7 @@ impl Event {
             "token-grant" => Event::TokenGrant(predicate("token-grant", statement.predicate)?),
             "token-revocation" => Event::TokenRevocation(predicate("token-revocation", statement.predicate)?),
             "usage" => Event::Usage(predicate("usage", statement.predicate)?),
+            "doi-registration" => Event::DoiRegistration(predicate("doi-registration", statement.predicate)?),
             "adapter" => {
                 let a: AdapterPublication = predicate("adapter", statement.predicate)?;
                 let [subject] = statement.subject.as_slice() else { return Err(EventError::Subject) };
@@ -551,6 +557,8 @@ impl Event {
                 .map_err(|detail| EventError::Field { field: "token-grant", detail }),
             Event::TokenRevocation(t) => crate::governance::tokens::validate_revocation(t)
                 .map_err(|detail| EventError::Field { field: "token-revocation", detail }),
+            Event::DoiRegistration(d) => crate::governance::doi::validate(d)
+                .map_err(|detail| EventError::Field { field: "doi-registration", detail }),
             Event::Usage(u) => {
                 did(&u.node, "node")?;
                 crate::governance::usage::validate(u)

@@ -4,6 +4,7 @@
 pub mod acts;
 pub mod book;
 pub mod credits;
+pub mod doi;
 pub mod fold;
 pub mod jobs;
 pub mod mixture;

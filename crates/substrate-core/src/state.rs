@@ -232,6 +232,8 @@ pub enum Rejection {
     Token(crate::governance::tokens::TokenFault),
     #[error("{0}")]
     Usage(crate::governance::usage::UsageFault),
+    #[error("{0}")]
+    Doi(crate::governance::doi::DoiFault),
     #[error("the genesis names the steward '{steward}', which is not a did:key: {detail}")]
     GenesisSteward { steward: String, detail: String },
 }
@@ -354,6 +356,7 @@ impl State {
                 reads.votes_on.extend(decision.votes_on);
             }
             Event::Adapter(_) => reads.every_deposit = true,
+            Event::DoiRegistration(d) => reads.deposits.extend(Cid::parse(&d.cid).ok()),
             _ => {}
         }
         reads

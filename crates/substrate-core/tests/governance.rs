@@ -752,6 +752,8 @@ mod compute;
 mod decisions;
 #[path = "governance/disputes.rs"]
 mod disputes;
+#[path = "governance/doi.rs"]
+mod doi;
 #[path = "governance/exact.rs"]
 mod exact;
 #[path = "governance/golden.rs"]

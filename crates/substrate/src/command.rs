@@ -5,6 +5,7 @@ mod amputation;
 mod bench;
 mod demo;
 mod deposit;
+mod doi;
 mod govern;
 mod identity;
 mod import;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(args) => search::search(args),
         Command::Chat(args) => search::chat(args),
         Command::Token(command) => tokens::run(command),
+        Command::Doi(command) => doi::run(command),
         Command::Job(command) => jobs::run(command),
         Command::Jobs { state, json, node } => jobs::list(&node.node, state.as_deref(), json),
         Command::Workers { json, node } => jobs::workers(&node.node, json),

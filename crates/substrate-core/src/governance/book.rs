@@ -316,6 +316,7 @@ pub enum Record {
     Reputation(crate::governance::jobs::Reputation),
     Token(crate::governance::tokens::TokenRecord),
     Usage(crate::governance::usage::UsageRecord),
+    Doi(crate::governance::doi::DoiRecord),
 }
 
 /// The keys of every vote on proposal `id`, as a half-open range [from, to) of `Record::key`s.
@@ -345,6 +346,7 @@ impl Record {
             Record::Reputation(r) => ("reputation", r.node.clone()),
             Record::Token(t) => ("token", t.token.clone()),
             Record::Usage(u) => ("usage", u.node.clone()),
+            Record::Doi(d) => ("doi", d.cid.clone()),
         }
     }
 }
@@ -373,6 +375,8 @@ pub struct Governance {
     /// API tokens by the sha256 of their text.
     pub(crate) tokens: BTreeMap<String, crate::governance::tokens::TokenRecord>,
     pub(crate) usage: BTreeMap<String, crate::governance::usage::UsageRecord>,
+    /// DOIs by the CID of their deposit.
+    pub(crate) dois: BTreeMap<String, crate::governance::doi::DoiRecord>,
     /// Derived: the jobs not yet ended.
     pub(crate) open_jobs: BTreeSet<u64>,
     /// Derived: the done jobs waiting to be re-opened for a check.
@@ -486,6 +490,9 @@ impl Governance {
             Record::Usage(u) => {
                 self.usage.insert(u.node.clone(), u);
             }
+            Record::Doi(d) => {
+                self.dois.insert(d.cid.clone(), d);
+            }
         }
     }
 
@@ -508,6 +515,7 @@ impl Governance {
         records.extend(self.reputations.values().cloned().map(Record::Reputation));
         records.extend(self.tokens.values().cloned().map(Record::Token));
         records.extend(self.usage.values().cloned().map(Record::Usage));
+        records.extend(self.dois.values().cloned().map(Record::Doi));
         records
     }
 

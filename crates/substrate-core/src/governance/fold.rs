@@ -69,6 +69,7 @@ impl State {
             Event::TokenGrant(t) => self.mint_token(index, time, signer, t),
             Event::TokenRevocation(t) => self.revoke_token(time, signer, t),
             Event::Usage(u) => self.record_usage(index, time, signer, u, commons, params),
+            Event::DoiRegistration(d) => self.record_doi(index, time, signer, d),
             Event::Adapter(a) => self.publish_adapter(index, time, signed, a),
             Event::Genesis(_) | Event::Deposit(_) | Event::Withdrawal(_) | Event::ConsentChange(_) => {
                 Ok(Vec::new())
@@ -82,7 +83,7 @@ impl State {
     }
 
     /// Every signer must be an acting steward.
-    fn require_stewards(&self, signers: &[String], time: u64) -> Result<(), Rejection> {
+    pub(crate) fn require_stewards(&self, signers: &[String], time: u64) -> Result<(), Rejection> {
         match signers.iter().find(|s| !self.acting_steward(s, time)) {
             Some(outsider) => Err(Rejection::NotSteward(outsider.clone())),
             None => Ok(()),

@@ -185,6 +185,17 @@ fn identical_statements(kind: &str, signers: &[u8]) -> (Commons, Vec<SignedEvent
             // Only its member (or a steward) revokes it, once.
             (each(&revocation, &members), 1)
         }
+        "doi-registration" => {
+            // The same DOI recorded by each steward: one deposit has one DOI, recorded once.
+            let cid = commons.deposit(16, b"a text with a doi", "oral");
+            let event = Event::DoiRegistration(substrate_core::governance::doi::DoiRegistration {
+                cid: cid.to_string(),
+                doi: "10.5072/abcd-1234".into(),
+                registrar: "datacite".into(),
+                requested: requested(),
+            });
+            (each(&event, &stewards), 1)
+        }
         "usage" => {
             // Each member's node signs the report of the first member's node: only it reports
             // its own usage, once.

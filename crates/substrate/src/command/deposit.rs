@@ -113,7 +113,7 @@ pub fn print_receipt(receipt: &Receipt) {
         receipt
             .doi
             .as_deref()
-            .unwrap_or("null (none registered; export DataCite JSON with `show --datacite`)")
+            .unwrap_or("null (none registered yet; a steward registers one with `substrate doi register`)")
     );
     println!("  kind:      {}", receipt.kind);
     println!("  log index: {}", receipt.log_index);
@@ -150,6 +150,13 @@ pub fn show(node: &str, id: &str, datacite: bool, scores: Option<&str>, raw: boo
         d["size"]
     );
     println!("  depositor: {}", s(&d["depositor"]));
+    match value["doi"]["doi"].as_str() {
+        Some(doi) => println!(
+            "  doi:       {doi} (https://doi.org/{doi}; recorded at entry {})",
+            value["doi"]["log_index"]
+        ),
+        None => println!("  doi:       none (a steward registers one: `substrate doi register`)"),
+    }
     println!(
         "  logged at: {} (entry {})",
         substrate_core::timestamp::rfc3339(d["deposited_at"].as_u64().unwrap_or(0)),

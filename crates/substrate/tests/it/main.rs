@@ -9,6 +9,7 @@ mod bad_input;
 mod cli_flow;
 mod crash;
 mod credits;
+mod doi;
 mod governance;
 mod interop;
 mod jobs;
