@@ -4,6 +4,7 @@
 mod adapters;
 mod amputation;
 mod error;
+mod generation;
 mod governance;
 mod jobs;
 pub mod metering;

@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use substrate_models::{Llama, Message, Sampling};
 
-use crate::openai::{Inference, OpenAiError, Piece, slot, spawn_generation};
+use crate::generation::{Piece, spawn_generation};
+use crate::openai::{Inference, OpenAiError, slot};
 use crate::routes::AppState;
 
 /// The Ollama API version these routes follow.
@@ -207,9 +208,7 @@ pub async fn embed(
     headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let bytes = body.map_err(|r| OllamaError { status: r.status(), message: r.body_text() })?;
-    let member = asker(&app, &method, &uri, &headers, &bytes)?;
-    let body = body_of(Ok(bytes))?;
+    let (body, member) = asked_by(&app, &method, &uri, &headers, body)?;
     let name = name_of(&body)?;
     let inference = served(&app).ok_or_else(|| OllamaError::not_found(&name))?;
     let Some((id, embedder)) = inference.embedding.as_ref().filter(|(id, _)| *id == name) else {
@@ -361,10 +360,8 @@ pub async fn chat(
     headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let bytes = body.map_err(|r| OllamaError { status: r.status(), message: r.body_text() })?;
     // A verified member's signed request may be answered from `commons` texts too.
-    let member = asker(&app, &method, &uri, &headers, &bytes)?;
-    let body = body_of(Ok(bytes))?;
+    let (body, member) = asked_by(&app, &method, &uri, &headers, body)?;
     let grounding = crate::search::grounding_of(&app, &body, member.is_some())
         .await
         .map_err(|e| OllamaError::bad(e.message()))?;
@@ -378,21 +375,23 @@ pub async fn generate(
     headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let bytes = body.map_err(|r| OllamaError { status: r.status(), message: r.body_text() })?;
-    let member = asker(&app, &method, &uri, &headers, &bytes)?;
-    generate_for(app, body_of(Ok(bytes))?, false, None, member).await
+    let (body, member) = asked_by(&app, &method, &uri, &headers, body)?;
+    generate_for(app, body, false, None, member).await
 }
 
-/// The verified member asking (signed, or by API token), if any; refused as the API refuses.
-fn asker(
+/// The request's JSON body and the verified member asking (signed, or by API token), if any;
+/// refused as the API refuses.
+fn asked_by(
     app: &AppState,
     method: &axum::http::Method,
     uri: &axum::http::Uri,
     headers: &axum::http::HeaderMap,
-    body: &[u8],
-) -> Result<Option<String>, OllamaError> {
-    crate::signatures::member(app, method, uri, headers, body)
-        .map_err(|e| OllamaError { status: e.status, message: e.detail })
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(serde_json::Map<String, Value>, Option<String>), OllamaError> {
+    let bytes = body.map_err(|r| OllamaError { status: r.status(), message: r.body_text() })?;
+    let member = crate::signatures::member(app, method, uri, headers, &bytes)
+        .map_err(|e| OllamaError { status: e.status, message: e.detail })?;
+    Ok((body_of(Ok(bytes))?, member))
 }
 
 async fn generate_for(
