@@ -737,6 +737,12 @@ impl Canonical for JobInput {
                 e.str(prompt);
                 e.u32(*max_tokens);
             }
+            JobInput::TrainLora { decision, steps, batch, seq_len, rank } => {
+                e.u64(*decision);
+                for value in [steps, batch, seq_len, rank] {
+                    e.u32(*value);
+                }
+            }
         }
     }
 }
@@ -752,6 +758,15 @@ impl Canonical for JobOutput {
                 e.str("generate");
                 e.seq(tokens, |e, t| e.u32(*t));
                 e.str(text);
+            }
+            JobOutput::TrainLora { snapshot_root, tokens, losses, norms, weights } => {
+                e.str("train-lora");
+                e.str(snapshot_root);
+                e.u64(*tokens);
+                // Floats as their exact bit patterns.
+                e.seq(losses, |e, v| e.u32(v.0.to_bits()));
+                e.seq(norms, |e, v| e.u32(v.0.to_bits()));
+                e.str(weights);
             }
         }
     }

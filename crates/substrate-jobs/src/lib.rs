@@ -9,6 +9,7 @@
 //! assigns jobs. This crate only makes sure that what runs stays inside its walls.
 
 pub mod sandbox;
+pub mod training;
 pub mod worker;
 pub mod workload;
 

@@ -4,6 +4,8 @@
 //! workload program (its own binary, `… workload --input … --output … --model …`), and signs the
 //! output, or why there is none, as a `JobResult` it submits like any other event.
 //!
+//! A training job is prepared, signed and published around its sandbox by [`crate::training`].
+//!
 //! Invariant: a worker never decides what runs; it runs what the log assigned to it, of a
 //! workload the chambers approved, on model files whose sha256 the approval pins.
 
@@ -18,12 +20,13 @@ use substrate_core::SignedEvent;
 use substrate_core::event::{Event, MAX_ENVELOPE_BYTES};
 use substrate_core::governance::book::Governance;
 use substrate_core::governance::jobs::{
-    JobOutput, JobRecord, JobResult, NodeOffer, OFFER_RENEWAL_MS, RUNNABLE_KINDS, Run, check_output,
+    JobInput, JobOutput, JobRecord, JobResult, NodeOffer, OFFER_RENEWAL_MS, RUNNABLE_KINDS, Run, check_output,
 };
-use substrate_store::Reader;
+use substrate_store::{DataDir, Reader};
 
 use crate::sandbox::{Limits, Sandbox, Strength};
-use crate::workload::Invocation;
+use crate::training::{self, FetchTexts};
+use crate::workload::{Invocation, TrainingFiles};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -32,8 +35,12 @@ pub struct WorkerConfig {
     pub models: Vec<PathBuf>,
     /// The program that runs workloads, called as `PROGRAM workload --input … --output …`.
     pub program: PathBuf,
-    /// Where each job's input and output live while it runs (one directory per assignment).
+    /// Where each job's input and output live while it runs (one directory per assignment);
+    /// emptied when the worker starts.
     pub scratch: PathBuf,
+    /// The node's data directory: a training job's snapshot and texts are read from it, and its
+    /// adapter is kept and registered there.
+    pub data: DataDir,
     pub cores: u32,
     pub memory_mib: u64,
     pub strength: Strength,
@@ -143,27 +150,38 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker loop on a thread of its own; it reads the state through `reader` and
-    /// sends what it signs through `submit`.
+    /// Starts the worker loop on a thread of its own; it reads the state through `reader`, sends
+    /// what it signs through `submit`, and asks the sequencer for a training job's texts through
+    /// `fetch` (`None` on the sequencer's own node, which holds them all).
     pub fn start(
         config: WorkerConfig,
         key: SigningKey,
         reader: Reader,
         submit: Submit,
+        fetch: Option<FetchTexts>,
     ) -> std::io::Result<Worker> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        // A job's texts live in its scratch directory only while it runs: a worker killed in
+        // the middle of one leaves them, and they go now.
+        if let Err(error) = std::fs::remove_dir_all(&config.scratch)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::error!(%error, scratch = %config.scratch.display(), "cannot empty the jobs' scratch directory");
+        }
         let thread = std::thread::Builder::new().name("worker".into()).spawn(move || {
             let mut worker = Loop {
                 config,
                 key,
                 reader,
                 submit,
+                fetch,
                 files: ModelFiles::default(),
                 program: None,
                 explained: BTreeSet::new(),
                 done: BTreeSet::new(),
                 offered: None,
+                settled: None,
             };
             worker.files = ModelFiles::scan(&worker.config.models);
             worker.program = worker.files.hold_program(&worker.config.program);
@@ -203,6 +221,7 @@ struct Loop {
     key: SigningKey,
     reader: Reader,
     submit: Submit,
+    fetch: Option<FetchTexts>,
     files: ModelFiles,
     /// The sha256 of the program that runs workloads: an approval must pin it.
     program: Option<String>,
@@ -212,6 +231,8 @@ struct Loop {
     done: BTreeSet<u64>,
     /// The last offer submitted, and when: offered again only when it changes.
     offered: Option<(NodeOffer, std::time::Instant)>,
+    /// When the staged adapters were last looked at.
+    settled: Option<std::time::Instant>,
 }
 
 impl Loop {
@@ -234,6 +255,7 @@ impl Loop {
             return false;
         }
         self.keep_offer(&governance, &node);
+        self.settle_adapters(&governance, &node);
         let mine: Vec<(JobRecord, Run)> = governance
             .jobs()
             .values()
@@ -316,6 +338,45 @@ impl Loop {
         self.submit(SignedEvent::sign(Event::NodeOffer(offer), &self.key), &what);
     }
 
+    /// Publishes the adapters of training jobs whose output from this node stands, and drops
+    /// those whose job went another way; every few seconds.
+    fn settle_adapters(&mut self, governance: &Governance, node: &str) {
+        if self.settled.is_some_and(|at| at.elapsed() < Duration::from_secs(2)) {
+            return;
+        }
+        self.settled = Some(std::time::Instant::now());
+        for (dir, event) in training::settle(&self.config.data, governance, node) {
+            let what = format!("the adapter in {}", dir.display());
+            let id = match (self.submit)(SignedEvent::sign(event, &self.key)) {
+                Ok(id) => id,
+                Err(error) => {
+                    tracing::warn!(%error, "{what} was not recorded in the log; it is tried again");
+                    continue;
+                }
+            };
+            tracing::info!(id, "{what} is recorded in the log");
+            // The files go to the registry once this node's copy of the log holds the record.
+            let registered = (0..100).find_map(|_| {
+                let g = self.reader.governance().ok()?;
+                match g.adapter(id) {
+                    Some(_) => Some(training::register(&self.config.data, &g, id, &dir)),
+                    None => {
+                        std::thread::sleep(Duration::from_millis(100));
+                        None
+                    }
+                }
+            });
+            match registered {
+                Some(Ok(())) => tracing::info!(id, "the adapter's files are in this node's registry"),
+                Some(Err(error)) => tracing::warn!(id, %error, "the adapter's files were not registered"),
+                None => tracing::warn!(
+                    id,
+                    "this node's log did not show the adapter in time; its files are registered on the next look"
+                ),
+            }
+        }
+    }
+
     fn submit(&self, event: SignedEvent, what: &str) {
         match (self.submit)(event) {
             Ok(index) => tracing::info!(index, "{what} is in the log"),
@@ -385,6 +446,33 @@ impl Loop {
         {
             return fail(format!("preparing the job's directory {}: {error}", dir.display()));
         }
+        // A training job: its snapshot, texts and context beside the input.
+        let training = match input {
+            JobInput::TrainLora { decision, .. } => {
+                let Some(base) = models.iter().find(|m| m.extension().is_some_and(|e| e == "gguf")) else {
+                    return fail(format!("{} pins no base model (a .gguf file)", job.workload));
+                };
+                let prepared =
+                    training::context(&self.node(), self.program.as_deref(), base).and_then(|context| {
+                        training::prepare(
+                            &self.config.data,
+                            job,
+                            *decision,
+                            &dir,
+                            &context,
+                            self.fetch.as_ref(),
+                        )
+                    });
+                match prepared {
+                    Ok(snapshot) => Some(snapshot),
+                    Err(error) => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return fail(error);
+                    }
+                }
+            }
+            _ => None,
+        };
         let invocation =
             Invocation { input: input_file.clone(), output: out.join("output.json"), models: models.clone() };
         let left = run.deadline.saturating_sub(now_ms()).max(1000);
@@ -401,6 +489,11 @@ impl Loop {
             .input(&input_file)
             .limits(limits)
             .strength(self.config.strength);
+        if training.is_some() {
+            for name in [TrainingFiles::CORPUS, TrainingFiles::CONTEXT, TrainingFiles::TEXTS] {
+                sandbox = sandbox.input(dir.join(name));
+            }
+        }
         for model in &models {
             sandbox = sandbox.input(model);
             // An embedding model is its directory's files; the loader reads them by name.
@@ -427,7 +520,18 @@ impl Loop {
                         serde_json::from_slice::<JobOutput>(&bytes).map_err(|e| e.to_string())
                     }) {
                         Ok(output) => match check_output(input, &output) {
-                            Ok(()) => Ok((output, cpu_ms)),
+                            Ok(()) => match &training {
+                                // The adapter is signed and kept until the job's output stands.
+                                Some(snapshot) => {
+                                    training::seal(&self.config.data, &self.key, job, run.assignment, &out, snapshot)
+                                        .map(|kept| {
+                                            tracing::info!(job = job.id, role = ?run.role, dir = %kept.display(), "the adapter is kept until the job's output stands");
+                                            (output, cpu_ms)
+                                        })
+                                        .map_err(|e| (format!("signing the adapter: {e}"), cpu_ms))
+                                }
+                                None => Ok((output, cpu_ms)),
+                            },
                             Err(e) => {
                                 Err((format!("the workload's output does not fit the job: {e}"), cpu_ms))
                             }

@@ -13,6 +13,6 @@ pub mod swarm_key;
 mod behaviour;
 
 pub use libp2p::{Multiaddr, PeerId};
-pub use node::{Mesh, MeshConfig, MeshError, MeshEvent, MeshHandle, MeshStatus, PeerView, Role};
+pub use node::{JobTexts, Mesh, MeshConfig, MeshError, MeshEvent, MeshHandle, MeshStatus, PeerView, Role};
 pub use peer::{PeerError, did_of_peer, node_keypair, peer_id_of};
 pub use swarm_key::{SwarmKey, SwarmKeyError};

@@ -70,6 +70,7 @@ mod texts;
 pub use config::{MeshConfig, Role};
 pub use handle::MeshHandle;
 pub use status::{MeshEvent, MeshStatus, PeerView};
+pub use texts::JobTexts;
 
 use handle::{Command, SubmitReply};
 use metrics::Metrics;
@@ -196,7 +197,6 @@ impl Mesh {
             Role::Mirror { ledger, reader } => {
                 let tree = ledger.tree();
                 let texts = texts::WantedTexts::new(ledger.wanted_texts()?);
-                let adapter_files = adapters::AdapterFiles::new(ledger.dir().clone());
                 let kept = {
                     let tree = tree.read().unwrap_or_else(|e| e.into_inner());
                     (tree.size(), tree.root())
@@ -207,7 +207,6 @@ impl Mesh {
                     kept,
                     sync: sync::SyncState::new(config.sync_step),
                     texts,
-                    adapter_files,
                 };
                 (reader, NodeRole::Mirror(Box::new(follower)), None)
             }
@@ -218,7 +217,9 @@ impl Mesh {
         let (events, _) = broadcast::channel(1024);
         let (served_tx, served_rx) = mpsc::channel(256);
         let (shutdown, shutdown_rx) = oneshot::channel();
+        let adapter_files = adapters::AdapterFiles::new(reader.dir().clone());
         let node = Node {
+            adapter_files,
             swarm,
             topic,
             cosigning: cosign::Cosigning::new(config.node_key, cosignatures, heard),
@@ -232,6 +233,7 @@ impl Mesh {
             served_tx,
             peers: BTreeMap::new(),
             forwards: HashMap::new(),
+            job_texts: HashMap::new(),
             metrics: Metrics::register(registry),
             partitioned: false,
         };
@@ -310,7 +312,7 @@ enum NodeRole {
     Mirror(Box<Follower>),
 }
 
-/// A mirror's ledger and what it is fetching: the sync in progress, texts, adapter files.
+/// A mirror's ledger and what it is fetching: the sync in progress, texts.
 struct Follower {
     ledger: Arc<Mutex<Ledger>>,
     /// The size and root of the log committed: what the node reports as held. The tree runs
@@ -320,8 +322,6 @@ struct Follower {
     tree: Arc<RwLock<Tree>>,
     sync: sync::SyncState,
     texts: texts::WantedTexts,
-    /// Fetching the files of published adapters.
-    adapter_files: adapters::AdapterFiles,
 }
 
 impl Follower {
@@ -347,6 +347,10 @@ struct Node {
     peers: BTreeMap<PeerId, Peer>,
     /// Submissions forwarded to the sequencer, waiting for its answer.
     forwards: HashMap<OutboundRequestId, SubmitReply>,
+    /// Fetching the files of published adapters.
+    adapter_files: adapters::AdapterFiles,
+    /// A worker's requests for the texts of a job it was assigned, waiting for the sequencer.
+    job_texts: HashMap<OutboundRequestId, texts::JobTextsReply>,
     metrics: Metrics,
     partitioned: bool,
 }
@@ -418,6 +422,7 @@ impl Node {
             }
             Command::Submit { request, reply } => self.forward(request, reply),
             Command::Partition { partitioned } => self.partition(partitioned),
+            Command::JobTexts { job, cids, reply } => self.ask_job_texts(job, cids, reply),
         }
     }
 
@@ -455,9 +460,7 @@ impl Node {
         self.refresh_allowed();
         self.sync_next();
         self.fetch_texts();
-        if let NodeRole::Mirror(follower) = &self.role
-            && follower.adapter_files.due(Instant::now())
-        {
+        if self.adapter_files.due(Instant::now()) {
             self.fetch_adapter_files();
         }
     }

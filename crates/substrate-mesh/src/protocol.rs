@@ -99,10 +99,14 @@ pub struct ConsistencyResponse {
     pub error: Option<String>,
 }
 
-/// The texts of these deposits (CIDs), at most [`MAX_TEXTS`].
+/// The texts of these deposits (CIDs), at most [`MAX_TEXTS`]. With `job`, the asker is the node
+/// assigned that training job and asks for the `training-only` texts of its snapshot too, which
+/// are sent to it and to nobody else, for as long as the assignment is live.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextRequest {
     pub cids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<u64>,
 }
 
 /// One answer per requested CID, in order.

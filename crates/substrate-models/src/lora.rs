@@ -277,3 +277,30 @@ fn to_tensor(view: &TensorView<'_>) -> std::result::Result<Tensor, String> {
     };
     Tensor::from_vec(values, shape, &Device::Cpu).map_err(|e| e.to_string())
 }
+
+/// The L2 norm of every f32 tensor of an adapter's weights file, in the order of their names
+/// (summed in f64, in order, so every machine computes the same norm of the same bytes): a
+/// fingerprint of the adapter that two honest training runs agree on within rounding.
+pub fn tensor_norms(weights: &Path) -> Result<Vec<f32>> {
+    let bad = |detail: String| ModelError::BadAdapter { path: weights.to_path_buf(), detail };
+    let bytes = std::fs::read(weights).map_err(ModelError::io(weights))?;
+    let tensors =
+        SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let mut names: Vec<String> = tensors.names().into_iter().map(str::to_owned).collect();
+    names.sort();
+    names
+        .iter()
+        .map(|name| {
+            let view = tensors.tensor(name).map_err(|e| bad(format!("{name}: {e}")))?;
+            if view.dtype() != Dtype::F32 {
+                return Err(bad(format!("{name} is {:?}, not F32", view.dtype())));
+            }
+            let sum: f64 = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).powi(2))
+                .sum();
+            Ok(sum.sqrt() as f32)
+        })
+        .collect()
+}

@@ -112,6 +112,9 @@ pub struct Ledger {
     pub(crate) signer: Option<NoteSigner>,
     pub(crate) verifier: substrate_tlog::NoteVerifier,
     pub(crate) last_time: u64,
+    /// The node that holds the texts deposited here and takes jobs: where a training job on
+    /// `local` texts runs (set on a sequencer whose own node works).
+    pub(crate) holder: Option<String>,
 }
 
 impl Ledger {
@@ -204,6 +207,7 @@ impl Ledger {
             signer,
             verifier,
             last_time: 0,
+            holder: None,
         };
         ledger.reload()?;
         // The writer's working set (the tables' right edges, the index pages its lookups and
@@ -363,6 +367,34 @@ impl Ledger {
         result
     }
 
+    /// Names this node's key as the one that takes the jobs whose data never leaves this node
+    /// (a training job on `local` texts): a sequencer whose own node works.
+    pub fn hold_jobs_on(&mut self, node: String) {
+        self.holder = Some(node);
+    }
+
+    /// How many `local` texts the snapshot of training job `job` holds: read from the deposits
+    /// table (the state holds only the deposits recent entries named), only while a job waits
+    /// to be placed.
+    fn local_texts(&self, job: &substrate_core::governance::jobs::JobRecord) -> Result<usize, LedgerError> {
+        let governance = self.state.governance();
+        let Some(registers) = governance.training_registers(job) else { return Ok(0) };
+        let disputed = governance.disputed_at(job.id);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT record FROM deposits WHERE log_index < ?1 AND json_extract(record, '$.consent') = 'local'",
+        )?;
+        let mut rows = stmt.query([job.id])?;
+        let mut count = 0;
+        while let Some(row) = rows.next()? {
+            let record = serde_json::from_str::<DepositRecord>(row.get_ref(0)?.as_str()?)
+                .map_err(|source| LedgerError::UnparsableRecord { table: Table::Deposits, source })?;
+            if substrate_core::snapshot::in_snapshot(&record, job.id, &registers, &disputed) {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     /// Takes the scheduling steps open jobs wait for at `now` (`Governance::job_plan`): assigns
     /// jobs to workers, reassigns those whose deadline passed, draws whether a result is checked
     /// (signing the draw with the log key) and gives up what nobody can do. Each step is one
@@ -372,7 +404,15 @@ impl Ledger {
         use substrate_core::governance::jobs::{JobSchedule, Planned, Step, draw_message};
         self.signer()?;
         let time = now.max(self.last_time);
-        let plan = self.state.governance().job_plan(time);
+        let governance = self.state.governance();
+        let plan = governance.job_plan_near(time, self.holder.as_deref(), |job| {
+            self.local_texts(job).unwrap_or_else(|error| {
+                // Counted as none: the job may go to a node without them, which then reports
+                // them missing; the texts themselves never leave this node.
+                tracing::error!(job = job.id, %error, "cannot count the local texts of a training job's snapshot");
+                0
+            })
+        });
         if plan.is_empty() {
             return Ok(0);
         }

@@ -126,6 +126,69 @@ pub struct Snapshot {
     pub state: substrate_core::State,
 }
 
+/// A snapshot as the training itself reads it: all of it but the state it was taken from. A
+/// training job's sandbox is given this and the texts, never the node's data directory.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Corpus {
+    pub commons: CommonsRef,
+    pub decision: Option<DecisionRef>,
+    pub mixture: BTreeMap<String, f64>,
+    pub log_size: u64,
+    pub entries: Vec<SnapshotEntry>,
+    pub root: [u8; 32],
+    pub details: BTreeMap<String, (String, String, String)>,
+}
+
+impl Snapshot {
+    /// What the training reads of this snapshot.
+    pub fn corpus(&self) -> Corpus {
+        Corpus {
+            commons: self.commons.clone(),
+            decision: self.decision.clone(),
+            mixture: self.mixture.clone(),
+            log_size: self.log_size,
+            entries: self.entries.clone(),
+            root: self.root,
+            details: self.details.clone(),
+        }
+    }
+}
+
+/// How a run trains: everything of [`TrainOptions`] but where the texts come from and the keys
+/// that sign what it made.
+pub struct RunSettings {
+    pub base_name: String,
+    pub base_sha256: String,
+    pub lora: LoraConfig,
+    pub steps: usize,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub lr: f64,
+    pub save_every: usize,
+    pub builder: Builder,
+    /// The did:key of the node that runs it, as the record names it.
+    pub node: String,
+    pub now: fn() -> String,
+}
+
+impl TrainOptions {
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
+            base_name: self.base_name.clone(),
+            base_sha256: self.base_sha256.clone(),
+            lora: self.lora.clone(),
+            steps: self.steps,
+            batch: self.batch,
+            seq_len: self.seq_len,
+            lr: self.lr,
+            save_every: self.save_every,
+            builder: self.builder.clone(),
+            node: substrate_core::identity::did_of(&self.node_key.verifying_key()),
+            now: self.now,
+        }
+    }
+}
+
 /// What an interrupted run in `OUT.partial` was started on, so that running it again resumes on
 /// the same snapshot however much the log has grown since.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -234,87 +297,117 @@ pub fn train(
     options: &TrainOptions,
     mut on_phase: impl FnMut(Phase<'_>),
 ) -> Result<RunRecord, TrainError> {
-    let started = (options.now)();
     if options.out.exists() {
         return Err(TrainError::Exists(options.out.display().to_string()));
     }
     // A run interrupted in OUT.partial resumes on the snapshot it started from.
-    let resumed = pending(&options.out)?;
-    let snapshot = match &resumed {
+    let snapshot = match pending(&options.out)? {
         Some(p) => snapshot(&options.data_dir, p.decision, Some(p.log_size))?,
         None => snapshot(&options.data_dir, options.decision, None)?,
     };
-    let root_hex = hex::encode(snapshot.root);
-    on_phase(Phase::Snapshot {
-        log_size: snapshot.log_size,
-        deposits: snapshot.entries.len(),
-        root: &root_hex,
-    });
-    let weighted: Vec<&String> = snapshot.mixture.iter().filter(|(_, w)| **w > 0.0).map(|(r, _)| r).collect();
-    let with_text: BTreeSet<&str> = snapshot.entries.iter().map(|e| e.register.as_str()).collect();
-    let registers_without_text: Vec<String> =
-        weighted.iter().filter(|r| !with_text.contains(r.as_str())).map(|r| (*r).clone()).collect();
-    if snapshot.entries.is_empty() {
-        return Err(TrainError::NothingEligible(registers_without_text.join(", ")));
+    let corpus = snapshot.corpus();
+    let root_hex = hex::encode(corpus.root);
+    on_phase(Phase::Snapshot { log_size: corpus.log_size, deposits: corpus.entries.len(), root: &root_hex });
+    if corpus.entries.is_empty() {
+        return Err(TrainError::NothingEligible(registers_without_text(&corpus).join(", ")));
     }
-
     // Every text must be here before anything is trained.
     let texts = read_texts(&options.data_dir, &snapshot)?;
+    let staging = partial_dir(&options.out);
+    let record = stage(model, &corpus, &texts, &options.settings(), &staging, &mut on_phase)?;
+    let record = RunRecord { ccnet: ccnet_share(&options.data_dir, &record)?, ..record };
+    on_phase(Phase::Signing);
+    seal(&staging, &record, &options.node_key, &options.signing_key, &snapshot.state)?;
+    std::fs::rename(&staging, &options.out).map_err(io(&options.out))?;
+    on_phase(Phase::Published { dir: &options.out });
+    Ok(record)
+}
+
+/// The registers the mixture weighs that have no text in the corpus.
+fn registers_without_text(corpus: &Corpus) -> Vec<String> {
+    let with_text: BTreeSet<&str> = corpus.entries.iter().map(|e| e.register.as_str()).collect();
+    corpus
+        .mixture
+        .iter()
+        .filter(|(r, w)| **w > 0.0 && !with_text.contains(r.as_str()))
+        .map(|(r, _)| r.clone())
+        .collect()
+}
+
+/// The training itself, on `texts` (the corpus's, in its order), into `staging`: tokenise, plan
+/// the windows, train (resuming from a checkpoint in `staging`), write `windows.jsonl` and
+/// return the run's record. Nothing here reads the log or a key, so a training job runs this in
+/// its sandbox; [`seal`] writes the cards and signs, outside it.
+pub fn stage(
+    model: &mut Llama,
+    corpus: &Corpus,
+    texts: &[Vec<u8>],
+    settings: &RunSettings,
+    staging: &Path,
+    mut on_phase: impl FnMut(Phase<'_>),
+) -> Result<RunRecord, TrainError> {
+    let started = (settings.now)();
+    let resumed = staging.join(PENDING_FILE).exists();
+    let registers_without_text = registers_without_text(corpus);
+    if corpus.entries.is_empty() {
+        return Err(TrainError::NothingEligible(registers_without_text.join(", ")));
+    }
+    if texts.len() != corpus.entries.len() {
+        return Err(TrainError::MissingTexts(
+            corpus.entries.iter().skip(texts.len()).map(|e| e.cid.to_string()).collect(),
+        ));
+    }
+    let root_hex = hex::encode(corpus.root);
 
     on_phase(Phase::Tokenising { texts: texts.len() });
-    let tokenised = tokenise(model, &texts)?;
+    let tokenised = tokenise(model, texts)?;
 
-    let held_out_flags = held_out(&snapshot);
-    let trainable: Vec<usize> = (0..snapshot.entries.len()).filter(|&i| !held_out_flags[i]).collect();
+    let held_out_flags = held_out_of(&corpus.entries, &corpus.root);
+    let trainable: Vec<usize> = (0..corpus.entries.len()).filter(|&i| !held_out_flags[i]).collect();
     let candidates: Vec<Candidate> = trainable
         .iter()
-        .map(|&i| Candidate {
-            register: snapshot.entries[i].register.to_string(),
-            tokens: tokenised[i].len(),
-        })
+        .map(|&i| Candidate { register: corpus.entries[i].register.to_string(), tokens: tokenised[i].len() })
         .collect();
-    let seed = seed_of(&snapshot);
+    let seed = seed_from(&corpus.root);
     let plan =
-        sampler::plan(&candidates, &snapshot.mixture, options.steps, options.batch, options.seq_len, seed)?;
+        sampler::plan(&candidates, &corpus.mixture, settings.steps, settings.batch, settings.seq_len, seed)?;
     let mut held_out: BTreeMap<String, Vec<Vec<u32>>> = BTreeMap::new();
     for (i, flag) in held_out_flags.iter().enumerate() {
         if *flag {
-            held_out.entry(snapshot.entries[i].register.to_string()).or_default().push(tokenised[i].clone());
+            held_out.entry(corpus.entries[i].register.to_string()).or_default().push(tokenised[i].clone());
         }
     }
     on_phase(Phase::Planned {
-        windows: options.steps * options.batch,
+        windows: settings.steps * settings.batch,
         held_out: held_out.values().map(Vec::len).sum(),
     });
 
-    let staging = partial_dir(&options.out);
-    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-    if resumed.is_none() {
+    std::fs::create_dir_all(staging).map_err(io(staging))?;
+    if !resumed {
         let started =
-            Pending { log_size: snapshot.log_size, decision: snapshot.decision.as_ref().map(|d| d.index) };
+            Pending { log_size: corpus.log_size, decision: corpus.decision.as_ref().map(|d| d.index) };
         let path = staging.join(PENDING_FILE);
         std::fs::write(&path, serde_json::to_vec(&started).unwrap_or_default()).map_err(io(&path))?;
     }
     let planned_texts: Vec<(String, Vec<u32>)> =
-        trainable.iter().map(|&i| (snapshot.entries[i].register.to_string(), tokenised[i].clone())).collect();
+        trainable.iter().map(|&i| (corpus.entries[i].register.to_string(), tokenised[i].clone())).collect();
     let config = train_config(
-        &options.lora,
-        [options.steps, options.batch, options.seq_len, options.save_every],
-        options.lr,
+        &settings.lora,
+        [settings.steps, settings.batch, settings.seq_len, settings.save_every],
+        settings.lr,
         seed,
     );
     let report = finetune::finetune_planned(
         model,
-        &options.base_sha256,
+        &settings.base_sha256,
         Planned { texts: &planned_texts, plan: &plan.steps, held_out: &held_out },
         &config,
-        &staging,
+        staging,
         |p| {
             on_phase(Phase::Step(p));
             ControlFlow::Continue(())
         },
     )?;
-
     // Attribution: every window back to its deposit, with its byte range, from the token offsets
     // of the texts drawn (tokenised again with offsets: the same ids, checked).
     let mut offsets: BTreeMap<usize, substrate_models::tokenizer::Offsets> = BTreeMap::new();
@@ -325,13 +418,13 @@ pub fn train(
             if ids[..] != tokenised[i][..tokenised[i].len() - 1] {
                 return Err(TrainError::Model(substrate_models::ModelError::Tokenizer(format!(
                     "{} tokenises differently with offsets",
-                    snapshot.entries[i].cid
+                    corpus.entries[i].cid
                 ))));
             }
             slot.insert(found);
         }
     }
-    let mut trained = vec![(0u64, 0u64); snapshot.entries.len()];
+    let mut trained = vec![(0u64, 0u64); corpus.entries.len()];
     let windows_path = staging.join(WINDOWS_FILE);
     let mut side = std::io::BufWriter::new(std::fs::File::create(&windows_path).map_err(io(&windows_path))?);
     for (step, rows) in plan.steps.iter().enumerate() {
@@ -347,7 +440,7 @@ pub fn train(
             let line = serde_json::json!({
                 "step": step + 1,
                 "row": row,
-                "cid": snapshot.entries[i].cid.to_string(),
+                "cid": corpus.entries[i].cid.to_string(),
                 "tokens": [start, end],
                 "bytes": [bytes.0, bytes.1],
             });
@@ -357,13 +450,13 @@ pub fn train(
     side.flush().map_err(io(&windows_path))?;
     drop(side);
 
-    let contributions: Vec<Contribution> = snapshot
+    let contributions: Vec<Contribution> = corpus
         .entries
         .iter()
         .enumerate()
         .map(|(i, entry)| {
             let (title, license, language) =
-                snapshot.details.get(&entry.cid.to_string()).cloned().unwrap_or_default();
+                corpus.details.get(&entry.cid.to_string()).cloned().unwrap_or_default();
             Contribution {
                 entry: entry.clone(),
                 title,
@@ -377,26 +470,26 @@ pub fn train(
         })
         .collect();
     let record = RunRecord {
-        commons: snapshot.commons.clone(),
-        decision: snapshot.decision.clone(),
-        log_size: snapshot.log_size,
+        commons: corpus.commons.clone(),
+        decision: corpus.decision.clone(),
+        log_size: corpus.log_size,
         snapshot_root: root_hex.clone(),
-        mixture: snapshot.mixture.clone(),
+        mixture: corpus.mixture.clone(),
         achieved: plan.achieved.clone(),
         registers_without_text,
-        base_model: BaseModel { name: options.base_name.clone(), sha256: options.base_sha256.clone() },
+        base_model: BaseModel { name: settings.base_name.clone(), sha256: settings.base_sha256.clone() },
         hyperparameters: Hyperparameters {
-            rank: options.lora.rank,
-            alpha: options.lora.alpha,
-            targets: options.lora.targets.iter().map(|t| t.peft_name().to_owned()).collect(),
-            steps: options.steps,
-            batch: options.batch,
-            seq_len: options.seq_len,
-            lr: options.lr,
+            rank: settings.lora.rank,
+            alpha: settings.lora.alpha,
+            targets: settings.lora.targets.iter().map(|t| t.peft_name().to_owned()).collect(),
+            steps: settings.steps,
+            batch: settings.batch,
+            seq_len: settings.seq_len,
+            lr: settings.lr,
             seed,
         },
         tokens_trained: plan.tokens.values().sum(),
-        windows: (options.steps * options.batch) as u64,
+        windows: (settings.steps * settings.batch) as u64,
         held_out: report
             .held_out_by_set
             .iter()
@@ -410,18 +503,12 @@ pub fn train(
             .filter(|c| c.entry.consent == substrate_core::ConsentTier::Local)
             .count() as u64,
         contributions,
-        builder: options.builder.clone(),
-        node: substrate_core::identity::did_of(&options.node_key.verifying_key()),
+        builder: settings.builder.clone(),
+        node: settings.node.clone(),
         started,
-        finished: (options.now)(),
+        finished: (settings.now)(),
         ccnet: None,
     };
-    let record = RunRecord { ccnet: ccnet_share(&options.data_dir, &record)?, ..record };
-
-    on_phase(Phase::Signing);
-    publish(&staging, &record, options, &snapshot.state)?;
-    std::fs::rename(&staging, &options.out).map_err(io(&options.out))?;
-    on_phase(Phase::Published { dir: &options.out });
     Ok(record)
 }
 
@@ -477,7 +564,11 @@ fn ccnet_share(
 /// The seed a run on `snapshot` draws its plan and initialises its adapter with: the first eight
 /// bytes of the snapshot's root, so the same snapshot trains the same adapter.
 pub(crate) fn seed_of(snapshot: &Snapshot) -> u64 {
-    u64::from_be_bytes(snapshot.root[..8].try_into().unwrap_or_default())
+    seed_from(&snapshot.root)
+}
+
+fn seed_from(root: &[u8; 32]) -> u64 {
+    u64::from_be_bytes(root[..8].try_into().unwrap_or_default())
 }
 
 /// The training configuration of a planned run: LoRA shape, `[steps, batch, seq_len,
@@ -491,9 +582,13 @@ pub(crate) fn train_config(lora: &LoraConfig, shape: [usize; 4], lr: f64, seed: 
 /// register's (one when it has three to nineteen, none below), chosen by a hash of the root and
 /// the CID: reproducible, and not by the order of deposit.
 pub(crate) fn held_out(snapshot: &Snapshot) -> Vec<bool> {
-    let mut flags = vec![false; snapshot.entries.len()];
+    held_out_of(&snapshot.entries, &snapshot.root)
+}
+
+fn held_out_of(entries: &[SnapshotEntry], root: &[u8; 32]) -> Vec<bool> {
+    let mut flags = vec![false; entries.len()];
     let mut by_register: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, e) in snapshot.entries.iter().enumerate() {
+    for (i, e) in entries.iter().enumerate() {
         by_register.entry(e.register.as_str()).or_default().push(i);
     }
     for members in by_register.values_mut() {
@@ -504,8 +599,8 @@ pub(crate) fn held_out(snapshot: &Snapshot) -> Vec<bool> {
         };
         members.sort_by_cached_key(|&i| {
             let mut h = Sha256::new();
-            h.update(snapshot.root);
-            h.update(snapshot.entries[i].cid.to_string().as_bytes());
+            h.update(root);
+            h.update(entries[i].cid.to_string().as_bytes());
             <[u8; 32]>::from(h.finalize())
         });
         for &i in members.iter().take(hold) {
@@ -571,13 +666,15 @@ pub fn partial_dir(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
-/// Writes the record and the cards, then the attestation over every file and the signature;
-/// then audits the directory against the log and writes the PER table into the model card, and
-/// attests and signs again, so the published card carries the audit of the files beside it.
-fn publish(
+/// Writes the record and the cards into a staged run's directory, then the attestation over
+/// every file and the signature; then audits the directory against `state` (the log the snapshot
+/// was taken from) and writes the PER table into the model card, and attests and signs again, so
+/// the published card carries the audit of the files beside it.
+pub fn seal(
     dir: &Path,
     record: &RunRecord,
-    options: &TrainOptions,
+    node_key: &SigningKey,
+    signing_key: &ModelSigningKey,
     state: &substrate_core::State,
 ) -> Result<(), TrainError> {
     for staged in [finetune::checkpoint_path(dir), dir.join(PENDING_FILE)] {
@@ -599,7 +696,7 @@ fn publish(
     write("contributions.json", &json(&cards::contributions_json(record)))?;
     write("croissant.json", &json(&cards::croissant(record, MANIFEST_FILE, &manifest_sha256)))?;
     write("eu-training-summary.md", cards::eu_training_summary(record).as_bytes())?;
-    write(SIGNING_KEY_FILE, options.signing_key.public_key_pem().as_bytes())?;
+    write(SIGNING_KEY_FILE, signing_key.public_key_pem().as_bytes())?;
     // The audit reads the statement's dependencies (which do not depend on the subjects) and the
     // card's token table (which the PER section does not change): it runs before both are final.
     let draft = provenance::statement(record, &[]);
@@ -607,13 +704,18 @@ fn publish(
         crate::audit::per_with(dir, state, Some(&draft)).map_err(|e| TrainError::Audit(e.to_string()))?;
     drop(draft);
     write("README.md", cards::model_card(record, Some(&crate::audit::table(&stages))).as_bytes())?;
-    attest_and_sign(dir, record, options)?;
+    attest_and_sign(dir, record, node_key, signing_key)?;
     sync_dir(dir)
 }
 
 /// The attestation over every file of `dir` but itself and the signature, then the
 /// model-signing signature over all of them.
-fn attest_and_sign(dir: &Path, record: &RunRecord, options: &TrainOptions) -> Result<(), TrainError> {
+fn attest_and_sign(
+    dir: &Path,
+    record: &RunRecord,
+    node_key: &SigningKey,
+    signing_key: &ModelSigningKey,
+) -> Result<(), TrainError> {
     let mut subjects = Vec::new();
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(io(dir))?
@@ -629,8 +731,8 @@ fn attest_and_sign(dir: &Path, record: &RunRecord, options: &TrainOptions) -> Re
     }
     let statement = provenance::statement(record, &subjects);
     let path = dir.join(provenance::PROVENANCE_FILE);
-    std::fs::write(&path, provenance::sign(&statement, &options.node_key)).map_err(io(&path))?;
-    signing::sign_directory(dir, &options.signing_key, SIGNATURE_FILE)?;
+    std::fs::write(&path, provenance::sign(&statement, node_key)).map_err(io(&path))?;
+    signing::sign_directory(dir, signing_key, SIGNATURE_FILE)?;
     Ok(())
 }
 

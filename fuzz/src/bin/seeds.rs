@@ -425,7 +425,7 @@ fn mesh_wire(seeds: &mut Seeds, log: &Log) {
     write(
         6,
         "text-request",
-        request::<TextRequest, TextResponse>(TEXT_PROTOCOL, TextRequest { cids: vec![cid.to_string()] }),
+        request::<TextRequest, TextResponse>(TEXT_PROTOCOL, TextRequest { cids: vec![cid.to_string()], job: None }),
     );
     write(
         7,

@@ -29,6 +29,8 @@ use crate::governance::params::Parameters;
 use crate::state::{Change, Commons, Rejection, State};
 
 mod plan;
+
+pub use plan::Locality;
 mod steps;
 
 /// Most texts one embedding job carries, and the longest text or prompt (characters).
@@ -80,7 +82,23 @@ pub const RECHECK_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
 pub const FLOOR_KINDS: [&str; 2] = ["embed", "generate"];
 
 /// The kinds a job can be requested for today; the others are approved ahead of their runners.
-pub const RUNNABLE_KINDS: [&str; 2] = ["embed", "generate"];
+pub const RUNNABLE_KINDS: [&str; 3] = ["embed", "generate", "train-lora"];
+
+/// Bounds of a training job's shape: steps, rows per step, tokens per row and LoRA rank.
+pub const MAX_TRAIN_STEPS: u32 = 10_000;
+pub const MAX_TRAIN_BATCH: u32 = 64;
+pub const MAX_TRAIN_SEQ_LEN: u32 = 2048;
+pub const MAX_TRAIN_RANK: u32 = 64;
+/// Most tensors a training result's norms list (two per adapted projection of every layer).
+pub const MAX_TRAIN_TENSORS: usize = 4096;
+/// How far two runs of one training job may differ, relative to the value (at least 1): the loss
+/// at every step and the L2 norm of every adapter tensor. The same program on the same snapshot
+/// with the same seed computes the same operations in the same order; what differs between
+/// honest machines is the rounding of the matrix kernels (AVX2 against AVX-512 sums in another
+/// order), about 1e-6 relative per product, which a short run carries to well under 1e-4 in the
+/// loss. A run on another text, another seed, a skipped or shortened step, or a scaled adapter
+/// moves the loss or a norm by a hundredth or more.
+pub const TRAIN_TOLERANCE: f64 = 1e-3;
 
 /// A worker node says what it offers: signed by its node key, which must be registered to a
 /// verified operator. A later offer replaces the earlier one.
@@ -109,6 +127,19 @@ pub enum JobInput {
         #[serde(rename = "maxTokens")]
         max_tokens: u32,
     },
+    /// The governed training run as a job: a LoRA adapter of the base model the workload pins,
+    /// on the snapshot of the log as it was when the job was requested (its first `id` entries),
+    /// sampled by the mixture the decision at `decision` set. Learning rate, alpha and the
+    /// adapted projections are the run's defaults, so the input names the whole run.
+    #[serde(rename = "train-lora")]
+    TrainLora {
+        decision: u64,
+        steps: u32,
+        batch: u32,
+        #[serde(rename = "seqLen")]
+        seq_len: u32,
+        rank: u32,
+    },
 }
 
 impl JobInput {
@@ -116,6 +147,7 @@ impl JobInput {
         match self {
             JobInput::Embed { .. } => "embed",
             JobInput::Generate { .. } => "generate",
+            JobInput::TrainLora { .. } => "train-lora",
         }
     }
 }
@@ -128,7 +160,26 @@ pub enum JobOutput {
     Embed { vectors: Vec<String> },
     /// The generated token ids and their text.
     Generate { tokens: Vec<u32>, text: String },
+    /// What a training run came to: the snapshot's root, the tokens trained, the loss at every
+    /// step, the L2 norm of every adapter tensor (in the order of their names) and the sha256 of
+    /// the adapter's weights file. The adapter itself is published by the node that ran the job.
+    #[serde(rename = "train-lora", rename_all = "camelCase")]
+    TrainLora { snapshot_root: String, tokens: u64, losses: Vec<Bits>, norms: Vec<Bits>, weights: String },
 }
+
+/// An `f32` of a job's output, equal to another only with the same bits (so outputs stay `Eq`
+/// and a state holding them folds the same everywhere); JSON shows it as a number.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Bits(pub f32);
+
+impl PartialEq for Bits {
+    fn eq(&self, other: &Bits) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Bits {}
 
 impl JobOutput {
     /// sha256 (hex) of the output's JSON.
@@ -470,7 +521,9 @@ pub enum JobFault {
         "workload '{0}' is not approved; the technical chamber approves a KIND@VERSION (`substrate propose --approve-workload`), `GET /v1/governance` lists the approved ones"
     )]
     NotApproved(String),
-    #[error("jobs of kind '{0}' cannot be requested yet; the runnable kinds are embed and generate")]
+    #[error(
+        "jobs of kind '{0}' cannot be requested yet; the runnable kinds are embed, generate and train-lora"
+    )]
     NotRunnable(String),
     #[error("{0}")]
     Input(String),
@@ -603,6 +656,18 @@ pub(crate) fn validate_input(input: &JobInput) -> Result<(), String> {
                 return Err(format!("maxTokens runs from 1 to {MAX_GENERATE_TOKENS}"));
             }
         }
+        JobInput::TrainLora { steps, batch, seq_len, rank, .. } => {
+            for (name, value, low, high) in [
+                ("steps", steps, 1, MAX_TRAIN_STEPS),
+                ("batch", batch, 1, MAX_TRAIN_BATCH),
+                ("seqLen", seq_len, 16, MAX_TRAIN_SEQ_LEN),
+                ("rank", rank, 1, MAX_TRAIN_RANK),
+            ] {
+                if !(low..=high).contains(value) {
+                    return Err(format!("{name} runs from {low} to {high}"));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -638,6 +703,24 @@ pub fn check_output(input: &JobInput, output: &JobOutput) -> Result<(), String> 
             }
             Ok(())
         }
+        (
+            JobInput::TrainLora { steps, .. },
+            JobOutput::TrainLora { snapshot_root, losses, norms, weights, .. },
+        ) => {
+            if !is_sha256(snapshot_root) || !is_sha256(weights) {
+                return Err("snapshotRoot and weights are sha256 digests in lowercase hex".into());
+            }
+            if losses.len() != *steps as usize {
+                return Err(format!("{} losses for {steps} steps", losses.len()));
+            }
+            if norms.is_empty() || norms.len() > MAX_TRAIN_TENSORS {
+                return Err(format!("1 to {MAX_TRAIN_TENSORS} tensor norms"));
+            }
+            if losses.iter().chain(norms).any(|v| !v.0.is_finite() || v.0 < 0.0) {
+                return Err("losses and norms are finite and not negative".into());
+            }
+            Ok(())
+        }
         _ => Err(format!("a {} job's output is of kind {}", input.kind(), output_kind(output))),
     }
 }
@@ -646,6 +729,7 @@ fn output_kind(output: &JobOutput) -> &'static str {
     match output {
         JobOutput::Embed { .. } => "embed",
         JobOutput::Generate { .. } => "generate",
+        JobOutput::TrainLora { .. } => "train-lora",
     }
 }
 
@@ -661,6 +745,19 @@ pub fn agree(a: &JobOutput, b: &JobOutput) -> bool {
                 })
         }
         (JobOutput::Generate { tokens: a, .. }, JobOutput::Generate { tokens: b, .. }) => a == b,
+        (
+            JobOutput::TrainLora { snapshot_root: ra, tokens: ta, losses: la, norms: na, .. },
+            JobOutput::TrainLora { snapshot_root: rb, tokens: tb, losses: lb, norms: nb, .. },
+        ) => {
+            let close = |a: &[Bits], b: &[Bits]| {
+                a.len() == b.len()
+                    && a.iter().zip(b).all(|(x, y)| {
+                        let (x, y) = (f64::from(x.0), f64::from(y.0));
+                        (x - y).abs() <= TRAIN_TOLERANCE * x.abs().max(y.abs()).max(1.0)
+                    })
+            };
+            ra == rb && ta == tb && close(la, lb) && close(na, nb)
+        }
         _ => false,
     }
 }

@@ -856,3 +856,5 @@ fn a_drawn_job_no_other_operator_can_check_stands_unchecked_after_one_deadline()
 
 #[path = "jobs/later.rs"]
 mod later;
+#[path = "jobs/training.rs"]
+mod training;

@@ -1,5 +1,6 @@
 //! A test-only workload that cuts corners: it embeds only the first half of each text and
-//! generates half the tokens asked for, padding with the last one. Its output has the right
+//! generates half the tokens asked for, padding with the last one, and trains on windows half as
+//! long as asked. Its output has the right
 //! shape and is subtly wrong; re-execution by another operator is what catches it. Never a
 //! program an honest worker runs.
 
@@ -18,6 +19,9 @@ fn lazy(input: JobInput) -> JobInput {
         },
         JobInput::Generate { prompt, max_tokens } => {
             JobInput::Generate { prompt, max_tokens: max_tokens.div_ceil(2) }
+        }
+        JobInput::TrainLora { decision, steps, batch, seq_len, rank } => {
+            JobInput::TrainLora { decision, steps, batch, seq_len: seq_len.div_ceil(2).max(16), rank }
         }
     }
 }

@@ -1,25 +1,26 @@
 //! Adapter files between nodes, on `/substrate/adapter-file/1`.
 //!
-//! Any node answers from its own registry. A mirror, once it keeps a checkpoint and after each
-//! file it keeps, looks for the next file it lacks of the adapters its log publishes, in the order
-//! the registry accepts them (the attestation, its subjects, the signature), and asks its source
-//! for it, one request at a time. What arrives is kept only if the registry accepts it against
-//! the log and the attestation, so a mirror holds nothing its source could have made up.
+//! Any node answers from its own registry. Every node, on each tick, once it keeps a checkpoint
+//! and after each file it keeps, looks for the next file it lacks of the adapters its log
+//! publishes, in the order the registry accepts them (the attestation, its subjects, the
+//! signature), and asks for it, one request at a time: the node that published the adapter when
+//! it is connected (a worker that trained it as a job), else a mirror's source. What arrives is
+//! kept only if the registry accepts it against the log and the attestation, so a node holds
+//! nothing its source could have made up.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use substrate_core::governance::book::AdapterRecord;
-use substrate_store::{DataDir, Ledger, Reader};
+use substrate_store::{DataDir, Reader};
 use substrate_training::provenance::PROVENANCE_FILE;
 use substrate_training::registry::{self, Accepted};
 use substrate_training::run::SIGNATURE_FILE;
 use tracing::{debug, info, warn};
 
-use super::{MeshEvent, Node, NodeRole, Served};
+use super::{MeshEvent, Node, Served};
 use crate::protocol::{AdapterFileRequest, AdapterFileResponse};
 
 /// How long a mirror waits before asking again for a file its source did not send, doubling on
@@ -30,9 +31,13 @@ const REFUSED_WAIT: Duration = Duration::from_secs(5);
 /// The longest wait between two requests for a file the source keeps refusing.
 const REFUSED_WAIT_MAX: Duration = Duration::from_secs(300);
 
-/// A mirror's fetching of adapter files.
+/// How long a node that lacks nothing waits before looking again: the sequencer keeps no
+/// checkpoint of someone else's to look on, and a worker may publish an adapter at any entry.
+const LOOK_AGAIN: Duration = Duration::from_secs(5);
+
+/// A node's fetching of adapter files.
 pub(super) struct AdapterFiles {
-    /// The mirror's data directory, whose registry the files go to.
+    /// The node's data directory, whose registry the files go to.
     data: DataDir,
     busy: Option<Busy>,
     /// Look again as soon as the work in hand ends: a checkpoint was kept meanwhile.
@@ -82,7 +87,7 @@ pub(super) struct Kept {
 }
 
 impl AdapterFiles {
-    /// Nothing fetched yet; the first tick looks, so a restarted mirror fetches what it lacks.
+    /// Nothing fetched yet; the first tick looks, so a restarted node fetches what it lacks.
     pub(super) fn new(data: DataDir) -> AdapterFiles {
         AdapterFiles {
             data,
@@ -126,40 +131,49 @@ impl AdapterFiles {
 }
 
 impl Node {
-    /// Looks for the next adapter file this mirror lacks (off the task), unless it is busy with
+    /// Looks for the next adapter file this node lacks (off the task), unless it is busy with
     /// one already; the answer comes back as [`Served::AdapterFileWanted`].
     pub(super) fn fetch_adapter_files(&mut self) {
-        let source = self.source().filter(|_| !self.partitioned);
-        let NodeRole::Mirror(follower) = &mut self.role else { return };
-        let files = &mut follower.adapter_files;
+        let files = &mut self.adapter_files;
         if files.busy.is_some() {
             files.again = true;
             return;
         }
-        if source.is_none() {
+        if self.partitioned {
             files.look_at = Some(Instant::now());
             return;
         }
         files.busy = Some(Busy::Looking);
         files.again = false;
-        let ledger = Arc::clone(&follower.ledger);
+        let reader = self.reader.clone();
         let data = files.data.clone();
         let given_up = files.given_up.clone();
         let complete = files.complete.clone();
         let served = self.served_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let wanted = wanted(&ledger, &data, &given_up, &complete, Instant::now());
+            let wanted = wanted(&reader, &data, &given_up, &complete, Instant::now());
             let _ = served.blocking_send(Served::AdapterFileWanted(wanted));
         });
     }
 
+    /// Whom to ask for a file of `record`: the node that published it, when connected, else the
+    /// mirror's source.
+    fn adapter_source(&self, record: &AdapterRecord) -> Option<PeerId> {
+        if self.partitioned {
+            return None;
+        }
+        crate::peer::peer_id_of(&record.node)
+            .ok()
+            .filter(|p| p != self.swarm.local_peer_id() && self.swarm.is_connected(p))
+            .or_else(|| self.source())
+    }
+
     pub(super) fn on_adapter_file_wanted(&mut self, wanted: Wanted) {
-        let source = self.source().filter(|_| !self.partitioned);
-        let NodeRole::Mirror(follower) = &mut self.role else { return };
-        let files = &mut follower.adapter_files;
+        let source = wanted.next.as_ref().and_then(|(record, _)| self.adapter_source(record));
+        let files = &mut self.adapter_files;
         files.busy = None;
         files.complete.extend(wanted.complete);
-        files.look_at = wanted.look_at;
+        files.look_at = Some(wanted.look_at.unwrap_or_else(|| Instant::now() + LOOK_AGAIN));
         let Some((record, name)) = wanted.next else {
             if std::mem::take(&mut files.again) {
                 self.fetch_adapter_files();
@@ -167,8 +181,9 @@ impl Node {
             return;
         };
         let Some(source) = source else {
-            files.look_at = Some(Instant::now());
-            return;
+            // Nobody connected holds it: asked again later, the other adapters meanwhile.
+            files.refused(record.id, name, Instant::now());
+            return self.fetch_adapter_files();
         };
         debug!(peer = %source, adapter = record.id, %name, "asking for an adapter file");
         let request = AdapterFileRequest { adapter: record.id, name: name.clone() };
@@ -190,8 +205,7 @@ impl Node {
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
-                let NodeRole::Mirror(follower) = &mut self.role else { return };
-                let files = &mut follower.adapter_files;
+                let files = &mut self.adapter_files;
                 let Some((record, name)) = files.answered(request_id) else { return };
                 warn!(%peer, adapter = record.id, %name, %error, "an adapter file request failed; it is asked for again later");
                 files.refused(record.id, name, Instant::now());
@@ -210,8 +224,7 @@ impl Node {
         request_id: OutboundRequestId,
         response: AdapterFileResponse,
     ) {
-        let NodeRole::Mirror(follower) = &mut self.role else { return };
-        let files = &mut follower.adapter_files;
+        let files = &mut self.adapter_files;
         let Some((record, name)) = files.answered(request_id) else { return };
         let Some(content) = response.content else {
             let reason = response.refused.unwrap_or_default();
@@ -230,13 +243,12 @@ impl Node {
     }
 
     pub(super) fn on_adapter_file_kept(&mut self, kept: Kept) {
-        let NodeRole::Mirror(follower) = &mut self.role else { return };
-        let files = &mut follower.adapter_files;
+        let files = &mut self.adapter_files;
         files.busy = None;
         let Kept { from, adapter, name, result } = kept;
         match result {
             Ok(accepted) => {
-                info!(%from, adapter, %name, ?accepted, "mirror kept an adapter file");
+                info!(%from, adapter, %name, ?accepted, "kept an adapter file");
                 self.metrics.adapter_files_kept.inc();
                 self.emit(MeshEvent::AdapterFileKept { adapter, name });
             }
@@ -290,18 +302,21 @@ fn stored_file(reader: &Reader, request: &AdapterFileRequest) -> Result<Vec<u8>,
     }
 }
 
-/// The first file the registry lacks of the adapters the ledger publishes, in the order the
+/// The first file the registry lacks of the adapters the log publishes, in the order the
 /// registry accepts them, passing over those given up on; and which adapters are complete.
 fn wanted(
-    ledger: &Mutex<Ledger>,
+    reader: &Reader,
     data: &DataDir,
     given_up: &BTreeMap<(u64, String), GivenUp>,
     complete: &BTreeSet<u64>,
     now: Instant,
 ) -> Wanted {
-    let records: Vec<AdapterRecord> = {
-        let ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
-        ledger.state().governance().adapters().filter(|a| !complete.contains(&a.id)).cloned().collect()
+    let records: Vec<AdapterRecord> = match reader.governance() {
+        Ok(g) => g.adapters().filter(|a| !complete.contains(&a.id)).cloned().collect(),
+        Err(e) => {
+            warn!(error = %e, "cannot read the published adapters; looking again later");
+            return Wanted { next: None, complete: Vec::new(), look_at: Some(now + REFUSED_WAIT) };
+        }
     };
     let mut found = Wanted { next: None, complete: Vec::new(), look_at: None };
     for record in records {

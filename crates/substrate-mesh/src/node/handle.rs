@@ -21,6 +21,7 @@ pub(super) enum Command {
     Metrics { reply: oneshot::Sender<String> },
     Submit { request: SubmitRequest, reply: SubmitReply },
     Partition { partitioned: bool },
+    JobTexts { job: u64, cids: Vec<String>, reply: super::texts::JobTextsReply },
 }
 
 /// A cloneable way to reach a running node.
@@ -94,6 +95,13 @@ impl MeshHandle {
     /// libp2p's, gossipsub's and the node's own metrics in the Prometheus text format.
     pub async fn metrics(&self) -> Result<String, MeshError> {
         self.ask(|reply| Command::Metrics { reply }).await
+    }
+
+    /// Asks the sequencer for the texts of `cids` for job `job`, which the log assigned to this
+    /// node: each text, checked against its CID, or why it was not sent. At most
+    /// [`crate::protocol::MAX_TEXTS`] per call.
+    pub async fn job_texts(&self, job: u64, cids: Vec<String>) -> Result<super::texts::JobTexts, MeshError> {
+        self.ask(|reply| Command::JobTexts { job, cids, reply }).await
     }
 
     /// Cuts this node off (every connection closed, none accepted or dialled) until called again

@@ -443,9 +443,7 @@ impl Node {
                 // The step may have registered nodes: they may connect, and their cosignatures count.
                 self.refresh_allowed();
                 self.fetch_texts();
-                if let NodeRole::Mirror(follower) = &mut self.role {
-                    follower.adapter_files.checkpoint_kept();
-                }
+                self.adapter_files.checkpoint_kept();
                 self.fetch_adapter_files();
                 self.verify_next();
             }

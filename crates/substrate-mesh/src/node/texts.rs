@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
+
 use libp2p::PeerId;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use substrate_core::Cid;
@@ -33,7 +35,27 @@ impl WantedTexts {
     }
 }
 
+/// The texts a worker asked for a job: each CID with its text or why it was not sent; or why the
+/// request went nowhere.
+pub type JobTexts = Result<Vec<(String, Result<Vec<u8>, String>)>, String>;
+pub(crate) type JobTextsReply = oneshot::Sender<JobTexts>;
+
 impl Node {
+    /// Asks the sequencer, which holds every text, for texts of a job this node was assigned.
+    pub(super) fn ask_job_texts(&mut self, job: u64, cids: Vec<String>, reply: JobTextsReply) {
+        let Some(sequencer) = self.peers.iter().find(|(_, p)| p.sequencer).map(|(id, _)| *id) else {
+            let _ = reply.send(Err(
+                "this node is not connected to the sequencer; the job's texts are asked for again when it is"
+                    .into(),
+            ));
+            return;
+        };
+        let cids = cids.into_iter().take(MAX_TEXTS).collect();
+        let id =
+            self.swarm.behaviour_mut().text.send_request(&sequencer, TextRequest { cids, job: Some(job) });
+        self.job_texts.insert(id, reply);
+    }
+
     /// Whom a mirror asks for texts and adapter files: the sequencer holds every text and every
     /// file uploaded to it; another mirror only those it fetched.
     pub(super) fn source(&self) -> Option<PeerId> {
@@ -60,7 +82,7 @@ impl Node {
         let count = texts.wanted.len().min(MAX_TEXTS);
         let asked: Vec<Cid> = texts.wanted.drain(..count).collect();
         let cids = asked.iter().map(Cid::to_string).collect();
-        let id = self.swarm.behaviour_mut().text.send_request(&source, TextRequest { cids });
+        let id = self.swarm.behaviour_mut().text.send_request(&source, TextRequest { cids, job: None });
         texts.in_flight = Some((id, asked));
     }
 
@@ -71,6 +93,10 @@ impl Node {
                     self.serve_texts(peer, request, channel)
                 }
                 request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.job_texts.remove(&request_id) {
+                        let _ = reply.send(Ok(job_texts(response)));
+                        return;
+                    }
                     let NodeRole::Mirror(follower) = &mut self.role else { return };
                     if follower.texts.in_flight.as_ref().is_none_or(|(id, _)| *id != request_id) {
                         return;
@@ -94,6 +120,10 @@ impl Node {
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let Some(reply) = self.job_texts.remove(&request_id) {
+                    let _ = reply.send(Err(format!("the sequencer did not answer: {error}")));
+                    return;
+                }
                 if let NodeRole::Mirror(follower) = &mut self.role
                     && let Some((_, asked)) = follower.texts.in_flight.take_if(|(id, _)| *id == request_id)
                 {
@@ -134,13 +164,19 @@ impl Node {
     ) {
         let reader = self.reader.clone();
         let served = self.served_tx.clone();
+        let asker = crate::peer::did_of_peer(&peer);
         tokio::task::spawn_blocking(move || {
             let texts = request
                 .cids
                 .into_iter()
                 .take(MAX_TEXTS)
                 .map(|cid| {
-                    let (content, refused) = match text_for_peer(&reader, &cid) {
+                    let sent = match (request.job, &asker) {
+                        (Some(job), Some(node)) => text_for_job(&reader, job, node, &cid),
+                        (Some(_), None) => Err("the asker is not a node known by its key".into()),
+                        (None, _) => text_for_peer(&reader, &cid),
+                    };
+                    let (content, refused) = match sent {
                         Ok(content) => (Some(serde_bytes::ByteBuf::from(content)), None),
                         Err(reason) => {
                             debug!(%peer, %cid, %reason, "a text was withheld");
@@ -152,6 +188,45 @@ impl Node {
                 .collect();
             let _ = served.blocking_send(Served::Texts(channel, TextResponse { texts }));
         });
+    }
+}
+
+/// What came back for a job's texts: each text checked against its CID.
+fn job_texts(response: TextResponse) -> Vec<(String, Result<Vec<u8>, String>)> {
+    response
+        .texts
+        .into_iter()
+        .map(|text| {
+            let content = match (text.content, text.refused) {
+                (Some(content), _) => match Cid::parse(&text.cid) {
+                    Ok(cid) if Cid::of(&content) == cid => Ok(content.into_vec()),
+                    _ => Err("the text sent does not hash to its CID".to_owned()),
+                },
+                (None, refused) => Err(refused.unwrap_or_else(|| "not sent".into())),
+            };
+            (text.cid, content)
+        })
+        .collect()
+}
+
+/// The text of `cid` for job `job` if `node` may have it: a `training-only` text only while the
+/// node holds the job's live assignment and the text is in the job's snapshot
+/// ([`substrate_core::governance::book::Governance::job_text`]); any other text as a mirror
+/// would be sent it.
+pub(super) fn text_for_job(reader: &Reader, job: u64, node: &str, cid: &str) -> Result<Vec<u8>, String> {
+    let deposit = reader.deposit(cid).map_err(|e| e.to_string())?;
+    if deposit.consent != substrate_core::ConsentTier::TrainingOnly {
+        return text_for_peer(reader, cid);
+    }
+    let governance = reader.governance().map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    governance.job_text(job, node, &deposit, now)?;
+    match reader.content(&deposit.cid) {
+        Ok(Some(content)) => Ok(content),
+        Ok(None) => Err(format!("this node does not hold the text of {cid}")),
+        Err(e) => Err(e.to_string()),
     }
 }
 

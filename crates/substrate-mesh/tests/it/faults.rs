@@ -119,36 +119,42 @@ async fn texts_that_must_stay_are_never_sent_even_when_asked_for() -> Result<()>
         .build();
     peer.dial(sequencer.handle().address())?;
     let cids: Vec<String> = texts.iter().map(|(t, _)| Cid::of(t).to_string()).collect();
-    peer.behaviour_mut().send_request(&sequencer.handle().peer_id(), TextRequest { cids: cids.clone() });
-    let response = tokio::time::timeout(DEADLINE, async {
-        loop {
-            match peer.select_next_some().await {
-                SwarmEvent::Behaviour(request_response::Event::Message {
-                    message: request_response::Message::Response { response, .. },
-                    ..
-                }) => return Ok(response),
-                SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, .. }) => {
-                    bail!("the text request failed: {error}")
+    // Asked as a mirror, and as if for a training job the peer holds no assignment of (there is
+    // no job at all): the same answer.
+    for job in [None, Some(3)] {
+        peer.behaviour_mut()
+            .send_request(&sequencer.handle().peer_id(), TextRequest { cids: cids.clone(), job });
+        let response = tokio::time::timeout(DEADLINE, async {
+            loop {
+                match peer.select_next_some().await {
+                    SwarmEvent::Behaviour(request_response::Event::Message {
+                        message: request_response::Message::Response { response, .. },
+                        ..
+                    }) => return Ok(response),
+                    SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, .. }) => {
+                        bail!("the text request failed: {error}")
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
-    })
-    .await
-    .map_err(|_| anyhow!("no answer to the text request"))??;
+        })
+        .await
+        .map_err(|_| anyhow!("no answer to the text request"))??;
 
-    assert_eq!(response.texts.len(), 4);
-    for ((text, consent), answer) in texts.iter().zip(&response.texts) {
-        assert_eq!(answer.cid, Cid::of(text).to_string());
-        match consent {
-            ConsentTier::Public | ConsentTier::Commons => {
-                let content = answer.content.as_ref().context("a text that may replicate was withheld")?;
-                assert_eq!(&content[..], &text[..]);
-            }
-            ConsentTier::TrainingOnly | ConsentTier::Local => {
-                assert!(answer.content.is_none(), "a {} text crossed the wire", consent.as_str());
-                let refused = answer.refused.as_deref().unwrap_or_default();
-                assert!(refused.contains(consent.as_str()), "the refusal names the tier: {refused}");
+        assert_eq!(response.texts.len(), 4);
+        for ((text, consent), answer) in texts.iter().zip(&response.texts) {
+            assert_eq!(answer.cid, Cid::of(text).to_string());
+            match consent {
+                ConsentTier::Public | ConsentTier::Commons => {
+                    let content =
+                        answer.content.as_ref().context("a text that may replicate was withheld")?;
+                    assert_eq!(&content[..], &text[..]);
+                }
+                ConsentTier::TrainingOnly | ConsentTier::Local => {
+                    assert!(answer.content.is_none(), "a {} text crossed the wire", consent.as_str());
+                    let refused = answer.refused.as_deref().unwrap_or_default();
+                    assert!(refused.contains(consent.as_str()), "the refusal names the tier: {refused}");
+                }
             }
         }
     }
@@ -157,7 +163,7 @@ async fn texts_that_must_stay_are_never_sent_even_when_asked_for() -> Result<()>
         .lines()
         .find_map(|l| l.strip_prefix("substrate_texts_withheld_total "))
         .context("no texts_withheld metric")?;
-    assert_eq!(withheld.trim(), "2", "{metrics}");
+    assert_eq!(withheld.trim(), "4", "two texts withheld from each request: {metrics}");
 
     // A real mirror following the log ends up with the two texts that may replicate, and only
     // those: it never even asks for the others.
@@ -182,7 +188,7 @@ async fn texts_that_must_stay_are_never_sent_even_when_asked_for() -> Result<()>
     }
     let withheld_after = sequencer.handle().metrics().await?;
     assert!(
-        withheld_after.contains("substrate_texts_withheld_total 2\n"),
+        withheld_after.contains("substrate_texts_withheld_total 4\n"),
         "the mirror asked for texts it may not hold"
     );
 

@@ -13,9 +13,35 @@ use crate::client::Client;
 
 pub fn run(command: JobCommand) -> anyhow::Result<()> {
     match command {
-        JobCommand::Submit { workload, texts, prompt, max_tokens, budget, deadline, wait, key, node } => {
+        JobCommand::Submit {
+            workload,
+            texts,
+            prompt,
+            max_tokens,
+            decision,
+            steps,
+            batch,
+            seq_len,
+            rank,
+            budget,
+            deadline,
+            wait,
+            key,
+            node,
+        } => {
             let kind = workload.split('@').next().unwrap_or_default();
+            let client = Client::new(&node.node);
             let input = match (kind, prompt) {
+                ("train-lora", None) if texts.is_empty() => {
+                    let decision = match decision {
+                        Some(d) => d,
+                        None => mixture_in_force(&client)?,
+                    };
+                    JobInput::TrainLora { decision, steps, batch, seq_len, rank }
+                }
+                ("train-lora", _) => anyhow::bail!(
+                    "a train-lora job trains on the commons' snapshot: it takes --decision, --steps, --batch, --seq-len and --rank, no --text or --prompt"
+                ),
                 ("embed", None) if !texts.is_empty() => JobInput::Embed { texts },
                 ("embed", _) => {
                     anyhow::bail!("an embed job takes its texts as --text TEXT (repeat it), and no --prompt")
@@ -25,7 +51,7 @@ pub fn run(command: JobCommand) -> anyhow::Result<()> {
                     anyhow::bail!("a generate job takes --prompt TEXT (and --max-tokens), and no --text")
                 }
                 _ => anyhow::bail!(
-                    "jobs of '{workload}' cannot be asked for from here; the runnable kinds are embed@V and generate@V"
+                    "jobs of '{workload}' cannot be asked for from here; the runnable kinds are embed@V, generate@V and train-lora@V"
                 ),
             };
             let request = JobRequest {
@@ -37,7 +63,6 @@ pub fn run(command: JobCommand) -> anyhow::Result<()> {
             };
             let (_, key) = crate::keys::load(&crate::keys::path(key.key.as_deref())?)?;
             let signed = SignedEvent::sign(Event::JobRequest(request), &key);
-            let client = Client::new(&node.node);
             let receipt = super::deposit::submit_event(&client, &signed)?;
             let id = receipt.log_index;
             println!(
@@ -64,6 +89,16 @@ pub fn run(command: JobCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The decision that set the mixture in force.
+fn mixture_in_force(client: &Client) -> anyhow::Result<u64> {
+    let governance: Value = client.get("/v1/governance")?.json()?;
+    governance["mixture"]["decision"].as_u64().ok_or_else(|| {
+        anyhow::anyhow!(
+            "no mixture is decided yet, and a training job follows a decided one; the members decide one with `substrate propose --set-mixture …`"
+        )
+    })
 }
 
 /// Polls the job until it ends, or fails after `patience`.
@@ -222,6 +257,22 @@ pub(super) fn print_output(output: &Value) {
             }
         }
         "generate" => println!("  text: {}", text(&output["text"])),
+        "train-lora" => {
+            let losses: Vec<f64> =
+                output["losses"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
+            println!(
+                "  adapter: weights sha256 {}, {} tokens trained on the snapshot with root {}",
+                text(&output["weights"]),
+                output["tokens"],
+                text(&output["snapshotRoot"])
+            );
+            if let (Some(first), Some(last)) = (losses.first(), losses.last()) {
+                println!("  loss: {first:.4} at step 1, {last:.4} at step {}", losses.len());
+            }
+            println!(
+                "  the node whose output stands records the adapter in the log (`substrate adapters list`)"
+            );
+        }
         _ => {}
     }
 }

@@ -181,7 +181,15 @@ impl substrate_api::MeshView for MeshView {
 /// mirror otherwise.
 pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let data = DataDir::new(dir);
-    let ledger = Ledger::open(&data).with_context(|| format!("opening the commons in {}", dir.display()))?;
+    let mut ledger =
+        Ledger::open(&data).with_context(|| format!("opening the commons in {}", dir.display()))?;
+    // A sequencer that also works takes the training jobs on texts that never leave it.
+    if config.worker.enabled && ledger.is_sequencer() {
+        let key_path = config.mesh.node_key.clone().unwrap_or_else(|| data.root().join("node.key"));
+        if let Ok((file, _)) = crate::keys::load(&key_path) {
+            ledger.hold_jobs_on(file.did);
+        }
+    }
     let reader = Reader::new(&data, ledger.tree(), ledger.verifier(), ledger.blobs().clone());
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
@@ -235,13 +243,25 @@ pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
         None
     };
     let p2p = mesh.as_ref().map(|m| m.handle().address().to_string());
+    // A worker on a mirror asks the sequencer for a training job's texts; the sequencer's own
+    // node holds them all.
+    let texts_from = match (&sequencer, &mesh) {
+        (None, Some(mesh)) => Some(mesh.handle()),
+        _ => None,
+    };
     let sequencer = match (sequencer, &mesh) {
         (Some(local), _) => local,
         (None, Some(mesh)) => SequencerHandle::forwarding(Arc::new(mesh.handle())),
         (None, None) => anyhow::bail!("a mirror without the mesh cannot take events"),
     };
     let worker = if config.worker.enabled {
-        Some(start_worker(&data, config, reader.clone(), sequencer.clone(), runtime.handle().clone())?)
+        let fetch = texts_from.map(|mesh| {
+            let runtime = runtime.handle().clone();
+            Box::new(move |job: u64, cids: Vec<String>| {
+                runtime.block_on(mesh.job_texts(job, cids)).map_err(|e| e.to_string())?
+            }) as substrate_jobs::training::FetchTexts
+        });
+        Some(start_worker(&data, config, reader.clone(), sequencer.clone(), runtime.handle().clone(), fetch)?)
     } else {
         None
     };
@@ -388,6 +408,7 @@ fn start_worker(
     reader: Reader,
     sequencer: SequencerHandle,
     runtime: tokio::runtime::Handle,
+    fetch: Option<substrate_jobs::training::FetchTexts>,
 ) -> anyhow::Result<substrate_jobs::worker::Worker> {
     let key_path = config.mesh.node_key.clone().unwrap_or_else(|| data.root().join("node.key"));
     let (_, key) = crate::keys::load(&key_path).with_context(|| {
@@ -420,6 +441,7 @@ fn start_worker(
         models,
         program,
         scratch: data.root().join("jobs"),
+        data: data.clone(),
         cores,
         memory_mib: memory_mib(),
         strength,
@@ -431,7 +453,7 @@ fn start_worker(
             .map(|submitted| submitted.receipt.log_index)
             .map_err(|error| error.to_string())
     });
-    substrate_jobs::worker::Worker::start(worker_config, key, reader, submit)
+    substrate_jobs::worker::Worker::start(worker_config, key, reader, submit, fetch)
         .context("starting the worker thread")
 }
 

@@ -116,12 +116,30 @@ struct Site {
     nodes: Vec<String>,
     models: PathBuf,
     bert: PathBuf,
+    llama: PathBuf,
 }
 
 impl Site {
     fn found(workers: usize, settings: &[&str]) -> Site {
+        Site::found_with(workers, settings, &[])
+    }
+
+    /// [`Site::found`] with the sequencer started with `sequencer` arguments after the mesh's.
+    fn found_with(workers: usize, settings: &[&str], sequencer: &[&str]) -> Site {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = |name: &str| tmp.path().join(name);
+        // Tiny models in the real formats, made before any node starts looking for them.
+        let models = dir("models");
+        std::fs::create_dir_all(&models).expect("models dir");
+        let bert = tiny::bert(&models, 1).expect("tiny bert");
+        let llama = tiny::llama(&models, 1, GgmlDType::Q8_0).expect("tiny llama");
+        let programs = models.join("programs");
+        std::fs::create_dir_all(&programs).expect("programs dir");
+        let cheat = cheating_workload();
+        for program in [Path::new(env!("CARGO_BIN_EXE_substrate")), cheat.as_path()] {
+            let name = program.file_name().expect("a file name");
+            std::os::unix::fs::symlink(program, programs.join(name)).expect("link the program");
+        }
         let steward = dir("steward.json");
         let steward_did = ok(&["id", "new", "--key", path(&steward)]).0.trim().to_owned();
         let (out, _) = ok(&[
@@ -137,7 +155,10 @@ impl Site {
         ]);
         let vkey = field(&out, "log key:");
         ok(&["id", "new", "--kind", "node", "--key", path(&dir("sequencer").join("node.key"))]);
-        let (sequencer, p2p) = Daemon::start_mesh(&dir("sequencer"), tmp.path(), &[]);
+        let sequencer_args: Vec<String> =
+            sequencer.iter().map(|a| a.replace("{models}", path(&models))).collect();
+        let sequencer_args: Vec<&str> = sequencer_args.iter().map(String::as_str).collect();
+        let (sequencer, p2p) = Daemon::start_mesh_with(&dir("sequencer"), tmp.path(), &[], &sequencer_args);
         let seq = sequencer.http();
 
         // Operators, each verified by the steward, each with a worker node of their own.
@@ -161,17 +182,6 @@ impl Site {
         // corners, as a build with a bug would. A worker runs only a program an approval pins and
         // must hold every pinned file, so each holds both builds (linked into its models
         // directory) and runs one.
-        let models = dir("models");
-        std::fs::create_dir_all(&models).expect("models dir");
-        let bert = tiny::bert(&models, 1).expect("tiny bert");
-        let llama = tiny::llama(&models, 1, GgmlDType::Q8_0).expect("tiny llama");
-        let programs = models.join("programs");
-        std::fs::create_dir_all(&programs).expect("programs dir");
-        let cheat = cheating_workload();
-        for program in [Path::new(env!("CARGO_BIN_EXE_substrate")), cheat.as_path()] {
-            let name = program.file_name().expect("a file name");
-            std::os::unix::fs::symlink(program, programs.join(name)).expect("link the program");
-        }
         let approve = [
             format!("embed@1={},{}", path(&bert), path(&cheat)),
             format!("generate@1={},{}", path(&llama.path), path(&cheat)),
@@ -193,7 +203,18 @@ impl Site {
             std::iter::once(steward.as_path()).chain(operators.iter().map(PathBuf::as_path)).collect();
         let ids: Vec<&str> = proposals.iter().map(String::as_str).collect();
         pass(&seq, &ids, &voters);
-        Site { tmp, steward, steward_did, sequencer: Some(sequencer), p2p, operators, nodes, models, bert }
+        Site {
+            tmp,
+            steward,
+            steward_did,
+            sequencer: Some(sequencer),
+            p2p,
+            operators,
+            nodes,
+            models,
+            bert,
+            llama: llama.path,
+        }
     }
 
     fn dir(&self, name: &str) -> PathBuf {
@@ -601,3 +622,5 @@ fn a_silent_worker_loses_its_job_and_a_killed_sequencer_loses_none() {
     assert_eq!(late, 0, "a lapsed assignment was answered: {page}");
     assert_eq!(site.job(first)["status"]["state"], "done");
 }
+
+mod training;

@@ -154,6 +154,11 @@ impl Governance {
     /// another, so it is given the next ones while it runs one, and no more, which would wait out
     /// their deadlines behind it. Jobs are planned in the order they were requested.
     pub fn job_plan(&self, now: u64) -> Vec<(u64, Planned)> {
+        self.job_plan_with(now, |_| Locality::Anywhere)
+    }
+
+    /// [`Governance::job_plan`], with `locality` saying where each job's data lets it run.
+    pub fn job_plan_with(&self, now: u64, locality: impl Fn(&JobRecord) -> Locality) -> Vec<(u64, Planned)> {
         let mut load = self.load(Some(now));
         let mut plan = Vec::new();
         for job in self.open_jobs.iter().filter_map(|id| self.jobs.get(id)) {
@@ -161,7 +166,17 @@ impl Governance {
                 JobStatus::Drawing => job.answered(Role::Run).and_then(|r| r.result).map(Planned::Draw),
                 JobStatus::Open { needs } => match job.live_run() {
                     Some(run) if run.deadline >= now => None,
-                    _ => Some(self.next_assignment(job, *needs, now, &load)),
+                    _ => Some(match locality(job) {
+                        Locality::Anywhere => self.next_assignment(job, *needs, now, &load, None),
+                        Locality::Only(node) if *needs == Role::Run => {
+                            self.next_assignment(job, *needs, now, &load, Some(&node))
+                        }
+                        Locality::Only(_) => Planned::Abandon(format!(
+                            "its snapshot holds local texts, which no node but the one holding them may read: no other operator can {} it",
+                            needs.name()
+                        )),
+                        Locality::Nowhere(reason) => Planned::Abandon(reason),
+                    }),
                 },
                 JobStatus::Done { .. } | JobStatus::Failed { .. } => None,
             };
@@ -186,16 +201,18 @@ impl Governance {
         role: Role,
         now: u64,
         load: &BTreeMap<String, usize>,
+        only: Option<&str>,
     ) -> Planned {
         let attempts = job.runs_of(role).count();
         if attempts >= MAX_ATTEMPTS {
             return Planned::Abandon(format!("{attempts} attempts to {} it lapsed or failed", role.name()));
         }
-        let room = |node: &str| load.get(node).copied().unwrap_or(0) < MAX_ASSIGNED;
+        let here = |node: &str| only.is_none_or(|only| only == node);
+        let room = |node: &str| here(node) && load.get(node).copied().unwrap_or(0) < MAX_ASSIGNED;
         match self.choose_worker_among(job, role, now, load, room) {
             Some(node) => Planned::Assign { node, role, deadline: now.saturating_add(job.deadline_ms) },
             // Someone could take it once it has room: it waits for them rather than being given up.
-            None if self.choose_worker_among(job, role, now, load, |_| true).is_some() => Planned::Wait,
+            None if self.choose_worker_among(job, role, now, load, here).is_some() => Planned::Wait,
             None => {
                 let waiting_since = job.live_run().map_or(job.since, |r| r.deadline.max(job.since));
                 let patience = if role == Role::Run { QUEUE_LIMIT_MS } else { job.deadline_ms };
@@ -213,6 +230,109 @@ impl Governance {
     }
 }
 
+/// Where a job's data lets it run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Locality {
+    /// On any eligible worker.
+    Anywhere,
+    /// Only on this node, which holds texts that never leave it; nobody can check it elsewhere.
+    Only(String),
+    /// Nowhere, for this reason: the job is given up.
+    Nowhere(String),
+}
+
+impl Governance {
+    /// The sequencer's plan ([`Governance::job_plan`]) with compute going to the data: a training
+    /// job whose snapshot holds `local` texts (`local_texts` counts them) runs only on `holder`,
+    /// the node they were deposited to (the sequencer's own, when it takes jobs), and is not
+    /// re-executed elsewhere.
+    pub fn job_plan_near(
+        &self,
+        now: u64,
+        holder: Option<&str>,
+        local_texts: impl Fn(&JobRecord) -> usize,
+    ) -> Vec<(u64, Planned)> {
+        self.job_plan_with(now, |job| {
+            if !matches!(job.input, Some(JobInput::TrainLora { .. })) {
+                return Locality::Anywhere;
+            }
+            match (local_texts(job), holder) {
+                (0, _) => Locality::Anywhere,
+                (_, Some(holder)) => Locality::Only(holder.to_owned()),
+                (n, None) => Locality::Nowhere(format!(
+                    "its snapshot holds {n} local text(s), which never leave the sequencer's node, and that node takes no jobs (`substrate serve --work` with its node key registered)"
+                )),
+            }
+        })
+    }
+
+    /// The registers a training job's mixture weighs, for its snapshot.
+    pub fn training_registers(&self, job: &JobRecord) -> Option<BTreeSet<crate::Register>> {
+        let Some(JobInput::TrainLora { decision, .. }) = &job.input else { return None };
+        let mixture = self.mixture_decided_at(*decision)?;
+        Some(mixture.weights.iter().filter(|(_, w)| **w > 0.0).map(|(r, _)| r.clone()).collect())
+    }
+}
+
+impl crate::state::State {
+    /// [`Governance::job_plan_near`] on a state that holds every deposit (a replay's, a test's).
+    pub fn job_plan(&self, now: u64, holder: Option<&str>) -> Vec<(u64, Planned)> {
+        use crate::register::ConsentTier;
+        let g = self.governance();
+        g.job_plan_near(now, holder, |job| {
+            let registers = g.training_registers(job).unwrap_or_default();
+            self.snapshot_at(job.id, &registers).iter().filter(|e| e.consent == ConsentTier::Local).count()
+        })
+    }
+}
+
 fn spread(job: u64, node: &str) -> [u8; 32] {
     crate::sha256(format!("{job}\n{node}").as_bytes())
+}
+
+impl Governance {
+    /// Whether the text of `deposit` may be sent to `node` for job `job` at `at`, or why not. Only
+    /// a `training-only` text (public and commons texts replicate to members' nodes anyway, and a
+    /// `local` one never leaves its node), only for an open training job, only to the node whose
+    /// live assignment of it has not passed its deadline, and only a deposit of the job's
+    /// snapshot (the log's first `job` entries, the registers its mixture weighs) that is still
+    /// active.
+    pub fn job_text(
+        &self,
+        job: u64,
+        node: &str,
+        deposit: &crate::state::DepositRecord,
+        at: u64,
+    ) -> Result<(), String> {
+        use crate::register::ConsentTier;
+        let cid = &deposit.cid;
+        if deposit.consent != ConsentTier::TrainingOnly {
+            return Err(match deposit.consent {
+                ConsentTier::Local => format!("{cid} is local: its text never leaves its node"),
+                _ => {
+                    format!("{cid} is {}: it replicates as texts do, not for a job", deposit.consent.as_str())
+                }
+            });
+        }
+        if deposit.status.is_gone() {
+            return Err(format!("{cid} was withdrawn or removed"));
+        }
+        let refused = |why: String| {
+            Err(format!("{cid} is training-only, sent only to the node running an open training job: {why}"))
+        };
+        let Some(record) = self.jobs.get(&job).filter(|j| j.is_open()) else {
+            return refused(format!("job {job} is not an open job"));
+        };
+        let Some(JobInput::TrainLora { .. }) = &record.input else {
+            return refused(format!("job {job} is not a training job"));
+        };
+        if !record.live_run().is_some_and(|r| r.node == node && r.deadline >= at) {
+            return refused(format!("{node} holds no live assignment of job {job}"));
+        }
+        let weighted = self.training_registers(record).unwrap_or_default();
+        if !crate::snapshot::in_snapshot(deposit, job, &weighted, &self.disputed_at(job)) {
+            return refused(format!("it is not in the snapshot job {job} trains on"));
+        }
+        Ok(())
+    }
 }

@@ -60,6 +60,13 @@ impl State {
             )));
         }
         validate_input(&r.input).map_err(|e| Rejection::Job(JobFault::Input(e)))?;
+        if let JobInput::TrainLora { decision, .. } = &r.input
+            && g.mixture_decided_at(*decision).is_none()
+        {
+            return refuse(JobFault::Input(format!(
+                "entry {decision} is not a decision that set the mixture; `substrate mixture` names the one in force"
+            )));
+        }
         let seconds = r.deadline_seconds.unwrap_or(DEFAULT_DEADLINE_SECONDS);
         if seconds == 0 || seconds > MAX_DEADLINE_SECONDS {
             return refuse(JobFault::Input(format!("deadlineSeconds runs from 1 to {MAX_DEADLINE_SECONDS}")));
