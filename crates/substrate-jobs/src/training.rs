@@ -152,13 +152,33 @@ pub(crate) fn seal(
     Ok(target)
 }
 
+/// What to do next with an adapter a training job left on this node.
+pub(crate) enum Next {
+    /// Record it in the log (the publication to sign), then put its files in the registry.
+    Publish(Box<Event>),
+    /// It is in the log as this id; its files are not all in the registry yet.
+    Register(u64),
+    /// Nothing more: published and registered.
+    Done,
+}
+
 /// What to do with the adapters staged by this node's training runs, now that the log says
-/// what came of their jobs: publish the one whose output stands, drop the others. Returns the
-/// events to sign (the publications), each with its directory.
-pub(crate) fn settle(data: &DataDir, governance: &Governance, node: &str) -> Vec<(PathBuf, Event)> {
+/// what came of their jobs: publish the ones whose output stands, register the files of those
+/// published before the node stopped, drop the others. `settled` holds the directories already
+/// seen through (not looked at again).
+pub(crate) fn settle(
+    data: &DataDir,
+    governance: &Governance,
+    node: &str,
+    settled: &std::collections::BTreeSet<PathBuf>,
+) -> Vec<(PathBuf, Next)> {
     let Ok(entries) = std::fs::read_dir(data.root().join("adapters")) else { return Vec::new() };
-    let mut publish = Vec::new();
+    let mut next = Vec::new();
     for entry in entries.flatten() {
+        let dir = entry.path();
+        if settled.contains(&dir) {
+            continue;
+        }
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some((job, assignment)) = name
             .strip_prefix("job-")
@@ -167,7 +187,6 @@ pub(crate) fn settle(data: &DataDir, governance: &Governance, node: &str) -> Vec
         else {
             continue;
         };
-        let dir = entry.path();
         let Some(record) = governance.jobs().get(&job) else { continue };
         let stands = match &record.status {
             JobStatus::Done { result, .. } => record
@@ -187,14 +206,17 @@ pub(crate) fn settle(data: &DataDir, governance: &Governance, node: &str) -> Vec
             substrate_training::registry::publication(&dir, substrate_core::timestamp::rfc3339(now_ms()))
         else {
             tracing::warn!(job, dir = %dir.display(), "the staged adapter is not a complete adapter directory; it is left alone");
+            next.push((dir, Next::Done));
             continue;
         };
-        if governance.adapters().any(|a| a.adapter == publication.adapter) {
-            continue;
-        }
-        publish.push((dir, Event::Adapter(publication)));
+        let step = match governance.adapters().find(|a| a.adapter == publication.adapter) {
+            None => Next::Publish(Box::new(Event::Adapter(publication))),
+            Some(a) if substrate_training::registry::is_complete(data, a) => Next::Done,
+            Some(a) => Next::Register(a.id),
+        };
+        next.push((dir, step));
     }
-    publish
+    next
 }
 
 /// Puts the files of the adapter in `dir`, recorded in the log as `id`, into the node's registry:

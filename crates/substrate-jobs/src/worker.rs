@@ -182,6 +182,7 @@ impl Worker {
                 done: BTreeSet::new(),
                 offered: None,
                 settled: None,
+                adapters_done: BTreeSet::new(),
             };
             worker.files = ModelFiles::scan(&worker.config.models);
             worker.program = worker.files.hold_program(&worker.config.program);
@@ -233,6 +234,8 @@ struct Loop {
     offered: Option<(NodeOffer, std::time::Instant)>,
     /// When the staged adapters were last looked at.
     settled: Option<std::time::Instant>,
+    /// Adapter directories seen through: published and registered, or not adapters.
+    adapters_done: BTreeSet<PathBuf>,
 }
 
 impl Loop {
@@ -338,23 +341,32 @@ impl Loop {
         self.submit(SignedEvent::sign(Event::NodeOffer(offer), &self.key), &what);
     }
 
-    /// Publishes the adapters of training jobs whose output from this node stands, and drops
-    /// those whose job went another way; every few seconds.
+    /// Publishes the adapters of training jobs whose output from this node stands, registers
+    /// their files, and drops those whose job went another way; every few seconds.
     fn settle_adapters(&mut self, governance: &Governance, node: &str) {
         if self.settled.is_some_and(|at| at.elapsed() < Duration::from_secs(2)) {
             return;
         }
         self.settled = Some(std::time::Instant::now());
-        for (dir, event) in training::settle(&self.config.data, governance, node) {
+        for (dir, next) in training::settle(&self.config.data, governance, node, &self.adapters_done) {
             let what = format!("the adapter in {}", dir.display());
-            let id = match (self.submit)(SignedEvent::sign(event, &self.key)) {
-                Ok(id) => id,
-                Err(error) => {
-                    tracing::warn!(%error, "{what} was not recorded in the log; it is tried again");
+            let id = match next {
+                training::Next::Done => {
+                    self.adapters_done.insert(dir);
                     continue;
                 }
+                training::Next::Register(id) => id,
+                training::Next::Publish(event) => match (self.submit)(SignedEvent::sign(*event, &self.key)) {
+                    Ok(id) => {
+                        tracing::info!(id, "{what} is recorded in the log");
+                        id
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "{what} was not recorded in the log; it is tried again");
+                        continue;
+                    }
+                },
             };
-            tracing::info!(id, "{what} is recorded in the log");
             // The files go to the registry once this node's copy of the log holds the record.
             let registered = (0..100).find_map(|_| {
                 let g = self.reader.governance().ok()?;
@@ -367,11 +379,16 @@ impl Loop {
                 }
             });
             match registered {
-                Some(Ok(())) => tracing::info!(id, "the adapter's files are in this node's registry"),
-                Some(Err(error)) => tracing::warn!(id, %error, "the adapter's files were not registered"),
+                Some(Ok(())) => {
+                    tracing::info!(id, "the adapter's files are in this node's registry");
+                    self.adapters_done.insert(dir);
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(id, %error, "the adapter's files were not registered; tried again")
+                }
                 None => tracing::warn!(
                     id,
-                    "this node's log did not show the adapter in time; its files are registered on the next look"
+                    "this node's log does not show the adapter yet; its files are registered on a later look"
                 ),
             }
         }
@@ -480,7 +497,8 @@ impl Loop {
             cpu_seconds: (left / 1000 + 1) * u64::from(self.config.cores.max(1)),
             memory_bytes: (self.config.memory_mib.max(512) << 20).min(16 << 30),
             open_files: 256,
-            file_bytes: 64 << 20,
+            // A training run writes its adapter and optimizer checkpoint.
+            file_bytes: if training.is_some() { 1 << 30 } else { 64 << 20 },
             deadline: Duration::from_millis(left),
         };
         let mut sandbox = Sandbox::new(&self.config.program, &out)

@@ -84,13 +84,14 @@ pub const FLOOR_KINDS: [&str; 2] = ["embed", "generate"];
 /// The kinds a job can be requested for today; the others are approved ahead of their runners.
 pub const RUNNABLE_KINDS: [&str; 3] = ["embed", "generate", "train-lora"];
 
-/// Bounds of a training job's shape: steps, rows per step, tokens per row and LoRA rank.
-pub const MAX_TRAIN_STEPS: u32 = 10_000;
+/// Bounds of a training job's shape: steps, rows per step, tokens per row and LoRA rank. The
+/// result carries the loss of every step, and must fit one log entry: 2,000 steps do, with room.
+pub const MAX_TRAIN_STEPS: u32 = 2_000;
 pub const MAX_TRAIN_BATCH: u32 = 64;
 pub const MAX_TRAIN_SEQ_LEN: u32 = 2048;
 pub const MAX_TRAIN_RANK: u32 = 64;
 /// Most tensors a training result's norms list (two per adapted projection of every layer).
-pub const MAX_TRAIN_TENSORS: usize = 4096;
+pub const MAX_TRAIN_TENSORS: usize = 512;
 /// How far two runs of one training job may differ, relative to the value (at least 1): the loss
 /// at every step and the L2 norm of every adapter tensor. The same program on the same snapshot
 /// with the same seed computes the same operations in the same order; what differs between

@@ -33,7 +33,7 @@ const REFUSED_WAIT_MAX: Duration = Duration::from_secs(300);
 
 /// How long a node that lacks nothing waits before looking again: the sequencer keeps no
 /// checkpoint of someone else's to look on, and a worker may publish an adapter at any entry.
-const LOOK_AGAIN: Duration = Duration::from_secs(5);
+const LOOK_AGAIN: Duration = Duration::from_secs(2);
 
 /// A node's fetching of adapter files.
 pub(super) struct AdapterFiles {

@@ -189,7 +189,7 @@ fn pull(node: &str, id: u64, out: &Path) -> anyhow::Result<()> {
     let a: Value = client.get(&format!("/v1/adapters/{id}"))?.json()?;
     if a["filesComplete"] != true {
         anyhow::bail!(
-            "the node holds only part of adapter {id} (missing {}); its publisher finishes the upload with `substrate adapters publish`",
+            "the node holds only part of adapter {id} (missing {}): it fetches the rest from the node that published it, when that node is connected, or the publisher finishes the upload with `substrate adapters publish`; try again in a moment",
             a["missing"]
                 .as_array()
                 .map(|m| m.iter().map(s).collect::<Vec<_>>().join(", "))

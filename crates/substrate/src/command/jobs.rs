@@ -54,6 +54,11 @@ pub fn run(command: JobCommand) -> anyhow::Result<()> {
                     "jobs of '{workload}' cannot be asked for from here; the runnable kinds are embed@V, generate@V and train-lora@V"
                 ),
             };
+            // A training run takes minutes where an embedding takes a second.
+            let deadline = match &input {
+                JobInput::TrainLora { .. } => Some(deadline.unwrap_or(TRAIN_DEADLINE_SECONDS)),
+                _ => deadline,
+            };
             let request = JobRequest {
                 workload,
                 input,
@@ -90,6 +95,9 @@ pub fn run(command: JobCommand) -> anyhow::Result<()> {
         }
     }
 }
+
+/// How long one attempt of a training job may take when the member does not say (seconds).
+const TRAIN_DEADLINE_SECONDS: u32 = 1800;
 
 /// The decision that set the mixture in force.
 fn mixture_in_force(client: &Client) -> anyhow::Result<u64> {

@@ -126,7 +126,7 @@ fn did_of_key(file: &Path) -> String {
 }
 
 /// Every file under `dir`, read whole.
-pub(crate) fn every_file(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+fn every_file(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {

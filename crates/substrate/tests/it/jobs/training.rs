@@ -7,7 +7,7 @@
 //! allowed to keep.
 
 use super::*;
-use crate::mesh::{contains, every_file};
+use crate::mesh::contains;
 
 const TRAIN: &str = "train-lora@1";
 /// What the job asks for: a short run of the tiny model.
@@ -132,13 +132,25 @@ fn standing_node(job: &Value) -> String {
     run["node"].as_str().expect("node").to_owned()
 }
 
-/// Files under `dir` holding any of `texts`.
+/// Files under `dir` holding any of `texts`; files and directories that go away while they are
+/// read (a worker deleting a job's directory) are passed over.
 fn holding(dir: &Path, texts: &[&str]) -> Vec<PathBuf> {
-    every_file(dir)
-        .into_iter()
-        .filter(|(_, bytes)| texts.iter().any(|t| contains(bytes, t.as_bytes())))
-        .map(|(path, _)| path)
-        .collect()
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path)
+                && texts.iter().any(|t| contains(&bytes, t.as_bytes()))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 #[test]
@@ -263,4 +275,77 @@ fn a_training_job_on_local_texts_runs_only_on_the_node_that_holds_them() {
     drop(w1);
     let kept = holding(&site.dir("worker-1"), &[LOCAL]);
     assert!(kept.is_empty(), "the worker holds the local text in {kept:?}");
+}
+
+#[test]
+fn a_worker_killed_while_it_trains_keeps_no_text_and_the_job_goes_to_another() {
+    let site = Site::found(2, &["jobs.check-ppm=0"]);
+    let seq = site.seq();
+    site.approve_training();
+    for (i, text) in PUBLIC.iter().enumerate() {
+        site.deposit_text(&format!("public-{i}"), text, "public");
+    }
+    for (i, text) in TRAINING_ONLY.iter().enumerate() {
+        site.deposit_text(&format!("training-only-{i}"), text, "training-only");
+    }
+    let mut workers = vec![Some(site.worker(1, &[])), Some(site.worker(2, &[]))];
+    site.offer_training(2);
+
+    // A long run, so that it is caught in the middle; one attempt may take 20 seconds.
+    let (out, _) = ok(&[
+        "job",
+        "submit",
+        TRAIN,
+        "--steps",
+        "2000",
+        "--batch",
+        "2",
+        "--seq-len",
+        "32",
+        "--rank",
+        "4",
+        "--budget",
+        "30",
+        "--deadline",
+        "20",
+        "--key",
+        path(&site.steward),
+        "--node",
+        &seq.base,
+    ]);
+    let id: u64 = out.split_whitespace().nth(1).and_then(|id| id.parse().ok()).expect("job id");
+    let first = until("the job to be assigned", Duration::from_secs(30), || {
+        let job = site.job(id);
+        job["runs"][0]["node"].as_str().map(str::to_owned).ok_or_else(|| job.to_string())
+    });
+    let n = if first == site.nodes[0] { 1 } else { 2 };
+    let data = site.dir(&format!("worker-{n}"));
+    // The texts it was sent are in the job's scratch directory while it trains, and only there.
+    until("the worker to hold the job's texts", Duration::from_secs(30), || {
+        let held = holding(&data.join("jobs"), &TRAINING_ONLY);
+        if held.len() == TRAINING_ONLY.len() { Ok(()) } else { Err(format!("{held:?}")) }
+    });
+    workers[n - 1].take().expect("the worker runs").kill();
+    assert!(!holding(&data.join("jobs"), &TRAINING_ONLY).is_empty(), "killed, it could not clean up");
+
+    // Past the deadline the job goes to the other worker, and ends there.
+    let job = until("the job to end", Duration::from_secs(180), || {
+        let job = site.job(id);
+        if job["status"]["state"] == "done" { Ok(job) } else { Err(job.to_string()) }
+    });
+    let runs = job["runs"].as_array().expect("runs");
+    assert!(runs.len() == 2 && runs[0]["missed"] == true, "the first attempt lapsed: {job}");
+    assert_ne!(runs[1]["node"], first.as_str(), "{job}");
+
+    // Started again, the killed worker empties its scratch directory before anything else.
+    let _again = site.worker(n, &[]);
+    until("the restarted worker to empty its scratch directory", Duration::from_secs(30), || {
+        let held = holding(&data, &TRAINING_ONLY);
+        if held.is_empty() { Ok(()) } else { Err(format!("{held:?}")) }
+    });
+    drop(workers);
+    for n in 1..=2 {
+        let kept = holding(&site.dir(&format!("worker-{n}")), &TRAINING_ONLY);
+        assert!(kept.is_empty(), "worker {n} kept training-only texts in {kept:?}");
+    }
 }
