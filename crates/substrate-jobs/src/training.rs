@@ -211,6 +211,11 @@ pub(crate) fn settle(
         };
         let step = match governance.adapters().find(|a| a.adapter == publication.adapter) {
             None => Next::Publish(Box::new(Event::Adapter(publication))),
+            // The same weights are published once: an earlier run on the same snapshot made them.
+            Some(a) if a.provenance != publication.provenance => {
+                tracing::info!(job, adapter = a.id, dir = %dir.display(), "these weights are already in the log as another run's adapter; this copy stays here unpublished");
+                Next::Done
+            }
             Some(a) if substrate_training::registry::is_complete(data, a) => Next::Done,
             Some(a) => Next::Register(a.id),
         };

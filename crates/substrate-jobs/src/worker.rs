@@ -183,6 +183,7 @@ impl Worker {
                 offered: None,
                 settled: None,
                 adapters_done: BTreeSet::new(),
+                adapters_retry: BTreeMap::new(),
             };
             worker.files = ModelFiles::scan(&worker.config.models);
             worker.program = worker.files.hold_program(&worker.config.program);
@@ -236,6 +237,9 @@ struct Loop {
     settled: Option<std::time::Instant>,
     /// Adapter directories seen through: published and registered, or not adapters.
     adapters_done: BTreeSet<PathBuf>,
+    /// Adapter directories whose publication or registration failed: when to try again, and
+    /// the wait before that.
+    adapters_retry: BTreeMap<PathBuf, (std::time::Instant, Duration)>,
 }
 
 impl Loop {
@@ -348,7 +352,11 @@ impl Loop {
             return;
         }
         self.settled = Some(std::time::Instant::now());
+        let now = std::time::Instant::now();
         for (dir, next) in training::settle(&self.config.data, governance, node, &self.adapters_done) {
+            if self.adapters_retry.get(&dir).is_some_and(|(at, _)| *at > now) {
+                continue;
+            }
             let what = format!("the adapter in {}", dir.display());
             let id = match next {
                 training::Next::Done => {
@@ -362,7 +370,8 @@ impl Loop {
                         id
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "{what} was not recorded in the log; it is tried again");
+                        let wait = self.retry_later(&dir);
+                        tracing::warn!(%error, "{what} was not recorded in the log; it is tried again in {} s", wait.as_secs());
                         continue;
                     }
                 },
@@ -381,10 +390,12 @@ impl Loop {
             match registered {
                 Some(Ok(())) => {
                     tracing::info!(id, "the adapter's files are in this node's registry");
+                    self.adapters_retry.remove(&dir);
                     self.adapters_done.insert(dir);
                 }
                 Some(Err(error)) => {
-                    tracing::warn!(id, %error, "the adapter's files were not registered; tried again")
+                    let wait = self.retry_later(&dir);
+                    tracing::warn!(id, %error, "the adapter's files were not registered; tried again in {} s", wait.as_secs());
                 }
                 None => tracing::warn!(
                     id,
@@ -392,6 +403,16 @@ impl Loop {
                 ),
             }
         }
+    }
+
+    /// When to try `dir` again after a failure: 2 s after the first, doubling to 10 minutes.
+    fn retry_later(&mut self, dir: &Path) -> Duration {
+        let wait = self
+            .adapters_retry
+            .get(dir)
+            .map_or(Duration::from_secs(2), |(_, w)| (*w * 2).min(Duration::from_secs(600)));
+        self.adapters_retry.insert(dir.to_path_buf(), (std::time::Instant::now() + wait, wait));
+        wait
     }
 
     fn submit(&self, event: SignedEvent, what: &str) {
