@@ -213,8 +213,9 @@ pub(crate) fn settle(
             None => Next::Publish(Box::new(Event::Adapter(publication))),
             // The same weights are published once: an earlier run on the same snapshot made them.
             Some(a) if a.provenance != publication.provenance => {
-                tracing::info!(job, adapter = a.id, dir = %dir.display(), "these weights are already in the log as another run's adapter; this copy stays here unpublished");
-                Next::Done
+                tracing::info!(job, adapter = a.id, dir = %dir.display(), "these weights are already in the log as another run's adapter; this copy is dropped");
+                let _ = std::fs::remove_dir_all(&dir);
+                continue;
             }
             Some(a) if substrate_training::registry::is_complete(data, a) => Next::Done,
             Some(a) => Next::Register(a.id),
