@@ -743,6 +743,12 @@ impl Canonical for JobInput {
                     e.u32(*value);
                 }
             }
+            JobInput::Evaluate { adapter, decision, windows, seq_len } => {
+                e.option(adapter.as_ref(), |e, a| e.u64(*a));
+                e.u64(*decision);
+                e.u32(*windows);
+                e.u32(*seq_len);
+            }
         }
     }
 }
@@ -767,6 +773,16 @@ impl Canonical for JobOutput {
                 e.seq(losses, |e, v| e.u32(v.0.to_bits()));
                 e.seq(norms, |e, v| e.u32(v.0.to_bits()));
                 e.str(weights);
+            }
+            JobOutput::Evaluate { snapshot_root, registers } => {
+                e.str("evaluate");
+                e.str(snapshot_root);
+                e.seq(registers, |e, r| {
+                    e.str(&r.register);
+                    e.u64(r.texts);
+                    e.u64(r.tokens);
+                    e.u32(r.loss.0.to_bits());
+                });
             }
         }
     }

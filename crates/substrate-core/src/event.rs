@@ -383,7 +383,7 @@ impl Event {
                         fields.extend(texts.iter().map(|t| ("input.texts", t.as_str(), true)))
                     }
                     JobInput::Generate { prompt, .. } => fields.push(("input.prompt", prompt, true)),
-                    JobInput::TrainLora { .. } => {}
+                    JobInput::TrainLora { .. } | JobInput::Evaluate { .. } => {}
                 }
                 fields
             }

@@ -1,4 +1,5 @@
-//! A worker's side of a training job, outside the sandbox: before the run it takes the job's
+//! A worker's side of a training job (and of an evaluation, which reads the same snapshot),
+//! outside the sandbox: before the run it takes the job's
 //! snapshot from its own copy of the log and gathers the texts (its own store for what replicates
 //! or was deposited here, the sequencer for `training-only` texts, which are sent only to the node
 //! assigned the job); after the run it signs the staged adapter with the node's keys and keeps it
@@ -107,9 +108,16 @@ fn write_text(dir: &Path, position: usize, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// What the record names of the program and node that run the job.
-pub(crate) fn context(node: &str, program: Option<&str>, base: &Path) -> Result<TrainingContext, String> {
+/// What the record names of the program and node that run the job, and the adapter directory
+/// an evaluation reads.
+pub(crate) fn context(
+    node: &str,
+    program: Option<&str>,
+    base: &Path,
+    adapter: Option<PathBuf>,
+) -> Result<TrainingContext, String> {
     Ok(TrainingContext {
+        adapter,
         builder: Builder {
             name: "substrate".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -119,6 +127,19 @@ pub(crate) fn context(node: &str, program: Option<&str>, base: &Path) -> Result<
         base_name: base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         base_sha256: substrate_models::fetch::file_sha256(base).map_err(|e| e.to_string())?,
     })
+}
+
+/// The directory of adapter `id` in this node's registry, when it holds every file of it.
+pub(crate) fn adapter_files(data: &DataDir, governance: &Governance, id: u64) -> Result<PathBuf, String> {
+    let record =
+        governance.adapter(id).ok_or_else(|| format!("the log this node holds publishes no adapter {id}"))?;
+    if !substrate_training::registry::is_complete(data, record) {
+        return Err(format!(
+            "this node does not hold every file of adapter {id} yet (it fetches them from the node that published it)"
+        ));
+    }
+    Ok(std::path::absolute(substrate_training::registry::dir(data, id))
+        .unwrap_or_else(|_| substrate_training::registry::dir(data, id)))
 }
 
 /// Signs the adapter the workload staged in `out` (the model card, the attestation by the node

@@ -484,33 +484,45 @@ impl Loop {
         {
             return fail(format!("preparing the job's directory {}: {error}", dir.display()));
         }
-        // A training job: its snapshot, texts and context beside the input.
-        let training = match input {
-            JobInput::TrainLora { decision, .. } => {
+        // A training or evaluation job: its snapshot, texts and context beside the input (and
+        // the adapter an evaluation reads, from this node's registry).
+        let training = match input.snapshot_decision() {
+            Some(decision) => {
                 let Some(base) = models.iter().find(|m| m.extension().is_some_and(|e| e == "gguf")) else {
                     return fail(format!("{} pins no base model (a .gguf file)", job.workload));
                 };
-                let prepared =
-                    training::context(&self.node(), self.program.as_deref(), base).and_then(|context| {
+                let adapter = match input {
+                    JobInput::Evaluate { adapter: Some(id), .. } => {
+                        match training::adapter_files(&self.config.data, governance, *id) {
+                            Ok(dir) => Some(dir),
+                            Err(error) => return fail(error),
+                        }
+                    }
+                    _ => None,
+                };
+                let prepared = training::context(&self.node(), self.program.as_deref(), base, adapter)
+                    .and_then(|context| {
                         training::prepare(
                             &self.config.data,
                             job,
-                            *decision,
+                            decision,
                             &dir,
                             &context,
                             self.fetch.as_ref(),
                         )
+                        .map(|snapshot| (snapshot, context))
                     });
                 match prepared {
-                    Ok(snapshot) => Some(snapshot),
+                    Ok(prepared) => Some(prepared),
                     Err(error) => {
                         let _ = std::fs::remove_dir_all(&dir);
                         return fail(error);
                     }
                 }
             }
-            _ => None,
+            None => None,
         };
+        let trains = matches!(input, JobInput::TrainLora { .. });
         let invocation =
             Invocation { input: input_file.clone(), output: out.join("output.json"), models: models.clone() };
         let left = run.deadline.saturating_sub(now_ms()).max(1000);
@@ -519,7 +531,7 @@ impl Loop {
             memory_bytes: (self.config.memory_mib.max(512) << 20).min(16 << 30),
             open_files: 256,
             // A training run writes its adapter and optimizer checkpoint.
-            file_bytes: if training.is_some() { 1 << 30 } else { 64 << 20 },
+            file_bytes: if trains { 1 << 30 } else { 64 << 20 },
             deadline: Duration::from_millis(left),
         };
         let mut sandbox = Sandbox::new(&self.config.program, &out)
@@ -528,9 +540,12 @@ impl Loop {
             .input(&input_file)
             .limits(limits)
             .strength(self.config.strength);
-        if training.is_some() {
+        if let Some((_, context)) = &training {
             for name in [TrainingFiles::CORPUS, TrainingFiles::CONTEXT, TrainingFiles::TEXTS] {
                 sandbox = sandbox.input(dir.join(name));
+            }
+            if let Some(adapter) = &context.adapter {
+                sandbox = sandbox.input(adapter);
             }
         }
         for model in &models {
@@ -559,9 +574,9 @@ impl Loop {
                         serde_json::from_slice::<JobOutput>(&bytes).map_err(|e| e.to_string())
                     }) {
                         Ok(output) => match check_output(input, &output) {
-                            Ok(()) => match &training {
+                            Ok(()) => match training.as_ref().filter(|_| trains) {
                                 // The adapter is signed and kept until the job's output stands.
-                                Some(snapshot) => {
+                                Some((snapshot, _)) => {
                                     training::seal(&self.config.data, &self.key, job, run.assignment, &out, snapshot)
                                         .map(|kept| {
                                             tracing::info!(job = job.id, role = ?run.role, dir = %kept.display(), "the adapter is kept until the job's output stands");

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use substrate_core::governance::jobs::{Bits, JobInput, JobOutput, encode_vector};
+use substrate_core::governance::jobs::{Bits, JobInput, JobOutput, RegisterLoss, encode_vector};
 use substrate_models::{Embedder, Llama, LoraConfig, Message, Sampling, Weights};
 use substrate_training::record::Builder;
 use substrate_training::run::{self, Corpus, Phase, RunSettings};
@@ -57,6 +57,9 @@ impl TrainingFiles {
 /// (its sha256 is the one the approval pins), the node that runs it, and the base model.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TrainingContext {
+    /// The adapter an evaluation attaches to the base model (a directory of this node's registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<PathBuf>,
     pub builder: Builder,
     pub node: String,
     pub base_name: String,
@@ -149,27 +152,46 @@ pub fn execute(input: &JobInput, invocation: &Invocation) -> Result<JobOutput, W
             let generation = substrate_models::generate(&model, &ids, &sampling, |_| {})?;
             Ok(JobOutput::Generate { tokens: generation.tokens, text: generation.text })
         }
-        JobInput::TrainLora { steps, batch, seq_len, rank, .. } => {
-            let file = models
+        JobInput::Evaluate { adapter, windows, seq_len, .. } => {
+            let file = base_model(models)?;
+            let (corpus, context, texts) = read_prepared(invocation)?;
+            let mut model = Llama::load(file, Weights::Dense)?;
+            if adapter.is_some() {
+                let dir = context.adapter.as_ref().ok_or_else(|| {
+                    WorkloadError::Usage("the worker named no adapter directory for the evaluation".into())
+                })?;
+                substrate_models::Adapter::load(dir, &model, &context.base_sha256)?.attach(&mut model);
+            }
+            let tokenised = run::tokenise(&model, &texts)?;
+            let mut by_register: std::collections::BTreeMap<String, Vec<Vec<u32>>> = Default::default();
+            for (entry, ids) in corpus.entries.iter().zip(tokenised) {
+                by_register.entry(entry.register.to_string()).or_default().push(ids);
+            }
+            let (seq_len, windows) = (*seq_len as usize, *windows as usize);
+            let registers = by_register
                 .iter()
-                .find(|m| m.extension().is_some_and(|e| e == "gguf"))
-                .ok_or(WorkloadError::NoModel("base model (a .gguf file)"))?;
-            let dir = invocation.input.parent().unwrap_or(Path::new("."));
-            let read_json = |name: &str| -> Result<serde_json::Value, WorkloadError> {
-                let path = dir.join(name);
-                let bytes = std::fs::read(&path).map_err(|source| WorkloadError::Read { path, source })?;
-                serde_json::from_slice(&bytes).map_err(WorkloadError::Input)
-            };
-            let corpus: Corpus =
-                serde_json::from_value(read_json(TrainingFiles::CORPUS)?).map_err(WorkloadError::Input)?;
-            let context: TrainingContext =
-                serde_json::from_value(read_json(TrainingFiles::CONTEXT)?).map_err(WorkloadError::Input)?;
-            let texts = (0..corpus.entries.len())
-                .map(|i| {
-                    let path = dir.join(TrainingFiles::TEXTS).join(TrainingFiles::text_name(i));
-                    std::fs::read(&path).map_err(|source| WorkloadError::Read { path, source })
+                .map(|(register, texts)| {
+                    let loss = substrate_models::finetune::loss_over(&model, texts, seq_len, 4, windows)?;
+                    // The tokens the loss was taken over: the windows `loss_over` cuts, in order.
+                    let tokens = texts
+                        .iter()
+                        .flat_map(|t| t.chunks(seq_len + 1).filter(|c| c.len() > 1))
+                        .take(windows)
+                        .map(|c| c.len() as u64 - 1)
+                        .sum();
+                    Ok(RegisterLoss {
+                        register: register.clone(),
+                        texts: texts.len() as u64,
+                        tokens,
+                        loss: Bits(loss),
+                    })
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, WorkloadError>>()?;
+            Ok(JobOutput::Evaluate { snapshot_root: hex::encode(corpus.root), registers })
+        }
+        JobInput::TrainLora { steps, batch, seq_len, rank, .. } => {
+            let file = base_model(models)?;
+            let (corpus, context, texts) = read_prepared(invocation)?;
             let mut model = Llama::load(file, Weights::Dense)?;
             let lora = LoraConfig {
                 rank: *rank as usize,
@@ -212,6 +234,35 @@ pub fn execute(input: &JobInput, invocation: &Invocation) -> Result<JobOutput, W
             })
         }
     }
+}
+
+/// The base model among the pinned files: its GGUF.
+fn base_model(models: &[PathBuf]) -> Result<&PathBuf, WorkloadError> {
+    models
+        .iter()
+        .find(|m| m.extension().is_some_and(|e| e == "gguf"))
+        .ok_or(WorkloadError::NoModel("base model (a .gguf file)"))
+}
+
+/// What the worker prepared beside the input: the snapshot, the context and the texts.
+fn read_prepared(invocation: &Invocation) -> Result<(Corpus, TrainingContext, Vec<Vec<u8>>), WorkloadError> {
+    let dir = invocation.input.parent().unwrap_or(Path::new("."));
+    let read_json = |name: &str| -> Result<serde_json::Value, WorkloadError> {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|source| WorkloadError::Read { path, source })?;
+        serde_json::from_slice(&bytes).map_err(WorkloadError::Input)
+    };
+    let corpus: Corpus =
+        serde_json::from_value(read_json(TrainingFiles::CORPUS)?).map_err(WorkloadError::Input)?;
+    let context: TrainingContext =
+        serde_json::from_value(read_json(TrainingFiles::CONTEXT)?).map_err(WorkloadError::Input)?;
+    let texts = (0..corpus.entries.len())
+        .map(|i| {
+            let path = dir.join(TrainingFiles::TEXTS).join(TrainingFiles::text_name(i));
+            std::fs::read(&path).map_err(|source| WorkloadError::Read { path, source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((corpus, context, texts))
 }
 
 fn now_ms() -> u64 {

@@ -115,6 +115,9 @@ pub struct Ledger {
     /// The node that holds the texts deposited here and takes jobs: where a training job on
     /// `local` texts runs (set on a sequencer whose own node works).
     pub(crate) holder: Option<String>,
+    /// The local texts of each open training job's snapshot, counted once: the count of a
+    /// snapshot does not move (its leaves are fixed), and counting reads every local deposit.
+    pub(crate) local_counts: std::cell::RefCell<std::collections::HashMap<u64, usize>>,
 }
 
 impl Ledger {
@@ -208,6 +211,7 @@ impl Ledger {
             verifier,
             last_time: 0,
             holder: None,
+            local_counts: Default::default(),
         };
         ledger.reload()?;
         // The writer's working set (the tables' right edges, the index pages its lookups and
@@ -406,13 +410,19 @@ impl Ledger {
         let time = now.max(self.last_time);
         let governance = self.state.governance();
         let plan = governance.job_plan_near(time, self.holder.as_deref(), |job| {
-            self.local_texts(job).unwrap_or_else(|error| {
+            if let Some(count) = self.local_counts.borrow().get(&job.id) {
+                return *count;
+            }
+            let count = self.local_texts(job).unwrap_or_else(|error| {
                 // Counted as none: the job may go to a node without them, which then reports
                 // them missing; the texts themselves never leave this node.
                 tracing::error!(job = job.id, %error, "cannot count the local texts of a training job's snapshot");
                 0
-            })
+            });
+            self.local_counts.borrow_mut().insert(job.id, count);
+            count
         });
+        self.local_counts.borrow_mut().retain(|id, _| governance.jobs().get(id).is_some_and(|j| j.is_open()));
         if plan.is_empty() {
             return Ok(0);
         }

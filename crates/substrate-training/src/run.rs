@@ -629,11 +629,11 @@ pub(crate) fn read_texts(data_dir: &DataDir, snapshot: &Snapshot) -> Result<Vec<
 }
 
 /// A text's token ids, end-of-text last.
-pub(crate) type Tokenised = Vec<u32>;
+pub type Tokenised = Vec<u32>;
 
 /// Tokenises `texts` on every core, in order. Only the ids: the byte ranges are found later for
 /// the few texts the plan draws windows from.
-pub(crate) fn tokenise(model: &Llama, texts: &[Vec<u8>]) -> Result<Vec<Tokenised>, TrainError> {
+pub fn tokenise(model: &Llama, texts: &[Vec<u8>]) -> Result<Vec<Tokenised>, TrainError> {
     let one = |bytes: &Vec<u8>| -> Result<Tokenised, TrainError> {
         let mut ids = model.tokenizer.encode_ids(&String::from_utf8_lossy(bytes))?;
         ids.push(model.tokenizer.eos);

@@ -823,7 +823,7 @@ pub enum TokenCommand {
 pub enum JobCommand {
     /// Ask the mesh to run an approved workload; its log index is the job's id.
     Submit {
-        /// The approved workload, KIND@VERSION (e.g. embed@1, generate@1, train-lora@1).
+        /// The approved workload, KIND@VERSION (e.g. embed@1, generate@1, train-lora@1, evaluate@1).
         workload: String,
         /// A text to embed (repeat for more, up to 16), for an embed job.
         #[arg(long = "text")]
@@ -833,8 +833,8 @@ pub enum JobCommand {
         prompt: Option<String>,
         #[arg(long, default_value_t = 64)]
         max_tokens: u32,
-        /// For a train-lora job: the decision whose mixture to follow (default: the mixture in
-        /// force). The job trains on the log as it is when the job is requested.
+        /// For a train-lora or evaluate job: the decision whose mixture names the registers
+        /// (default: the mixture in force). The job reads the log as it is when it is requested.
         #[arg(long)]
         decision: Option<u64>,
         /// For a train-lora job: optimizer steps, windows per step, tokens per window, LoRA rank.
@@ -846,6 +846,13 @@ pub enum JobCommand {
         seq_len: u32,
         #[arg(long, default_value_t = 8)]
         rank: u32,
+        /// For an evaluate job: the adapter to measure (an id `substrate adapters list` shows);
+        /// the base model the workload pins when not given.
+        #[arg(long)]
+        adapter: Option<u64>,
+        /// For an evaluate job: the windows of --seq-len tokens read of each register's texts.
+        #[arg(long, default_value_t = 32)]
+        windows: u32,
         /// Credits reserved for the job; what it does not use comes back.
         #[arg(long, default_value_t = 5)]
         budget: u64,

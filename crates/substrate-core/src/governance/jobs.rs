@@ -82,7 +82,7 @@ pub const RECHECK_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
 pub const FLOOR_KINDS: [&str; 2] = ["embed", "generate"];
 
 /// The kinds a job can be requested for today; the others are approved ahead of their runners.
-pub const RUNNABLE_KINDS: [&str; 3] = ["embed", "generate", "train-lora"];
+pub const RUNNABLE_KINDS: [&str; 4] = ["embed", "generate", "train-lora", "evaluate"];
 
 /// Bounds of a training job's shape: steps, rows per step, tokens per row and LoRA rank. The
 /// result carries the loss of every step, and must fit one log entry: 2,000 steps do, with room.
@@ -90,6 +90,9 @@ pub const MAX_TRAIN_STEPS: u32 = 2_000;
 pub const MAX_TRAIN_BATCH: u32 = 64;
 pub const MAX_TRAIN_SEQ_LEN: u32 = 2048;
 pub const MAX_TRAIN_RANK: u32 = 64;
+/// Most windows an evaluation reads of each register, and most registers its result lists.
+pub const MAX_EVAL_WINDOWS: u32 = 256;
+pub const MAX_EVAL_REGISTERS: usize = 64;
 /// Most tensors a training result's norms list (two per adapted projection of every layer).
 pub const MAX_TRAIN_TENSORS: usize = 512;
 /// How far two runs of one training job may differ, relative to the value (at least 1): the loss
@@ -141,6 +144,19 @@ pub enum JobInput {
         seq_len: u32,
         rank: u32,
     },
+    /// How well the base model the workload pins, or an adapter of it the log publishes,
+    /// predicts each register's texts: the mean loss per token over the first `windows` windows
+    /// of `seqLen + 1` tokens of the register's texts (in CID order) in the snapshot a training
+    /// job would take (the log's first `id` entries, the registers the decision's mixture
+    /// weighs). Only the aggregate leaves the node that runs it.
+    Evaluate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adapter: Option<u64>,
+        decision: u64,
+        windows: u32,
+        #[serde(rename = "seqLen")]
+        seq_len: u32,
+    },
 }
 
 impl JobInput {
@@ -149,6 +165,15 @@ impl JobInput {
             JobInput::Embed { .. } => "embed",
             JobInput::Generate { .. } => "generate",
             JobInput::TrainLora { .. } => "train-lora",
+            JobInput::Evaluate { .. } => "evaluate",
+        }
+    }
+
+    /// The decision whose mixture names the snapshot, for the kinds that read one.
+    pub fn snapshot_decision(&self) -> Option<u64> {
+        match self {
+            JobInput::TrainLora { decision, .. } | JobInput::Evaluate { decision, .. } => Some(*decision),
+            _ => None,
         }
     }
 }
@@ -166,6 +191,20 @@ pub enum JobOutput {
     /// the adapter's weights file. The adapter itself is published by the node that ran the job.
     #[serde(rename = "train-lora", rename_all = "camelCase")]
     TrainLora { snapshot_root: String, tokens: u64, losses: Vec<Bits>, norms: Vec<Bits>, weights: String },
+    /// The snapshot's root and, per register with text, what was read and the loss.
+    #[serde(rename_all = "camelCase")]
+    Evaluate { snapshot_root: String, registers: Vec<RegisterLoss> },
+}
+
+/// One register of an evaluation: its texts in the snapshot, the tokens the loss was taken over
+/// and the mean loss per token.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterLoss {
+    pub register: String,
+    pub texts: u64,
+    pub tokens: u64,
+    pub loss: Bits,
 }
 
 /// An `f32` of a job's output, equal to another only with the same bits (so outputs stay `Eq`
@@ -669,6 +708,14 @@ pub(crate) fn validate_input(input: &JobInput) -> Result<(), String> {
                 }
             }
         }
+        JobInput::Evaluate { windows, seq_len, .. } => {
+            if !(1..=MAX_EVAL_WINDOWS).contains(windows) {
+                return Err(format!("windows runs from 1 to {MAX_EVAL_WINDOWS}"));
+            }
+            if !(16..=MAX_TRAIN_SEQ_LEN).contains(seq_len) {
+                return Err(format!("seqLen runs from 16 to {MAX_TRAIN_SEQ_LEN}"));
+            }
+        }
     }
     Ok(())
 }
@@ -722,6 +769,22 @@ pub fn check_output(input: &JobInput, output: &JobOutput) -> Result<(), String> 
             }
             Ok(())
         }
+        (JobInput::Evaluate { .. }, JobOutput::Evaluate { snapshot_root, registers }) => {
+            if !is_sha256(snapshot_root) {
+                return Err("snapshotRoot is a sha256 digest in lowercase hex".into());
+            }
+            if registers.len() > MAX_EVAL_REGISTERS
+                || !registers.windows(2).all(|w| w[0].register < w[1].register)
+            {
+                return Err(format!(
+                    "at most {MAX_EVAL_REGISTERS} registers, each once, in order of their names"
+                ));
+            }
+            if registers.iter().any(|r| !r.loss.0.is_finite() || r.loss.0 < 0.0 || r.register.len() > 64) {
+                return Err("each register's loss is finite and not negative".into());
+            }
+            Ok(())
+        }
         _ => Err(format!("a {} job's output is of kind {}", input.kind(), output_kind(output))),
     }
 }
@@ -731,6 +794,7 @@ fn output_kind(output: &JobOutput) -> &'static str {
         JobOutput::Embed { .. } => "embed",
         JobOutput::Generate { .. } => "generate",
         JobOutput::TrainLora { .. } => "train-lora",
+        JobOutput::Evaluate { .. } => "evaluate",
     }
 }
 
@@ -750,17 +814,31 @@ pub fn agree(a: &JobOutput, b: &JobOutput) -> bool {
             JobOutput::TrainLora { snapshot_root: ra, tokens: ta, losses: la, norms: na, .. },
             JobOutput::TrainLora { snapshot_root: rb, tokens: tb, losses: lb, norms: nb, .. },
         ) => {
-            let close = |a: &[Bits], b: &[Bits]| {
-                a.len() == b.len()
-                    && a.iter().zip(b).all(|(x, y)| {
-                        let (x, y) = (f64::from(x.0), f64::from(y.0));
-                        (x - y).abs() <= TRAIN_TOLERANCE * x.abs().max(y.abs()).max(1.0)
-                    })
-            };
+            let close =
+                |a: &[Bits], b: &[Bits]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| within(*x, *y));
             ra == rb && ta == tb && close(la, lb) && close(na, nb)
+        }
+        (
+            JobOutput::Evaluate { snapshot_root: ra, registers: a },
+            JobOutput::Evaluate { snapshot_root: rb, registers: b },
+        ) => {
+            ra == rb
+                && a.len() == b.len()
+                && a.iter().zip(b).all(|(x, y)| {
+                    x.register == y.register
+                        && x.texts == y.texts
+                        && x.tokens == y.tokens
+                        && within(x.loss, y.loss)
+                })
         }
         _ => false,
     }
+}
+
+/// Whether two floats of a training or evaluation output agree within [`TRAIN_TOLERANCE`].
+fn within(x: Bits, y: Bits) -> bool {
+    let (x, y) = (f64::from(x.0), f64::from(y.0));
+    (x - y).abs() <= TRAIN_TOLERANCE * x.abs().max(y.abs()).max(1.0)
 }
 
 /// Cosine similarity in f64, summed in order: every machine computes the same value.

@@ -23,6 +23,9 @@ fn lazy(input: JobInput) -> JobInput {
         JobInput::TrainLora { decision, steps, batch, seq_len, rank } => {
             JobInput::TrainLora { decision, steps, batch, seq_len: seq_len.div_ceil(2).max(16), rank }
         }
+        JobInput::Evaluate { adapter, decision, windows, seq_len } => {
+            JobInput::Evaluate { adapter, decision, windows: windows.div_ceil(2), seq_len }
+        }
     }
 }
 

@@ -23,6 +23,8 @@ pub fn run(command: JobCommand) -> anyhow::Result<()> {
             batch,
             seq_len,
             rank,
+            adapter,
+            windows,
             budget,
             deadline,
             wait,
@@ -39,6 +41,16 @@ pub fn run(command: JobCommand) -> anyhow::Result<()> {
                     };
                     JobInput::TrainLora { decision, steps, batch, seq_len, rank }
                 }
+                ("evaluate", None) if texts.is_empty() => {
+                    let decision = match decision {
+                        Some(d) => d,
+                        None => mixture_in_force(&client)?,
+                    };
+                    JobInput::Evaluate { adapter, decision, windows, seq_len }
+                }
+                ("evaluate", _) => anyhow::bail!(
+                    "an evaluate job reads the commons' snapshot: it takes --adapter, --decision, --windows and --seq-len, no --text or --prompt"
+                ),
                 ("train-lora", _) => anyhow::bail!(
                     "a train-lora job trains on the commons' snapshot: it takes --decision, --steps, --batch, --seq-len and --rank, no --text or --prompt"
                 ),
@@ -51,12 +63,14 @@ pub fn run(command: JobCommand) -> anyhow::Result<()> {
                     anyhow::bail!("a generate job takes --prompt TEXT (and --max-tokens), and no --text")
                 }
                 _ => anyhow::bail!(
-                    "jobs of '{workload}' cannot be asked for from here; the runnable kinds are embed@V, generate@V and train-lora@V"
+                    "jobs of '{workload}' cannot be asked for from here; the runnable kinds are embed@V, generate@V, train-lora@V and evaluate@V"
                 ),
             };
             // A training run takes minutes where an embedding takes a second.
             let deadline = match &input {
-                JobInput::TrainLora { .. } => Some(deadline.unwrap_or(TRAIN_DEADLINE_SECONDS)),
+                JobInput::TrainLora { .. } | JobInput::Evaluate { .. } => {
+                    Some(deadline.unwrap_or(TRAIN_DEADLINE_SECONDS))
+                }
                 _ => deadline,
             };
             let request = JobRequest {
@@ -96,7 +110,8 @@ pub fn run(command: JobCommand) -> anyhow::Result<()> {
     }
 }
 
-/// How long one attempt of a training job may take when the member does not say (seconds).
+/// How long one attempt of a training or evaluation job may take when the member does not say
+/// (seconds).
 const TRAIN_DEADLINE_SECONDS: u32 = 1800;
 
 /// The decision that set the mixture in force.
@@ -280,6 +295,19 @@ pub(super) fn print_output(output: &Value) {
             println!(
                 "  the node whose output stands records the adapter in the log (`substrate adapters list`)"
             );
+        }
+        "evaluate" => {
+            println!("  snapshot root {}", text(&output["snapshotRoot"]));
+            println!("  {:<16} {:>6} {:>8} {:>8}", "register", "texts", "tokens", "loss");
+            for line in output["registers"].as_array().into_iter().flatten() {
+                println!(
+                    "  {:<16} {:>6} {:>8} {:>8.4}",
+                    text(&line["register"]),
+                    line["texts"],
+                    line["tokens"],
+                    line["loss"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
         }
         _ => {}
     }

@@ -243,7 +243,7 @@ pub enum Locality {
 
 impl Governance {
     /// The sequencer's plan ([`Governance::job_plan`]) with compute going to the data: a training
-    /// job whose snapshot holds `local` texts (`local_texts` counts them) runs only on `holder`,
+    /// or evaluation job whose snapshot holds `local` texts (`local_texts` counts them) runs only on `holder`,
     /// the node they were deposited to (the sequencer's own, when it takes jobs), and is not
     /// re-executed elsewhere.
     pub fn job_plan_near(
@@ -253,7 +253,7 @@ impl Governance {
         local_texts: impl Fn(&JobRecord) -> usize,
     ) -> Vec<(u64, Planned)> {
         self.job_plan_with(now, |job| {
-            if !matches!(job.input, Some(JobInput::TrainLora { .. })) {
+            if job.input.as_ref().and_then(JobInput::snapshot_decision).is_none() {
                 return Locality::Anywhere;
             }
             match (local_texts(job), holder) {
@@ -266,10 +266,10 @@ impl Governance {
         })
     }
 
-    /// The registers a training job's mixture weighs, for its snapshot.
+    /// The registers the mixture of a training or evaluation job weighs, for its snapshot.
     pub fn training_registers(&self, job: &JobRecord) -> Option<BTreeSet<crate::Register>> {
-        let Some(JobInput::TrainLora { decision, .. }) = &job.input else { return None };
-        let mixture = self.mixture_decided_at(*decision)?;
+        let decision = job.input.as_ref()?.snapshot_decision()?;
+        let mixture = self.mixture_decided_at(decision)?;
         Some(mixture.weights.iter().filter(|(_, w)| **w > 0.0).map(|(r, _)| r.clone()).collect())
     }
 }
@@ -293,7 +293,9 @@ fn spread(job: u64, node: &str) -> [u8; 32] {
 impl Governance {
     /// Whether the text of `deposit` may be sent to `node` for job `job` at `at`, or why not. Only
     /// a `training-only` text (public and commons texts replicate to members' nodes anyway, and a
-    /// `local` one never leaves its node), only for an open training job, only to the node whose
+    /// `local` one never leaves its node), only for an open training or evaluation job (which
+    /// measures held-out loss as the training run does, and only its aggregate leaves the node
+    /// running it), only to the node whose
     /// live assignment of it has not passed its deadline, and only a deposit of the job's
     /// snapshot (the log's first `job` entries, the registers its mixture weighs) that is still
     /// active.
@@ -318,20 +320,22 @@ impl Governance {
             return Err(format!("{cid} was withdrawn or removed"));
         }
         let refused = |why: String| {
-            Err(format!("{cid} is training-only, sent only to the node running an open training job: {why}"))
+            Err(format!(
+                "{cid} is training-only, sent only to the node running an open training or evaluation job: {why}"
+            ))
         };
         let Some(record) = self.jobs.get(&job).filter(|j| j.is_open()) else {
             return refused(format!("job {job} is not an open job"));
         };
-        let Some(JobInput::TrainLora { .. }) = &record.input else {
-            return refused(format!("job {job} is not a training job"));
-        };
+        if record.input.as_ref().and_then(JobInput::snapshot_decision).is_none() {
+            return refused(format!("job {job} is not a training or evaluation job"));
+        }
         if !record.live_run().is_some_and(|r| r.node == node && r.deadline >= at) {
             return refused(format!("{node} holds no live assignment of job {job}"));
         }
         let weighted = self.training_registers(record).unwrap_or_default();
         if !crate::snapshot::in_snapshot(deposit, job, &weighted, &self.disputed_at(job)) {
-            return refused(format!("it is not in the snapshot job {job} trains on"));
+            return refused(format!("it is not in the snapshot job {job} reads"));
         }
         Ok(())
     }

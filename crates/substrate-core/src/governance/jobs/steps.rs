@@ -60,12 +60,25 @@ impl State {
             )));
         }
         validate_input(&r.input).map_err(|e| Rejection::Job(JobFault::Input(e)))?;
-        if let JobInput::TrainLora { decision, .. } = &r.input
-            && g.mixture_decided_at(*decision).is_none()
+        if let Some(decision) = r.input.snapshot_decision()
+            && g.mixture_decided_at(decision).is_none()
         {
             return refuse(JobFault::Input(format!(
                 "entry {decision} is not a decision that set the mixture; `substrate mixture` names the one in force"
             )));
+        }
+        if let JobInput::Evaluate { adapter: Some(id), .. } = &r.input {
+            let Some(adapter) = g.adapter(*id) else {
+                return refuse(JobFault::Input(format!(
+                    "the log publishes no adapter {id}; `substrate adapters list` names them"
+                )));
+            };
+            if !pinned_models(g, &r.workload).unwrap_or_default().contains(&adapter.base_model) {
+                return refuse(JobFault::Input(format!(
+                    "adapter {id} was trained on the base model {}, which {} does not pin; the chambers approve an evaluation of that model",
+                    adapter.base_model, r.workload
+                )));
+            }
         }
         let seconds = r.deadline_seconds.unwrap_or(DEFAULT_DEADLINE_SECONDS);
         if seconds == 0 || seconds > MAX_DEADLINE_SECONDS {

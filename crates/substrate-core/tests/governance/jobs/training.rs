@@ -251,3 +251,68 @@ fn two_training_runs_agree_within_the_stated_tolerance_and_outputs_keep_their_sh
     let json = serde_json::to_string(&run).expect("json");
     assert_eq!(serde_json::from_str::<JobOutput>(&json).expect("parse"), run);
 }
+
+const EVALUATE: &str = "evaluate@1";
+
+fn evaluate_request(adapter: Option<u64>, decision: u64) -> Event {
+    Event::JobRequest(JobRequest {
+        workload: EVALUATE.into(),
+        input: JobInput::Evaluate { adapter, decision, windows: 8, seq_len: 32 },
+        budget: 5,
+        deadline_seconds: Some(DEADLINE_SECONDS),
+        requested: requested(),
+    })
+}
+
+#[test]
+fn an_evaluation_names_a_published_adapter_of_the_model_it_pins_and_reads_as_training_does() {
+    let (mut commons, decision) = training_commons(false);
+    let voters = [1, 10, 11, REQUESTER];
+    commons.pass(1, ProposalClass::Resource, vec![approve("evaluate")], &voters);
+    commons.offer(100, &[TRAIN, EVALUATE]);
+    commons.offer(110, &[TRAIN, EVALUATE]);
+
+    // An adapter the log does not publish, and one of another base model, are refused.
+    let refused = commons.apply(evaluate_request(Some(7), decision), &key(REQUESTER)).expect_err("unknown");
+    assert_eq!(code(&refused), "job_input", "{refused}");
+    assert!(refused.to_string().contains("publishes no adapter 7"), "{refused}");
+    let size = commons.state.size();
+    let adapter = commons
+        .ok(super::super::adapters::publication(&commons.state, decision, size, "weights"), &key(100))
+        .index;
+    let refused =
+        commons.apply(evaluate_request(Some(adapter), decision), &key(REQUESTER)).expect_err("base");
+    assert!(refused.to_string().contains("does not pin"), "{refused}");
+    let refused = commons.apply(evaluate_request(None, decision - 1), &key(REQUESTER)).expect_err("decision");
+    assert!(refused.to_string().contains("not a decision that set the mixture"), "{refused}");
+
+    // The base model's evaluation: the assigned node may be sent the snapshot's training-only
+    // texts, as a training run's is.
+    let job = commons.ok(evaluate_request(None, decision), &key(REQUESTER)).index;
+    commons.assign(job, 110, Role::Run);
+    let lullaby = deposit_record(&commons, b"a lullaby kept for training");
+    assert_eq!(commons.state.governance().job_text(job, &did(110), &lullaby, commons.now), Ok(()));
+    assert!(commons.state.governance().job_text(job, &did(100), &lullaby, commons.now).is_err());
+
+    // Two evaluations agree when they read the same and their losses are within the tolerance.
+    let line = |register: &str, loss: f32| substrate_core::governance::jobs::RegisterLoss {
+        register: register.into(),
+        texts: 3,
+        tokens: 96,
+        loss: Bits(loss),
+    };
+    let root = hex::encode(substrate_core::sha256(b"root"));
+    let output = |lines: Vec<substrate_core::governance::jobs::RegisterLoss>| JobOutput::Evaluate {
+        snapshot_root: root.clone(),
+        registers: lines,
+    };
+    let run = output(vec![line("narrative", 2.5), line("oral", 3.0)]);
+    assert!(agree(&run, &output(vec![line("narrative", 2.5005), line("oral", 3.0)])));
+    assert!(!agree(&run, &output(vec![line("narrative", 2.6), line("oral", 3.0)])));
+    assert!(!agree(&run, &output(vec![line("narrative", 2.5)])));
+    let input = JobInput::Evaluate { adapter: None, decision, windows: 8, seq_len: 32 };
+    assert_eq!(check_output(&input, &run), Ok(()));
+    let unsorted = output(vec![line("oral", 3.0), line("narrative", 2.5)]);
+    assert!(check_output(&input, &unsorted).is_err(), "registers in order, each once");
+    assert!(check_output(&input, &output(vec![line("narrative", f32::INFINITY)])).is_err());
+}

@@ -10,6 +10,7 @@ use super::*;
 use crate::mesh::contains;
 
 const TRAIN: &str = "train-lora@1";
+const EVALUATE: &str = "evaluate@1";
 /// What the job asks for: a short run of the tiny model.
 const SHAPE: [&str; 8] = ["--steps", "4", "--batch", "2", "--seq-len", "32", "--rank", "4"];
 
@@ -25,11 +26,13 @@ const TRAINING_ONLY: [&str; 2] = [
 const LOCAL: &str = "A story that never leaves the node it was told to: only aggregates go out.";
 
 impl Site {
-    /// Approves `train-lora@1` pinned to the tiny model (and this `substrate`, which `propose`
-    /// pins), decides a mixture weighing only narrative texts, and returns the decision's index.
+    /// Approves `train-lora@1` and `evaluate@1` pinned to the tiny model (and this `substrate`,
+    /// which `propose` pins), decides a mixture weighing only narrative texts, and returns the
+    /// decision's index.
     fn approve_training(&self) -> u64 {
         let seq = self.seq();
         let workload = format!("{TRAIN}={}", path(&self.llama));
+        let evaluation = format!("{EVALUATE}={}", path(&self.llama));
         let voters: Vec<&Path> = std::iter::once(self.steward.as_path())
             .chain(self.operators.iter().map(PathBuf::as_path))
             .collect();
@@ -39,7 +42,7 @@ impl Site {
             args.extend(["--key", path(&self.steward), "--node", &seq.base]);
             ok(&args).0.split_whitespace().nth(1).expect("proposal id").to_owned()
         };
-        let approval = propose(&["--approve-workload", &workload]);
+        let approval = propose(&["--approve-workload", &workload, "--approve-workload", &evaluation]);
         let mixture = propose(&["--set-mixture", "narrative=1"]);
         pass(&seq, &[&approval, &mixture], &voters);
         let governance = seq.get("/v1/governance").json();
@@ -217,6 +220,43 @@ fn a_training_job_is_checked_by_another_operator_and_its_training_only_texts_lea
     let run: Value =
         serde_json::from_slice(&std::fs::read(pulled.join("run.json")).expect("run.json")).expect("json");
     assert_eq!(run["tokens_trained"], output["tokens"], "{run}");
+
+    // The adapter and the base model evaluated on the same snapshot, each checked by the other
+    // worker: once both workers hold the adapter's files.
+    for worker in [&w1, &w2] {
+        let http = worker.http();
+        until("a worker to hold the adapter's files", Duration::from_secs(60), || {
+            let listed = http.get("/v1/adapters").json();
+            let complete = listed["adapters"].as_array().into_iter().flatten().any(|a| {
+                a["id"].as_u64().map(|i| i.to_string()) == Some(id.clone()) && a["filesComplete"] == true
+            });
+            if complete { Ok(()) } else { Err(listed.to_string()) }
+        });
+    }
+    let evaluate = |adapter: Option<&str>| {
+        let mut args = vec!["job", "submit", EVALUATE, "--windows", "4", "--seq-len", "32", "--budget", "5"];
+        if let Some(adapter) = adapter {
+            args.extend(["--adapter", adapter]);
+        }
+        args.extend(["--wait", "--key", path(&site.steward), "--node", &seq.base]);
+        let (out, _) = ok(&args);
+        assert!(out.contains("narrative"), "{out}");
+        let id: u64 = out.split_whitespace().nth(1).and_then(|id| id.parse().ok()).expect("job id");
+        let job = site.job(id);
+        assert_eq!(job["status"]["verdict"], "passed", "{job}");
+        standing_output(&seq, &job)
+    };
+    let tuned = evaluate(Some(&id));
+    let base = evaluate(None);
+    assert_eq!(tuned["snapshotRoot"], base["snapshotRoot"]);
+    let (tuned, base) = (&tuned["registers"][0], &base["registers"][0]);
+    assert_eq!(tuned["register"], "narrative", "{tuned}");
+    assert_eq!(tuned["texts"].as_u64(), Some((PUBLIC.len() + TRAINING_ONLY.len()) as u64), "{tuned}");
+    assert!(
+        tuned["tokens"].as_u64().is_some_and(|t| t > 0) && tuned["tokens"] == base["tokens"],
+        "{tuned} {base}"
+    );
+    assert_ne!(tuned["loss"], base["loss"], "the adapter changes what the model predicts");
 
     // Both workers were sent the training-only texts for their assignment and kept none of
     // them: not in the blob store, not in the database, not in the jobs' scratch directories.
