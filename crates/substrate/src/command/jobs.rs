@@ -303,8 +303,8 @@ pub(super) fn print_output(output: &Value) {
                 println!(
                     "  {:<16} {:>6} {:>8} {:>8.4}",
                     text(&line["register"]),
-                    line["texts"],
-                    line["tokens"],
+                    line["texts"].as_u64().unwrap_or(0),
+                    line["tokens"].as_u64().unwrap_or(0),
                     line["loss"].as_f64().unwrap_or(f64::NAN)
                 );
             }
