@@ -29,29 +29,44 @@ const VERSION: &str = "0.12.0";
 pub struct OllamaError {
     status: StatusCode,
     message: String,
+    /// Seconds until asking again can succeed: the next slot (429), the floor's refill (402).
+    retry_after: Option<u64>,
 }
 
 impl OllamaError {
     fn bad(message: impl Into<String>) -> OllamaError {
-        OllamaError { status: StatusCode::BAD_REQUEST, message: message.into() }
+        OllamaError { status: StatusCode::BAD_REQUEST, message: message.into(), retry_after: None }
+    }
+
+    fn failed(message: String) -> OllamaError {
+        OllamaError { status: StatusCode::INTERNAL_SERVER_ERROR, message, retry_after: None }
     }
 
     fn not_found(model: &str) -> OllamaError {
-        OllamaError { status: StatusCode::NOT_FOUND, message: format!("model '{model}' not found") }
+        OllamaError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("model '{model}' not found"),
+            retry_after: None,
+        }
     }
 }
 
 impl From<OpenAiError> for OllamaError {
     fn from(e: OpenAiError) -> OllamaError {
-        OllamaError { status: e.status, message: e.message }
+        OllamaError { status: e.status, retry_after: e.retry_after, message: e.message }
     }
 }
 
 impl IntoResponse for OllamaError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(json!({"error": self.message}))).into_response();
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let retry = match (self.retry_after, self.status) {
+            (Some(seconds), _) => Some(seconds),
+            (None, StatusCode::TOO_MANY_REQUESTS) => Some(1),
+            _ => None,
+        };
+        if let Some(value) = retry.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }
@@ -60,7 +75,8 @@ impl IntoResponse for OllamaError {
 type Answer = Result<Response, OllamaError>;
 
 fn body_of(body: Result<Bytes, BytesRejection>) -> Result<serde_json::Map<String, Value>, OllamaError> {
-    let bytes = body.map_err(|r| OllamaError { status: r.status(), message: r.body_text() })?;
+    let bytes =
+        body.map_err(|r| OllamaError { status: r.status(), message: r.body_text(), retry_after: None })?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(OllamaError::bad("the body must be a JSON object")),
@@ -388,9 +404,13 @@ fn asked_by(
     headers: &axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(serde_json::Map<String, Value>, Option<String>), OllamaError> {
-    let bytes = body.map_err(|r| OllamaError { status: r.status(), message: r.body_text() })?;
-    let member = crate::signatures::member(app, method, uri, headers, &bytes)
-        .map_err(|e| OllamaError { status: e.status, message: e.detail })?;
+    let bytes =
+        body.map_err(|r| OllamaError { status: r.status(), message: r.body_text(), retry_after: None })?;
+    let member = crate::signatures::member(app, method, uri, headers, &bytes).map_err(|e| OllamaError {
+        status: e.status,
+        message: e.detail,
+        retry_after: None,
+    })?;
     Ok((body_of(Ok(bytes))?, member))
 }
 
@@ -409,11 +429,12 @@ async fn generate_for(
         let (inference, reader, asked_for) = (Arc::clone(&inference), app.reader.clone(), name.clone());
         tokio::task::spawn_blocking(move || inference.resolve(&asked_for, &reader))
             .await
-            .map_err(|e| OllamaError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?
+            .map_err(|e| OllamaError::failed(e.to_string()))?
             .map_err(|e| match e.status {
                 StatusCode::NOT_FOUND => OllamaError {
                     status: e.status,
                     message: format!("model '{name}' not found ({})", e.message),
+                    retry_after: None,
                 },
                 _ => OllamaError::from(e),
             })?
@@ -430,7 +451,7 @@ async fn generate_for(
     sampling.max_tokens = up_to as usize;
     let permit = slot(&inference).await?;
     let rx = spawn_generation(model, prompt, sampling, stops, permit, charge)
-        .map_err(|e| OllamaError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?;
+        .map_err(|e| OllamaError::failed(e.to_string()))?;
     let lines = Lines {
         rx,
         chat,
@@ -452,10 +473,7 @@ async fn generate_for(
         match piece {
             Piece::Text(t) => lines.text.push_str(&t),
             Piece::Failed(e) => {
-                return Err(OllamaError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message: format!("the model failed: {e}"),
-                });
+                return Err(OllamaError::failed(format!("the model failed: {e}")));
             }
             end @ Piece::End { .. } => {
                 let text = std::mem::take(&mut lines.text);
@@ -463,10 +481,7 @@ async fn generate_for(
             }
         }
     }
-    Err(OllamaError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        message: "the generation ended without an answer".into(),
-    })
+    Err(OllamaError::failed("the generation ended without an answer".into()))
 }
 
 /// The NDJSON stream of a generation: a line per piece of text, then the closing line with the

@@ -167,7 +167,7 @@ pub struct OpenAiError {
     code: &'static str,
     /// For 402: what the member has and needs (boxed: most refusals carry none).
     credits: Option<Box<Value>>,
-    retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl OpenAiError {

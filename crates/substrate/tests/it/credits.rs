@@ -177,6 +177,17 @@ fn members_pay_for_inference_from_floor_then_credits_and_the_log_charges_what_th
     assert!((1..=86_400).contains(&seconds), "{seconds}");
     let message = refused["error"]["message"].as_str().expect("message");
     assert!(message.contains("max_tokens") && message.contains("floor refills"), "{message}");
+    // Ollama's routes refuse in Ollama's shape, with the same Retry-After.
+    let (status, ollama_retry, refused) = post(
+        &url,
+        "/api/generate",
+        Some(&poor_token),
+        &json!({"model": model, "prompt": "The kitchen", "stream": false, "options": {"num_predict": 5000}}),
+    );
+    assert_eq!(status, 402, "{refused}");
+    assert!(refused["error"].as_str().is_some_and(|e| e.contains("floor refills")), "{refused}");
+    let ollama_seconds: u64 = ollama_retry.expect("Retry-After on Ollama's 402").parse().expect("seconds");
+    assert!(ollama_seconds.abs_diff(seconds) <= 2, "{ollama_seconds} and {seconds}");
 
     let mut served = 0;
     let (status, _, answer) = post(&url, "/v1/chat/completions", Some(&poor_token), &chat(&model, None));
