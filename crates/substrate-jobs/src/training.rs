@@ -23,10 +23,15 @@ use substrate_training::signing::ModelSigningKey;
 
 use crate::workload::{TrainingContext, TrainingFiles};
 
-/// How a worker asks the sequencer for texts of a job the log assigned to it: each CID with its
-/// text (checked against the CID) or why it was not sent; or why nothing came.
-pub type FetchTexts =
-    Box<dyn Fn(u64, Vec<String>) -> Result<Vec<(String, Result<Vec<u8>, String>)>, String> + Send>;
+/// What the sequencer answered for a job's texts: each CID with its text (checked against the
+/// CID) or why it was not sent; or why nothing came.
+pub type Fetched = Result<Vec<(String, Result<Vec<u8>, String>)>, String>;
+
+/// How a worker asks the sequencer for texts of a job the log assigned to it.
+pub type FetchTexts = Box<dyn Fn(u64, Vec<String>) -> Fetched + Send>;
+
+/// How the preparation of a job asks for texts it does not hold (see [`FetchTexts`]).
+pub(crate) type Fetch<'a> = dyn Fn(u64, Vec<String>) -> Fetched + 'a;
 
 /// Most texts asked for in one request (the mesh's limit per request).
 const FETCH_BATCH: usize = 64;
@@ -46,7 +51,7 @@ pub(crate) fn prepare(
     decision: u64,
     dir: &Path,
     context: &TrainingContext,
-    fetch: Option<&FetchTexts>,
+    fetch: Option<&Fetch<'_>>,
 ) -> Result<Snapshot, String> {
     let snapshot = run::snapshot(data, Some(decision), Some(job.id))
         .map_err(|e| format!("taking the job's snapshot: {e}"))?;

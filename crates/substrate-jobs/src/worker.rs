@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
@@ -46,6 +46,8 @@ pub struct WorkerConfig {
     pub strength: Strength,
     /// How often the state is looked at for new assignments.
     pub poll: Duration,
+    /// How many jobs run at once, each in its own sandbox (at least one).
+    pub slots: usize,
 }
 
 /// The worker's view of its model files: sha256 → path.
@@ -170,39 +172,48 @@ impl Worker {
             tracing::error!(%error, scratch = %config.scratch.display(), "cannot empty the jobs' scratch directory");
         }
         let thread = std::thread::Builder::new().name("worker".into()).spawn(move || {
-            let mut worker = Loop {
+            let mut files = ModelFiles::scan(&config.models);
+            let program = files.hold_program(&config.program);
+            match &program {
+                Some(digest) => tracing::info!(
+                    models = files.0.len(),
+                    program = %digest,
+                    slots = config.slots.max(1),
+                    "worker started; it offers the approved workloads that pin this program"
+                ),
+                None => tracing::error!(
+                    program = %config.program.display(),
+                    "the worker cannot read its own program to know its digest; it offers nothing"
+                ),
+            }
+            let runner = Runner {
                 config,
                 key,
+                submit: Mutex::new(submit),
+                fetch: fetch.map(Mutex::new),
+                files,
+                program,
+            };
+            let mut worker = Loop {
+                runner: Arc::new(runner),
                 reader,
-                submit,
-                fetch,
-                files: ModelFiles::default(),
-                program: None,
                 explained: BTreeSet::new(),
                 done: BTreeSet::new(),
                 offered: None,
                 settled: None,
                 adapters_done: BTreeSet::new(),
                 adapters_retry: BTreeMap::new(),
+                running: Vec::new(),
             };
-            worker.files = ModelFiles::scan(&worker.config.models);
-            worker.program = worker.files.hold_program(&worker.config.program);
-            match &worker.program {
-                Some(digest) => tracing::info!(
-                    models = worker.files.0.len(),
-                    program = %digest,
-                    "worker started; it offers the approved workloads that pin this program"
-                ),
-                None => tracing::error!(
-                    program = %worker.config.program.display(),
-                    "the worker cannot read its own program to know its digest; it offers nothing"
-                ),
-            }
             while !flag.load(Ordering::Relaxed) {
-                // After answering, look again at once: the next assignment may be there already.
+                // After starting a job, look again at once: the next assignment may be there.
                 if !worker.step() {
-                    std::thread::sleep(worker.config.poll);
+                    std::thread::sleep(worker.runner.config.poll);
                 }
+            }
+            // Stopping: the jobs in hand finish and their results are sent.
+            for job in worker.running.drain(..) {
+                let _ = job.join();
             }
         })?;
         Ok(Worker { stop, thread: Some(thread) })
@@ -218,15 +229,20 @@ impl Drop for Worker {
     }
 }
 
-struct Loop {
+/// What runs assignments: shared by the loop and the threads of the jobs it starts.
+struct Runner {
     config: WorkerConfig,
     key: SigningKey,
-    reader: Reader,
-    submit: Submit,
-    fetch: Option<FetchTexts>,
+    submit: Mutex<Submit>,
+    fetch: Option<Mutex<FetchTexts>>,
     files: ModelFiles,
     /// The sha256 of the program that runs workloads: an approval must pin it.
     program: Option<String>,
+}
+
+struct Loop {
+    runner: Arc<Runner>,
+    reader: Reader,
     /// The approved workloads whose absence from the offer was explained in the log already.
     explained: BTreeSet<String>,
     /// Assignments already answered (or being answered) by this process.
@@ -240,15 +256,17 @@ struct Loop {
     /// Adapter directories whose publication or registration failed: when to try again, and
     /// the wait before that.
     adapters_retry: BTreeMap<PathBuf, (std::time::Instant, Duration)>,
+    /// The threads of the jobs running now.
+    running: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Loop {
     fn node(&self) -> String {
-        substrate_core::identity::did_of(&self.key.verifying_key())
+        self.runner.node()
     }
 
-    /// One look at the state: renews the offer and runs this node's new assignments; whether it
-    /// ran any.
+    /// One look at the state: renews the offer, settles staged adapters and starts this node's
+    /// new assignments in free slots; whether it started any.
     fn step(&mut self) -> bool {
         let governance = match self.reader.governance() {
             Ok(g) => g,
@@ -263,41 +281,43 @@ impl Loop {
         }
         self.keep_offer(&governance, &node);
         self.settle_adapters(&governance, &node);
-        let mine: Vec<(JobRecord, Run)> = governance
+        self.running.retain(|job| !job.is_finished());
+        let mut mine: Vec<(JobRecord, Run)> = governance
             .jobs()
             .values()
             .filter(|job| job.is_open())
             .filter_map(|job| job.live_run().filter(|r| r.node == node).map(|r| (job.clone(), r.clone())))
             .filter(|(_, run)| !self.done.contains(&run.assignment))
             .collect();
-        let ran = !mine.is_empty();
-        for (job, run) in mine {
+        // The earliest assignments first, as many as there are free slots; the rest wait.
+        mine.sort_by_key(|(_, run)| run.assignment);
+        let free = self.runner.config.slots.max(1).saturating_sub(self.running.len());
+        let mut started = false;
+        for (job, run) in mine.into_iter().take(free) {
             self.done.insert(run.assignment);
-            let result = self.run(&governance, &job, &run);
-            let event = SignedEvent::sign(Event::JobResult(result), &self.key);
-            let event = if event.envelope.to_bytes().len() > MAX_ENVELOPE_BYTES {
-                let too_large = JobResult {
-                    job: job.id,
-                    assignment: run.assignment,
-                    node: node.clone(),
-                    output: None,
-                    failure: Some(format!(
-                        "the output does not fit a log entry ({MAX_ENVELOPE_BYTES} bytes)"
-                    )),
-                    cpu_ms: 0,
-                    requested: now_rfc3339(),
-                };
-                SignedEvent::sign(Event::JobResult(too_large), &self.key)
-            } else {
-                event
-            };
-            self.submit(event, &format!("the result of job {} (assignment {})", job.id, run.assignment));
+            let (runner, governance) = (Arc::clone(&self.runner), Arc::clone(&governance));
+            let spawned = std::thread::Builder::new()
+                .name(format!("job-{}", job.id))
+                .spawn(move || runner.answer(&governance, &job, &run));
+            match spawned {
+                Ok(thread) => {
+                    self.running.push(thread);
+                    started = true;
+                }
+                Err(error) => tracing::error!(%error, "cannot start a thread for a job; it is not taken"),
+            }
         }
-        ran
+        started
     }
 
     fn keep_offer(&mut self, governance: &Governance, node: &str) {
-        let offer = offer_for(governance, node, &self.files, self.program.as_deref(), &self.config);
+        let offer = offer_for(
+            governance,
+            node,
+            &self.runner.files,
+            self.runner.program.as_deref(),
+            &self.runner.config,
+        );
         // Say once why an approved workload is not offered: an operator who rebuilt the binary
         // after the approval otherwise sees only that no job comes.
         for workload in governance.workloads().filter(|w| RUNNABLE_KINDS.contains(&w.kind.as_str())) {
@@ -305,8 +325,8 @@ impl Loop {
             if offer.workloads.contains(&id) || !self.explained.insert(id.clone()) {
                 continue;
             }
-            let program = self.program.as_deref().unwrap_or("unknown");
-            if !self.program.as_ref().is_some_and(|p| workload.models.contains(p)) {
+            let program = self.runner.program.as_deref().unwrap_or("unknown");
+            if !self.runner.program.as_ref().is_some_and(|p| workload.models.contains(p)) {
                 tracing::warn!(
                     workload = %id,
                     program,
@@ -342,7 +362,7 @@ impl Loop {
         }
         self.offered = Some((offer.clone(), std::time::Instant::now()));
         let what = format!("the offer of {}", offer.workloads.join(", "));
-        self.submit(SignedEvent::sign(Event::NodeOffer(offer), &self.key), &what);
+        self.runner.submit(SignedEvent::sign(Event::NodeOffer(offer), &self.runner.key), &what);
     }
 
     /// Publishes the adapters of training jobs whose output from this node stands, registers
@@ -353,7 +373,7 @@ impl Loop {
         }
         self.settled = Some(std::time::Instant::now());
         let now = std::time::Instant::now();
-        for (dir, next) in training::settle(&self.config.data, governance, node, &self.adapters_done) {
+        for (dir, next) in training::settle(&self.runner.config.data, governance, node, &self.adapters_done) {
             if self.adapters_retry.get(&dir).is_some_and(|(at, _)| *at > now) {
                 continue;
             }
@@ -364,23 +384,25 @@ impl Loop {
                     continue;
                 }
                 training::Next::Register(id) => id,
-                training::Next::Publish(event) => match (self.submit)(SignedEvent::sign(*event, &self.key)) {
-                    Ok(id) => {
-                        tracing::info!(id, "{what} is recorded in the log");
-                        id
+                training::Next::Publish(event) => {
+                    match self.runner.send(SignedEvent::sign(*event, &self.runner.key)) {
+                        Ok(id) => {
+                            tracing::info!(id, "{what} is recorded in the log");
+                            id
+                        }
+                        Err(error) => {
+                            let wait = self.retry_later(&dir);
+                            tracing::warn!(%error, "{what} was not recorded in the log; it is tried again in {} s", wait.as_secs());
+                            continue;
+                        }
                     }
-                    Err(error) => {
-                        let wait = self.retry_later(&dir);
-                        tracing::warn!(%error, "{what} was not recorded in the log; it is tried again in {} s", wait.as_secs());
-                        continue;
-                    }
-                },
+                }
             };
             // The files go to the registry once this node's copy of the log holds the record.
             let registered = (0..100).find_map(|_| {
                 let g = self.reader.governance().ok()?;
                 match g.adapter(id) {
-                    Some(_) => Some(training::register(&self.config.data, &g, id, &dir)),
+                    Some(_) => Some(training::register(&self.runner.config.data, &g, id, &dir)),
                     None => {
                         std::thread::sleep(Duration::from_millis(100));
                         None
@@ -414,9 +436,50 @@ impl Loop {
         self.adapters_retry.insert(dir.to_path_buf(), (std::time::Instant::now() + wait, wait));
         wait
     }
+}
+
+impl Runner {
+    fn node(&self) -> String {
+        substrate_core::identity::did_of(&self.key.verifying_key())
+    }
+
+    /// Hands a signed event to the log.
+    fn send(&self, event: SignedEvent) -> Result<u64, String> {
+        (self.submit.lock().unwrap_or_else(|e| e.into_inner()))(event)
+    }
+
+    /// Runs one assignment and sends its signed result (or why there is none).
+    fn answer(&self, governance: &Governance, job: &JobRecord, run: &Run) {
+        let node = self.node();
+        let result = self.run(governance, job, run);
+        let event = SignedEvent::sign(Event::JobResult(result), &self.key);
+        let event = if event.envelope.to_bytes().len() > MAX_ENVELOPE_BYTES {
+            let too_large = JobResult {
+                job: job.id,
+                assignment: run.assignment,
+                node,
+                output: None,
+                failure: Some(format!("the output does not fit a log entry ({MAX_ENVELOPE_BYTES} bytes)")),
+                cpu_ms: 0,
+                requested: now_rfc3339(),
+            };
+            SignedEvent::sign(Event::JobResult(too_large), &self.key)
+        } else {
+            event
+        };
+        self.submit(event, &format!("the result of job {} (assignment {})", job.id, run.assignment));
+    }
+
+    /// Asks the sequencer for texts of job `job`, one request at a time.
+    fn fetch_texts(&self, job: u64, cids: Vec<String>) -> training::Fetched {
+        match &self.fetch {
+            Some(fetch) => (fetch.lock().unwrap_or_else(|e| e.into_inner()))(job, cids),
+            None => Err("this node asks nobody for texts: it holds every text it may read".into()),
+        }
+    }
 
     fn submit(&self, event: SignedEvent, what: &str) {
-        match (self.submit)(event) {
+        match self.send(event) {
             Ok(index) => tracing::info!(index, "{what} is in the log"),
             Err(error) => tracing::warn!(%error, "{what} was not taken"),
         }
@@ -500,6 +563,7 @@ impl Loop {
                     }
                     _ => None,
                 };
+                let fetch = |job: u64, cids: Vec<String>| self.fetch_texts(job, cids);
                 let prepared = training::context(&self.node(), self.program.as_deref(), base, adapter)
                     .and_then(|context| {
                         training::prepare(
@@ -508,7 +572,7 @@ impl Loop {
                             decision,
                             &dir,
                             &context,
-                            self.fetch.as_ref(),
+                            self.fetch.as_ref().map(|_| &fetch as &training::Fetch<'_>),
                         )
                         .map(|snapshot| (snapshot, context))
                     });
@@ -528,7 +592,9 @@ impl Loop {
         let left = run.deadline.saturating_sub(now_ms()).max(1000);
         let limits = Limits {
             cpu_seconds: (left / 1000 + 1) * u64::from(self.config.cores.max(1)),
-            memory_bytes: (self.config.memory_mib.max(512) << 20).min(16 << 30),
+            // Each slot's share of the memory.
+            memory_bytes: ((self.config.memory_mib / self.config.slots.max(1) as u64).max(512) << 20)
+                .min(16 << 30),
             open_files: 256,
             // A training run writes its adapter and optimizer checkpoint.
             file_bytes: if trains { 1 << 30 } else { 64 << 20 },

@@ -898,6 +898,10 @@ pub struct WorkerArgs {
     /// Run jobs without Landlock scopes (before Linux 6.12).
     #[arg(long)]
     pub without_scopes: bool,
+    /// How many jobs run at once, each in its own sandbox with its share of the memory (the
+    /// sequencer gives a node at most three assignments at a time). Default: 1.
+    #[arg(long)]
+    pub worker_slots: Option<usize>,
 }
 
 #[derive(Args, Debug)]

@@ -56,6 +56,8 @@ pub struct WorkerSettings {
     pub program: Option<std::path::PathBuf>,
     pub without_network_namespace: bool,
     pub without_scopes: bool,
+    /// How many jobs run at once. Default: 1.
+    pub slots: Option<usize>,
 }
 
 /// `[mesh]` in `substrate.toml`.

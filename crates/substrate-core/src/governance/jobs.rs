@@ -15,8 +15,8 @@
 //! passes ([`Reputation::shunned`]) has every result re-executed, not a sampled share, until its
 //! passes bring its score back, and its outputs that stood unchecked before the catch are checked
 //! after all ([`Recheck`]). The sequencer's plan also gives a node at most [`MAX_ASSIGNED`] jobs
-//! at once: a worker runs its jobs one after another, so more would only wait out their
-//! deadlines behind the first.
+//! at once: a worker runs as many as it has slots (one by default), so more would only wait out
+//! their deadlines behind the first.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -615,6 +615,7 @@ fn start_workers(
             program: None,
             without_network_namespace: !strength.network_namespace,
             without_scopes: !strength.scoped,
+            slots: None,
         };
         let node = super::node::start(&dir, &config)?;
         println!(

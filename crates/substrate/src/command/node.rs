@@ -374,6 +374,13 @@ pub fn serve(
         config.serving.usage_report_seconds = serving.usage_report_seconds;
     }
     config.worker.without_scopes |= worker.without_scopes;
+    if let Some(slots) = worker.worker_slots {
+        anyhow::ensure!(
+            (1..=64).contains(&slots),
+            "--worker-slots {slots}: a worker runs 1 to 64 jobs at once"
+        );
+        config.worker.slots = Some(slots);
+    }
     let data = DataDir::new(dir);
     match mesh.role.as_deref() {
         Some("sequencer") if !data.log_key().exists() => anyhow::bail!(
@@ -446,6 +453,7 @@ fn start_worker(
         memory_mib: memory_mib(),
         strength,
         poll: std::time::Duration::from_millis(200),
+        slots: config.worker.slots.unwrap_or(1).clamp(1, 64),
     };
     let submit: substrate_jobs::worker::Submit = Box::new(move |event| {
         runtime

@@ -389,3 +389,50 @@ fn a_worker_killed_while_it_trains_keeps_no_text_and_the_job_goes_to_another() {
         assert!(kept.is_empty(), "worker {n} kept training-only texts in {kept:?}");
     }
 }
+
+#[test]
+fn a_worker_with_two_slots_runs_two_jobs_at_once() {
+    let site = Site::found(1, &["jobs.check-ppm=0"]);
+    let seq = site.seq();
+    site.approve_training();
+    for (i, text) in PUBLIC.iter().enumerate() {
+        site.deposit_text(&format!("public-{i}"), text, "public");
+    }
+    let _worker = site.worker(1, &["--worker-slots", "2"]);
+    site.offer_training(1);
+    let submit = || {
+        let (out, _) = ok(&[
+            "job",
+            "submit",
+            TRAIN,
+            "--steps",
+            "1500",
+            "--batch",
+            "2",
+            "--seq-len",
+            "32",
+            "--rank",
+            "4",
+            "--budget",
+            "10",
+            "--key",
+            path(&site.steward),
+            "--node",
+            &seq.base,
+        ]);
+        out.split_whitespace().nth(1).and_then(|id| id.parse::<u64>().ok()).expect("job id")
+    };
+    let jobs = [submit(), submit()];
+    // Both run at once: each in its own directory of the scratch space, at the same moment.
+    let scratch = site.dir("worker-1").join("jobs");
+    until("two jobs to run at once", Duration::from_secs(60), || {
+        let running = std::fs::read_dir(&scratch).map_or(0, |d| d.flatten().count());
+        if running == 2 { Ok(()) } else { Err(format!("{running} running")) }
+    });
+    for id in jobs {
+        until("each job to end", Duration::from_secs(120), || {
+            let job = site.job(id);
+            if job["status"]["state"] == "done" { Ok(()) } else { Err(job.to_string()) }
+        });
+    }
+}
