@@ -190,19 +190,19 @@ pub(crate) enum Next {
 
 /// What to do with the adapters staged by this node's training runs, now that the log says
 /// what came of their jobs: publish the ones whose output stands, register the files of those
-/// published before the node stopped, drop the others. `settled` holds the directories already
-/// seen through (not looked at again).
+/// published before the node stopped, drop the others. Directories `skip` names (seen through,
+/// or waiting to be tried again) are not looked at.
 pub(crate) fn settle(
     data: &DataDir,
     governance: &Governance,
     node: &str,
-    settled: &std::collections::BTreeSet<PathBuf>,
+    skip: impl Fn(&Path) -> bool,
 ) -> Vec<(PathBuf, Next)> {
     let Ok(entries) = std::fs::read_dir(data.root().join("adapters")) else { return Vec::new() };
     let mut next = Vec::new();
     for entry in entries.flatten() {
         let dir = entry.path();
-        if settled.contains(&dir) {
+        if skip(&dir) {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -214,6 +214,10 @@ pub(crate) fn settle(
             continue;
         };
         let Some(record) = governance.jobs().get(&job) else { continue };
+        // A done job its node's catch re-opens is not settled until its check is.
+        if record.awaits_recheck() {
+            continue;
+        }
         let stands = match &record.status {
             JobStatus::Done { result, .. } => record
                 .runs

@@ -373,10 +373,11 @@ impl Loop {
         }
         self.settled = Some(std::time::Instant::now());
         let now = std::time::Instant::now();
-        for (dir, next) in training::settle(&self.runner.config.data, governance, node, &self.adapters_done) {
-            if self.adapters_retry.get(&dir).is_some_and(|(at, _)| *at > now) {
-                continue;
-            }
+        let skip = |dir: &Path| {
+            self.adapters_done.contains(dir) || self.adapters_retry.get(dir).is_some_and(|(at, _)| *at > now)
+        };
+        let next = training::settle(&self.runner.config.data, governance, node, skip);
+        for (dir, next) in next {
             let what = format!("the adapter in {}", dir.display());
             let id = match next {
                 training::Next::Done => {
@@ -411,8 +412,10 @@ impl Loop {
             });
             match registered {
                 Some(Ok(())) => {
+                    // The registry holds the files now: the staged copy goes.
                     tracing::info!(id, "the adapter's files are in this node's registry");
                     self.adapters_retry.remove(&dir);
+                    let _ = std::fs::remove_dir_all(&dir);
                     self.adapters_done.insert(dir);
                 }
                 Some(Err(error)) => {

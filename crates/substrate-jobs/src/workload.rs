@@ -8,7 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use substrate_core::governance::jobs::{Bits, JobInput, JobOutput, RegisterLoss, encode_vector};
+use substrate_core::governance::jobs::{
+    Bits, JobInput, JobOutput, MIN_EVAL_TEXTS, RegisterLoss, encode_vector,
+};
 use substrate_models::{Embedder, Llama, LoraConfig, Message, Sampling, Weights};
 use substrate_training::record::Builder;
 use substrate_training::run::{self, Corpus, Phase, RunSettings};
@@ -170,6 +172,7 @@ pub fn execute(input: &JobInput, invocation: &Invocation) -> Result<JobOutput, W
             let (seq_len, windows) = (*seq_len as usize, *windows as usize);
             let registers = by_register
                 .iter()
+                .filter(|(_, texts)| texts.len() >= MIN_EVAL_TEXTS)
                 .map(|(register, texts)| {
                     let loss = substrate_models::finetune::loss_over(&model, texts, seq_len, 4, windows)?;
                     // The tokens the loss was taken over: the windows `loss_over` cuts, in order.

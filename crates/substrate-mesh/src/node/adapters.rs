@@ -3,8 +3,8 @@
 //! Any node answers from its own registry. Every node, on each tick, once it keeps a checkpoint
 //! and after each file it keeps, looks for the next file it lacks of the adapters its log
 //! publishes, in the order the registry accepts them (the attestation, its subjects, the
-//! signature), and asks for it, one request at a time: the node that published the adapter when
-//! it is connected (a worker that trained it as a job), else a mirror's source. What arrives is
+//! signature), and asks for it, one request at a time: a mirror its source, the sequencer the
+//! node that published the adapter (a worker that trained it as a job) when it is connected. What arrives is
 //! kept only if the registry accepts it against the log and the attestation, so a node holds
 //! nothing its source could have made up.
 
@@ -156,16 +156,17 @@ impl Node {
         });
     }
 
-    /// Whom to ask for a file of `record`: the node that published it, when connected, else the
-    /// mirror's source.
+    /// Whom to ask for a file of `record`: a mirror its source (the sequencer, which fetches
+    /// what it lacks itself); the sequencer the node that published it, when connected.
     fn adapter_source(&self, record: &AdapterRecord) -> Option<PeerId> {
         if self.partitioned {
             return None;
         }
-        crate::peer::peer_id_of(&record.node)
-            .ok()
-            .filter(|p| p != self.swarm.local_peer_id() && self.swarm.is_connected(p))
-            .or_else(|| self.source())
+        self.source().or_else(|| {
+            crate::peer::peer_id_of(&record.node)
+                .ok()
+                .filter(|p| p != self.swarm.local_peer_id() && self.swarm.is_connected(p))
+        })
     }
 
     pub(super) fn on_adapter_file_wanted(&mut self, wanted: Wanted) {

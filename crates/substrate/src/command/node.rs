@@ -181,6 +181,14 @@ impl substrate_api::MeshView for MeshView {
 /// mirror otherwise.
 pub fn start(dir: &Path, config: &NodeConfig) -> anyhow::Result<RunningNode> {
     let data = DataDir::new(dir);
+    // A job's texts live in the jobs' scratch directory only while it runs: a node killed in the
+    // middle of one leaves them there, and they go now, whether or not the node works this time.
+    let scratch = data.root().join("jobs");
+    if let Err(error) = std::fs::remove_dir_all(&scratch)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        anyhow::bail!("cannot empty the jobs' scratch directory {}: {error}", scratch.display());
+    }
     let mut ledger =
         Ledger::open(&data).with_context(|| format!("opening the commons in {}", dir.display()))?;
     // A sequencer that also works takes the training jobs on texts that never leave it.

@@ -293,9 +293,9 @@ fn spread(job: u64, node: &str) -> [u8; 32] {
 impl Governance {
     /// Whether the text of `deposit` may be sent to `node` for job `job` at `at`, or why not. Only
     /// a `training-only` text (public and commons texts replicate to members' nodes anyway, and a
-    /// `local` one never leaves its node), only for an open training or evaluation job (which
-    /// measures held-out loss as the training run does, and only its aggregate leaves the node
-    /// running it), only to the node whose
+    /// `local` one never leaves its node), only for an open training or evaluation job (an
+    /// evaluation measures loss as the training run does on its held-out texts, and only
+    /// per-register figures leave the node running it), only to the node whose
     /// live assignment of it has not passed its deadline, and only a deposit of the job's
     /// snapshot (the log's first `job` entries, the registers its mixture weighs) that is still
     /// active.
