@@ -119,9 +119,10 @@ pub(crate) fn context(
     node: &str,
     program: Option<&str>,
     base: &Path,
+    base_sha256: &str,
     adapter: Option<PathBuf>,
-) -> Result<TrainingContext, String> {
-    Ok(TrainingContext {
+) -> TrainingContext {
+    TrainingContext {
         adapter,
         builder: Builder {
             name: "substrate".into(),
@@ -130,8 +131,8 @@ pub(crate) fn context(
         },
         node: node.to_owned(),
         base_name: base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        base_sha256: substrate_models::fetch::file_sha256(base).map_err(|e| e.to_string())?,
-    })
+        base_sha256: base_sha256.to_owned(),
+    }
 }
 
 /// The directory of adapter `id` in this node's registry, when it holds every file of it.

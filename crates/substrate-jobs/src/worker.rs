@@ -554,7 +554,10 @@ impl Runner {
         // the adapter an evaluation reads, from this node's registry).
         let training = match input.snapshot_decision() {
             Some(decision) => {
-                let Some(base) = models.iter().find(|m| m.extension().is_some_and(|e| e == "gguf")) else {
+                // The files came by their pinned digests, so the base model's is known already.
+                let Some((base, base_sha256)) =
+                    models.iter().zip(&pinned).find(|(m, _)| m.extension().is_some_and(|e| e == "gguf"))
+                else {
                     return fail(format!("{} pins no base model (a .gguf file)", job.workload));
                 };
                 let adapter = match input {
@@ -567,18 +570,17 @@ impl Runner {
                     _ => None,
                 };
                 let fetch = |job: u64, cids: Vec<String>| self.fetch_texts(job, cids);
-                let prepared = training::context(&self.node(), self.program.as_deref(), base, adapter)
-                    .and_then(|context| {
-                        training::prepare(
-                            &self.config.data,
-                            job,
-                            decision,
-                            &dir,
-                            &context,
-                            self.fetch.as_ref().map(|_| &fetch as &training::Fetch<'_>),
-                        )
-                        .map(|snapshot| (snapshot, context))
-                    });
+                let context =
+                    training::context(&self.node(), self.program.as_deref(), base, base_sha256, adapter);
+                let prepared = training::prepare(
+                    &self.config.data,
+                    job,
+                    decision,
+                    &dir,
+                    &context,
+                    self.fetch.as_ref().map(|_| &fetch as &training::Fetch<'_>),
+                )
+                .map(|snapshot| (snapshot, context));
                 match prepared {
                     Ok(prepared) => Some(prepared),
                     Err(error) => {

@@ -166,15 +166,18 @@ impl Node {
         let served = self.served_tx.clone();
         let asker = crate::peer::did_of_peer(&peer);
         tokio::task::spawn_blocking(move || {
+            // A job's request is judged against one reading of the state, not one per text.
+            let governance = request.job.map(|_| reader.governance().map_err(|e| e.to_string()));
             let texts = request
                 .cids
                 .into_iter()
                 .take(MAX_TEXTS)
                 .map(|cid| {
-                    let sent = match (request.job, &asker) {
-                        (Some(job), Some(node)) => text_for_job(&reader, job, node, &cid),
-                        (Some(_), None) => Err("the asker is not a node known by its key".into()),
-                        (None, _) => text_for_peer(&reader, &cid),
+                    let sent = match (request.job, &asker, &governance) {
+                        (Some(job), Some(node), Some(Ok(g))) => text_for_job(&reader, g, job, node, &cid),
+                        (Some(_), Some(_), Some(Err(e))) => Err(e.clone()),
+                        (Some(_), _, _) => Err("the asker is not a node known by its key".into()),
+                        (None, _, _) => text_for_peer(&reader, &cid),
                     };
                     let (content, refused) = match sent {
                         Ok(content) => (Some(serde_bytes::ByteBuf::from(content)), None),
@@ -213,12 +216,17 @@ fn job_texts(response: TextResponse) -> Vec<(String, Result<Vec<u8>, String>)> {
 /// node holds the job's live assignment and the text is in the job's snapshot
 /// ([`substrate_core::governance::book::Governance::job_text`]); any other text as a mirror
 /// would be sent it.
-pub(super) fn text_for_job(reader: &Reader, job: u64, node: &str, cid: &str) -> Result<Vec<u8>, String> {
+pub(super) fn text_for_job(
+    reader: &Reader,
+    governance: &substrate_core::governance::book::Governance,
+    job: u64,
+    node: &str,
+    cid: &str,
+) -> Result<Vec<u8>, String> {
     let deposit = reader.deposit(cid).map_err(|e| e.to_string())?;
     if deposit.consent != substrate_core::ConsentTier::TrainingOnly {
         return text_for_peer(reader, cid);
     }
-    let governance = reader.governance().map_err(|e| e.to_string())?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
